@@ -1,0 +1,169 @@
+//! The one error type of the WeChat client. Callers branch on it: an API errcode is shown on the
+//! card, a transport failure may be retried, an unknown outcome makes the bot re-read the status.
+//! No variant holds a `reqwest::Error` (its Debug output prints the URL with the token): the text
+//! is redacted when the error is made.
+
+use crate::i18n::Lang;
+use crate::redact::redact;
+use crate::wechat::errcode;
+
+/// How a request failed to get an answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TransportKind {
+    /// No answer within the request timeout.
+    Timeout,
+    /// The connection could not be made.
+    Connect,
+    /// Anything else on the way (reset, TLS, body read).
+    Other,
+}
+
+/// Everything that can go wrong talking to WeChat.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum WeChatError {
+    /// WeChat answered with a non-zero errcode.
+    #[error("WeChat errcode {code}: {}{}", errcode::meaning(*code, Lang::En).unwrap_or("unknown error code"), errmsg_suffix(errmsg))]
+    Api {
+        /// WeChat's errcode.
+        code: i64,
+        /// WeChat's errmsg, as sent.
+        errmsg: String,
+    },
+    /// No answer came back.
+    #[error("WeChat could not be reached ({kind:?}): {detail}")]
+    Transport {
+        /// Timeout, connect or other.
+        kind: TransportKind,
+        /// The cause, with secrets redacted.
+        detail: String,
+    },
+    /// An HTTP status other than 2xx.
+    #[error("WeChat answered HTTP {status}")]
+    Http {
+        /// The status code.
+        status: u16,
+    },
+    /// A 2xx answer whose body is not what the API sends.
+    #[error("WeChat answered HTTP {status} with a body that could not be read: {detail}")]
+    Decode {
+        /// The status code.
+        status: u16,
+        /// What was wrong with the body.
+        detail: String,
+    },
+    /// A write went out and no reliable answer came back: it may or may not have taken effect.
+    /// The caller must re-read the applicant's status instead of sending it again.
+    #[error("outcome unknown for {action} on {appid}: {cause}")]
+    OutcomeUnknown {
+        /// `dev_agree`, `dev_refuse` or `dev_delete`.
+        action: &'static str,
+        /// Whom it concerned.
+        appid: String,
+        /// Why no answer is trusted.
+        cause: Box<WeChatError>,
+    },
+    /// The request was refused before anything was sent (for example a refuse without a reason).
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+    /// `list_all` hit its page bound: the server keeps sending full pages.
+    #[error("WeChat kept sending full pages: stopped after {pages} pages")]
+    TooManyPages {
+        /// How many pages were read.
+        pages: u32,
+    },
+    /// The token file (mode `file`) could not be used.
+    #[error("access token file {path}: {reason}")]
+    TokenFile {
+        /// The file.
+        path: String,
+        /// What was wrong.
+        reason: String,
+    },
+}
+
+fn errmsg_suffix(errmsg: &str) -> String {
+    if errmsg.is_empty() {
+        String::new()
+    } else {
+        format!(" (errmsg: {})", redact(errmsg))
+    }
+}
+
+impl WeChatError {
+    /// Builds a transport error from reqwest's, keeping no URL and no token.
+    pub(crate) fn from_reqwest(err: reqwest::Error) -> Self {
+        let kind = if err.is_timeout() {
+            TransportKind::Timeout
+        } else if err.is_connect() {
+            TransportKind::Connect
+        } else {
+            TransportKind::Other
+        };
+        // Drop the URL (it carries the token), then append the cause chain so the text names the
+        // root cause ("connection refused"), redacted in case a lower layer quotes the URL.
+        let err = err.without_url();
+        let mut detail = err.to_string();
+        let mut source = std::error::Error::source(&err);
+        while let Some(cause) = source {
+            detail.push_str(": ");
+            detail.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        let detail = redact(&detail);
+        Self::Transport { kind, detail }
+    }
+
+    /// The errcode, when WeChat sent one (also inside an unknown outcome).
+    pub fn errcode(&self) -> Option<i64> {
+        match self {
+            Self::Api { code, .. } => Some(*code),
+            Self::OutcomeUnknown { cause, .. } => cause.errcode(),
+            _ => None,
+        }
+    }
+
+    /// The errcode's meaning in `lang`, when there is an errcode and it is known.
+    pub fn meaning(&self, lang: Lang) -> Option<&'static str> {
+        self.errcode().and_then(|c| errcode::meaning(c, lang))
+    }
+
+    /// Whether the access token was rejected (40001 / 40014 / 42001).
+    pub fn is_token_error(&self) -> bool {
+        matches!(self, Self::Api { code, .. } if errcode::TOKEN_ERRCODES.contains(code))
+    }
+
+    /// Whether this is an operator's configuration mistake (IP whitelist, AppSecret, AppID).
+    pub fn is_config_error(&self) -> bool {
+        matches!(self, Self::Api { code, .. } if errcode::CONFIG_ERRCODES.contains(code))
+            || matches!(self, Self::TokenFile { .. })
+    }
+
+    /// What an operator should do, for configuration errors.
+    pub fn hint(&self) -> Option<&'static str> {
+        self.errcode().and_then(errcode::config_hint)
+    }
+
+    /// Whether a read may be sent again: busy, rate-limited, 5xx, transport or decode trouble.
+    pub fn is_retryable_read(&self) -> bool {
+        match self {
+            Self::Api { code, .. } => {
+                *code == errcode::SYSTEM_BUSY || *code == errcode::RATE_LIMITED
+            }
+            Self::Http { status } => *status >= 500,
+            Self::Transport { .. } | Self::Decode { .. } => true,
+            _ => false,
+        }
+    }
+
+    /// Whether the same decision may be tried again by a person (busy, transport, unknown outcome).
+    pub fn is_retryable_by_person(&self) -> bool {
+        match self {
+            Self::Api { code, .. } => {
+                *code == errcode::SYSTEM_BUSY || *code == errcode::RATE_LIMITED
+            }
+            Self::Http { .. } | Self::Transport { .. } | Self::Decode { .. } => true,
+            Self::OutcomeUnknown { .. } => true,
+            _ => false,
+        }
+    }
+}

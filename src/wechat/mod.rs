@@ -1,0 +1,507 @@
+//! The WeChat client for `POST /wxa/devplugin`: list applicants, agree, refuse, delete.
+//!
+//! Wire types stay in here; callers get [`Applicant`]s and [`WeChatError`]s. Reads retry what is
+//! safe to retry; writes never resend after an answer went missing, they report an unknown outcome
+//! so the caller re-reads the truth.
+
+mod errcode;
+mod error;
+mod token;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use backon::{BackoffBuilder, ExponentialBuilder};
+use reqwest::Url;
+use secrecy::SecretString;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::applicant::{AppId, Applicant, ApplyStatus, Category};
+
+pub use errcode::{DAILY_QUOTA, meaning as errcode_meaning};
+pub use error::{TransportKind, WeChatError};
+pub use token::{AccessToken, TokenMode, TokenProvider, TokenState};
+
+/// The real API's root.
+pub const DEFAULT_API_BASE: &str = "https://api.weixin.qq.com";
+
+/// How reads back off between attempts.
+#[derive(Clone, Debug)]
+pub struct RetryPolicy {
+    /// First delay.
+    pub min_delay: Duration,
+    /// Longest delay.
+    pub max_delay: Duration,
+    /// Retries after the first attempt.
+    pub max_retries: usize,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            min_delay: Duration::from_millis(300),
+            max_delay: Duration::from_secs(5),
+            max_retries: 4,
+        }
+    }
+}
+
+impl RetryPolicy {
+    fn delays(&self) -> impl Iterator<Item = Duration> + use<> {
+        ExponentialBuilder::default()
+            .with_min_delay(self.min_delay)
+            .with_max_delay(self.max_delay)
+            .with_max_times(self.max_retries)
+            .with_jitter()
+            .build()
+    }
+}
+
+/// Everything the client needs to be built.
+#[derive(Clone, Debug)]
+pub struct WeChatConfig {
+    /// API root (`WECHAT_API_BASE`).
+    pub base_url: Url,
+    /// The plugin's AppID (`WECHAT_APPID`).
+    pub appid: String,
+    /// Its AppSecret (`WECHAT_SECRET`).
+    pub secret: SecretString,
+    /// Where tokens come from (`WECHAT_TOKEN_MODE`).
+    pub token_mode: TokenMode,
+    /// Connect timeout.
+    pub connect_timeout: Duration,
+    /// Whole-request timeout (`WECHAT_TIMEOUT_SECS`).
+    pub request_timeout: Duration,
+    /// Page size for `list_all` (`WECHAT_PAGE_SIZE`).
+    pub page_size: u32,
+    /// Most pages `list_all` reads before giving up on a server that never sends a short page.
+    pub max_pages: u32,
+    /// Backoff for retried calls.
+    pub retry: RetryPolicy,
+}
+
+impl WeChatConfig {
+    /// Defaults for everything but the credentials.
+    pub fn new(base_url: Url, appid: String, secret: SecretString) -> Self {
+        Self {
+            base_url,
+            appid,
+            secret,
+            token_mode: TokenMode::Stable,
+            connect_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(10),
+            page_size: 50,
+            max_pages: 1000,
+            retry: RetryPolicy::default(),
+        }
+    }
+}
+
+/// Whether a call may be sent again after an unclear failure.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Read,
+    Write,
+}
+
+#[derive(Serialize)]
+struct DevPluginRequest<'a> {
+    action: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    appid: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    page: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    num: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'a str>,
+}
+
+/// The devplugin client. Cheap to clone; clones share the HTTP pool and the token.
+#[derive(Clone)]
+pub struct WeChatClient {
+    http: reqwest::Client,
+    endpoint: Url,
+    tokens: Arc<TokenProvider>,
+    page_size: u32,
+    max_pages: u32,
+    retry: RetryPolicy,
+}
+
+impl WeChatClient {
+    /// Builds the client and its token provider.
+    pub fn new(config: WeChatConfig) -> Result<Self, WeChatError> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(config.connect_timeout)
+            .timeout(config.request_timeout)
+            .user_agent(concat!("wxplugin-bot/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(WeChatError::from_reqwest)?;
+        if config.page_size == 0 {
+            return Err(WeChatError::InvalidRequest(
+                "page size must be at least 1".into(),
+            ));
+        }
+        let tokens = TokenProvider::new(
+            http.clone(),
+            config.base_url.clone(),
+            config.appid,
+            config.secret,
+            config.token_mode,
+        );
+        Ok(Self {
+            endpoint: token::join(&config.base_url, "wxa/devplugin"),
+            http,
+            tokens,
+            page_size: config.page_size,
+            max_pages: config.max_pages.max(1),
+            retry: config.retry,
+        })
+    }
+
+    /// The token provider, for `/status` and `check`.
+    pub fn tokens(&self) -> &TokenProvider {
+        &self.tokens
+    }
+
+    /// The page size `list_all` uses.
+    pub fn page_size(&self) -> u32 {
+        self.page_size
+    }
+
+    /// One page of applicants (`dev_apply_list`), pages counted from 1.
+    pub async fn apply_list(&self, page: u32, num: u32) -> Result<Vec<Applicant>, WeChatError> {
+        if page == 0 || num == 0 {
+            return Err(WeChatError::InvalidRequest(
+                "page and num start at 1".into(),
+            ));
+        }
+        let request = DevPluginRequest {
+            action: "dev_apply_list",
+            appid: None,
+            page: Some(page),
+            num: Some(num),
+            reason: None,
+        };
+        let answer = self.call(&request, Kind::Read).await?;
+        Ok(decode_apply_list(&answer))
+    }
+
+    /// Every applicant: pages from 1 until a short page, de-duplicated by appid (items shift
+    /// between pages while paging), bounded by the configured page count.
+    pub async fn list_all(&self) -> Result<Vec<Applicant>, WeChatError> {
+        let mut seen = HashSet::new();
+        let mut all = Vec::new();
+        for page in 1..=self.max_pages {
+            let items = self.apply_list(page, self.page_size).await?;
+            let short = items.len() < self.page_size as usize;
+            for applicant in items {
+                if seen.insert(applicant.appid.clone()) {
+                    all.push(applicant);
+                }
+            }
+            if short {
+                return Ok(all);
+            }
+        }
+        Err(WeChatError::TooManyPages {
+            pages: self.max_pages,
+        })
+    }
+
+    /// Approves a pending applicant (`dev_agree`).
+    pub async fn agree(&self, appid: &AppId) -> Result<(), WeChatError> {
+        self.write("dev_agree", appid, None).await
+    }
+
+    /// Refuses a pending applicant (`dev_refuse`) with a reason; an empty reason is refused here.
+    pub async fn refuse(&self, appid: &AppId, reason: &str) -> Result<(), WeChatError> {
+        let reason = reason.trim();
+        if reason.is_empty() {
+            return Err(WeChatError::InvalidRequest(
+                "a refusal needs a reason".to_owned(),
+            ));
+        }
+        self.write("dev_refuse", appid, Some(reason)).await
+    }
+
+    /// Deletes a refused or timed-out applicant (`dev_delete`).
+    pub async fn delete(&self, appid: &AppId) -> Result<(), WeChatError> {
+        self.write("dev_delete", appid, None).await
+    }
+
+    async fn write(
+        &self,
+        action: &'static str,
+        appid: &AppId,
+        reason: Option<&str>,
+    ) -> Result<(), WeChatError> {
+        let request = DevPluginRequest {
+            action,
+            appid: Some(appid.as_str()),
+            page: None,
+            num: None,
+            reason,
+        };
+        match self.call(&request, Kind::Write).await {
+            Ok(_) => Ok(()),
+            Err(
+                cause @ (WeChatError::Transport { .. }
+                | WeChatError::Http { .. }
+                | WeChatError::Decode { .. }),
+            ) => Err(WeChatError::OutcomeUnknown {
+                action,
+                appid: appid.to_string(),
+                cause: Box::new(cause),
+            }),
+            Err(other) => Err(other),
+        }
+    }
+
+    /// Sends one request with the token, retrying per `kind`. Returns the answer's JSON when
+    /// errcode is 0.
+    async fn call(&self, request: &DevPluginRequest<'_>, kind: Kind) -> Result<Value, WeChatError> {
+        let mut delays = self.retry.delays();
+        let mut token_retried = false;
+        loop {
+            let (error, sent) = match self.tokens.token().await {
+                Err(e) => (e, false),
+                Ok(token) => match self.send_once(request, &token).await {
+                    Ok(value) => return Ok(value),
+                    Err(e) if e.is_token_error() && !token_retried => {
+                        token_retried = true;
+                        self.tokens.invalidate(&token).await;
+                        tracing::info!(
+                            action = request.action,
+                            errcode = e.errcode(),
+                            "token rejected; retrying once with a new one"
+                        );
+                        continue;
+                    }
+                    Err(e) => (e, true),
+                },
+            };
+            // A write that reached WeChat is resent only on -1 ("nothing was done"); a failure
+            // before sending (token fetch) is safe to retry for both kinds.
+            let retry = match (kind, sent) {
+                (Kind::Read, _) | (Kind::Write, false) => error.is_retryable_read(),
+                (Kind::Write, true) => error.errcode() == Some(errcode::SYSTEM_BUSY),
+            };
+            if retry && let Some(delay) = delays.next() {
+                tracing::warn!(action = request.action, error = %error, ?delay, "WeChat call failed; retrying");
+                tokio::time::sleep(delay).await;
+                continue;
+            }
+            return Err(error);
+        }
+    }
+
+    async fn send_once(
+        &self,
+        request: &DevPluginRequest<'_>,
+        token: &AccessToken,
+    ) -> Result<Value, WeChatError> {
+        let mut url = self.endpoint.clone();
+        url.query_pairs_mut()
+            .append_pair("access_token", token.expose());
+        let response = self
+            .http
+            .post(url)
+            .json(request)
+            .send()
+            .await
+            .map_err(WeChatError::from_reqwest)?;
+        let status = response.status();
+        let bytes = response.bytes().await.map_err(WeChatError::from_reqwest)?;
+        if !status.is_success() {
+            return Err(WeChatError::Http {
+                status: status.as_u16(),
+            });
+        }
+        let value: Value = serde_json::from_slice(&bytes).map_err(|e| WeChatError::Decode {
+            status: status.as_u16(),
+            detail: describe_bad_body(&bytes, &e),
+        })?;
+        let Some(code) = value.get("errcode").and_then(lenient_i64) else {
+            return Err(WeChatError::Decode {
+                status: status.as_u16(),
+                detail: "the answer has no errcode".to_owned(),
+            });
+        };
+        if code != 0 {
+            let errmsg = value
+                .get("errmsg")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
+            return Err(WeChatError::Api { code, errmsg });
+        }
+        tracing::debug!(action = request.action, "WeChat answered ok");
+        Ok(value)
+    }
+}
+
+/// Says what kind of body came back instead of JSON, without quoting much of it.
+fn describe_bad_body(bytes: &[u8], error: &serde_json::Error) -> String {
+    let head = String::from_utf8_lossy(&bytes[..bytes.len().min(64)]).to_ascii_lowercase();
+    let trimmed = head.trim_start();
+    if trimmed.starts_with("<!doctype") || trimmed.starts_with("<html") || trimmed.starts_with('<')
+    {
+        format!("an HTML page ({} bytes), not JSON", bytes.len())
+    } else if bytes.is_empty() {
+        "an empty body, not JSON".to_owned()
+    } else {
+        format!("not valid JSON ({error})")
+    }
+}
+
+/// Decodes `apply_list`, keeping every item that has a usable appid and skipping (with a warning)
+/// those that do not: one broken item must not hide the others.
+fn decode_apply_list(answer: &Value) -> Vec<Applicant> {
+    let Some(items) = answer.get("apply_list").and_then(Value::as_array) else {
+        return Vec::new();
+    };
+    items
+        .iter()
+        .filter_map(|item| {
+            let decoded = decode_applicant(item);
+            if decoded.is_none() {
+                tracing::warn!("skipping an apply_list item without a valid appid");
+            }
+            decoded
+        })
+        .collect()
+}
+
+fn decode_applicant(item: &Value) -> Option<Applicant> {
+    let appid = AppId::parse(item.get("appid").and_then(lenient_string)?.as_str()).ok()?;
+    let status = item
+        .get("status")
+        .and_then(lenient_i64)
+        .map_or(ApplyStatus::Unknown(0), ApplyStatus::from_code);
+    let text = |key: &str| {
+        item.get(key)
+            .and_then(lenient_string)
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+    };
+    let applied_at = item
+        .get("create_time")
+        .and_then(lenient_i64)
+        .filter(|secs| *secs > 0)
+        .and_then(|secs| jiff::Timestamp::from_second(secs).ok());
+    let categories = item
+        .get("categories")
+        .and_then(Value::as_array)
+        .map(|list| {
+            list.iter()
+                .filter_map(|c| {
+                    let first = c.get("first").and_then(lenient_string).unwrap_or_default();
+                    let second = c.get("second").and_then(lenient_string).unwrap_or_default();
+                    (!first.is_empty() || !second.is_empty()).then_some(Category { first, second })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Some(Applicant {
+        appid,
+        status,
+        nickname: text("nickname"),
+        avatar_url: text("headimgurl"),
+        reason: text("reason"),
+        apply_url: text("apply_url"),
+        applied_at,
+        categories,
+    })
+}
+
+/// A number, or a string holding one (WeChat sends `create_time` as either).
+fn lenient_i64(value: &Value) -> Option<i64> {
+    match value {
+        Value::Number(n) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// A string, or a number written as one.
+fn lenient_string(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The answer in the official `dev_apply_list` example, verbatim.
+    const SEED_LIST_EXAMPLE: &str = r#"{
+      "errcode": 0,
+      "errmsg": "ok",
+      "apply_list": [{
+        "appid": "xxxxxxxxxxxxx",
+        "status": 1,
+        "nickname": "名称",
+        "headimgurl": "**********",
+        "reason": "polo has gone",
+        "apply_url": "*******",
+        "create_time": "1536305096",
+        "categories": [{
+          "first": "IT科技",
+          "second": "硬件与设备"
+        }]
+      }]
+    }"#;
+
+    #[test]
+    fn decodes_the_seed_documents_list_example() {
+        let value: Value = serde_json::from_str(SEED_LIST_EXAMPLE).unwrap();
+        let list = decode_apply_list(&value);
+        assert_eq!(list.len(), 1);
+        let a = &list[0];
+        assert_eq!(a.appid.as_str(), "xxxxxxxxxxxxx");
+        assert_eq!(a.status, ApplyStatus::Pending);
+        assert_eq!(a.nickname.as_deref(), Some("名称"));
+        assert_eq!(a.reason.as_deref(), Some("polo has gone"));
+        assert_eq!(a.applied_at.map(|t| t.as_second()), Some(1_536_305_096));
+        assert_eq!(
+            a.categories,
+            vec![Category {
+                first: "IT科技".into(),
+                second: "硬件与设备".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn tolerates_loose_items_and_skips_ones_without_appid() {
+        let value = serde_json::json!({"errcode":0,"apply_list":[
+            {"appid":"wx1", "status": 9, "create_time": 1536305096, "nickname": null, "categories": []},
+            {"status": 1},
+            {"appid":"not an appid", "status": 1},
+            {"appid":"wx2", "status": "3"}
+        ]});
+        let list = decode_apply_list(&value);
+        assert_eq!(list.len(), 2);
+        assert_eq!(list[0].status, ApplyStatus::Unknown(9));
+        assert_eq!(list[0].nickname, None);
+        assert_eq!(
+            list[0].applied_at.map(|t| t.as_second()),
+            Some(1_536_305_096)
+        );
+        assert_eq!(list[1].status, ApplyStatus::Refused);
+        assert_eq!(list[1].applied_at, None);
+    }
+
+    #[test]
+    fn describes_html_bodies() {
+        let err = serde_json::from_slice::<Value>(b"<html>").unwrap_err();
+        assert!(describe_bad_body(b"<html><body>502</body></html>", &err).contains("HTML page"));
+        assert!(describe_bad_body(b"", &err).contains("empty"));
+    }
+}

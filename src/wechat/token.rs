@@ -1,0 +1,372 @@
+//! Access tokens for the WeChat API, fetched once and shared.
+//!
+//! WeChat gives one valid token per AppID at a time, and a careless refresh by one service knocks
+//! out every other service's token. So: the `stable` endpoint by default (it hands every caller the
+//! same token), a `file` mode for teams whose central token service owns the token, single flight
+//! (one fetch however many tasks wait), and invalidation that drops a token only if it is still the
+//! one that failed, so a late error never throws away a fresh token.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
+
+use reqwest::Url;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+
+use crate::wechat::WeChatError;
+
+/// How the bot gets its access token (`WECHAT_TOKEN_MODE`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TokenMode {
+    /// `POST /cgi-bin/stable_token`: safe beside other services using the same AppID.
+    Stable,
+    /// `GET /cgi-bin/token`: each fetch invalidates other services' tokens after 5 minutes.
+    Classic,
+    /// Read from a file another service keeps fresh (`WECHAT_ACCESS_TOKEN_FILE`).
+    File(PathBuf),
+}
+
+impl TokenMode {
+    /// The mode's name as configured.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Stable => "stable",
+            Self::Classic => "classic",
+            Self::File(_) => "file",
+        }
+    }
+}
+
+/// A token handed to one call, with the generation that lets [`TokenProvider::invalidate`] tell
+/// whether the cached token is still this one.
+#[derive(Clone)]
+pub struct AccessToken {
+    secret: SecretString,
+    generation: u64,
+}
+
+impl AccessToken {
+    /// The token itself, for the query string. Never log it.
+    pub fn expose(&self) -> &str {
+        self.secret.expose_secret()
+    }
+}
+
+impl std::fmt::Debug for AccessToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "AccessToken(generation {}, ***)", self.generation)
+    }
+}
+
+struct Cached {
+    token: AccessToken,
+    /// When to fetch again (`None`: until a token error, as in file mode).
+    refresh_at: Option<Instant>,
+    /// The token file's modification time when it was read (file mode).
+    file_mtime: Option<SystemTime>,
+}
+
+/// What `/status` and `check` show about the token, without the token.
+#[derive(Clone, Debug)]
+pub struct TokenState {
+    /// The configured mode.
+    pub mode: &'static str,
+    /// Whether a token is cached now.
+    pub cached: bool,
+    /// Seconds until the cached token is refreshed, when known.
+    pub refresh_in_secs: Option<u64>,
+    /// Tokens fetched since start.
+    pub fetches: u64,
+}
+
+/// Fetches, caches and shares the access token.
+pub struct TokenProvider {
+    http: reqwest::Client,
+    base: Url,
+    appid: String,
+    secret: SecretString,
+    mode: TokenMode,
+    cache: Mutex<Option<Cached>>,
+    generation: AtomicU64,
+    fetches: AtomicU64,
+}
+
+#[derive(Deserialize)]
+struct TokenAnswer {
+    #[serde(default)]
+    errcode: i64,
+    #[serde(default)]
+    errmsg: String,
+    access_token: Option<String>,
+    expires_in: Option<u64>,
+}
+
+impl TokenProvider {
+    /// A provider for `appid` against `base` (WeChat's API root), sharing the client's HTTP pool.
+    pub fn new(
+        http: reqwest::Client,
+        base: Url,
+        appid: String,
+        secret: SecretString,
+        mode: TokenMode,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            http,
+            base,
+            appid,
+            secret,
+            mode,
+            cache: Mutex::new(None),
+            generation: AtomicU64::new(0),
+            fetches: AtomicU64::new(0),
+        })
+    }
+
+    /// A valid token: the cached one, or one fetched now. Concurrent callers wait for a single fetch.
+    pub async fn token(&self) -> Result<AccessToken, WeChatError> {
+        let mut cache = self.cache.lock().await;
+        if let Some(cached) = cache.as_ref()
+            && self.still_fresh(cached).await
+        {
+            return Ok(cached.token.clone());
+        }
+        let fresh = self.fetch().await?;
+        let token = fresh.token.clone();
+        *cache = Some(fresh);
+        Ok(token)
+    }
+
+    /// Drops `failed` if it is still the cached token; a newer token stays.
+    pub async fn invalidate(&self, failed: &AccessToken) {
+        let mut cache = self.cache.lock().await;
+        if cache
+            .as_ref()
+            .is_some_and(|c| c.token.generation == failed.generation)
+        {
+            tracing::info!(
+                generation = failed.generation,
+                "access token rejected; dropping it"
+            );
+            *cache = None;
+        }
+    }
+
+    /// What the token looks like now, for `/status`.
+    pub async fn state(&self) -> TokenState {
+        let cache = self.cache.lock().await;
+        let now = Instant::now();
+        TokenState {
+            mode: self.mode.name(),
+            cached: cache.is_some(),
+            refresh_in_secs: cache
+                .as_ref()
+                .and_then(|c| c.refresh_at)
+                .map(|at| at.saturating_duration_since(now).as_secs()),
+            fetches: self.fetches.load(Ordering::Relaxed),
+        }
+    }
+
+    async fn still_fresh(&self, cached: &Cached) -> bool {
+        if let Some(at) = cached.refresh_at {
+            return Instant::now() < at;
+        }
+        match &self.mode {
+            // Another service rewrote the file: take the new token now rather than after a failure.
+            TokenMode::File(path) => {
+                let mtime = tokio::fs::metadata(path)
+                    .await
+                    .and_then(|m| m.modified())
+                    .ok();
+                mtime.is_none() || mtime == cached.file_mtime
+            }
+            _ => true,
+        }
+    }
+
+    async fn fetch(&self) -> Result<Cached, WeChatError> {
+        let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
+        let result = match &self.mode {
+            TokenMode::Stable => self.fetch_stable().await,
+            TokenMode::Classic => self.fetch_classic().await,
+            TokenMode::File(path) => return self.read_file(path, generation).await,
+        };
+        let (token, expires_in) = result?;
+        self.fetches.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(
+            mode = self.mode.name(),
+            expires_in,
+            "fetched a new access token"
+        );
+        Ok(Cached {
+            token: AccessToken {
+                secret: SecretString::from(token),
+                generation,
+            },
+            refresh_at: Some(Instant::now() + refresh_after(expires_in)),
+            file_mtime: None,
+        })
+    }
+
+    async fn fetch_stable(&self) -> Result<(String, u64), WeChatError> {
+        let url = join(&self.base, "cgi-bin/stable_token");
+        let body = serde_json::json!({
+            "grant_type": "client_credential",
+            "appid": self.appid,
+            "secret": self.secret.expose_secret(),
+            "force_refresh": false,
+        });
+        let response = self
+            .http
+            .post(url)
+            .json(&body)
+            .send()
+            .await
+            .map_err(WeChatError::from_reqwest)?;
+        read_token_answer(response).await
+    }
+
+    async fn fetch_classic(&self) -> Result<(String, u64), WeChatError> {
+        let mut url = join(&self.base, "cgi-bin/token");
+        url.query_pairs_mut()
+            .append_pair("grant_type", "client_credential")
+            .append_pair("appid", &self.appid)
+            .append_pair("secret", self.secret.expose_secret());
+        let response = self
+            .http
+            .get(url)
+            .send()
+            .await
+            .map_err(WeChatError::from_reqwest)?;
+        read_token_answer(response).await
+    }
+
+    async fn read_file(&self, path: &PathBuf, generation: u64) -> Result<Cached, WeChatError> {
+        let file_error = |reason: String| WeChatError::TokenFile {
+            path: path.display().to_string(),
+            reason,
+        };
+        let meta = tokio::fs::metadata(path)
+            .await
+            .map_err(|e| file_error(e.to_string()))?;
+        let text = tokio::fs::read_to_string(path)
+            .await
+            .map_err(|e| file_error(e.to_string()))?;
+        let token = token_from_file_text(&text)
+            .ok_or_else(|| file_error("holds no access token".to_owned()))?;
+        self.fetches.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(path = %path.display(), "read the access token file");
+        Ok(Cached {
+            token: AccessToken {
+                secret: SecretString::from(token),
+                generation,
+            },
+            refresh_at: None,
+            file_mtime: meta.modified().ok(),
+        })
+    }
+}
+
+/// Accepts a bare token (first non-empty line) or a JSON object with `access_token`, the two
+/// shapes central token services write.
+fn token_from_file_text(text: &str) -> Option<String> {
+    let trimmed = text.trim();
+    if trimmed.starts_with('{') {
+        let value: serde_json::Value = serde_json::from_str(trimmed).ok()?;
+        return value
+            .get("access_token")
+            .and_then(|v| v.as_str())
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(str::to_owned);
+    }
+    trimmed
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .map(str::to_owned)
+}
+
+/// Refresh 5 minutes before expiry (the stable endpoint renews in its last 5 minutes), or at half
+/// the lifetime when the token has less than 10 minutes left.
+fn refresh_after(expires_in: u64) -> Duration {
+    let secs = if expires_in > 600 {
+        expires_in - 300
+    } else {
+        expires_in / 2
+    };
+    Duration::from_secs(secs.max(1))
+}
+
+async fn read_token_answer(response: reqwest::Response) -> Result<(String, u64), WeChatError> {
+    let status = response.status().as_u16();
+    if !response.status().is_success() {
+        return Err(WeChatError::Http { status });
+    }
+    let bytes = response.bytes().await.map_err(WeChatError::from_reqwest)?;
+    let answer: TokenAnswer = serde_json::from_slice(&bytes).map_err(|e| WeChatError::Decode {
+        status,
+        detail: super::describe_bad_body(&bytes, &e),
+    })?;
+    if answer.errcode != 0 {
+        return Err(WeChatError::Api {
+            code: answer.errcode,
+            errmsg: answer.errmsg,
+        });
+    }
+    match answer.access_token {
+        Some(token) if !token.is_empty() => Ok((token, answer.expires_in.unwrap_or(7200))),
+        _ => Err(WeChatError::Decode {
+            status,
+            detail: "the token answer has neither errcode nor access_token".to_owned(),
+        }),
+    }
+}
+
+/// `base` + `path`, whether or not `base` ends in a slash.
+pub(crate) fn join(base: &Url, path: &str) -> Url {
+    let mut url = base.clone();
+    let joined = format!("{}/{}", base.path().trim_end_matches('/'), path);
+    url.set_path(&joined);
+    url
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_text_shapes() {
+        assert_eq!(token_from_file_text("\n  abc \n"), Some("abc".into()));
+        assert_eq!(
+            token_from_file_text(r#"{"access_token":"xyz","expires_in":7200}"#),
+            Some("xyz".into())
+        );
+        assert_eq!(token_from_file_text("  \n"), None);
+        assert_eq!(token_from_file_text(r#"{"nope":1}"#), None);
+    }
+
+    #[test]
+    fn refresh_margin() {
+        assert_eq!(refresh_after(7200), Duration::from_secs(6900));
+        assert_eq!(refresh_after(400), Duration::from_secs(200));
+        assert_eq!(refresh_after(0), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn join_keeps_base_path() {
+        let base = Url::parse("http://127.0.0.1:9/prefix/").unwrap();
+        assert_eq!(
+            join(&base, "wxa/devplugin").as_str(),
+            "http://127.0.0.1:9/prefix/wxa/devplugin"
+        );
+        let base = Url::parse("https://api.weixin.qq.com").unwrap();
+        assert_eq!(
+            join(&base, "cgi-bin/token").as_str(),
+            "https://api.weixin.qq.com/cgi-bin/token"
+        );
+    }
+}
