@@ -1,5 +1,6 @@
-//! The chat languages. Every text a person reads in the chat comes from here or from the
-//! per-language tables next to the code that uses it, chosen once by `BOT_LANG`.
+//! Every text a person reads in the chat, in Chinese and English, from this one place. The
+//! language is chosen once by `BOT_LANG`. Templates use `{name}` placeholders filled by [`fill`];
+//! callers pass values already escaped for Telegram HTML.
 
 use std::str::FromStr;
 
@@ -21,5 +22,309 @@ impl FromStr for Lang {
             "en" | "en-us" | "en_us" | "en-gb" => Ok(Self::En),
             other => Err(format!("'{other}' is not a supported language (zh or en)")),
         }
+    }
+}
+
+impl Lang {
+    /// The texts of this language.
+    pub fn texts(self) -> &'static Texts {
+        match self {
+            Self::Zh => &ZH,
+            Self::En => &EN,
+        }
+    }
+}
+
+/// Replaces each `{key}` in `template` with its value.
+pub fn fill(template: &str, values: &[(&str, &str)]) -> String {
+    let mut out = template.to_owned();
+    for (key, value) in values {
+        out = out.replace(&format!("{{{key}}}"), value);
+    }
+    out
+}
+
+/// All chat texts of one language.
+#[allow(missing_docs)]
+pub struct Texts {
+    // card
+    pub card_title: &'static str,
+    pub no_nickname: &'static str,
+    pub label_reason: &'static str,
+    pub label_categories: &'static str,
+    pub label_applied: &'static str,
+    pub label_avatar: &'static str,
+    pub label_code: &'static str,
+    pub line_pending: &'static str,
+    pub line_approved: &'static str,
+    pub line_rejected: &'static str,
+    pub line_deleted: &'static str,
+    pub line_elsewhere: &'static str,
+    pub line_gone: &'static str,
+    pub line_failed: &'static str,
+    pub line_failed_plain: &'static str,
+    pub line_unknown: &'static str,
+    pub line_deciding: &'static str,
+    pub line_choosing: &'static str,
+    pub line_awaiting: &'static str,
+    // names
+    pub status_pending: &'static str,
+    pub status_approved: &'static str,
+    pub status_refused: &'static str,
+    pub status_expired: &'static str,
+    pub status_unknown: &'static str,
+    pub action_approve: &'static str,
+    pub action_reject: &'static str,
+    pub action_delete: &'static str,
+    // buttons (the leading emoji are relied on by outside checks)
+    pub button_approve: &'static str,
+    pub button_reject: &'static str,
+    pub button_other: &'static str,
+    pub button_cancel: &'static str,
+    pub button_retry: &'static str,
+    pub button_refresh: &'static str,
+    pub button_delete: &'static str,
+    // callback answers
+    pub alert_not_approver: &'static str,
+    pub alert_invalid: &'static str,
+    pub alert_busy: &'static str,
+    pub alert_not_applicable: &'static str,
+    pub toast_working: &'static str,
+    pub toast_cancelled: &'static str,
+    pub toast_refreshed: &'static str,
+    pub prompt_reason: &'static str,
+    pub reason_too_long: &'static str,
+    // commands
+    pub not_team_chat: &'static str,
+    pub help_header: &'static str,
+    pub cmd_help: &'static str,
+    pub cmd_pending: &'static str,
+    pub cmd_list: &'static str,
+    pub cmd_approve: &'static str,
+    pub cmd_reject: &'static str,
+    pub cmd_delete: &'static str,
+    pub cmd_refresh: &'static str,
+    pub cmd_history: &'static str,
+    pub cmd_status: &'static str,
+    pub cmd_chatid: &'static str,
+    pub pending_none: &'static str,
+    pub pending_header: &'static str,
+    pub list_none: &'static str,
+    pub list_header: &'static str,
+    pub list_usage: &'static str,
+    pub approve_usage: &'static str,
+    pub reject_usage: &'static str,
+    pub delete_usage: &'static str,
+    pub bad_appid: &'static str,
+    pub unknown_applicant: &'static str,
+    pub not_approver_command: &'static str,
+    pub no_card_link: &'static str,
+    pub card_link: &'static str,
+    pub decided_reply: &'static str,
+    pub refresh_done: &'static str,
+    pub refresh_failed: &'static str,
+    pub history_none: &'static str,
+    pub history_header: &'static str,
+    pub status_text: &'static str,
+    pub status_never: &'static str,
+    pub status_no_error: &'static str,
+    pub chat_id_is: &'static str,
+    pub poll_outage: &'static str,
+    pub poll_recovered: &'static str,
+    pub wechat_unreachable: &'static str,
+}
+
+static ZH: Texts = Texts {
+    card_title: "🧩 插件使用申请",
+    no_nickname: "(未提供名称)",
+    label_reason: "申请说明",
+    label_categories: "类目",
+    label_applied: "申请时间",
+    label_avatar: "头像",
+    label_code: "小程序码",
+    line_pending: "⏳ 待审核",
+    line_approved: "✅ 已由 {name} 通过 · {time}",
+    line_rejected: "❌ 已由 {name} 拒绝:{reason} · {time}",
+    line_deleted: "🗑 已由 {name} 删除 · {time}",
+    line_elsewhere: "ℹ️ 已在微信后台变为「{status}」· {time}",
+    line_gone: "🗑 已不在微信申请列表中 · {time}",
+    line_failed: "⚠️ {name} {action}失败:错误码 {code}({meaning})· {time}",
+    line_failed_plain: "⚠️ {name} {action}失败:{detail} · {time}",
+    line_unknown: "❓ {name} {action}的结果未知:微信没有应答。请按 🔄 刷新 查看实际状态。",
+    line_deciding: "⏳ {name} 正在{action}…",
+    line_choosing: "❌ {name} 正在选择拒绝理由…",
+    line_awaiting: "✍️ 等待 {name} 回复拒绝理由…",
+    status_pending: "待审核",
+    status_approved: "已通过",
+    status_refused: "已拒绝",
+    status_expired: "已超时",
+    status_unknown: "未知状态",
+    action_approve: "通过",
+    action_reject: "拒绝",
+    action_delete: "删除",
+    button_approve: "✅ 通过",
+    button_reject: "❌ 拒绝",
+    button_other: "✍️ 其他理由…",
+    button_cancel: "↩ 取消",
+    button_retry: "🔁 重试",
+    button_refresh: "🔄 刷新",
+    button_delete: "🗑 删除",
+    alert_not_approver: "只有审批人可以处理插件申请。",
+    alert_invalid: "这个按钮已失效。",
+    alert_busy: "{name} 正在处理这个申请。",
+    alert_not_applicable: "这个申请当前无法这样操作。",
+    toast_working: "正在处理…",
+    toast_cancelled: "已取消",
+    toast_refreshed: "已刷新",
+    prompt_reason: "{name},请回复这条消息,写下拒绝 {nickname}({appid})的理由:",
+    reason_too_long: "理由太长了(最多 {max} 个字),请再回复一次。",
+    not_team_chat: "这个机器人只在团队群里工作。",
+    help_header: "插件申请审批机器人。新的申请会以卡片形式出现在群里,审批人可以直接按按钮处理。命令:",
+    cmd_help: "显示帮助",
+    cmd_pending: "待审核的申请及其卡片",
+    cmd_list: "按状态列出申请:pending / approved / refused / expired",
+    cmd_approve: "通过申请:/approve <appid>",
+    cmd_reject: "拒绝申请:/reject <appid> <理由>",
+    cmd_delete: "删除已拒绝或已超时的申请:/delete <appid>",
+    cmd_refresh: "立即从微信刷新申请列表",
+    cmd_history: "审批记录:/history [appid]",
+    cmd_status: "机器人状态",
+    cmd_chatid: "显示当前聊天的 ID",
+    pending_none: "没有待审核的申请。",
+    pending_header: "待审核的申请({n}):",
+    list_none: "没有「{status}」的申请。",
+    list_header: "「{status}」的申请({n}):",
+    list_usage: "用法:/list [pending|approved|refused|expired]",
+    approve_usage: "用法:/approve <appid>",
+    reject_usage: "用法:/reject <appid> <理由>",
+    delete_usage: "用法:/delete <appid>",
+    bad_appid: "「{input}」不是有效的 AppID:{why}",
+    unknown_applicant: "找不到申请者 {appid}。可以先 /refresh 再试。",
+    not_approver_command: "只有审批人可以处理插件申请。",
+    no_card_link: "(无卡片)",
+    card_link: "卡片",
+    decided_reply: "{appid}:{line}",
+    refresh_done: "已刷新:共 {n} 个申请者,新卡片 {new} 张,更新 {updated} 张。",
+    refresh_failed: "刷新失败:{error}",
+    history_none: "还没有审批记录。",
+    history_header: "审批记录(最近 {n} 条):",
+    status_text: "<b>状态</b>\n上次成功读取:{last_ok}\n上次读取:{last_poll}\n最近错误:{last_error}\n连续失败:{failures}\n访问令牌:{token}\n待审核 {pending} · 已通过 {approved} · 已拒绝 {refused} · 已超时 {expired}\n卡片:{cards}",
+    status_never: "从未",
+    status_no_error: "无",
+    chat_id_is: "当前聊天的 ID:<code>{id}</code>",
+    poll_outage: "⚠️ 已连续 {n} 次无法读取微信申请列表(自 {since} 起)。最近的错误:{error}\n恢复后会再通知。",
+    poll_recovered: "✅ 已恢复读取微信申请列表(中断了 {minutes} 分钟)。",
+    wechat_unreachable: "无法连接微信,未做任何操作",
+};
+
+static EN: Texts = Texts {
+    card_title: "🧩 Plugin application",
+    no_nickname: "(no name given)",
+    label_reason: "Reason",
+    label_categories: "Categories",
+    label_applied: "Applied",
+    label_avatar: "Avatar",
+    label_code: "Mini-program code",
+    line_pending: "⏳ Pending",
+    line_approved: "✅ Approved by {name} · {time}",
+    line_rejected: "❌ Rejected by {name}: {reason} · {time}",
+    line_deleted: "🗑 Deleted by {name} · {time}",
+    line_elsewhere: "ℹ️ Changed outside the bot: now {status} · {time}",
+    line_gone: "🗑 No longer in WeChat's application list · {time}",
+    line_failed: "⚠️ {action} by {name} failed: errcode {code} ({meaning}) · {time}",
+    line_failed_plain: "⚠️ {action} by {name} failed: {detail} · {time}",
+    line_unknown: "❓ Outcome of {action} by {name} unknown: WeChat did not answer. Press 🔄 Refresh to see the real status.",
+    line_deciding: "⏳ {name}: {action} in progress…",
+    line_choosing: "❌ {name} is choosing a reason…",
+    line_awaiting: "✍️ Waiting for {name}'s reason…",
+    status_pending: "pending",
+    status_approved: "approved",
+    status_refused: "rejected",
+    status_expired: "timed out",
+    status_unknown: "unknown status",
+    action_approve: "Approve",
+    action_reject: "Reject",
+    action_delete: "Delete",
+    button_approve: "✅ Approve",
+    button_reject: "❌ Reject",
+    button_other: "✍️ Other…",
+    button_cancel: "↩ Cancel",
+    button_retry: "🔁 Retry",
+    button_refresh: "🔄 Refresh",
+    button_delete: "🗑 Delete",
+    alert_not_approver: "Only approvers can decide on plugin applications.",
+    alert_invalid: "This button is no longer valid.",
+    alert_busy: "{name} is already deciding on this application.",
+    alert_not_applicable: "That cannot be done to this application now.",
+    toast_working: "Working…",
+    toast_cancelled: "Cancelled",
+    toast_refreshed: "Refreshed",
+    prompt_reason: "{name}, reply to this message with the reason for rejecting {nickname} ({appid}):",
+    reason_too_long: "That reason is too long (at most {max} characters); please reply again.",
+    not_team_chat: "This bot works only in its team chat.",
+    help_header: "Plugin application approvals. New applications appear here as cards; approvers press the buttons to decide. Commands:",
+    cmd_help: "show this help",
+    cmd_pending: "pending applications with links to their cards",
+    cmd_list: "list applications by status: pending / approved / refused / expired",
+    cmd_approve: "approve: /approve <appid>",
+    cmd_reject: "reject: /reject <appid> <reason>",
+    cmd_delete: "delete a rejected or timed-out application: /delete <appid>",
+    cmd_refresh: "read WeChat's application list now",
+    cmd_history: "decision history: /history [appid]",
+    cmd_status: "bot status",
+    cmd_chatid: "show this chat's id",
+    pending_none: "No pending applications.",
+    pending_header: "Pending applications ({n}):",
+    list_none: "No {status} applications.",
+    list_header: "Applications, {status} ({n}):",
+    list_usage: "Usage: /list [pending|approved|refused|expired]",
+    approve_usage: "Usage: /approve <appid>",
+    reject_usage: "Usage: /reject <appid> <reason>",
+    delete_usage: "Usage: /delete <appid>",
+    bad_appid: "'{input}' is not a valid AppID: {why}",
+    unknown_applicant: "No applicant {appid} is known. Try /refresh first.",
+    not_approver_command: "Only approvers can decide on plugin applications.",
+    no_card_link: "(no card)",
+    card_link: "card",
+    decided_reply: "{appid}: {line}",
+    refresh_done: "Refreshed: {n} applicants, {new} new cards, {updated} updated.",
+    refresh_failed: "Refresh failed: {error}",
+    history_none: "No decisions yet.",
+    history_header: "Decision history (latest {n}):",
+    status_text: "<b>Status</b>\nLast successful poll: {last_ok}\nLast poll: {last_poll}\nLast error: {last_error}\nFailures in a row: {failures}\nAccess token: {token}\nPending {pending} · approved {approved} · rejected {refused} · timed out {expired}\nCards: {cards}",
+    status_never: "never",
+    status_no_error: "none",
+    chat_id_is: "This chat's id: <code>{id}</code>",
+    poll_outage: "⚠️ WeChat's application list could not be read {n} times in a row (since {since}). Last error: {error}\nI'll say when it recovers.",
+    poll_recovered: "✅ Reading WeChat's application list again (it was down for {minutes} min).",
+    wechat_unreachable: "WeChat could not be reached; nothing was done",
+};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fill_replaces_every_placeholder() {
+        assert_eq!(
+            fill("{a} and {b} and {a}", &[("a", "1"), ("b", "2")]),
+            "1 and 2 and 1"
+        );
+    }
+
+    #[test]
+    fn buttons_keep_their_leading_emoji_in_both_languages() {
+        for lang in [Lang::Zh, Lang::En] {
+            let t = lang.texts();
+            assert!(t.button_approve.starts_with('✅'));
+            assert!(t.button_reject.starts_with('❌'));
+        }
+    }
+
+    #[test]
+    fn languages_parse() {
+        assert_eq!("EN".parse::<Lang>(), Ok(Lang::En));
+        assert_eq!("zh".parse::<Lang>(), Ok(Lang::Zh));
+        assert!("fr".parse::<Lang>().is_err());
     }
 }

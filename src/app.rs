@@ -1,0 +1,267 @@
+//! The running bot's shared context, and the two Telegram operations everything else builds on:
+//! posting an applicant's card (never losing one, never posting two) and re-rendering a card from
+//! stored state (one edit at a time per card, tolerant of Telegram's rate limits and of people
+//! deleting messages).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use dashmap::DashMap;
+use teloxide::adaptors::Throttle;
+use teloxide::payloads::{EditMessageTextSetters, SendMessageSetters};
+use teloxide::prelude::*;
+use teloxide::types::{LinkPreviewOptions, MessageId, ParseMode};
+use teloxide::{ApiError, RequestError};
+use tokio::sync::Mutex;
+
+use crate::applicant::{AppId, Applicant};
+use crate::approver::Approvers;
+use crate::card::{Card, CardState, CardView};
+use crate::config::Settings;
+use crate::i18n::{Lang, Texts};
+use crate::poller::PollHealth;
+use crate::store::{Store, StoredApplicant};
+use crate::wechat::WeChatClient;
+
+/// The Telegram client as the bot uses it: sends queued under Telegram's limits.
+pub type TgBot = Throttle<Bot>;
+
+/// What the poller remembers of an applicant between polls, so an idle poll touches neither the
+/// database nor Telegram.
+#[derive(Clone, Debug)]
+pub struct Seen {
+    /// The applicant as last listed.
+    pub applicant: Applicant,
+    /// Whether its card stands (sent and recorded).
+    pub carded: bool,
+}
+
+/// Everything handlers, the poller and decisions share.
+pub struct App {
+    /// Validated settings.
+    pub settings: Settings,
+    /// The WeChat side.
+    pub wechat: WeChatClient,
+    /// Persistent state.
+    pub store: Store,
+    /// The Telegram side.
+    pub bot: TgBot,
+    /// The team chat.
+    pub chat: ChatId,
+    /// Who may decide.
+    pub approvers: Approvers,
+    /// The poller's memory of the last list.
+    pub seen: DashMap<AppId, Seen>,
+    /// Poll health for `/status` and outage announcements.
+    pub health: std::sync::Mutex<PollHealth>,
+    /// One poll at a time (the loop and `/refresh`).
+    pub poll_lock: Mutex<()>,
+    card_locks: DashMap<i64, Arc<Mutex<()>>>,
+}
+
+/// A failure talking to Telegram about a card.
+#[derive(Debug, thiserror::Error)]
+pub enum CardError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    /// Telegram refused or was unreachable.
+    #[error("telegram: {0}")]
+    Telegram(#[from] RequestError),
+}
+
+/// Most times an edit waits out `RetryAfter` before giving up until the next change.
+const EDIT_RETRIES: usize = 5;
+
+impl App {
+    /// Wires the context together; nothing is sent yet.
+    pub fn new(settings: Settings, wechat: WeChatClient, store: Store, bot: TgBot) -> Arc<Self> {
+        let chat = settings.team_chat_id;
+        let approvers = Approvers::new(settings.approvers.clone());
+        Arc::new(Self {
+            settings,
+            wechat,
+            store,
+            bot,
+            chat,
+            approvers,
+            seen: DashMap::new(),
+            health: std::sync::Mutex::new(PollHealth::default()),
+            poll_lock: Mutex::new(()),
+            card_locks: DashMap::new(),
+        })
+    }
+
+    /// The chat language.
+    pub fn lang(&self) -> Lang {
+        self.settings.lang
+    }
+
+    /// The chat texts.
+    pub fn texts(&self) -> &'static Texts {
+        self.settings.lang.texts()
+    }
+
+    /// Loads the poller's memory from the store, so the first poll after a restart only acts on
+    /// what changed while the bot was down.
+    pub async fn warm_up(&self) -> Result<(), crate::store::StoreError> {
+        for stored in self.store.applicants().await? {
+            if stored.gone {
+                continue;
+            }
+            let card = self
+                .store
+                .card_for(self.chat.0, &stored.applicant.appid)
+                .await?;
+            let carded = card
+                .is_some_and(|c| c.state != CardState::Sending && c.state != CardState::Closed)
+                || !stored.applicant.status.is_decidable();
+            self.seen.insert(
+                stored.applicant.appid.clone(),
+                Seen {
+                    applicant: stored.applicant,
+                    carded,
+                },
+            );
+        }
+        Ok(())
+    }
+
+    fn card_lock(&self, card_id: i64) -> Arc<Mutex<()>> {
+        self.card_locks.entry(card_id).or_default().clone()
+    }
+
+    fn view<'a>(&'a self, stored: &'a StoredApplicant, card: &'a Card) -> CardView<'a> {
+        CardView {
+            applicant: &stored.applicant,
+            gone: stored.gone,
+            card,
+            reasons: &self.settings.reject_reasons,
+            lang: self.settings.lang,
+            tz: &self.settings.time_zone,
+        }
+    }
+
+    /// Makes sure a pending applicant has a card: writes the card first, then sends it, then
+    /// records the message. Returns whether a message was sent. A failed send leaves the card
+    /// in `sending`, and the next poll sends it again.
+    pub async fn ensure_card(&self, appid: &AppId) -> Result<bool, CardError> {
+        let card = match self.store.card_for(self.chat.0, appid).await? {
+            Some(card) if card.state == CardState::Sending => card,
+            Some(card) if card.state != CardState::Closed => return Ok(false),
+            _ => match self.store.begin_card(self.chat.0, appid).await? {
+                Some(card) => card,
+                None => return Ok(false),
+            },
+        };
+        let lock = self.card_lock(card.id);
+        let _guard = lock.lock().await;
+        // Someone may have sent it while we waited for the lock.
+        let Some(card) = self.store.card(card.id).await? else {
+            return Ok(false);
+        };
+        if card.state != CardState::Sending {
+            return Ok(false);
+        }
+        let Some(stored) = self.store.applicant(appid).await? else {
+            return Ok(false);
+        };
+        let view = self.view(&stored, &card);
+        let sent = self
+            .bot
+            .send_message(self.chat, view.text())
+            .parse_mode(ParseMode::Html)
+            .reply_markup(view.keyboard())
+            .link_preview_options(no_preview())
+            .await?;
+        self.store.card_sent(card.id, sent.id.0).await?;
+        tracing::info!(appid = %appid, card = card.id, message = sent.id.0, "posted a card");
+        Ok(true)
+    }
+
+    /// Re-renders a card from stored state and edits its message. Edits of one card never
+    /// overlap, and each renders the state as it is when it runs, so the last edit shows the
+    /// final truth. "Not modified" is success; a message a person deleted is recorded and left.
+    pub async fn refresh_card(&self, card_id: i64) -> Result<(), CardError> {
+        let lock = self.card_lock(card_id);
+        let _guard = lock.lock().await;
+        let Some(card) = self.store.card(card_id).await? else {
+            return Ok(());
+        };
+        let (Some(message_id), false) = (card.message_id, card.message_gone) else {
+            return Ok(());
+        };
+        let Some(stored) = self.store.applicant(&card.appid).await? else {
+            return Ok(());
+        };
+        let view = self.view(&stored, &card);
+        let (text, keyboard) = (view.text(), view.keyboard());
+        for attempt in 0..=EDIT_RETRIES {
+            let result = self
+                .bot
+                .edit_message_text(ChatId(card.chat_id), MessageId(message_id), text.clone())
+                .parse_mode(ParseMode::Html)
+                .reply_markup(keyboard.clone())
+                .link_preview_options(no_preview())
+                .await;
+            match result {
+                Ok(_) | Err(RequestError::Api(ApiError::MessageNotModified)) => return Ok(()),
+                Err(RequestError::Api(
+                    ApiError::MessageToEditNotFound | ApiError::MessageCantBeEdited,
+                )) => {
+                    tracing::info!(
+                        card = card_id,
+                        "the card's message was deleted; not editing it again"
+                    );
+                    self.store.mark_message_gone(card_id).await?;
+                    return Ok(());
+                }
+                Err(RequestError::RetryAfter(wait)) if attempt < EDIT_RETRIES => {
+                    tracing::warn!(
+                        card = card_id,
+                        ?wait,
+                        "Telegram asked to slow down; retrying the edit"
+                    );
+                    tokio::time::sleep(wait.duration()).await;
+                }
+                Err(RequestError::Network(_) | RequestError::Io(_)) if attempt < EDIT_RETRIES => {
+                    tokio::time::sleep(Duration::from_millis(200 << attempt.min(4))).await;
+                }
+                Err(other) => return Err(other.into()),
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends a plain HTML message to the team chat (announcements), logging failure.
+    pub async fn announce(&self, html: String) {
+        if let Err(e) = self
+            .bot
+            .send_message(self.chat, html)
+            .parse_mode(ParseMode::Html)
+            .link_preview_options(no_preview())
+            .await
+        {
+            tracing::warn!(error = %e, "could not post an announcement to the team chat");
+        }
+    }
+
+    /// A `t.me` link to a message of the team chat, where Telegram offers one (supergroups).
+    pub fn message_link(&self, message_id: i32) -> Option<String> {
+        let id = self.chat.0;
+        // Supergroup ids are -100 followed by the channel id.
+        let channel = (-id).checked_sub(1_000_000_000_000).filter(|c| *c > 0)?;
+        Some(format!("https://t.me/c/{channel}/{message_id}"))
+    }
+}
+
+/// Cards link to images; previews would bury the buttons.
+pub fn no_preview() -> LinkPreviewOptions {
+    LinkPreviewOptions {
+        is_disabled: true,
+        url: None,
+        prefer_small_media: false,
+        prefer_large_media: false,
+        show_above_text: false,
+    }
+}

@@ -1,0 +1,66 @@
+//! Who may decide: the users in `APPROVER_IDS`, or, when that is unset, the team chat's
+//! administrators as Telegram reports them (cached briefly). When in doubt, nobody.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use teloxide::prelude::*;
+use teloxide::types::UserId;
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+
+/// How long the administrator list is trusted before asking Telegram again.
+const ADMIN_CACHE_TTL: Duration = Duration::from_secs(300);
+
+/// The approver check.
+pub struct Approvers {
+    fixed: Option<HashSet<UserId>>,
+    admins: Mutex<Option<(Instant, HashSet<UserId>)>>,
+}
+
+impl Approvers {
+    /// Fixed approvers, or `None` for "the chat's administrators".
+    pub fn new(fixed: Option<Vec<UserId>>) -> Self {
+        Self {
+            fixed: fixed.map(|ids| ids.into_iter().collect()),
+            admins: Mutex::new(None),
+        }
+    }
+
+    /// Whether `user` may decide in `chat`. A failure to ask Telegram denies.
+    pub async fn is_approver<R: Requester>(&self, bot: &R, chat: ChatId, user: UserId) -> bool {
+        if let Some(fixed) = &self.fixed {
+            return fixed.contains(&user);
+        }
+        let mut cache = self.admins.lock().await;
+        if let Some((at, admins)) = cache.as_ref()
+            && at.elapsed() < ADMIN_CACHE_TTL
+        {
+            return admins.contains(&user);
+        }
+        match bot.get_chat_administrators(chat).await {
+            Ok(members) => {
+                let admins: HashSet<UserId> = members
+                    .iter()
+                    .filter(|m| !m.user.is_bot)
+                    .map(|m| m.user.id)
+                    .collect();
+                let allowed = admins.contains(&user);
+                *cache = Some((Instant::now(), admins));
+                allowed
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read the team chat's administrators; denying");
+                false
+            }
+        }
+    }
+
+    /// A description for `/status` and logs.
+    pub fn describe(&self) -> String {
+        match &self.fixed {
+            Some(ids) => format!("{} listed in APPROVER_IDS", ids.len()),
+            None => "the team chat's administrators".to_owned(),
+        }
+    }
+}

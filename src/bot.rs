@@ -1,0 +1,416 @@
+//! The bot as a whole: the handler tree (commands, button presses, typed reasons), and [`run`],
+//! which starts the poller beside the dispatcher and stops both through one shutdown path.
+
+use std::sync::Arc;
+
+use secrecy::ExposeSecret;
+use teloxide::adaptors::throttle::Limits;
+use teloxide::dispatching::UpdateHandler;
+use teloxide::payloads::{AnswerCallbackQuerySetters, SendMessageSetters};
+use teloxide::prelude::*;
+use teloxide::types::{ForceReply, MaybeInaccessibleMessage, Me, ParseMode, ReplyParameters};
+use tokio_util::sync::CancellationToken;
+
+use crate::app::{App, TgBot};
+use crate::card::{Actor, Card, CardState, Note, Press, clean, escape};
+use crate::commands;
+use crate::config::Settings;
+use crate::decision::{self, Action, Begin, Via};
+use crate::i18n::fill;
+use crate::store::Store;
+use crate::wechat::WeChatClient;
+
+/// Handler errors are logged by the dispatcher; users already got their answer.
+pub type HandlerResult = anyhow::Result<()>;
+
+/// Longest typed refusal reason.
+pub const REASON_MAX_CHARS: usize = 200;
+
+/// The handler tree.
+pub fn schema() -> UpdateHandler<anyhow::Error> {
+    dptree::entry()
+        .branch(Update::filter_callback_query().endpoint(on_press))
+        .branch(
+            Update::filter_message()
+                .branch(
+                    dptree::filter(|m: Message| m.text().is_some_and(|t| t.starts_with('/')))
+                        .endpoint(commands::on_command),
+                )
+                .branch(
+                    dptree::filter(|m: Message| m.reply_to_message().is_some()).endpoint(on_reply),
+                ),
+        )
+}
+
+/// Builds a Telegram client from settings (`TELOXIDE_TOKEN`, `TELOXIDE_API_URL`).
+pub fn telegram_bot(settings: &Settings) -> Bot {
+    let bot = Bot::new(settings.telegram_token.expose_secret());
+    match &settings.telegram_api_url {
+        Some(url) => bot.set_api_url(url.clone()),
+        None => bot,
+    }
+}
+
+/// Runs the bot until `shutdown` fires: poller and dispatcher stop together, and decisions in
+/// flight finish first.
+pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let store = Store::open(&settings.database_url).await?;
+    let wechat = WeChatClient::new(settings.wechat.clone())?;
+    let bot = telegram_bot(&settings).throttle(Limits::default());
+    let app = App::new(settings, wechat, store, bot);
+    serve(app, shutdown).await
+}
+
+/// Runs an already wired [`App`] (tests and the demo build their own).
+pub async fn serve(app: Arc<App>, shutdown: CancellationToken) -> anyhow::Result<()> {
+    app.warm_up().await?;
+    if let Err(e) = app
+        .bot
+        .set_my_commands(commands::bot_commands(app.texts()))
+        .await
+    {
+        tracing::warn!(error = %e, "could not register the command list with Telegram");
+    }
+    let recovered = decision::recover_interrupted(&app).await?;
+    if recovered > 0 {
+        tracing::info!(
+            recovered,
+            "reconciled decisions interrupted by the last stop"
+        );
+    }
+    let poller = tokio::spawn(crate::poller::run(
+        Arc::clone(&app),
+        app.settings.poll_interval,
+        shutdown.clone(),
+    ));
+    let mut dispatcher = Dispatcher::builder(app.bot.clone(), schema())
+        .dependencies(dptree::deps![Arc::clone(&app)])
+        // Presses on different cards must not wait for each other's WeChat calls; the store's
+        // atomic claim keeps presses on one card apart.
+        .distribution_function(|_| None::<()>)
+        .default_handler(|_| async {})
+        .build();
+    let stopper = dispatcher.shutdown_token();
+    let stop_signal = shutdown.clone();
+    tokio::spawn(async move {
+        stop_signal.cancelled().await;
+        // The dispatcher may not have started yet: try until it takes the request.
+        loop {
+            match stopper.shutdown() {
+                Ok(done) => {
+                    done.await;
+                    break;
+                }
+                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
+            }
+        }
+    });
+    tracing::info!(chat = app.chat.0, approvers = %app.approvers.describe(), "bot started");
+    dispatcher.dispatch().await;
+    shutdown.cancel();
+    let _ = poller.await;
+    app.store.close().await;
+    tracing::info!("bot stopped");
+    Ok(())
+}
+
+/// Where a press came from, once checked against the stored card.
+struct Pressed {
+    card: Card,
+    actor: Actor,
+}
+
+async fn alert(bot: &TgBot, q: &CallbackQuery, text: String) -> HandlerResult {
+    bot.answer_callback_query(q.id.clone())
+        .text(text)
+        .show_alert(true)
+        .await?;
+    Ok(())
+}
+
+async fn toast(bot: &TgBot, q: &CallbackQuery, text: &str) -> HandlerResult {
+    bot.answer_callback_query(q.id.clone()).text(text).await?;
+    Ok(())
+}
+
+/// Checks a press against stored state: known data, the team chat, the very message of the card,
+/// an approver. Anything else gets an alert and nothing more.
+async fn check_press(app: &App, q: &CallbackQuery) -> anyhow::Result<Option<(Press, Pressed)>> {
+    let t = app.texts();
+    let message = match &q.message {
+        Some(MaybeInaccessibleMessage::Regular(m)) => Some((m.chat.id, m.id)),
+        Some(MaybeInaccessibleMessage::Inaccessible(m)) => Some((m.chat.id, m.message_id)),
+        None => None,
+    };
+    let press = q.data.as_deref().and_then(Press::decode);
+    let card = match press {
+        Some(p) => app.store.card(p.card_id()).await?,
+        None => None,
+    };
+    let genuine = match (&press, &card, message) {
+        (Some(_), Some(card), Some((chat, message_id))) => {
+            chat == app.chat && card.chat_id == chat.0 && card.message_id == Some(message_id.0)
+        }
+        _ => false,
+    };
+    let (Some(press), Some(card), true) = (press, card, genuine) else {
+        tracing::warn!(user = q.from.id.0, data = ?q.data, "rejected a press that matches no card");
+        alert(&app.bot, q, t.alert_invalid.to_owned()).await?;
+        return Ok(None);
+    };
+    if !app
+        .approvers
+        .is_approver(&app.bot, app.chat, q.from.id)
+        .await
+    {
+        tracing::info!(
+            user = q.from.id.0,
+            card = card.id,
+            "a non-approver pressed a card"
+        );
+        alert(&app.bot, q, t.alert_not_approver.to_owned()).await?;
+        return Ok(None);
+    }
+    Ok(Some((
+        press,
+        Pressed {
+            card,
+            actor: Actor::from_user(&q.from),
+        },
+    )))
+}
+
+async fn on_press(app: Arc<App>, q: CallbackQuery) -> HandlerResult {
+    let Some((press, Pressed { card, actor })) = check_press(&app, &q).await? else {
+        return Ok(());
+    };
+    let t = app.texts();
+    match press {
+        Press::Approve(_) => decide_answering(&app, &q, &card, &actor, Action::Approve, None).await,
+        Press::Delete(_) => decide_answering(&app, &q, &card, &actor, Action::Delete, None).await,
+        Press::Reason(_, index) => {
+            let Some(reason) = app.settings.reject_reasons.get(usize::from(index)).cloned() else {
+                return alert(&app.bot, &q, t.alert_invalid.to_owned()).await;
+            };
+            if card.state != CardState::ChoosingReason {
+                return busy_or_stale(&app, &q, &card).await;
+            }
+            decide_answering(&app, &q, &card, &actor, Action::Reject, Some(reason)).await
+        }
+        Press::Retry(_) => {
+            let action = match &card.note {
+                Some(Note::Failed { action, .. } | Note::Unknown { action, .. }) => *action,
+                _ => return alert(&app.bot, &q, t.alert_not_applicable.to_owned()).await,
+            };
+            decide_answering(&app, &q, &card, &actor, action, card.reason.clone()).await
+        }
+        Press::Reject(_) => {
+            if !claim(
+                &app,
+                &card,
+                &[CardState::Open],
+                CardState::ChoosingReason,
+                &actor,
+            )
+            .await?
+            {
+                return busy_or_stale(&app, &q, &card).await;
+            }
+            toast(&app.bot, &q, t.toast_working).await?;
+            app.refresh_card(card.id).await?;
+            Ok(())
+        }
+        Press::OtherReason(_) => {
+            if !claim(
+                &app,
+                &card,
+                &[CardState::ChoosingReason],
+                CardState::AwaitingReason,
+                &actor,
+            )
+            .await?
+            {
+                return busy_or_stale(&app, &q, &card).await;
+            }
+            toast(&app.bot, &q, t.toast_working).await?;
+            ask_for_reason(&app, &card, &actor).await
+        }
+        Press::Cancel(_) => {
+            let from = [CardState::ChoosingReason, CardState::AwaitingReason];
+            if !claim(&app, &card, &from, CardState::Open, &actor).await? {
+                return busy_or_stale(&app, &q, &card).await;
+            }
+            toast(&app.bot, &q, t.toast_cancelled).await?;
+            if let Some(prompt) = card.prompt_message_id {
+                let _ = app
+                    .bot
+                    .delete_message(app.chat, teloxide::types::MessageId(prompt))
+                    .await;
+            }
+            app.store
+                .settle_card(card.id, CardState::Open, card.note.as_ref())
+                .await?;
+            app.refresh_card(card.id).await?;
+            Ok(())
+        }
+        Press::Refresh(_) => {
+            toast(&app.bot, &q, t.toast_refreshed).await?;
+            refresh_one(&app, &card).await
+        }
+    }
+}
+
+/// Moves a card between states for the reject flow; only approvers get here.
+async fn claim(
+    app: &App,
+    card: &Card,
+    from: &[CardState],
+    to: CardState,
+    actor: &Actor,
+) -> anyhow::Result<bool> {
+    Ok(app
+        .store
+        .claim(card.id, from, to, actor, Some(Action::Reject), None)
+        .await?)
+}
+
+async fn busy_or_stale(app: &App, q: &CallbackQuery, card: &Card) -> HandlerResult {
+    let t = app.texts();
+    let now = app.store.card(card.id).await?;
+    let text = match now {
+        Some(c)
+            if matches!(
+                c.state,
+                CardState::Deciding | CardState::AwaitingReason | CardState::ChoosingReason
+            ) =>
+        {
+            let name = c.actor.map(|a| a.name).unwrap_or_default();
+            fill(t.alert_busy, &[("name", &name)])
+        }
+        _ => t.alert_not_applicable.to_owned(),
+    };
+    alert(&app.bot, q, text).await
+}
+
+/// Answers the press at once, then makes the decision.
+async fn decide_answering(
+    app: &App,
+    q: &CallbackQuery,
+    card: &Card,
+    actor: &Actor,
+    action: Action,
+    reason: Option<String>,
+) -> HandlerResult {
+    let t = app.texts();
+    match decision::begin(app, card, actor, action, reason, Via::Button).await? {
+        Begin::Claimed(claim) => {
+            toast(&app.bot, q, t.toast_working).await?;
+            decision::execute(app, claim).await?;
+            Ok(())
+        }
+        Begin::Busy(name) => alert(&app.bot, q, fill(t.alert_busy, &[("name", &name)])).await,
+        Begin::NotApplicable => {
+            alert(&app.bot, q, t.alert_not_applicable.to_owned()).await?;
+            app.refresh_card(card.id).await?;
+            Ok(())
+        }
+    }
+}
+
+/// Sends the ForceReply prompt that asks the approver for a reason.
+async fn ask_for_reason(app: &App, card: &Card, actor: &Actor) -> HandlerResult {
+    let t = app.texts();
+    let nickname = match app.store.applicant(&card.appid).await? {
+        Some(s) => s.applicant.nickname.unwrap_or_default(),
+        None => String::new(),
+    };
+    let text = fill(
+        t.prompt_reason,
+        &[
+            ("name", &escape(&actor.name)),
+            ("nickname", &escape(&clean(&nickname, 64, false))),
+            ("appid", &escape(card.appid.as_str())),
+        ],
+    );
+    let mut request = app
+        .bot
+        .send_message(app.chat, text)
+        .parse_mode(ParseMode::Html)
+        .reply_markup(ForceReply::new().selective());
+    if let Some(message_id) = card.message_id {
+        request = request.reply_parameters(
+            ReplyParameters::new(teloxide::types::MessageId(message_id))
+                .allow_sending_without_reply(),
+        );
+    }
+    let prompt = request.await?;
+    app.store.set_prompt(card.id, prompt.id.0).await?;
+    app.refresh_card(card.id).await?;
+    Ok(())
+}
+
+/// A reply to a reason prompt, from the approver who asked for it, becomes the refusal reason.
+async fn on_reply(app: Arc<App>, message: Message, me: Me) -> HandlerResult {
+    let (Some(replied), Some(from), Some(text)) = (
+        message.reply_to_message(),
+        message.from.as_ref(),
+        message.text(),
+    ) else {
+        return Ok(());
+    };
+    if message.chat.id != app.chat || replied.from.as_ref().is_none_or(|u| u.id != me.id) {
+        return Ok(());
+    }
+    let Some(card) = app.store.card_by_prompt(app.chat.0, replied.id.0).await? else {
+        return Ok(());
+    };
+    if card.actor.as_ref().is_none_or(|a| a.id != from.id.0) {
+        return Ok(());
+    }
+    let reason = clean(text, usize::MAX, false);
+    if reason.is_empty() {
+        return Ok(());
+    }
+    if reason.chars().count() > REASON_MAX_CHARS {
+        let t = app.texts();
+        app.bot
+            .send_message(
+                app.chat,
+                fill(t.reason_too_long, &[("max", &REASON_MAX_CHARS.to_string())]),
+            )
+            .reply_parameters(ReplyParameters::new(message.id))
+            .reply_markup(ForceReply::new().selective())
+            .await?;
+        return Ok(());
+    }
+    if !app.approvers.is_approver(&app.bot, app.chat, from.id).await {
+        return Ok(());
+    }
+    let actor = Actor::from_user(from);
+    decision::decide(
+        &app,
+        &card,
+        &actor,
+        Action::Reject,
+        Some(reason),
+        Via::Button,
+    )
+    .await?;
+    Ok(())
+}
+
+/// 🔄 Refresh: re-read WeChat; if nothing changed, clear a failure note so the card is plain again.
+pub(crate) async fn refresh_one(app: &App, card: &Card) -> HandlerResult {
+    if let Err(e) = crate::poller::poll_once(app).await {
+        tracing::warn!(error = %e, "refresh failed");
+        return Ok(());
+    }
+    let Some(now) = app.store.card(card.id).await? else {
+        return Ok(());
+    };
+    if matches!(now.note, Some(Note::Failed { .. } | Note::Unknown { .. })) {
+        app.store.settle_card(now.id, now.state, None).await?;
+    }
+    app.refresh_card(card.id).await?;
+    Ok(())
+}

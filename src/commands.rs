@@ -1,0 +1,410 @@
+//! Slash commands. Decisions by command follow the same rules as buttons (approvers only, the
+//! same atomic claim) and update the same card. Everything but `/chatid` works only in the team
+//! chat.
+
+use std::sync::Arc;
+
+use teloxide::payloads::SendMessageSetters;
+use teloxide::prelude::*;
+use teloxide::types::{BotCommand, Me, ParseMode, ReplyParameters};
+use teloxide::utils::command::BotCommands;
+
+use crate::app::{App, no_preview};
+use crate::applicant::{AppId, ApplyStatus};
+use crate::bot::HandlerResult;
+use crate::card::{Actor, CardView, clean, escape, format_time, status_name};
+use crate::decision::{self, Action, Outcome, Via};
+use crate::i18n::{Texts, fill};
+
+/// The commands. Descriptions come from the chat texts ([`bot_commands`]), not doc comments, so
+/// they exist in both languages.
+#[derive(BotCommands, Clone, Debug, PartialEq, Eq)]
+#[command(rename_rule = "lowercase")]
+pub enum Command {
+    /// Help.
+    Help,
+    /// Start (Telegram sends it when a chat opens the bot).
+    Start,
+    /// Pending applicants.
+    Pending,
+    /// Applicants by status.
+    List(String),
+    /// Approve one.
+    Approve(String),
+    /// Reject one with a reason.
+    Reject(String),
+    /// Delete a refused or timed-out one.
+    Delete(String),
+    /// Poll now.
+    Refresh,
+    /// Audit log.
+    History(String),
+    /// Bot status.
+    Status,
+    /// This chat's id.
+    Chatid,
+}
+
+/// The command list registered with `setMyCommands`.
+pub fn bot_commands(t: &Texts) -> Vec<BotCommand> {
+    [
+        ("help", t.cmd_help),
+        ("pending", t.cmd_pending),
+        ("list", t.cmd_list),
+        ("approve", t.cmd_approve),
+        ("reject", t.cmd_reject),
+        ("delete", t.cmd_delete),
+        ("refresh", t.cmd_refresh),
+        ("history", t.cmd_history),
+        ("status", t.cmd_status),
+        ("chatid", t.cmd_chatid),
+    ]
+    .into_iter()
+    .map(|(c, d)| BotCommand::new(c, d))
+    .collect()
+}
+
+/// Most lines a listing shows before "…".
+const LIST_MAX_LINES: usize = 30;
+
+/// Handles a message that starts with `/`.
+pub async fn on_command(app: Arc<App>, message: Message, me: Me) -> HandlerResult {
+    let Some(text) = message.text() else {
+        return Ok(());
+    };
+    let Ok(command) = Command::parse(text, me.username()) else {
+        // Not ours (another bot's command, or /cmd@otherbot): stay quiet.
+        return Ok(());
+    };
+    let t = app.texts();
+    if command == Command::Chatid {
+        let id = message.chat.id.0.to_string();
+        return reply(&app, &message, fill(t.chat_id_is, &[("id", &id)])).await;
+    }
+    if message.chat.id != app.chat {
+        return reply(&app, &message, escape(t.not_team_chat)).await;
+    }
+    let Some(user) = message.from.as_ref() else {
+        return Ok(());
+    };
+    let actor = Actor::from_user(user);
+    let decides = matches!(
+        command,
+        Command::Approve(_) | Command::Reject(_) | Command::Delete(_)
+    );
+    if decides && !app.approvers.is_approver(&app.bot, app.chat, user.id).await {
+        return reply(&app, &message, escape(t.not_approver_command)).await;
+    }
+    let answer = match command {
+        Command::Help | Command::Start => help(t),
+        Command::Pending => listing(&app, Some(ApplyStatus::Pending)).await?,
+        Command::List(arg) => {
+            let arg = arg.trim();
+            if arg.is_empty() {
+                listing(&app, None).await?
+            } else {
+                match ApplyStatus::parse_name(arg) {
+                    Some(status) => listing(&app, Some(status)).await?,
+                    None => escape(t.list_usage),
+                }
+            }
+        }
+        Command::Approve(arg) => match one_appid(&arg, t, t.approve_usage) {
+            Ok(appid) => decide(&app, &appid, &actor, Action::Approve, None).await?,
+            Err(usage) => usage,
+        },
+        Command::Delete(arg) => match one_appid(&arg, t, t.delete_usage) {
+            Ok(appid) => decide(&app, &appid, &actor, Action::Delete, None).await?,
+            Err(usage) => usage,
+        },
+        Command::Reject(arg) => {
+            let arg = arg.trim();
+            let (first, rest) = arg.split_once(char::is_whitespace).unwrap_or((arg, ""));
+            let reason = clean(rest, usize::MAX, false);
+            if first.is_empty() || reason.is_empty() {
+                escape(t.reject_usage)
+            } else if reason.chars().count() > crate::bot::REASON_MAX_CHARS {
+                fill(
+                    t.reason_too_long,
+                    &[("max", &crate::bot::REASON_MAX_CHARS.to_string())],
+                )
+            } else {
+                match one_appid(first, t, t.reject_usage) {
+                    Ok(appid) => decide(&app, &appid, &actor, Action::Reject, Some(reason)).await?,
+                    Err(usage) => usage,
+                }
+            }
+        }
+        Command::Refresh => match crate::poller::poll_once(&app).await {
+            Ok(report) => fill(
+                t.refresh_done,
+                &[
+                    ("n", &report.listed.to_string()),
+                    ("new", &report.new_cards.to_string()),
+                    ("updated", &report.updated_cards.to_string()),
+                ],
+            ),
+            Err(e) => fill(
+                t.refresh_failed,
+                &[("error", &escape(&describe_error(&app, &e)))],
+            ),
+        },
+        Command::History(arg) => history(&app, arg.trim()).await?,
+        Command::Status => status(&app).await?,
+        Command::Chatid => fill(t.chat_id_is, &[("id", &app.chat.0.to_string())]),
+    };
+    reply(&app, &message, answer).await
+}
+
+fn describe_error(app: &App, e: &crate::poller::PollError) -> String {
+    match e {
+        crate::poller::PollError::WeChat(w) => match w.meaning(app.lang()) {
+            Some(meaning) => format!("{w} — {meaning}"),
+            None => w.to_string(),
+        },
+        other => other.to_string(),
+    }
+}
+
+async fn reply(app: &App, message: &Message, html: String) -> HandlerResult {
+    if html.is_empty() {
+        return Ok(());
+    }
+    app.bot
+        .send_message(message.chat.id, html)
+        .parse_mode(ParseMode::Html)
+        .link_preview_options(no_preview())
+        .reply_parameters(ReplyParameters::new(message.id).allow_sending_without_reply())
+        .await?;
+    Ok(())
+}
+
+fn help(t: &Texts) -> String {
+    let mut out = escape(t.help_header);
+    for command in bot_commands(t) {
+        out.push_str(&format!(
+            "\n/{} — {}",
+            command.command,
+            escape(&command.description)
+        ));
+    }
+    out
+}
+
+/// Parses the single appid argument, or says how to use the command.
+fn one_appid(arg: &str, t: &Texts, usage: &str) -> Result<AppId, String> {
+    let arg = arg.trim();
+    if arg.is_empty() || arg.split_whitespace().count() > 1 {
+        return Err(escape(usage));
+    }
+    AppId::parse(arg).map_err(|e| {
+        fill(
+            t.bad_appid,
+            &[
+                ("input", &escape(&clean(arg, 40, false))),
+                ("why", &escape(&e.to_string())),
+            ],
+        )
+    })
+}
+
+/// A decision by command: the same claim and card as a button press.
+async fn decide(
+    app: &App,
+    appid: &AppId,
+    actor: &Actor,
+    action: Action,
+    reason: Option<String>,
+) -> anyhow::Result<String> {
+    let t = app.texts();
+    let Some(stored) = app.store.applicant(appid).await?.filter(|s| !s.gone) else {
+        return Ok(fill(
+            t.unknown_applicant,
+            &[("appid", &escape(appid.as_str()))],
+        ));
+    };
+    if action.applies_to(stored.applicant.status) && action != Action::Delete {
+        // A pending applicant always gets its card before a decision, so the decision shows on it.
+        if let Err(e) = app.ensure_card(appid).await {
+            tracing::warn!(appid = %appid, error = %e, "could not post the card before a command decision");
+        }
+    }
+    let Some(card) = app.store.card_for(app.chat.0, appid).await? else {
+        return Ok(escape(t.alert_not_applicable));
+    };
+    let outcome = decision::decide(app, &card, actor, action, reason, Via::Command).await?;
+    let line = match outcome {
+        Outcome::Busy(name) => fill(t.alert_busy, &[("name", &escape(&name))]),
+        Outcome::NotApplicable => {
+            let status = status_name(stored.applicant.status, t);
+            format!("{} ({status})", escape(t.alert_not_applicable))
+        }
+        Outcome::Done | Outcome::Failed(_) | Outcome::Unknown => {
+            let (Some(card), Some(stored)) = (
+                app.store.card(card.id).await?,
+                app.store.applicant(appid).await?,
+            ) else {
+                return Ok(String::new());
+            };
+            let view = CardView {
+                applicant: &stored.applicant,
+                gone: stored.gone,
+                card: &card,
+                reasons: &app.settings.reject_reasons,
+                lang: app.lang(),
+                tz: &app.settings.time_zone,
+            };
+            view.outcome_line()
+        }
+    };
+    let link = card.message_id.and_then(|m| app.message_link(m));
+    let appid_html = match link {
+        Some(link) => format!("<a href=\"{link}\">{}</a>", escape(appid.as_str())),
+        None => format!("<code>{}</code>", escape(appid.as_str())),
+    };
+    Ok(fill(
+        t.decided_reply,
+        &[("appid", &appid_html), ("line", &line)],
+    ))
+}
+
+/// `/pending` and `/list`: one line per applicant with a link to its card.
+async fn listing(app: &App, status: Option<ApplyStatus>) -> anyhow::Result<String> {
+    let t = app.texts();
+    let rows = app.store.applicants_with_cards(app.chat.0, status).await?;
+    let status_label = status.map(|s| status_name(s, t)).unwrap_or_default();
+    if rows.is_empty() {
+        return Ok(match status {
+            Some(ApplyStatus::Pending) => escape(t.pending_none),
+            _ => fill(t.list_none, &[("status", &escape(&status_label))]),
+        });
+    }
+    let mut out = match status {
+        Some(ApplyStatus::Pending) => fill(t.pending_header, &[("n", &rows.len().to_string())]),
+        _ => fill(
+            t.list_header,
+            &[
+                ("status", &escape(&status_label)),
+                ("n", &rows.len().to_string()),
+            ],
+        ),
+    };
+    for (stored, card) in rows.iter().take(LIST_MAX_LINES) {
+        let a = &stored.applicant;
+        let name = a
+            .nickname
+            .as_deref()
+            .map(|n| escape(&clean(n, 40, false)))
+            .unwrap_or_else(|| t.no_nickname.to_owned());
+        let link = match card
+            .as_ref()
+            .and_then(|c| c.message_id)
+            .and_then(|m| app.message_link(m))
+        {
+            Some(url) => format!("<a href=\"{url}\">{}</a>", t.card_link),
+            None if card.as_ref().is_some_and(|c| c.message_id.is_some()) => String::new(),
+            None => t.no_card_link.to_owned(),
+        };
+        let status_part = if status.is_none() {
+            format!(" · {}", status_name(a.status, t))
+        } else {
+            String::new()
+        };
+        out.push_str(&format!(
+            "\n• <b>{name}</b> <code>{}</code>{status_part} {link}",
+            escape(a.appid.as_str())
+        ));
+    }
+    if rows.len() > LIST_MAX_LINES {
+        out.push_str(&format!("\n… +{}", rows.len() - LIST_MAX_LINES));
+    }
+    Ok(out)
+}
+
+async fn history(app: &App, arg: &str) -> anyhow::Result<String> {
+    let t = app.texts();
+    let appid = if arg.is_empty() {
+        None
+    } else {
+        match AppId::parse(arg) {
+            Ok(id) => Some(id),
+            Err(e) => {
+                return Ok(fill(
+                    t.bad_appid,
+                    &[
+                        ("input", &escape(&clean(arg, 40, false))),
+                        ("why", &escape(&e.to_string())),
+                    ],
+                ));
+            }
+        }
+    };
+    let entries = app.store.history(appid.as_ref(), 15).await?;
+    if entries.is_empty() {
+        return Ok(escape(t.history_none));
+    }
+    let mut out = fill(t.history_header, &[("n", &entries.len().to_string())]);
+    for e in entries {
+        let when = format_time(e.at, &app.settings.time_zone);
+        let who = escape(&e.actor_name.unwrap_or_default());
+        let action = Action::parse(&e.action).map_or(e.action.clone(), |a| {
+            crate::card::action_name(a, t).to_owned()
+        });
+        let mut line = format!(
+            "\n• {when} {who} {} <code>{}</code> → {}",
+            escape(&action),
+            escape(&e.appid),
+            escape(&e.result)
+        );
+        if let Some(code) = e.errcode {
+            line.push_str(&format!(
+                " ({code}: {})",
+                escape(crate::wechat::errcode_meaning(code, app.lang()).unwrap_or("?"))
+            ));
+        }
+        if let Some(reason) = e.reason {
+            line.push_str(&format!(" — {}", escape(&clean(&reason, 80, false))));
+        }
+        out.push_str(&line);
+    }
+    Ok(out)
+}
+
+async fn status(app: &App) -> anyhow::Result<String> {
+    let t = app.texts();
+    let health = app.health.lock().map(|h| h.clone()).unwrap_or_default();
+    let counts = app.store.counts(app.chat.0).await?;
+    let token = app.wechat.tokens().state().await;
+    let when = |at: Option<i64>| {
+        at.map_or_else(
+            || t.status_never.to_owned(),
+            |s| format_time(s, &app.settings.time_zone),
+        )
+    };
+    let token_text = format!(
+        "{} · {} · {}",
+        token.mode,
+        if token.cached { "cached" } else { "none" },
+        token
+            .refresh_in_secs
+            .map_or_else(|| "-".to_owned(), |s| format!("refresh in {s}s")),
+    );
+    Ok(fill(
+        t.status_text,
+        &[
+            ("last_ok", &when(health.last_ok_at)),
+            ("last_poll", &when(health.last_poll_at)),
+            (
+                "last_error",
+                &escape(health.last_error.as_deref().unwrap_or(t.status_no_error)),
+            ),
+            ("failures", &health.failures_in_row.to_string()),
+            ("token", &escape(&token_text)),
+            ("pending", &counts.pending.to_string()),
+            ("approved", &counts.approved.to_string()),
+            ("refused", &counts.refused.to_string()),
+            ("expired", &counts.expired.to_string()),
+            ("cards", &counts.cards.to_string()),
+        ],
+    ))
+}

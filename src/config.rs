@@ -1,0 +1,395 @@
+//! Settings, read once at start from the environment (and a `.env` file, which the real
+//! environment overrides). A bad value stops the start with one line that names the variable.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use reqwest::Url;
+use secrecy::SecretString;
+use teloxide::types::{ChatId, UserId};
+
+use crate::i18n::Lang;
+use crate::wechat::{DEFAULT_API_BASE, RetryPolicy, TokenMode, WeChatConfig};
+
+/// A configuration problem: which variable, and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{var}: {problem}")]
+pub struct ConfigError {
+    /// The environment variable.
+    pub var: &'static str,
+    /// What is wrong, in one line (never the value of a secret).
+    pub problem: String,
+}
+
+impl ConfigError {
+    fn new(var: &'static str, problem: impl Into<String>) -> Self {
+        Self {
+            var,
+            problem: problem.into(),
+        }
+    }
+}
+
+/// Everything the bot needs, validated.
+#[derive(Clone)]
+pub struct Settings {
+    /// `TELOXIDE_TOKEN`.
+    pub telegram_token: SecretString,
+    /// `TELOXIDE_API_URL`: a local Bot API server or a test fake.
+    pub telegram_api_url: Option<Url>,
+    /// The WeChat side (`WECHAT_*`).
+    pub wechat: WeChatConfig,
+    /// `TEAM_CHAT_ID`: the one chat the bot works in.
+    pub team_chat_id: ChatId,
+    /// `APPROVER_IDS`; `None` means the team chat's administrators.
+    pub approvers: Option<Vec<UserId>>,
+    /// `POLL_INTERVAL_SECS`.
+    pub poll_interval: Duration,
+    /// `POLL_ALERT_AFTER`: failed polls in a row before the chat is told.
+    pub poll_alert_after: u32,
+    /// `DATABASE_URL`.
+    pub database_url: String,
+    /// `BOT_LANG`.
+    pub lang: Lang,
+    /// `REJECT_REASONS`.
+    pub reject_reasons: Vec<String>,
+    /// `TZ`: how times are shown.
+    pub time_zone: jiff::tz::TimeZone,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("telegram_token", &"***")
+            .field(
+                "telegram_api_url",
+                &self.telegram_api_url.as_ref().map(Url::as_str),
+            )
+            .field("wechat_api_base", &self.wechat.base_url.as_str())
+            .field("wechat_appid", &self.wechat.appid)
+            .field("wechat_secret", &"***")
+            .field("wechat_token_mode", &self.wechat.token_mode.name())
+            .field("team_chat_id", &self.team_chat_id.0)
+            .field("approvers", &self.approvers)
+            .field("poll_interval", &self.poll_interval)
+            .field("database_url", &self.database_url)
+            .field("lang", &self.lang)
+            .field("reject_reasons", &self.reject_reasons)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Default preset reasons per language, when `REJECT_REASONS` is unset.
+pub fn default_reject_reasons(lang: Lang) -> Vec<String> {
+    let reasons: &[&str] = match lang {
+        Lang::Zh => &[
+            "小程序类目不在插件服务范围内",
+            "申请说明不清楚,请补充使用场景后重新申请",
+            "插件暂不对外开放",
+        ],
+        Lang::En => &[
+            "Category outside the plugin's scope",
+            "Unclear use case: please re-apply with details",
+            "Plugin not open to new users yet",
+        ],
+    };
+    reasons.iter().map(|s| (*s).to_owned()).collect()
+}
+
+impl Settings {
+    /// Reads the process environment, after loading `.env` from the working directory if present
+    /// (variables already set win).
+    pub fn from_env() -> Result<Self, ConfigError> {
+        if let Err(e) = dotenvy::dotenv()
+            && !e.not_found()
+        {
+            return Err(ConfigError::new(".env", e.to_string()));
+        }
+        let vars: HashMap<String, String> = std::env::vars().collect();
+        Self::from_vars(|name| vars.get(name).cloned())
+    }
+
+    /// Reads settings through `get`, so tests need not touch the process environment.
+    pub fn from_vars(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let var = |name: &'static str| {
+            get(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+        let required =
+            |name: &'static str| var(name).ok_or_else(|| ConfigError::new(name, "is not set"));
+
+        let telegram_token = required("TELOXIDE_TOKEN")?;
+        if !telegram_token.contains(':') {
+            return Err(ConfigError::new(
+                "TELOXIDE_TOKEN",
+                "does not look like a bot token from @BotFather (digits:letters)",
+            ));
+        }
+        let telegram_api_url = var("TELOXIDE_API_URL")
+            .map(|v| parse_url("TELOXIDE_API_URL", &v))
+            .transpose()?;
+
+        let appid = required("WECHAT_APPID")?;
+        crate::applicant::AppId::parse(&appid)
+            .map_err(|e| ConfigError::new("WECHAT_APPID", e.to_string()))?;
+        let secret = SecretString::from(required("WECHAT_SECRET")?);
+        let base = parse_url(
+            "WECHAT_API_BASE",
+            &var("WECHAT_API_BASE").unwrap_or_else(|| DEFAULT_API_BASE.to_owned()),
+        )?;
+        let token_mode = match var("WECHAT_TOKEN_MODE").as_deref().unwrap_or("stable") {
+            "stable" => TokenMode::Stable,
+            "classic" => TokenMode::Classic,
+            "file" => TokenMode::File(PathBuf::from(var("WECHAT_ACCESS_TOKEN_FILE").ok_or_else(
+                || {
+                    ConfigError::new(
+                        "WECHAT_ACCESS_TOKEN_FILE",
+                        "is required when WECHAT_TOKEN_MODE=file",
+                    )
+                },
+            )?)),
+            other => {
+                return Err(ConfigError::new(
+                    "WECHAT_TOKEN_MODE",
+                    format!("'{other}' is not one of stable, classic, file"),
+                ));
+            }
+        };
+        let mut wechat = WeChatConfig::new(base, appid, secret);
+        wechat.token_mode = token_mode;
+        wechat.request_timeout =
+            Duration::from_secs(number(&var, "WECHAT_TIMEOUT_SECS", 10, 1, 300)?);
+        wechat.page_size = number(&var, "WECHAT_PAGE_SIZE", 50, 1, 1000)? as u32;
+        wechat.retry = RetryPolicy::default();
+
+        let team_chat_id = var("TEAM_CHAT_ID").ok_or_else(|| {
+            ConfigError::new(
+                "TEAM_CHAT_ID",
+                "is not set (send /chatid in the team chat to learn it)",
+            )
+        })?;
+        let team_chat_id = team_chat_id.parse::<i64>().map(ChatId).map_err(|_| {
+            ConfigError::new(
+                "TEAM_CHAT_ID",
+                format!(
+                    "'{team_chat_id}' is not a Telegram chat id (a number such as -1001234567890)"
+                ),
+            )
+        })?;
+
+        let approvers = var("APPROVER_IDS")
+            .map(|list| {
+                list.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(|s| {
+                        s.parse::<u64>().map(UserId).map_err(|_| {
+                            ConfigError::new(
+                                "APPROVER_IDS",
+                                format!(
+                                    "'{s}' is not a Telegram user id (comma-separated numbers)"
+                                ),
+                            )
+                        })
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .transpose()?;
+        if approvers.as_ref().is_some_and(Vec::is_empty) {
+            return Err(ConfigError::new("APPROVER_IDS", "lists no user id"));
+        }
+
+        let lang = var("BOT_LANG")
+            .map(|v| {
+                v.parse::<Lang>()
+                    .map_err(|e| ConfigError::new("BOT_LANG", e))
+            })
+            .transpose()?
+            .unwrap_or_default();
+        let reject_reasons = match var("REJECT_REASONS") {
+            None => default_reject_reasons(lang),
+            Some(list) => {
+                let reasons: Vec<String> = list
+                    .split('|')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect();
+                if reasons.is_empty() || reasons.len() > 8 {
+                    return Err(ConfigError::new(
+                        "REJECT_REASONS",
+                        "needs 1 to 8 reasons separated by '|'",
+                    ));
+                }
+                if let Some(long) = reasons.iter().find(|r| r.chars().count() > 200) {
+                    return Err(ConfigError::new(
+                        "REJECT_REASONS",
+                        format!(
+                            "a reason is longer than 200 characters: '{}…'",
+                            long.chars().take(20).collect::<String>()
+                        ),
+                    ));
+                }
+                reasons
+            }
+        };
+        let time_zone = match var("TZ") {
+            None => jiff::tz::TimeZone::system(),
+            Some(name) => {
+                let name = name.trim_start_matches(':');
+                jiff::tz::TimeZone::get(name).map_err(|_| {
+                    ConfigError::new(
+                        "TZ",
+                        format!("'{name}' is not a known time zone (e.g. Asia/Shanghai)"),
+                    )
+                })?
+            }
+        };
+
+        Ok(Self {
+            telegram_token: SecretString::from(telegram_token),
+            telegram_api_url,
+            wechat,
+            team_chat_id,
+            approvers,
+            poll_interval: Duration::from_secs(number(&var, "POLL_INTERVAL_SECS", 60, 5, 86_400)?),
+            poll_alert_after: number(&var, "POLL_ALERT_AFTER", 3, 1, 1000)? as u32,
+            database_url: var("DATABASE_URL")
+                .unwrap_or_else(|| "sqlite:wxplugin-bot.db".to_owned()),
+            lang,
+            reject_reasons,
+            time_zone,
+        })
+    }
+}
+
+fn parse_url(var: &'static str, value: &str) -> Result<Url, ConfigError> {
+    let url = Url::parse(value)
+        .map_err(|e| ConfigError::new(var, format!("'{value}' is not a URL ({e})")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(ConfigError::new(
+            var,
+            format!("'{value}' is not an http(s) URL"),
+        ));
+    }
+    Ok(url)
+}
+
+fn number(
+    var: &impl Fn(&'static str) -> Option<String>,
+    name: &'static str,
+    default: u64,
+    min: u64,
+    max: u64,
+) -> Result<u64, ConfigError> {
+    let Some(raw) = var(name) else {
+        return Ok(default);
+    };
+    match raw.parse::<u64>() {
+        Ok(n) if (min..=max).contains(&n) => Ok(n),
+        _ => Err(ConfigError::new(
+            name,
+            format!("'{raw}' is not a whole number from {min} to {max}"),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> HashMap<&'static str, &'static str> {
+        HashMap::from([
+            ("TELOXIDE_TOKEN", "123:abc"),
+            ("WECHAT_APPID", "wx5a4db0c0ffee0001"),
+            ("WECHAT_SECRET", "topsecret-value"),
+            ("TEAM_CHAT_ID", "-1001234567890"),
+        ])
+    }
+
+    fn load(vars: &HashMap<&'static str, &'static str>) -> Result<Settings, ConfigError> {
+        Settings::from_vars(|k| vars.get(k).map(|v| (*v).to_owned()))
+    }
+
+    #[test]
+    fn defaults_fill_everything_optional() {
+        let s = load(&base()).unwrap();
+        assert_eq!(s.poll_interval, Duration::from_secs(60));
+        assert_eq!(s.database_url, "sqlite:wxplugin-bot.db");
+        assert_eq!(s.lang, Lang::Zh);
+        assert_eq!(s.reject_reasons, default_reject_reasons(Lang::Zh));
+        assert_eq!(s.wechat.token_mode, TokenMode::Stable);
+        assert_eq!(s.wechat.base_url.as_str(), "https://api.weixin.qq.com/");
+        assert_eq!(s.wechat.request_timeout, Duration::from_secs(10));
+        assert!(s.approvers.is_none());
+    }
+
+    #[test]
+    fn each_bad_value_names_its_variable() {
+        let cases: &[(&str, &str)] = &[
+            ("TEAM_CHAT_ID", "abc"),
+            ("POLL_INTERVAL_SECS", "0"),
+            ("POLL_INTERVAL_SECS", "ten"),
+            ("APPROVER_IDS", "1,x"),
+            ("BOT_LANG", "fr"),
+            ("WECHAT_TOKEN_MODE", "magic"),
+            ("WECHAT_API_BASE", "not a url"),
+            ("WECHAT_APPID", "<script>"),
+            ("WECHAT_TIMEOUT_SECS", "-1"),
+            ("TZ", "Mars/Olympus"),
+            ("REJECT_REASONS", "| |"),
+            ("TELOXIDE_TOKEN", "nocolon"),
+        ];
+        for (name, value) in cases {
+            let mut vars = base();
+            vars.insert(name, value);
+            let err = load(&vars).unwrap_err();
+            assert_eq!(err.var, *name, "{name}={value}: {err}");
+            assert!(!err.to_string().contains('\n'));
+        }
+    }
+
+    #[test]
+    fn missing_required_variables_are_named() {
+        for name in [
+            "TELOXIDE_TOKEN",
+            "WECHAT_APPID",
+            "WECHAT_SECRET",
+            "TEAM_CHAT_ID",
+        ] {
+            let mut vars = base();
+            vars.remove(name);
+            assert_eq!(load(&vars).unwrap_err().var, name);
+        }
+        let mut vars = base();
+        vars.insert("WECHAT_TOKEN_MODE", "file");
+        assert_eq!(load(&vars).unwrap_err().var, "WECHAT_ACCESS_TOKEN_FILE");
+    }
+
+    #[test]
+    fn lists_and_modes_parse() {
+        let mut vars = base();
+        vars.insert("APPROVER_IDS", " 11, 22 ,");
+        vars.insert("REJECT_REASONS", "a | b|c");
+        vars.insert("BOT_LANG", "en");
+        vars.insert("WECHAT_TOKEN_MODE", "file");
+        vars.insert("WECHAT_ACCESS_TOKEN_FILE", "/run/wx/token");
+        vars.insert("TZ", "Asia/Shanghai");
+        let s = load(&vars).unwrap();
+        assert_eq!(s.approvers, Some(vec![UserId(11), UserId(22)]));
+        assert_eq!(s.reject_reasons, vec!["a", "b", "c"]);
+        assert_eq!(s.lang, Lang::En);
+        assert_eq!(s.wechat.token_mode, TokenMode::File("/run/wx/token".into()));
+        assert_eq!(s.time_zone.iana_name(), Some("Asia/Shanghai"));
+    }
+
+    #[test]
+    fn debug_output_hides_secrets() {
+        let s = load(&base()).unwrap();
+        let shown = format!("{s:?}");
+        assert!(!shown.contains("topsecret-value"));
+        assert!(!shown.contains("123:abc"));
+    }
+}

@@ -1,0 +1,259 @@
+//! The poller: WeChat tells nobody when someone applies, so the bot reads the list every interval
+//! (and on `/refresh`), posts a card for each new pending applicant, and updates the cards of
+//! applicants whose status changed outside the bot. One step ([`poll_once`]) is separate from the
+//! sleeping loop ([`run`]) so tests drive it step by step.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::app::{App, Seen};
+use crate::applicant::{AppId, Applicant};
+use crate::card::{CardState, Note, escape, format_time};
+use crate::i18n::fill;
+use crate::store::now_secs;
+use crate::wechat::WeChatError;
+
+/// What one poll did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PollReport {
+    /// Applicants WeChat listed.
+    pub listed: usize,
+    /// Cards posted.
+    pub new_cards: usize,
+    /// Cards edited because the status changed elsewhere or the applicant vanished.
+    pub updated_cards: usize,
+    /// Applicants whose stored record changed.
+    pub changed: usize,
+}
+
+/// Poll health, for `/status` and for announcing an outage once.
+#[derive(Clone, Debug, Default)]
+pub struct PollHealth {
+    /// When the last poll ran (unix seconds).
+    pub last_poll_at: Option<i64>,
+    /// When the last poll succeeded.
+    pub last_ok_at: Option<i64>,
+    /// The last poll error, redacted.
+    pub last_error: Option<String>,
+    /// Failed polls in a row.
+    pub failures_in_row: u32,
+    /// When the current run of failures began.
+    pub failing_since: Option<i64>,
+    /// Whether the chat was told about the current outage.
+    pub outage_announced: bool,
+}
+
+/// Failure of a poll.
+#[derive(Debug, thiserror::Error)]
+pub enum PollError {
+    /// WeChat could not be read.
+    #[error(transparent)]
+    WeChat(#[from] WeChatError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+}
+
+/// Reads WeChat's list once and brings cards in line with it.
+pub async fn poll_once(app: &App) -> Result<PollReport, PollError> {
+    let _one_at_a_time = app.poll_lock.lock().await;
+    let listed = app.wechat.list_all().await;
+    note_health(app, listed.as_ref().err()).await;
+    let listed = listed?;
+    let mut report = PollReport {
+        listed: listed.len(),
+        ..PollReport::default()
+    };
+    let mut present = HashSet::with_capacity(listed.len());
+    for applicant in listed {
+        present.insert(applicant.appid.clone());
+        let unchanged = app.seen.get(&applicant.appid).is_some_and(|seen| {
+            seen.applicant == applicant && (seen.carded || !applicant.status.is_decidable())
+        });
+        if unchanged {
+            continue;
+        }
+        apply_change(app, applicant, &mut report).await?;
+    }
+    let vanished: Vec<AppId> = app
+        .seen
+        .iter()
+        .filter(|entry| !present.contains(entry.key()))
+        .map(|entry| entry.key().clone())
+        .collect();
+    for appid in vanished {
+        vanish(app, &appid, &mut report).await?;
+    }
+    if report
+        != (PollReport {
+            listed: report.listed,
+            ..PollReport::default()
+        })
+    {
+        tracing::info!(?report, "poll changed things");
+    } else {
+        tracing::debug!(listed = report.listed, "poll: nothing changed");
+    }
+    Ok(report)
+}
+
+async fn apply_change(
+    app: &App,
+    applicant: Applicant,
+    report: &mut PollReport,
+) -> Result<(), PollError> {
+    let appid = applicant.appid.clone();
+    let before = app.store.applicant(&appid).await?;
+    let card = app.store.card_for(app.chat.0, &appid).await?;
+    if card
+        .as_ref()
+        .is_some_and(|c| c.state == CardState::Deciding)
+    {
+        // A decision holds the card; it re-reads and shows the truth itself. Look again next poll.
+        return Ok(());
+    }
+    app.store.upsert_applicant(&applicant).await?;
+    report.changed += 1;
+    let status_moved = before
+        .as_ref()
+        .is_some_and(|b| b.gone || b.applicant.status != applicant.status);
+    let mut carded = !applicant.status.is_decidable();
+    if applicant.status.is_decidable() {
+        match app.ensure_card(&appid).await {
+            Ok(true) => {
+                report.new_cards += 1;
+                carded = true;
+            }
+            Ok(false) => {
+                carded = true;
+                if let Some(card) = &card
+                    && card.message_id.is_some()
+                {
+                    // Details changed (nickname, reason): show them.
+                    refresh(app, card.id).await;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(appid = %appid, error = %e, "could not post a card; will try again next poll")
+            }
+        }
+    } else if let Some(card) = card.filter(|c| c.state != CardState::Sending)
+        && status_moved
+    {
+        // Approved, refused, timed out in the WeChat console, or a status we do not know.
+        let note = Note::Elsewhere {
+            status: applicant.status.code(),
+            at: now_secs(),
+        };
+        app.store
+            .settle_card(card.id, CardState::Closed, Some(&note))
+            .await?;
+        refresh(app, card.id).await;
+        report.updated_cards += 1;
+    }
+    app.seen.insert(appid, Seen { applicant, carded });
+    Ok(())
+}
+
+async fn vanish(app: &App, appid: &AppId, report: &mut PollReport) -> Result<(), PollError> {
+    let already_gone = app.store.applicant(appid).await?.is_none_or(|s| s.gone);
+    if !already_gone {
+        app.store.mark_gone(appid).await?;
+        report.changed += 1;
+        if let Some(card) = app.store.card_for(app.chat.0, appid).await?
+            && card.state != CardState::Deciding
+            && card.state != CardState::Sending
+        {
+            app.store
+                .settle_card(
+                    card.id,
+                    CardState::Closed,
+                    Some(&Note::Gone { at: now_secs() }),
+                )
+                .await?;
+            refresh(app, card.id).await;
+            report.updated_cards += 1;
+        }
+    }
+    app.seen.remove(appid);
+    Ok(())
+}
+
+async fn refresh(app: &App, card_id: i64) {
+    if let Err(e) = app.refresh_card(card_id).await {
+        tracing::warn!(card = card_id, error = %e, "could not edit a card");
+    }
+}
+
+/// Tracks failures and tells the chat once when polls have failed `POLL_ALERT_AFTER` times in a
+/// row, and once when they recover.
+async fn note_health(app: &App, error: Option<&WeChatError>) {
+    let now = now_secs();
+    let t = app.texts();
+    let message = {
+        let Ok(mut health) = app.health.lock() else {
+            return;
+        };
+        health.last_poll_at = Some(now);
+        match error {
+            None => {
+                health.last_ok_at = Some(now);
+                let was_announced = health.outage_announced;
+                let since = health.failing_since.take();
+                health.failures_in_row = 0;
+                health.outage_announced = false;
+                was_announced.then(|| {
+                    let minutes = since.map_or(0, |s| (now - s).max(0) / 60);
+                    fill(t.poll_recovered, &[("minutes", &minutes.to_string())])
+                })
+            }
+            Some(e) => {
+                tracing::warn!(error = %e, "poll failed");
+                health.last_error = Some(e.to_string());
+                health.failures_in_row += 1;
+                let since = *health.failing_since.get_or_insert(now);
+                if health.failures_in_row >= app.settings.poll_alert_after
+                    && !health.outage_announced
+                {
+                    health.outage_announced = true;
+                    let mut detail = e.to_string();
+                    if let Some(meaning) = e.meaning(app.lang()) {
+                        detail = format!("{detail} — {meaning}");
+                    }
+                    if let Some(hint) = e.hint() {
+                        detail = format!("{detail} ({hint})");
+                    }
+                    Some(fill(
+                        t.poll_outage,
+                        &[
+                            ("n", &health.failures_in_row.to_string()),
+                            ("since", &format_time(since, &app.settings.time_zone)),
+                            ("error", &escape(&detail)),
+                        ],
+                    ))
+                } else {
+                    None
+                }
+            }
+        }
+    };
+    if let Some(message) = message {
+        app.announce(message).await;
+    }
+}
+
+/// Polls every interval until `shutdown` fires; a poll in progress finishes first.
+pub async fn run(app: std::sync::Arc<App>, interval: Duration, shutdown: CancellationToken) {
+    loop {
+        if let Err(e) = poll_once(&app).await {
+            tracing::warn!(error = %e, "poll failed");
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            () = tokio::time::sleep(interval) => {}
+        }
+    }
+    tracing::info!("poller stopped");
+}

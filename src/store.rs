@@ -1,0 +1,614 @@
+//! The bot's memory: applicants as last seen, the card for each, and the audit log, in SQLite
+//! through sqlx with versioned migrations (`migrations/`), so nothing is lost across restarts.
+//!
+//! Every operation that guards a decision is one atomic statement that says what it did
+//! ([`Store::claim`] returns whether this caller won).
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+
+use crate::applicant::{AppId, Applicant, ApplyStatus, Category};
+use crate::card::{Actor, Card, CardState, Note};
+use crate::decision::Action;
+
+/// Store failures: the database, or a row that no longer parses.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// sqlx failed.
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+    /// Migrations failed.
+    #[error("database migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A stored value is not what this version writes.
+    #[error("corrupt row in {table}: {detail}")]
+    Corrupt {
+        /// Which table.
+        table: &'static str,
+        /// What is wrong.
+        detail: String,
+    },
+}
+
+/// Shorthand.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// An applicant as stored, with bookkeeping.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredApplicant {
+    /// What WeChat last said.
+    pub applicant: Applicant,
+    /// Whether it has vanished from WeChat's list.
+    pub gone: bool,
+}
+
+/// One decision attempt with its result, for `/history`.
+#[derive(Clone, Debug)]
+pub struct HistoryEntry {
+    /// When the attempt started (unix seconds).
+    pub at: i64,
+    /// Whom it concerned.
+    pub appid: String,
+    /// approve / reject / delete.
+    pub action: String,
+    /// Who decided.
+    pub actor_name: Option<String>,
+    /// button / command / restart.
+    pub via: String,
+    /// The refusal reason.
+    pub reason: Option<String>,
+    /// ok / error / unknown / in-flight (no result row).
+    pub result: String,
+    /// WeChat's errcode, if any.
+    pub errcode: Option<i64>,
+    /// Extra detail (error text, reconciliation).
+    pub detail: Option<String>,
+}
+
+/// Counts by status for `/status`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StatusCounts {
+    /// Pending applicants.
+    pub pending: i64,
+    /// Approved.
+    pub approved: i64,
+    /// Refused.
+    pub refused: i64,
+    /// Timed out.
+    pub expired: i64,
+    /// Anything else still listed.
+    pub other: i64,
+    /// Live cards.
+    pub cards: i64,
+}
+
+/// The SQLite-backed store. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    pool: SqlitePool,
+}
+
+/// Now, in unix seconds.
+pub fn now_secs() -> i64 {
+    jiff::Timestamp::now().as_second()
+}
+
+impl Store {
+    /// Opens (creating if missing) the database at `url` (`sqlite:path.db`) and migrates it.
+    pub async fn open(url: &str) -> StoreResult<Self> {
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await?;
+        Self::migrated(pool).await
+    }
+
+    /// A private in-memory database, for tests.
+    pub async fn in_memory() -> StoreResult<Self> {
+        let options = SqliteConnectOptions::from_str("sqlite::memory:")?.foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options)
+            .await?;
+        Self::migrated(pool).await
+    }
+
+    async fn migrated(pool: SqlitePool) -> StoreResult<Self> {
+        sqlx::migrate!("./migrations").run(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    /// Closes the pool, flushing the WAL.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    // ---- applicants ----
+
+    /// Every stored applicant, to warm the poller's view at start.
+    pub async fn applicants(&self) -> StoreResult<Vec<StoredApplicant>> {
+        let rows = sqlx::query("SELECT * FROM applicants ORDER BY applied_at DESC, appid")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(applicant_from_row).collect()
+    }
+
+    /// One stored applicant.
+    pub async fn applicant(&self, appid: &AppId) -> StoreResult<Option<StoredApplicant>> {
+        let row = sqlx::query("SELECT * FROM applicants WHERE appid = ?")
+            .bind(appid.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(applicant_from_row).transpose()
+    }
+
+    /// Records what WeChat says about an applicant (it is listed, so not gone).
+    pub async fn upsert_applicant(&self, a: &Applicant) -> StoreResult<()> {
+        let now = now_secs();
+        let categories = serde_json::to_string(&a.categories).unwrap_or_else(|_| "[]".into());
+        sqlx::query(
+            "INSERT INTO applicants (appid, status, nickname, avatar_url, reason, apply_url,
+                 applied_at, categories, first_seen, updated_at, gone)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)
+             ON CONFLICT (appid) DO UPDATE SET status = excluded.status,
+                 nickname = excluded.nickname, avatar_url = excluded.avatar_url,
+                 reason = excluded.reason, apply_url = excluded.apply_url,
+                 applied_at = excluded.applied_at, categories = excluded.categories,
+                 updated_at = excluded.updated_at, gone = 0",
+        )
+        .bind(a.appid.as_str())
+        .bind(a.status.code())
+        .bind(&a.nickname)
+        .bind(&a.avatar_url)
+        .bind(&a.reason)
+        .bind(&a.apply_url)
+        .bind(a.applied_at.map(|t| t.as_second()))
+        .bind(categories)
+        .bind(now)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Sets the status after a decision WeChat confirmed.
+    pub async fn set_status(&self, appid: &AppId, status: ApplyStatus) -> StoreResult<()> {
+        sqlx::query("UPDATE applicants SET status = ?, updated_at = ? WHERE appid = ?")
+            .bind(status.code())
+            .bind(now_secs())
+            .bind(appid.as_str())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Marks an applicant as vanished from WeChat's list.
+    pub async fn mark_gone(&self, appid: &AppId) -> StoreResult<()> {
+        sqlx::query("UPDATE applicants SET gone = 1, updated_at = ? WHERE appid = ?")
+            .bind(now_secs())
+            .bind(appid.as_str())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Listed applicants, optionally with one status, newest first, with their cards in `chat_id`.
+    pub async fn applicants_with_cards(
+        &self,
+        chat_id: i64,
+        status: Option<ApplyStatus>,
+    ) -> StoreResult<Vec<(StoredApplicant, Option<Card>)>> {
+        let rows = sqlx::query(
+            "SELECT a.*, c.id AS card_id FROM applicants a
+             LEFT JOIN cards c ON c.appid = a.appid AND c.chat_id = ?
+             WHERE a.gone = 0 AND (? IS NULL OR a.status = ?)
+             ORDER BY a.applied_at DESC, a.appid",
+        )
+        .bind(chat_id)
+        .bind(status.map(ApplyStatus::code))
+        .bind(status.map(ApplyStatus::code))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let applicant = applicant_from_row(row)?;
+            let card = match row.try_get::<Option<i64>, _>("card_id")? {
+                Some(id) => self.card(id).await?,
+                None => None,
+            };
+            out.push((applicant, card));
+        }
+        Ok(out)
+    }
+
+    /// Counts for `/status`.
+    pub async fn counts(&self, chat_id: i64) -> StoreResult<StatusCounts> {
+        let rows = sqlx::query(
+            "SELECT status, COUNT(*) AS n FROM applicants WHERE gone = 0 GROUP BY status",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut counts = StatusCounts::default();
+        for row in rows {
+            let n: i64 = row.try_get("n")?;
+            match ApplyStatus::from_code(row.try_get("status")?) {
+                ApplyStatus::Pending => counts.pending += n,
+                ApplyStatus::Approved => counts.approved += n,
+                ApplyStatus::Refused => counts.refused += n,
+                ApplyStatus::Expired => counts.expired += n,
+                ApplyStatus::Unknown(_) => counts.other += n,
+            }
+        }
+        counts.cards = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM cards WHERE chat_id = ? AND message_id IS NOT NULL AND message_gone = 0",
+        )
+        .bind(chat_id)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(counts)
+    }
+
+    // ---- cards ----
+
+    /// Starts a card for `appid` in `chat_id`: writes it in state `sending` before anything is
+    /// sent. Returns `None` when a card that still stands exists (never two live cards); a closed
+    /// card (the applicant was deleted and applied again) is reused for the new message.
+    pub async fn begin_card(&self, chat_id: i64, appid: &AppId) -> StoreResult<Option<Card>> {
+        let now = now_secs();
+        let changed = sqlx::query(
+            "INSERT INTO cards (chat_id, appid, state, created_at, updated_at)
+             VALUES (?, ?, 'sending', ?, ?)
+             ON CONFLICT (chat_id, appid) DO UPDATE SET state = 'sending', message_id = NULL,
+                 actor_id = NULL, actor_name = NULL, action = NULL, reason = NULL, note = NULL,
+                 prompt_message_id = NULL, message_gone = 0, updated_at = excluded.updated_at
+             WHERE cards.state = 'closed'",
+        )
+        .bind(chat_id)
+        .bind(appid.as_str())
+        .bind(now)
+        .bind(now)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        if changed == 0 {
+            return Ok(None);
+        }
+        self.card_for(chat_id, appid).await
+    }
+
+    /// Records the message a card was sent as; the card is now open.
+    pub async fn card_sent(&self, card_id: i64, message_id: i32) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE cards SET message_id = ?, state = 'open', updated_at = ? WHERE id = ? AND state = 'sending'",
+        )
+        .bind(message_id)
+        .bind(now_secs())
+        .bind(card_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Cards written but never confirmed sent (a failed send or a crash mid-send).
+    pub async fn unsent_cards(&self, chat_id: i64) -> StoreResult<Vec<Card>> {
+        let rows =
+            sqlx::query("SELECT * FROM cards WHERE chat_id = ? AND state = 'sending' ORDER BY id")
+                .bind(chat_id)
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter().map(card_from_row).collect()
+    }
+
+    /// Cards left mid-decision (a crash between claiming and finishing).
+    pub async fn deciding_cards(&self, chat_id: i64) -> StoreResult<Vec<Card>> {
+        let rows =
+            sqlx::query("SELECT * FROM cards WHERE chat_id = ? AND state = 'deciding' ORDER BY id")
+                .bind(chat_id)
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter().map(card_from_row).collect()
+    }
+
+    /// A card by id.
+    pub async fn card(&self, id: i64) -> StoreResult<Option<Card>> {
+        let row = sqlx::query("SELECT * FROM cards WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(card_from_row).transpose()
+    }
+
+    /// The card for an applicant in a chat.
+    pub async fn card_for(&self, chat_id: i64, appid: &AppId) -> StoreResult<Option<Card>> {
+        let row = sqlx::query("SELECT * FROM cards WHERE chat_id = ? AND appid = ?")
+            .bind(chat_id)
+            .bind(appid.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(card_from_row).transpose()
+    }
+
+    /// The card whose ForceReply prompt is `prompt_message_id`.
+    pub async fn card_by_prompt(
+        &self,
+        chat_id: i64,
+        prompt_message_id: i32,
+    ) -> StoreResult<Option<Card>> {
+        let row = sqlx::query(
+            "SELECT * FROM cards WHERE chat_id = ? AND prompt_message_id = ? AND state = 'awaiting_reason'",
+        )
+        .bind(chat_id)
+        .bind(prompt_message_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(card_from_row).transpose()
+    }
+
+    /// Atomically moves a card from one of `from` to `to`, recording who and what. Returns
+    /// whether this caller made the move: of two simultaneous presses, exactly one gets `true`.
+    pub async fn claim(
+        &self,
+        card_id: i64,
+        from: &[CardState],
+        to: CardState,
+        actor: &Actor,
+        action: Option<Action>,
+        reason: Option<&str>,
+    ) -> StoreResult<bool> {
+        let states = from
+            .iter()
+            .map(|s| format!("'{}'", s.as_str()))
+            .collect::<Vec<_>>()
+            .join(",");
+        let sql = format!(
+            "UPDATE cards SET state = ?, actor_id = ?, actor_name = ?, action = ?, reason = ?,
+                 updated_at = ? WHERE id = ? AND state IN ({states})"
+        );
+        let done = sqlx::query(&sql)
+            .bind(to.as_str())
+            .bind(actor.id as i64)
+            .bind(&actor.name)
+            .bind(action.map(Action::as_str))
+            .bind(reason)
+            .bind(now_secs())
+            .bind(card_id)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(done == 1)
+    }
+
+    /// Sets a card's state and the outcome it shows.
+    pub async fn settle_card(
+        &self,
+        card_id: i64,
+        state: CardState,
+        note: Option<&Note>,
+    ) -> StoreResult<()> {
+        let note = note.and_then(|n| serde_json::to_string(n).ok());
+        sqlx::query("UPDATE cards SET state = ?, note = ?, prompt_message_id = NULL, updated_at = ? WHERE id = ?")
+            .bind(state.as_str())
+            .bind(note)
+            .bind(now_secs())
+            .bind(card_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Remembers the ForceReply prompt that asks for a typed reason.
+    pub async fn set_prompt(&self, card_id: i64, prompt_message_id: i32) -> StoreResult<()> {
+        sqlx::query("UPDATE cards SET prompt_message_id = ?, updated_at = ? WHERE id = ?")
+            .bind(prompt_message_id)
+            .bind(now_secs())
+            .bind(card_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Records that a person deleted the card's message; it is not edited again.
+    pub async fn mark_message_gone(&self, card_id: i64) -> StoreResult<()> {
+        sqlx::query("UPDATE cards SET message_gone = 1, updated_at = ? WHERE id = ?")
+            .bind(now_secs())
+            .bind(card_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    // ---- audit ----
+
+    /// Appends a decision attempt before WeChat is called; returns its id.
+    pub async fn audit_attempt(
+        &self,
+        appid: &AppId,
+        action: Action,
+        actor: &Actor,
+        via: &str,
+        reason: Option<&str>,
+    ) -> StoreResult<i64> {
+        let id = sqlx::query(
+            "INSERT INTO audit (at, appid, action, actor_id, actor_name, via, reason, result)
+             VALUES (?, ?, ?, ?, ?, ?, ?, 'attempt')",
+        )
+        .bind(now_secs())
+        .bind(appid.as_str())
+        .bind(action.as_str())
+        .bind(actor.id as i64)
+        .bind(&actor.name)
+        .bind(via)
+        .bind(reason)
+        .execute(&self.pool)
+        .await?
+        .last_insert_rowid();
+        Ok(id)
+    }
+
+    /// Appends the result of attempt `attempt_id`.
+    pub async fn audit_result(
+        &self,
+        attempt_id: i64,
+        result: &str,
+        errcode: Option<i64>,
+        detail: Option<&str>,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO audit (at, appid, action, actor_id, actor_name, via, reason, result, errcode, detail, attempt_id)
+             SELECT ?, appid, action, actor_id, actor_name, via, reason, ?, ?, ?, id FROM audit WHERE id = ?",
+        )
+        .bind(now_secs())
+        .bind(result)
+        .bind(errcode)
+        .bind(detail)
+        .bind(attempt_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The open attempt on `appid` with no result yet (a crash mid-decision), if any.
+    pub async fn open_attempt(&self, appid: &AppId) -> StoreResult<Option<i64>> {
+        Ok(sqlx::query_scalar(
+            "SELECT a.id FROM audit a WHERE a.appid = ? AND a.attempt_id IS NULL
+               AND NOT EXISTS (SELECT 1 FROM audit r WHERE r.attempt_id = a.id)
+             ORDER BY a.id DESC LIMIT 1",
+        )
+        .bind(appid.as_str())
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    /// Attempts with their latest result, newest first.
+    pub async fn history(
+        &self,
+        appid: Option<&AppId>,
+        limit: i64,
+    ) -> StoreResult<Vec<HistoryEntry>> {
+        let rows = sqlx::query(
+            "SELECT a.at, a.appid, a.action, a.actor_name, a.via, a.reason,
+                    COALESCE(r.result, 'in-flight') AS result, r.errcode, r.detail
+             FROM audit a
+             LEFT JOIN audit r ON r.id = (SELECT MAX(id) FROM audit WHERE attempt_id = a.id)
+             WHERE a.attempt_id IS NULL AND (? IS NULL OR a.appid = ?)
+             ORDER BY a.id DESC LIMIT ?",
+        )
+        .bind(appid.map(AppId::as_str))
+        .bind(appid.map(AppId::as_str))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(HistoryEntry {
+                    at: r.try_get("at")?,
+                    appid: r.try_get("appid")?,
+                    action: r.try_get("action")?,
+                    actor_name: r.try_get("actor_name")?,
+                    via: r.try_get("via")?,
+                    reason: r.try_get("reason")?,
+                    result: r.try_get("result")?,
+                    errcode: r.try_get("errcode")?,
+                    detail: r.try_get("detail")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Every audit row for `appid`, oldest first (attempts and results), for tests and exports.
+    pub async fn audit_rows(
+        &self,
+        appid: &AppId,
+    ) -> StoreResult<Vec<(String, String, Option<i64>)>> {
+        let rows =
+            sqlx::query("SELECT action, result, errcode FROM audit WHERE appid = ? ORDER BY id")
+                .bind(appid.as_str())
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("action")?,
+                    r.try_get("result")?,
+                    r.try_get("errcode")?,
+                ))
+            })
+            .collect()
+    }
+}
+
+fn applicant_from_row(row: &sqlx::sqlite::SqliteRow) -> StoreResult<StoredApplicant> {
+    let raw_appid: String = row.try_get("appid")?;
+    let appid = AppId::parse(&raw_appid).map_err(|e| StoreError::Corrupt {
+        table: "applicants",
+        detail: format!("appid {raw_appid:?}: {e}"),
+    })?;
+    let categories: String = row.try_get("categories")?;
+    let categories: Vec<Category> = serde_json::from_str(&categories).unwrap_or_default();
+    Ok(StoredApplicant {
+        applicant: Applicant {
+            appid,
+            status: ApplyStatus::from_code(row.try_get("status")?),
+            nickname: row.try_get("nickname")?,
+            avatar_url: row.try_get("avatar_url")?,
+            reason: row.try_get("reason")?,
+            apply_url: row.try_get("apply_url")?,
+            applied_at: row
+                .try_get::<Option<i64>, _>("applied_at")?
+                .and_then(|s| jiff::Timestamp::from_second(s).ok()),
+            categories,
+        },
+        gone: row.try_get::<i64, _>("gone")? != 0,
+    })
+}
+
+fn card_from_row(row: &sqlx::sqlite::SqliteRow) -> StoreResult<Card> {
+    let corrupt = |detail: String| StoreError::Corrupt {
+        table: "cards",
+        detail,
+    };
+    let raw_appid: String = row.try_get("appid")?;
+    let appid =
+        AppId::parse(&raw_appid).map_err(|e| corrupt(format!("appid {raw_appid:?}: {e}")))?;
+    let raw_state: String = row.try_get("state")?;
+    let state =
+        CardState::parse(&raw_state).ok_or_else(|| corrupt(format!("state {raw_state:?}")))?;
+    let actor = match (
+        row.try_get::<Option<i64>, _>("actor_id")?,
+        row.try_get::<Option<String>, _>("actor_name")?,
+    ) {
+        (Some(id), Some(name)) => Some(Actor {
+            id: id as u64,
+            name,
+        }),
+        _ => None,
+    };
+    let action = row
+        .try_get::<Option<String>, _>("action")?
+        .and_then(|a| Action::parse(&a));
+    let note = row
+        .try_get::<Option<String>, _>("note")?
+        .and_then(|n| serde_json::from_str::<Note>(&n).ok());
+    Ok(Card {
+        id: row.try_get("id")?,
+        chat_id: row.try_get("chat_id")?,
+        appid,
+        message_id: row.try_get("message_id")?,
+        state,
+        actor,
+        action,
+        reason: row.try_get("reason")?,
+        note,
+        prompt_message_id: row.try_get("prompt_message_id")?,
+        message_gone: row.try_get::<i64, _>("message_gone")? != 0,
+    })
+}
