@@ -2,13 +2,18 @@
 //! which starts the poller beside the dispatcher and stops both through one shutdown path.
 
 use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
 
 use secrecy::ExposeSecret;
 use teloxide::adaptors::throttle::Limits;
 use teloxide::dispatching::UpdateHandler;
+use teloxide::error_handlers::LoggingErrorHandler;
 use teloxide::payloads::{AnswerCallbackQuerySetters, SendMessageSetters};
 use teloxide::prelude::*;
 use teloxide::types::{ForceReply, MaybeInaccessibleMessage, Me, ParseMode, ReplyParameters};
+use teloxide::update_listeners::Polling;
 use tokio_util::sync::CancellationToken;
 
 use crate::app::{App, TgBot};
@@ -63,6 +68,11 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
 
 /// Runs an already wired [`App`] (tests and the demo build their own).
 pub async fn serve(app: Arc<App>, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let me = app
+        .bot
+        .get_me()
+        .await
+        .context("Telegram refused the bot (check TELOXIDE_TOKEN and TELOXIDE_API_URL)")?;
     app.warm_up().await?;
     if let Err(e) = app
         .bot
@@ -101,15 +111,26 @@ pub async fn serve(app: Arc<App>, shutdown: CancellationToken) -> anyhow::Result
                     done.await;
                     break;
                 }
-                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
+                Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
             }
         }
     });
-    tracing::info!(chat = app.chat.0, approvers = %app.approvers.describe(), "bot started");
-    dispatcher.dispatch().await;
+    let listener = Polling::builder(app.bot.clone())
+        .timeout(Duration::from_secs(10))
+        .delete_webhook()
+        .await
+        .build();
+    tracing::info!(bot = %me.username(), chat = app.chat.0, approvers = %app.approvers.describe(), "bot started");
+    let dispatched = dispatcher
+        .try_dispatch_with_listener(
+            listener,
+            LoggingErrorHandler::with_custom_text("getUpdates failed"),
+        )
+        .await;
     shutdown.cancel();
     let _ = poller.await;
     app.store.close().await;
+    dispatched.context("the dispatcher could not start")?;
     tracing::info!("bot stopped");
     Ok(())
 }
