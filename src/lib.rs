@@ -8,11 +8,14 @@ pub mod applicant;
 pub mod approver;
 pub mod bot;
 pub mod card;
+pub mod cli;
+
 pub mod commands;
 pub mod config;
 pub mod decision;
 pub mod i18n;
 pub mod poller;
 pub mod redact;
+pub mod sandbox;
 pub mod store;
 pub mod wechat;

@@ -1,1 +1,6 @@
-fn main() {}
+//! The `wxplugin-bot` binary: everything lives in the library so tests build the same app.
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    wxplugin_bot::cli::main().await
+}

@@ -1,0 +1,184 @@
+//! The command line: `run` (the bot), `check` (is the configuration right?), `sandbox` (a local
+//! WeChat for staging and trials). Logging and signal handling live here so `main.rs` only calls
+//! [`main`].
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Settings;
+use crate::sandbox::{Sandbox, SandboxConfig};
+use crate::wechat::WeChatClient;
+
+/// Telegram chat-ops for WeChat mini-program plugin applications.
+#[derive(Parser, Debug)]
+#[command(name = "wxplugin-bot", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the bot (the default).
+    Run,
+    /// Validate the configuration, fetch a token and read one page of applicants.
+    Check,
+    /// Serve a local simulator of WeChat's token and devplugin endpoints.
+    Sandbox {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8900")]
+        addr: SocketAddr,
+        /// Pending applicants to seed.
+        #[arg(long, default_value_t = 8)]
+        applicants: usize,
+        /// A new applicant arrives every this many seconds (0: never).
+        #[arg(long, default_value_t = 0)]
+        arrive_every_secs: u64,
+        /// Seed for the generated applicants.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+    },
+}
+
+/// Sets up logging: human-readable, or JSON with `LOG_FORMAT=json`; level from `RUST_LOG`.
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let json = std::env::var("LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"));
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+/// A token cancelled on Ctrl-C or SIGTERM: the one shutdown path.
+pub fn shutdown_on_signal() -> CancellationToken {
+    let token = CancellationToken::new();
+    let trigger = token.clone();
+    tokio::spawn(async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            let mut term =
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                        let _ = ctrl_c.await;
+                        trigger.cancel();
+                        return;
+                    }
+                };
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = ctrl_c.await;
+        tracing::info!("shutting down: finishing decisions in flight");
+        trigger.cancel();
+    });
+    token
+}
+
+fn settings_or_exit() -> Result<Settings, ExitCode> {
+    Settings::from_env().map_err(|e| {
+        eprintln!("wxplugin-bot: configuration error: {e}");
+        ExitCode::from(2)
+    })
+}
+
+/// The whole program.
+pub async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let result = match cli.command.unwrap_or(Command::Run) {
+        Command::Run => {
+            let settings = match settings_or_exit() {
+                Ok(s) => s,
+                Err(code) => return code,
+            };
+            crate::bot::run(settings, shutdown_on_signal()).await
+        }
+        Command::Check => {
+            let settings = match settings_or_exit() {
+                Ok(s) => s,
+                Err(code) => return code,
+            };
+            check(settings).await
+        }
+        Command::Sandbox {
+            addr,
+            applicants,
+            arrive_every_secs,
+            seed,
+        } => {
+            let config = SandboxConfig {
+                applicants,
+                seed,
+                arrival_every: (arrive_every_secs > 0)
+                    .then(|| Duration::from_secs(arrive_every_secs)),
+                ..SandboxConfig::default()
+            };
+            sandbox(addr, config).await
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("wxplugin-bot: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn check(settings: Settings) -> anyhow::Result<()> {
+    println!("configuration: ok ({settings:?})");
+    let wechat = WeChatClient::new(settings.wechat.clone())?;
+    match wechat.apply_list(1, wechat.page_size()).await {
+        Ok(page) => {
+            let pending = page.iter().filter(|a| a.status.is_decidable()).count();
+            let token = wechat.tokens().state().await;
+            println!(
+                "wechat: token ok (mode {}); first page has {} applicants, {pending} pending",
+                token.mode,
+                page.len()
+            );
+            Ok(())
+        }
+        Err(e) => {
+            let mut line = format!("wechat: {e}");
+            if let Some(meaning) = e.meaning(settings.lang) {
+                line.push_str(&format!(" — {meaning}"));
+            }
+            if let Some(hint) = e.hint() {
+                line.push_str(&format!("\nhint: {hint}"));
+            }
+            anyhow::bail!(line)
+        }
+    }
+}
+
+async fn sandbox(addr: SocketAddr, config: SandboxConfig) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let bound = listener.local_addr()?;
+    println!("WeChat sandbox on http://{bound}");
+    println!("  appid {}  secret {}", config.appid, config.secret);
+    println!(
+        "  point the bot at it with WECHAT_API_BASE=http://{bound}; control API under /__sandbox/"
+    );
+    let shutdown = shutdown_on_signal();
+    Sandbox::new(config)
+        .serve(listener, async move { shutdown.cancelled().await })
+        .await?;
+    Ok(())
+}

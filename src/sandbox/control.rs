@@ -1,0 +1,200 @@
+//! The sandbox's control API under `/__sandbox/`: what the WeChat console and a bad day at WeChat
+//! would do, as plain JSON calls, for the demo and staging runs.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{Fault, FaultRule, FaultTarget, NewApplicant, Sandbox};
+
+pub(super) fn routes() -> Router<Sandbox> {
+    Router::new()
+        .route("/applicants", get(list).post(add))
+        .route("/applicants/{appid}", delete(remove))
+        .route("/applicants/{appid}/status", post(set_status))
+        .route("/tokens/expire", post(expire))
+        .route("/tokens/revoke", post(revoke))
+        .route("/clock/advance", post(advance))
+        .route("/faults", post(inject).delete(clear))
+        .route("/stats", get(stats))
+        .route("/calls", get(calls))
+}
+
+fn bad(reason: impl Into<String>) -> Response {
+    (StatusCode::BAD_REQUEST, reason.into()).into_response()
+}
+
+fn parse<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, String> {
+    serde_json::from_slice(body).map_err(|e| format!("bad JSON: {e}"))
+}
+
+async fn list(State(sb): State<Sandbox>) -> Response {
+    Json(sb.applicants()).into_response()
+}
+
+async fn add(State(sb): State<Sandbox>, body: axum::body::Bytes) -> Response {
+    let new: NewApplicant = if body.is_empty() {
+        NewApplicant::default()
+    } else {
+        match parse(&body) {
+            Ok(n) => n,
+            Err(r) => return bad(r),
+        }
+    };
+    if let Some(appid) = &new.appid
+        && (appid.is_empty() || appid.len() > 64)
+    {
+        return bad("appid must be 1 to 64 characters");
+    }
+    Json(json!({ "appid": sb.add_applicant(new) })).into_response()
+}
+
+async fn remove(State(sb): State<Sandbox>, Path(appid): Path<String>) -> Response {
+    if sb.remove_applicant(&appid) {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        (StatusCode::NOT_FOUND, format!("no applicant {appid}")).into_response()
+    }
+}
+
+#[derive(Deserialize)]
+struct StatusBody {
+    status: i64,
+}
+
+async fn set_status(
+    State(sb): State<Sandbox>,
+    Path(appid): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    let body: StatusBody = match parse(&body) {
+        Ok(b) => b,
+        Err(r) => return bad(r),
+    };
+    if sb.set_status(&appid, body.status) {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        (StatusCode::NOT_FOUND, format!("no applicant {appid}")).into_response()
+    }
+}
+
+async fn expire(State(sb): State<Sandbox>) -> StatusCode {
+    sb.expire_tokens();
+    StatusCode::NO_CONTENT
+}
+
+async fn revoke(State(sb): State<Sandbox>) -> StatusCode {
+    sb.revoke_tokens();
+    StatusCode::NO_CONTENT
+}
+
+#[derive(Deserialize)]
+struct AdvanceBody {
+    secs: u64,
+}
+
+async fn advance(State(sb): State<Sandbox>, body: axum::body::Bytes) -> Response {
+    match parse::<AdvanceBody>(&body) {
+        Ok(b) => {
+            sb.advance_clock(Duration::from_secs(b.secs));
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Err(r) => bad(r),
+    }
+}
+
+#[derive(Deserialize)]
+struct FaultBody {
+    target: String,
+    kind: String,
+    errcode: Option<i64>,
+    status: Option<u16>,
+    ms: Option<u64>,
+    #[serde(default = "one")]
+    times: u32,
+    #[serde(default)]
+    skip: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// Turns the JSON form of a fault into a rule, or says what is wrong.
+fn fault_rule(body: FaultBody) -> Result<FaultRule, String> {
+    let target = match body.target.as_str() {
+        "any" => FaultTarget::Any,
+        "token" => FaultTarget::Token,
+        a @ ("dev_apply_list" | "dev_agree" | "dev_refuse" | "dev_delete") => {
+            FaultTarget::Action(a.to_owned())
+        }
+        other => {
+            return Err(format!(
+                "unknown target {other:?}: any, token, dev_apply_list, dev_agree, dev_refuse, dev_delete"
+            ));
+        }
+    };
+    let fault = match body.kind.as_str() {
+        "errcode" => Fault::Errcode(body.errcode.ok_or("kind errcode needs \"errcode\"")?),
+        "http" => {
+            let status = body.status.ok_or("kind http needs \"status\"")?;
+            if !(100..=599).contains(&status) {
+                return Err(format!("{status} is not an HTTP status"));
+            }
+            Fault::Http(status)
+        }
+        "non_json" => Fault::NonJson,
+        "delay" => Fault::Delay(Duration::from_millis(
+            body.ms.ok_or("kind delay needs \"ms\"")?,
+        )),
+        "new_applicant_first" => Fault::NewApplicantFirst,
+        other => {
+            return Err(format!(
+                "unknown kind {other:?}: errcode, http, non_json, delay, new_applicant_first"
+            ));
+        }
+    };
+    if body.times == 0 {
+        return Err("times must be at least 1".to_owned());
+    }
+    Ok(FaultRule {
+        target,
+        fault,
+        times: body.times,
+        skip: body.skip,
+    })
+}
+
+async fn inject(State(sb): State<Sandbox>, body: axum::body::Bytes) -> Response {
+    let body: FaultBody = match parse(&body) {
+        Ok(b) => b,
+        Err(r) => return bad(r),
+    };
+    match fault_rule(body) {
+        Ok(rule) => {
+            sb.inject(rule);
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Err(reason) => bad(reason),
+    }
+}
+
+async fn clear(State(sb): State<Sandbox>) -> StatusCode {
+    sb.clear_faults();
+    StatusCode::NO_CONTENT
+}
+
+async fn stats(State(sb): State<Sandbox>) -> Response {
+    Json(sb.stats()).into_response()
+}
+
+async fn calls(State(sb): State<Sandbox>) -> Response {
+    Json(sb.calls()).into_response()
+}

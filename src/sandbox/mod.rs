@@ -1,0 +1,781 @@
+//! A local WeChat: the token endpoints and `/wxa/devplugin`, following NOTES.md's state machine and
+//! error codes, seeded with realistic applicants. The tests, the demo and a cautious team's staging
+//! run use it instead of real applicants; a control API under `/__sandbox/` plays the WeChat console
+//! and injects faults.
+
+mod control;
+mod seed;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+pub use seed::Category;
+
+/// How the sandbox is set up.
+#[derive(Clone, Debug)]
+pub struct SandboxConfig {
+    /// The AppID it accepts.
+    pub appid: String,
+    /// The AppSecret it accepts.
+    pub secret: String,
+    /// Pending applicants seeded at start.
+    pub applicants: usize,
+    /// Seed for the generated applicants.
+    pub seed: u64,
+    /// Token lifetime.
+    pub token_ttl: Duration,
+    /// A new pending applicant arrives on this period.
+    pub arrival_every: Option<Duration>,
+}
+
+impl Default for SandboxConfig {
+    fn default() -> Self {
+        Self {
+            appid: "wx5a4db0c0ffee0001".to_owned(),
+            secret: "sandbox-secret".to_owned(),
+            applicants: 8,
+            seed: 42,
+            token_ttl: Duration::from_secs(7200),
+            arrival_every: None,
+        }
+    }
+}
+
+/// An applicant as the sandbox keeps it (WeChat's fields).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SandboxApplicant {
+    /// The applicant's appid.
+    pub appid: String,
+    /// WeChat status code.
+    pub status: i64,
+    /// Name.
+    pub nickname: String,
+    /// Avatar URL.
+    pub headimgurl: String,
+    /// The applicant's reason.
+    pub reason: String,
+    /// Mini-program code URL.
+    pub apply_url: String,
+    /// Unix seconds.
+    pub create_time: i64,
+    /// Categories.
+    pub categories: Vec<Category>,
+    /// The reason it was refused with, once refused.
+    pub refuse_reason: Option<String>,
+}
+
+/// A new applicant to add; anything left out is generated.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct NewApplicant {
+    /// Its appid.
+    pub appid: Option<String>,
+    /// Name.
+    pub nickname: Option<String>,
+    /// Reason.
+    pub reason: Option<String>,
+    /// Status code (default 1, pending).
+    pub status: Option<i64>,
+    /// `(first, second)` category pairs.
+    pub categories: Option<Vec<(String, String)>>,
+    /// Unix seconds (default now).
+    pub create_time: Option<i64>,
+}
+
+/// Which calls a fault applies to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FaultTarget {
+    /// Every call.
+    Any,
+    /// Both token endpoints.
+    Token,
+    /// One devplugin action, e.g. `dev_agree`.
+    Action(String),
+}
+
+/// What an injected fault does.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// HTTP 200 with this errcode; nothing is applied.
+    Errcode(i64),
+    /// This HTTP status; nothing is applied.
+    Http(u16),
+    /// HTTP 200 with an HTML page; nothing is applied.
+    NonJson,
+    /// The call is applied, then the answer waits this long.
+    Delay(Duration),
+    /// A new pending applicant applies just before the call is handled.
+    NewApplicantFirst,
+}
+
+/// A fault for the next matching calls.
+#[derive(Clone, Debug)]
+pub struct FaultRule {
+    /// Which calls.
+    pub target: FaultTarget,
+    /// What happens.
+    pub fault: Fault,
+    /// For how many calls.
+    pub times: u32,
+    /// Matching calls let through untouched first.
+    pub skip: u32,
+}
+
+/// Counters for tests and `/__sandbox/stats`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct SandboxStats {
+    /// `POST /cgi-bin/stable_token` requests.
+    pub stable_token_requests: u64,
+    /// `GET /cgi-bin/token` requests.
+    pub classic_token_requests: u64,
+    /// `dev_apply_list` calls.
+    pub apply_list: u64,
+    /// `dev_agree` calls.
+    pub agree: u64,
+    /// `dev_refuse` calls.
+    pub refuse: u64,
+    /// `dev_delete` calls.
+    pub delete: u64,
+    /// All devplugin calls.
+    pub devplugin_total: u64,
+}
+
+/// One devplugin call as received.
+#[derive(Clone, Debug, Serialize)]
+pub struct RecordedCall {
+    /// The action, when the body had one.
+    pub action: Option<String>,
+    /// The body (null when it was not JSON).
+    pub body: Value,
+    /// The errcode answered; `None` for injected non-errcode answers.
+    pub errcode: Option<i64>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum TokenState {
+    Valid,
+    Revoked,
+    Expired,
+}
+
+struct Token {
+    expires_at: u64,
+    state: TokenState,
+}
+
+struct World {
+    applicants: Vec<SandboxApplicant>,
+    generator: seed::Generator,
+    started: Instant,
+    offset: Duration,
+    tokens: HashMap<String, Token>,
+    newest: Option<String>,
+    stable: Option<String>,
+    classic: Option<String>,
+    faults: Vec<FaultRule>,
+    stats: SandboxStats,
+    calls: Vec<RecordedCall>,
+}
+
+impl World {
+    fn now(&self) -> u64 {
+        (self.started.elapsed() + self.offset).as_secs()
+    }
+
+    fn token_error(&self, token: Option<&str>) -> Option<i64> {
+        let Some(token) = token.and_then(|t| self.tokens.get(t)) else {
+            return Some(40001);
+        };
+        match token.state {
+            TokenState::Revoked => Some(40001),
+            TokenState::Expired => Some(42001),
+            TokenState::Valid if self.now() >= token.expires_at => Some(42001),
+            TokenState::Valid => None,
+        }
+    }
+
+    fn remaining(&self, token: &str) -> Option<u64> {
+        let t = self.tokens.get(token)?;
+        (t.state == TokenState::Valid && t.expires_at > self.now())
+            .then(|| t.expires_at - self.now())
+    }
+
+    fn issue(&mut self, ttl: Duration) -> String {
+        let token = self.generator.token();
+        let expires_at = self.now() + ttl.as_secs();
+        self.tokens.insert(
+            token.clone(),
+            Token {
+                expires_at,
+                state: TokenState::Valid,
+            },
+        );
+        self.newest = Some(token.clone());
+        token
+    }
+
+    fn take_fault(&mut self, call: &Call<'_>) -> Option<Fault> {
+        let index = self.faults.iter().position(|r| match (&r.target, call) {
+            (FaultTarget::Any, _) => true,
+            (FaultTarget::Token, Call::Token) => true,
+            (FaultTarget::Action(a), Call::Action(b)) => a == b,
+            _ => false,
+        })?;
+        let rule = &mut self.faults[index];
+        if rule.skip > 0 {
+            rule.skip -= 1;
+            return None;
+        }
+        let fault = rule.fault.clone();
+        rule.times = rule.times.saturating_sub(1);
+        if rule.times == 0 {
+            self.faults.remove(index);
+        }
+        Some(fault)
+    }
+
+    fn add(&mut self, new: NewApplicant) -> String {
+        let applicant = self.generator.applicant(new);
+        let appid = applicant.appid.clone();
+        self.applicants.retain(|a| a.appid != appid);
+        self.applicants.insert(0, applicant);
+        appid
+    }
+}
+
+enum Call<'a> {
+    Token,
+    Action(&'a str),
+}
+
+struct Inner {
+    config: SandboxConfig,
+    state: Mutex<World>,
+}
+
+/// The sandbox. Cheap to clone; clones share state.
+#[derive(Clone)]
+pub struct Sandbox {
+    inner: Arc<Inner>,
+}
+
+/// A sandbox serving on a port; stops when dropped.
+pub struct RunningSandbox {
+    /// The sandbox, for control and inspection.
+    pub sandbox: Sandbox,
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// `http://127.0.0.1:PORT`, no trailing slash.
+    pub base_url: String,
+    stop: CancellationToken,
+}
+
+impl RunningSandbox {
+    /// Stops serving.
+    pub fn stop(&self) {
+        self.stop.cancel();
+    }
+}
+
+impl Drop for RunningSandbox {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+impl Sandbox {
+    /// A sandbox with seeded applicants.
+    pub fn new(config: SandboxConfig) -> Self {
+        let mut generator = seed::Generator::new(config.seed);
+        let now = jiff::Timestamp::now().as_second();
+        let applicants = generator.seeded(config.applicants, now);
+        let state = World {
+            applicants,
+            generator,
+            started: Instant::now(),
+            offset: Duration::ZERO,
+            tokens: HashMap::new(),
+            newest: None,
+            stable: None,
+            classic: None,
+            faults: Vec::new(),
+            stats: SandboxStats::default(),
+            calls: Vec::new(),
+        };
+        Self {
+            inner: Arc::new(Inner {
+                config,
+                state: Mutex::new(state),
+            }),
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, World> {
+        // A panic while holding the lock leaves plain data behind; keep serving it.
+        self.inner
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The HTTP routes: WeChat's and the control API.
+    pub fn router(&self) -> Router {
+        Router::new()
+            .route("/cgi-bin/stable_token", post(stable_token))
+            .route("/cgi-bin/token", get(classic_token))
+            .route("/wxa/devplugin", post(devplugin))
+            .nest("/__sandbox", control::routes())
+            .with_state(self.clone())
+    }
+
+    /// Serves on `listener` until `shutdown` completes; runs the arrival task if configured.
+    pub async fn serve(
+        self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let stop = CancellationToken::new();
+        if let Some(every) = self.inner.config.arrival_every {
+            let sandbox = self.clone();
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(every);
+                tick.tick().await;
+                loop {
+                    tokio::select! {
+                        () = stop.cancelled() => break,
+                        _ = tick.tick() => {
+                            let appid = sandbox.add_applicant(NewApplicant::default());
+                            tracing::info!(%appid, "sandbox: a new applicant applied");
+                        }
+                    }
+                }
+            });
+        }
+        let router = self.router();
+        let result = axum::serve(listener, router)
+            .with_graceful_shutdown(shutdown)
+            .await;
+        stop.cancel();
+        result
+    }
+
+    /// Binds 127.0.0.1 on a free port and serves in a task.
+    pub async fn spawn(config: SandboxConfig) -> std::io::Result<RunningSandbox> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let sandbox = Self::new(config);
+        let stop = CancellationToken::new();
+        let stopped = stop.clone();
+        tokio::spawn(
+            sandbox
+                .clone()
+                .serve(listener, async move { stopped.cancelled().await }),
+        );
+        Ok(RunningSandbox {
+            sandbox,
+            addr,
+            base_url: format!("http://{addr}"),
+            stop,
+        })
+    }
+
+    /// Adds an applicant at the head of the list; returns its appid.
+    pub fn add_applicant(&self, new: NewApplicant) -> String {
+        self.state().add(new)
+    }
+
+    /// Sets a status as the WeChat console would; `false` for an unknown appid.
+    pub fn set_status(&self, appid: &str, status: i64) -> bool {
+        let mut state = self.state();
+        match state.applicants.iter_mut().find(|a| a.appid == appid) {
+            Some(a) => {
+                a.status = status;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Removes an applicant; `false` if unknown.
+    pub fn remove_applicant(&self, appid: &str) -> bool {
+        let mut state = self.state();
+        let before = state.applicants.len();
+        state.applicants.retain(|a| a.appid != appid);
+        state.applicants.len() != before
+    }
+
+    /// All applicants, newest first (the list order).
+    pub fn applicants(&self) -> Vec<SandboxApplicant> {
+        self.state().applicants.clone()
+    }
+
+    /// One applicant.
+    pub fn applicant(&self, appid: &str) -> Option<SandboxApplicant> {
+        self.state()
+            .applicants
+            .iter()
+            .find(|a| a.appid == appid)
+            .cloned()
+    }
+
+    /// Every issued token now answers 42001.
+    pub fn expire_tokens(&self) {
+        for token in self.state().tokens.values_mut() {
+            if token.state == TokenState::Valid {
+                token.state = TokenState::Expired;
+            }
+        }
+    }
+
+    /// Every issued token now answers 40001.
+    pub fn revoke_tokens(&self) {
+        for token in self.state().tokens.values_mut() {
+            token.state = TokenState::Revoked;
+        }
+    }
+
+    /// Moves the simulated clock forward.
+    pub fn advance_clock(&self, by: Duration) {
+        self.state().offset += by;
+    }
+
+    /// Queues a fault.
+    pub fn inject(&self, rule: FaultRule) {
+        if rule.times > 0 {
+            self.state().faults.push(rule);
+        }
+    }
+
+    /// Drops every queued fault.
+    pub fn clear_faults(&self) {
+        self.state().faults.clear();
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> SandboxStats {
+        self.state().stats.clone()
+    }
+
+    /// Every devplugin call so far.
+    pub fn calls(&self) -> Vec<RecordedCall> {
+        self.state().calls.clone()
+    }
+
+    /// The newest token still valid.
+    pub fn current_token(&self) -> Option<String> {
+        let state = self.state();
+        let token = state.newest.clone()?;
+        state.remaining(&token).map(|_| token)
+    }
+}
+
+fn rid() -> String {
+    format!(
+        "{:08x}-{:08x}-{:08x}",
+        fastrand::u32(..),
+        fastrand::u32(..),
+        fastrand::u32(..)
+    )
+}
+
+fn errmsg(code: i64) -> String {
+    let text = match code {
+        0 => return "ok".to_owned(),
+        -1 => "system error",
+        40001 => "invalid credential, access_token is invalid or not latest",
+        40013 => "invalid appid",
+        40014 => "invalid access_token",
+        40125 => "invalid appsecret",
+        40164 => "invalid ip 203.0.113.7 ipv6 ::ffff:203.0.113.7, not in whitelist",
+        42001 => "access_token expired",
+        45009 => "reach max api daily quota limit",
+        45011 => "api minute-quota reach limit  mustslower  retry next minute",
+        47001 => "data format error",
+        48001 => "api unauthorized",
+        89240 => "only pending applications can be agreed or refused",
+        89241 => "only refused or expired applications can be deleted",
+        89242 => "appid not in the application list",
+        89243 => "pending applications cannot be deleted",
+        _ => "error",
+    };
+    format!("{text} rid: {}", rid())
+}
+
+fn errcode_answer(code: i64) -> Response {
+    axum::Json(json!({ "errcode": code, "errmsg": errmsg(code) })).into_response()
+}
+
+/// The answer an injected fault gives, with the errcode it carries (errcode faults only).
+type Injected = (Response, Option<i64>);
+
+fn fault_answer(fault: &Fault) -> Option<Injected> {
+    match fault {
+        Fault::Errcode(code) => Some((errcode_answer(*code), Some(*code))),
+        Fault::Http(status) => {
+            let status = StatusCode::from_u16(*status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            Some(((status, "sandbox: injected HTTP error").into_response(), None))
+        }
+        Fault::NonJson => Some((
+            (
+                [(header::CONTENT_TYPE, "text/html")],
+                "<html><head><title>502 Bad Gateway</title></head><body>sandbox: injected HTML answer</body></html>",
+            )
+                .into_response(),
+            None,
+        )),
+        Fault::Delay(_) | Fault::NewApplicantFirst => None,
+    }
+}
+
+/// Applies a fault before handling: answers it, or prepares the delay / new applicant.
+fn before(state: &mut World, call: &Call<'_>) -> (Option<Injected>, Option<Duration>) {
+    match state.take_fault(call) {
+        Some(Fault::Delay(d)) => (None, Some(d)),
+        Some(Fault::NewApplicantFirst) => {
+            state.add(NewApplicant::default());
+            (None, None)
+        }
+        Some(other) => (fault_answer(&other), None),
+        None => (None, None),
+    }
+}
+
+async fn after(answer: Response, delay: Option<Duration>) -> Response {
+    if let Some(delay) = delay {
+        tokio::time::sleep(delay).await;
+    }
+    answer
+}
+
+#[derive(Deserialize)]
+struct StableTokenRequest {
+    grant_type: Option<String>,
+    appid: Option<String>,
+    secret: Option<String>,
+    #[serde(default)]
+    force_refresh: bool,
+}
+
+async fn stable_token(State(sb): State<Sandbox>, body: Bytes) -> Response {
+    let config = &sb.inner.config;
+    let (answer, delay) = {
+        let mut state = sb.state();
+        state.stats.stable_token_requests += 1;
+        let (faulted, delay) = before(&mut state, &Call::Token);
+        let answer = faulted.map(|(answer, _)| answer).unwrap_or_else(|| {
+            let Ok(request) = serde_json::from_slice::<StableTokenRequest>(&body) else {
+                return errcode_answer(47001);
+            };
+            if request.grant_type.as_deref() != Some("client_credential") {
+                return errcode_answer(47001);
+            }
+            if request.appid.as_deref() != Some(config.appid.as_str()) {
+                return errcode_answer(40013);
+            }
+            if request.secret.as_deref() != Some(config.secret.as_str()) {
+                return errcode_answer(40125);
+            }
+            let current = state
+                .stable
+                .clone()
+                .filter(|t| state.remaining(t).is_some());
+            let token = match current {
+                Some(t) if request.force_refresh => {
+                    if let Some(old) = state.tokens.get_mut(&t) {
+                        old.state = TokenState::Revoked;
+                    }
+                    state.issue(config.token_ttl)
+                }
+                Some(t) if state.remaining(&t).is_some_and(|r| r > 300) => t,
+                _ => state.issue(config.token_ttl),
+            };
+            state.stable = Some(token.clone());
+            let expires_in = state.remaining(&token).unwrap_or(0);
+            axum::Json(json!({ "access_token": token, "expires_in": expires_in })).into_response()
+        });
+        (answer, delay)
+    };
+    after(answer, delay).await
+}
+
+async fn classic_token(
+    State(sb): State<Sandbox>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let config = &sb.inner.config;
+    let (answer, delay) = {
+        let mut state = sb.state();
+        state.stats.classic_token_requests += 1;
+        let (faulted, delay) = before(&mut state, &Call::Token);
+        let answer = faulted.map(|(answer, _)| answer).unwrap_or_else(|| {
+            if q.get("grant_type").map(String::as_str) != Some("client_credential") {
+                return errcode_answer(47001);
+            }
+            if q.get("appid") != Some(&config.appid) {
+                return errcode_answer(40013);
+            }
+            if q.get("secret") != Some(&config.secret) {
+                return errcode_answer(40125);
+            }
+            // Every fetch cuts the previous classic token's life to 5 more minutes.
+            let now = state.now();
+            if let Some(old) = state.classic.clone()
+                && let Some(t) = state.tokens.get_mut(&old)
+            {
+                t.expires_at = t.expires_at.min(now + 300);
+            }
+            let token = state.issue(config.token_ttl);
+            state.classic = Some(token.clone());
+            axum::Json(json!({ "access_token": token, "expires_in": config.token_ttl.as_secs() }))
+                .into_response()
+        });
+        (answer, delay)
+    };
+    after(answer, delay).await
+}
+
+async fn devplugin(
+    State(sb): State<Sandbox>,
+    Query(q): Query<HashMap<String, String>>,
+    body: Bytes,
+) -> Response {
+    let parsed: Option<Value> = serde_json::from_slice(&body).ok();
+    let action = parsed
+        .as_ref()
+        .and_then(|v| v.get("action"))
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let (answer, delay) = {
+        let mut state = sb.state();
+        state.stats.devplugin_total += 1;
+        match action.as_deref() {
+            Some("dev_apply_list") => state.stats.apply_list += 1,
+            Some("dev_agree") => state.stats.agree += 1,
+            Some("dev_refuse") => state.stats.refuse += 1,
+            Some("dev_delete") => state.stats.delete += 1,
+            _ => {}
+        }
+        let (faulted, delay) = before(&mut state, &Call::Action(action.as_deref().unwrap_or("")));
+        let (answer, errcode) = match faulted {
+            Some(injected) => injected,
+            None => {
+                let (value, code) = handle(
+                    &mut state,
+                    q.get("access_token").map(String::as_str),
+                    parsed.as_ref(),
+                );
+                (axum::Json(value).into_response(), Some(code))
+            }
+        };
+        state.calls.push(RecordedCall {
+            action,
+            body: parsed.clone().unwrap_or(Value::Null),
+            errcode,
+        });
+        (answer, delay)
+    };
+    after(answer, delay).await
+}
+
+fn handle(state: &mut World, token: Option<&str>, body: Option<&Value>) -> (Value, i64) {
+    let fail = |code: i64| (json!({ "errcode": code, "errmsg": errmsg(code) }), code);
+    if let Some(code) = state.token_error(token) {
+        return fail(code);
+    }
+    let Some(body) = body else {
+        return fail(47001);
+    };
+    let text = |key: &str| {
+        body.get(key)
+            .and_then(Value::as_str)
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+    };
+    let appid = text("appid").map(str::to_owned);
+    let position = |state: &World| {
+        appid
+            .as_ref()
+            .and_then(|id| state.applicants.iter().position(|a| &a.appid == id))
+    };
+    match text("action") {
+        Some("dev_apply_list") => {
+            let number = |key: &str| body.get(key).and_then(Value::as_u64).filter(|n| *n >= 1);
+            let (Some(page), Some(num)) = (number("page"), number("num")) else {
+                return fail(47001);
+            };
+            let start = usize::try_from((page - 1).saturating_mul(num)).unwrap_or(usize::MAX);
+            let items: Vec<Value> = state
+                .applicants
+                .iter()
+                .skip(start)
+                .take(usize::try_from(num).unwrap_or(usize::MAX))
+                .map(|a| {
+                    json!({
+                        "appid": a.appid, "status": a.status, "nickname": a.nickname,
+                        "headimgurl": a.headimgurl, "reason": a.reason, "apply_url": a.apply_url,
+                        "create_time": a.create_time.to_string(),
+                        "categories": a.categories,
+                    })
+                })
+                .collect();
+            (
+                json!({ "errcode": 0, "errmsg": "ok", "apply_list": items }),
+                0,
+            )
+        }
+        Some(action @ ("dev_agree" | "dev_refuse")) => {
+            if appid.is_none() {
+                return fail(47001);
+            }
+            let reason = text("reason").map(str::to_owned);
+            if action == "dev_refuse" && reason.is_none() {
+                return fail(47001);
+            }
+            let Some(i) = position(state) else {
+                return fail(89242);
+            };
+            let applicant = &mut state.applicants[i];
+            if applicant.status != 1 {
+                return fail(89240);
+            }
+            if action == "dev_agree" {
+                applicant.status = 2;
+            } else {
+                applicant.status = 3;
+                applicant.refuse_reason = reason;
+            }
+            (json!({ "errcode": 0, "errmsg": "ok" }), 0)
+        }
+        Some("dev_delete") => {
+            if appid.is_none() {
+                return fail(47001);
+            }
+            let Some(i) = position(state) else {
+                return fail(89242);
+            };
+            match state.applicants[i].status {
+                1 => fail(89243),
+                3 | 4 => {
+                    state.applicants.remove(i);
+                    (json!({ "errcode": 0, "errmsg": "ok" }), 0)
+                }
+                _ => fail(89241),
+            }
+        }
+        _ => fail(47001),
+    }
+}

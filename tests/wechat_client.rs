@@ -1,0 +1,638 @@
+//! The WeChat client against the sandbox over real HTTP on port 0: every action, every error code
+//! the sandbox gives, paging, tokens, retries, unknown outcomes and redaction.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::Url;
+use secrecy::SecretString;
+use wxplugin_bot::applicant::{AppId, ApplyStatus};
+use wxplugin_bot::i18n::Lang;
+use wxplugin_bot::sandbox::{
+    Fault, FaultRule, FaultTarget, NewApplicant, RunningSandbox, Sandbox, SandboxConfig,
+};
+use wxplugin_bot::wechat::{RetryPolicy, TokenMode, WeChatClient, WeChatConfig, WeChatError};
+
+async fn sandbox(applicants: usize) -> RunningSandbox {
+    Sandbox::spawn(SandboxConfig {
+        applicants,
+        ..SandboxConfig::default()
+    })
+    .await
+    .expect("sandbox starts")
+}
+
+fn config(sb: &RunningSandbox) -> WeChatConfig {
+    let defaults = SandboxConfig::default();
+    let mut config = WeChatConfig::new(
+        Url::parse(&sb.base_url).unwrap(),
+        defaults.appid,
+        SecretString::from(defaults.secret),
+    );
+    config.request_timeout = Duration::from_millis(800);
+    config.retry = RetryPolicy {
+        min_delay: Duration::from_millis(1),
+        max_delay: Duration::from_millis(5),
+        max_retries: 3,
+    };
+    config
+}
+
+fn client(sb: &RunningSandbox) -> WeChatClient {
+    WeChatClient::new(config(sb)).unwrap()
+}
+
+fn client_with(sb: &RunningSandbox, tweak: impl FnOnce(&mut WeChatConfig)) -> WeChatClient {
+    let mut config = config(sb);
+    tweak(&mut config);
+    WeChatClient::new(config).unwrap()
+}
+
+fn fault(target: &str, fault: Fault, times: u32) -> FaultRule {
+    let target = match target {
+        "any" => FaultTarget::Any,
+        "token" => FaultTarget::Token,
+        action => FaultTarget::Action(action.to_owned()),
+    };
+    FaultRule {
+        target,
+        fault,
+        times,
+        skip: 0,
+    }
+}
+
+fn pending(sb: &RunningSandbox) -> AppId {
+    let appid = sb.sandbox.add_applicant(NewApplicant::default());
+    AppId::parse(&appid).unwrap()
+}
+
+fn calls_of(sb: &RunningSandbox, action: &str) -> usize {
+    sb.sandbox
+        .calls()
+        .iter()
+        .filter(|c| c.action.as_deref() == Some(action))
+        .count()
+}
+
+fn status_of(sb: &RunningSandbox, appid: &AppId) -> Option<i64> {
+    sb.sandbox.applicant(appid.as_str()).map(|a| a.status)
+}
+
+#[tokio::test]
+async fn lists_seeded_applicants_with_their_fields() {
+    let sb = sandbox(5).await;
+    let wx = client(&sb);
+
+    let all = wx.list_all().await.unwrap();
+
+    assert_eq!(all.len(), 5);
+    let expected = sb.sandbox.applicants();
+    for (got, want) in all.iter().zip(expected.iter()) {
+        assert_eq!(got.appid.as_str(), want.appid);
+        assert_eq!(got.status, ApplyStatus::Pending);
+        assert_eq!(got.nickname.as_deref(), Some(want.nickname.as_str()));
+        assert_eq!(
+            got.applied_at.map(|t| t.as_second()),
+            Some(want.create_time)
+        );
+        assert_eq!(got.categories.len(), want.categories.len());
+    }
+}
+
+#[tokio::test]
+async fn agree_approves_a_pending_applicant() {
+    let sb = sandbox(0).await;
+    let wx = client(&sb);
+    let appid = pending(&sb);
+
+    wx.agree(&appid).await.unwrap();
+
+    assert_eq!(status_of(&sb, &appid), Some(2));
+    let call = sb.sandbox.calls().into_iter().last().unwrap();
+    assert_eq!(call.body["appid"], appid.as_str());
+}
+
+#[tokio::test]
+async fn refuse_sends_appid_and_reason() {
+    let sb = sandbox(0).await;
+    let wx = client(&sb);
+    let appid = pending(&sb);
+
+    wx.refuse(&appid, "  类目不符 / wrong category ")
+        .await
+        .unwrap();
+
+    assert_eq!(status_of(&sb, &appid), Some(3));
+    let call = sb.sandbox.calls().into_iter().last().unwrap();
+    assert_eq!(call.body["action"], "dev_refuse");
+    assert_eq!(call.body["appid"], appid.as_str());
+    assert_eq!(call.body["reason"], "类目不符 / wrong category");
+}
+
+#[tokio::test]
+async fn refuse_without_reason_sends_nothing() {
+    let sb = sandbox(0).await;
+    let wx = client(&sb);
+    let appid = pending(&sb);
+
+    let err = wx.refuse(&appid, "   ").await.unwrap_err();
+
+    assert!(matches!(err, WeChatError::InvalidRequest(_)), "{err:?}");
+    assert_eq!(calls_of(&sb, "dev_refuse"), 0);
+    assert_eq!(status_of(&sb, &appid), Some(1));
+}
+
+#[tokio::test]
+async fn delete_removes_refused_and_expired_applicants() {
+    let sb = sandbox(0).await;
+    let wx = client(&sb);
+    let refused = pending(&sb);
+    let expired = pending(&sb);
+    wx.refuse(&refused, "no").await.unwrap();
+    assert!(sb.sandbox.set_status(expired.as_str(), 4));
+
+    wx.delete(&refused).await.unwrap();
+    wx.delete(&expired).await.unwrap();
+
+    assert_eq!(status_of(&sb, &refused), None);
+    assert_eq!(status_of(&sb, &expired), None);
+    assert!(wx.list_all().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn state_machine_errors_carry_errcode_and_meaning() {
+    let sb = sandbox(0).await;
+    let wx = client(&sb);
+    let appid = pending(&sb);
+    let stranger = AppId::parse("wx0000000000000000").unwrap();
+
+    let delete_pending = wx.delete(&appid).await.unwrap_err();
+    wx.agree(&appid).await.unwrap();
+    let agree_again = wx.agree(&appid).await.unwrap_err();
+    let refuse_approved = wx.refuse(&appid, "late").await.unwrap_err();
+    let delete_approved = wx.delete(&appid).await.unwrap_err();
+    let unknown_agree = wx.agree(&stranger).await.unwrap_err();
+    let unknown_refuse = wx.refuse(&stranger, "x").await.unwrap_err();
+    let unknown_delete = wx.delete(&stranger).await.unwrap_err();
+
+    assert_eq!(delete_pending.errcode(), Some(89243));
+    assert_eq!(agree_again.errcode(), Some(89240));
+    assert_eq!(refuse_approved.errcode(), Some(89240));
+    assert_eq!(delete_approved.errcode(), Some(89241));
+    for err in [&unknown_agree, &unknown_refuse, &unknown_delete] {
+        assert_eq!(err.errcode(), Some(89242));
+    }
+    assert_eq!(
+        agree_again.meaning(Lang::Zh),
+        Some("只有“待确认”的申请可操作通过/拒绝")
+    );
+    assert!(agree_again.to_string().contains("89240"));
+    assert!(
+        agree_again
+            .to_string()
+            .contains("only pending applications")
+    );
+    assert!(!agree_again.is_retryable_by_person());
+}
+
+#[tokio::test]
+async fn paging_with_zero_one_exactly_num_and_many() {
+    for (count, page_size, expected_list_calls) in
+        [(0, 5, 1), (1, 5, 1), (5, 5, 2), (23, 5, 5), (10, 1, 11)]
+    {
+        let sb = sandbox(count).await;
+        let wx = client_with(&sb, |c| c.page_size = page_size);
+
+        let all = wx.list_all().await.unwrap();
+
+        assert_eq!(all.len(), count, "{count} applicants, pages of {page_size}");
+        let mut ids: Vec<_> = all.iter().map(|a| a.appid.to_string()).collect();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), count);
+        assert_eq!(calls_of(&sb, "dev_apply_list"), expected_list_calls);
+    }
+}
+
+#[tokio::test]
+async fn an_applicant_arriving_while_paging_shifts_pages_without_duplicates() {
+    let sb = sandbox(6).await;
+    let before: Vec<String> = sb
+        .sandbox
+        .applicants()
+        .into_iter()
+        .map(|a| a.appid)
+        .collect();
+    // A new applicant applies just before page 2 is served: the last item of page 1 shows up
+    // again at the top of page 2.
+    sb.sandbox.inject(FaultRule {
+        skip: 1,
+        ..fault("dev_apply_list", Fault::NewApplicantFirst, 1)
+    });
+    let wx = client_with(&sb, |c| c.page_size = 3);
+
+    let all = wx.list_all().await.unwrap();
+
+    let ids: Vec<String> = all.iter().map(|a| a.appid.to_string()).collect();
+    let mut unique = ids.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), ids.len(), "no applicant twice: {ids:?}");
+    for id in &before {
+        assert!(ids.contains(id), "{id} was lost while paging");
+    }
+}
+
+#[tokio::test]
+async fn a_server_that_never_sends_a_short_page_is_cut_off() {
+    let sb = sandbox(10).await;
+    let wx = client_with(&sb, |c| {
+        c.page_size = 1;
+        c.max_pages = 3;
+    });
+
+    let err = wx.list_all().await.unwrap_err();
+
+    assert!(
+        matches!(err, WeChatError::TooManyPages { pages: 3 }),
+        "{err:?}"
+    );
+    assert_eq!(calls_of(&sb, "dev_apply_list"), 3);
+}
+
+#[tokio::test]
+async fn expired_token_mid_run_is_refreshed_once_and_the_call_succeeds() {
+    let sb = sandbox(2).await;
+    let wx = client(&sb);
+    wx.list_all().await.unwrap();
+    assert_eq!(sb.sandbox.stats().stable_token_requests, 1);
+
+    sb.sandbox.expire_tokens();
+    let all = wx.list_all().await.unwrap();
+
+    assert_eq!(all.len(), 2);
+    assert_eq!(sb.sandbox.stats().stable_token_requests, 2);
+    let answered: Vec<_> = sb.sandbox.calls().iter().map(|c| c.errcode).collect();
+    assert_eq!(answered, vec![Some(0), Some(42001), Some(0)]);
+}
+
+#[tokio::test]
+async fn revoked_token_on_a_write_is_refreshed_and_the_write_goes_through_once() {
+    let sb = sandbox(0).await;
+    let wx = client(&sb);
+    let appid = pending(&sb);
+    wx.list_all().await.unwrap();
+
+    sb.sandbox.revoke_tokens();
+    wx.agree(&appid).await.unwrap();
+
+    assert_eq!(status_of(&sb, &appid), Some(2));
+    let agrees: Vec<_> = sb
+        .sandbox
+        .calls()
+        .into_iter()
+        .filter(|c| c.action.as_deref() == Some("dev_agree"))
+        .map(|c| c.errcode)
+        .collect();
+    assert_eq!(agrees, vec![Some(40001), Some(0)]);
+}
+
+#[tokio::test]
+async fn a_token_that_keeps_failing_is_retried_only_once() {
+    let sb = sandbox(1).await;
+    let wx = client(&sb);
+    sb.sandbox
+        .inject(fault("dev_apply_list", Fault::Errcode(40014), 5));
+
+    let err = wx.list_all().await.unwrap_err();
+
+    assert_eq!(err.errcode(), Some(40014));
+    assert!(err.is_token_error());
+    assert_eq!(calls_of(&sb, "dev_apply_list"), 2);
+    assert_eq!(sb.sandbox.stats().stable_token_requests, 2);
+}
+
+#[tokio::test]
+async fn hundred_concurrent_calls_share_one_token_request() {
+    let sb = sandbox(1).await;
+    let wx = Arc::new(client(&sb));
+
+    let tasks: Vec<_> = (0..100)
+        .map(|_| {
+            let wx = Arc::clone(&wx);
+            tokio::spawn(async move { wx.apply_list(1, 10).await })
+        })
+        .collect();
+    for task in tasks {
+        assert_eq!(task.await.unwrap().unwrap().len(), 1);
+    }
+
+    assert_eq!(sb.sandbox.stats().stable_token_requests, 1);
+    assert_eq!(calls_of(&sb, "dev_apply_list"), 100);
+}
+
+#[tokio::test]
+async fn a_write_that_times_out_reports_unknown_outcome_and_is_not_resent() {
+    let sb = sandbox(0).await;
+    let wx = client(&sb);
+    let appid = pending(&sb);
+    sb.sandbox.inject(fault(
+        "dev_agree",
+        Fault::Delay(Duration::from_millis(1500)),
+        1,
+    ));
+
+    let err = wx.agree(&appid).await.unwrap_err();
+
+    assert!(
+        matches!(
+            err,
+            WeChatError::OutcomeUnknown {
+                action: "dev_agree",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(err.is_retryable_by_person());
+    assert_eq!(
+        calls_of(&sb, "dev_agree"),
+        1,
+        "the write must not be resent"
+    );
+    // The sandbox applied it: re-reading shows the truth.
+    let now = wx.list_all().await.unwrap();
+    assert_eq!(now[0].status, ApplyStatus::Approved);
+}
+
+#[tokio::test]
+async fn a_write_answered_with_http_500_is_an_unknown_outcome_sent_once() {
+    let sb = sandbox(0).await;
+    let wx = client(&sb);
+    let appid = pending(&sb);
+    sb.sandbox.inject(fault("dev_refuse", Fault::Http(500), 3));
+
+    let err = wx.refuse(&appid, "no").await.unwrap_err();
+
+    assert!(matches!(err, WeChatError::OutcomeUnknown { .. }), "{err:?}");
+    assert_eq!(calls_of(&sb, "dev_refuse"), 1);
+}
+
+#[tokio::test]
+async fn a_write_answered_system_busy_is_resent() {
+    let sb = sandbox(0).await;
+    let wx = client(&sb);
+    let appid = pending(&sb);
+    sb.sandbox.inject(fault("dev_agree", Fault::Errcode(-1), 2));
+
+    wx.agree(&appid).await.unwrap();
+
+    assert_eq!(calls_of(&sb, "dev_agree"), 3);
+    assert_eq!(status_of(&sb, &appid), Some(2));
+}
+
+#[tokio::test]
+async fn a_write_rate_limited_is_not_resent() {
+    let sb = sandbox(0).await;
+    let wx = client(&sb);
+    let appid = pending(&sb);
+    sb.sandbox
+        .inject(fault("dev_agree", Fault::Errcode(45011), 1));
+
+    let err = wx.agree(&appid).await.unwrap_err();
+
+    assert_eq!(err.errcode(), Some(45011));
+    assert!(err.is_retryable_by_person());
+    assert_eq!(calls_of(&sb, "dev_agree"), 1);
+    assert_eq!(status_of(&sb, &appid), Some(1));
+}
+
+#[tokio::test]
+async fn reads_retry_busy_rate_limit_5xx_and_bad_bodies() {
+    for f in [
+        Fault::Errcode(-1),
+        Fault::Errcode(45011),
+        Fault::Http(502),
+        Fault::NonJson,
+    ] {
+        let sb = sandbox(2).await;
+        let wx = client(&sb);
+        sb.sandbox.inject(fault("dev_apply_list", f.clone(), 2));
+
+        let all = wx.list_all().await.unwrap();
+
+        assert_eq!(all.len(), 2, "{f:?}");
+        assert_eq!(calls_of(&sb, "dev_apply_list"), 3, "{f:?}");
+    }
+}
+
+#[tokio::test]
+async fn reads_give_up_after_the_retry_budget_with_a_clear_error() {
+    let sb = sandbox(1).await;
+    let wx = client(&sb);
+    sb.sandbox
+        .inject(fault("dev_apply_list", Fault::NonJson, 10));
+
+    let err = wx.list_all().await.unwrap_err();
+
+    match &err {
+        WeChatError::Decode { status, detail } => {
+            assert_eq!(*status, 200);
+            assert!(detail.contains("HTML"), "{detail}");
+        }
+        other => panic!("expected a decode error, got {other:?}"),
+    }
+    assert_eq!(calls_of(&sb, "dev_apply_list"), 4, "1 try + 3 retries");
+}
+
+#[tokio::test]
+async fn reads_do_not_retry_daily_quota_or_other_errcodes() {
+    let sb = sandbox(1).await;
+    let wx = client(&sb);
+    sb.sandbox
+        .inject(fault("dev_apply_list", Fault::Errcode(45009), 5));
+
+    let err = wx.list_all().await.unwrap_err();
+
+    assert_eq!(err.errcode(), Some(45009));
+    assert_eq!(err.meaning(Lang::En), Some("daily API quota exhausted"));
+    assert_eq!(calls_of(&sb, "dev_apply_list"), 1);
+}
+
+#[tokio::test]
+async fn every_injected_errcode_comes_back_with_its_meaning() {
+    let sb = sandbox(1).await;
+    let wx = client(&sb);
+    for code in [47001, 48001, 61007, 89236, 89237, 89238, 89239, 89044] {
+        sb.sandbox
+            .inject(fault("dev_apply_list", Fault::Errcode(code), 1));
+
+        let err = wx.apply_list(1, 10).await.unwrap_err();
+
+        assert_eq!(err.errcode(), Some(code));
+        assert!(err.meaning(Lang::Zh).is_some() && err.meaning(Lang::En).is_some());
+    }
+}
+
+#[tokio::test]
+async fn wrong_secret_and_wrong_appid_are_configuration_errors_with_hints() {
+    let sb = sandbox(1).await;
+    let wrong_secret = client_with(&sb, |c| c.secret = SecretString::from("nope"));
+    let wrong_appid = client_with(&sb, |c| c.appid = "wx9999999999999999".into());
+
+    let secret_err = wrong_secret.list_all().await.unwrap_err();
+    let appid_err = wrong_appid.list_all().await.unwrap_err();
+
+    assert_eq!(secret_err.errcode(), Some(40125));
+    assert!(secret_err.is_config_error());
+    assert!(secret_err.hint().unwrap().contains("WECHAT_SECRET"));
+    assert_eq!(appid_err.errcode(), Some(40013));
+    assert!(appid_err.hint().unwrap().contains("WECHAT_APPID"));
+    assert_eq!(calls_of(&sb, "dev_apply_list"), 0);
+}
+
+#[tokio::test]
+async fn ip_not_whitelisted_is_reported_with_the_whitelist_hint() {
+    let sb = sandbox(1).await;
+    let wx = client(&sb);
+    sb.sandbox.inject(fault("token", Fault::Errcode(40164), 1));
+
+    let err = wx.list_all().await.unwrap_err();
+
+    assert_eq!(err.errcode(), Some(40164));
+    assert!(err.is_config_error());
+    assert!(err.hint().unwrap().contains("whitelist"));
+}
+
+#[tokio::test]
+async fn a_token_endpoint_outage_is_retried_for_writes_too_since_nothing_was_sent() {
+    let sb = sandbox(0).await;
+    let wx = client(&sb);
+    let appid = pending(&sb);
+    sb.sandbox.inject(fault("token", Fault::Http(503), 2));
+
+    wx.agree(&appid).await.unwrap();
+
+    assert_eq!(status_of(&sb, &appid), Some(2));
+    assert_eq!(calls_of(&sb, "dev_agree"), 1);
+}
+
+#[tokio::test]
+async fn classic_mode_fetches_from_the_classic_endpoint() {
+    let sb = sandbox(2).await;
+    let wx = client_with(&sb, |c| c.token_mode = TokenMode::Classic);
+
+    assert_eq!(wx.list_all().await.unwrap().len(), 2);
+
+    let stats = sb.sandbox.stats();
+    assert_eq!(stats.classic_token_requests, 1);
+    assert_eq!(stats.stable_token_requests, 0);
+}
+
+async fn force_refreshed_token(sb: &RunningSandbox) -> String {
+    let defaults = SandboxConfig::default();
+    let answer: serde_json::Value = reqwest::Client::new()
+        .post(format!("{}/cgi-bin/stable_token", sb.base_url))
+        .json(&serde_json::json!({
+            "grant_type": "client_credential",
+            "appid": defaults.appid,
+            "secret": defaults.secret,
+            "force_refresh": true
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    answer["access_token"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn file_mode_reads_the_central_token_and_rereads_it_after_a_token_error() {
+    let sb = sandbox(1).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("access_token");
+    std::fs::write(&path, force_refreshed_token(&sb).await).unwrap();
+    let wx = client_with(&sb, |c| c.token_mode = TokenMode::File(path.clone()));
+    assert_eq!(wx.list_all().await.unwrap().len(), 1);
+
+    // The central service refreshes: our token dies, the file gets the new one.
+    let fresh = force_refreshed_token(&sb).await;
+    std::fs::write(
+        &path,
+        format!("{{\"access_token\":\"{fresh}\",\"expires_in\":7200}}"),
+    )
+    .unwrap();
+    let all = wx.list_all().await.unwrap();
+
+    assert_eq!(all.len(), 1);
+    let stats = sb.sandbox.stats();
+    assert_eq!(
+        stats.stable_token_requests, 2,
+        "only the test's own fetches"
+    );
+}
+
+#[tokio::test]
+async fn file_mode_with_a_missing_file_is_a_configuration_error() {
+    let sb = sandbox(1).await;
+    let wx = client_with(&sb, |c| {
+        c.token_mode = TokenMode::File("/nonexistent/wx/token".into());
+    });
+
+    let err = wx.list_all().await.unwrap_err();
+
+    assert!(matches!(err, WeChatError::TokenFile { .. }), "{err:?}");
+    assert!(err.is_config_error());
+    assert!(err.to_string().contains("/nonexistent/wx/token"));
+}
+
+#[tokio::test]
+async fn unreachable_wechat_is_a_transport_error() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    let mut config = WeChatConfig::new(
+        Url::parse(&format!("http://{addr}")).unwrap(),
+        "wx5a4db0c0ffee0001".into(),
+        SecretString::from("s3cret-never-printed"),
+    );
+    config.retry.min_delay = Duration::from_millis(1);
+    config.retry.max_delay = Duration::from_millis(2);
+    config.token_mode = TokenMode::Classic;
+    let wx = WeChatClient::new(config).unwrap();
+
+    let err = wx.list_all().await.unwrap_err();
+
+    assert!(matches!(err, WeChatError::Transport { .. }), "{err:?}");
+    let shown = format!("{err} {err:?}");
+    assert!(!shown.contains("s3cret-never-printed"), "{shown}");
+}
+
+#[tokio::test]
+async fn no_error_text_ever_holds_the_secret_or_the_token() {
+    let sb = sandbox(0).await;
+    let wx = client(&sb);
+    let appid = pending(&sb);
+    wx.list_all().await.unwrap();
+    let token = sb.sandbox.current_token().unwrap();
+    let secret = SandboxConfig::default().secret;
+    sb.sandbox.inject(fault(
+        "dev_agree",
+        Fault::Delay(Duration::from_millis(1500)),
+        1,
+    ));
+    sb.sandbox
+        .inject(fault("dev_apply_list", Fault::Http(500), 10));
+
+    let timeout = wx.agree(&appid).await.unwrap_err();
+    let http = wx.list_all().await.unwrap_err();
+
+    for err in [timeout, http] {
+        let shown = format!("{err} | {err:?}");
+        assert!(!shown.contains(&token), "token leaked: {shown}");
+        assert!(!shown.contains(&secret), "secret leaked: {shown}");
+    }
+}
