@@ -131,6 +131,21 @@ impl App {
         self.card_locks.entry(card_id).or_default().clone()
     }
 
+    /// Holds a card while its message is sent and recorded, so nobody judges it half-recorded.
+    pub async fn lock_card(&self, card_id: i64) -> tokio::sync::OwnedMutexGuard<()> {
+        self.card_lock(card_id).lock_owned().await
+    }
+
+    /// The card once no send or edit of it is under way: a press that arrives between Telegram
+    /// accepting a message and the bot recording it is judged against the recorded card.
+    pub async fn settled_card(
+        &self,
+        card_id: i64,
+    ) -> Result<Option<Card>, crate::store::StoreError> {
+        let _settled = self.lock_card(card_id).await;
+        self.store.card(card_id).await
+    }
+
     fn view<'a>(&'a self, stored: &'a StoredApplicant, card: &'a Card) -> CardView<'a> {
         CardView {
             applicant: &stored.applicant,
@@ -165,6 +180,11 @@ impl App {
         }
         let Some(stored) = self.store.applicant(appid).await? else {
             return Ok(false);
+        };
+        // Rendered as it will stand once recorded: open, with its buttons.
+        let card = Card {
+            state: CardState::Open,
+            ..card
         };
         let view = self.view(&stored, &card);
         let sent = self

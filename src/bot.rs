@@ -61,9 +61,19 @@ pub fn telegram_bot(settings: &Settings) -> Bot {
 pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
     let store = Store::open(&settings.database_url).await?;
     let wechat = WeChatClient::new(settings.wechat.clone())?;
-    let bot = telegram_bot(&settings).throttle(Limits::default());
+    let bot = telegram_bot(&settings).throttle(telegram_limits());
     let app = App::new(settings, wechat, store, bot);
     serve(app, shutdown).await
+}
+
+/// Telegram's documented limits: one message a second per chat and 20 a minute per group.
+/// teloxide's default allows supergroups only 10 a minute, which halves how fast a burst of new
+/// applicants reaches the team chat; any 429 Telegram still sends is waited out by `Throttle`.
+pub fn telegram_limits() -> Limits {
+    Limits {
+        messages_per_min_channel_or_supergroup: 20,
+        ..Limits::default()
+    }
 }
 
 /// Runs an already wired [`App`] (tests and the demo build their own).
@@ -165,7 +175,7 @@ async fn check_press(app: &App, q: &CallbackQuery) -> anyhow::Result<Option<(Pre
     };
     let press = q.data.as_deref().and_then(Press::decode);
     let card = match press {
-        Some(p) => app.store.card(p.card_id()).await?,
+        Some(p) => app.settled_card(p.card_id()).await?,
         None => None,
     };
     let genuine = match (&press, &card, message) {
@@ -353,6 +363,7 @@ async fn ask_for_reason(app: &App, card: &Card, actor: &Actor) -> HandlerResult 
             ("appid", &escape(card.appid.as_str())),
         ],
     );
+    let guard = app.lock_card(card.id).await;
     let mut request = app
         .bot
         .send_message(app.chat, text)
@@ -366,6 +377,7 @@ async fn ask_for_reason(app: &App, card: &Card, actor: &Actor) -> HandlerResult 
     }
     let prompt = request.await?;
     app.store.set_prompt(card.id, prompt.id.0).await?;
+    drop(guard);
     app.refresh_card(card.id).await?;
     Ok(())
 }
@@ -382,7 +394,15 @@ async fn on_reply(app: Arc<App>, message: Message, me: Me) -> HandlerResult {
     if message.chat.id != app.chat || replied.from.as_ref().is_none_or(|u| u.id != me.id) {
         return Ok(());
     }
-    let Some(card) = app.store.card_by_prompt(app.chat.0, replied.id.0).await? else {
+    let mut card = app.store.card_by_prompt(app.chat.0, replied.id.0).await?;
+    if card.is_none() {
+        // The prompt may be out but not yet recorded: wait for the cards awaiting a reason.
+        for waiting in app.store.awaiting_reason_cards(app.chat.0).await? {
+            drop(app.lock_card(waiting).await);
+        }
+        card = app.store.card_by_prompt(app.chat.0, replied.id.0).await?;
+    }
+    let Some(card) = card else {
         return Ok(());
     };
     if card.actor.as_ref().is_none_or(|a| a.id != from.id.0) {

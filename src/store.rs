@@ -353,6 +353,16 @@ impl Store {
         row.as_ref().map(card_from_row).transpose()
     }
 
+    /// Ids of the cards waiting for a typed reason.
+    pub async fn awaiting_reason_cards(&self, chat_id: i64) -> StoreResult<Vec<i64>> {
+        Ok(sqlx::query_scalar(
+            "SELECT id FROM cards WHERE chat_id = ? AND state = 'awaiting_reason'",
+        )
+        .bind(chat_id)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
     /// Atomically moves a card from one of `from` to `to`, recording who and what. Returns
     /// whether this caller made the move: of two simultaneous presses, exactly one gets `true`.
     pub async fn claim(

@@ -1,0 +1,692 @@
+//! The whole bot against the WeChat sandbox and the fake Telegram Bot API: cards, presses,
+//! reasons, errors, authorization, races, outside changes, restarts and every command.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use wxplugin_bot::sandbox::{Fault, FaultRule, FaultTarget, NewApplicant};
+
+fn fault(action: &str, fault: Fault, times: u32) -> FaultRule {
+    FaultRule {
+        target: FaultTarget::Action(action.to_owned()),
+        fault,
+        times,
+        skip: 0,
+    }
+}
+
+#[tokio::test]
+async fn posts_cards_for_pending_applicants_only() {
+    let app = TestApp::new(3).await;
+    let approved = app.wx.sandbox.add_applicant(NewApplicant {
+        status: Some(2),
+        ..NewApplicant::default()
+    });
+    let refused = app.wx.sandbox.add_applicant(NewApplicant {
+        status: Some(3),
+        ..NewApplicant::default()
+    });
+    let mut app = app;
+
+    app.start().await;
+    app.wait_cards(3).await;
+    app.command(ALICE, "/refresh").await;
+
+    assert_eq!(app.cards().len(), 3);
+    assert!(app.card_for(&approved).is_none());
+    assert!(app.card_for(&refused).is_none());
+    for appid in app
+        .appids()
+        .into_iter()
+        .filter(|a| *a != approved && *a != refused)
+    {
+        let card = app.card(&appid);
+        assert!(
+            card.plain_text.contains("⏳ Pending"),
+            "{}",
+            card.plain_text
+        );
+        let labels: Vec<_> = card
+            .buttons
+            .iter()
+            .flatten()
+            .map(|b| b.text.clone())
+            .collect();
+        assert_eq!(labels, ["✅ Approve", "❌ Reject"]);
+    }
+}
+
+#[tokio::test]
+async fn a_card_shows_the_applicants_details_escaped() {
+    let mut app = TestApp::new(0).await;
+    let appid = app.wx.sandbox.add_applicant(NewApplicant {
+        nickname: Some("<b>Evil</b> & Co".into()),
+        reason: Some("我们需要 <地图> & \"定位\"".into()),
+        categories: Some(vec![("工具".into(), "记账".into())]),
+        ..NewApplicant::default()
+    });
+
+    app.start().await;
+    app.wait_cards(1).await;
+
+    let card = app.card(&appid);
+    assert!(
+        card.text.contains("&lt;b&gt;Evil&lt;/b&gt; &amp; Co"),
+        "{}",
+        card.text
+    );
+    assert!(card.plain_text.contains("<b>Evil</b> & Co"));
+    assert!(card.plain_text.contains("我们需要 <地图> & \"定位\""));
+    assert!(card.plain_text.contains("工具 › 记账"));
+    assert!(card.plain_text.contains(&appid));
+}
+
+#[tokio::test]
+async fn approve_button_approves_in_wechat_and_edits_the_card() {
+    let app = TestApp::spawn(2).await;
+    let appid = app.appids()[0].clone();
+
+    let callback = app.press(ALICE, &appid, "✅");
+
+    let card = app.wait_card_text(&appid, "✅ Approved by @alice").await;
+    assert_eq!(app.status(&appid), Some(2));
+    assert!(
+        card.buttons.iter().flatten().next().is_none(),
+        "buttons gone: {:?}",
+        card.buttons
+    );
+    let (_, alert) = app.answer(&callback).await;
+    assert!(!alert);
+    assert_eq!(app.wechat_calls("dev_agree"), 1);
+    let other = app.appids()[1].clone();
+    assert!(app.card(&other).plain_text.contains("⏳ Pending"));
+}
+
+#[tokio::test]
+async fn reject_with_a_preset_reason() {
+    let app = TestApp::spawn(1).await;
+    let appid = app.appids()[0].clone();
+    let reason = app.settings().reject_reasons[0].clone();
+
+    app.press(BOB, &appid, "❌");
+    let choosing = app.wait_card_text(&appid, "is choosing a reason").await;
+    let labels: Vec<_> = choosing
+        .buttons
+        .iter()
+        .flatten()
+        .map(|b| b.text.clone())
+        .collect();
+    assert_eq!(labels.len(), app.settings().reject_reasons.len() + 2);
+    app.press(BOB, &appid, &format!("❌ {reason}"));
+
+    let card = app.wait_card_text(&appid, "❌ Rejected by @bob").await;
+    assert!(card.plain_text.contains(&reason));
+    assert_eq!(app.status(&appid), Some(3));
+    assert_eq!(
+        app.wx
+            .sandbox
+            .applicant(&appid)
+            .unwrap()
+            .refuse_reason
+            .as_deref(),
+        Some(reason.as_str())
+    );
+    let labels: Vec<_> = card
+        .buttons
+        .iter()
+        .flatten()
+        .map(|b| b.text.clone())
+        .collect();
+    assert_eq!(labels, ["🗑 Delete"]);
+}
+
+#[tokio::test]
+async fn reject_with_a_typed_reason_from_the_same_approver() {
+    let app = TestApp::spawn(1).await;
+    let appid = app.appids()[0].clone();
+    app.press(ALICE, &appid, "❌");
+    app.wait_card_text(&appid, "choosing a reason").await;
+
+    app.press(ALICE, &appid, "✍️");
+    let ok = app
+        .tg
+        .fake
+        .wait_until(WAIT, |f| f.bot_messages(TEAM).iter().any(|m| m.force_reply))
+        .await;
+    assert!(ok, "no ForceReply prompt");
+    let prompt = app
+        .tg
+        .fake
+        .bot_messages(TEAM)
+        .into_iter()
+        .find(|m| m.force_reply)
+        .unwrap();
+    assert!(prompt.plain_text.contains(&appid));
+    // Someone else's reply is not the reason.
+    app.tg
+        .fake
+        .user_replies(TEAM, BOB, prompt.message_id, "bob's opinion");
+    app.tg.fake.user_replies(
+        TEAM,
+        ALICE,
+        prompt.message_id,
+        "Uses the plugin for <gambling> & lotteries",
+    );
+
+    let card = app.wait_card_text(&appid, "❌ Rejected by @alice").await;
+    assert!(
+        card.plain_text
+            .contains("Uses the plugin for <gambling> & lotteries")
+    );
+    assert_eq!(
+        app.wx
+            .sandbox
+            .applicant(&appid)
+            .unwrap()
+            .refuse_reason
+            .as_deref(),
+        Some("Uses the plugin for <gambling> & lotteries")
+    );
+    assert_eq!(app.wechat_calls("dev_refuse"), 1);
+}
+
+#[tokio::test]
+async fn cancel_returns_the_card_to_approve_and_reject() {
+    let app = TestApp::spawn(1).await;
+    let appid = app.appids()[0].clone();
+    app.press(ALICE, &appid, "❌");
+    app.wait_card_text(&appid, "choosing a reason").await;
+
+    app.press(ALICE, &appid, "↩");
+
+    let card = app.wait_card_text(&appid, "⏳ Pending").await;
+    let labels: Vec<_> = card
+        .buttons
+        .iter()
+        .flatten()
+        .map(|b| b.text.clone())
+        .collect();
+    assert_eq!(labels, ["✅ Approve", "❌ Reject"]);
+    assert_eq!(app.wechat_calls("dev_refuse"), 0);
+}
+
+#[tokio::test]
+async fn delete_a_rejected_applicant() {
+    let app = TestApp::spawn(1).await;
+    let appid = app.appids()[0].clone();
+    app.press(ALICE, &appid, "❌");
+    app.wait_card_text(&appid, "choosing").await;
+    app.press(ALICE, &appid, "❌ ");
+    app.wait_card_text(&appid, "Rejected by").await;
+
+    app.press(ALICE, &appid, "🗑");
+
+    let card = app.wait_card_text(&appid, "🗑 Deleted by @alice").await;
+    assert!(app.wx.sandbox.applicant(&appid).is_none());
+    assert!(card.buttons.iter().flatten().next().is_none());
+}
+
+#[tokio::test]
+async fn a_wechat_error_shows_errcode_and_meaning_and_retry_works() {
+    let app = TestApp::spawn(1).await;
+    let appid = app.appids()[0].clone();
+    app.wx
+        .sandbox
+        .inject(fault("dev_agree", Fault::Errcode(-1), 10));
+
+    app.press(ALICE, &appid, "✅");
+
+    let card = app.wait_card_text(&appid, "errcode -1").await;
+    assert!(
+        card.plain_text.contains("system busy"),
+        "{}",
+        card.plain_text
+    );
+    assert_eq!(
+        app.status(&appid),
+        Some(1),
+        "a failed decision is never shown as done"
+    );
+    let labels: Vec<_> = card
+        .buttons
+        .iter()
+        .flatten()
+        .map(|b| b.text.clone())
+        .collect();
+    assert!(labels.contains(&"🔁 Retry".to_owned()), "{labels:?}");
+
+    app.wx.sandbox.clear_faults();
+    app.press(ALICE, &appid, "🔁");
+    app.wait_card_text(&appid, "✅ Approved by @alice").await;
+    assert_eq!(app.status(&appid), Some(2));
+}
+
+#[tokio::test]
+async fn a_non_retryable_error_offers_refresh_only() {
+    let app = TestApp::spawn(1).await;
+    let appid = app.appids()[0].clone();
+    app.wx
+        .sandbox
+        .inject(fault("dev_agree", Fault::Errcode(89236), 1));
+
+    app.press(ALICE, &appid, "✅");
+
+    let card = app.wait_card_text(&appid, "errcode 89236").await;
+    assert!(card.plain_text.contains("cannot be applied for"));
+    let labels: Vec<_> = card
+        .buttons
+        .iter()
+        .flatten()
+        .map(|b| b.text.clone())
+        .collect();
+    assert_eq!(labels, ["✅ Approve", "❌ Reject", "🔄 Refresh"]);
+
+    app.press(ALICE, &appid, "🔄");
+    app.wait_card_text(&appid, "⏳ Pending").await;
+}
+
+#[tokio::test]
+async fn a_lost_answer_is_resolved_by_re_reading_the_status() {
+    let app = TestApp::spawn(1).await;
+    let appid = app.appids()[0].clone();
+    app.wx.sandbox.inject(fault(
+        "dev_agree",
+        Fault::Delay(Duration::from_millis(1800)),
+        1,
+    ));
+
+    app.press(ALICE, &appid, "✅");
+
+    app.wait_card_text(&appid, "✅ Approved by @alice").await;
+    assert_eq!(app.wechat_calls("dev_agree"), 1, "never resent blindly");
+}
+
+#[tokio::test]
+async fn a_non_approver_press_does_nothing_but_alert() {
+    let app = TestApp::spawn(1).await;
+    let appid = app.appids()[0].clone();
+    let before = app.card(&appid);
+
+    let callback = app.press(EVE, &appid, "✅");
+
+    let (text, alert) = app.answer(&callback).await;
+    assert!(alert);
+    assert!(text.unwrap_or_default().contains("Only approvers"));
+    assert_eq!(app.wechat_calls("dev_agree"), 0);
+    assert_eq!(app.card(&appid).plain_text, before.plain_text);
+    assert_eq!(app.status(&appid), Some(1));
+}
+
+#[tokio::test]
+async fn without_approver_ids_the_chat_admins_decide() {
+    let mut app = TestApp::new(1).await;
+    app.vars.remove("APPROVER_IDS");
+    app.start().await;
+    app.wait_cards(1).await;
+    let appid = app.appids()[0].clone();
+
+    let bob = app.press(BOB, &appid, "✅");
+    let (_, alert) = app.answer(&bob).await;
+    assert!(alert, "bob is not an admin");
+    app.press(ALICE, &appid, "✅");
+
+    app.wait_card_text(&appid, "Approved by @alice").await;
+    assert_eq!(app.wechat_calls("dev_agree"), 1);
+}
+
+#[tokio::test]
+async fn forged_callback_data_is_refused_without_a_wechat_call() {
+    let app = TestApp::spawn(2).await;
+    let [first, second] = [app.appids()[0].clone(), app.appids()[1].clone()];
+    let first_card = app.card(&first);
+    let second_card = app.card(&second);
+    let second_data = second_card.buttons[0][0].callback_data.clone().unwrap();
+
+    let forgeries = [
+        app.tg
+            .fake
+            .press_raw(TEAM, first_card.message_id, ALICE, &second_data),
+        app.tg
+            .fake
+            .press_raw(TEAM, first_card.message_id, ALICE, "ap:999999"),
+        app.tg
+            .fake
+            .press_raw(TEAM, first_card.message_id, ALICE, "garbage"),
+        app.tg
+            .fake
+            .press_raw(TEAM, first_card.message_id, ALICE, &"ap:1".repeat(20)),
+    ];
+
+    for callback in forgeries {
+        let (text, alert) = app.answer(&callback).await;
+        assert!(alert);
+        assert!(text.unwrap_or_default().contains("no longer valid"));
+    }
+    assert_eq!(app.wechat_calls("dev_agree"), 0);
+    assert_eq!(app.status(&first), Some(1));
+    assert_eq!(app.status(&second), Some(1));
+}
+
+#[tokio::test]
+async fn two_presses_at_once_make_one_wechat_call() {
+    let app = TestApp::spawn(1).await;
+    let appid = app.appids()[0].clone();
+    // Keep the first decision in flight long enough for the second press to meet it.
+    app.wx.sandbox.inject(fault(
+        "dev_agree",
+        Fault::Delay(Duration::from_millis(400)),
+        1,
+    ));
+
+    let a = app.press(ALICE, &appid, "✅");
+    let b = app.press(BOB, &appid, "✅");
+
+    app.wait_card_text(&appid, "✅ Approved by").await;
+    let answers = [app.answer(&a).await, app.answer(&b).await];
+    assert_eq!(app.wechat_calls("dev_agree"), 1);
+    let alerts: Vec<_> = answers.iter().filter(|(_, alert)| *alert).collect();
+    assert_eq!(alerts.len(), 1, "{answers:?}");
+    assert!(
+        alerts[0]
+            .0
+            .as_deref()
+            .unwrap_or_default()
+            .contains("is already deciding"),
+        "{answers:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_new_applicant_gets_a_card_on_refresh() {
+    let app = TestApp::spawn(1).await;
+    let appid = app.wx.sandbox.add_applicant(NewApplicant {
+        nickname: Some("新来的小程序".into()),
+        ..NewApplicant::default()
+    });
+
+    let reply = app.command(ALICE, "/refresh").await;
+
+    app.wait_cards(2).await;
+    assert!(app.card(&appid).plain_text.contains("新来的小程序"));
+    assert!(
+        reply.plain_text.contains("1 new cards"),
+        "{}",
+        reply.plain_text
+    );
+}
+
+#[tokio::test]
+async fn a_status_changed_in_the_console_updates_the_card() {
+    let app = TestApp::spawn(3).await;
+    let ids = app.appids();
+    app.wx.sandbox.set_status(&ids[0], 3);
+    app.wx.sandbox.set_status(&ids[1], 4);
+    app.wx.sandbox.remove_applicant(&ids[2]);
+
+    app.command(ALICE, "/refresh").await;
+
+    let refused = app
+        .wait_card_text(&ids[0], "Changed outside the bot: now rejected")
+        .await;
+    let labels: Vec<_> = refused
+        .buttons
+        .iter()
+        .flatten()
+        .map(|b| b.text.clone())
+        .collect();
+    assert_eq!(labels, ["🗑 Delete"]);
+    app.wait_card_text(&ids[1], "now timed out").await;
+    let gone = app
+        .wait_card_text(&ids[2], "No longer in WeChat's application list")
+        .await;
+    assert!(gone.buttons.iter().flatten().next().is_none());
+}
+
+#[tokio::test]
+async fn approve_while_refused_in_the_console_tells_the_truth() {
+    let app = TestApp::spawn(1).await;
+    let appid = app.appids()[0].clone();
+    app.wx.sandbox.set_status(&appid, 3);
+
+    app.press(ALICE, &appid, "✅");
+
+    app.wait_card_text(&appid, "now rejected").await;
+    assert_eq!(app.status(&appid), Some(3));
+}
+
+#[tokio::test]
+async fn a_restart_posts_no_card_twice_and_keeps_decisions() {
+    let mut app = TestApp::spawn(3).await;
+    let appid = app.appids()[0].clone();
+    app.press(ALICE, &appid, "✅");
+    app.wait_card_text(&appid, "Approved").await;
+    let sends_before = app.tg.fake.call_count("sendMessage");
+
+    app.restart().await;
+    app.command(ALICE, "/refresh").await;
+
+    assert_eq!(app.cards().len(), 3);
+    // Only the /refresh reply was sent after the restart.
+    assert_eq!(app.tg.fake.call_count("sendMessage"), sends_before + 1);
+    assert!(app.card(&appid).plain_text.contains("Approved by @alice"));
+    let history = app.command(ALICE, &format!("/history {appid}")).await;
+    assert!(
+        history.plain_text.contains("@alice"),
+        "{}",
+        history.plain_text
+    );
+    assert!(
+        history.plain_text.contains("→ ok"),
+        "{}",
+        history.plain_text
+    );
+}
+
+#[tokio::test]
+async fn commands_work_in_the_team_chat() {
+    let app = TestApp::spawn(2).await;
+    let ids = app.appids();
+
+    let help = app.command(EVE, "/help").await;
+    assert!(help.plain_text.contains("/approve"));
+    let pending = app.command(EVE, "/pending").await;
+    assert!(
+        pending.plain_text.contains("Pending applications (2)"),
+        "{}",
+        pending.plain_text
+    );
+    assert!(
+        pending.text.contains("https://t.me/c/1234567890/"),
+        "{}",
+        pending.text
+    );
+
+    let approved = app.command(ALICE, &format!("/approve {}", ids[0])).await;
+    assert!(
+        approved.plain_text.contains("Approved by @alice"),
+        "{}",
+        approved.plain_text
+    );
+    app.wait_card_text(&ids[0], "✅ Approved by @alice").await;
+
+    let rejected = app
+        .command(
+            BOB,
+            &format!("/reject@wxplugin_test_bot {} not <our> audience", ids[1]),
+        )
+        .await;
+    assert!(
+        rejected.plain_text.contains("Rejected by @bob"),
+        "{}",
+        rejected.plain_text
+    );
+    assert_eq!(
+        app.wx
+            .sandbox
+            .applicant(&ids[1])
+            .unwrap()
+            .refuse_reason
+            .as_deref(),
+        Some("not <our> audience")
+    );
+
+    let listed = app.command(EVE, "/list approved").await;
+    assert!(listed.plain_text.contains(&ids[0]) && !listed.plain_text.contains(&ids[1]));
+
+    let deleted = app.command(ALICE, &format!("/delete {}", ids[1])).await;
+    assert!(
+        deleted.plain_text.contains("Deleted by @alice"),
+        "{}",
+        deleted.plain_text
+    );
+    assert!(app.wx.sandbox.applicant(&ids[1]).is_none());
+
+    let history = app.command(EVE, "/history").await;
+    assert!(
+        history.plain_text.contains("Decision history (latest 3)"),
+        "{}",
+        history.plain_text
+    );
+    let status = app.command(EVE, "/status").await;
+    assert!(
+        status.plain_text.contains("Last successful poll"),
+        "{}",
+        status.plain_text
+    );
+    assert!(
+        status.plain_text.contains("Access token: stable"),
+        "{}",
+        status.plain_text
+    );
+    let refresh = app.command(EVE, "/refresh").await;
+    assert!(
+        refresh.plain_text.starts_with("Refreshed"),
+        "{}",
+        refresh.plain_text
+    );
+}
+
+#[tokio::test]
+async fn commands_refuse_bad_input_and_non_approvers() {
+    let app = TestApp::spawn(1).await;
+    let appid = app.appids()[0].clone();
+
+    let eve = app.command(EVE, &format!("/approve {appid}")).await;
+    assert!(eve.plain_text.contains("Only approvers"));
+    let bad = app.command(ALICE, "/approve <script>").await;
+    assert!(
+        bad.plain_text.contains("not a valid AppID"),
+        "{}",
+        bad.plain_text
+    );
+    assert!(bad.text.contains("&lt;script&gt;"));
+    let empty = app.command(ALICE, "/approve").await;
+    assert!(empty.plain_text.contains("Usage: /approve"));
+    let no_reason = app.command(ALICE, &format!("/reject {appid}")).await;
+    assert!(no_reason.plain_text.contains("Usage: /reject"));
+    let unknown = app.command(ALICE, "/approve wx0000000000000000").await;
+    assert!(unknown.plain_text.contains("No applicant"));
+    let long = app
+        .command(ALICE, &format!("/reject {appid} {}", "x".repeat(5000)))
+        .await;
+    assert!(long.plain_text.contains("too long"));
+    let list = app.command(ALICE, "/list whatever").await;
+    assert!(list.plain_text.contains("Usage: /list"));
+
+    assert_eq!(
+        app.wechat_calls("dev_agree") + app.wechat_calls("dev_refuse"),
+        0
+    );
+    assert_eq!(app.status(&appid), Some(1));
+}
+
+#[tokio::test]
+async fn other_chats_are_refused_but_chatid_answers_anywhere() {
+    let app = TestApp::spawn(1).await;
+    let appid = app.appids()[0].clone();
+
+    let refused = app
+        .command_in(OTHER_CHAT, ALICE, &format!("/approve {appid}"))
+        .await;
+    let chatid = app.command_in(OTHER_CHAT, EVE, "/chatid").await;
+
+    assert!(refused.plain_text.contains("only in its team chat"));
+    assert!(chatid.plain_text.contains(&OTHER_CHAT.to_string()));
+    assert_eq!(app.wechat_calls("dev_agree"), 0);
+}
+
+#[tokio::test]
+async fn commands_are_registered_with_telegram() {
+    let app = TestApp::spawn(0).await;
+
+    let commands: Vec<String> = app
+        .tg
+        .fake
+        .my_commands()
+        .into_iter()
+        .map(|(c, _)| c)
+        .collect();
+
+    for c in [
+        "help", "pending", "list", "approve", "reject", "delete", "refresh", "history", "status",
+        "chatid",
+    ] {
+        assert!(
+            commands.contains(&c.to_owned()),
+            "{c} missing from {commands:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_failing_wechat_is_announced_once_and_its_recovery_once() {
+    let app = TestApp::spawn(1).await;
+    app.wx
+        .sandbox
+        .inject(fault("dev_apply_list", Fault::Http(500), 1000));
+
+    for _ in 0..4 {
+        app.command(ALICE, "/refresh").await;
+    }
+    app.wx.sandbox.clear_faults();
+    app.command(ALICE, "/refresh").await;
+    app.command(ALICE, "/refresh").await;
+
+    let texts: Vec<String> = app
+        .tg
+        .fake
+        .bot_messages(TEAM)
+        .into_iter()
+        .map(|m| m.plain_text)
+        .collect();
+    let outages = texts
+        .iter()
+        .filter(|t| t.starts_with("⚠️ WeChat's application list could not be read"))
+        .count();
+    let recoveries = texts
+        .iter()
+        .filter(|t| t.starts_with("✅ Reading WeChat's application list again"))
+        .count();
+    assert_eq!((outages, recoveries), (1, 1), "{texts:#?}");
+}
+
+#[tokio::test]
+async fn chinese_is_the_default_language() {
+    let mut app = TestApp::new(1).await;
+    app.vars.remove("BOT_LANG");
+    app.start().await;
+    app.wait_cards(1).await;
+    let appid = app.appids()[0].clone();
+
+    let card = app.card(&appid);
+    let labels: Vec<_> = card
+        .buttons
+        .iter()
+        .flatten()
+        .map(|b| b.text.clone())
+        .collect();
+    assert_eq!(labels, ["✅ 通过", "❌ 拒绝"]);
+    assert!(card.plain_text.contains("⏳ 待审核"));
+}

@@ -1,0 +1,305 @@
+//! The one test helper: the whole bot against the WeChat sandbox and the fake Telegram Bot API,
+//! all on port 0, with a database in a temporary directory that survives restarts.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use wxplugin_bot::config::Settings;
+use wxplugin_bot::fake_telegram::{
+    FAKE_BOT_TOKEN, FakeMessage, FakeTelegram, FakeUser, RunningFakeTelegram,
+};
+use wxplugin_bot::sandbox::{RunningSandbox, Sandbox, SandboxConfig};
+use wxplugin_bot::wechat::RetryPolicy;
+
+/// The team chat (a supergroup).
+pub const TEAM: i64 = -1_001_234_567_890;
+/// Another group the bot is in.
+pub const OTHER_CHAT: i64 = -1_009_999_999_999;
+/// Approvers.
+pub const ALICE: i64 = 1001;
+pub const BOB: i64 = 1002;
+/// A team member who is not an approver.
+pub const EVE: i64 = 1003;
+
+/// How long a test waits for something the bot should do promptly.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+pub struct TestApp {
+    pub tg: RunningFakeTelegram,
+    pub wx: RunningSandbox,
+    pub db: tempfile::TempDir,
+    pub vars: HashMap<&'static str, String>,
+    bot: Option<(CancellationToken, JoinHandle<anyhow::Result<()>>)>,
+    restarts: usize,
+}
+
+impl TestApp {
+    /// Sandbox with `applicants` pending applicants, fake Telegram with the team; bot not started.
+    pub async fn new(applicants: usize) -> Self {
+        if std::env::var_os("TEST_LOG").is_some() {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter("info,wxplugin_bot=debug")
+                .with_test_writer()
+                .try_init();
+        }
+        let wx = Sandbox::spawn(SandboxConfig {
+            applicants,
+            ..SandboxConfig::default()
+        })
+        .await
+        .expect("sandbox starts");
+        let tg = FakeTelegram::spawn().await.expect("fake Telegram starts");
+        tg.fake.add_group(TEAM, "Plugin team");
+        tg.fake.add_group(OTHER_CHAT, "Somewhere else");
+        for (id, name, username) in [
+            (ALICE, "Alice", Some("alice")),
+            (BOB, "Bob", Some("bob")),
+            (EVE, "Eve", None),
+        ] {
+            tg.fake.add_user(FakeUser {
+                id,
+                first_name: name.to_owned(),
+                username: username.map(str::to_owned),
+                language_code: Some("en".to_owned()),
+            });
+        }
+        tg.fake.set_admins(TEAM, &[ALICE]);
+        let db = tempfile::tempdir().expect("temp dir");
+        let defaults = SandboxConfig::default();
+        let vars = HashMap::from([
+            ("TELOXIDE_TOKEN", FAKE_BOT_TOKEN.to_owned()),
+            ("TELOXIDE_API_URL", tg.api_url.to_string()),
+            ("WECHAT_API_BASE", wx.base_url.clone()),
+            ("WECHAT_APPID", defaults.appid),
+            ("WECHAT_SECRET", defaults.secret),
+            ("TEAM_CHAT_ID", TEAM.to_string()),
+            ("APPROVER_IDS", format!("{ALICE},{BOB}")),
+            ("POLL_INTERVAL_SECS", "3600".to_owned()),
+            ("POLL_ALERT_AFTER", "2".to_owned()),
+            (
+                "DATABASE_URL",
+                format!("sqlite:{}", db.path().join("bot.db").display()),
+            ),
+            ("BOT_LANG", "en".to_owned()),
+            ("TZ", "UTC".to_owned()),
+            ("WECHAT_TIMEOUT_SECS", "1".to_owned()),
+        ]);
+        Self {
+            tg,
+            wx,
+            db,
+            vars,
+            bot: None,
+            restarts: 0,
+        }
+    }
+
+    /// [`TestApp::new`] and start the bot, waiting for the first poll's cards.
+    pub async fn spawn(applicants: usize) -> Self {
+        let mut app = Self::new(applicants).await;
+        app.start().await;
+        app.wait_cards(applicants).await;
+        app
+    }
+
+    pub fn settings(&self) -> Settings {
+        let mut settings =
+            Settings::from_vars(|k| self.vars.get(k).cloned()).expect("test settings are valid");
+        settings.wechat.retry = RetryPolicy {
+            min_delay: Duration::from_millis(1),
+            max_delay: Duration::from_millis(5),
+            max_retries: 2,
+        };
+        settings
+    }
+
+    pub async fn start(&mut self) {
+        assert!(self.bot.is_none(), "bot already running");
+        let token = CancellationToken::new();
+        let handle = tokio::spawn(wxplugin_bot::bot::run(self.settings(), token.clone()));
+        self.bot = Some((token, handle));
+        // Started when the command list is registered (the first thing it does).
+        let started = self
+            .tg
+            .fake
+            .wait_until(WAIT, |f| {
+                f.calls()
+                    .iter()
+                    .filter(|c| c.method == "setMyCommands")
+                    .count()
+                    >= self.starts()
+            })
+            .await;
+        if !started {
+            let ended = match self.bot.take() {
+                Some((_, handle)) if handle.is_finished() => format!("{:?}", handle.await),
+                _ => "still running".to_owned(),
+            };
+            panic!(
+                "bot did not start: {ended}; Telegram calls: {:?}",
+                self.tg.fake.calls()
+            );
+        }
+    }
+
+    fn starts(&self) -> usize {
+        1 + self.restarts
+    }
+
+    pub async fn stop(&mut self) {
+        if let Some((token, handle)) = self.bot.take() {
+            token.cancel();
+            let result = tokio::time::timeout(WAIT, handle)
+                .await
+                .expect("bot stops in time")
+                .expect("bot task");
+            result.expect("bot ran without error");
+        }
+    }
+
+    /// A clean restart on the same database and fakes.
+    pub async fn restart(&mut self) {
+        self.stop().await;
+        self.restarts += 1;
+        self.start().await;
+    }
+
+    /// Live cards the bot posted in the team chat.
+    pub fn cards(&self) -> Vec<FakeMessage> {
+        self.tg
+            .fake
+            .bot_messages(TEAM)
+            .into_iter()
+            .filter(|m| m.plain_text.starts_with("🧩"))
+            .collect()
+    }
+
+    pub fn card_for(&self, appid: &str) -> Option<FakeMessage> {
+        self.cards()
+            .into_iter()
+            .find(|m| m.plain_text.contains(appid))
+    }
+
+    pub fn card(&self, appid: &str) -> FakeMessage {
+        self.card_for(appid)
+            .unwrap_or_else(|| panic!("no card for {appid}"))
+    }
+
+    pub async fn wait_cards(&self, n: usize) {
+        let ok = self
+            .tg
+            .fake
+            .wait_until(WAIT, |_| self.cards().len() >= n)
+            .await;
+        assert!(ok, "expected {n} cards, have {}", self.cards().len());
+    }
+
+    /// Waits until the card of `appid` shows `needle`.
+    pub async fn wait_card_text(&self, appid: &str, needle: &str) -> FakeMessage {
+        let ok = self
+            .tg
+            .fake
+            .wait_until(WAIT, |_| {
+                self.card_for(appid)
+                    .is_some_and(|m| m.plain_text.contains(needle))
+            })
+            .await;
+        let card = self.card_for(appid);
+        assert!(
+            ok,
+            "card of {appid} never showed {needle:?}; it shows {:?}",
+            card.map(|c| c.plain_text)
+        );
+        self.card(appid)
+    }
+
+    /// Presses the button starting with `prefix` on `appid`'s card; returns the callback query id.
+    pub fn press(&self, who: i64, appid: &str, prefix: &str) -> String {
+        let card = self.card(appid);
+        self.tg
+            .fake
+            .user_presses(TEAM, card.message_id, who, prefix)
+            .unwrap_or_else(|| panic!("no button {prefix:?} on {appid}'s card: {:?}", card.buttons))
+    }
+
+    /// Waits for the answer to a callback query.
+    pub async fn answer(&self, callback_id: &str) -> (Option<String>, bool) {
+        let ok = self
+            .tg
+            .fake
+            .wait_until(WAIT, |f| {
+                f.callback_answers()
+                    .iter()
+                    .any(|a| a.callback_query_id == callback_id)
+            })
+            .await;
+        assert!(ok, "callback {callback_id} was never answered");
+        let answer = self
+            .tg
+            .fake
+            .callback_answers()
+            .into_iter()
+            .find(|a| a.callback_query_id == callback_id)
+            .expect("answer");
+        (answer.text, answer.show_alert)
+    }
+
+    /// Sends `text` as `who` in `chat` and returns the bot's reply to it.
+    pub async fn command_in(&self, chat: i64, who: i64, text: &str) -> FakeMessage {
+        let id = self.tg.fake.user_sends(chat, who, text);
+        let ok = self
+            .tg
+            .fake
+            .wait_until(WAIT, |f| {
+                f.bot_messages(chat).iter().any(|m| m.reply_to == Some(id))
+            })
+            .await;
+        assert!(ok, "no reply to {text:?}");
+        self.tg
+            .fake
+            .bot_messages(chat)
+            .into_iter()
+            .find(|m| m.reply_to == Some(id))
+            .expect("reply")
+    }
+
+    pub async fn command(&self, who: i64, text: &str) -> FakeMessage {
+        self.command_in(TEAM, who, text).await
+    }
+
+    /// WeChat calls of one action so far.
+    pub fn wechat_calls(&self, action: &str) -> usize {
+        self.wx
+            .sandbox
+            .calls()
+            .iter()
+            .filter(|c| c.action.as_deref() == Some(action))
+            .count()
+    }
+
+    pub fn status(&self, appid: &str) -> Option<i64> {
+        self.wx.sandbox.applicant(appid).map(|a| a.status)
+    }
+
+    /// The seeded applicants' appids, newest first.
+    pub fn appids(&self) -> Vec<String> {
+        self.wx
+            .sandbox
+            .applicants()
+            .into_iter()
+            .map(|a| a.appid)
+            .collect()
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some((token, _)) = &self.bot {
+            token.cancel();
+        }
+    }
+}
