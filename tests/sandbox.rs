@@ -1,0 +1,446 @@
+//! The sandbox over real HTTP: token semantics, the devplugin state machine with raw requests,
+//! faults, and the control API.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use wxplugin_bot::sandbox::{
+    Fault, FaultRule, FaultTarget, RunningSandbox, Sandbox, SandboxConfig,
+};
+
+async fn sandbox(applicants: usize) -> RunningSandbox {
+    Sandbox::spawn(SandboxConfig {
+        applicants,
+        ..SandboxConfig::default()
+    })
+    .await
+    .unwrap()
+}
+
+async fn stable(sb: &RunningSandbox, force: bool) -> Value {
+    let d = SandboxConfig::default();
+    reqwest::Client::new()
+        .post(format!("{}/cgi-bin/stable_token", sb.base_url))
+        .json(&json!({"grant_type": "client_credential", "appid": d.appid, "secret": d.secret, "force_refresh": force}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+async fn classic(sb: &RunningSandbox) -> Value {
+    let d = SandboxConfig::default();
+    reqwest::get(format!(
+        "{}/cgi-bin/token?grant_type=client_credential&appid={}&secret={}",
+        sb.base_url, d.appid, d.secret
+    ))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap()
+}
+
+async fn devplugin(sb: &RunningSandbox, token: &str, body: Value) -> Value {
+    reqwest::Client::new()
+        .post(format!(
+            "{}/wxa/devplugin?access_token={token}",
+            sb.base_url
+        ))
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+fn token(answer: &Value) -> String {
+    answer["access_token"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn stable_token_is_shared_while_valid_and_renewed_in_its_last_five_minutes() {
+    let sb = sandbox(0).await;
+
+    let first = stable(&sb, false).await;
+    let again = stable(&sb, false).await;
+    sb.sandbox.advance_clock(Duration::from_secs(7200 - 200));
+    let renewed = stable(&sb, false).await;
+
+    assert_eq!(token(&first), token(&again));
+    assert_eq!(first["expires_in"], 7200);
+    assert_ne!(token(&renewed), token(&first));
+    // The old one still works until it expires.
+    let listed = devplugin(
+        &sb,
+        &token(&first),
+        json!({"action": "dev_apply_list", "page": 1, "num": 10}),
+    )
+    .await;
+    assert_eq!(listed["errcode"], 0);
+    sb.sandbox.advance_clock(Duration::from_secs(300));
+    let expired = devplugin(
+        &sb,
+        &token(&first),
+        json!({"action": "dev_apply_list", "page": 1, "num": 10}),
+    )
+    .await;
+    assert_eq!(expired["errcode"], 42001);
+}
+
+#[tokio::test]
+async fn force_refresh_invalidates_the_previous_stable_token() {
+    let sb = sandbox(0).await;
+    let old = token(&stable(&sb, false).await);
+
+    let new = token(&stable(&sb, true).await);
+
+    assert_ne!(old, new);
+    let with_old = devplugin(
+        &sb,
+        &old,
+        json!({"action": "dev_apply_list", "page": 1, "num": 1}),
+    )
+    .await;
+    let with_new = devplugin(
+        &sb,
+        &new,
+        json!({"action": "dev_apply_list", "page": 1, "num": 1}),
+    )
+    .await;
+    assert_eq!(with_old["errcode"], 40001);
+    assert_eq!(with_new["errcode"], 0);
+}
+
+#[tokio::test]
+async fn each_classic_fetch_leaves_the_previous_token_five_minutes() {
+    let sb = sandbox(0).await;
+    let first = token(&classic(&sb).await);
+    let second = token(&classic(&sb).await);
+    let list = json!({"action": "dev_apply_list", "page": 1, "num": 1});
+
+    let within = devplugin(&sb, &first, list.clone()).await;
+    sb.sandbox.advance_clock(Duration::from_secs(301));
+    let after = devplugin(&sb, &first, list.clone()).await;
+    let newest = devplugin(&sb, &second, list).await;
+
+    assert_eq!(within["errcode"], 0);
+    assert_eq!(after["errcode"], 42001);
+    assert_eq!(newest["errcode"], 0);
+    assert_eq!(sb.sandbox.stats().classic_token_requests, 2);
+}
+
+#[tokio::test]
+async fn bad_credentials_and_missing_tokens_get_wechats_codes() {
+    let sb = sandbox(0).await;
+    let client = reqwest::Client::new();
+    let wrong = |appid: &str, secret: &str| json!({"grant_type": "client_credential", "appid": appid, "secret": secret, "force_refresh": false});
+    let url = format!("{}/cgi-bin/stable_token", sb.base_url);
+    let d = SandboxConfig::default();
+
+    let bad_appid: Value = client
+        .post(&url)
+        .json(&wrong("wx1", &d.secret))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let bad_secret: Value = client
+        .post(&url)
+        .json(&wrong(&d.appid, "x"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let no_token: Value = client
+        .post(format!("{}/wxa/devplugin", sb.base_url))
+        .json(&json!({"action": "dev_apply_list", "page": 1, "num": 1}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+
+    assert_eq!(bad_appid["errcode"], 40013);
+    assert_eq!(bad_secret["errcode"], 40125);
+    assert_eq!(no_token["errcode"], 40001);
+    assert!(no_token["errmsg"].as_str().unwrap().contains("rid:"));
+}
+
+#[tokio::test]
+async fn malformed_devplugin_requests_are_47001_and_refuse_needs_appid_and_reason() {
+    let sb = sandbox(1).await;
+    let t = token(&stable(&sb, false).await);
+    let appid = sb.sandbox.applicants()[0].appid.clone();
+
+    let cases = [
+        json!({"action": "dev_apply_list"}),
+        json!({"action": "dev_apply_list", "page": 0, "num": 10}),
+        json!({"action": "dev_refuse", "reason": "no appid"}),
+        json!({"action": "dev_refuse", "appid": appid}),
+        json!({"action": "dev_refuse", "appid": appid, "reason": "  "}),
+        json!({"action": "dev_agree"}),
+        json!({"action": "dev_fly"}),
+        json!({}),
+    ];
+    for body in cases {
+        assert_eq!(
+            devplugin(&sb, &t, body.clone()).await["errcode"],
+            47001,
+            "{body}"
+        );
+    }
+    assert_eq!(sb.sandbox.applicant(&appid).unwrap().status, 1);
+}
+
+#[tokio::test]
+async fn the_list_matches_the_documented_shape() {
+    let sb = sandbox(3).await;
+    let t = token(&stable(&sb, false).await);
+
+    let answer = devplugin(
+        &sb,
+        &t,
+        json!({"action": "dev_apply_list", "page": 1, "num": 2}),
+    )
+    .await;
+
+    assert_eq!(answer["errcode"], 0);
+    assert_eq!(answer["errmsg"], "ok");
+    let list = answer["apply_list"].as_array().unwrap();
+    assert_eq!(list.len(), 2);
+    for item in list {
+        for key in [
+            "appid",
+            "status",
+            "nickname",
+            "headimgurl",
+            "reason",
+            "apply_url",
+            "create_time",
+            "categories",
+        ] {
+            assert!(item.get(key).is_some(), "{key} missing in {item}");
+        }
+        assert!(
+            item["create_time"].is_string(),
+            "create_time is a string as in the example"
+        );
+    }
+    let page2 = devplugin(
+        &sb,
+        &t,
+        json!({"action": "dev_apply_list", "page": 2, "num": 2}),
+    )
+    .await;
+    assert_eq!(page2["apply_list"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn faults_skip_then_fire_for_their_count() {
+    let sb = sandbox(1).await;
+    let t = token(&stable(&sb, false).await);
+    sb.sandbox.inject(FaultRule {
+        target: FaultTarget::Action("dev_apply_list".into()),
+        fault: Fault::Errcode(45011),
+        times: 2,
+        skip: 1,
+    });
+    let list = json!({"action": "dev_apply_list", "page": 1, "num": 1});
+
+    let mut codes = Vec::new();
+    for _ in 0..4 {
+        codes.push(
+            devplugin(&sb, &t, list.clone()).await["errcode"]
+                .as_i64()
+                .unwrap(),
+        );
+    }
+
+    assert_eq!(codes, vec![0, 45011, 45011, 0]);
+}
+
+#[tokio::test]
+async fn http_and_html_faults_answer_as_injected_and_apply_nothing() {
+    let sb = sandbox(1).await;
+    let t = token(&stable(&sb, false).await);
+    let appid = sb.sandbox.applicants()[0].appid.clone();
+    sb.sandbox.inject(FaultRule {
+        target: FaultTarget::Any,
+        fault: Fault::Http(503),
+        times: 1,
+        skip: 0,
+    });
+    sb.sandbox.inject(FaultRule {
+        target: FaultTarget::Any,
+        fault: Fault::NonJson,
+        times: 1,
+        skip: 0,
+    });
+    let client = reqwest::Client::new();
+    let url = format!("{}/wxa/devplugin?access_token={t}", sb.base_url);
+    let agree = json!({"action": "dev_agree", "appid": appid});
+
+    let first = client.post(&url).json(&agree).send().await.unwrap();
+    let second = client.post(&url).json(&agree).send().await.unwrap();
+
+    assert_eq!(first.status(), 503);
+    assert_eq!(second.status(), 200);
+    assert!(second.text().await.unwrap().starts_with("<html>"));
+    assert_eq!(sb.sandbox.applicant(&appid).unwrap().status, 1);
+    assert_eq!(sb.sandbox.calls().len(), 2);
+}
+
+#[tokio::test]
+async fn the_control_api_plays_the_console() {
+    let sb = sandbox(0).await;
+    let client = reqwest::Client::new();
+    let base = format!("{}/__sandbox", sb.base_url);
+
+    let added: Value = client
+        .post(format!("{base}/applicants"))
+        .json(&json!({"nickname": "控制台测试", "categories": [["工具", "记账"]]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let appid = added["appid"].as_str().unwrap().to_owned();
+    let set = client
+        .post(format!("{base}/applicants/{appid}/status"))
+        .json(&json!({"status": 4}))
+        .send()
+        .await
+        .unwrap();
+    let unknown = client
+        .post(format!("{base}/applicants/wxnope/status"))
+        .json(&json!({"status": 4}))
+        .send()
+        .await
+        .unwrap();
+    let bad_fault = client
+        .post(format!("{base}/faults"))
+        .json(&json!({"target": "dev_agree", "kind": "explode"}))
+        .send()
+        .await
+        .unwrap();
+    let good_fault = client
+        .post(format!("{base}/faults"))
+        .json(&json!({"target": "token", "kind": "errcode", "errcode": 40164, "times": 1}))
+        .send()
+        .await
+        .unwrap();
+    let token_answer = stable(&sb, false).await;
+    let listed: Value = client
+        .get(format!("{base}/applicants"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let stats: Value = client
+        .get(format!("{base}/stats"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let deleted = client
+        .delete(format!("{base}/applicants/{appid}"))
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(set.status(), 204);
+    assert_eq!(unknown.status(), 404);
+    assert_eq!(bad_fault.status(), 400);
+    assert!(bad_fault.text().await.unwrap().contains("unknown kind"));
+    assert_eq!(good_fault.status(), 204);
+    assert_eq!(token_answer["errcode"], 40164);
+    assert_eq!(listed[0]["nickname"], "控制台测试");
+    assert_eq!(listed[0]["status"], 4);
+    assert_eq!(listed[0]["categories"][0]["first"], "工具");
+    assert_eq!(stats["stable_token_requests"], 1);
+    assert_eq!(deleted.status(), 204);
+    assert!(sb.sandbox.applicants().is_empty());
+}
+
+#[tokio::test]
+async fn seeding_is_deterministic_and_realistic() {
+    let a = Sandbox::new(SandboxConfig {
+        applicants: 12,
+        ..SandboxConfig::default()
+    })
+    .applicants();
+    let b = Sandbox::new(SandboxConfig {
+        applicants: 12,
+        ..SandboxConfig::default()
+    })
+    .applicants();
+    let c = Sandbox::new(SandboxConfig {
+        applicants: 12,
+        seed: 7,
+        ..SandboxConfig::default()
+    })
+    .applicants();
+
+    let ids = |v: &[wxplugin_bot::sandbox::SandboxApplicant]| {
+        v.iter().map(|x| x.appid.clone()).collect::<Vec<_>>()
+    };
+    assert_eq!(ids(&a), ids(&b));
+    assert_ne!(ids(&a), ids(&c));
+    assert!(
+        a.iter()
+            .all(|x| x.appid.len() == 18 && x.appid.starts_with("wx") && x.status == 1)
+    );
+    assert!(
+        a.windows(2).all(|w| w[0].create_time >= w[1].create_time),
+        "newest first"
+    );
+    assert!(
+        a.iter().any(|x| !x.nickname.is_ascii()),
+        "some Chinese names"
+    );
+    assert!(
+        a.iter().any(|x| x.nickname.is_ascii()),
+        "some English names"
+    );
+}
+
+#[tokio::test]
+async fn new_applicants_arrive_on_schedule() {
+    let sb = Sandbox::new(SandboxConfig {
+        applicants: 0,
+        arrival_every: Some(Duration::from_millis(50)),
+        ..SandboxConfig::default()
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let stopped = stop.clone();
+    let server = tokio::spawn(
+        sb.clone()
+            .serve(listener, async move { stopped.cancelled().await }),
+    );
+
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    stop.cancel();
+    server.await.unwrap().unwrap();
+
+    assert!(
+        sb.applicants().len() >= 3,
+        "{} arrived",
+        sb.applicants().len()
+    );
+}
