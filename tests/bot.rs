@@ -690,3 +690,91 @@ async fn chinese_is_the_default_language() {
     assert_eq!(labels, ["✅ 通过", "❌ 拒绝"]);
     assert!(card.plain_text.contains("⏳ 待审核"));
 }
+
+#[tokio::test]
+async fn an_edit_told_to_slow_down_waits_and_still_lands() {
+    let app = TestApp::spawn(1).await;
+    let appid = app.appids()[0].clone();
+    app.tg
+        .fake
+        .inject(wxplugin_bot::fake_telegram::TgFaultRule {
+            method: Some("editMessageText".into()),
+            fault: wxplugin_bot::fake_telegram::TgFault::RetryAfter(1),
+            times: 1,
+        });
+
+    app.press(ALICE, &appid, "✅");
+
+    app.wait_card_text(&appid, "✅ Approved by @alice").await;
+    let edits: Vec<_> = app
+        .tg
+        .fake
+        .calls()
+        .into_iter()
+        .filter(|c| c.method == "editMessageText")
+        .map(|c| c.error_code)
+        .collect();
+    assert_eq!(edits, vec![Some(429), None]);
+}
+
+#[tokio::test]
+async fn a_card_deleted_by_a_person_is_recorded_not_retried() {
+    let app = TestApp::spawn(1).await;
+    let appid = app.appids()[0].clone();
+    let card = app.card(&appid);
+    app.tg.fake.delete_message_as_user(TEAM, card.message_id);
+
+    let reply = app.command(ALICE, &format!("/approve {appid}")).await;
+    app.wx.sandbox.set_status(&appid, 3);
+    app.command(ALICE, "/refresh").await;
+
+    assert!(
+        reply.plain_text.contains("Approved by @alice"),
+        "{}",
+        reply.plain_text
+    );
+    assert_eq!(app.status(&appid), Some(3));
+    let failed_edits = app
+        .tg
+        .fake
+        .calls()
+        .iter()
+        .filter(|c| c.method == "editMessageText" && c.error_code.is_some())
+        .count();
+    assert_eq!(
+        failed_edits, 1,
+        "one failed edit, then the card is known to be gone"
+    );
+    assert_eq!(
+        app.cards().len(),
+        0,
+        "no card is re-posted for a decided applicant"
+    );
+}
+
+#[tokio::test]
+async fn shutdown_lets_a_decision_in_flight_finish() {
+    let mut app = TestApp::spawn(1).await;
+    let appid = app.appids()[0].clone();
+    app.wx.sandbox.inject(fault(
+        "dev_agree",
+        Fault::Delay(Duration::from_millis(700)),
+        1,
+    ));
+    app.press(ALICE, &appid, "✅");
+    let started = app
+        .tg
+        .fake
+        .wait_until(WAIT, |_| app.wechat_calls("dev_agree") == 1)
+        .await;
+    assert!(started);
+
+    app.stop().await;
+
+    assert_eq!(app.status(&appid), Some(2));
+    assert!(
+        app.card(&appid)
+            .plain_text
+            .contains("✅ Approved by @alice")
+    );
+}

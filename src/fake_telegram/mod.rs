@@ -552,20 +552,27 @@ impl FakeTelegram {
     // ---- the API ----
 
     async fn handle(&self, method: &str, params: Value) -> ApiResult {
-        let fault = {
-            let mut world = self.world();
-            world.take_fault(method)
-        };
-        match fault {
-            Some(TgFault::Delay(d)) => tokio::time::sleep(d).await,
+        let fault = self.world().take_fault(method);
+        let injected: Option<ApiError> = match fault {
+            Some(TgFault::Delay(d)) => {
+                tokio::time::sleep(d).await;
+                None
+            }
             Some(TgFault::RetryAfter(n)) => {
-                return Err((429, format!("Too Many Requests: retry after {n}"), Some(n)));
+                Some((429, format!("Too Many Requests: retry after {n}"), Some(n)))
             }
-            Some(TgFault::Http(code)) => {
-                return Err((code, "Internal Server Error".to_owned(), None));
-            }
-            Some(TgFault::Api { code, description }) => return Err((code, description, None)),
-            None => {}
+            Some(TgFault::Http(code)) => Some((code, "Internal Server Error".to_owned(), None)),
+            Some(TgFault::Api { code, description }) => Some((code, description, None)),
+            None => None,
+        };
+        if let Some(error) = injected {
+            // Faulted calls are recorded too: tests count what the bot tried.
+            self.world().calls.push(RecordedCall {
+                method: method.to_owned(),
+                params,
+                error_code: Some(error.0),
+            });
+            return Err(error);
         }
         if method == "getUpdates" {
             return self.get_updates(&params).await;

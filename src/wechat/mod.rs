@@ -313,34 +313,45 @@ impl WeChatClient {
             .send()
             .await
             .map_err(WeChatError::from_reqwest)?;
-        let status = response.status();
+        let status = response.status().as_u16();
         let bytes = response.bytes().await.map_err(WeChatError::from_reqwest)?;
-        if !status.is_success() {
-            return Err(WeChatError::Http {
-                status: status.as_u16(),
-            });
-        }
-        let value: Value = serde_json::from_slice(&bytes).map_err(|e| WeChatError::Decode {
-            status: status.as_u16(),
-            detail: describe_bad_body(&bytes, &e),
-        })?;
-        let Some(code) = value.get("errcode").and_then(lenient_i64) else {
-            return Err(WeChatError::Decode {
-                status: status.as_u16(),
-                detail: "the answer has no errcode".to_owned(),
-            });
-        };
-        if code != 0 {
-            let errmsg = value
-                .get("errmsg")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned();
-            return Err(WeChatError::Api { code, errmsg });
-        }
+        let value = read_answer(status, &bytes)?;
         tracing::debug!(action = request.action, "WeChat answered ok");
         Ok(value)
     }
+}
+
+/// Reads a devplugin answer: HTTP status first, then JSON, then `errcode` (always, before
+/// anything else), returning the JSON when errcode is 0.
+pub fn read_answer(status: u16, bytes: &[u8]) -> Result<Value, WeChatError> {
+    if !(200..300).contains(&status) {
+        return Err(WeChatError::Http { status });
+    }
+    let value: Value = serde_json::from_slice(bytes).map_err(|e| WeChatError::Decode {
+        status,
+        detail: describe_bad_body(bytes, &e),
+    })?;
+    let Some(code) = value.get("errcode").and_then(lenient_i64) else {
+        return Err(WeChatError::Decode {
+            status,
+            detail: "the answer has no errcode".to_owned(),
+        });
+    };
+    if code != 0 {
+        let errmsg = value
+            .get("errmsg")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        return Err(WeChatError::Api { code, errmsg });
+    }
+    Ok(value)
+}
+
+/// Decodes a whole `dev_apply_list` answer body into applicants (what [`WeChatClient::apply_list`]
+/// does after the HTTP call); public so the decoder can be fuzzed directly.
+pub fn decode_apply_list_answer(status: u16, bytes: &[u8]) -> Result<Vec<Applicant>, WeChatError> {
+    read_answer(status, bytes).map(|value| decode_apply_list(&value))
 }
 
 /// Says what kind of body came back instead of JSON, without quoting much of it.
@@ -496,6 +507,31 @@ mod tests {
         );
         assert_eq!(list[1].status, ApplyStatus::Refused);
         assert_eq!(list[1].applied_at, None);
+    }
+
+    #[test]
+    fn decodes_the_seed_documents_status_change_answer() {
+        let answer = read_answer(200, br#"{ "errcode": 0, "errmsg": "ok" }"#).unwrap();
+        assert_eq!(answer["errmsg"], "ok");
+        let listed = decode_apply_list_answer(200, SEED_LIST_EXAMPLE.as_bytes()).unwrap();
+        assert_eq!(listed.len(), 1);
+    }
+
+    #[test]
+    fn errcode_is_read_before_anything_else() {
+        let err =
+            read_answer(200, br#"{"errcode":89240,"errmsg":"x","apply_list":[]}"#).unwrap_err();
+        assert_eq!(err.errcode(), Some(89240));
+        let err = read_answer(200, br#"{"errcode":"40001","errmsg":"string code"}"#).unwrap_err();
+        assert_eq!(err.errcode(), Some(40001));
+        assert!(matches!(
+            read_answer(200, b"{}"),
+            Err(WeChatError::Decode { .. })
+        ));
+        assert!(matches!(
+            read_answer(502, b"<html>"),
+            Err(WeChatError::Http { status: 502 })
+        ));
     }
 
     #[test]
