@@ -57,6 +57,8 @@ pub struct App {
     /// One poll at a time (the loop and `/refresh`).
     pub poll_lock: Mutex<()>,
     card_locks: DashMap<i64, Arc<Mutex<()>>>,
+    /// Set when an edit failed, so the next poll brings stale cards up to date.
+    edits_failed: std::sync::atomic::AtomicBool,
 }
 
 /// A failure talking to Telegram about a card.
@@ -89,6 +91,7 @@ impl App {
             health: std::sync::Mutex::new(PollHealth::default()),
             poll_lock: Mutex::new(()),
             card_locks: DashMap::new(),
+            edits_failed: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -125,6 +128,24 @@ impl App {
             );
         }
         Ok(())
+    }
+
+    /// Whether an edit failed since the last call (and clears the mark).
+    pub fn take_failed_edits(&self) -> bool {
+        self.edits_failed
+            .swap(false, std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Re-renders every card whose message lags behind the store (after a crash or a failed
+    /// edit). Returns how many were edited.
+    pub async fn refresh_stale_cards(&self) -> Result<usize, CardError> {
+        let stale = self.store.stale_cards(self.chat.0).await?;
+        for card_id in &stale {
+            if let Err(e) = self.refresh_card(*card_id).await {
+                tracing::warn!(card = card_id, error = %e, "could not bring a card up to date");
+            }
+        }
+        Ok(stale.len())
     }
 
     fn card_lock(&self, card_id: i64) -> Arc<Mutex<()>> {
@@ -225,7 +246,10 @@ impl App {
                 .link_preview_options(no_preview())
                 .await;
             match result {
-                Ok(_) | Err(RequestError::Api(ApiError::MessageNotModified)) => return Ok(()),
+                Ok(_) | Err(RequestError::Api(ApiError::MessageNotModified)) => {
+                    self.store.card_shown(card_id, card.version).await?;
+                    return Ok(());
+                }
                 Err(RequestError::Api(
                     ApiError::MessageToEditNotFound | ApiError::MessageCantBeEdited,
                 )) => {
@@ -247,9 +271,15 @@ impl App {
                 Err(RequestError::Network(_) | RequestError::Io(_)) if attempt < EDIT_RETRIES => {
                     tokio::time::sleep(Duration::from_millis(200 << attempt.min(4))).await;
                 }
-                Err(other) => return Err(other.into()),
+                Err(other) => {
+                    self.edits_failed
+                        .store(true, std::sync::atomic::Ordering::Relaxed);
+                    return Err(other.into());
+                }
             }
         }
+        self.edits_failed
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         Ok(())
     }
 

@@ -59,6 +59,7 @@ pub fn telegram_bot(settings: &Settings) -> Bot {
 /// Runs the bot until `shutdown` fires: poller and dispatcher stop together, and decisions in
 /// flight finish first.
 pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
+    settings.register_secrets();
     let store = Store::open(&settings.database_url).await?;
     let wechat = WeChatClient::new(settings.wechat.clone())?;
     let bot = telegram_bot(&settings).throttle(telegram_limits());
@@ -96,6 +97,13 @@ pub async fn serve(app: Arc<App>, shutdown: CancellationToken) -> anyhow::Result
         tracing::info!(
             recovered,
             "reconciled decisions interrupted by the last stop"
+        );
+    }
+    let refreshed = app.refresh_stale_cards().await?;
+    if refreshed > 0 {
+        tracing::info!(
+            refreshed,
+            "brought cards up to date that the last stop left behind"
         );
     }
     let poller = tokio::spawn(crate::poller::run(

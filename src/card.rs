@@ -157,6 +157,8 @@ pub struct Card {
     pub prompt_message_id: Option<i32>,
     /// A person deleted the message.
     pub message_gone: bool,
+    /// Bumped by every change; the message shows the version last edited in.
+    pub version: i64,
 }
 
 /// What a button press asks for. Encoded in callback data (at most 64 bytes); forgeable, so the
@@ -681,6 +683,7 @@ mod tests {
             note: None,
             prompt_message_id: None,
             message_gone: false,
+            version: 0,
         }
     }
 

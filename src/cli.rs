@@ -91,10 +91,12 @@ pub fn shutdown_on_signal() -> CancellationToken {
 }
 
 fn settings_or_exit() -> Result<Settings, ExitCode> {
-    Settings::from_env().map_err(|e| {
+    let settings = Settings::from_env().map_err(|e| {
         eprintln!("wxplugin-bot: configuration error: {e}");
         ExitCode::from(2)
-    })
+    })?;
+    settings.register_secrets();
+    Ok(settings)
 }
 
 /// The whole program.

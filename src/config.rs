@@ -48,6 +48,8 @@ pub struct Settings {
     pub poll_interval: Duration,
     /// `POLL_ALERT_AFTER`: failed polls in a row before the chat is told.
     pub poll_alert_after: u32,
+    /// `QUOTA_PAUSE_SECS`: how long polling rests after WeChat says the daily quota is used up.
+    pub quota_pause: Duration,
     /// `DATABASE_URL`.
     pub database_url: String,
     /// `BOT_LANG`.
@@ -98,6 +100,13 @@ pub fn default_reject_reasons(lang: Lang) -> Vec<String> {
 }
 
 impl Settings {
+    /// Makes the log redactor mask the AppSecret and the bot token wherever they appear.
+    pub fn register_secrets(&self) {
+        use secrecy::ExposeSecret;
+        crate::redact::register_secret(self.wechat.secret.expose_secret());
+        crate::redact::register_secret(self.telegram_token.expose_secret());
+    }
+
     /// Reads the process environment, after loading `.env` from the working directory if present
     /// (variables already set win).
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -256,6 +265,7 @@ impl Settings {
             approvers,
             poll_interval: Duration::from_secs(number(&var, "POLL_INTERVAL_SECS", 60, 5, 86_400)?),
             poll_alert_after: number(&var, "POLL_ALERT_AFTER", 3, 1, 1000)? as u32,
+            quota_pause: Duration::from_secs(number(&var, "QUOTA_PAUSE_SECS", 1800, 1, 86_400)?),
             database_url: var("DATABASE_URL")
                 .unwrap_or_else(|| "sqlite:wxplugin-bot.db".to_owned()),
             lang,

@@ -131,6 +131,8 @@ pub struct Texts {
     pub chat_id_is: &'static str,
     pub poll_outage: &'static str,
     pub poll_recovered: &'static str,
+    pub quota_exhausted: &'static str,
+    pub quota_paused: &'static str,
     pub wechat_unreachable: &'static str,
 }
 
@@ -214,6 +216,8 @@ static ZH: Texts = Texts {
     chat_id_is: "当前聊天的 ID:<code>{id}</code>",
     poll_outage: "⚠️ 已连续 {n} 次无法读取微信申请列表(自 {since} 起)。最近的错误:{error}\n恢复后会再通知。",
     poll_recovered: "✅ 已恢复读取微信申请列表(中断了 {minutes} 分钟)。",
+    quota_exhausted: "⚠️ 微信接口今日调用次数已用完(45009)。暂停读取申请列表,{until} 再试;恢复后会通知。",
+    quota_paused: "微信接口今日调用次数已用完,{until} 前不再读取。",
     wechat_unreachable: "无法连接微信,未做任何操作",
 };
 
@@ -297,6 +301,8 @@ static EN: Texts = Texts {
     chat_id_is: "This chat's id: <code>{id}</code>",
     poll_outage: "⚠️ WeChat's application list could not be read {n} times in a row (since {since}). Last error: {error}\nI'll say when it recovers.",
     poll_recovered: "✅ Reading WeChat's application list again (it was down for {minutes} min).",
+    quota_exhausted: "⚠️ WeChat's daily API quota is used up (45009). Polling rests until {until}; I'll say when it works again.",
+    quota_paused: "WeChat's daily API quota is used up; not polling before {until}.",
     wechat_unreachable: "WeChat could not be reached; nothing was done",
 };
 

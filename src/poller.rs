@@ -43,6 +43,8 @@ pub struct PollHealth {
     pub failing_since: Option<i64>,
     /// Whether the chat was told about the current outage.
     pub outage_announced: bool,
+    /// No polls before this (unix seconds): WeChat's daily quota is used up.
+    pub quota_paused_until: Option<i64>,
 }
 
 /// Failure of a poll.
@@ -54,11 +56,22 @@ pub enum PollError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+    /// WeChat's daily quota is used up; polling rests until then (unix seconds).
+    #[error("WeChat's daily quota is used up; not polling before {until}")]
+    QuotaPaused {
+        /// When polling resumes.
+        until: i64,
+    },
 }
 
 /// Reads WeChat's list once and brings cards in line with it.
 pub async fn poll_once(app: &App) -> Result<PollReport, PollError> {
     let _one_at_a_time = app.poll_lock.lock().await;
+    if let Some(until) = quota_paused_until(app)
+        && now_secs() < until
+    {
+        return Err(PollError::QuotaPaused { until });
+    }
     let listed = app.wechat.list_all().await;
     note_health(app, listed.as_ref().err()).await;
     let listed = listed?;
@@ -85,6 +98,9 @@ pub async fn poll_once(app: &App) -> Result<PollReport, PollError> {
         .collect();
     for appid in vanished {
         vanish(app, &appid, &mut report).await?;
+    }
+    if app.take_failed_edits() {
+        report.updated_cards += app.refresh_stale_cards().await.unwrap_or(0);
     }
     if report
         != (PollReport {
@@ -187,6 +203,11 @@ async fn refresh(app: &App, card_id: i64) {
     }
 }
 
+/// When polling may resume after a 45009, if it is resting.
+pub fn quota_paused_until(app: &App) -> Option<i64> {
+    app.health.lock().ok().and_then(|h| h.quota_paused_until)
+}
+
 /// Tracks failures and tells the chat once when polls have failed `POLL_ALERT_AFTER` times in a
 /// row, and once when they recover.
 async fn note_health(app: &App, error: Option<&WeChatError>) {
@@ -200,6 +221,7 @@ async fn note_health(app: &App, error: Option<&WeChatError>) {
         match error {
             None => {
                 health.last_ok_at = Some(now);
+                health.quota_paused_until = None;
                 let was_announced = health.outage_announced;
                 let since = health.failing_since.take();
                 health.failures_in_row = 0;
@@ -207,6 +229,22 @@ async fn note_health(app: &App, error: Option<&WeChatError>) {
                 was_announced.then(|| {
                     let minutes = since.map_or(0, |s| (now - s).max(0) / 60);
                     fill(t.poll_recovered, &[("minutes", &minutes.to_string())])
+                })
+            }
+            Some(e) if e.errcode() == Some(crate::wechat::DAILY_QUOTA) => {
+                // Not an outage: WeChat answers, and says to stop. Rest, say so once.
+                tracing::warn!(error = %e, "daily quota used up; polling rests");
+                health.last_error = Some(e.to_string());
+                let until = now + app.settings.quota_pause.as_secs() as i64;
+                health.quota_paused_until = Some(until);
+                let first = !health.outage_announced;
+                health.outage_announced = true;
+                health.failing_since.get_or_insert(now);
+                first.then(|| {
+                    fill(
+                        t.quota_exhausted,
+                        &[("until", &format_time(until, &app.settings.time_zone))],
+                    )
                 })
             }
             Some(e) => {
@@ -250,9 +288,14 @@ pub async fn run(app: std::sync::Arc<App>, interval: Duration, shutdown: Cancell
         if let Err(e) = poll_once(&app).await {
             tracing::warn!(error = %e, "poll failed");
         }
+        // After a 45009 the next poll waits for the quota pause, not just the interval.
+        let rest = quota_paused_until(&app)
+            .map(|until| Duration::from_secs((until - now_secs()).max(0) as u64))
+            .unwrap_or_default()
+            .max(interval);
         tokio::select! {
             () = shutdown.cancelled() => break,
-            () = tokio::time::sleep(interval) => {}
+            () = tokio::time::sleep(rest) => {}
         }
     }
     tracing::info!("poller stopped");

@@ -1,11 +1,52 @@
-//! Keeps secrets out of logs and error text. Anything that may hold a URL WeChat was called with
-//! (reqwest errors print it, and it carries `access_token=` or `secret=`) goes through [`redact`].
+//! Keeps secrets out of logs and error text, whatever the log level. Two nets: query parameters
+//! that carry secrets (`access_token=`, `secret=`, reqwest prints URLs) are masked by pattern, and
+//! every secret the process knows (the AppSecret, the bot token, each access token it fetched) is
+//! masked wherever it appears. All log output passes through [`RedactingStderr`].
+
+use std::io::Write;
+use std::sync::RwLock;
 
 /// Query parameters whose values are secret.
 const SECRET_PARAMS: [&str; 3] = ["access_token=", "secret=", "token="];
 
-/// Replaces the value of every secret query parameter in `text` with `***`.
+/// Most literal secrets remembered (old access tokens age out first).
+const MAX_KNOWN: usize = 64;
+
+static KNOWN: RwLock<Vec<String>> = RwLock::new(Vec::new());
+
+/// Remembers a secret so it is masked wherever it appears in output from now on.
+pub fn register_secret(secret: &str) {
+    if secret.len() < 6 {
+        return;
+    }
+    let mut known = KNOWN
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if known.iter().any(|k| k == secret) {
+        return;
+    }
+    if known.len() == MAX_KNOWN {
+        // Keep the first two (AppSecret, bot token); drop the oldest access token.
+        known.remove(2.min(MAX_KNOWN - 1));
+    }
+    known.push(secret.to_owned());
+}
+
+/// Masks secret query values and every registered secret in `text`.
 pub fn redact(text: &str) -> String {
+    let mut out = redact_params(text);
+    let known = KNOWN
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    for secret in known.iter() {
+        if out.contains(secret.as_str()) {
+            out = out.replace(secret.as_str(), "***");
+        }
+    }
+    out
+}
+
+fn redact_params(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     loop {
@@ -27,9 +68,35 @@ pub fn redact(text: &str) -> String {
     }
 }
 
+/// A `tracing` writer to stderr that redacts each formatted event before it is written.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RedactingStderr;
+
+/// The writer [`RedactingStderr`] makes.
+pub struct RedactingWriter;
+
+impl Write for RedactingWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let text = String::from_utf8_lossy(buf);
+        std::io::stderr().write_all(redact(&text).as_bytes())?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for RedactingStderr {
+    type Writer = RedactingWriter;
+    fn make_writer(&'a self) -> Self::Writer {
+        RedactingWriter
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::redact;
+    use super::*;
 
     #[test]
     fn hides_tokens_and_secrets_in_urls() {
@@ -48,5 +115,14 @@ mod tests {
             redact("a token=1 b access_token=2"),
             "a token=*** b access_token=***"
         );
+    }
+
+    #[test]
+    fn hides_registered_secrets_anywhere() {
+        register_secret("777:bot-token-for-redaction-test");
+        let line = "POST http://api/bot777:bot-token-for-redaction-test/GetMe";
+        assert_eq!(redact(line), "POST http://api/bot***/GetMe");
+        register_secret("abc");
+        assert_eq!(redact("abc"), "abc", "too short to register");
     }
 }

@@ -288,7 +288,8 @@ impl Store {
     /// Records the message a card was sent as; the card is now open.
     pub async fn card_sent(&self, card_id: i64, message_id: i32) -> StoreResult<()> {
         sqlx::query(
-            "UPDATE cards SET message_id = ?, state = 'open', updated_at = ? WHERE id = ? AND state = 'sending'",
+            "UPDATE cards SET message_id = ?, state = 'open', version = version + 1,
+                 shown_version = version + 1, updated_at = ? WHERE id = ? AND state = 'sending'",
         )
         .bind(message_id)
         .bind(now_secs())
@@ -381,7 +382,7 @@ impl Store {
             .join(",");
         let sql = format!(
             "UPDATE cards SET state = ?, actor_id = ?, actor_name = ?, action = ?, reason = ?,
-                 updated_at = ? WHERE id = ? AND state IN ({states})"
+                 version = version + 1, updated_at = ? WHERE id = ? AND state IN ({states})"
         );
         let done = sqlx::query(&sql)
             .bind(to.as_str())
@@ -405,13 +406,16 @@ impl Store {
         note: Option<&Note>,
     ) -> StoreResult<()> {
         let note = note.and_then(|n| serde_json::to_string(n).ok());
-        sqlx::query("UPDATE cards SET state = ?, note = ?, prompt_message_id = NULL, updated_at = ? WHERE id = ?")
-            .bind(state.as_str())
-            .bind(note)
-            .bind(now_secs())
-            .bind(card_id)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "UPDATE cards SET state = ?, note = ?, prompt_message_id = NULL, version = version + 1,
+                 updated_at = ? WHERE id = ?",
+        )
+        .bind(state.as_str())
+        .bind(note)
+        .bind(now_secs())
+        .bind(card_id)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
@@ -424,6 +428,28 @@ impl Store {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+
+    /// Records that the message now shows `version` of the card.
+    pub async fn card_shown(&self, card_id: i64, version: i64) -> StoreResult<()> {
+        sqlx::query("UPDATE cards SET shown_version = MAX(shown_version, ?) WHERE id = ?")
+            .bind(version)
+            .bind(card_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Cards whose message shows an older state than the store holds (an edit a crash or a
+    /// Telegram failure swallowed).
+    pub async fn stale_cards(&self, chat_id: i64) -> StoreResult<Vec<i64>> {
+        Ok(sqlx::query_scalar(
+            "SELECT id FROM cards WHERE chat_id = ? AND message_id IS NOT NULL AND message_gone = 0
+               AND state != 'deciding' AND shown_version < version ORDER BY id",
+        )
+        .bind(chat_id)
+        .fetch_all(&self.pool)
+        .await?)
     }
 
     /// Records that a person deleted the card's message; it is not edited again.
@@ -620,5 +646,6 @@ fn card_from_row(row: &sqlx::sqlite::SqliteRow) -> StoreResult<Card> {
         note,
         prompt_message_id: row.try_get("prompt_message_id")?,
         message_gone: row.try_get::<i64, _>("message_gone")? != 0,
+        version: row.try_get("version")?,
     })
 }

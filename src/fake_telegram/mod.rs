@@ -135,6 +135,9 @@ pub enum TgFault {
     Http(u16),
     /// Answer normally after this long.
     Delay(Duration),
+    /// Carry out the call at once, then hold the answer this long (the call took effect but its
+    /// answer is late: the window between a send and the bot recording it).
+    DelayAnswer(Duration),
     /// This error code and description.
     Api {
         /// HTTP status / error_code.
@@ -329,6 +332,14 @@ impl FakeTelegram {
     pub fn kick_bot(&self, chat_id: i64) {
         if let Some(chat) = self.world().chats.get_mut(&chat_id) {
             chat.kicked = true;
+        }
+        self.changed(None);
+    }
+
+    /// Adds the bot back to a chat it was removed from.
+    pub fn readd_bot(&self, chat_id: i64) {
+        if let Some(chat) = self.world().chats.get_mut(&chat_id) {
+            chat.kicked = false;
         }
         self.changed(None);
     }
@@ -553,9 +564,14 @@ impl FakeTelegram {
 
     async fn handle(&self, method: &str, params: Value) -> ApiResult {
         let fault = self.world().take_fault(method);
+        let mut hold_answer = None;
         let injected: Option<ApiError> = match fault {
             Some(TgFault::Delay(d)) => {
                 tokio::time::sleep(d).await;
+                None
+            }
+            Some(TgFault::DelayAnswer(d)) => {
+                hold_answer = Some(d);
                 None
             }
             Some(TgFault::RetryAfter(n)) => {
@@ -582,6 +598,9 @@ impl FakeTelegram {
             world.dispatch(method, &params)
         };
         self.changed(event);
+        if let Some(hold) = hold_answer {
+            tokio::time::sleep(hold).await;
+        }
         result
     }
 

@@ -475,6 +475,11 @@ impl Sandbox {
         self.state().calls.clone()
     }
 
+    /// Every token ever issued, for leak checks.
+    pub fn issued_tokens(&self) -> Vec<String> {
+        self.state().tokens.keys().cloned().collect()
+    }
+
     /// The newest token still valid.
     pub fn current_token(&self) -> Option<String> {
         let state = self.state();

@@ -195,6 +195,7 @@ impl TokenProvider {
             TokenMode::File(path) => return self.read_file(path, generation).await,
         };
         let (token, expires_in) = result?;
+        crate::redact::register_secret(&token);
         self.fetches.fetch_add(1, Ordering::Relaxed);
         tracing::info!(
             mode = self.mode.name(),
@@ -257,6 +258,7 @@ impl TokenProvider {
             .map_err(|e| file_error(e.to_string()))?;
         let token = token_from_file_text(&text)
             .ok_or_else(|| file_error("holds no access token".to_owned()))?;
+        crate::redact::register_secret(&token);
         self.fetches.fetch_add(1, Ordering::Relaxed);
         tracing::info!(path = %path.display(), "read the access token file");
         Ok(Cached {

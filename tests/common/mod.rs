@@ -296,6 +296,60 @@ impl TestApp {
     }
 }
 
+/// The real binary as a child process, for crash tests (SIGKILL) and output checks.
+pub struct BotProcess {
+    child: std::process::Child,
+    pub output: std::path::PathBuf,
+}
+
+impl BotProcess {
+    /// SIGKILL: no shutdown path runs.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then waits for a clean exit.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status();
+        self.child.wait().expect("bot process exits")
+    }
+
+    /// Everything the process printed so far.
+    pub fn printed(&self) -> String {
+        std::fs::read_to_string(&self.output).unwrap_or_default()
+    }
+}
+
+impl TestApp {
+    /// Starts the binary with this app's configuration and waits until it registered its
+    /// commands (start number `nth`, counting from 1 across restarts).
+    pub async fn start_process(&self, nth: usize, extra: &[(&str, &str)]) -> BotProcess {
+        let output = self.db.path().join(format!("bot-{nth}.log"));
+        let log = std::fs::File::create(&output).expect("log file");
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_wxplugin-bot"));
+        cmd.env_clear()
+            .current_dir(self.db.path())
+            .envs(self.vars.iter().map(|(k, v)| (*k, v.as_str())))
+            .envs(extra.iter().copied())
+            .arg("run")
+            .stdout(log.try_clone().expect("log file"))
+            .stderr(log);
+        let child = cmd.spawn().expect("bot binary starts");
+        let process = BotProcess { child, output };
+        let started = self
+            .tg
+            .fake
+            .wait_until(WAIT, |f| f.call_count("setMyCommands") >= nth)
+            .await;
+        assert!(started, "bot process did not start: {}", process.printed());
+        process
+    }
+}
+
 impl Drop for TestApp {
     fn drop(&mut self) {
         if let Some((token, _)) = &self.bot {
