@@ -646,7 +646,7 @@ async fn a_trace_level_session_never_prints_a_secret_or_a_token() {
     app.press(ALICE, &appid, "✅");
     app.wait_card_text(&appid, "Approved").await;
     let status = process.terminate();
-    let printed = std::fs::read_to_string(&process_output(&app)).unwrap();
+    let printed = std::fs::read_to_string(process_output(&app)).unwrap();
 
     assert!(status.success(), "clean exit on SIGTERM");
     assert!(printed.contains("TRACE"), "TRACE output was captured");
