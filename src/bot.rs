@@ -47,13 +47,18 @@ pub fn schema() -> UpdateHandler<anyhow::Error> {
         )
 }
 
-/// Builds a Telegram client from settings (`TELOXIDE_TOKEN`, `TELOXIDE_API_URL`).
-pub fn telegram_bot(settings: &Settings) -> Bot {
-    let bot = Bot::new(settings.telegram_token.expose_secret());
-    match &settings.telegram_api_url {
+/// Builds a Telegram client from settings (`TELOXIDE_TOKEN`, `TELOXIDE_API_URL`,
+/// `TELEGRAM_TIMEOUT_SECS`).
+pub fn telegram_bot(settings: &Settings) -> anyhow::Result<Bot> {
+    let client = teloxide::net::default_reqwest_settings()
+        .timeout(settings.telegram_timeout)
+        .build()
+        .context("could not build the Telegram HTTP client")?;
+    let bot = Bot::with_client(settings.telegram_token.expose_secret(), client);
+    Ok(match &settings.telegram_api_url {
         Some(url) => bot.set_api_url(url.clone()),
         None => bot,
-    }
+    })
 }
 
 /// Runs the bot until `shutdown` fires: poller and dispatcher stop together, and decisions in
@@ -62,7 +67,7 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
     settings.register_secrets();
     let store = Store::open(&settings.database_url).await?;
     let wechat = WeChatClient::new(settings.wechat.clone())?;
-    let bot = telegram_bot(&settings).throttle(telegram_limits());
+    let bot = telegram_bot(&settings)?.throttle(telegram_limits());
     let app = App::new(settings, wechat, store, bot);
     serve(app, shutdown).await
 }
@@ -133,8 +138,14 @@ pub async fn serve(app: Arc<App>, shutdown: CancellationToken) -> anyhow::Result
             }
         }
     });
+    // The long poll must end before the HTTP timeout does.
+    let long_poll = app
+        .settings
+        .telegram_timeout
+        .saturating_sub(Duration::from_secs(2))
+        .clamp(Duration::from_secs(1), Duration::from_secs(10));
     let listener = Polling::builder(app.bot.clone())
-        .timeout(Duration::from_secs(10))
+        .timeout(long_poll)
         .delete_webhook()
         .await
         .build();

@@ -38,6 +38,8 @@ pub struct Settings {
     pub telegram_token: SecretString,
     /// `TELOXIDE_API_URL`: a local Bot API server or a test fake.
     pub telegram_api_url: Option<Url>,
+    /// `TELEGRAM_TIMEOUT_SECS`: the whole-request timeout for Telegram calls.
+    pub telegram_timeout: Duration,
     /// The WeChat side (`WECHAT_*`).
     pub wechat: WeChatConfig,
     /// `TEAM_CHAT_ID`: the one chat the bot works in.
@@ -260,6 +262,13 @@ impl Settings {
         Ok(Self {
             telegram_token: SecretString::from(telegram_token),
             telegram_api_url,
+            telegram_timeout: Duration::from_secs(number(
+                &var,
+                "TELEGRAM_TIMEOUT_SECS",
+                30,
+                3,
+                600,
+            )?),
             wechat,
             team_chat_id,
             approvers,

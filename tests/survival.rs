@@ -673,3 +673,43 @@ async fn a_trace_level_session_never_prints_a_secret_or_a_token() {
 fn process_output(app: &TestApp) -> std::path::PathBuf {
     app.db.path().join("bot-1.log")
 }
+
+#[tokio::test]
+async fn a_telegram_timeout_on_an_edit_is_retried_and_the_card_lands() {
+    let mut app = TestApp::new(1).await;
+    app.vars.insert("TELEGRAM_TIMEOUT_SECS", "3".into());
+    app.start().await;
+    app.wait_cards(1).await;
+    let appid = app.appids()[0].clone();
+    app.tg.fake.inject(tg_fault(
+        "editMessageText",
+        TgFault::Delay(Duration::from_secs(5)),
+        1,
+    ));
+
+    app.press(ALICE, &appid, "✅");
+
+    app.wait_card_text(&appid, "✅ Approved by @alice").await;
+    assert_eq!(app.status(&appid), Some(2));
+}
+
+#[tokio::test]
+async fn a_telegram_timeout_on_a_card_send_loses_no_card() {
+    let mut app = TestApp::new(1).await;
+    app.vars.insert("TELEGRAM_TIMEOUT_SECS", "3".into());
+    app.tg.fake.inject(tg_fault(
+        "sendMessage",
+        TgFault::Delay(Duration::from_secs(5)),
+        1,
+    ));
+    let appid = app.appids()[0].clone();
+    app.start().await;
+
+    app.command(ALICE, "/refresh").await;
+    app.command(ALICE, "/refresh").await;
+
+    // The fake held the send before acting, so Telegram never took it: the next poll sends the
+    // card, once. (A send Telegram took but whose answer was lost is the duplicate window, proven
+    // by the SIGKILL test with a withheld answer.)
+    assert_eq!(cards_of(&app, &appid), 1);
+}
