@@ -55,6 +55,15 @@ impl Action {
         }
     }
 
+    /// Where a card goes back to when this action did not take effect: a failed approval or
+    /// refusal leaves the applicant pending (open card); a failed deletion leaves it closed.
+    fn resting_state(self) -> CardState {
+        match self {
+            Self::Delete => CardState::Closed,
+            Self::Approve | Self::Reject => CardState::Open,
+        }
+    }
+
     /// Whether WeChat would accept this action for `status`.
     pub fn applies_to(self, status: ApplyStatus) -> bool {
         match self {
@@ -308,11 +317,7 @@ pub(crate) async fn reconcile(
         Ok(list) => list,
         Err(read_error) => {
             tracing::warn!(appid = %appid, error = %read_error, "could not re-read the status after an unclear answer");
-            let back = if action == Action::Delete {
-                CardState::Closed
-            } else {
-                CardState::Open
-            };
+            let back = action.resting_state();
             let note = Note::Unknown {
                 action,
                 by: actor.name.clone(),
@@ -420,11 +425,7 @@ async fn fail(
     error: &WeChatError,
     now: i64,
 ) -> Result<(), StoreError> {
-    let back = if action == Action::Delete {
-        CardState::Closed
-    } else {
-        CardState::Open
-    };
+    let back = action.resting_state();
     let note = Note::Failed {
         action,
         by: actor.name.clone(),

@@ -6,16 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use wxplugin_bot::sandbox::{Fault, FaultRule, FaultTarget, NewApplicant};
-
-fn fault(action: &str, fault: Fault, times: u32) -> FaultRule {
-    FaultRule {
-        target: FaultTarget::Action(action.to_owned()),
-        fault,
-        times,
-        skip: 0,
-    }
-}
+use wxplugin_bot::sandbox::{Fault, NewApplicant};
 
 #[tokio::test]
 async fn posts_cards_for_pending_applicants_only() {
@@ -48,12 +39,7 @@ async fn posts_cards_for_pending_applicants_only() {
             "{}",
             card.plain_text
         );
-        let labels: Vec<_> = card
-            .buttons
-            .iter()
-            .flatten()
-            .map(|b| b.text.clone())
-            .collect();
+        let labels = button_labels(&card);
         assert_eq!(labels, ["✅ Approve", "❌ Reject"]);
     }
 }
@@ -112,12 +98,7 @@ async fn reject_with_a_preset_reason() {
 
     app.press(BOB, &appid, "❌");
     let choosing = app.wait_card_text(&appid, "is choosing a reason").await;
-    let labels: Vec<_> = choosing
-        .buttons
-        .iter()
-        .flatten()
-        .map(|b| b.text.clone())
-        .collect();
+    let labels = button_labels(&choosing);
     assert_eq!(labels.len(), app.settings().reject_reasons.len() + 2);
     app.press(BOB, &appid, &format!("❌ {reason}"));
 
@@ -133,12 +114,7 @@ async fn reject_with_a_preset_reason() {
             .as_deref(),
         Some(reason.as_str())
     );
-    let labels: Vec<_> = card
-        .buttons
-        .iter()
-        .flatten()
-        .map(|b| b.text.clone())
-        .collect();
+    let labels = button_labels(&card);
     assert_eq!(labels, ["🗑 Delete"]);
 }
 
@@ -202,12 +178,7 @@ async fn cancel_returns_the_card_to_approve_and_reject() {
     app.press(ALICE, &appid, "↩");
 
     let card = app.wait_card_text(&appid, "⏳ Pending").await;
-    let labels: Vec<_> = card
-        .buttons
-        .iter()
-        .flatten()
-        .map(|b| b.text.clone())
-        .collect();
+    let labels = button_labels(&card);
     assert_eq!(labels, ["✅ Approve", "❌ Reject"]);
     assert_eq!(app.wechat_calls("dev_refuse"), 0);
 }
@@ -234,7 +205,7 @@ async fn a_wechat_error_shows_errcode_and_meaning_and_retry_works() {
     let appid = app.appids()[0].clone();
     app.wx
         .sandbox
-        .inject(fault("dev_agree", Fault::Errcode(-1), 10));
+        .inject(wx_fault("dev_agree", Fault::Errcode(-1), 10));
 
     app.press(ALICE, &appid, "✅");
 
@@ -249,12 +220,7 @@ async fn a_wechat_error_shows_errcode_and_meaning_and_retry_works() {
         Some(1),
         "a failed decision is never shown as done"
     );
-    let labels: Vec<_> = card
-        .buttons
-        .iter()
-        .flatten()
-        .map(|b| b.text.clone())
-        .collect();
+    let labels = button_labels(&card);
     assert!(labels.contains(&"🔁 Retry".to_owned()), "{labels:?}");
 
     app.wx.sandbox.clear_faults();
@@ -269,18 +235,13 @@ async fn a_non_retryable_error_offers_refresh_only() {
     let appid = app.appids()[0].clone();
     app.wx
         .sandbox
-        .inject(fault("dev_agree", Fault::Errcode(89236), 1));
+        .inject(wx_fault("dev_agree", Fault::Errcode(89236), 1));
 
     app.press(ALICE, &appid, "✅");
 
     let card = app.wait_card_text(&appid, "errcode 89236").await;
     assert!(card.plain_text.contains("cannot be applied for"));
-    let labels: Vec<_> = card
-        .buttons
-        .iter()
-        .flatten()
-        .map(|b| b.text.clone())
-        .collect();
+    let labels = button_labels(&card);
     assert_eq!(labels, ["✅ Approve", "❌ Reject", "🔄 Refresh"]);
 
     app.press(ALICE, &appid, "🔄");
@@ -291,7 +252,7 @@ async fn a_non_retryable_error_offers_refresh_only() {
 async fn a_lost_answer_is_resolved_by_re_reading_the_status() {
     let app = TestApp::spawn(1).await;
     let appid = app.appids()[0].clone();
-    app.wx.sandbox.inject(fault(
+    app.wx.sandbox.inject(wx_fault(
         "dev_agree",
         Fault::Delay(Duration::from_millis(1800)),
         1,
@@ -374,7 +335,7 @@ async fn two_presses_at_once_make_one_wechat_call() {
     let app = TestApp::spawn(1).await;
     let appid = app.appids()[0].clone();
     // Keep the first decision in flight long enough for the second press to meet it.
-    app.wx.sandbox.inject(fault(
+    app.wx.sandbox.inject(wx_fault(
         "dev_agree",
         Fault::Delay(Duration::from_millis(400)),
         1,
@@ -430,12 +391,7 @@ async fn a_status_changed_in_the_console_updates_the_card() {
     let refused = app
         .wait_card_text(&ids[0], "Changed outside the bot: now rejected")
         .await;
-    let labels: Vec<_> = refused
-        .buttons
-        .iter()
-        .flatten()
-        .map(|b| b.text.clone())
-        .collect();
+    let labels = button_labels(&refused);
     assert_eq!(labels, ["🗑 Delete"]);
     app.wait_card_text(&ids[1], "now timed out").await;
     let gone = app
@@ -645,7 +601,7 @@ async fn a_failing_wechat_is_announced_once_and_its_recovery_once() {
     let app = TestApp::spawn(1).await;
     app.wx
         .sandbox
-        .inject(fault("dev_apply_list", Fault::Http(500), 1000));
+        .inject(wx_fault("dev_apply_list", Fault::Http(500), 1000));
 
     for _ in 0..4 {
         app.command(ALICE, "/refresh").await;
@@ -681,12 +637,7 @@ async fn chinese_is_the_default_language() {
     let appid = app.appids()[0].clone();
 
     let card = app.card(&appid);
-    let labels: Vec<_> = card
-        .buttons
-        .iter()
-        .flatten()
-        .map(|b| b.text.clone())
-        .collect();
+    let labels = button_labels(&card);
     assert_eq!(labels, ["✅ 通过", "❌ 拒绝"]);
     assert!(card.plain_text.contains("⏳ 待审核"));
 }
@@ -756,7 +707,7 @@ async fn a_card_deleted_by_a_person_is_recorded_not_retried() {
 async fn shutdown_lets_a_decision_in_flight_finish() {
     let mut app = TestApp::spawn(1).await;
     let appid = app.appids()[0].clone();
-    app.wx.sandbox.inject(fault(
+    app.wx.sandbox.inject(wx_fault(
         "dev_agree",
         Fault::Delay(Duration::from_millis(700)),
         1,

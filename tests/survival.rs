@@ -7,30 +7,8 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use wxplugin_bot::fake_telegram::{TgFault, TgFaultRule};
-use wxplugin_bot::sandbox::{Fault, FaultRule, FaultTarget, NewApplicant};
-
-fn wx_fault(target: &str, fault: Fault, times: u32) -> FaultRule {
-    let target = match target {
-        "any" => FaultTarget::Any,
-        "token" => FaultTarget::Token,
-        action => FaultTarget::Action(action.to_owned()),
-    };
-    FaultRule {
-        target,
-        fault,
-        times,
-        skip: 0,
-    }
-}
-
-fn tg_fault(method: &str, fault: TgFault, times: u32) -> TgFaultRule {
-    TgFaultRule {
-        method: Some(method.to_owned()),
-        fault,
-        times,
-    }
-}
+use wxplugin_bot::fake_telegram::TgFault;
+use wxplugin_bot::sandbox::{Fault, NewApplicant};
 
 fn cards_of(app: &TestApp, appid: &str) -> usize {
     app.tg
@@ -109,12 +87,7 @@ async fn a_failed_decision_is_shown_failed_never_done() {
             card.plain_text
         );
         assert_eq!(app.status(&appid), Some(1), "{fault:?}");
-        let labels: Vec<_> = card
-            .buttons
-            .iter()
-            .flatten()
-            .map(|b| b.text.clone())
-            .collect();
+        let labels = button_labels(&card);
         assert!(
             labels.contains(&"✅ Approve".to_owned()),
             "{fault:?}: can be tried again: {labels:?}"
@@ -534,12 +507,7 @@ async fn a_press_racing_the_poller_ends_with_the_card_telling_the_truth() {
         "{}",
         card.plain_text
     );
-    let labels: Vec<_> = card
-        .buttons
-        .iter()
-        .flatten()
-        .map(|b| b.text.clone())
-        .collect();
+    let labels = button_labels(&card);
     assert_eq!(labels, ["🗑 Delete"]);
     assert_eq!(app.status(&appid), Some(3));
 }

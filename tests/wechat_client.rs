@@ -1,15 +1,18 @@
 //! The WeChat client against the sandbox over real HTTP on port 0: every action, every error code
 //! the sandbox gives, paging, tokens, retries, unknown outcomes and redaction.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::wx_fault;
 use reqwest::Url;
 use secrecy::SecretString;
 use wxplugin_bot::applicant::{AppId, ApplyStatus};
 use wxplugin_bot::i18n::Lang;
 use wxplugin_bot::sandbox::{
-    Fault, FaultRule, FaultTarget, NewApplicant, RunningSandbox, Sandbox, SandboxConfig,
+    Fault, FaultRule, NewApplicant, RunningSandbox, Sandbox, SandboxConfig,
 };
 use wxplugin_bot::wechat::{RetryPolicy, TokenMode, WeChatClient, WeChatConfig, WeChatError};
 
@@ -46,20 +49,6 @@ fn client_with(sb: &RunningSandbox, tweak: impl FnOnce(&mut WeChatConfig)) -> We
     let mut config = config(sb);
     tweak(&mut config);
     WeChatClient::new(config).unwrap()
-}
-
-fn fault(target: &str, fault: Fault, times: u32) -> FaultRule {
-    let target = match target {
-        "any" => FaultTarget::Any,
-        "token" => FaultTarget::Token,
-        action => FaultTarget::Action(action.to_owned()),
-    };
-    FaultRule {
-        target,
-        fault,
-        times,
-        skip: 0,
-    }
 }
 
 fn pending(sb: &RunningSandbox) -> AppId {
@@ -228,7 +217,7 @@ async fn an_applicant_arriving_while_paging_shifts_pages_without_duplicates() {
     // again at the top of page 2.
     sb.sandbox.inject(FaultRule {
         skip: 1,
-        ..fault("dev_apply_list", Fault::NewApplicantFirst, 1)
+        ..wx_fault("dev_apply_list", Fault::NewApplicantFirst, 1)
     });
     let wx = client_with(&sb, |c| c.page_size = 3);
 
@@ -303,7 +292,7 @@ async fn a_token_that_keeps_failing_is_retried_only_once() {
     let sb = sandbox(1).await;
     let wx = client(&sb);
     sb.sandbox
-        .inject(fault("dev_apply_list", Fault::Errcode(40014), 5));
+        .inject(wx_fault("dev_apply_list", Fault::Errcode(40014), 5));
 
     let err = wx.list_all().await.unwrap_err();
 
@@ -337,7 +326,7 @@ async fn a_write_that_times_out_reports_unknown_outcome_and_is_not_resent() {
     let sb = sandbox(0).await;
     let wx = client(&sb);
     let appid = pending(&sb);
-    sb.sandbox.inject(fault(
+    sb.sandbox.inject(wx_fault(
         "dev_agree",
         Fault::Delay(Duration::from_millis(1500)),
         1,
@@ -371,7 +360,8 @@ async fn a_write_answered_with_http_500_is_an_unknown_outcome_sent_once() {
     let sb = sandbox(0).await;
     let wx = client(&sb);
     let appid = pending(&sb);
-    sb.sandbox.inject(fault("dev_refuse", Fault::Http(500), 3));
+    sb.sandbox
+        .inject(wx_fault("dev_refuse", Fault::Http(500), 3));
 
     let err = wx.refuse(&appid, "no").await.unwrap_err();
 
@@ -384,7 +374,8 @@ async fn a_write_answered_system_busy_is_resent() {
     let sb = sandbox(0).await;
     let wx = client(&sb);
     let appid = pending(&sb);
-    sb.sandbox.inject(fault("dev_agree", Fault::Errcode(-1), 2));
+    sb.sandbox
+        .inject(wx_fault("dev_agree", Fault::Errcode(-1), 2));
 
     wx.agree(&appid).await.unwrap();
 
@@ -398,7 +389,7 @@ async fn a_write_rate_limited_is_not_resent() {
     let wx = client(&sb);
     let appid = pending(&sb);
     sb.sandbox
-        .inject(fault("dev_agree", Fault::Errcode(45011), 1));
+        .inject(wx_fault("dev_agree", Fault::Errcode(45011), 1));
 
     let err = wx.agree(&appid).await.unwrap_err();
 
@@ -418,7 +409,7 @@ async fn reads_retry_busy_rate_limit_5xx_and_bad_bodies() {
     ] {
         let sb = sandbox(2).await;
         let wx = client(&sb);
-        sb.sandbox.inject(fault("dev_apply_list", f.clone(), 2));
+        sb.sandbox.inject(wx_fault("dev_apply_list", f.clone(), 2));
 
         let all = wx.list_all().await.unwrap();
 
@@ -432,7 +423,7 @@ async fn reads_give_up_after_the_retry_budget_with_a_clear_error() {
     let sb = sandbox(1).await;
     let wx = client(&sb);
     sb.sandbox
-        .inject(fault("dev_apply_list", Fault::NonJson, 10));
+        .inject(wx_fault("dev_apply_list", Fault::NonJson, 10));
 
     let err = wx.list_all().await.unwrap_err();
 
@@ -451,7 +442,7 @@ async fn reads_do_not_retry_daily_quota_or_other_errcodes() {
     let sb = sandbox(1).await;
     let wx = client(&sb);
     sb.sandbox
-        .inject(fault("dev_apply_list", Fault::Errcode(45009), 5));
+        .inject(wx_fault("dev_apply_list", Fault::Errcode(45009), 5));
 
     let err = wx.list_all().await.unwrap_err();
 
@@ -466,7 +457,7 @@ async fn every_injected_errcode_comes_back_with_its_meaning() {
     let wx = client(&sb);
     for code in [47001, 48001, 61007, 89236, 89237, 89238, 89239, 89044] {
         sb.sandbox
-            .inject(fault("dev_apply_list", Fault::Errcode(code), 1));
+            .inject(wx_fault("dev_apply_list", Fault::Errcode(code), 1));
 
         let err = wx.apply_list(1, 10).await.unwrap_err();
 
@@ -496,7 +487,8 @@ async fn wrong_secret_and_wrong_appid_are_configuration_errors_with_hints() {
 async fn ip_not_whitelisted_is_reported_with_the_whitelist_hint() {
     let sb = sandbox(1).await;
     let wx = client(&sb);
-    sb.sandbox.inject(fault("token", Fault::Errcode(40164), 1));
+    sb.sandbox
+        .inject(wx_fault("token", Fault::Errcode(40164), 1));
 
     let err = wx.list_all().await.unwrap_err();
 
@@ -510,7 +502,7 @@ async fn a_token_endpoint_outage_is_retried_for_writes_too_since_nothing_was_sen
     let sb = sandbox(0).await;
     let wx = client(&sb);
     let appid = pending(&sb);
-    sb.sandbox.inject(fault("token", Fault::Http(503), 2));
+    sb.sandbox.inject(wx_fault("token", Fault::Http(503), 2));
 
     wx.agree(&appid).await.unwrap();
 
@@ -619,13 +611,13 @@ async fn no_error_text_ever_holds_the_secret_or_the_token() {
     wx.list_all().await.unwrap();
     let token = sb.sandbox.current_token().unwrap();
     let secret = SandboxConfig::default().secret;
-    sb.sandbox.inject(fault(
+    sb.sandbox.inject(wx_fault(
         "dev_agree",
         Fault::Delay(Duration::from_millis(1500)),
         1,
     ));
     sb.sandbox
-        .inject(fault("dev_apply_list", Fault::Http(500), 10));
+        .inject(wx_fault("dev_apply_list", Fault::Http(500), 10));
 
     let timeout = wx.agree(&appid).await.unwrap_err();
     let http = wx.list_all().await.unwrap_err();

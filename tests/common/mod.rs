@@ -12,7 +12,10 @@ use wxplugin_bot::config::Settings;
 use wxplugin_bot::fake_telegram::{
     FAKE_BOT_TOKEN, FakeMessage, FakeTelegram, FakeUser, RunningFakeTelegram,
 };
-use wxplugin_bot::sandbox::{RunningSandbox, Sandbox, SandboxConfig};
+use wxplugin_bot::fake_telegram::{TgFault, TgFaultRule};
+use wxplugin_bot::sandbox::{
+    Fault, FaultRule, FaultTarget, RunningSandbox, Sandbox, SandboxConfig,
+};
 use wxplugin_bot::wechat::RetryPolicy;
 
 /// The team chat (a supergroup).
@@ -24,6 +27,40 @@ pub const ALICE: i64 = 1001;
 pub const BOB: i64 = 1002;
 /// A team member who is not an approver.
 pub const EVE: i64 = 1003;
+
+/// A sandbox fault for `times` calls of `target` ("any", "token" or a devplugin action).
+pub fn wx_fault(target: &str, fault: Fault, times: u32) -> FaultRule {
+    let target = match target {
+        "any" => FaultTarget::Any,
+        "token" => FaultTarget::Token,
+        action => FaultTarget::Action(action.to_owned()),
+    };
+    FaultRule {
+        target,
+        fault,
+        times,
+        skip: 0,
+    }
+}
+
+/// A fake Bot API fault for `times` calls of `method`.
+pub fn tg_fault(method: &str, fault: TgFault, times: u32) -> TgFaultRule {
+    TgFaultRule {
+        method: Some(method.to_owned()),
+        fault,
+        times,
+    }
+}
+
+/// A message's button labels, row by row.
+pub fn button_labels(message: &FakeMessage) -> Vec<String> {
+    message
+        .buttons
+        .iter()
+        .flatten()
+        .map(|b| b.text.clone())
+        .collect()
+}
 
 /// How long a test waits for something the bot should do promptly.
 pub const WAIT: Duration = Duration::from_secs(10);
