@@ -67,7 +67,12 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
     settings.register_secrets();
     let store = Store::open(&settings.database_url).await?;
     let wechat = WeChatClient::new(settings.wechat.clone())?;
-    let bot = telegram_bot(&settings)?.throttle(telegram_limits());
+    let limits = if settings.telegram_throttle {
+        telegram_limits()
+    } else {
+        unthrottled()
+    };
+    let bot = telegram_bot(&settings)?.throttle(limits);
     let app = App::new(settings, wechat, store, bot);
     serve(app, shutdown).await
 }
@@ -79,6 +84,16 @@ pub fn telegram_limits() -> Limits {
     Limits {
         messages_per_min_channel_or_supergroup: 20,
         ..Limits::default()
+    }
+}
+
+/// Limits so high they never bind: for a fake Bot API in benchmarks (`TELEGRAM_THROTTLE=off`).
+pub fn unthrottled() -> Limits {
+    Limits {
+        messages_per_sec_chat: 100_000,
+        messages_per_sec_overall: 100_000,
+        messages_per_min_chat: 6_000_000,
+        messages_per_min_channel_or_supergroup: 6_000_000,
     }
 }
 

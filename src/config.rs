@@ -40,6 +40,8 @@ pub struct Settings {
     pub telegram_api_url: Option<Url>,
     /// `TELEGRAM_TIMEOUT_SECS`: the whole-request timeout for Telegram calls.
     pub telegram_timeout: Duration,
+    /// `TELEGRAM_THROTTLE`: `false` only against a fake Bot API (benchmarks), never Telegram.
+    pub telegram_throttle: bool,
     /// The WeChat side (`WECHAT_*`).
     pub wechat: WeChatConfig,
     /// `TEAM_CHAT_ID`: the one chat the bot works in.
@@ -262,6 +264,16 @@ impl Settings {
         Ok(Self {
             telegram_token: SecretString::from(telegram_token),
             telegram_api_url,
+            telegram_throttle: match var("TELEGRAM_THROTTLE").as_deref() {
+                None | Some("telegram") => true,
+                Some("off") => false,
+                Some(other) => {
+                    return Err(ConfigError::new(
+                        "TELEGRAM_THROTTLE",
+                        format!("'{other}' is not telegram or off"),
+                    ));
+                }
+            },
             telegram_timeout: Duration::from_secs(number(
                 &var,
                 "TELEGRAM_TIMEOUT_SECS",

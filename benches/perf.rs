@@ -1,0 +1,450 @@
+//! What a team feels, measured: time to card, time to outcome, the cost of a poll over many
+//! applicants (busy and idle), and the bot's memory. The WeChat sandbox and the fake Bot API run in
+//! this process on loopback and answer at once; the bot is the real release binary in a child
+//! process, so its CPU time and resident memory are read from `/proc/<pid>` alone.
+//!
+//! `cargo bench --bench perf` runs it at full scale and prints a Markdown table. Under
+//! `cargo test` it runs at a small scale as a smoke test (the same checks, fewer samples).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::sync::broadcast::error::RecvError;
+use wxplugin_bot::fake_telegram::{
+    ChatEvent, FAKE_BOT_TOKEN, FakeTelegram, FakeUser, RunningFakeTelegram,
+};
+use wxplugin_bot::sandbox::{NewApplicant, RunningSandbox, Sandbox, SandboxConfig};
+
+const TEAM: i64 = -1_001_234_567_890;
+const ALICE: i64 = 1001;
+const PAGE: usize = 100;
+const WAIT: Duration = Duration::from_secs(120);
+
+struct Scale {
+    name: &'static str,
+    known: usize,
+    presses: usize,
+    card_samples: usize,
+    idle_polls: usize,
+    interval_samples: usize,
+}
+
+const FULL: Scale = Scale {
+    name: "full",
+    known: 10_000,
+    presses: 1_000,
+    card_samples: 50,
+    idle_polls: 10,
+    interval_samples: 6,
+};
+const SMOKE: Scale = Scale {
+    name: "smoke",
+    known: 300,
+    presses: 10,
+    card_samples: 3,
+    idle_polls: 2,
+    interval_samples: 1,
+};
+
+fn main() {
+    let scale = if std::env::args().any(|a| a == "--bench") {
+        FULL
+    } else {
+        SMOKE
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(run(scale));
+}
+
+/// The bot child process and where it writes.
+struct Bot {
+    child: Child,
+    dir: PathBuf,
+}
+
+impl Bot {
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// User + system CPU time so far.
+    fn cpu(&self) -> Duration {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap_or_default();
+        // Fields after the command name (which may hold spaces) start after the last ')'.
+        let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let ticks = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|f| f.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        // utime and stime are fields 14 and 15 of stat: indexes 11 and 12 after the name.
+        let total = ticks(11) + ticks(12);
+        Duration::from_micros(total * 1_000_000 / clock_ticks())
+    }
+
+    /// Resident memory in MiB.
+    fn rss_mib(&self) -> f64 {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
+        let kib = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0);
+        kib / 1024.0
+    }
+
+    /// Size and modification time of the database and its WAL: unchanged means untouched.
+    fn db_fingerprint(&self) -> Vec<(u64, Option<SystemTime>)> {
+        ["bot.db", "bot.db-wal"]
+            .iter()
+            .map(|f| {
+                let meta = std::fs::metadata(self.dir.join(f)).ok();
+                (
+                    meta.as_ref().map_or(0, |m| m.len()),
+                    meta.and_then(|m| m.modified().ok()),
+                )
+            })
+            .collect()
+    }
+}
+
+impl Drop for Bot {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn clock_ticks() -> u64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(100)
+}
+
+fn start_bot(tg: &RunningFakeTelegram, wx: &RunningSandbox, dir: &Path, interval_secs: u64) -> Bot {
+    let defaults = SandboxConfig::default();
+    let vars: HashMap<&str, String> = HashMap::from([
+        ("TELOXIDE_TOKEN", FAKE_BOT_TOKEN.to_owned()),
+        ("TELOXIDE_API_URL", tg.api_url.to_string()),
+        ("TELEGRAM_THROTTLE", "off".to_owned()),
+        ("WECHAT_API_BASE", wx.base_url.clone()),
+        ("WECHAT_APPID", defaults.appid),
+        ("WECHAT_SECRET", defaults.secret),
+        ("WECHAT_PAGE_SIZE", PAGE.to_string()),
+        ("TEAM_CHAT_ID", TEAM.to_string()),
+        ("APPROVER_IDS", ALICE.to_string()),
+        ("POLL_INTERVAL_SECS", interval_secs.to_string()),
+        (
+            "DATABASE_URL",
+            format!("sqlite:{}", dir.join("bot.db").display()),
+        ),
+        ("BOT_LANG", "en".to_owned()),
+        ("TZ", "UTC".to_owned()),
+        ("RUST_LOG", "warn".to_owned()),
+    ]);
+    let log = std::fs::File::create(dir.join(format!("bot-{interval_secs}.log"))).expect("log");
+    let child = Command::new(env!("CARGO_BIN_EXE_wxplugin-bot"))
+        .env_clear()
+        .envs(vars)
+        .current_dir(dir)
+        .arg("run")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("log"))
+        .stderr(log)
+        .spawn()
+        .expect("the bot binary starts");
+    Bot {
+        child,
+        dir: dir.to_path_buf(),
+    }
+}
+
+fn percentile(samples: &mut [Duration], p: f64) -> Duration {
+    samples.sort();
+    if samples.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = ((p / 100.0) * (samples.len() as f64 - 1.0)).round() as usize;
+    samples[rank.min(samples.len() - 1)]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
+}
+
+/// Sends `/refresh` and waits for the bot's reply; returns the wall time.
+async fn refresh(tg: &FakeTelegram) -> Duration {
+    let started = Instant::now();
+    let id = tg.user_sends(TEAM, ALICE, "/refresh");
+    let answered = tg
+        .wait_until(WAIT, |f| {
+            f.bot_messages(TEAM).iter().any(|m| m.reply_to == Some(id))
+        })
+        .await;
+    assert!(answered, "no reply to /refresh");
+    started.elapsed()
+}
+
+fn list_calls(wx: &RunningSandbox) -> u64 {
+    wx.sandbox.stats().apply_list
+}
+
+/// Telegram calls other than long polls and command replies.
+fn telegram_side_effects(tg: &FakeTelegram) -> usize {
+    tg.calls()
+        .iter()
+        .filter(|c| c.method != "getUpdates")
+        .filter(|c| !(c.method == "sendMessage" && c.params.get("reply_parameters").is_some()))
+        .count()
+}
+
+async fn wait_event(
+    events: &mut tokio::sync::broadcast::Receiver<ChatEvent>,
+    matches: impl Fn(&ChatEvent) -> bool,
+) -> Instant {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        match tokio::time::timeout_at(deadline, events.recv()).await {
+            Ok(Ok(event)) if matches(&event) => return Instant::now(),
+            Ok(Ok(_)) | Ok(Err(RecvError::Lagged(_))) => {}
+            Ok(Err(RecvError::Closed)) | Err(_) => panic!("the expected chat event never came"),
+        }
+    }
+}
+
+fn machine() -> String {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .map(|m| m.trim_start_matches([' ', '\t', ':']).to_owned())
+        .unwrap_or_else(|| "unknown CPU".to_owned());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    format!("{cores} cores, {model}")
+}
+
+async fn run(scale: Scale) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let wx = Sandbox::spawn(SandboxConfig {
+        applicants: 0,
+        ..SandboxConfig::default()
+    })
+    .await
+    .expect("sandbox");
+    let tg = FakeTelegram::spawn().await.expect("fake Telegram");
+    tg.fake.add_group(TEAM, "Plugin team");
+    tg.fake.add_user(FakeUser {
+        id: ALICE,
+        first_name: "Alice".into(),
+        username: Some("alice".into()),
+        language_code: None,
+    });
+    let mut rows: Vec<(String, String)> = Vec::new();
+
+    // 1. Start, idle.
+    let bot = start_bot(&tg, &wx, dir.path(), 86_400);
+    assert!(
+        tg.fake
+            .wait_until(WAIT, |f| f.call_count("setMyCommands") >= 1)
+            .await,
+        "bot did not start"
+    );
+    refresh(&tg.fake).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    rows.push((
+        "resident memory, idle after start".into(),
+        format!("{:.1} MiB", bot.rss_mib()),
+    ));
+
+    // 2. A poll over `known` applicants (decided ones: no cards), then idle polls.
+    for _ in 0..scale.known {
+        wx.sandbox.add_applicant(NewApplicant {
+            status: Some(2),
+            ..NewApplicant::default()
+        });
+    }
+    let (calls_before, cpu_before) = (list_calls(&wx), bot.cpu());
+    let first = refresh(&tg.fake).await;
+    let (first_calls, first_cpu) = (list_calls(&wx) - calls_before, bot.cpu() - cpu_before);
+    let expected_calls = scale.known / PAGE + 1;
+    assert_eq!(
+        first_calls as usize, expected_calls,
+        "pages until a short one"
+    );
+    rows.push((
+        format!(
+            "first poll of {} applicants (num = {PAGE}): wall",
+            scale.known
+        ),
+        ms(first),
+    ));
+    rows.push(("— its CPU time (bot process)".into(), ms(first_cpu)));
+    rows.push(("— its dev_apply_list calls".into(), first_calls.to_string()));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    rows.push((
+        format!("resident memory with {} applicants known", scale.known),
+        format!("{:.1} MiB", bot.rss_mib()),
+    ));
+
+    let db_before = bot.db_fingerprint();
+    let effects_before = telegram_side_effects(&tg.fake);
+    let (calls_before, cpu_before) = (list_calls(&wx), bot.cpu());
+    let mut walls = Vec::new();
+    for _ in 0..scale.idle_polls {
+        walls.push(refresh(&tg.fake).await);
+    }
+    let idle_cpu = (bot.cpu() - cpu_before) / scale.idle_polls as u32;
+    let idle_calls = (list_calls(&wx) - calls_before) / scale.idle_polls as u64;
+    assert_eq!(
+        bot.db_fingerprint(),
+        db_before,
+        "an idle poll wrote to the database"
+    );
+    assert_eq!(
+        telegram_side_effects(&tg.fake),
+        effects_before,
+        "an idle poll called Telegram"
+    );
+    rows.push((
+        format!("idle poll of {} applicants: wall p50", scale.known),
+        ms(percentile(&mut walls, 50.0)),
+    ));
+    rows.push(("— its CPU time (mean, bot process)".into(), ms(idle_cpu)));
+    rows.push(("— its dev_apply_list calls".into(), idle_calls.to_string()));
+    rows.push((
+        "— database writes / Telegram calls".into(),
+        "0 / 0 (file size+mtime and call log unchanged)".into(),
+    ));
+
+    // 3. Time to card with /refresh: applicant visible in the sandbox → its card at the fake.
+    let mut events = tg.fake.subscribe();
+    let mut to_card = Vec::new();
+    for _ in 0..scale.card_samples {
+        let started = Instant::now();
+        let appid = wx.sandbox.add_applicant(NewApplicant::default());
+        tg.fake.user_sends(TEAM, ALICE, "/refresh");
+        let arrived = wait_event(
+            &mut events,
+            |e| matches!(e, ChatEvent::MessageSent(m) if m.plain_text.contains(&appid)),
+        )
+        .await;
+        to_card.push(arrived - started);
+    }
+    rows.push((
+        format!(
+            "time to card with /refresh ({} samples, {} known): p50",
+            scale.card_samples, scale.known
+        ),
+        ms(percentile(&mut to_card, 50.0)),
+    ));
+    rows.push(("— p99".into(), ms(percentile(&mut to_card, 99.0))));
+
+    // 4. Time to outcome: ✅ handed out by the fake → the card's edit arriving, over N cards.
+    let first_new = tg.fake.bot_messages(TEAM).len();
+    let mut appids = Vec::new();
+    for _ in 0..scale.presses {
+        appids.push(wx.sandbox.add_applicant(NewApplicant::default()));
+    }
+    refresh(&tg.fake).await;
+    let posted = tg
+        .fake
+        .wait_until(WAIT, |f| {
+            f.bot_messages(TEAM)
+                .iter()
+                .filter(|m| m.plain_text.starts_with("🧩"))
+                .count()
+                >= scale.card_samples + scale.presses
+        })
+        .await;
+    assert!(posted, "cards for the presses were not posted");
+    let cards: Vec<i32> = tg.fake.bot_messages(TEAM)[first_new..]
+        .iter()
+        .filter(|m| {
+            m.plain_text.starts_with("🧩")
+                && appids.iter().any(|a| m.plain_text.contains(a.as_str()))
+        })
+        .map(|m| m.message_id)
+        .collect();
+    assert_eq!(cards.len(), scale.presses);
+    let mut to_outcome = Vec::new();
+    for message_id in cards {
+        let started = Instant::now();
+        tg.fake
+            .user_presses(TEAM, message_id, ALICE, "✅")
+            .expect("✅ on the card");
+        let edited = wait_event(&mut events, |e| {
+            matches!(e, ChatEvent::MessageEdited(m) if m.message_id == message_id && m.plain_text.contains("Approved by"))
+        })
+        .await;
+        to_outcome.push(edited - started);
+    }
+    rows.push((
+        format!(
+            "time to outcome, ✅ → edited card ({} presses on {} cards): p50",
+            scale.presses, scale.presses
+        ),
+        ms(percentile(&mut to_outcome, 50.0)),
+    ));
+    rows.push(("— p99".into(), ms(percentile(&mut to_outcome, 99.0))));
+    rows.push((
+        "resident memory at the end".into(),
+        format!("{:.1} MiB", bot.rss_mib()),
+    ));
+    drop(bot);
+
+    // 5. Time to card with the poll interval (5 s, the shortest allowed).
+    let bot = start_bot(&tg, &wx, dir.path(), 5);
+    assert!(
+        tg.fake
+            .wait_until(WAIT, |f| f.call_count("setMyCommands") >= 2)
+            .await,
+        "bot did not restart"
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut by_interval = Vec::new();
+    for i in 0..scale.interval_samples {
+        // Arrive at different points of the interval.
+        tokio::time::sleep(Duration::from_millis(700 * (i as u64 % 7))).await;
+        let started = Instant::now();
+        let appid = wx.sandbox.add_applicant(NewApplicant::default());
+        let arrived = wait_event(
+            &mut events,
+            |e| matches!(e, ChatEvent::MessageSent(m) if m.plain_text.contains(&appid)),
+        )
+        .await;
+        by_interval.push(arrived - started);
+    }
+    rows.push((
+        format!(
+            "time to card with POLL_INTERVAL_SECS=5 ({} samples): p50",
+            scale.interval_samples
+        ),
+        ms(percentile(&mut by_interval, 50.0)),
+    ));
+    rows.push(("— max".into(), ms(percentile(&mut by_interval, 100.0))));
+    drop(bot);
+
+    println!(
+        "\nwxplugin-bot perf ({} scale) on {}\n",
+        scale.name,
+        machine()
+    );
+    println!("| measure | value |\n| --- | --- |");
+    for (k, v) in rows {
+        println!("| {k} | {v} |");
+    }
+}
