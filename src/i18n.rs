@@ -132,6 +132,8 @@ pub struct Texts {
     pub poll_outage: &'static str,
     pub poll_recovered: &'static str,
     pub quota_exhausted: &'static str,
+    pub digest_header: &'static str,
+    pub digest_more: &'static str,
     pub quota_paused: &'static str,
     pub wechat_unreachable: &'static str,
 }
@@ -218,6 +220,8 @@ static ZH: Texts = Texts {
     poll_recovered: "✅ 已恢复读取微信申请列表(中断了 {minutes} 分钟)。",
     quota_exhausted: "⚠️ 微信接口今日调用次数已用完(45009)。暂停读取申请列表,{until} 再试;恢复后会通知。",
     quota_paused: "微信接口今日调用次数已用完,{until} 前不再读取。",
+    digest_header: "📥 {n} 份新的插件申请。卡片会按 Telegram 的限速陆续发出(每分钟约 20 张,约 {minutes} 分钟发完);/pending 可立即查看全部:",
+    digest_more: "…以及另外 {n} 份",
     wechat_unreachable: "无法连接微信,未做任何操作",
 };
 
@@ -303,6 +307,8 @@ static EN: Texts = Texts {
     poll_recovered: "✅ Reading WeChat's application list again (it was down for {minutes} min).",
     quota_exhausted: "⚠️ WeChat's daily API quota is used up (45009). Polling rests until {until}; I'll say when it works again.",
     quota_paused: "WeChat's daily API quota is used up; not polling before {until}.",
+    digest_header: "📥 {n} new plugin applications. Their cards follow at Telegram's pace (about 20 a minute, all in about {minutes} min); /pending lists them all now:",
+    digest_more: "… and {n} more",
     wechat_unreachable: "WeChat could not be reached; nothing was done",
 };
 

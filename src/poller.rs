@@ -79,6 +79,7 @@ pub async fn poll_once(app: &App) -> Result<PollReport, PollError> {
         listed: listed.len(),
         ..PollReport::default()
     };
+    announce_burst(app, &listed).await;
     let mut present = HashSet::with_capacity(listed.len());
     for applicant in listed {
         present.insert(applicant.appid.clone());
@@ -113,6 +114,48 @@ pub async fn poll_once(app: &App) -> Result<PollReport, PollError> {
         tracing::debug!(listed = report.listed, "poll: nothing changed");
     }
     Ok(report)
+}
+
+/// More new applicants than one minute of Telegram's group budget: their cards take minutes to
+/// arrive, so the chat first gets one message listing them.
+pub const DIGEST_AFTER: usize = 20;
+
+/// Posts the digest when a poll brings more than [`DIGEST_AFTER`] applicants who need a card.
+async fn announce_burst(app: &App, listed: &[Applicant]) {
+    let new: Vec<&Applicant> = listed
+        .iter()
+        .filter(|a| a.status.is_decidable())
+        .filter(|a| app.seen.get(&a.appid).is_none_or(|s| !s.carded))
+        .collect();
+    if new.len() <= DIGEST_AFTER {
+        return;
+    }
+    let t = app.texts();
+    let minutes = new.len().div_ceil(DIGEST_AFTER);
+    let mut text = fill(
+        t.digest_header,
+        &[
+            ("n", &new.len().to_string()),
+            ("minutes", &minutes.to_string()),
+        ],
+    );
+    for a in new.iter().take(DIGEST_AFTER) {
+        let name = a
+            .nickname
+            .as_deref()
+            .map(|n| escape(&crate::card::clean(n, 40, false)))
+            .unwrap_or_else(|| t.no_nickname.to_owned());
+        text.push_str(&format!(
+            "\n• <b>{name}</b> <code>{}</code>",
+            escape(a.appid.as_str())
+        ));
+    }
+    text.push('\n');
+    text.push_str(&fill(
+        t.digest_more,
+        &[("n", &(new.len() - DIGEST_AFTER).to_string())],
+    ));
+    app.announce(text).await;
 }
 
 async fn apply_change(

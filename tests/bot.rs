@@ -729,3 +729,32 @@ async fn shutdown_lets_a_decision_in_flight_finish() {
             .contains("✅ Approved by @alice")
     );
 }
+
+#[tokio::test]
+async fn a_burst_of_applicants_gets_one_digest_before_its_cards() {
+    let mut app = TestApp::new(25).await;
+    app.vars.insert("TELEGRAM_THROTTLE", "off".into());
+
+    app.start().await;
+    app.wait_cards(25).await;
+    app.command(ALICE, "/refresh").await;
+
+    let messages = app.tg.fake.bot_messages(TEAM);
+    let digests: Vec<_> = messages
+        .iter()
+        .filter(|m| m.plain_text.starts_with("📥"))
+        .collect();
+    assert_eq!(digests.len(), 1, "one digest, not one per poll");
+    let digest = &digests[0].plain_text;
+    assert!(
+        digest.starts_with("📥 25 new plugin applications"),
+        "{digest}"
+    );
+    assert!(digest.contains("all in about 2 min"), "{digest}");
+    assert!(digest.ends_with("… and 5 more"), "{digest}");
+    assert_eq!(digest.lines().filter(|l| l.starts_with("• ")).count(), 20);
+    assert_eq!(
+        messages[0].plain_text, *digest,
+        "the digest comes before the cards"
+    );
+}

@@ -339,11 +339,18 @@ pub struct BotProcess {
     pub output: std::path::PathBuf,
 }
 
-impl BotProcess {
-    /// SIGKILL: no shutdown path runs.
-    pub fn kill(mut self) {
+impl Drop for BotProcess {
+    /// A test that fails midway must not leave the bot running.
+    fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+impl BotProcess {
+    /// SIGKILL: no shutdown path runs.
+    pub fn kill(self) {
+        drop(self);
     }
 
     /// SIGTERM, then waits for a clean exit.
