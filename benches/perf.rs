@@ -27,6 +27,7 @@ const CARDS_WAIT: Duration = Duration::from_secs(900);
 
 struct Scale {
     name: &'static str,
+    burst: usize,
     known: usize,
     presses: usize,
     card_samples: usize,
@@ -36,6 +37,7 @@ struct Scale {
 
 const FULL: Scale = Scale {
     name: "full",
+    burst: 30,
     known: 10_000,
     presses: 1_000,
     card_samples: 50,
@@ -44,6 +46,7 @@ const FULL: Scale = Scale {
 };
 const SMOKE: Scale = Scale {
     name: "smoke",
+    burst: 0,
     known: 300,
     presses: 10,
     card_samples: 3,
@@ -139,11 +142,21 @@ fn clock_ticks() -> u64 {
 }
 
 fn start_bot(tg: &RunningFakeTelegram, wx: &RunningSandbox, dir: &Path, interval_secs: u64) -> Bot {
+    start_bot_with(tg, wx, dir, interval_secs, "off")
+}
+
+fn start_bot_with(
+    tg: &RunningFakeTelegram,
+    wx: &RunningSandbox,
+    dir: &Path,
+    interval_secs: u64,
+    throttle: &str,
+) -> Bot {
     let defaults = SandboxConfig::default();
     let vars: HashMap<&str, String> = HashMap::from([
         ("TELOXIDE_TOKEN", FAKE_BOT_TOKEN.to_owned()),
         ("TELOXIDE_API_URL", tg.api_url.to_string()),
-        ("TELEGRAM_THROTTLE", "off".to_owned()),
+        ("TELEGRAM_THROTTLE", throttle.to_owned()),
         ("WECHAT_API_BASE", wx.base_url.clone()),
         ("WECHAT_APPID", defaults.appid),
         ("WECHAT_SECRET", defaults.secret),
@@ -454,6 +467,69 @@ async fn run(scale: Scale) {
     ));
     rows.push(("— max".into(), ms(percentile(&mut by_interval, 100.0))));
     drop(bot);
+
+    // 6. A burst with Telegram's limits on both sides: the fake answers 429 past 20 messages a
+    //    minute per group, as Telegram does; the bot keeps to 20 a minute.
+    if scale.burst > 0 {
+        tg.fake.set_group_rate_limit(Some(20));
+        let bot = start_bot_with(&tg, &wx, dir.path(), 86_400, "telegram");
+        assert!(
+            tg.fake
+                .wait_until(WAIT, |f| f.call_count("setMyCommands") >= 3)
+                .await,
+            "bot did not restart"
+        );
+        // Let the minute of earlier sends leave both windows.
+        tokio::time::sleep(Duration::from_secs(61)).await;
+        let rejected_before = tg
+            .fake
+            .calls()
+            .iter()
+            .filter(|c| c.error_code == Some(429))
+            .count();
+        let mut burst = Vec::new();
+        for _ in 0..scale.burst {
+            burst.push(wx.sandbox.add_applicant(NewApplicant::default()));
+        }
+        let started = Instant::now();
+        tg.fake.user_sends(TEAM, ALICE, "/refresh");
+        let all = tg
+            .fake
+            .wait_until(CARDS_WAIT, |f| {
+                let live = f.bot_messages(TEAM);
+                burst.iter().all(|a| {
+                    live.iter().any(|m| {
+                        m.plain_text.starts_with("🧩") && m.plain_text.contains(a.as_str())
+                    })
+                })
+            })
+            .await;
+        let took = started.elapsed();
+        let rejected = tg
+            .fake
+            .calls()
+            .iter()
+            .filter(|c| c.error_code == Some(429))
+            .count()
+            - rejected_before;
+        let digest = tg
+            .fake
+            .bot_messages(TEAM)
+            .iter()
+            .any(|m| m.plain_text.starts_with(&format!("📥 {}", scale.burst)));
+        assert!(all, "cards were lost in the burst");
+        rows.push((
+            format!("burst of {} new applicants, Telegram's limits on (20/min per group)", scale.burst),
+            format!(
+                "all {} cards in {:.1} s; 429 answers: {rejected}; lost: 0; digest first: {}; 500 at this rate ≈ {:.0} min",
+                scale.burst,
+                took.as_secs_f64(),
+                if digest { "yes" } else { "no" },
+                500.0 / 20.0,
+            ),
+        ));
+        drop(bot);
+    }
 
     println!(
         "\nwxplugin-bot perf ({} scale) on {}\n",

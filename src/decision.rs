@@ -168,16 +168,17 @@ pub async fn begin(
     };
     let claimed = app
         .store
-        .claim(
+        .claim_for_decision(
             card.id,
             action.starting_states(),
-            CardState::Deciding,
             actor,
-            Some(action),
+            action,
+            &card.appid,
+            via.as_str(),
             reason.as_deref(),
         )
         .await?;
-    if !claimed {
+    let Some(attempt) = claimed else {
         let now = app.store.card(card.id).await?;
         return Ok(match now {
             Some(c) if c.state == CardState::Deciding => {
@@ -185,11 +186,7 @@ pub async fn begin(
             }
             _ => Begin::NotApplicable,
         });
-    }
-    let attempt = app
-        .store
-        .audit_attempt(&card.appid, action, actor, via.as_str(), reason.as_deref())
-        .await?;
+    };
     Ok(Begin::Claimed(Claim {
         card_id: card.id,
         appid: card.appid.clone(),
@@ -262,8 +259,8 @@ async fn settle(
     let now = now_secs();
     let error = match result {
         Ok(()) => {
-            store.audit_result(attempt, "ok", None, None).await?;
-            confirm(app, card_id, appid, action, actor, reason, now).await?;
+            let audit = Some((attempt, "ok", None));
+            confirm(app, card_id, appid, action, actor, reason, now, audit).await?;
             return Ok(Outcome::Done);
         }
         Err(e) => e,
@@ -340,17 +337,19 @@ pub(crate) async fn reconcile(
         // It took effect.
         (Some(a), Some(target)) if a.status == target => {
             store.upsert_applicant(a).await?;
-            record("ok", "confirmed by re-reading the status".into()).await?;
-            confirm(app, card_id, appid, action, actor, reason, now).await?;
+            let audit = attempt.map(|a| (a, "ok", Some("confirmed by re-reading the status")));
+            confirm(app, card_id, appid, action, actor, reason, now, audit).await?;
             Ok(Outcome::Done)
         }
         (None, None) => {
-            record(
-                "ok",
-                "confirmed by re-reading: the applicant is gone".into(),
-            )
-            .await?;
-            confirm(app, card_id, appid, action, actor, reason, now).await?;
+            let audit = attempt.map(|a| {
+                (
+                    a,
+                    "ok",
+                    Some("confirmed by re-reading: the applicant is gone"),
+                )
+            });
+            confirm(app, card_id, appid, action, actor, reason, now, audit).await?;
             Ok(Outcome::Done)
         }
         // Nothing happened: still where it was.
@@ -385,6 +384,9 @@ pub(crate) async fn reconcile(
     }
 }
 
+/// Records a confirmed decision (status, card, audit result) in one transaction and updates
+/// the poller's view so the next poll does not take it for an outside change.
+#[allow(clippy::too_many_arguments)]
 async fn confirm(
     app: &App,
     card_id: i64,
@@ -393,28 +395,29 @@ async fn confirm(
     actor: &Actor,
     reason: Option<String>,
     now: i64,
+    audit: Option<(i64, &str, Option<&str>)>,
 ) -> Result<(), StoreError> {
-    match action.target_status() {
-        Some(status) => {
-            app.store.set_status(appid, status).await?;
-            if let Some(mut seen) = app.seen.get_mut(appid) {
-                seen.applicant.status = status;
-            }
-        }
-        None => {
-            app.store.mark_gone(appid).await?;
-            app.seen.remove(appid);
-        }
-    }
     let note = Note::Decided {
         action,
         by: actor.name.clone(),
         at: now,
         reason,
     };
+    let status = action.target_status();
     app.store
-        .settle_card(card_id, CardState::Closed, Some(&note))
-        .await
+        .record_decision(card_id, appid, status, &note, audit)
+        .await?;
+    match status {
+        Some(status) => {
+            if let Some(mut seen) = app.seen.get_mut(appid) {
+                seen.applicant.status = status;
+            }
+        }
+        None => {
+            app.seen.remove(appid);
+        }
+    }
+    Ok(())
 }
 
 async fn fail(

@@ -3,16 +3,16 @@
 //! applicants whose status changed outside the bot. One step ([`poll_once`]) is separate from the
 //! sleeping loop ([`run`]) so tests drive it step by step.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
 use crate::app::{App, Seen};
 use crate::applicant::{AppId, Applicant};
-use crate::card::{CardState, Note, escape, format_time};
+use crate::card::{Card, CardState, Note, escape, format_time};
 use crate::i18n::fill;
-use crate::store::now_secs;
+use crate::store::{StoredApplicant, now_secs};
 use crate::wechat::WeChatError;
 
 /// What one poll did.
@@ -81,16 +81,17 @@ pub async fn poll_once(app: &App) -> Result<PollReport, PollError> {
     };
     announce_burst(app, &listed).await;
     let mut present = HashSet::with_capacity(listed.len());
+    let mut changed = Vec::new();
     for applicant in listed {
         present.insert(applicant.appid.clone());
         let unchanged = app.seen.get(&applicant.appid).is_some_and(|seen| {
             seen.applicant == applicant && (seen.carded || !applicant.status.is_decidable())
         });
-        if unchanged {
-            continue;
+        if !unchanged {
+            changed.push(applicant);
         }
-        apply_change(app, applicant, &mut report).await?;
     }
+    apply_changes(app, changed, &mut report).await?;
     let vanished: Vec<AppId> = app
         .seen
         .iter()
@@ -158,62 +159,102 @@ async fn announce_burst(app: &App, listed: &[Applicant]) {
     app.announce(text).await;
 }
 
-async fn apply_change(
+/// Above this many changed applicants in one poll, what the store knows is read in two queries
+/// instead of two per applicant.
+const BULK_AFTER: usize = 32;
+
+/// Brings the store and the cards in line with the applicants that changed since the last poll:
+/// one transaction for the records, then the cards one by one.
+async fn apply_changes(
     app: &App,
-    applicant: Applicant,
+    changed: Vec<Applicant>,
     report: &mut PollReport,
 ) -> Result<(), PollError> {
-    let appid = applicant.appid.clone();
-    let before = app.store.applicant(&appid).await?;
-    let card = app.store.card_for(app.chat.0, &appid).await?;
-    if card
-        .as_ref()
-        .is_some_and(|c| c.state == CardState::Deciding)
-    {
-        // A decision holds the card; it re-reads and shows the truth itself. Look again next poll.
+    if changed.is_empty() {
         return Ok(());
     }
-    app.store.upsert_applicant(&applicant).await?;
-    report.changed += 1;
-    let status_moved = before
-        .as_ref()
-        .is_some_and(|b| b.gone || b.applicant.status != applicant.status);
-    let mut carded = !applicant.status.is_decidable();
-    if applicant.status.is_decidable() {
-        match app.ensure_card(&appid).await {
-            Ok(true) => {
-                report.new_cards += 1;
-                carded = true;
-            }
-            Ok(false) => {
-                carded = true;
-                if let Some(card) = &card
-                    && card.message_id.is_some()
-                {
-                    // Details changed (nickname, reason): show them.
-                    refresh(app, card.id).await;
+    let (stored, cards) = known_state(app, &changed).await?;
+    // A decision holds these cards; it re-reads and shows the truth itself. Look again next poll.
+    let changed: Vec<Applicant> = changed
+        .into_iter()
+        .filter(|a| {
+            !cards
+                .get(&a.appid)
+                .is_some_and(|c| c.state == CardState::Deciding)
+        })
+        .collect();
+    app.store.upsert_applicants(&changed).await?;
+    report.changed += changed.len();
+    for applicant in changed {
+        let appid = applicant.appid.clone();
+        let status_moved = stored
+            .get(&appid)
+            .is_some_and(|b| b.gone || b.applicant.status != applicant.status);
+        let card = cards.get(&appid);
+        let mut carded = !applicant.status.is_decidable();
+        if applicant.status.is_decidable() {
+            match app.ensure_card(&appid).await {
+                Ok(true) => {
+                    report.new_cards += 1;
+                    carded = true;
+                }
+                Ok(false) => {
+                    carded = true;
+                    if let Some(card) = card
+                        && card.message_id.is_some()
+                    {
+                        // Details changed (nickname, reason): show them.
+                        refresh(app, card.id).await;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(appid = %appid, error = %e, "could not post a card; will try again next poll")
                 }
             }
-            Err(e) => {
-                tracing::warn!(appid = %appid, error = %e, "could not post a card; will try again next poll")
+        } else if let Some(card) = card.filter(|c| c.state != CardState::Sending)
+            && status_moved
+        {
+            // Approved, refused, timed out in the WeChat console, or a status we do not know.
+            let note = Note::Elsewhere {
+                status: applicant.status.code(),
+                at: now_secs(),
+            };
+            app.store
+                .settle_card(card.id, CardState::Closed, Some(&note))
+                .await?;
+            refresh(app, card.id).await;
+            report.updated_cards += 1;
+        }
+        app.seen.insert(appid, Seen { applicant, carded });
+    }
+    Ok(())
+}
+
+/// What the store knows of `changed`: their records and cards, by appid.
+async fn known_state(
+    app: &App,
+    changed: &[Applicant],
+) -> Result<(HashMap<AppId, StoredApplicant>, HashMap<AppId, Card>), PollError> {
+    let mut stored = HashMap::new();
+    let mut cards = HashMap::new();
+    if changed.len() > BULK_AFTER {
+        for s in app.store.applicants().await? {
+            stored.insert(s.applicant.appid.clone(), s);
+        }
+        for c in app.store.cards(app.chat.0).await? {
+            cards.insert(c.appid.clone(), c);
+        }
+    } else {
+        for a in changed {
+            if let Some(s) = app.store.applicant(&a.appid).await? {
+                stored.insert(a.appid.clone(), s);
+            }
+            if let Some(c) = app.store.card_for(app.chat.0, &a.appid).await? {
+                cards.insert(a.appid.clone(), c);
             }
         }
-    } else if let Some(card) = card.filter(|c| c.state != CardState::Sending)
-        && status_moved
-    {
-        // Approved, refused, timed out in the WeChat console, or a status we do not know.
-        let note = Note::Elsewhere {
-            status: applicant.status.code(),
-            at: now_secs(),
-        };
-        app.store
-            .settle_card(card.id, CardState::Closed, Some(&note))
-            .await?;
-        refresh(app, card.id).await;
-        report.updated_cards += 1;
     }
-    app.seen.insert(appid, Seen { applicant, carded });
-    Ok(())
+    Ok((stored, cards))
 }
 
 async fn vanish(app: &App, appid: &AppId, report: &mut PollReport) -> Result<(), PollError> {
@@ -330,6 +371,9 @@ pub async fn run(app: std::sync::Arc<App>, interval: Duration, shutdown: Cancell
     loop {
         if let Err(e) = poll_once(&app).await {
             tracing::warn!(error = %e, "poll failed");
+        }
+        if let Err(e) = app.store.checkpoint().await {
+            tracing::warn!(error = %e, "WAL checkpoint failed");
         }
         // After a 45009 the next poll waits for the quota pause, not just the interval.
         let rest = quota_paused_until(&app)

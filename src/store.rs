@@ -8,7 +8,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, SqlitePool};
+use sqlx::{Row, SqliteExecutor, SqlitePool};
 
 use crate::applicant::{AppId, Applicant, ApplyStatus, Category};
 use crate::card::{Actor, Card, CardState, Note};
@@ -104,7 +104,10 @@ impl Store {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
-            .foreign_keys(true);
+            .foreign_keys(true)
+            // Checkpoints run from the poller (Store::checkpoint), not inline in whichever commit
+            // crosses 1,000 WAL pages: that commit would be a press waiting on an fsync.
+            .pragma("wal_autocheckpoint", "0");
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(options)
@@ -125,6 +128,15 @@ impl Store {
     async fn migrated(pool: SqlitePool) -> StoreResult<Self> {
         sqlx::migrate!("./migrations").run(&pool).await?;
         Ok(Self { pool })
+    }
+
+    /// Copies the WAL into the database without blocking writers (a no-op when nothing new was
+    /// written). The poller runs it after each poll, so presses never wait on a checkpoint.
+    pub async fn checkpoint(&self) -> StoreResult<()> {
+        sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     /// Closes the pool, flushing the WAL.
@@ -153,52 +165,61 @@ impl Store {
 
     /// Records what WeChat says about an applicant (it is listed, so not gone).
     pub async fn upsert_applicant(&self, a: &Applicant) -> StoreResult<()> {
+        self.upsert_applicants(std::slice::from_ref(a)).await
+    }
+
+    /// Records many applicants in one transaction of multi-row statements: the first poll of a
+    /// plugin with 10,000 applicants must not pay a commit per row.
+    pub async fn upsert_applicants(&self, list: &[Applicant]) -> StoreResult<()> {
+        /// Rows per statement: 11 parameters each stays far below SQLite's parameter limit.
+        const ROWS: usize = 64;
+        if list.is_empty() {
+            return Ok(());
+        }
         let now = now_secs();
-        let categories = serde_json::to_string(&a.categories).unwrap_or_else(|_| "[]".into());
-        sqlx::query(
-            "INSERT INTO applicants (appid, status, nickname, avatar_url, reason, apply_url,
-                 applied_at, categories, first_seen, updated_at, gone)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)
-             ON CONFLICT (appid) DO UPDATE SET status = excluded.status,
-                 nickname = excluded.nickname, avatar_url = excluded.avatar_url,
-                 reason = excluded.reason, apply_url = excluded.apply_url,
-                 applied_at = excluded.applied_at, categories = excluded.categories,
-                 updated_at = excluded.updated_at, gone = 0",
-        )
-        .bind(a.appid.as_str())
-        .bind(a.status.code())
-        .bind(&a.nickname)
-        .bind(&a.avatar_url)
-        .bind(&a.reason)
-        .bind(&a.apply_url)
-        .bind(a.applied_at.map(|t| t.as_second()))
-        .bind(categories)
-        .bind(now)
-        .bind(now)
-        .execute(&self.pool)
-        .await?;
+        let mut tx = self.pool.begin().await?;
+        for chunk in list.chunks(ROWS) {
+            let values = vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)"; chunk.len()].join(", ");
+            let sql = format!(
+                "INSERT INTO applicants (appid, status, nickname, avatar_url, reason, apply_url,
+                     applied_at, categories, first_seen, updated_at, gone)
+                 VALUES {values}
+                 ON CONFLICT (appid) DO UPDATE SET status = excluded.status,
+                     nickname = excluded.nickname, avatar_url = excluded.avatar_url,
+                     reason = excluded.reason, apply_url = excluded.apply_url,
+                     applied_at = excluded.applied_at, categories = excluded.categories,
+                     updated_at = excluded.updated_at, gone = 0"
+            );
+            let mut query = sqlx::query(&sql);
+            for a in chunk {
+                let categories =
+                    serde_json::to_string(&a.categories).unwrap_or_else(|_| "[]".into());
+                query = query
+                    .bind(a.appid.as_str())
+                    .bind(a.status.code())
+                    .bind(&a.nickname)
+                    .bind(&a.avatar_url)
+                    .bind(&a.reason)
+                    .bind(&a.apply_url)
+                    .bind(a.applied_at.map(|t| t.as_second()))
+                    .bind(categories)
+                    .bind(now)
+                    .bind(now);
+            }
+            query.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
     /// Sets the status after a decision WeChat confirmed.
     pub async fn set_status(&self, appid: &AppId, status: ApplyStatus) -> StoreResult<()> {
-        sqlx::query("UPDATE applicants SET status = ?, updated_at = ? WHERE appid = ?")
-            .bind(status.code())
-            .bind(now_secs())
-            .bind(appid.as_str())
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        set_status_with(&self.pool, appid, status).await
     }
 
     /// Marks an applicant as vanished from WeChat's list.
     pub async fn mark_gone(&self, appid: &AppId) -> StoreResult<()> {
-        sqlx::query("UPDATE applicants SET gone = 1, updated_at = ? WHERE appid = ?")
-            .bind(now_secs())
-            .bind(appid.as_str())
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        mark_gone_with(&self.pool, appid).await
     }
 
     /// Listed applicants, optionally with one status, newest first, with their cards in `chat_id`.
@@ -299,6 +320,15 @@ impl Store {
         Ok(())
     }
 
+    /// Every card in a chat (the poller reads them in bulk when many applicants changed).
+    pub async fn cards(&self, chat_id: i64) -> StoreResult<Vec<Card>> {
+        let rows = sqlx::query("SELECT * FROM cards WHERE chat_id = ?")
+            .bind(chat_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(card_from_row).collect()
+    }
+
     /// Cards written but never confirmed sent (a failed send or a crash mid-send).
     pub async fn unsent_cards(&self, chat_id: i64) -> StoreResult<Vec<Card>> {
         let rows =
@@ -375,27 +405,7 @@ impl Store {
         action: Option<Action>,
         reason: Option<&str>,
     ) -> StoreResult<bool> {
-        let states = from
-            .iter()
-            .map(|s| format!("'{}'", s.as_str()))
-            .collect::<Vec<_>>()
-            .join(",");
-        let sql = format!(
-            "UPDATE cards SET state = ?, actor_id = ?, actor_name = ?, action = ?, reason = ?,
-                 version = version + 1, updated_at = ? WHERE id = ? AND state IN ({states})"
-        );
-        let done = sqlx::query(&sql)
-            .bind(to.as_str())
-            .bind(actor.id as i64)
-            .bind(&actor.name)
-            .bind(action.map(Action::as_str))
-            .bind(reason)
-            .bind(now_secs())
-            .bind(card_id)
-            .execute(&self.pool)
-            .await?
-            .rows_affected();
-        Ok(done == 1)
+        claim_with(&self.pool, card_id, from, to, actor, action, reason).await
     }
 
     /// Sets a card's state and the outcome it shows.
@@ -405,17 +415,63 @@ impl Store {
         state: CardState,
         note: Option<&Note>,
     ) -> StoreResult<()> {
-        let note = note.and_then(|n| serde_json::to_string(n).ok());
-        sqlx::query(
-            "UPDATE cards SET state = ?, note = ?, prompt_message_id = NULL, version = version + 1,
-                 updated_at = ? WHERE id = ?",
+        settle_card_with(&self.pool, card_id, state, note).await
+    }
+
+    /// Claims a card for a decision and appends the attempt to the audit log in one transaction.
+    /// Returns the attempt's id, or `None` when the card was not in one of `from` (someone else
+    /// holds it, or it moved on): of simultaneous callers exactly one gets an id.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn claim_for_decision(
+        &self,
+        card_id: i64,
+        from: &[CardState],
+        actor: &Actor,
+        action: Action,
+        appid: &AppId,
+        via: &str,
+        reason: Option<&str>,
+    ) -> StoreResult<Option<i64>> {
+        let mut tx = self.pool.begin().await?;
+        if !claim_with(
+            &mut *tx,
+            card_id,
+            from,
+            CardState::Deciding,
+            actor,
+            Some(action),
+            reason,
         )
-        .bind(state.as_str())
-        .bind(note)
-        .bind(now_secs())
-        .bind(card_id)
-        .execute(&self.pool)
-        .await?;
+        .await?
+        {
+            tx.rollback().await?;
+            return Ok(None);
+        }
+        let attempt = attempt_with(&mut *tx, appid, action, actor, via, reason).await?;
+        tx.commit().await?;
+        Ok(Some(attempt))
+    }
+
+    /// Records a decision WeChat confirmed, in one transaction: the applicant's new status (or
+    /// that it is gone), the card's state and note, and the audit result.
+    pub async fn record_decision(
+        &self,
+        card_id: i64,
+        appid: &AppId,
+        status: Option<ApplyStatus>,
+        note: &Note,
+        audit: Option<(i64, &str, Option<&str>)>,
+    ) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        match status {
+            Some(status) => set_status_with(&mut *tx, appid, status).await?,
+            None => mark_gone_with(&mut *tx, appid).await?,
+        }
+        settle_card_with(&mut *tx, card_id, CardState::Closed, Some(note)).await?;
+        if let Some((attempt, result, detail)) = audit {
+            result_with(&mut *tx, attempt, result, None, detail).await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
@@ -473,21 +529,7 @@ impl Store {
         via: &str,
         reason: Option<&str>,
     ) -> StoreResult<i64> {
-        let id = sqlx::query(
-            "INSERT INTO audit (at, appid, action, actor_id, actor_name, via, reason, result)
-             VALUES (?, ?, ?, ?, ?, ?, ?, 'attempt')",
-        )
-        .bind(now_secs())
-        .bind(appid.as_str())
-        .bind(action.as_str())
-        .bind(actor.id as i64)
-        .bind(&actor.name)
-        .bind(via)
-        .bind(reason)
-        .execute(&self.pool)
-        .await?
-        .last_insert_rowid();
-        Ok(id)
+        attempt_with(&self.pool, appid, action, actor, via, reason).await
     }
 
     /// Appends the result of attempt `attempt_id`.
@@ -498,18 +540,7 @@ impl Store {
         errcode: Option<i64>,
         detail: Option<&str>,
     ) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO audit (at, appid, action, actor_id, actor_name, via, reason, result, errcode, detail, attempt_id)
-             SELECT ?, appid, action, actor_id, actor_name, via, reason, ?, ?, ?, id FROM audit WHERE id = ?",
-        )
-        .bind(now_secs())
-        .bind(result)
-        .bind(errcode)
-        .bind(detail)
-        .bind(attempt_id)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        result_with(&self.pool, attempt_id, result, errcode, detail).await
     }
 
     /// The open attempt on `appid` with no result yet (a crash mid-decision), if any.
@@ -580,6 +611,130 @@ impl Store {
             })
             .collect()
     }
+}
+
+// The statements behind the store's operations, over any executor, so a transaction can group
+// several of them (a decision's records) and a single call can run one on the pool.
+
+async fn set_status_with<'e>(
+    e: impl SqliteExecutor<'e>,
+    appid: &AppId,
+    status: ApplyStatus,
+) -> StoreResult<()> {
+    sqlx::query("UPDATE applicants SET status = ?, updated_at = ? WHERE appid = ?")
+        .bind(status.code())
+        .bind(now_secs())
+        .bind(appid.as_str())
+        .execute(e)
+        .await?;
+    Ok(())
+}
+
+async fn mark_gone_with<'e>(e: impl SqliteExecutor<'e>, appid: &AppId) -> StoreResult<()> {
+    sqlx::query("UPDATE applicants SET gone = 1, updated_at = ? WHERE appid = ?")
+        .bind(now_secs())
+        .bind(appid.as_str())
+        .execute(e)
+        .await?;
+    Ok(())
+}
+
+async fn settle_card_with<'e>(
+    e: impl SqliteExecutor<'e>,
+    card_id: i64,
+    state: CardState,
+    note: Option<&Note>,
+) -> StoreResult<()> {
+    let note = note.and_then(|n| serde_json::to_string(n).ok());
+    sqlx::query(
+        "UPDATE cards SET state = ?, note = ?, prompt_message_id = NULL, version = version + 1,
+             updated_at = ? WHERE id = ?",
+    )
+    .bind(state.as_str())
+    .bind(note)
+    .bind(now_secs())
+    .bind(card_id)
+    .execute(e)
+    .await?;
+    Ok(())
+}
+
+async fn claim_with<'e>(
+    e: impl SqliteExecutor<'e>,
+    card_id: i64,
+    from: &[CardState],
+    to: CardState,
+    actor: &Actor,
+    action: Option<Action>,
+    reason: Option<&str>,
+) -> StoreResult<bool> {
+    let states = from
+        .iter()
+        .map(|s| format!("'{}'", s.as_str()))
+        .collect::<Vec<_>>()
+        .join(",");
+    let sql = format!(
+        "UPDATE cards SET state = ?, actor_id = ?, actor_name = ?, action = ?, reason = ?,
+             version = version + 1, updated_at = ? WHERE id = ? AND state IN ({states})"
+    );
+    let done = sqlx::query(&sql)
+        .bind(to.as_str())
+        .bind(actor.id as i64)
+        .bind(&actor.name)
+        .bind(action.map(Action::as_str))
+        .bind(reason)
+        .bind(now_secs())
+        .bind(card_id)
+        .execute(e)
+        .await?
+        .rows_affected();
+    Ok(done == 1)
+}
+
+async fn attempt_with<'e>(
+    e: impl SqliteExecutor<'e>,
+    appid: &AppId,
+    action: Action,
+    actor: &Actor,
+    via: &str,
+    reason: Option<&str>,
+) -> StoreResult<i64> {
+    let id = sqlx::query(
+        "INSERT INTO audit (at, appid, action, actor_id, actor_name, via, reason, result)
+         VALUES (?, ?, ?, ?, ?, ?, ?, 'attempt')",
+    )
+    .bind(now_secs())
+    .bind(appid.as_str())
+    .bind(action.as_str())
+    .bind(actor.id as i64)
+    .bind(&actor.name)
+    .bind(via)
+    .bind(reason)
+    .execute(e)
+    .await?
+    .last_insert_rowid();
+    Ok(id)
+}
+
+async fn result_with<'e>(
+    e: impl SqliteExecutor<'e>,
+    attempt_id: i64,
+    result: &str,
+    errcode: Option<i64>,
+    detail: Option<&str>,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO audit (at, appid, action, actor_id, actor_name, via, reason, result, errcode, detail, attempt_id)
+         SELECT ?, appid, action, actor_id, actor_name, via, reason, ?, ?, ?, id FROM audit WHERE id = ?",
+    )
+    .bind(now_secs())
+    .bind(result)
+    .bind(errcode)
+    .bind(detail)
+    .bind(attempt_id)
+    .execute(e)
+    .await?;
+    Ok(())
 }
 
 fn applicant_from_row(row: &sqlx::sqlite::SqliteRow) -> StoreResult<StoredApplicant> {
