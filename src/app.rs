@@ -59,6 +59,8 @@ pub struct App {
     card_locks: DashMap<i64, Arc<Mutex<()>>>,
     /// Set when an edit failed, so the next poll brings stale cards up to date.
     edits_failed: std::sync::atomic::AtomicBool,
+    /// When this run started (unix seconds), for health before the first poll.
+    pub started_at: i64,
 }
 
 /// A failure talking to Telegram about a card.
@@ -92,6 +94,7 @@ impl App {
             poll_lock: Mutex::new(()),
             card_locks: DashMap::new(),
             edits_failed: std::sync::atomic::AtomicBool::new(false),
+            started_at: crate::store::now_secs(),
         })
     }
 
@@ -214,8 +217,10 @@ impl App {
             .parse_mode(ParseMode::Html)
             .reply_markup(view.keyboard())
             .link_preview_options(no_preview())
-            .await?;
+            .await
+            .inspect_err(crate::telemetry::telegram_error)?;
         self.store.card_sent(card.id, sent.id.0).await?;
+        crate::telemetry::card_posted();
         tracing::info!(appid = %appid, card = card.id, message = sent.id.0, "posted a card");
         Ok(true)
     }
@@ -245,6 +250,11 @@ impl App {
                 .reply_markup(keyboard.clone())
                 .link_preview_options(no_preview())
                 .await;
+            if let Err(e) = &result
+                && !matches!(e, RequestError::Api(ApiError::MessageNotModified))
+            {
+                crate::telemetry::telegram_error(e);
+            }
             match result {
                 Ok(_) | Err(RequestError::Api(ApiError::MessageNotModified)) => {
                     self.store.card_shown(card_id, card.version).await?;
@@ -283,8 +293,9 @@ impl App {
         Ok(())
     }
 
-    /// Sends a plain HTML message to the team chat (announcements), logging failure.
-    pub async fn announce(&self, html: String) {
+    /// Sends a plain HTML message to the team chat (announcements), logging failure; whether it
+    /// went out.
+    pub async fn announce(&self, html: String) -> bool {
         if let Err(e) = self
             .bot
             .send_message(self.chat, html)
@@ -292,8 +303,11 @@ impl App {
             .link_preview_options(no_preview())
             .await
         {
+            crate::telemetry::telegram_error(&e);
             tracing::warn!(error = %e, "could not post an announcement to the team chat");
+            return false;
         }
+        true
     }
 
     /// A `t.me` link to a message of the team chat, where Telegram offers one (supergroups).

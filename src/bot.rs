@@ -1,6 +1,7 @@
 //! The bot as a whole: the handler tree (commands, button presses, typed reasons), and [`run`],
 //! which starts the poller beside the dispatcher and stops both through one shutdown path.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -99,6 +100,11 @@ pub fn unthrottled() -> Limits {
 
 /// Runs an already wired [`App`] (tests and the demo build their own).
 pub async fn serve(app: Arc<App>, shutdown: CancellationToken) -> anyhow::Result<()> {
+    // Before anything is counted.
+    let telemetry = match app.settings.metrics_addr {
+        Some(addr) => Some((addr, crate::telemetry::install()?)),
+        None => None,
+    };
     let me = app
         .bot
         .get_me()
@@ -153,30 +159,124 @@ pub async fn serve(app: Arc<App>, shutdown: CancellationToken) -> anyhow::Result
             }
         }
     });
-    // The long poll must end before the HTTP timeout does.
-    let long_poll = app
-        .settings
-        .telegram_timeout
-        .saturating_sub(Duration::from_secs(2))
-        .clamp(Duration::from_secs(1), Duration::from_secs(10));
-    let listener = Polling::builder(app.bot.clone())
-        .timeout(long_poll)
-        .delete_webhook()
-        .await
-        .build();
-    tracing::info!(bot = %me.username(), chat = app.chat.0, approvers = %app.approvers.describe(), "bot started");
-    let dispatched = dispatcher
-        .try_dispatch_with_listener(
-            listener,
-            LoggingErrorHandler::with_custom_text("getUpdates failed"),
-        )
-        .await;
+    let dispatched = listen(&app, &me, &mut dispatcher, telemetry, &shutdown).await;
+    if let Err(e) = &dispatched {
+        tracing::error!(error = %format!("{e:#}"), "could not receive updates from Telegram; stopping");
+    }
     shutdown.cancel();
     let _ = poller.await;
     app.store.close().await;
     dispatched.context("the dispatcher could not start")?;
     tracing::info!("bot stopped");
     Ok(())
+}
+
+/// Receives updates, by long polling or by webhook, and serves `/metrics` and `/healthz` when
+/// asked to, until the dispatcher stops.
+async fn listen(
+    app: &Arc<App>,
+    me: &Me,
+    dispatcher: &mut Dispatcher<TgBot, anyhow::Error, ()>,
+    telemetry: Option<(SocketAddr, metrics_exporter_prometheus::PrometheusHandle)>,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<()> {
+    let settings = &app.settings;
+    let shares_webhook =
+        |addr: SocketAddr| settings.webhook.as_ref().is_some_and(|w| w.listen == addr);
+    if let Some((addr, handle)) = &telemetry
+        && !shares_webhook(*addr)
+    {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("METRICS_ADDR: cannot listen on {addr}"))?;
+        let bound = listener.local_addr()?;
+        tracing::info!("metrics on http://{bound}/metrics, health on http://{bound}/healthz");
+        let router = crate::telemetry::router(Arc::clone(app), handle.clone());
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            let served = axum::serve(listener, router)
+                .with_graceful_shutdown(async move { stop.cancelled().await })
+                .await;
+            if let Err(e) = served {
+                tracing::error!(error = %e, "the metrics server stopped");
+            }
+        });
+    }
+    let errors = CountingErrorHandler::new("getUpdates failed");
+    let Some(webhook) = &settings.webhook else {
+        // The long poll must end before the HTTP timeout does.
+        let long_poll = settings
+            .telegram_timeout
+            .saturating_sub(Duration::from_secs(2))
+            .clamp(Duration::from_secs(1), Duration::from_secs(10));
+        let listener = Polling::builder(app.bot.clone())
+            .timeout(long_poll)
+            .delete_webhook()
+            .await
+            .build();
+        tracing::info!(bot = %me.username(), chat = app.chat.0, approvers = %app.approvers.describe(), "bot started (long polling)");
+        return Ok(dispatcher
+            .try_dispatch_with_listener(listener, errors)
+            .await?);
+    };
+    let tcp = tokio::net::TcpListener::bind(webhook.listen)
+        .await
+        .with_context(|| {
+            format!(
+                "TELEGRAM_WEBHOOK_LISTEN: cannot listen on {}",
+                webhook.listen
+            )
+        })?;
+    let bound = tcp.local_addr()?;
+    let options = teloxide::update_listeners::webhooks::Options::new(bound, webhook.url.clone())
+        .secret_token(webhook.secret.expose_secret().to_owned());
+    let (listener, stopped, mut router) =
+        teloxide::update_listeners::webhooks::axum_to_router(app.bot.clone(), options)
+            .await
+            .context("Telegram refused the webhook (setWebhook)")?;
+    if let Some((addr, handle)) = &telemetry
+        && shares_webhook(*addr)
+    {
+        router = router.merge(crate::telemetry::router(Arc::clone(app), handle.clone()));
+        tracing::info!("metrics on http://{bound}/metrics, health on http://{bound}/healthz");
+    }
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(tcp, router)
+            .with_graceful_shutdown(stopped)
+            .await
+        {
+            tracing::error!(error = %e, "the webhook server stopped");
+        }
+    });
+    tracing::info!(bot = %me.username(), chat = app.chat.0, approvers = %app.approvers.describe(), url = %webhook.url, listen = %bound, "bot started (webhook)");
+    Ok(dispatcher
+        .try_dispatch_with_listener(listener, errors)
+        .await?)
+}
+
+/// Logs listener errors and counts the Telegram ones.
+struct CountingErrorHandler {
+    inner: Arc<LoggingErrorHandler>,
+}
+
+impl CountingErrorHandler {
+    fn new(text: &str) -> Arc<Self> {
+        Arc::new(Self {
+            inner: LoggingErrorHandler::with_custom_text(text),
+        })
+    }
+}
+
+impl<E> teloxide::error_handlers::ErrorHandler<E> for CountingErrorHandler
+where
+    E: std::fmt::Debug + Send + 'static,
+{
+    fn handle_error(self: Arc<Self>, error: E) -> futures::future::BoxFuture<'static, ()> {
+        if let Some(e) = (&error as &dyn std::any::Any).downcast_ref::<teloxide::RequestError>() {
+            crate::telemetry::telegram_error(e);
+        }
+        Arc::clone(&self.inner).handle_error(error)
+    }
 }
 
 /// Where a press came from, once checked against the stored card.

@@ -2,6 +2,7 @@
 //! environment overrides). A bad value stops the start with one line that names the variable.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -62,6 +63,24 @@ pub struct Settings {
     pub reject_reasons: Vec<String>,
     /// `TZ`: how times are shown.
     pub time_zone: jiff::tz::TimeZone,
+    /// `REMIND_AFTER_HOURS`: pending applicants older than this are listed in a reminder
+    /// (`None`: reminders off, with 0).
+    pub remind_after: Option<Duration>,
+    /// `METRICS_ADDR`: where `/metrics` and `/healthz` are served (`None`: not served).
+    pub metrics_addr: Option<SocketAddr>,
+    /// `TELEGRAM_WEBHOOK_URL` and friends: receive updates by webhook instead of long polling.
+    pub webhook: Option<Webhook>,
+}
+
+/// Webhook mode: Telegram POSTs updates to `url`, which reaches this process at `listen`.
+#[derive(Clone)]
+pub struct Webhook {
+    /// `TELEGRAM_WEBHOOK_URL`: the public HTTPS address Telegram posts to.
+    pub url: Url,
+    /// `TELEGRAM_WEBHOOK_LISTEN`: the local address to serve it on.
+    pub listen: SocketAddr,
+    /// `TELEGRAM_WEBHOOK_SECRET`: checked on every request (generated at start when unset).
+    pub secret: SecretString,
 }
 
 impl std::fmt::Debug for Settings {
@@ -82,6 +101,15 @@ impl std::fmt::Debug for Settings {
             .field("database_url", &self.database_url)
             .field("lang", &self.lang)
             .field("reject_reasons", &self.reject_reasons)
+            .field("remind_after", &self.remind_after)
+            .field("metrics_addr", &self.metrics_addr)
+            .field(
+                "webhook",
+                &self
+                    .webhook
+                    .as_ref()
+                    .map(|w| format!("{} (listening on {}, secret ***)", w.url, w.listen)),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -109,6 +137,9 @@ impl Settings {
         use secrecy::ExposeSecret;
         crate::redact::register_secret(self.wechat.secret.expose_secret());
         crate::redact::register_secret(self.telegram_token.expose_secret());
+        if let Some(webhook) = &self.webhook {
+            crate::redact::register_secret(webhook.secret.expose_secret());
+        }
     }
 
     /// Reads the process environment, after loading `.env` from the working directory if present
@@ -261,6 +292,41 @@ impl Settings {
             }
         };
 
+        let remind_hours = number(&var, "REMIND_AFTER_HOURS", 24, 0, 24 * 365)?;
+        let metrics_addr = var("METRICS_ADDR")
+            .map(|v| parse_addr("METRICS_ADDR", &v))
+            .transpose()?;
+        let webhook = match var("TELEGRAM_WEBHOOK_URL") {
+            None => None,
+            Some(url) => {
+                let url = parse_url("TELEGRAM_WEBHOOK_URL", &url)?;
+                let listen = parse_addr(
+                    "TELEGRAM_WEBHOOK_LISTEN",
+                    &var("TELEGRAM_WEBHOOK_LISTEN").unwrap_or_else(|| "0.0.0.0:8443".to_owned()),
+                )?;
+                let secret = match var("TELEGRAM_WEBHOOK_SECRET") {
+                    Some(s) => {
+                        let valid = (1..=256).contains(&s.len())
+                            && s.bytes()
+                                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+                        if !valid {
+                            return Err(ConfigError::new(
+                                "TELEGRAM_WEBHOOK_SECRET",
+                                "must be 1-256 characters of A-Z, a-z, 0-9, _ and -",
+                            ));
+                        }
+                        s
+                    }
+                    None => random_secret(),
+                };
+                Some(Webhook {
+                    url,
+                    listen,
+                    secret: SecretString::from(secret),
+                })
+            }
+        };
+
         Ok(Self {
             telegram_token: SecretString::from(telegram_token),
             telegram_api_url,
@@ -292,8 +358,28 @@ impl Settings {
             lang,
             reject_reasons,
             time_zone,
+            remind_after: (remind_hours > 0).then(|| Duration::from_secs(remind_hours * 3600)),
+            metrics_addr,
+            webhook,
         })
     }
+}
+
+/// 32 random characters Telegram accepts as a webhook secret.
+fn random_secret() -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-";
+    (0..32)
+        .map(|_| char::from(ALPHABET[fastrand::usize(..ALPHABET.len())]))
+        .collect()
+}
+
+fn parse_addr(var: &'static str, value: &str) -> Result<SocketAddr, ConfigError> {
+    value.parse().map_err(|_| {
+        ConfigError::new(
+            var,
+            format!("'{value}' is not an address to listen on (such as 127.0.0.1:9100)"),
+        )
+    })
 }
 
 fn parse_url(var: &'static str, value: &str) -> Result<Url, ConfigError> {
@@ -372,6 +458,9 @@ mod tests {
             ("TZ", "Mars/Olympus"),
             ("REJECT_REASONS", "| |"),
             ("TELOXIDE_TOKEN", "nocolon"),
+            ("METRICS_ADDR", "localhost"),
+            ("REMIND_AFTER_HOURS", "-2"),
+            ("TELEGRAM_WEBHOOK_URL", "ftp://example.com/hook"),
         ];
         for (name, value) in cases {
             let mut vars = base();
@@ -414,6 +503,32 @@ mod tests {
         assert_eq!(s.lang, Lang::En);
         assert_eq!(s.wechat.token_mode, TokenMode::File("/run/wx/token".into()));
         assert_eq!(s.time_zone.iana_name(), Some("Asia/Shanghai"));
+    }
+
+    #[test]
+    fn operations_settings_parse() {
+        let s = load(&base()).unwrap();
+        assert_eq!(s.remind_after, Some(Duration::from_secs(24 * 3600)));
+        assert!(s.metrics_addr.is_none() && s.webhook.is_none());
+
+        let mut vars = base();
+        vars.insert("REMIND_AFTER_HOURS", "0");
+        vars.insert("METRICS_ADDR", "127.0.0.1:9100");
+        vars.insert("TELEGRAM_WEBHOOK_URL", "https://bot.example.com/tg/hook");
+        let s = load(&vars).unwrap();
+        assert_eq!(s.remind_after, None);
+        assert_eq!(s.metrics_addr, Some("127.0.0.1:9100".parse().unwrap()));
+        let webhook = s.webhook.unwrap();
+        assert_eq!(webhook.listen, "0.0.0.0:8443".parse().unwrap());
+        use secrecy::ExposeSecret;
+        let generated = webhook.secret.expose_secret().to_owned();
+        assert_eq!(generated.len(), 32);
+
+        vars.insert("TELEGRAM_WEBHOOK_SECRET", "has spaces");
+        assert_eq!(load(&vars).unwrap_err().var, "TELEGRAM_WEBHOOK_SECRET");
+        vars.insert("TELEGRAM_WEBHOOK_SECRET", "s3cret_token-1");
+        vars.insert("TELEGRAM_WEBHOOK_LISTEN", "nope");
+        assert_eq!(load(&vars).unwrap_err().var, "TELEGRAM_WEBHOOK_LISTEN");
     }
 
     #[test]

@@ -217,6 +217,7 @@ pub async fn execute(app: &App, claim: Claim) -> Result<Outcome, StoreError> {
         }
         Action::Delete => app.wechat.delete(&appid).await,
     };
+    crate::telemetry::decision(action.as_str(), result.as_ref().err());
     let outcome = settle(
         app, card_id, &appid, action, &actor, reason, attempt, result,
     )

@@ -134,6 +134,11 @@ pub struct Texts {
     pub quota_exhausted: &'static str,
     pub digest_header: &'static str,
     pub digest_more: &'static str,
+    pub reminder_header: &'static str,
+    pub reminder_line: &'static str,
+    pub reminder_more: &'static str,
+    pub waited_hours: &'static str,
+    pub waited_days: &'static str,
     pub quota_paused: &'static str,
     pub wechat_unreachable: &'static str,
 }
@@ -222,6 +227,11 @@ static ZH: Texts = Texts {
     quota_paused: "微信接口今日调用次数已用完,{until} 前不再读取。",
     digest_header: "📥 {n} 份新的插件申请。卡片会按 Telegram 的限速陆续发出(每分钟约 20 张,约 {minutes} 分钟发完);/pending 可立即查看全部:",
     digest_more: "…以及另外 {n} 份",
+    reminder_header: "⏰ 以下 {n} 份插件申请已等待超过 {hours} 小时,请处理:",
+    reminder_line: "• {name} <code>{appid}</code>,已等待 {waited}",
+    reminder_more: "…以及另外 {n} 份(/pending 查看全部)",
+    waited_hours: "{n} 小时",
+    waited_days: "{n} 天",
     wechat_unreachable: "无法连接微信,未做任何操作",
 };
 
@@ -309,6 +319,11 @@ static EN: Texts = Texts {
     quota_paused: "WeChat's daily API quota is used up; not polling before {until}.",
     digest_header: "📥 {n} new plugin applications. Their cards follow at Telegram's pace (about 20 a minute, all in about {minutes} min); /pending lists them all now:",
     digest_more: "… and {n} more",
+    reminder_header: "⏰ Still waiting for a decision after more than {hours} h ({n}):",
+    reminder_line: "• {name} <code>{appid}</code>, waiting {waited}",
+    reminder_more: "… and {n} more (/pending lists them all)",
+    waited_hours: "{n} h",
+    waited_days: "{n} days",
     wechat_unreachable: "WeChat could not be reached; nothing was done",
 };
 

@@ -9,7 +9,6 @@ pub mod approver;
 pub mod bot;
 pub mod card;
 pub mod cli;
-
 pub mod commands;
 pub mod config;
 pub mod decision;
@@ -17,6 +16,8 @@ pub mod fake_telegram;
 pub mod i18n;
 pub mod poller;
 pub mod redact;
+pub mod reminder;
 pub mod sandbox;
 pub mod store;
+pub mod telemetry;
 pub mod wechat;

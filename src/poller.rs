@@ -66,6 +66,18 @@ pub enum PollError {
 
 /// Reads WeChat's list once and brings cards in line with it.
 pub async fn poll_once(app: &App) -> Result<PollReport, PollError> {
+    let started = std::time::Instant::now();
+    let result = poll_locked(app).await;
+    let label = match &result {
+        Ok(_) => "ok",
+        Err(PollError::QuotaPaused { .. }) => "paused",
+        Err(_) => "error",
+    };
+    crate::telemetry::poll(label, started.elapsed());
+    result
+}
+
+async fn poll_locked(app: &App) -> Result<PollReport, PollError> {
     let _one_at_a_time = app.poll_lock.lock().await;
     if let Some(until) = quota_paused_until(app)
         && now_secs() < until
@@ -75,6 +87,7 @@ pub async fn poll_once(app: &App) -> Result<PollReport, PollError> {
     let listed = app.wechat.list_all().await;
     note_health(app, listed.as_ref().err()).await;
     let listed = listed?;
+    crate::telemetry::poll_listed(&listed);
     let mut report = PollReport {
         listed: listed.len(),
         ..PollReport::default()
@@ -368,9 +381,17 @@ async fn note_health(app: &App, error: Option<&WeChatError>) {
 
 /// Polls every interval until `shutdown` fires; a poll in progress finishes first.
 pub async fn run(app: std::sync::Arc<App>, interval: Duration, shutdown: CancellationToken) {
+    let mut reminders_checked = None;
     loop {
-        if let Err(e) = poll_once(&app).await {
-            tracing::warn!(error = %e, "poll failed");
+        match poll_once(&app).await {
+            Ok(_) if crate::reminder::check_due(reminders_checked) => {
+                reminders_checked = Some(std::time::Instant::now());
+                if let Err(e) = crate::reminder::remind(&app).await {
+                    tracing::warn!(error = %e, "could not look for applicants to remind of");
+                }
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "poll failed"),
         }
         if let Err(e) = app.store.checkpoint().await {
             tracing::warn!(error = %e, "WAL checkpoint failed");

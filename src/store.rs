@@ -278,6 +278,56 @@ impl Store {
         Ok(counts)
     }
 
+    // ---- reminders ----
+
+    /// Cards in `chat_id` of applicants still pending since before `applied_before` (or first
+    /// seen then, when WeChat gave no time) and not reminded of since `reminded_before`, oldest
+    /// first, with when each began waiting.
+    pub async fn due_reminders(
+        &self,
+        chat_id: i64,
+        applied_before: i64,
+        reminded_before: i64,
+    ) -> StoreResult<Vec<(Card, StoredApplicant, i64)>> {
+        let rows = sqlx::query(
+            "SELECT c.id AS card_id, COALESCE(a.applied_at, a.first_seen) AS since FROM cards c JOIN applicants a ON a.appid = c.appid
+             WHERE c.chat_id = ? AND a.gone = 0 AND a.status = 1
+               AND c.state NOT IN ('sending', 'closed')
+               AND COALESCE(a.applied_at, a.first_seen) <= ?
+               AND (c.reminded_at IS NULL OR c.reminded_at <= ?)
+             ORDER BY COALESCE(a.applied_at, a.first_seen), a.appid",
+        )
+        .bind(chat_id)
+        .bind(applied_before)
+        .bind(reminded_before)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let Some(card) = self.card(row.try_get("card_id")?).await? else {
+                continue;
+            };
+            if let Some(applicant) = self.applicant(&card.appid).await? {
+                out.push((card, applicant, row.try_get("since")?));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Records that the chat was reminded of these cards at `at`.
+    pub async fn mark_reminded(&self, card_ids: &[i64], at: i64) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        for id in card_ids {
+            sqlx::query("UPDATE cards SET reminded_at = ? WHERE id = ?")
+                .bind(at)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     // ---- cards ----
 
     /// Starts a card for `appid` in `chat_id`: writes it in state `sending` before anything is

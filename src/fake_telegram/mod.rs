@@ -13,7 +13,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -181,12 +180,31 @@ struct World {
     commands: Vec<(String, String)>,
     faults: Vec<TgFaultRule>,
     group_rate_limit: Option<u32>,
+    webhook: Option<Webhook>,
+    deliveries: Vec<Delivery>,
+}
+
+/// Where updates go while a webhook is set.
+#[derive(Clone, Debug)]
+struct Webhook {
+    url: String,
+    secret: Option<String>,
+}
+
+/// One attempt to deliver an update to the webhook.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Delivery {
+    /// The update.
+    pub update_id: i64,
+    /// The webhook's HTTP status, or `None` when it could not be reached.
+    pub status: Option<u16>,
 }
 
 struct Inner {
     world: Mutex<World>,
     changed: Notify,
     events: broadcast::Sender<ChatEvent>,
+    deliverer: std::sync::Once,
 }
 
 /// The fake Bot API. Cheap to clone; clones share state.
@@ -247,6 +265,7 @@ impl FakeTelegram {
                 }),
                 changed: Notify::new(),
                 events,
+                deliverer: std::sync::Once::new(),
             }),
         }
     }
@@ -597,6 +616,9 @@ impl FakeTelegram {
             let mut world = self.world();
             world.dispatch(method, &params)
         };
+        if method == "setWebhook" && result.is_ok() {
+            self.start_delivering();
+        }
         self.changed(event);
         if let Some(hold) = hold_answer {
             tokio::time::sleep(hold).await;
@@ -604,7 +626,82 @@ impl FakeTelegram {
         result
     }
 
+    /// Like Telegram: while a webhook is set, updates are POSTed to it in order, each retried
+    /// until the webhook answers 2xx.
+    fn start_delivering(&self) {
+        let fake = self.clone();
+        self.inner.deliverer.call_once(move || {
+            let weak = Arc::downgrade(&fake.inner);
+            drop(fake);
+            tokio::spawn(async move {
+                let http = reqwest::Client::new();
+                loop {
+                    let Some(inner) = weak.upgrade() else { return };
+                    let fake = FakeTelegram { inner };
+                    let next = {
+                        let world = fake.world();
+                        world
+                            .webhook
+                            .clone()
+                            .and_then(|hook| world.updates.front().cloned().map(|u| (hook, u)))
+                    };
+                    let Some((hook, (update_id, update))) = next else {
+                        // Holds the fake at most this long after everyone else let go.
+                        let notified = fake.inner.changed.notified();
+                        let _ = tokio::time::timeout(Duration::from_millis(200), notified).await;
+                        continue;
+                    };
+                    let mut request = http
+                        .post(&hook.url)
+                        .timeout(Duration::from_secs(10))
+                        .json(&update);
+                    if let Some(secret) = &hook.secret {
+                        request = request.header("X-Telegram-Bot-Api-Secret-Token", secret);
+                    }
+                    let status = request.send().await.ok().map(|r| r.status().as_u16());
+                    let delivered = status.is_some_and(|s| (200..300).contains(&s));
+                    {
+                        let mut world = fake.world();
+                        world.deliveries.push(Delivery { update_id, status });
+                        if delivered
+                            && world
+                                .updates
+                                .front()
+                                .is_some_and(|(id, _)| *id == update_id)
+                        {
+                            world.updates.pop_front();
+                        }
+                    }
+                    fake.changed(None);
+                    if !delivered {
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                }
+            });
+        });
+    }
+
+    /// Webhook deliveries so far.
+    pub fn deliveries(&self) -> Vec<Delivery> {
+        self.world().deliveries.clone()
+    }
+
+    /// The webhook URL and secret the bot set, if any.
+    pub fn webhook(&self) -> Option<(String, Option<String>)> {
+        self.world()
+            .webhook
+            .as_ref()
+            .map(|w| (w.url.clone(), w.secret.clone()))
+    }
+
     async fn get_updates(&self, params: &Value) -> ApiResult {
+        if self.world().webhook.is_some() {
+            return Err((
+                409,
+                "Conflict: can't use getUpdates method while webhook is active; use deleteWebhook to delete the webhook first".to_owned(),
+                None,
+            ));
+        }
         let offset = params.get("offset").and_then(Value::as_i64).unwrap_or(0);
         let limit = params
             .get("limit")
@@ -886,10 +983,40 @@ impl World {
                 "can_join_groups": true, "can_read_all_group_messages": false, "supports_inline_queries": false,
                 "can_connect_to_business": false, "has_main_web_app": false,
             })),
-            "deleteWebhook" | "setWebhook" | "close" | "logOut" => Ok(json!(true)),
-            "getWebhookInfo" => {
-                Ok(json!({ "url": "", "has_custom_certificate": false, "pending_update_count": 0 }))
+            "setWebhook" => {
+                let url = params
+                    .get("url")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned();
+                if url.is_empty() {
+                    self.webhook = None;
+                } else {
+                    reqwest::Url::parse(&url).map_err(|_| bad("bad webhook: invalid URL"))?;
+                    let secret = params
+                        .get("secret_token")
+                        .and_then(Value::as_str)
+                        .map(str::to_owned);
+                    self.webhook = Some(Webhook { url, secret });
+                }
+                if params.get("drop_pending_updates") == Some(&json!(true)) {
+                    self.updates.clear();
+                }
+                Ok(json!(true))
             }
+            "deleteWebhook" => {
+                self.webhook = None;
+                if params.get("drop_pending_updates") == Some(&json!(true)) {
+                    self.updates.clear();
+                }
+                Ok(json!(true))
+            }
+            "close" | "logOut" => Ok(json!(true)),
+            "getWebhookInfo" => Ok(json!({
+                "url": self.webhook.as_ref().map(|w| w.url.clone()).unwrap_or_default(),
+                "has_custom_certificate": false,
+                "pending_update_count": self.updates.len(),
+            })),
             "setMyCommands" => {
                 let commands = params
                     .get("commands")
@@ -1121,20 +1248,54 @@ fn answer(result: ApiResult) -> Response {
 async fn api(
     State(fake): State<FakeTelegram>,
     Path((bot, method)): Path<(String, String)>,
-    body: Bytes,
+    request: axum::extract::Request,
 ) -> Response {
     if bot.strip_prefix("bot") != Some(FAKE_BOT_TOKEN) {
         return answer(Err((401, "Unauthorized".to_owned(), None)));
     }
-    let params: Value = if body.is_empty() {
-        json!({})
+    let multipart = request
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("multipart/form-data"));
+    let params = if multipart {
+        form_params(request).await
     } else {
-        match serde_json::from_slice(&body) {
-            Ok(v) => v,
-            Err(_) => return answer(Err(bad("can't parse request JSON"))),
+        match axum::body::to_bytes(request.into_body(), 10 << 20).await {
+            Ok(body) if body.is_empty() => Ok(json!({})),
+            Ok(body) => serde_json::from_slice(&body).map_err(|_| bad("can't parse request JSON")),
+            Err(_) => Err(bad("request too large")),
         }
     };
-    answer(fake.handle(&canonical(&method), params).await)
+    match params {
+        Ok(params) => answer(fake.handle(&canonical(&method), params).await),
+        Err(e) => answer(Err(e)),
+    }
+}
+
+/// A multipart request (teloxide sends `setWebhook` so, for the optional certificate) as the
+/// same JSON object a JSON request would carry: fields holding JSON are parsed, the rest kept as
+/// strings.
+async fn form_params(request: axum::extract::Request) -> Result<Value, ApiError> {
+    use axum::extract::FromRequest;
+    let mut form = axum::extract::Multipart::from_request(request, &())
+        .await
+        .map_err(|_| bad("can't parse multipart request"))?;
+    let mut params = serde_json::Map::new();
+    while let Some(field) = form
+        .next_field()
+        .await
+        .map_err(|_| bad("can't parse multipart request"))?
+    {
+        let name = field.name().unwrap_or_default().to_owned();
+        let text = field
+            .text()
+            .await
+            .map_err(|_| bad("can't parse multipart request"))?;
+        let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        params.insert(name, value);
+    }
+    Ok(Value::Object(params))
 }
 
 /// Telegram's method names are case-insensitive (teloxide sends `SendMessage`); calls are
@@ -1166,6 +1327,10 @@ fn canonical(method: &str) -> String {
         .map_or_else(|| method.to_owned(), |m| (*m).to_owned())
 }
 
-async fn api_get(state: State<FakeTelegram>, path: Path<(String, String)>) -> Response {
-    api(state, path, Bytes::new()).await
+async fn api_get(
+    state: State<FakeTelegram>,
+    path: Path<(String, String)>,
+    request: axum::extract::Request,
+) -> Response {
+    api(state, path, request).await
 }

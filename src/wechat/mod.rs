@@ -312,10 +312,13 @@ impl WeChatClient {
             .json(request)
             .send()
             .await
-            .map_err(WeChatError::from_reqwest)?;
+            .map_err(WeChatError::from_reqwest)
+            .inspect_err(|e| crate::telemetry::wechat_call(request.action, Some(e)))?;
         let status = response.status().as_u16();
         let bytes = response.bytes().await.map_err(WeChatError::from_reqwest)?;
-        let value = read_answer(status, &bytes)?;
+        let value = read_answer(status, &bytes);
+        crate::telemetry::wechat_call(request.action, value.as_ref().err());
+        let value = value?;
         tracing::debug!(action = request.action, "WeChat answered ok");
         Ok(value)
     }

@@ -192,8 +192,13 @@ impl TokenProvider {
         let result = match &self.mode {
             TokenMode::Stable => self.fetch_stable().await,
             TokenMode::Classic => self.fetch_classic().await,
-            TokenMode::File(path) => return self.read_file(path, generation).await,
+            TokenMode::File(path) => {
+                let read = self.read_file(path, generation).await;
+                crate::telemetry::token_refresh("file", read.is_ok());
+                return read;
+            }
         };
+        crate::telemetry::token_refresh(self.mode.name(), result.is_ok());
         let (token, expires_in) = result?;
         crate::redact::register_secret(&token);
         self.fetches.fetch_add(1, Ordering::Relaxed);

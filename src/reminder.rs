@@ -1,0 +1,100 @@
+//! Stale applicants: WeChat times an application out if nobody decides, so pending applicants
+//! older than `REMIND_AFTER_HOURS` are listed in the team chat, each at most once a day, with
+//! links to their cards.
+
+use std::time::{Duration, Instant};
+
+use crate::app::App;
+use crate::card::{clean, escape};
+use crate::i18n::fill;
+use crate::store::{StoreError, now_secs};
+
+/// At most this many applicants per reminder; the rest are counted.
+pub const LISTED: usize = 20;
+
+/// How often the poller looks for applicants to remind of.
+pub const CHECK_EVERY: Duration = Duration::from_secs(600);
+
+/// One applicant is mentioned at most once in this long.
+pub const REMIND_EVERY_SECS: i64 = 24 * 3600;
+
+/// Posts one reminder listing the pending applicants older than `REMIND_AFTER_HOURS` that were
+/// not mentioned in the last day; returns how many it listed (0 when none are due, or when
+/// reminders are off).
+pub async fn remind(app: &App) -> Result<usize, StoreError> {
+    let Some(after) = app.settings.remind_after else {
+        return Ok(0);
+    };
+    let now = now_secs();
+    let due = app
+        .store
+        .due_reminders(
+            app.chat.0,
+            now - after.as_secs() as i64,
+            now - REMIND_EVERY_SECS,
+        )
+        .await?;
+    if due.is_empty() {
+        return Ok(0);
+    }
+    let t = app.texts();
+    let mut text = fill(
+        t.reminder_header,
+        &[
+            ("n", &due.len().to_string()),
+            ("hours", &(after.as_secs() / 3600).to_string()),
+        ],
+    );
+    let listed = &due[..due.len().min(LISTED)];
+    for (card, stored, since) in listed {
+        let (a, since) = (&stored.applicant, *since);
+        let hours = ((now - since).max(0) / 3600).to_string();
+        let days = ((now - since).max(0) / 86_400).to_string();
+        let waited = if now - since < 2 * 86_400 {
+            fill(t.waited_hours, &[("n", &hours)])
+        } else {
+            fill(t.waited_days, &[("n", &days)])
+        };
+        let name = a
+            .nickname
+            .as_deref()
+            .map(|n| escape(&clean(n, 40, false)))
+            .unwrap_or_else(|| t.no_nickname.to_owned());
+        let name = match card.message_id.and_then(|m| app.message_link(m)) {
+            Some(link) => format!("<a href=\"{}\">{name}</a>", escape(&link)),
+            None => format!("<b>{name}</b>"),
+        };
+        text.push('\n');
+        text.push_str(&fill(
+            t.reminder_line,
+            &[
+                ("name", &name),
+                ("appid", &escape(a.appid.as_str())),
+                ("waited", &waited),
+            ],
+        ));
+    }
+    if due.len() > listed.len() {
+        text.push('\n');
+        text.push_str(&fill(
+            t.reminder_more,
+            &[("n", &(due.len() - listed.len()).to_string())],
+        ));
+    }
+    if !app.announce(text).await {
+        return Ok(0);
+    }
+    let ids: Vec<i64> = listed.iter().map(|(card, _, _)| card.id).collect();
+    app.store.mark_reminded(&ids, now).await?;
+    crate::telemetry::reminder_sent();
+    tracing::info!(
+        listed = ids.len(),
+        "reminded the team of waiting applicants"
+    );
+    Ok(ids.len())
+}
+
+/// Whether the poller should look for due reminders now.
+pub fn check_due(last: Option<Instant>) -> bool {
+    last.is_none_or(|at| at.elapsed() >= CHECK_EVERY)
+}

@@ -1,0 +1,382 @@
+//! Running it in production: reminders of waiting applicants, Prometheus metrics and the health
+//! check, and webhook mode with its secret token — the bot against the WeChat sandbox and the
+//! fake Bot API.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use wxplugin_bot::sandbox::{Fault, NewApplicant};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+fn reminders(app: &TestApp) -> Vec<wxplugin_bot::fake_telegram::FakeMessage> {
+    app.tg
+        .fake
+        .bot_messages(TEAM)
+        .into_iter()
+        .filter(|m| m.plain_text.starts_with('⏰'))
+        .collect()
+}
+
+#[tokio::test]
+async fn waiting_applicants_are_listed_once_a_day_with_links_to_their_cards() {
+    let mut app = TestApp::new(0).await;
+    let now = jiff::Timestamp::now().as_second();
+    let old = app.wx.sandbox.add_applicant(NewApplicant {
+        nickname: Some("Old <one> & co".into()),
+        create_time: Some(now - 30 * 3600),
+        ..NewApplicant::default()
+    });
+    let fresh = app.wx.sandbox.add_applicant(NewApplicant {
+        create_time: Some(now - 3600),
+        ..NewApplicant::default()
+    });
+    let decided = app.wx.sandbox.add_applicant(NewApplicant {
+        status: Some(2),
+        create_time: Some(now - 90 * 3600),
+        ..NewApplicant::default()
+    });
+
+    app.start().await;
+    app.wait_cards(2).await;
+    let ok = app
+        .tg
+        .fake
+        .wait_until(WAIT, |_| !reminders(&app).is_empty())
+        .await;
+    assert!(ok, "no reminder came");
+    let reminder = reminders(&app).remove(0);
+    assert!(
+        reminder
+            .plain_text
+            .contains("Still waiting for a decision after more than 24 h (1):"),
+        "{}",
+        reminder.plain_text
+    );
+    assert!(reminder.plain_text.contains("Old <one> & co"));
+    assert!(reminder.text.contains("Old &lt;one&gt; &amp; co"));
+    assert!(reminder.plain_text.contains(&old));
+    assert!(reminder.plain_text.contains("waiting 30 h"));
+    assert!(!reminder.plain_text.contains(&fresh));
+    assert!(!reminder.plain_text.contains(&decided));
+    let card = app.card(&old);
+    let link = format!("https://t.me/c/1234567890/{}", card.message_id);
+    assert!(reminder.text.contains(&link), "{}", reminder.text);
+
+    // A restart does not repeat it; an applicant that became due since is listed alone.
+    let later = app.wx.sandbox.add_applicant(NewApplicant {
+        create_time: Some(now - 50 * 3600),
+        ..NewApplicant::default()
+    });
+    app.restart().await;
+    let ok = app
+        .tg
+        .fake
+        .wait_until(WAIT, |_| reminders(&app).len() >= 2)
+        .await;
+    assert!(ok, "no second reminder for the newly due applicant");
+    let second = reminders(&app).remove(1);
+    assert!(second.plain_text.contains(&later), "{}", second.plain_text);
+    assert!(second.plain_text.contains("waiting 2 days"));
+    assert!(!second.plain_text.contains(&old), "{}", second.plain_text);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn reminders_follow_bot_lang_and_can_be_turned_off() {
+    let mut app = TestApp::new(0).await;
+    let now = jiff::Timestamp::now().as_second();
+    app.wx.sandbox.add_applicant(NewApplicant {
+        create_time: Some(now - 80 * 3600),
+        ..NewApplicant::default()
+    });
+    app.vars.insert("BOT_LANG", "zh".to_owned());
+    app.vars.insert("REMIND_AFTER_HOURS", "48".to_owned());
+    app.start().await;
+    let ok = app
+        .tg
+        .fake
+        .wait_until(WAIT, |_| !reminders(&app).is_empty())
+        .await;
+    assert!(ok, "no reminder came");
+    let text = reminders(&app).remove(0).plain_text;
+    assert!(text.contains("已等待超过 48 小时"), "{text}");
+    assert!(text.contains("已等待 3 天"), "{text}");
+
+    // Off: a second bot on a fresh database, same applicants, says nothing of them.
+    let mut quiet = TestApp::new(0).await;
+    quiet.wx.sandbox.add_applicant(NewApplicant {
+        create_time: Some(now - 80 * 3600),
+        ..NewApplicant::default()
+    });
+    quiet.vars.insert("REMIND_AFTER_HOURS", "0".to_owned());
+    quiet.start().await;
+    quiet.wait_cards(1).await;
+    // With reminders on, the reminder follows the first poll's cards within milliseconds.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(reminders(&quiet).is_empty());
+    quiet.stop().await;
+    app.stop().await;
+}
+
+async fn get(url: &str) -> (u16, String) {
+    let response = reqwest::get(url).await.expect("GET");
+    let status = response.status().as_u16();
+    (status, response.text().await.expect("body"))
+}
+
+/// The address the binary printed for its metrics.
+async fn metrics_base(process: &BotProcess) -> String {
+    for _ in 0..100 {
+        let printed = process.printed();
+        if let Some(rest) = printed.split("metrics on http://").nth(1)
+            && let Some(addr) = rest.split("/metrics").next()
+        {
+            return format!("http://{addr}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("no metrics address printed: {}", process.printed());
+}
+
+fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+#[tokio::test]
+async fn metrics_count_what_the_bot_did_and_health_follows_polls() {
+    let app = TestApp::new(2).await;
+    let process = app
+        .start_process(1, &[("METRICS_ADDR", "127.0.0.1:0")])
+        .await;
+    let base = metrics_base(&process).await;
+    app.wait_cards(2).await;
+    let appid = app.appids()[0].clone();
+    app.press(ALICE, &appid, "✅");
+    app.wait_card_text(&appid, "✅ Approved by @alice").await;
+    let refused = app.appids()[1].clone();
+    app.wx
+        .sandbox
+        .inject(wx_fault("dev_agree", Fault::Errcode(89237), 1));
+    app.press(BOB, &refused, "✅");
+    app.wait_card_text(&refused, "89237").await;
+    app.command(ALICE, "/refresh").await;
+
+    let (status, text) = get(&format!("{base}/metrics")).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        metric(&text, "wxplugin_cards_posted_total"),
+        Some(2.0),
+        "{text}"
+    );
+    assert_eq!(
+        metric(
+            &text,
+            r#"wxplugin_decisions_total{action="approve",result="ok"}"#
+        ),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        metric(
+            &text,
+            r#"wxplugin_decisions_total{action="approve",result="error"}"#
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        metric(
+            &text,
+            r#"wxplugin_wechat_calls_total{action="dev_agree",errcode="89237"}"#
+        ),
+        Some(1.0)
+    );
+    let list_calls = metric(
+        &text,
+        r#"wxplugin_wechat_calls_total{action="dev_apply_list",errcode="0"}"#,
+    )
+    .expect("list calls counted");
+    assert_eq!(list_calls as usize, app.wechat_calls("dev_apply_list"));
+    assert_eq!(
+        metric(&text, r#"wxplugin_applicants{status="pending"}"#),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        metric(&text, r#"wxplugin_applicants{status="approved"}"#),
+        Some(1.0)
+    );
+    assert_eq!(
+        metric(
+            &text,
+            r#"wxplugin_token_refreshes_total{mode="stable",result="ok"}"#
+        ),
+        Some(1.0)
+    );
+    assert!(metric(&text, r#"wxplugin_polls_total{result="ok"}"#).is_some_and(|n| n >= 2.0));
+    assert!(text.contains("wxplugin_poll_duration_seconds_bucket{le=\"0.1\"}"));
+    let (status, body) = get(&format!("{base}/healthz")).await;
+    assert_eq!(status, 200, "{body}");
+    let health: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(health["ok"], true);
+    assert!(!text.contains(FAKE_BOT_TOKEN_SECRET_PART));
+    drop(process);
+}
+
+/// The secret half of the fake bot token: it must never appear in anything the bot serves.
+const FAKE_BOT_TOKEN_SECRET_PART: &str = "FAKE-telegram-token";
+
+#[tokio::test]
+async fn health_fails_when_wechat_has_not_been_read_for_three_intervals() {
+    let app = TestApp::new(1).await;
+    let process = app
+        .start_process(
+            1,
+            &[
+                ("METRICS_ADDR", "127.0.0.1:0"),
+                ("POLL_INTERVAL_SECS", "5"),
+                ("POLL_ALERT_AFTER", "100"),
+            ],
+        )
+        .await;
+    let base = metrics_base(&process).await;
+    app.wait_cards(1).await;
+    let (status, _) = get(&format!("{base}/healthz")).await;
+    assert_eq!(status, 200);
+    app.wx
+        .sandbox
+        .inject(wx_fault("any", Fault::Http(502), 10_000));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
+    let (status, body) = loop {
+        let (status, body) = get(&format!("{base}/healthz")).await;
+        if status != 200 || tokio::time::Instant::now() > deadline {
+            break (status, body);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert_eq!(status, 503, "{body}");
+    let health: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(health["ok"], false);
+    assert_eq!(health["max_age_secs"], 15);
+    assert!(
+        health["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("502")),
+        "{body}"
+    );
+    let (_, text) = get(&format!("{base}/metrics")).await;
+    assert!(
+        metric(
+            &text,
+            r#"wxplugin_wechat_calls_total{action="dev_apply_list",errcode="http_502"}"#
+        )
+        .is_some_and(|n| n >= 1.0),
+        "{text}"
+    );
+    assert!(metric(&text, r#"wxplugin_polls_total{result="error"}"#).is_some_and(|n| n >= 1.0));
+    drop(process);
+}
+
+#[tokio::test]
+async fn webhook_mode_takes_updates_only_with_the_secret_and_shares_its_listener() {
+    let mut app = TestApp::new(2).await;
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}/telegram/hook");
+    let secret = "team_hook-secret-42";
+    app.vars.insert("TELEGRAM_WEBHOOK_URL", url.clone());
+    app.vars
+        .insert("TELEGRAM_WEBHOOK_LISTEN", format!("127.0.0.1:{port}"));
+    app.vars
+        .insert("TELEGRAM_WEBHOOK_SECRET", secret.to_owned());
+    app.vars.insert("METRICS_ADDR", format!("127.0.0.1:{port}"));
+    app.start().await;
+    app.wait_cards(2).await;
+    let ok = app
+        .tg
+        .fake
+        .wait_until(WAIT, |f| f.webhook().is_some())
+        .await;
+    assert!(ok, "the bot never set a webhook");
+    assert_eq!(
+        app.tg.fake.webhook(),
+        Some((url.clone(), Some(secret.to_owned())))
+    );
+
+    // Updates arrive through the webhook: a press decides, a command is answered.
+    let appid = app.appids()[0].clone();
+    app.press(ALICE, &appid, "✅");
+    app.wait_card_text(&appid, "✅ Approved by @alice").await;
+    let reply = app.command(BOB, "/chatid").await;
+    assert!(reply.plain_text.contains(&TEAM.to_string()));
+    assert_eq!(app.tg.fake.call_count("getUpdates"), 0);
+    let deliveries = app.tg.fake.deliveries();
+    assert!(deliveries.len() >= 2);
+    assert!(
+        deliveries.iter().all(|d| d.status == Some(200)),
+        "{deliveries:?}"
+    );
+
+    // A forged press, without or with a wrong secret, is refused and does nothing.
+    let other = app.appids()[1].clone();
+    let card = app.card(&other);
+    let data = card.buttons[0][0]
+        .callback_data
+        .clone()
+        .expect("callback data");
+    let forged = serde_json::json!({
+        "update_id": 9_000_001,
+        "callback_query": {
+            "id": "forged-1",
+            "from": { "id": ALICE, "is_bot": false, "first_name": "Alice", "username": "alice" },
+            "message": {
+                "message_id": card.message_id,
+                "date": 0,
+                "chat": { "id": TEAM, "type": "supergroup", "title": "Plugin team" },
+                "from": { "id": 123_456, "is_bot": true, "first_name": "WxPlugin Bot" },
+                "text": "card"
+            },
+            "chat_instance": "x",
+            "data": data
+        }
+    });
+    let http = reqwest::Client::new();
+    for header in [None, Some("wrong-secret")] {
+        let mut request = http.post(&url).json(&forged);
+        if let Some(h) = header {
+            request = request.header("X-Telegram-Bot-Api-Secret-Token", h);
+        }
+        let status = request.send().await.expect("POST").status().as_u16();
+        assert_eq!(status, 401, "secret {header:?}");
+    }
+    // The listener shares /healthz and /metrics.
+    let (status, _) = get(&format!("http://127.0.0.1:{port}/healthz")).await;
+    assert_eq!(status, 200);
+    let (status, text) = get(&format!("http://127.0.0.1:{port}/metrics")).await;
+    assert_eq!(status, 200);
+    assert!(text.contains("wxplugin_cards_posted_total"));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(app.status(&other), Some(1), "a forged press decided");
+    assert_eq!(app.wechat_calls("dev_agree"), 1);
+    assert!(
+        !app.tg
+            .fake
+            .callback_answers()
+            .iter()
+            .any(|a| a.callback_query_id == "forged-1")
+    );
+
+    // Stopping removes the webhook, so a later long-polling start works.
+    app.stop().await;
+    assert!(app.tg.fake.call_count("deleteWebhook") >= 1);
+    assert_eq!(app.tg.fake.webhook(), None);
+}
