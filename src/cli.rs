@@ -23,6 +23,21 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Try it with nothing to configure: sandbox, fake Telegram, the bot and a live chat page.
+    Demo {
+        /// Address of the chat page.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        addr: SocketAddr,
+        /// Pending applicants at start.
+        #[arg(long, default_value_t = 5)]
+        applicants: usize,
+        /// A new applicant arrives every this many seconds (0: never).
+        #[arg(long, default_value_t = 40)]
+        arrive_every_secs: u64,
+        /// Chat language: en or zh.
+        #[arg(long, default_value = "en")]
+        lang: String,
+    },
     /// Run the bot (the default).
     Run,
     /// Validate the configuration, fetch a token and read one page of applicants.
@@ -117,6 +132,22 @@ pub async fn main() -> ExitCode {
                 Err(code) => return code,
             };
             check(settings).await
+        }
+        Command::Demo {
+            addr,
+            applicants,
+            arrive_every_secs,
+            lang,
+        } => {
+            let config = crate::demo::DemoConfig {
+                addr,
+                applicants,
+                arrive_every: (arrive_every_secs > 0)
+                    .then(|| Duration::from_secs(arrive_every_secs)),
+                lang,
+                ..crate::demo::DemoConfig::default()
+            };
+            crate::demo::run(config, shutdown_on_signal()).await
         }
         Command::Sandbox {
             addr,

@@ -12,6 +12,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod decision;
+pub mod demo;
 pub mod fake_telegram;
 pub mod i18n;
 pub mod poller;

@@ -93,3 +93,57 @@ async fn check_explains_a_wechat_refusal() {
     assert!(stderr.contains("40125"), "{stderr}");
     assert!(stderr.contains("hint: WECHAT_SECRET"), "{stderr}");
 }
+
+/// The README's main command: `wxplugin-bot demo` starts everything, prints where the page is,
+/// posts the seeded applicants' cards, and stops cleanly on SIGTERM.
+#[tokio::test]
+async fn demo_starts_from_nothing_and_stops_on_sigterm() {
+    use std::io::BufRead as _;
+    let mut child = bot()
+        .args(["demo", "--addr", "127.0.0.1:0", "--applicants", "3"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let first = std::io::BufReader::new(stdout)
+        .lines()
+        .next()
+        .unwrap()
+        .unwrap();
+    let url = first
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no URL in {first:?}"))
+        .to_owned();
+
+    let page = reqwest::get(&url).await.unwrap().text().await.unwrap();
+    assert!(page.contains("<script src=\"/demo.js\">"), "{page}");
+    let mut cards = 0;
+    for _ in 0..200 {
+        let state: serde_json::Value = reqwest::get(format!("{url}api/state"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        cards = state["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["text"].as_str().is_some_and(|t| t.starts_with("🧩")))
+            .count();
+        if cards == 3 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(cards, 3);
+    let health = reqwest::get(format!("{url}healthz")).await.unwrap();
+    assert_eq!(health.status(), 200);
+
+    let pid = child.id().to_string();
+    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status}");
+}

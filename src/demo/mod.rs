@@ -1,0 +1,459 @@
+//! `wxplugin-bot demo`: the whole bot in one process with nothing to configure. The WeChat
+//! sandbox (applicants arriving now and then), the fake Bot API and the real bot wired to both,
+//! plus a small web page that shows the team chat live as Telegram would and lets a visitor
+//! press the buttons and type commands as an approver or as a team member who is not one.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use futures::Stream;
+use serde::{Deserialize, Serialize};
+use teloxide::requests::RequesterExt as _;
+use tokio_util::sync::CancellationToken;
+
+use crate::app::App;
+use crate::config::Settings;
+use crate::fake_telegram::{
+    ChatEvent, FAKE_BOT_TOKEN, FAKE_BOT_USERNAME, FakeMessage, FakeTelegram, FakeUser,
+    RunningFakeTelegram,
+};
+use crate::sandbox::{RunningSandbox, Sandbox, SandboxConfig};
+use crate::store::Store;
+use crate::wechat::WeChatClient;
+
+/// The demo team chat.
+pub const TEAM_CHAT: i64 = -1_001_000_000_001;
+
+/// The people on the page: two approvers and one member who is not.
+pub const PEOPLE: [(i64, &str, &str, bool); 3] = [
+    (101, "Alice", "alice", true),
+    (102, "Bob", "bob", true),
+    (103, "Eve", "eve", false),
+];
+
+/// How the demo runs.
+#[derive(Clone, Debug)]
+pub struct DemoConfig {
+    /// Where the page is served.
+    pub addr: SocketAddr,
+    /// Pending applicants at start.
+    pub applicants: usize,
+    /// A new applicant arrives this often (`None`: never).
+    pub arrive_every: Option<Duration>,
+    /// `BOT_LANG`: `en` or `zh`.
+    pub lang: String,
+    /// Seed for the generated applicants.
+    pub seed: u64,
+}
+
+impl Default for DemoConfig {
+    fn default() -> Self {
+        Self {
+            addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            applicants: 5,
+            arrive_every: Some(Duration::from_secs(40)),
+            lang: "en".to_owned(),
+            seed: 7,
+        }
+    }
+}
+
+/// A running demo; dropping it stops everything.
+pub struct RunningDemo {
+    /// The page, e.g. `http://127.0.0.1:8080/`.
+    pub url: String,
+    /// The WeChat sandbox.
+    pub wechat: RunningSandbox,
+    /// The fake Bot API.
+    pub telegram: RunningFakeTelegram,
+    stop: CancellationToken,
+    bot: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl RunningDemo {
+    /// Stops the bot (decisions in flight finish), the page and both fakes.
+    pub async fn shutdown(mut self) -> anyhow::Result<()> {
+        self.stop.cancel();
+        let result = match self.bot.take() {
+            Some(bot) => bot.await.context("the bot task panicked")?,
+            None => Ok(()),
+        };
+        self.wechat.stop();
+        self.telegram.stop();
+        result
+    }
+}
+
+impl Drop for RunningDemo {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+/// Starts the sandbox, the fake Bot API, the bot and the page; returns once the page listens.
+pub async fn start(config: DemoConfig) -> anyhow::Result<RunningDemo> {
+    let sandbox_config = SandboxConfig {
+        applicants: config.applicants,
+        seed: config.seed,
+        arrival_every: config.arrive_every,
+        ..SandboxConfig::default()
+    };
+    let (appid, secret) = (sandbox_config.appid.clone(), sandbox_config.secret.clone());
+    let wechat = Sandbox::spawn(sandbox_config)
+        .await
+        .context("could not start the WeChat sandbox")?;
+    let telegram = FakeTelegram::spawn()
+        .await
+        .context("could not start the fake Bot API")?;
+    let fake = telegram.fake.clone();
+    fake.add_group(TEAM_CHAT, "Plugin team (demo)");
+    for (id, name, username, _) in PEOPLE {
+        fake.add_user(FakeUser {
+            id,
+            first_name: name.to_owned(),
+            username: Some(username.to_owned()),
+            language_code: Some(config.lang.clone()),
+        });
+    }
+    let approvers: Vec<String> = PEOPLE
+        .iter()
+        .filter(|p| p.3)
+        .map(|p| p.0.to_string())
+        .collect();
+    fake.set_admins(TEAM_CHAT, &[PEOPLE[0].0]);
+
+    let vars = [
+        ("TELOXIDE_TOKEN", FAKE_BOT_TOKEN.to_owned()),
+        ("TELOXIDE_API_URL", telegram.api_url.to_string()),
+        ("WECHAT_API_BASE", wechat.base_url.clone()),
+        ("WECHAT_APPID", appid),
+        ("WECHAT_SECRET", secret),
+        ("TEAM_CHAT_ID", TEAM_CHAT.to_string()),
+        ("APPROVER_IDS", approvers.join(",")),
+        ("POLL_INTERVAL_SECS", "5".to_owned()),
+        ("BOT_LANG", config.lang.clone()),
+        ("TZ", "Asia/Shanghai".to_owned()),
+        ("DATABASE_URL", "sqlite::memory:".to_owned()),
+    ];
+    let settings = Settings::from_vars(|name| {
+        vars.iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.clone())
+    })
+    .map_err(|e| anyhow::anyhow!("demo settings: {e}"))?;
+    settings.register_secrets();
+    let store = Store::in_memory().await?;
+    let client = WeChatClient::new(settings.wechat.clone())?;
+    let bot = crate::bot::telegram_bot(&settings)?.throttle(crate::bot::telegram_limits());
+    let app = App::new(settings, client, store, bot);
+
+    let listener = tokio::net::TcpListener::bind(config.addr)
+        .await
+        .with_context(|| format!("cannot listen on {} (try --addr)", config.addr))?;
+    let bound = listener.local_addr()?;
+    let stop = CancellationToken::new();
+    let page = router(fake.clone(), Arc::clone(&app));
+    let page_stop = stop.clone();
+    tokio::spawn(async move {
+        let served = axum::serve(listener, page)
+            .with_graceful_shutdown(async move { page_stop.cancelled().await })
+            .await;
+        if let Err(e) = served {
+            tracing::error!(error = %e, "the demo page stopped");
+        }
+    });
+    let bot = tokio::spawn(crate::bot::serve(app, stop.clone()));
+    Ok(RunningDemo {
+        url: format!("http://{bound}/"),
+        wechat,
+        telegram,
+        stop,
+        bot: Some(bot),
+    })
+}
+
+/// Runs the demo until `shutdown` fires.
+pub async fn run(config: DemoConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let demo = start(config).await?;
+    println!("wxplugin-bot demo: open {} in a browser", demo.url);
+    println!("  WeChat sandbox   {}", demo.wechat.base_url);
+    println!("  fake Bot API     {}", demo.telegram.api_url);
+    println!(
+        "  metrics, health  {}metrics  {}healthz",
+        demo.url, demo.url
+    );
+    println!("  Ctrl-C stops it; nothing is kept.");
+    tokio::select! {
+        () = shutdown.cancelled() => {}
+        () = demo.stop.cancelled() => {}
+    }
+    demo.shutdown().await
+}
+
+#[derive(Clone)]
+struct Page {
+    fake: FakeTelegram,
+}
+
+fn router(fake: FakeTelegram, app: Arc<App>) -> Router {
+    let mut router = Router::new()
+        .route("/", get(index))
+        .route("/demo.js", get(script))
+        .route("/demo.css", get(style))
+        .route("/api/state", get(state))
+        .route("/api/events", get(events))
+        .route("/api/press", post(press))
+        .route("/api/send", post(send))
+        .with_state(Page { fake });
+    match crate::telemetry::install() {
+        Ok(handle) => router = router.merge(crate::telemetry::router(app, handle)),
+        Err(e) => tracing::warn!(error = %e, "demo runs without /metrics"),
+    }
+    router
+}
+
+async fn index() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        include_str!("page.html"),
+    )
+        .into_response()
+}
+
+async fn script() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        include_str!("demo.js"),
+    )
+        .into_response()
+}
+
+async fn style() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+        include_str!("demo.css"),
+    )
+        .into_response()
+}
+
+/// A person on the page.
+#[derive(Serialize)]
+struct Person {
+    id: i64,
+    name: &'static str,
+    username: &'static str,
+    approver: bool,
+}
+
+/// A chat message as the page draws it. `html` is the bot's Telegram HTML (the page keeps only
+/// Telegram's tags); people's messages are plain text.
+#[derive(Serialize)]
+struct ShownMessage {
+    id: i32,
+    from_bot: bool,
+    from: String,
+    html: Option<String>,
+    text: String,
+    buttons: Vec<Vec<ShownButton>>,
+    force_reply: bool,
+    reply_to: Option<i32>,
+    edits: u32,
+    date: i64,
+}
+
+#[derive(Serialize)]
+struct ShownButton {
+    text: String,
+    data: Option<String>,
+    url: Option<String>,
+}
+
+fn shown(m: &FakeMessage) -> ShownMessage {
+    let from = if m.from_bot {
+        FAKE_BOT_USERNAME.to_owned()
+    } else {
+        PEOPLE
+            .iter()
+            .find(|p| p.0 == m.from_user)
+            .map_or_else(|| format!("user {}", m.from_user), |p| p.1.to_owned())
+    };
+    ShownMessage {
+        id: m.message_id,
+        from_bot: m.from_bot,
+        from,
+        html: (m.from_bot && m.parse_mode.as_deref() == Some("HTML")).then(|| m.text.clone()),
+        text: m.plain_text.clone(),
+        buttons: m
+            .buttons
+            .iter()
+            .map(|row| {
+                row.iter()
+                    .map(|b| ShownButton {
+                        text: b.text.clone(),
+                        data: b.callback_data.clone(),
+                        url: b.url.clone(),
+                    })
+                    .collect()
+            })
+            .collect(),
+        force_reply: m.force_reply,
+        reply_to: m.reply_to,
+        edits: m.edits,
+        date: m.date,
+    }
+}
+
+async fn state(State(page): State<Page>) -> Response {
+    let messages: Vec<ShownMessage> = page
+        .fake
+        .messages(TEAM_CHAT)
+        .iter()
+        .filter(|m| !m.deleted)
+        .map(shown)
+        .collect();
+    let people: Vec<Person> = PEOPLE
+        .iter()
+        .map(|&(id, name, username, approver)| Person {
+            id,
+            name,
+            username,
+            approver,
+        })
+        .collect();
+    axum::Json(serde_json::json!({
+        "chat": { "id": TEAM_CHAT, "title": "Plugin team (demo)" },
+        "bot": FAKE_BOT_USERNAME,
+        "people": people,
+        "messages": messages,
+    }))
+    .into_response()
+}
+
+/// The team chat's events as server-sent events: `message` (new or edited), `deleted`, `answer`.
+async fn events(State(page): State<Page>) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let mut events = page.fake.subscribe();
+    let stream = async_stream(move |tx| async move {
+        loop {
+            let event = match events.recv().await {
+                Ok(e) => e,
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                    // Too far behind: have the page reload the whole state.
+                    if tx
+                        .send(Event::default().event("reload").data("{}"))
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                    continue;
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            };
+            let sse = match event {
+                ChatEvent::MessageSent(m) | ChatEvent::MessageEdited(m)
+                    if m.chat_id == TEAM_CHAT =>
+                {
+                    json_event("message", &shown(&m))
+                }
+                ChatEvent::MessageDeleted {
+                    chat_id,
+                    message_id,
+                } if chat_id == TEAM_CHAT => {
+                    json_event("deleted", &serde_json::json!({ "id": message_id }))
+                }
+                ChatEvent::CallbackAnswered(a) => json_event(
+                    "answer",
+                    &serde_json::json!({
+                        "query": a.callback_query_id,
+                        "text": a.text,
+                        "alert": a.show_alert,
+                    }),
+                ),
+                _ => continue,
+            };
+            if tx.send(sse).await.is_err() {
+                return;
+            }
+        }
+    });
+    Sse::new(stream).keep_alive(KeepAlive::default())
+}
+
+fn json_event(name: &str, value: &impl Serialize) -> Event {
+    Event::default()
+        .event(name)
+        .data(serde_json::to_string(value).unwrap_or_else(|_| "{}".to_owned()))
+}
+
+/// A stream fed by a task, so the event loop above reads as a loop.
+fn async_stream<F, Fut>(body: F) -> impl Stream<Item = Result<Event, Infallible>>
+where
+    F: FnOnce(tokio::sync::mpsc::Sender<Event>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    tokio::spawn(body(tx));
+    futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|event| (Ok(event), rx))
+    })
+}
+
+/// Only the page's people may act: an id from elsewhere is refused.
+fn person(id: i64) -> Option<i64> {
+    PEOPLE.iter().find(|p| p.0 == id).map(|p| p.0)
+}
+
+fn unknown_person() -> Response {
+    (StatusCode::BAD_REQUEST, "unknown person").into_response()
+}
+
+#[derive(Deserialize)]
+struct PressRequest {
+    user: i64,
+    message_id: i32,
+    data: String,
+}
+
+async fn press(State(page): State<Page>, axum::Json(req): axum::Json<PressRequest>) -> Response {
+    let Some(user) = person(req.user) else {
+        return unknown_person();
+    };
+    if req.data.len() > 64 {
+        return (StatusCode::BAD_REQUEST, "callback data too long").into_response();
+    }
+    let query = page
+        .fake
+        .press_raw(TEAM_CHAT, req.message_id, user, &req.data);
+    axum::Json(serde_json::json!({ "query": query })).into_response()
+}
+
+#[derive(Deserialize)]
+struct SendRequest {
+    user: i64,
+    text: String,
+    reply_to: Option<i32>,
+}
+
+async fn send(State(page): State<Page>, axum::Json(req): axum::Json<SendRequest>) -> Response {
+    let Some(user) = person(req.user) else {
+        return unknown_person();
+    };
+    let text = req.text.trim();
+    if text.is_empty() || text.chars().count() > 4096 {
+        return (StatusCode::BAD_REQUEST, "a message is 1 to 4096 characters").into_response();
+    }
+    let id = match req.reply_to {
+        Some(to) => page.fake.user_replies(TEAM_CHAT, user, to, text),
+        None => page.fake.user_sends(TEAM_CHAT, user, text),
+    };
+    axum::Json(serde_json::json!({ "id": id })).into_response()
+}
