@@ -42,6 +42,12 @@ enum Command {
     Run,
     /// Validate the configuration, fetch a token and read one page of applicants.
     Check,
+    /// Exit 0 when the running bot's /healthz says healthy, 1 otherwise (for Docker's HEALTHCHECK).
+    Healthcheck {
+        /// The bot's METRICS_ADDR (0.0.0.0 means this host).
+        #[arg(long, env = "METRICS_ADDR")]
+        addr: Option<SocketAddr>,
+    },
     /// Serve a local simulator of WeChat's token and devplugin endpoints.
     Sandbox {
         /// Address to listen on.
@@ -149,6 +155,7 @@ pub async fn main() -> ExitCode {
             };
             crate::demo::run(config, shutdown_on_signal()).await
         }
+        Command::Healthcheck { addr } => healthcheck(addr).await,
         Command::Sandbox {
             addr,
             applicants,
@@ -198,6 +205,30 @@ async fn check(settings: Settings) -> anyhow::Result<()> {
             }
             anyhow::bail!(line)
         }
+    }
+}
+
+async fn healthcheck(addr: Option<SocketAddr>) -> anyhow::Result<()> {
+    let Some(mut addr) = addr else {
+        anyhow::bail!("METRICS_ADDR is not set: the bot serves /healthz only when it is");
+    };
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let response = reqwest::Client::builder()
+        .timeout(Duration::from_secs(4))
+        .build()?
+        .get(format!("http://{addr}/healthz"))
+        .send()
+        .await
+        .map_err(|e| anyhow::anyhow!("no answer from http://{addr}/healthz: {e}"))?;
+    let status = response.status();
+    let body = response.text().await.unwrap_or_default();
+    if status.is_success() {
+        println!("healthy: {body}");
+        Ok(())
+    } else {
+        anyhow::bail!("unhealthy ({status}): {body}")
     }
 }
 

@@ -106,11 +106,9 @@ async fn demo_starts_from_nothing_and_stops_on_sigterm() {
         .spawn()
         .unwrap();
     let stdout = child.stdout.take().unwrap();
-    let first = std::io::BufReader::new(stdout)
-        .lines()
-        .next()
-        .unwrap()
-        .unwrap();
+    // Kept open to the end: the demo prints more lines after the first.
+    let mut lines = std::io::BufReader::new(stdout).lines();
+    let first = lines.next().unwrap().unwrap();
     let url = first
         .split_whitespace()
         .find(|w| w.starts_with("http://"))
@@ -141,9 +139,24 @@ async fn demo_starts_from_nothing_and_stops_on_sigterm() {
     assert_eq!(cards, 3);
     let health = reqwest::get(format!("{url}healthz")).await.unwrap();
     assert_eq!(health.status(), 200);
+    // `healthcheck` (Docker's HEALTHCHECK) agrees, and fails where nothing answers.
+    let addr = url.trim_start_matches("http://").trim_end_matches('/');
+    let ok = bot()
+        .args(["healthcheck", "--addr", addr])
+        .output()
+        .unwrap();
+    assert!(ok.status.success(), "{ok:?}");
+    let down = bot()
+        .env("METRICS_ADDR", "127.0.0.1:9")
+        .arg("healthcheck")
+        .output()
+        .unwrap();
+    assert_eq!(down.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&down.stderr).contains("no answer"));
 
     let pid = child.id().to_string();
     Command::new("kill").args(["-TERM", &pid]).status().unwrap();
     let status = child.wait().unwrap();
     assert!(status.success(), "{status}");
+    drop(lines);
 }
