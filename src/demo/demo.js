@@ -55,6 +55,16 @@ async function post(path, body) {
   return response.json();
 }
 
+// Events that arrive while the state loads wait for it; a message event never rolls a message
+// back to an older version than the one shown.
+let loading = false;
+let queued = [];
+function apply(handler, data) { if (loading) queued.push([handler, data]); else handler(data); }
+function onMessage(m) {
+  const known = messages.get(m.id);
+  if (!known || m.edits >= known.edits) render(m);
+}
+
 function render(m) {
   let el = document.getElementById(`m${m.id}`);
   const fresh = !el;
@@ -130,6 +140,16 @@ async function press(id, data) {
 }
 
 async function load() {
+  loading = true;
+  try { await loadState(); } finally {
+    loading = false;
+    const events = queued;
+    queued = [];
+    for (const [handler, data] of events) handler(data);
+  }
+}
+
+async function loadState() {
   const state = await (await fetch("/api/state")).json();
   document.getElementById("chat-title").textContent = state.chat.title;
   if (!people.length) {
@@ -147,17 +167,20 @@ async function load() {
   chat.scrollTop = chat.scrollHeight;
 }
 
+// Subscribe first, then load the state on every (re)connection: nothing said in between is lost.
 function connect() {
   const events = new EventSource("/api/events");
-  events.addEventListener("open", () => { live.textContent = "live"; document.body.dataset.live = "1"; });
+  events.addEventListener("open", () => {
+    load().then(() => { live.textContent = "live"; document.body.dataset.live = "1"; })
+      .catch((e) => { live.textContent = `failed: ${e.message}`; });
+  });
   events.addEventListener("error", () => { live.textContent = "reconnecting…"; document.body.dataset.live = "0"; });
-  events.addEventListener("message", (e) => render(JSON.parse(e.data)));
-  events.addEventListener("deleted", (e) => {
-    const { id } = JSON.parse(e.data);
+  events.addEventListener("message", (e) => apply(onMessage, JSON.parse(e.data)));
+  events.addEventListener("deleted", (e) => apply((id) => {
     messages.delete(id);
     document.getElementById(`m${id}`)?.remove();
     if (replyTo === id) setReply(null);
-  });
+  }, JSON.parse(e.data).id));
   events.addEventListener("answer", (e) => {
     const a = JSON.parse(e.data);
     if (myQueries.delete(a.query)) { if (a.text) showToast(a.text, a.alert); return; }
@@ -180,4 +203,4 @@ document.getElementById("composer").addEventListener("submit", async (e) => {
 document.getElementById("reply-cancel").addEventListener("click", () => setReply(null));
 who.addEventListener("change", () => { for (const m of messages.values()) render(m); });
 
-load().then(connect).catch((e) => { live.textContent = `failed: ${e.message}`; });
+connect();
