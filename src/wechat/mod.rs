@@ -4,6 +4,7 @@
 //! safe to retry; writes never resend after an answer went missing, they report an unknown outcome
 //! so the caller re-reads the truth.
 
+mod answer;
 mod errcode;
 mod error;
 mod token;
@@ -18,7 +19,9 @@ use secrecy::SecretString;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::applicant::{AppId, Applicant, ApplyStatus, Category};
+use crate::applicant::{AppId, Applicant};
+#[cfg(test)]
+use crate::applicant::{ApplyStatus, Category};
 
 pub use errcode::{DAILY_QUOTA, meaning as errcode_meaning};
 pub use error::{TransportKind, WeChatError};
@@ -185,8 +188,8 @@ impl WeChatClient {
             num: Some(num),
             reason: None,
         };
-        let answer = self.call(&request, Kind::Read).await?;
-        Ok(decode_apply_list(&answer))
+        self.call(&request, Kind::Read, decode_apply_list_answer)
+            .await
     }
 
     /// Every applicant: pages from 1 until a short page, de-duplicated by appid (items shift
@@ -245,7 +248,7 @@ impl WeChatClient {
             num: None,
             reason,
         };
-        match self.call(&request, Kind::Write).await {
+        match self.call(&request, Kind::Write, read_answer).await {
             Ok(_) => Ok(()),
             Err(
                 cause @ (WeChatError::Transport { .. }
@@ -262,13 +265,18 @@ impl WeChatClient {
 
     /// Sends one request with the token, retrying per `kind`. Returns the answer's JSON when
     /// errcode is 0.
-    async fn call(&self, request: &DevPluginRequest<'_>, kind: Kind) -> Result<Value, WeChatError> {
+    async fn call<T>(
+        &self,
+        request: &DevPluginRequest<'_>,
+        kind: Kind,
+        decode: Decoder<T>,
+    ) -> Result<T, WeChatError> {
         let mut delays = self.retry.delays();
         let mut token_retried = false;
         loop {
             let (error, sent) = match self.tokens.token().await {
                 Err(e) => (e, false),
-                Ok(token) => match self.send_once(request, &token).await {
+                Ok(token) => match self.send_once(request, &token, decode).await {
                     Ok(value) => return Ok(value),
                     Err(e) if e.is_token_error() && !token_retried => {
                         token_retried = true;
@@ -298,11 +306,12 @@ impl WeChatClient {
         }
     }
 
-    async fn send_once(
+    async fn send_once<T>(
         &self,
         request: &DevPluginRequest<'_>,
         token: &AccessToken,
-    ) -> Result<Value, WeChatError> {
+        decode: Decoder<T>,
+    ) -> Result<T, WeChatError> {
         let mut url = self.endpoint.clone();
         url.query_pairs_mut()
             .append_pair("access_token", token.expose());
@@ -316,13 +325,16 @@ impl WeChatClient {
             .inspect_err(|e| crate::telemetry::wechat_call(request.action, Some(e)))?;
         let status = response.status().as_u16();
         let bytes = response.bytes().await.map_err(WeChatError::from_reqwest)?;
-        let value = read_answer(status, &bytes);
+        let value = decode(status, &bytes);
         crate::telemetry::wechat_call(request.action, value.as_ref().err());
         let value = value?;
         tracing::debug!(action = request.action, "WeChat answered ok");
         Ok(value)
     }
 }
+
+/// Turns an answer's HTTP status and body into a result.
+type Decoder<T> = fn(u16, &[u8]) -> Result<T, WeChatError>;
 
 /// Reads a devplugin answer: HTTP status first, then JSON, then `errcode` (always, before
 /// anything else), returning the JSON when errcode is 0.
@@ -354,7 +366,26 @@ pub fn read_answer(status: u16, bytes: &[u8]) -> Result<Value, WeChatError> {
 /// Decodes a whole `dev_apply_list` answer body into applicants (what [`WeChatClient::apply_list`]
 /// does after the HTTP call); public so the decoder can be fuzzed directly.
 pub fn decode_apply_list_answer(status: u16, bytes: &[u8]) -> Result<Vec<Applicant>, WeChatError> {
-    read_answer(status, bytes).map(|value| decode_apply_list(&value))
+    if !(200..300).contains(&status) {
+        return Err(WeChatError::Http { status });
+    }
+    let answer = answer::RawAnswer::parse(bytes).map_err(|e| WeChatError::Decode {
+        status,
+        detail: describe_bad_body(bytes, &e),
+    })?;
+    let Some(code) = answer.errcode() else {
+        return Err(WeChatError::Decode {
+            status,
+            detail: "the answer has no errcode".to_owned(),
+        });
+    };
+    if code != 0 {
+        return Err(WeChatError::Api {
+            code,
+            errmsg: answer.errmsg(),
+        });
+    }
+    Ok(answer.into_applicants())
 }
 
 /// Says what kind of body came back instead of JSON, without quoting much of it.
@@ -371,8 +402,9 @@ fn describe_bad_body(bytes: &[u8], error: &serde_json::Error) -> String {
     }
 }
 
-/// Decodes `apply_list`, keeping every item that has a usable appid and skipping (with a warning)
-/// those that do not: one broken item must not hide the others.
+/// The reference decoder, over a parsed `Value`: the streaming one in `answer` must agree with it
+/// on every input (tested). Keeps every item that has a usable appid and skips those that do not.
+#[cfg(test)]
 fn decode_apply_list(answer: &Value) -> Vec<Applicant> {
     let Some(items) = answer.get("apply_list").and_then(Value::as_array) else {
         return Vec::new();
@@ -389,6 +421,7 @@ fn decode_apply_list(answer: &Value) -> Vec<Applicant> {
         .collect()
 }
 
+#[cfg(test)]
 fn decode_applicant(item: &Value) -> Option<Applicant> {
     let appid = AppId::parse(item.get("appid").and_then(lenient_string)?.as_str()).ok()?;
     let status = item
@@ -441,6 +474,7 @@ fn lenient_i64(value: &Value) -> Option<i64> {
 }
 
 /// A string, or a number written as one.
+#[cfg(test)]
 fn lenient_string(value: &Value) -> Option<String> {
     match value {
         Value::String(s) => Some(s.clone()),
@@ -542,5 +576,84 @@ mod tests {
         let err = serde_json::from_slice::<Value>(b"<html>").unwrap_err();
         assert!(describe_bad_body(b"<html><body>502</body></html>", &err).contains("HTML page"));
         assert!(describe_bad_body(b"", &err).contains("empty"));
+    }
+
+    /// The reference: parse to a `Value`, then decode.
+    fn reference(status: u16, bytes: &[u8]) -> Result<Vec<Applicant>, WeChatError> {
+        read_answer(status, bytes).map(|value| decode_apply_list(&value))
+    }
+
+    fn same(bytes: &[u8]) {
+        let (streamed, reference) = (decode_apply_list_answer(200, bytes), reference(200, bytes));
+        match (&streamed, &reference) {
+            (Ok(a), Ok(b)) => assert_eq!(a, b, "{}", String::from_utf8_lossy(bytes)),
+            (Err(a), Err(b)) => assert_eq!(
+                (a.errcode(), a.to_string()),
+                (b.errcode(), b.to_string()),
+                "{}",
+                String::from_utf8_lossy(bytes)
+            ),
+            _ => panic!(
+                "decoders disagree on {}: {streamed:?} vs {reference:?}",
+                String::from_utf8_lossy(bytes)
+            ),
+        }
+    }
+
+    #[test]
+    fn the_streaming_decoder_agrees_with_the_reference_on_odd_answers() {
+        for body in [
+            SEED_LIST_EXAMPLE,
+            r#"{"errcode":0,"apply_list":[{"appid":"wx1234567890abcdef","status":"1","create_time":"1700000000","categories":{"first":"x"}}]}"#,
+            r#"{"errcode":0,"apply_list":[7,"x",null,[],{"appid":12345678901},{"appid":{"a":1}},{"appid":"wx1234567890abcdef","status":18446744073709551615,"create_time":1.5e9,"nickname":3.25,"categories":[{"first":1,"second":null},5,{"second":"b"},{}]}]}"#,
+            r#"{"errcode":0,"apply_list":{"appid":"wx1234567890abcdef"}}"#,
+            r#"{"errcode":0,"apply_list":[{"appid":"wxaaaaaaaaaaaaaaaa","appid":"wx1234567890abcdef","status":2,"status":1}],"apply_list":[]}"#,
+            r#"{"errcode":"0","errmsg":5}"#,
+            r#"{"errcode":-1,"errmsg":"system error","apply_list":[{"appid":"wx1234567890abcdef"}]}"#,
+            r#"{"errcode":40001.0,"errmsg":"invalid credential"}"#,
+            r#"{"errcode":null}"#,
+            r#"[1,2]"#,
+            r#""text""#,
+            r#"{"errcode":0} trailing"#,
+            r#"{"errcode":0,"apply_list":[{"appid":" wx1234567890abcdef ","reason":"  ","nickname":"\u5c71\u6d77"}]}"#,
+        ] {
+            same(body.as_bytes());
+        }
+    }
+
+    fn json_value() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            any::<f64>().prop_map(|f| serde_json::json!(f)),
+            "(wx[0-9a-f]{16}| ?[0-9]{1,12}|.{0,12})".prop_map(Value::from),
+        ];
+        leaf.prop_recursive(3, 24, 5, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..5).prop_map(Value::Array),
+                prop::collection::hash_map(
+                    "(appid|status|nickname|reason|create_time|categories|first|second|x)",
+                    inner,
+                    0..6
+                )
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_streaming_decoder_agrees_with_the_reference(
+            items in proptest::collection::vec(json_value(), 0..6),
+            errcode in json_value(),
+            use_errcode in proptest::bool::ANY,
+        ) {
+            let mut body = serde_json::json!({ "apply_list": items });
+            body["errcode"] = if use_errcode { errcode } else { serde_json::json!(0) };
+            same(body.to_string().as_bytes());
+        }
     }
 }
