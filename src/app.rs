@@ -221,7 +221,7 @@ impl App {
             .inspect_err(crate::telemetry::telegram_error)?;
         self.store.card_sent(card.id, sent.id.0).await?;
         crate::telemetry::card_posted();
-        tracing::info!(appid = %appid, card = card.id, message = sent.id.0, "posted a card");
+        tracing::info!(appid = %appid, card = card.id, message_id = sent.id.0, "posted a card");
         Ok(true)
     }
 

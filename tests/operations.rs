@@ -380,3 +380,33 @@ async fn webhook_mode_takes_updates_only_with_the_secret_and_shares_its_listener
     assert!(app.tg.fake.call_count("deleteWebhook") >= 1);
     assert_eq!(app.tg.fake.webhook(), None);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_format_json_writes_one_json_object_per_line() {
+    let app = TestApp::new(1).await;
+    let process = app.start_process(1, &[("LOG_FORMAT", "json")]).await;
+    app.wait_cards(1).await;
+    let status = process.terminate();
+    assert!(status.success(), "{status}");
+    let printed = std::fs::read_to_string(app.db.path().join("bot-1.log")).expect("the log");
+    let lines: Vec<serde_json::Value> = printed
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let message = |needle: &str| {
+        lines.iter().any(|l| {
+            l["fields"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains(needle))
+        })
+    };
+    assert!(message("bot started (long polling)"), "{printed}");
+    // A field must not be called `message`: in JSON it would replace the log message.
+    assert!(message("posted a card"), "{printed}");
+    assert!(
+        lines
+            .iter()
+            .all(|l| l["level"].is_string() && l["timestamp"].is_string())
+    );
+}
