@@ -234,6 +234,29 @@ async fn listen(
         teloxide::update_listeners::webhooks::axum_to_router(app.bot.clone(), options)
             .await
             .context("Telegram refused the webhook (setWebhook)")?;
+    // teloxide compares the secret with `!=`; refuse wrong ones first, in constant time, so its
+    // comparison only ever sees the right secret.
+    let expected = webhook.secret.clone();
+    router = router.layer(axum::middleware::from_fn(
+        move |request: axum::extract::Request, next: axum::middleware::Next| {
+            let expected = expected.clone();
+            async move {
+                let given = request
+                    .headers()
+                    .get("x-telegram-bot-api-secret-token")
+                    .map(|v| v.as_bytes())
+                    .unwrap_or_default();
+                if !same_secret(given, expected.expose_secret().as_bytes()) {
+                    crate::telemetry::webhook_refused();
+                    tracing::debug!("refused a webhook request without the secret token");
+                    return axum::response::IntoResponse::into_response(
+                        axum::http::StatusCode::UNAUTHORIZED,
+                    );
+                }
+                next.run(request).await
+            }
+        },
+    ));
     if let Some((addr, handle)) = &telemetry
         && shares_webhook(*addr)
     {
@@ -252,6 +275,15 @@ async fn listen(
     Ok(dispatcher
         .try_dispatch_with_listener(listener, errors)
         .await?)
+}
+
+/// Compares secrets in time that depends only on their lengths.
+fn same_secret(given: &[u8], expected: &[u8]) -> bool {
+    let diff = given
+        .iter()
+        .zip(expected)
+        .fold(0u8, |acc, (a, b)| acc | (a ^ b));
+    std::hint::black_box(diff) == 0 && given.len() == expected.len()
 }
 
 /// Logs listener errors and counts the Telegram ones.
@@ -588,4 +620,18 @@ pub(crate) async fn refresh_one(app: &App, card: &Card) -> HandlerResult {
     }
     app.refresh_card(card.id).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_secret;
+
+    #[test]
+    fn secrets_match_only_when_equal() {
+        assert!(same_secret(b"abc-123", b"abc-123"));
+        assert!(!same_secret(b"abc-124", b"abc-123"));
+        assert!(!same_secret(b"abc-12", b"abc-123"));
+        assert!(!same_secret(b"abc-1234", b"abc-123"));
+        assert!(!same_secret(b"", b"abc-123"));
+    }
 }

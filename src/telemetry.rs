@@ -37,6 +37,8 @@ pub const TELEGRAM_ERRORS: &str = "wxplugin_telegram_errors_total";
 pub const TOKEN_REFRESHES: &str = "wxplugin_token_refreshes_total";
 /// Stale-applicant reminders posted.
 pub const REMINDERS: &str = "wxplugin_reminders_sent_total";
+/// Webhook requests refused for a missing or wrong secret token.
+pub const WEBHOOK_REFUSED: &str = "wxplugin_webhook_refused_total";
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -85,6 +87,10 @@ fn describe() {
     describe_counter!(TELEGRAM_ERRORS, "Failed Telegram calls, by kind");
     describe_counter!(TOKEN_REFRESHES, "Access token fetches, by mode and result");
     describe_counter!(REMINDERS, "Stale-applicant reminders posted");
+    describe_counter!(
+        WEBHOOK_REFUSED,
+        "Webhook requests refused for a missing or wrong secret token"
+    );
 }
 
 /// Records one devplugin call's answer.
@@ -129,6 +135,11 @@ pub fn card_posted() {
 /// Records a posted reminder.
 pub fn reminder_sent() {
     metrics::counter!(REMINDERS).increment(1);
+}
+
+/// Records a webhook request refused for its secret token.
+pub fn webhook_refused() {
+    metrics::counter!(WEBHOOK_REFUSED).increment(1);
 }
 
 /// Records a failed Telegram call.

@@ -364,6 +364,7 @@ async fn webhook_mode_takes_updates_only_with_the_secret_and_shares_its_listener
     let (status, text) = get(&format!("http://127.0.0.1:{port}/metrics")).await;
     assert_eq!(status, 200);
     assert!(text.contains("wxplugin_cards_posted_total"));
+    assert_eq!(metric(&text, "wxplugin_webhook_refused_total"), Some(2.0));
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(app.status(&other), Some(1), "a forged press decided");
     assert_eq!(app.wechat_calls("dev_agree"), 1);
