@@ -193,14 +193,12 @@ async fn listen(
         tracing::info!("metrics on http://{bound}/metrics, health on http://{bound}/healthz");
         let router = crate::telemetry::router(Arc::clone(app), handle.clone());
         let stop = shutdown.clone();
-        tokio::spawn(async move {
-            let served = axum::serve(listener, router)
-                .with_graceful_shutdown(async move { stop.cancelled().await })
-                .await;
-            if let Err(e) = served {
-                tracing::error!(error = %e, "the metrics server stopped");
-            }
-        });
+        spawn_http(
+            listener,
+            router,
+            async move { stop.cancelled().await },
+            "metrics",
+        );
     }
     let errors = CountingErrorHandler::new("getUpdates failed");
     let Some(webhook) = &settings.webhook else {
@@ -263,18 +261,29 @@ async fn listen(
         router = router.merge(crate::telemetry::router(Arc::clone(app), handle.clone()));
         tracing::info!("metrics on http://{bound}/metrics, health on http://{bound}/healthz");
     }
-    tokio::spawn(async move {
-        if let Err(e) = axum::serve(tcp, router)
-            .with_graceful_shutdown(stopped)
-            .await
-        {
-            tracing::error!(error = %e, "the webhook server stopped");
-        }
-    });
+    spawn_http(tcp, router, stopped, "webhook");
     tracing::info!(bot = %me.username(), chat = app.chat.0, approvers = %app.approvers.describe(), url = %webhook.url, listen = %bound, "bot started (webhook)");
     Ok(dispatcher
         .try_dispatch_with_listener(listener, errors)
         .await?)
+}
+
+/// Serves `router` on `listener` in a task until `until` completes; `what` names it in the log if
+/// it fails.
+pub(crate) fn spawn_http(
+    listener: tokio::net::TcpListener,
+    router: axum::Router,
+    until: impl std::future::Future<Output = ()> + Send + 'static,
+    what: &'static str,
+) {
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, router)
+            .with_graceful_shutdown(until)
+            .await
+        {
+            tracing::error!(error = %e, server = what, "an HTTP server stopped");
+        }
+    });
 }
 
 /// Compares secrets in time that depends only on their lengths.

@@ -185,6 +185,16 @@ async fn card_shows(c: &Client, card: &str, needle: &str) -> String {
     .await
 }
 
+/// Acts as the person with this id from now on.
+async fn choose(c: &Client, person: &str) {
+    c.find(Locator::Id("who"))
+        .await
+        .expect("person picker")
+        .select_by_value(person)
+        .await
+        .expect("choose a person");
+}
+
 fn pending(demo: &RunningDemo) -> usize {
     demo.wechat
         .sandbox
@@ -246,12 +256,7 @@ async fn a_person_decides_in_the_demo_page_in_real_chromium() {
     assert!(answer.contains("Pending applications (2)"));
 
     // Eve is not an approver: her press is refused with an alert and nothing changes.
-    c.find(Locator::Id("who"))
-        .await
-        .expect("person picker")
-        .select_by_value("103")
-        .await
-        .expect("choose Eve");
+    choose(&c, "103").await;
     click_button(&c, &ids[1], "✅").await;
     let alert = until("the not-an-approver alert", || async {
         let toast = c.find(Locator::Css("#toast.alert")).await.ok()?;
@@ -265,12 +270,7 @@ async fn a_person_decides_in_the_demo_page_in_real_chromium() {
     assert!(still.contains("⏳ Pending"), "{still}");
 
     // Bob rejects with a reason of his own, typed in answer to the bot's prompt.
-    c.find(Locator::Id("who"))
-        .await
-        .expect("person picker")
-        .select_by_value("102")
-        .await
-        .expect("choose Bob");
+    choose(&c, "102").await;
     click_button(&c, &ids[1], "❌").await;
     click_button(&c, &ids[1], "✍️").await;
     until("the reply bar", || async {

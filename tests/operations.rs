@@ -25,6 +25,15 @@ fn reminders(app: &TestApp) -> Vec<wxplugin_bot::fake_telegram::FakeMessage> {
         .collect()
 }
 
+async fn wait_reminders(app: &TestApp, n: usize) {
+    let ok = app
+        .tg
+        .fake
+        .wait_until(WAIT, |_| reminders(app).len() >= n)
+        .await;
+    assert!(ok, "expected {n} reminders, have {}", reminders(app).len());
+}
+
 #[tokio::test]
 async fn waiting_applicants_are_listed_once_a_day_with_links_to_their_cards() {
     let mut app = TestApp::new(0).await;
@@ -46,12 +55,7 @@ async fn waiting_applicants_are_listed_once_a_day_with_links_to_their_cards() {
 
     app.start().await;
     app.wait_cards(2).await;
-    let ok = app
-        .tg
-        .fake
-        .wait_until(WAIT, |_| !reminders(&app).is_empty())
-        .await;
-    assert!(ok, "no reminder came");
+    wait_reminders(&app, 1).await;
     let reminder = reminders(&app).remove(0);
     assert!(
         reminder
@@ -76,12 +80,7 @@ async fn waiting_applicants_are_listed_once_a_day_with_links_to_their_cards() {
         ..NewApplicant::default()
     });
     app.restart().await;
-    let ok = app
-        .tg
-        .fake
-        .wait_until(WAIT, |_| reminders(&app).len() >= 2)
-        .await;
-    assert!(ok, "no second reminder for the newly due applicant");
+    wait_reminders(&app, 2).await;
     let second = reminders(&app).remove(1);
     assert!(second.plain_text.contains(&later), "{}", second.plain_text);
     assert!(second.plain_text.contains("waiting 2 days"));
@@ -100,12 +99,7 @@ async fn reminders_follow_bot_lang_and_can_be_turned_off() {
     app.vars.insert("BOT_LANG", "zh".to_owned());
     app.vars.insert("REMIND_AFTER_HOURS", "48".to_owned());
     app.start().await;
-    let ok = app
-        .tg
-        .fake
-        .wait_until(WAIT, |_| !reminders(&app).is_empty())
-        .await;
-    assert!(ok, "no reminder came");
+    wait_reminders(&app, 1).await;
     let text = reminders(&app).remove(0).plain_text;
     assert!(text.contains("已等待超过 48 小时"), "{text}");
     assert!(text.contains("已等待 3 天"), "{text}");

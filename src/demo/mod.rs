@@ -163,14 +163,12 @@ pub async fn start(config: DemoConfig) -> anyhow::Result<RunningDemo> {
     let stop = CancellationToken::new();
     let page = router(fake.clone(), Arc::clone(&app));
     let page_stop = stop.clone();
-    tokio::spawn(async move {
-        let served = axum::serve(listener, page)
-            .with_graceful_shutdown(async move { page_stop.cancelled().await })
-            .await;
-        if let Err(e) = served {
-            tracing::error!(error = %e, "the demo page stopped");
-        }
-    });
+    crate::bot::spawn_http(
+        listener,
+        page,
+        async move { page_stop.cancelled().await },
+        "demo page",
+    );
     let bot = tokio::spawn(crate::bot::serve(app, stop.clone()));
     Ok(RunningDemo {
         url: format!("http://{bound}/"),
@@ -338,39 +336,27 @@ async fn state(State(page): State<Page>) -> Response {
     .into_response()
 }
 
-/// The team chat's events as server-sent events: `message` (new or edited), `deleted`, `answer`.
+/// The team chat's events as server-sent events: `message` (new or edited), `deleted`, `answer`,
+/// and `reload` when the page fell too far behind.
 async fn events(State(page): State<Page>) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
-    let mut events = page.fake.subscribe();
-    let stream = async_stream(move |tx| async move {
+    use tokio::sync::broadcast::error::RecvError;
+    let stream = futures::stream::unfold(page.fake.subscribe(), |mut events| async move {
         loop {
-            let event = match events.recv().await {
-                Ok(e) => e,
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
-                    // Too far behind: have the page reload the whole state.
-                    if tx
-                        .send(Event::default().event("reload").data("{}"))
-                        .await
-                        .is_err()
-                    {
-                        return;
-                    }
-                    continue;
-                }
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
-            };
-            let sse = match event {
-                ChatEvent::MessageSent(m) | ChatEvent::MessageEdited(m)
+            let sse = match events.recv().await {
+                Err(RecvError::Closed) => return None,
+                Err(RecvError::Lagged(_)) => Event::default().event("reload").data("{}"),
+                Ok(ChatEvent::MessageSent(m) | ChatEvent::MessageEdited(m))
                     if m.chat_id == TEAM_CHAT =>
                 {
                     json_event("message", &shown(&m))
                 }
-                ChatEvent::MessageDeleted {
+                Ok(ChatEvent::MessageDeleted {
                     chat_id,
                     message_id,
-                } if chat_id == TEAM_CHAT => {
+                }) if chat_id == TEAM_CHAT => {
                     json_event("deleted", &serde_json::json!({ "id": message_id }))
                 }
-                ChatEvent::CallbackAnswered(a) => json_event(
+                Ok(ChatEvent::CallbackAnswered(a)) => json_event(
                     "answer",
                     &serde_json::json!({
                         "query": a.callback_query_id,
@@ -378,11 +364,9 @@ async fn events(State(page): State<Page>) -> Sse<impl Stream<Item = Result<Event
                         "alert": a.show_alert,
                     }),
                 ),
-                _ => continue,
+                Ok(_) => continue,
             };
-            if tx.send(sse).await.is_err() {
-                return;
-            }
+            return Some((Ok(sse), events));
         }
     });
     Sse::new(stream).keep_alive(KeepAlive::default())
@@ -392,19 +376,6 @@ fn json_event(name: &str, value: &impl Serialize) -> Event {
     Event::default()
         .event(name)
         .data(serde_json::to_string(value).unwrap_or_else(|_| "{}".to_owned()))
-}
-
-/// A stream fed by a task, so the event loop above reads as a loop.
-fn async_stream<F, Fut>(body: F) -> impl Stream<Item = Result<Event, Infallible>>
-where
-    F: FnOnce(tokio::sync::mpsc::Sender<Event>) -> Fut,
-    Fut: std::future::Future<Output = ()> + Send + 'static,
-{
-    let (tx, rx) = tokio::sync::mpsc::channel(64);
-    tokio::spawn(body(tx));
-    futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|event| (Ok(event), rx))
-    })
 }
 
 /// Only the page's people may act: an id from elsewhere is refused.

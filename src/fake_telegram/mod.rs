@@ -983,29 +983,23 @@ impl World {
                 "can_join_groups": true, "can_read_all_group_messages": false, "supports_inline_queries": false,
                 "can_connect_to_business": false, "has_main_web_app": false,
             })),
-            "setWebhook" => {
-                let url = params
-                    .get("url")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_owned();
-                if url.is_empty() {
-                    self.webhook = None;
+            // Like Telegram, setWebhook with an empty URL removes the webhook.
+            "setWebhook" | "deleteWebhook" => {
+                let url = match method {
+                    "setWebhook" => params.get("url").and_then(Value::as_str),
+                    _ => None,
+                }
+                .unwrap_or_default();
+                self.webhook = if url.is_empty() {
+                    None
                 } else {
-                    reqwest::Url::parse(&url).map_err(|_| bad("bad webhook: invalid URL"))?;
-                    let secret = params
-                        .get("secret_token")
-                        .and_then(Value::as_str)
-                        .map(str::to_owned);
-                    self.webhook = Some(Webhook { url, secret });
-                }
-                if params.get("drop_pending_updates") == Some(&json!(true)) {
-                    self.updates.clear();
-                }
-                Ok(json!(true))
-            }
-            "deleteWebhook" => {
-                self.webhook = None;
+                    reqwest::Url::parse(url).map_err(|_| bad("bad webhook: invalid URL"))?;
+                    let secret = params.get("secret_token").and_then(Value::as_str);
+                    Some(Webhook {
+                        url: url.to_owned(),
+                        secret: secret.map(str::to_owned),
+                    })
+                };
                 if params.get("drop_pending_updates") == Some(&json!(true)) {
                     self.updates.clear();
                 }
