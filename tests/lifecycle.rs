@@ -39,6 +39,19 @@ fn data_of(message: &FakeMessage, prefix: &str) -> String {
         .unwrap_or_else(|| panic!("no {prefix:?} button: {:?}", message.buttons))
 }
 
+/// Waits until `cond` holds, re-checking every 10 ms (for conditions outside the fake Bot API,
+/// whose own `wait_until` wakes only on its changes).
+async fn until(cond: impl Fn() -> bool) -> bool {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !cond() {
+        if tokio::time::Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    true
+}
+
 async fn db(app: &TestApp) -> sqlx::SqlitePool {
     let url = format!("sqlite:{}", app.db.path().join("bot.db").display());
     sqlx::sqlite::SqlitePoolOptions::new()
@@ -62,10 +75,11 @@ async fn a_poll_that_began_before_a_decision_cannot_undo_it() {
     // Three pages of two; the second page is slow, so a decision lands while the poll pages.
     let mut app = TestApp::new(5).await;
     app.vars.insert("WECHAT_PAGE_SIZE", "2".to_owned());
+    app.vars.insert("WECHAT_TIMEOUT_SECS", "10".to_owned());
     app.start().await;
     app.wait_cards(5).await;
     let first_page = app.appids()[0].clone();
-    let slow_page_two = Fault::Delay(Duration::from_millis(1500));
+    let slow_page_two = Fault::Delay(Duration::from_millis(2000));
     let mut rule = wx_fault("dev_apply_list", slow_page_two, 1);
     rule.skip = 1;
     app.wx.sandbox.inject(rule);
@@ -73,14 +87,14 @@ async fn a_poll_that_began_before_a_decision_cannot_undo_it() {
 
     let refresh = app.tg.fake.user_sends(TEAM, BOB, "/refresh");
     // Calls are recorded as they arrive: page two is being held.
-    let paging = app
-        .tg
-        .fake
-        .wait_until(WAIT, |_| app.wechat_calls("dev_apply_list") >= listed_before + 2)
-        .await;
+    let paging = until(|| app.wechat_calls("dev_apply_list") >= listed_before + 2).await;
     assert!(paging, "the poll reached its slow second page");
     app.press(ALICE, &first_page, "✅");
     app.wait_card_text(&first_page, "Approved by @alice").await;
+    assert!(
+        app.wechat_calls("dev_apply_list") == listed_before + 2,
+        "decided while the poll was still paging"
+    );
     let answered = app
         .tg
         .fake
@@ -136,7 +150,10 @@ async fn a_deciding_card_that_no_decision_holds_is_settled_by_the_next_poll() {
     // The message is out before the bot records it: stage only once it is recorded.
     let deadline = tokio::time::Instant::now() + WAIT;
     while card_state(&pool, &appid).await != "open" {
-        assert!(tokio::time::Instant::now() < deadline, "card never recorded");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "card never recorded"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     sqlx::query(
@@ -185,14 +202,13 @@ async fn cancel_racing_a_command_approval_leaves_one_write() {
     app.tg
         .fake
         .user_sends(TEAM, BOB, &format!("/approve {appid}"));
-    let in_flight = app
-        .tg
-        .fake
-        .wait_until(WAIT, |_| app.wechat_calls("dev_agree") == 1)
-        .await;
+    let in_flight = until(|| app.wechat_calls("dev_agree") == 1).await;
     assert!(in_flight);
     tokio::time::sleep(Duration::from_millis(1200)).await;
-    let third = app.tg.fake.press_raw(TEAM, message_id, ALICE, &approve_data);
+    let third = app
+        .tg
+        .fake
+        .press_raw(TEAM, message_id, ALICE, &approve_data);
     let (text, alert) = app.answer(&third).await;
 
     app.wait_card_text(&appid, "Approved by @bob").await;
@@ -203,8 +219,10 @@ async fn cancel_racing_a_command_approval_leaves_one_write() {
 #[tokio::test]
 async fn a_preset_reason_button_sends_its_own_words_after_the_reasons_change() {
     let mut app = TestApp::new(2).await;
-    app.vars
-        .insert("REJECT_REASONS", "Alpha reason|Beta reason|Gamma reason".to_owned());
+    app.vars.insert(
+        "REJECT_REASONS",
+        "Alpha reason|Beta reason|Gamma reason".to_owned(),
+    );
     app.start().await;
     app.wait_cards(2).await;
     let ids = app.appids();
@@ -237,7 +255,11 @@ async fn a_preset_reason_button_sends_its_own_words_after_the_reasons_change() {
         .into_iter()
         .filter(|c| c.action.as_deref() == Some("dev_refuse"))
         .collect();
-    assert_eq!(refusals.len(), 1, "no refusal for a reason no longer offered");
+    assert_eq!(
+        refusals.len(),
+        1,
+        "no refusal for a reason no longer offered"
+    );
     assert_eq!(refusals[0].body["reason"], "Alpha reason");
     assert_eq!(refusals[0].body["appid"], ids[0].as_str());
     let redrawn = app
@@ -272,7 +294,11 @@ async fn an_idle_poll_commits_nothing_to_the_database() {
     app.command(ALICE, "/refresh").await;
     app.command(BOB, "/refresh").await;
 
-    assert_eq!(version().await, before, "an idle poll wrote to the database");
+    assert_eq!(
+        version().await,
+        before,
+        "an idle poll wrote to the database"
+    );
 }
 
 #[tokio::test]
@@ -299,9 +325,7 @@ async fn a_press_with_another_cards_data_does_nothing() {
 async fn sigkill_while_wechat_holds_the_write_is_settled_on_restart() {
     let app = TestApp::new(1).await;
     let appid = app.appids()[0].clone();
-    let first = app
-        .start_process(1, &[("WECHAT_TIMEOUT_SECS", "30")])
-        .await;
+    let first = app.start_process(1, &[("WECHAT_TIMEOUT_SECS", "30")]).await;
     app.wait_cards(1).await;
     // WeChat applies the approval at once and holds its answer far longer than the test waits.
     app.wx.sandbox.inject(wx_fault(
@@ -311,11 +335,7 @@ async fn sigkill_while_wechat_holds_the_write_is_settled_on_restart() {
     ));
 
     app.press(ALICE, &appid, "✅");
-    let applied = app
-        .tg
-        .fake
-        .wait_until(WAIT, |_| app.status(&appid) == Some(2))
-        .await;
+    let applied = until(|| app.status(&appid) == Some(2)).await;
     assert!(applied);
     tokio::time::sleep(Duration::from_millis(300)).await;
     let pool = db(&app).await;
@@ -342,13 +362,16 @@ async fn sigkill_while_wechat_holds_the_write_is_settled_on_restart() {
 
     assert_eq!(card_state(&pool, &appid).await, "closed");
     assert_eq!(app.wechat_calls("dev_agree"), 1, "never resent");
-    let results: Vec<String> = sqlx::query_scalar(
-        "SELECT result FROM audit WHERE appid = ? ORDER BY id",
-    )
-    .bind(&appid)
-    .fetch_all(&pool)
-    .await
-    .expect("audit");
+    let results: Vec<String> =
+        sqlx::query_scalar("SELECT result FROM audit WHERE appid = ? ORDER BY id")
+            .bind(&appid)
+            .fetch_all(&pool)
+            .await
+            .expect("audit");
     assert_eq!(results, ["attempt", "ok"]);
-    assert!(history.plain_text.contains("→ ok"), "{}", history.plain_text);
+    assert!(
+        history.plain_text.contains("→ ok"),
+        "{}",
+        history.plain_text
+    );
 }
