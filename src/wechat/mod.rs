@@ -307,11 +307,8 @@ impl WeChatClient {
                 // The end, or a cap on `num`: go on from here with a size that divides the
                 // position, so that page numbers still land on it.
                 offset += u64::from(sent);
-                size = if offset % u64::from(sent) == 0 {
-                    sent
-                } else {
-                    gcd(offset, u64::from(sent)) as u32
-                };
+                // At most `sent`, and `sent` itself when it divides the position.
+                size = gcd(offset, u64::from(sent)) as u32;
                 short_seen = Some(sent);
             }
         }
