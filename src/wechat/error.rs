@@ -78,10 +78,10 @@ pub enum WeChatError {
     /// The request was refused before anything was sent (for example a refuse without a reason).
     #[error("invalid request: {0}")]
     InvalidRequest(String),
-    /// `list_all` hit its page bound: the server keeps sending full pages.
-    #[error("WeChat kept sending full pages: stopped after {pages} pages")]
+    /// `list_all` hit its bound on calls: the server never sent the empty page that ends a listing.
+    #[error("WeChat kept sending applicants: stopped after {pages} pages")]
     TooManyPages {
-        /// How many pages were read.
+        /// How many pages were read (calls made).
         pages: u32,
     },
     /// The token file (mode `file`) could not be used.
