@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Settings;
-use crate::redact::redact;
+use crate::redact::{RedactingStderr, redact};
 use crate::sandbox::{Sandbox, SandboxConfig};
 use crate::wechat::WeChatClient;
 
@@ -67,12 +67,14 @@ enum Command {
 }
 
 /// Sets up logging: human-readable, or JSON with `LOG_FORMAT=json`; level from `RUST_LOG`.
+/// Every line, in either format and from every crate (`log` records included), is written
+/// through [`RedactingStderr`], so a secret a library quotes never reaches the log.
 pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(RedactingStderr);
     let json = std::env::var("LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"));
     let _ = if json {
         builder.json().try_init()
