@@ -370,7 +370,7 @@ async fn sigkill_while_wechat_holds_the_write_is_settled_on_restart() {
             .expect("audit");
     assert_eq!(results, ["attempt", "ok"]);
     assert!(
-        history.plain_text.contains("→ ok"),
+        history.plain_text.contains("→ done"),
         "{}",
         history.plain_text
     );
