@@ -8,7 +8,7 @@ use common::{ALICE, TestApp};
 use wxplugin_bot::applicant::AppId;
 use wxplugin_bot::card::Actor;
 use wxplugin_bot::decision::Action;
-use wxplugin_bot::store::Store;
+use wxplugin_bot::store::{Attempt, Store};
 
 /// 60 decisions on `appid`, each with a 200-character reason full of characters HTML escapes:
 /// far more than one message holds.
@@ -21,7 +21,13 @@ async fn long_audit_log(app: &TestApp, appid: &AppId) {
     let reason = "<&>\"x".repeat(40);
     for i in 0..60 {
         let attempt = store
-            .audit_attempt(appid, Action::Reject, &actor, "command", Some(&reason))
+            .audit_attempt(&Attempt {
+                appid,
+                action: Action::Reject,
+                actor: &actor,
+                via: "command",
+                reason: Some(&reason),
+            })
             .await
             .unwrap();
         match i % 4 {
