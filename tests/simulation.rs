@@ -319,10 +319,11 @@ struct Life {
 }
 
 impl Life {
-    fn start(settings: Settings) -> Self {
+    /// `name` names its threads, so that logs (`SIM_LOG`) tell schedules and lives apart.
+    fn start(settings: Settings, name: String) -> Self {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
-            .thread_name("sim-bot")
+            .thread_name(name)
             .enable_all()
             .build()
             .expect("a runtime for the bot");
@@ -445,7 +446,10 @@ impl World {
     /// Starts a life and waits until it registered its commands (its first act with Telegram).
     async fn start(&mut self) {
         self.lives += 1;
-        let life = Life::start(self.settings.clone());
+        let life = Life::start(
+            self.settings.clone(),
+            format!("sim-{}-life-{}", self.plan.seed, self.lives),
+        );
         self.life = Some(life);
         let lives = self.lives;
         let ready = self
@@ -839,6 +843,17 @@ struct AuditRow {
 
 /// The bot's database, read-only, after the bot stopped.
 async fn read_db(path: &Path) -> Result<(Vec<CardRow>, Vec<AuditRow>), sqlx::Error> {
+    let (cards, audit, _) = read_db_with_applicants(path).await?;
+    Ok((cards, audit))
+}
+
+/// What the bot's database says of an applicant: status and whether it is gone, and its card's
+/// state and note, for a report.
+type StoredView = BTreeMap<String, String>;
+
+async fn read_db_with_applicants(
+    path: &Path,
+) -> Result<(Vec<CardRow>, Vec<AuditRow>, StoredView), sqlx::Error> {
     use sqlx::ConnectOptions as _;
     let mut db = SqliteConnectOptions::new()
         .filename(path)
@@ -872,7 +887,26 @@ async fn read_db(path: &Path) -> Result<(Vec<CardRow>, Vec<AuditRow>), sqlx::Err
             })
         })
         .collect::<Result<_, sqlx::Error>>()?;
-    Ok((cards, audit))
+    let mut stored = StoredView::new();
+    for r in sqlx::query(
+        "SELECT a.appid, a.status, a.gone, c.state, c.note, c.message_id FROM applicants a
+         LEFT JOIN cards c ON c.appid = a.appid",
+    )
+    .fetch_all(&mut db)
+    .await?
+    {
+        let appid: String = r.try_get("appid")?;
+        let view = format!(
+            "store: status {} gone {}, card {:?} message {:?} note {}",
+            r.try_get::<i64, _>("status")?,
+            r.try_get::<i64, _>("gone")?,
+            r.try_get::<Option<String>, _>("state")?,
+            r.try_get::<Option<i64>, _>("message_id")?,
+            r.try_get::<Option<String>, _>("note")?.unwrap_or_default(),
+        );
+        stored.insert(appid, view);
+    }
+    Ok((cards, audit, stored))
 }
 
 /// What the last line of a card must say for each final WeChat status (`None`: deleted).
@@ -1167,7 +1201,11 @@ impl World {
     }
 
     /// The seed, the schedule, what happened, the violations and the evidence for each appid.
-    fn report(&self) -> String {
+    async fn report(&self) -> String {
+        let stored = read_db_with_applicants(&self.app.db.path().join("bot.db"))
+            .await
+            .map(|(_, _, stored)| stored)
+            .unwrap_or_default();
         let mut s = format!(
             "\n=== simulation seed {} failed: {} violation(s) ===\n",
             self.plan.seed,
@@ -1194,7 +1232,12 @@ impl World {
             .filter_map(|v| v.appid.as_deref())
             .collect();
         for appid in appids {
-            let _ = writeln!(s, "--- {appid} ---");
+            let _ = writeln!(
+                s,
+                "--- {appid} --- WeChat status {:?}; {}",
+                self.app.wx.sandbox.applicant(appid).map(|a| a.status),
+                stored.get(appid).map_or("not in the store", String::as_str)
+            );
             for c in self.app.wx.sandbox.calls() {
                 if c.appid.as_deref() == Some(appid) {
                     let _ = writeln!(
@@ -1237,7 +1280,7 @@ async fn simulate(seed: u64) -> (u64, Vec<Violation>, String) {
     let report = if world.violations.is_empty() && std::env::var_os("SIM_SHOW").is_none() {
         String::new()
     } else {
-        world.report()
+        world.report().await
     };
     (seed, world.violations, report)
 }
@@ -1261,6 +1304,7 @@ fn randomized_schedules_keep_one_truth_per_applicant() {
     if let Ok(filter) = std::env::var("SIM_LOG") {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(filter)
+            .with_thread_names(true)
             .with_test_writer()
             .try_init();
     }
@@ -1293,6 +1337,7 @@ fn randomized_schedules_keep_one_truth_per_applicant() {
             .await
     });
     runtime.shutdown_background();
+    let shown_reports = env_number("SIM_REPORTS").map_or(20, |n| n as usize);
     let mut tally: BTreeMap<&'static str, Vec<u64>> = BTreeMap::new();
     let mut failed: Vec<u64> = Vec::new();
     let mut results = results;
@@ -1311,7 +1356,7 @@ fn randomized_schedules_keep_one_truth_per_applicant() {
                 seeds.push(*seed);
             }
         }
-        if replay.is_some() || failed.len() <= 3 {
+        if replay.is_some() || failed.len() <= shown_reports {
             eprintln!("{report}");
         }
     }
