@@ -34,6 +34,46 @@ pub struct Seen {
     pub applicant: Applicant,
     /// Whether its card stands (sent and recorded).
     pub carded: bool,
+    /// Listings in a row that did not include it: one missing listing is no proof it is gone.
+    pub missed: u8,
+}
+
+/// The cards this process holds in `deciding`, counted per card. A decision takes its hold
+/// before it claims the card and drops it after its last write, so a `deciding` card nobody here
+/// holds was abandoned (a restart, a failed store write) and may be settled by re-reading WeChat.
+#[derive(Debug, Default)]
+pub struct Holds(DashMap<i64, usize>);
+
+impl Holds {
+    /// Holds `card_id` until the returned guard is dropped.
+    pub fn hold(self: &Arc<Self>, card_id: i64) -> Hold {
+        *self.0.entry(card_id).or_default() += 1;
+        Hold {
+            holds: Arc::clone(self),
+            card_id,
+        }
+    }
+
+    /// Whether a decision of this process holds `card_id`.
+    pub fn is_held(&self, card_id: i64) -> bool {
+        self.0.contains_key(&card_id)
+    }
+}
+
+/// A decision's hold on a card; released on drop, whatever ended the decision.
+#[derive(Debug)]
+pub struct Hold {
+    holds: Arc<Holds>,
+    card_id: i64,
+}
+
+impl Drop for Hold {
+    fn drop(&mut self) {
+        self.holds.0.remove_if_mut(&self.card_id, |_, n| {
+            *n -= 1;
+            *n == 0
+        });
+    }
 }
 
 /// Everything handlers, the poller and decisions share.
@@ -56,6 +96,8 @@ pub struct App {
     pub health: std::sync::Mutex<PollHealth>,
     /// One poll at a time (the loop and `/refresh`).
     pub poll_lock: Mutex<()>,
+    /// Cards held by decisions in flight.
+    pub holds: Arc<Holds>,
     card_locks: DashMap<i64, Arc<Mutex<()>>>,
     /// Set when an edit failed, so the next poll brings stale cards up to date.
     edits_failed: std::sync::atomic::AtomicBool,
@@ -92,6 +134,7 @@ impl App {
             seen: DashMap::new(),
             health: std::sync::Mutex::new(PollHealth::default()),
             poll_lock: Mutex::new(()),
+            holds: Arc::default(),
             card_locks: DashMap::new(),
             edits_failed: std::sync::atomic::AtomicBool::new(false),
             started_at: crate::store::now_secs(),
@@ -127,6 +170,7 @@ impl App {
                 Seen {
                     applicant: stored.applicant,
                     carded,
+                    missed: 0,
                 },
             );
         }
@@ -205,6 +249,11 @@ impl App {
         let Some(stored) = self.store.applicant(appid).await? else {
             return Ok(false);
         };
+        if stored.gone || !stored.applicant.status.is_decidable() {
+            // Decided or gone since the caller looked: a card with buttons would lie.
+            self.store.abandon_card(card.id).await?;
+            return Ok(false);
+        }
         // Rendered as it will stand once recorded: open, with its buttons.
         let card = Card {
             state: CardState::Open,

@@ -18,7 +18,7 @@ use teloxide::update_listeners::Polling;
 use tokio_util::sync::CancellationToken;
 
 use crate::app::{App, TgBot};
-use crate::card::{Actor, Card, CardState, Note, Press, clean, escape};
+use crate::card::{Actor, Card, CardState, Note, Press, clean, escape, reason_by_key};
 use crate::commands;
 use crate::config::Settings;
 use crate::decision::{self, Action, Begin, Via};
@@ -118,7 +118,7 @@ pub async fn serve(app: Arc<App>, shutdown: CancellationToken) -> anyhow::Result
     {
         tracing::warn!(error = %e, "could not register the command list with Telegram");
     }
-    let recovered = decision::recover_interrupted(&app).await?;
+    let recovered = decision::recover_abandoned(&app).await?;
     if recovered > 0 {
         tracing::info!(
             recovered,
@@ -394,9 +394,12 @@ async fn on_press(app: Arc<App>, q: CallbackQuery) -> HandlerResult {
     match press {
         Press::Approve(_) => decide_answering(&app, &q, &card, &actor, Action::Approve, None).await,
         Press::Delete(_) => decide_answering(&app, &q, &card, &actor, Action::Delete, None).await,
-        Press::Reason(_, index) => {
-            let Some(reason) = app.settings.reject_reasons.get(usize::from(index)).cloned() else {
-                return alert(&app.bot, &q, t.alert_invalid.to_owned()).await;
+        Press::Reason(_, key) => {
+            let Some(reason) = reason_by_key(&app.settings.reject_reasons, key).cloned() else {
+                // The reasons changed since the button was drawn: show the current ones.
+                courtesy(alert(&app.bot, &q, t.alert_reason_gone.to_owned()).await);
+                app.refresh_card(card.id).await?;
+                return Ok(());
             };
             if card.state != CardState::ChoosingReason {
                 return busy_or_stale(&app, &q, &card).await;
@@ -405,8 +408,16 @@ async fn on_press(app: Arc<App>, q: CallbackQuery) -> HandlerResult {
         }
         Press::Retry(_) => {
             let action = match &card.note {
-                Some(Note::Failed { action, .. } | Note::Unknown { action, .. }) => *action,
-                _ => return alert(&app.bot, &q, t.alert_not_applicable.to_owned()).await,
+                Some(Note::Failed { action, .. }) => *action,
+                // The last write may have happened: re-read instead of writing again.
+                Some(Note::Unknown { .. }) => {
+                    courtesy(toast(&app.bot, &q, t.toast_refreshed).await);
+                    return refresh_one(&app, &card).await;
+                }
+                _ => {
+                    courtesy(alert(&app.bot, &q, t.alert_not_applicable.to_owned()).await);
+                    return Ok(());
+                }
             };
             decide_answering(&app, &q, &card, &actor, action, card.reason.clone()).await
         }
@@ -422,7 +433,7 @@ async fn on_press(app: Arc<App>, q: CallbackQuery) -> HandlerResult {
             {
                 return busy_or_stale(&app, &q, &card).await;
             }
-            toast(&app.bot, &q, t.toast_working).await?;
+            courtesy(toast(&app.bot, &q, t.toast_working).await);
             app.refresh_card(card.id).await?;
             Ok(())
         }
@@ -438,31 +449,36 @@ async fn on_press(app: Arc<App>, q: CallbackQuery) -> HandlerResult {
             {
                 return busy_or_stale(&app, &q, &card).await;
             }
-            toast(&app.bot, &q, t.toast_working).await?;
+            courtesy(toast(&app.bot, &q, t.toast_working).await);
             ask_for_reason(&app, &card, &actor).await
         }
         Press::Cancel(_) => {
             let from = [CardState::ChoosingReason, CardState::AwaitingReason];
-            if !claim(&app, &card, &from, CardState::Open, &actor).await? {
+            if !app.store.cancel_reason(card.id, &from).await? {
                 return busy_or_stale(&app, &q, &card).await;
             }
-            toast(&app.bot, &q, t.toast_cancelled).await?;
+            courtesy(toast(&app.bot, &q, t.toast_cancelled).await);
             if let Some(prompt) = card.prompt_message_id {
                 let _ = app
                     .bot
                     .delete_message(app.chat, teloxide::types::MessageId(prompt))
                     .await;
             }
-            app.store
-                .settle_card(card.id, CardState::Open, card.note.as_ref())
-                .await?;
             app.refresh_card(card.id).await?;
             Ok(())
         }
         Press::Refresh(_) => {
-            toast(&app.bot, &q, t.toast_refreshed).await?;
+            courtesy(toast(&app.bot, &q, t.toast_refreshed).await);
             refresh_one(&app, &card).await
         }
+    }
+}
+
+/// Answering a callback query is a courtesy: when Telegram refuses it ("query is too old" after
+/// a restart, a 5xx), the press still counts. Logs the failure and goes on.
+fn courtesy(answered: HandlerResult) {
+    if let Err(e) = answered {
+        tracing::info!(error = %e, "could not answer a button press; carrying on");
     }
 }
 
@@ -477,7 +493,8 @@ async fn claim(
     Ok(app
         .store
         .claim(card.id, from, to, actor, Some(Action::Reject), None)
-        .await?)
+        .await?
+        .is_some())
 }
 
 async fn busy_or_stale(app: &App, q: &CallbackQuery, card: &Card) -> HandlerResult {
@@ -495,10 +512,12 @@ async fn busy_or_stale(app: &App, q: &CallbackQuery, card: &Card) -> HandlerResu
         }
         _ => t.alert_not_applicable.to_owned(),
     };
-    alert(&app.bot, q, text).await
+    courtesy(alert(&app.bot, q, text).await);
+    Ok(())
 }
 
-/// Answers the press at once, then makes the decision.
+/// Answers the press at once, then makes the decision. The answer's fate does not decide
+/// whether the decision is made.
 async fn decide_answering(
     app: &App,
     q: &CallbackQuery,
@@ -510,13 +529,21 @@ async fn decide_answering(
     let t = app.texts();
     match decision::begin(app, card, actor, action, reason, Via::Button).await? {
         Begin::Claimed(claim) => {
-            toast(&app.bot, q, t.toast_working).await?;
+            courtesy(toast(&app.bot, q, t.toast_working).await);
             decision::execute(app, claim).await?;
             Ok(())
         }
-        Begin::Busy(name) => alert(&app.bot, q, fill(t.alert_busy, &[("name", &name)])).await,
+        Begin::Busy(name) => {
+            courtesy(alert(&app.bot, q, fill(t.alert_busy, &[("name", &name)])).await);
+            Ok(())
+        }
+        Begin::Unsettled => {
+            courtesy(alert(&app.bot, q, t.alert_unsettled.to_owned()).await);
+            app.refresh_card(card.id).await?;
+            Ok(())
+        }
         Begin::NotApplicable => {
-            alert(&app.bot, q, t.alert_not_applicable.to_owned()).await?;
+            courtesy(alert(&app.bot, q, t.alert_not_applicable.to_owned()).await);
             app.refresh_card(card.id).await?;
             Ok(())
         }
@@ -624,8 +651,11 @@ pub(crate) async fn refresh_one(app: &App, card: &Card) -> HandlerResult {
     let Some(now) = app.store.card(card.id).await? else {
         return Ok(());
     };
-    if matches!(now.note, Some(Note::Failed { .. } | Note::Unknown { .. })) {
-        app.store.settle_card(now.id, now.state, None).await?;
+    if matches!(now.note, Some(Note::Failed { .. })) {
+        // Compare-and-swap: a decision that began meanwhile keeps its card.
+        app.store
+            .settle_card(now.id, now.version, now.state, None)
+            .await?;
     }
     app.refresh_card(card.id).await?;
     Ok(())

@@ -169,8 +169,9 @@ pub enum Press {
     Approve(i64),
     /// ❌: show the preset reasons.
     Reject(i64),
-    /// A preset reason, by index.
-    Reason(i64, u8),
+    /// A preset reason, by [`reason_key`] of its text: the button names the words it shows, so a
+    /// reordered or edited `REJECT_REASONS` can never send WeChat other words than the button's.
+    Reason(i64, u32),
     /// ✍️ Other…: ask for a typed reason.
     OtherReason(i64),
     /// ↩ Cancel the reject flow.
@@ -206,7 +207,7 @@ impl Press {
         match self {
             Self::Approve(id) => format!("ap:{id}"),
             Self::Reject(id) => format!("rj:{id}"),
-            Self::Reason(id, i) => format!("rs:{id}:{i}"),
+            Self::Reason(id, key) => format!("rs:{id}:{key:08x}"),
             Self::OtherReason(id) => format!("ot:{id}"),
             Self::Cancel(id) => format!("cx:{id}"),
             Self::Retry(id) => format!("rt:{id}"),
@@ -231,7 +232,7 @@ impl Press {
         let press = match (code, extra) {
             ("ap", None) => Self::Approve(id),
             ("rj", None) => Self::Reject(id),
-            ("rs", Some(i)) => Self::Reason(id, i.parse().ok()?),
+            ("rs", Some(k)) if k.len() == 8 => Self::Reason(id, u32::from_str_radix(k, 16).ok()?),
             ("ot", None) => Self::OtherReason(id),
             ("cx", None) => Self::Cancel(id),
             ("rt", None) => Self::Retry(id),
@@ -242,6 +243,18 @@ impl Press {
         // Reject non-canonical spellings ("ap:+1", "ap:01") so one card has one encoding.
         strict_id(press)
     }
+}
+
+/// A preset reason's key: FNV-1a of its text, stable across restarts and builds.
+pub fn reason_key(reason: &str) -> u32 {
+    reason.bytes().fold(0x811c_9dc5_u32, |hash, byte| {
+        (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193)
+    })
+}
+
+/// The preset reason whose key is `key`, if one of `reasons` has it.
+pub fn reason_by_key(reasons: &[String], key: u32) -> Option<&String> {
+    reasons.iter().find(|r| reason_key(r) == key)
 }
 
 /// Escapes text for Telegram's HTML parse mode (also inside attribute values).
@@ -534,11 +547,10 @@ impl CardView<'_> {
                 let mut rows: Vec<Vec<InlineKeyboardButton>> = self
                     .reasons
                     .iter()
-                    .enumerate()
-                    .map(|(i, r)| {
+                    .map(|r| {
                         vec![button(
                             &format!("❌ {}", clean(r, 60, false)),
-                            Press::Reason(id, i as u8),
+                            Press::Reason(id, reason_key(r)),
                         )]
                     })
                     .collect();
@@ -554,7 +566,9 @@ impl CardView<'_> {
                 if self.gone {
                     return InlineKeyboardMarkup::new(rows);
                 }
-                if self.card.state == CardState::Open && status.is_decidable() {
+                // After an unknown outcome the write may have happened: no decision until re-read.
+                let unsettled = matches!(self.card.note, Some(Note::Unknown { .. }));
+                if self.card.state == CardState::Open && status.is_decidable() && !unsettled {
                     rows.push(vec![
                         button(t.button_approve, Press::Approve(id)),
                         button(t.button_reject, Press::Reject(id)),
@@ -567,12 +581,11 @@ impl CardView<'_> {
                 match &self.card.note {
                     Some(Note::Failed {
                         retryable: true, ..
-                    })
-                    | Some(Note::Unknown { .. }) => {
+                    }) => {
                         recovery.push(button(t.button_retry, Press::Retry(id)));
                         recovery.push(button(t.button_refresh, Press::Refresh(id)));
                     }
-                    Some(Note::Failed { .. }) => {
+                    Some(Note::Failed { .. } | Note::Unknown { .. }) => {
                         recovery.push(button(t.button_refresh, Press::Refresh(id)))
                     }
                     _ if matches!(status, ApplyStatus::Unknown(_)) => {
@@ -602,7 +615,7 @@ mod tests {
                 Press::Approve(id),
                 Press::Reject(id),
                 Press::Reason(id, 0),
-                Press::Reason(id, u8::MAX),
+                Press::Reason(id, u32::MAX),
                 Press::OtherReason(id),
                 Press::Cancel(id),
                 Press::Retry(id),
@@ -630,6 +643,10 @@ mod tests {
             "ap:1:2",
             "rs:1",
             "rs:1:256",
+            "rs:1:0",
+            "rs:1:ABCDEF12",
+            "rs:1:+bcdef12",
+            "rs:1:0000000g",
             "zz:1",
             "ap:99999999999999999999",
             "ap:1 ",

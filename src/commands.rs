@@ -235,6 +235,7 @@ async fn decide(
     let outcome = decision::decide(app, &card, actor, action, reason, Via::Command).await?;
     let line = match outcome {
         Outcome::Busy(name) => fill(t.alert_busy, &[("name", &escape(&name))]),
+        Outcome::Unsettled => escape(t.alert_unsettled),
         Outcome::NotApplicable => {
             let status = status_name(stored.applicant.status, t);
             format!("{} ({status})", escape(t.alert_not_applicable))

@@ -1,13 +1,15 @@
 //! A decision on an applicant, from press or command to the edited card: claim the card (exactly
 //! one of simultaneous presses wins), log the attempt, call WeChat, record and show the result.
-//! When WeChat's answer is lost, the status is re-read and the card shows what is true.
+//! When WeChat's answer is lost, the status is re-read and the card shows what is true; when even
+//! that fails, the card says the outcome is unknown and offers no decision until a later listing
+//! settles it, so a write that may have happened is never made twice.
 
 use serde::{Deserialize, Serialize};
 
-use crate::app::App;
-use crate::applicant::{AppId, ApplyStatus};
+use crate::app::{App, Hold};
+use crate::applicant::{AppId, Applicant, ApplyStatus};
 use crate::card::{Actor, Card, CardState, Note};
-use crate::store::{StoreError, now_secs};
+use crate::store::{Attempt, AuditResult, StoreError, now_secs};
 use crate::wechat::WeChatError;
 
 /// What an approver can do to an applicant.
@@ -113,20 +115,33 @@ pub enum Outcome {
     Busy(String),
     /// The card or applicant is not in a state this action applies to.
     NotApplicable,
+    /// The last decision's outcome is still unknown: nothing is decided until it is re-read.
+    Unsettled,
 }
 
 /// Errcodes that mean "the applicant is not in the state you think": re-read the truth.
 const STALE_STATE_ERRCODES: [i64; 4] = [89240, 89241, 89242, 89243];
 
-/// A claimed card with its audit attempt written: the WeChat call may go out.
+/// A claimed card with its audit attempt written: the WeChat call may go out. While it lives,
+/// this process holds the card, so the sweep for abandoned decisions leaves it alone.
 #[derive(Debug)]
 pub struct Claim {
+    settling: Settling,
+    _hold: Hold,
+}
+
+/// Everything needed to settle a decision's card: which card at which version, what was tried
+/// by whom, and the audit attempt to answer.
+#[derive(Clone, Debug)]
+struct Settling {
     card_id: i64,
+    /// The card's version as claimed: every later change is a compare-and-swap from it.
+    version: i64,
     appid: AppId,
     action: Action,
     actor: Actor,
     reason: Option<String>,
-    attempt: i64,
+    attempt: Option<i64>,
 }
 
 /// The result of trying to claim a card for a decision.
@@ -138,6 +153,8 @@ pub enum Begin {
     Busy(String),
     /// The card or applicant is not in a state this action applies to.
     NotApplicable,
+    /// The last decision's outcome is unknown; re-read first.
+    Unsettled,
 }
 
 /// Claims `card` for a decision (atomically: of simultaneous callers exactly one wins) and logs
@@ -150,6 +167,8 @@ pub async fn begin(
     reason: Option<String>,
     via: Via,
 ) -> Result<Begin, StoreError> {
+    // Held before the claim is made, so no sweep can take the claimed card for abandoned.
+    let hold = app.holds.hold(card.id);
     let Some(stored) = app.store.applicant(&card.appid).await? else {
         return Ok(Begin::NotApplicable);
     };
@@ -166,64 +185,58 @@ pub async fn begin(
         },
         _ => None,
     };
+    let attempt = Attempt {
+        appid: &card.appid,
+        action,
+        actor,
+        via: via.as_str(),
+        reason: reason.as_deref(),
+    };
     let claimed = app
         .store
-        .claim_for_decision(
-            card.id,
-            action.starting_states(),
-            actor,
-            action,
-            &card.appid,
-            via.as_str(),
-            reason.as_deref(),
-        )
+        .claim_for_decision(card.id, action.starting_states(), &attempt)
         .await?;
-    let Some(attempt) = claimed else {
+    let Some((attempt, version)) = claimed else {
         let now = app.store.card(card.id).await?;
         return Ok(match now {
             Some(c) if c.state == CardState::Deciding => {
                 Begin::Busy(c.actor.map(|a| a.name).unwrap_or_default())
             }
+            Some(c) if matches!(c.note, Some(Note::Unknown { .. })) => Begin::Unsettled,
             _ => Begin::NotApplicable,
         });
     };
     Ok(Begin::Claimed(Claim {
-        card_id: card.id,
-        appid: card.appid.clone(),
-        action,
-        actor: actor.clone(),
-        reason,
-        attempt,
+        settling: Settling {
+            card_id: card.id,
+            version,
+            appid: card.appid.clone(),
+            action,
+            actor: actor.clone(),
+            reason,
+            attempt: Some(attempt),
+        },
+        _hold: hold,
     }))
 }
 
 /// Makes the WeChat call for a claimed card, records the result and edits the card.
 pub async fn execute(app: &App, claim: Claim) -> Result<Outcome, StoreError> {
-    let Claim {
-        card_id,
-        appid,
-        action,
-        actor,
-        reason,
-        attempt,
-    } = claim;
-    tracing::info!(appid = %appid, action = action.as_str(), by = %actor.name, "deciding");
-    let result = match action {
-        Action::Approve => app.wechat.agree(&appid).await,
+    let Claim { settling: s, _hold } = claim;
+    tracing::info!(appid = %s.appid, action = s.action.as_str(), by = %s.actor.name, "deciding");
+    let result = match s.action {
+        Action::Approve => app.wechat.agree(&s.appid).await,
         Action::Reject => {
             app.wechat
-                .refuse(&appid, reason.as_deref().unwrap_or_default())
+                .refuse(&s.appid, s.reason.as_deref().unwrap_or_default())
                 .await
         }
-        Action::Delete => app.wechat.delete(&appid).await,
+        Action::Delete => app.wechat.delete(&s.appid).await,
     };
-    crate::telemetry::decision(action.as_str(), result.as_ref().err());
-    let outcome = settle(
-        app, card_id, &appid, action, &actor, reason, attempt, result,
-    )
-    .await?;
-    if let Err(e) = app.refresh_card(card_id).await {
-        tracing::warn!(card = card_id, error = %e, "could not edit the card after a decision");
+    crate::telemetry::decision(s.action.as_str(), result.as_ref().err());
+    let outcome = settle(app, &s, result).await?;
+    if let Err(e) = app.refresh_card(s.card_id).await {
+        tracing::warn!(card = s.card_id, error = %e, "could not edit the card after a decision");
     }
     Ok(outcome)
 }
@@ -241,242 +254,320 @@ pub async fn decide(
         Begin::Claimed(claim) => execute(app, claim).await,
         Begin::Busy(name) => Ok(Outcome::Busy(name)),
         Begin::NotApplicable => Ok(Outcome::NotApplicable),
+        Begin::Unsettled => Ok(Outcome::Unsettled),
     }
 }
 
+/// Whether a failed write may still have taken effect: its answer was lost, or a resend after
+/// -1 was told the applicant had already moved.
+fn maybe_applied(error: &WeChatError) -> bool {
+    matches!(error, WeChatError::OutcomeUnknown { .. })
+}
+
 /// Records a decision's result and sets the card's state and note (the caller edits the card).
-#[allow(clippy::too_many_arguments)]
 async fn settle(
     app: &App,
-    card_id: i64,
-    appid: &AppId,
-    action: Action,
-    actor: &Actor,
-    reason: Option<String>,
-    attempt: i64,
+    s: &Settling,
     result: Result<(), WeChatError>,
 ) -> Result<Outcome, StoreError> {
-    let store = &app.store;
-    let now = now_secs();
     let error = match result {
         Ok(()) => {
-            let audit = Some((attempt, "ok", None));
-            confirm(app, card_id, appid, action, actor, reason, now, audit).await?;
+            confirm(app, s, "ok", None).await?;
             return Ok(Outcome::Done);
         }
         Err(e) => e,
     };
-    tracing::warn!(appid = %appid, action = action.as_str(), error = %error, "decision failed");
-    let unknown = matches!(error, WeChatError::OutcomeUnknown { .. });
+    tracing::warn!(appid = %s.appid, action = s.action.as_str(), error = %error, "decision failed");
+    let unknown = maybe_applied(&error);
     let stale = error
         .errcode()
         .is_some_and(|c| STALE_STATE_ERRCODES.contains(&c));
-    store
-        .audit_result(
-            attempt,
-            if unknown { "unknown" } else { "error" },
-            error.errcode(),
-            Some(&error.to_string()),
-        )
-        .await?;
-    if unknown || stale {
-        return reconcile(
-            app,
-            card_id,
-            appid,
-            action,
-            actor,
-            reason,
-            Some(attempt),
-            error,
-        )
-        .await;
+    if let Some(attempt) = s.attempt {
+        app.store
+            .audit_result(
+                attempt,
+                if unknown { "unknown" } else { "error" },
+                error.errcode(),
+                Some(&error.to_string()),
+            )
+            .await?;
     }
-    fail(app, card_id, action, actor, &error, now).await?;
+    if unknown || stale {
+        return reconcile(app, s, error).await;
+    }
+    fail(app, s, &error).await?;
     Ok(Outcome::Failed(error))
 }
 
 /// Re-reads WeChat's list to learn what is true after an unclear or stale-state answer, and
 /// shows it: the decision took effect, did not, or the status moved elsewhere.
-#[allow(clippy::too_many_arguments)]
-pub(crate) async fn reconcile(
-    app: &App,
-    card_id: i64,
-    appid: &AppId,
-    action: Action,
-    actor: &Actor,
-    reason: Option<String>,
-    attempt: Option<i64>,
-    error: WeChatError,
-) -> Result<Outcome, StoreError> {
-    let store = &app.store;
-    let now = now_secs();
+async fn reconcile(app: &App, s: &Settling, error: WeChatError) -> Result<Outcome, StoreError> {
     let listed = match app.wechat.list_all().await {
         Ok(list) => list,
         Err(read_error) => {
-            tracing::warn!(appid = %appid, error = %read_error, "could not re-read the status after an unclear answer");
-            let back = action.resting_state();
-            let note = Note::Unknown {
-                action,
-                by: actor.name.clone(),
-                at: now,
-            };
-            store.settle_card(card_id, back, Some(&note)).await?;
+            tracing::warn!(appid = %s.appid, error = %read_error, "could not re-read the status after an unclear answer");
+            if !maybe_applied(&error) {
+                // WeChat answered: nothing was done. Say so; the next poll shows where it stands.
+                fail(app, s, &error).await?;
+                return Ok(Outcome::Failed(error));
+            }
+            unknown(app, s).await?;
             return Ok(Outcome::Unknown);
         }
     };
-    let current = listed.into_iter().find(|a| &a.appid == appid);
-    let record = |result: &'static str, detail: String| async move {
-        if let Some(attempt) = attempt {
-            store
-                .audit_result(attempt, result, None, Some(&detail))
-                .await?;
-        }
-        Ok::<_, StoreError>(())
+    let current = listed.into_iter().find(|a| a.appid == s.appid);
+    resolve(app, s, current.as_ref(), maybe_applied(&error), Some(error)).await
+}
+
+/// Settles a decision's card from what a listing says of its applicant (`current`; `None` when it
+/// was not listed). `maybe_applied`: the decision's write may have taken effect, so the target
+/// status is credited to it.
+async fn resolve(
+    app: &App,
+    s: &Settling,
+    current: Option<&Applicant>,
+    maybe_applied: bool,
+    error: Option<WeChatError>,
+) -> Result<Outcome, StoreError> {
+    let store = &app.store;
+    let now = now_secs();
+    let failed = |e: Option<WeChatError>| match e {
+        Some(e) => Outcome::Failed(e),
+        None => Outcome::NotApplicable,
     };
-    match (&current, action.target_status()) {
+    match (current, s.action.target_status()) {
         // It took effect.
-        (Some(a), Some(target)) if a.status == target => {
+        (Some(a), Some(target)) if a.status == target && maybe_applied => {
             store.upsert_applicant(a).await?;
-            let audit = attempt.map(|a| (a, "ok", Some("confirmed by re-reading the status")));
-            confirm(app, card_id, appid, action, actor, reason, now, audit).await?;
+            confirm(app, s, "ok", Some("confirmed by re-reading the status")).await?;
             Ok(Outcome::Done)
         }
-        (None, None) => {
-            let audit = attempt.map(|a| {
-                (
-                    a,
-                    "ok",
-                    Some("confirmed by re-reading: the applicant is gone"),
-                )
-            });
-            confirm(app, card_id, appid, action, actor, reason, now, audit).await?;
+        (None, None) if maybe_applied => {
+            confirm(
+                app,
+                s,
+                "ok",
+                Some("confirmed by re-reading: the applicant is gone"),
+            )
+            .await?;
             Ok(Outcome::Done)
         }
         // Nothing happened: still where it was.
-        (Some(a), _) if action.applies_to(a.status) => {
+        (Some(a), _) if s.action.applies_to(a.status) => {
             store.upsert_applicant(a).await?;
-            if attempt.is_some() && matches!(error, WeChatError::OutcomeUnknown { .. }) {
-                record("error", "not applied (re-read the status)".into()).await?;
+            remember(app, a);
+            if maybe_applied {
+                record(app, s, "error", "not applied (re-read the status)").await?;
             }
-            fail(app, card_id, action, actor, &error, now).await?;
-            Ok(Outcome::Failed(error))
+            match &error {
+                Some(e) => fail(app, s, e).await?,
+                None => {
+                    // The unknown outcome is settled: nothing was done, the card is plain again.
+                    store
+                        .settle_card(s.card_id, s.version, s.action.resting_state(), None)
+                        .await?;
+                }
+            }
+            Ok(failed(error))
         }
         // It moved elsewhere (console, timeout, deletion).
         (Some(a), _) => {
             store.upsert_applicant(a).await?;
+            remember(app, a);
+            if maybe_applied {
+                record(app, s, "error", "the status moved elsewhere").await?;
+            }
             let note = Note::Elsewhere {
                 status: a.status.code(),
                 at: now,
             };
             store
-                .settle_card(card_id, CardState::Closed, Some(&note))
+                .settle_card(s.card_id, s.version, CardState::Closed, Some(&note))
                 .await?;
-            Ok(Outcome::Failed(error))
+            Ok(failed(error))
         }
-        (None, Some(_)) => {
-            store.mark_gone(appid).await?;
+        // Deleted, and WeChat says so too (89242 on a delete).
+        (None, None) => {
+            store.mark_gone(&s.appid).await?;
+            app.seen.remove(&s.appid);
             store
-                .settle_card(card_id, CardState::Closed, Some(&Note::Gone { at: now }))
+                .settle_card(
+                    s.card_id,
+                    s.version,
+                    CardState::Closed,
+                    Some(&Note::Gone { at: now }),
+                )
                 .await?;
-            app.seen.remove(appid);
-            Ok(Outcome::Failed(error))
+            Ok(failed(error))
+        }
+        // Missing from one listing is no proof it is gone (listings can come back empty or
+        // partial): the outcome stays unknown until the poller has its proof.
+        (None, Some(_)) => {
+            if error.is_some() {
+                unknown(app, s).await?;
+            }
+            Ok(Outcome::Unknown)
         }
     }
 }
 
+/// Appends a result to the decision's attempt, if it has one.
+async fn record(
+    app: &App,
+    s: &Settling,
+    result: &'static str,
+    detail: &str,
+) -> Result<(), StoreError> {
+    if let Some(attempt) = s.attempt {
+        app.store
+            .audit_result(attempt, result, None, Some(detail))
+            .await?;
+    }
+    Ok(())
+}
+
+/// Updates the poller's memory with what a re-read found, so the next poll does not take it for
+/// news.
+fn remember(app: &App, a: &Applicant) {
+    if let Some(mut seen) = app.seen.get_mut(&a.appid) {
+        seen.applicant = a.clone();
+    }
+}
+
+/// The card says the outcome is unknown and offers no decision; the applicant's record takes the
+/// next tick, so only a listing that began after this moment settles it.
+async fn unknown(app: &App, s: &Settling) -> Result<(), StoreError> {
+    let note = Note::Unknown {
+        action: s.action,
+        by: s.actor.name.clone(),
+        at: now_secs(),
+    };
+    app.store.touch(&s.appid).await?;
+    app.store
+        .settle_card(s.card_id, s.version, s.action.resting_state(), Some(&note))
+        .await?;
+    Ok(())
+}
+
 /// Records a confirmed decision (status, card, audit result) in one transaction and updates
 /// the poller's view so the next poll does not take it for an outside change.
-#[allow(clippy::too_many_arguments)]
 async fn confirm(
     app: &App,
-    card_id: i64,
-    appid: &AppId,
-    action: Action,
-    actor: &Actor,
-    reason: Option<String>,
-    now: i64,
-    audit: Option<(i64, &str, Option<&str>)>,
+    s: &Settling,
+    result: &'static str,
+    detail: Option<&str>,
 ) -> Result<(), StoreError> {
     let note = Note::Decided {
-        action,
-        by: actor.name.clone(),
-        at: now,
-        reason,
+        action: s.action,
+        by: s.actor.name.clone(),
+        at: now_secs(),
+        reason: s.reason.clone(),
     };
-    let status = action.target_status();
-    app.store
-        .record_decision(card_id, appid, status, &note, audit)
+    let status = s.action.target_status();
+    let audit = s.attempt.map(|attempt| AuditResult {
+        attempt,
+        result,
+        detail,
+    });
+    let settled = app
+        .store
+        .record_decision(s.card_id, s.version, &s.appid, status, &note, audit)
         .await?;
+    if !settled {
+        tracing::warn!(card = s.card_id, appid = %s.appid, "a decision was recorded but its card had moved on");
+    }
     match status {
         Some(status) => {
-            if let Some(mut seen) = app.seen.get_mut(appid) {
+            if let Some(mut seen) = app.seen.get_mut(&s.appid) {
                 seen.applicant.status = status;
             }
         }
         None => {
-            app.seen.remove(appid);
+            app.seen.remove(&s.appid);
         }
     }
     Ok(())
 }
 
-async fn fail(
-    app: &App,
-    card_id: i64,
-    action: Action,
-    actor: &Actor,
-    error: &WeChatError,
-    now: i64,
-) -> Result<(), StoreError> {
-    let back = action.resting_state();
+async fn fail(app: &App, s: &Settling, error: &WeChatError) -> Result<(), StoreError> {
     let note = Note::Failed {
-        action,
-        by: actor.name.clone(),
-        at: now,
-        errcode: error
-            .errcode()
-            .filter(|_| !matches!(error, WeChatError::OutcomeUnknown { .. })),
+        action: s.action,
+        by: s.actor.name.clone(),
+        at: now_secs(),
+        errcode: error.errcode().filter(|_| !maybe_applied(error)),
         retryable: error.is_retryable_by_person(),
     };
-    app.store.settle_card(card_id, back, Some(&note)).await
+    app.store
+        .settle_card(s.card_id, s.version, s.action.resting_state(), Some(&note))
+        .await?;
+    Ok(())
 }
 
-/// After a restart: every card left mid-decision is settled by re-reading WeChat, so its card
-/// shows the truth and the audit log gets the result the crash swallowed.
-pub async fn recover_interrupted(app: &App) -> Result<usize, StoreError> {
+/// Settles every card left in `deciding` that no decision of this process holds: interrupted by
+/// a restart, or abandoned by a decision whose store write failed. Each is re-read from WeChat,
+/// so its card shows the truth and the audit log gets the result that was swallowed. Runs at
+/// start and after every poll. Returns how many it settled.
+pub async fn recover_abandoned(app: &App) -> Result<usize, StoreError> {
     let cards = app.store.deciding_cards(app.chat.0).await?;
-    let count = cards.len();
+    let mut count = 0;
     for card in cards {
+        if app.holds.is_held(card.id) {
+            continue;
+        }
+        count += 1;
         let (Some(action), Some(actor)) = (card.action, card.actor.clone()) else {
             app.store
-                .settle_card(card.id, CardState::Open, None)
+                .settle_card(card.id, card.version, CardState::Open, None)
                 .await?;
             continue;
         };
         let attempt = app.store.open_attempt(&card.appid).await?;
-        tracing::info!(appid = %card.appid, action = action.as_str(), "reconciling a decision interrupted by a restart");
+        tracing::info!(appid = %card.appid, action = action.as_str(), "settling a decision that was interrupted");
+        let s = Settling {
+            card_id: card.id,
+            version: card.version,
+            appid: card.appid.clone(),
+            action,
+            actor,
+            reason: card.reason.clone(),
+            attempt,
+        };
         let cause = WeChatError::OutcomeUnknown {
             action: "restart",
             appid: card.appid.to_string(),
             cause: Box::new(WeChatError::InvalidRequest(
-                "interrupted by a restart".into(),
+                "interrupted before WeChat's answer was recorded".into(),
             )),
         };
-        reconcile(
-            app,
-            card.id,
-            &card.appid,
-            action,
-            &actor,
-            card.reason.clone(),
-            attempt,
-            cause,
-        )
-        .await?;
+        reconcile(app, &s, cause).await?;
         if let Err(e) = app.refresh_card(card.id).await {
             tracing::warn!(card = card.id, error = %e, "could not edit a reconciled card");
         }
     }
     Ok(count)
+}
+
+/// Settles a card whose last decision has an unknown outcome from a listing that began after
+/// the outcome was recorded (`listed`: what it said of the applicant). An applicant missing from
+/// the listing is left to the poller's proof of absence. Returns whether the card changed.
+pub async fn settle_unknown(
+    app: &App,
+    card: &Card,
+    listed: &Applicant,
+) -> Result<bool, StoreError> {
+    let (Some(Note::Unknown { action, .. }), Some(actor)) = (&card.note, card.actor.clone()) else {
+        return Ok(false);
+    };
+    let attempt = app.store.last_attempt(&card.appid).await?;
+    let s = Settling {
+        card_id: card.id,
+        version: card.version,
+        appid: card.appid.clone(),
+        action: *action,
+        actor,
+        reason: card.reason.clone(),
+        attempt,
+    };
+    resolve(app, &s, Some(listed), true, None).await?;
+    Ok(true)
 }

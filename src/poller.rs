@@ -3,7 +3,7 @@
 //! applicants whose status changed outside the bot. One step ([`poll_once`]) is separate from the
 //! sleeping loop ([`run`]) so tests drive it step by step.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
@@ -84,6 +84,9 @@ async fn poll_locked(app: &App) -> Result<PollReport, PollError> {
     {
         return Err(PollError::QuotaPaused { until });
     }
+    // Read before listing: what this poll learns is no newer than this, and must not overwrite
+    // what a decision records while the listing is still being paged.
+    let as_of = app.store.clock().await?;
     let listed = app.wechat.list_all().await;
     note_health(app, listed.as_ref().err()).await;
     let listed = listed?;
@@ -93,26 +96,40 @@ async fn poll_locked(app: &App) -> Result<PollReport, PollError> {
         ..PollReport::default()
     };
     announce_burst(app, &listed).await;
-    let mut present = HashSet::with_capacity(listed.len());
+    let mut present = HashMap::with_capacity(listed.len());
     let mut changed = Vec::new();
     for applicant in listed {
-        present.insert(applicant.appid.clone());
-        let unchanged = app.seen.get(&applicant.appid).is_some_and(|seen| {
-            seen.applicant == applicant && (seen.carded || !applicant.status.is_decidable())
-        });
+        let unchanged = match app.seen.get_mut(&applicant.appid) {
+            Some(mut seen) => {
+                seen.missed = 0;
+                seen.applicant == applicant
+                    && (seen.carded || !applicant.status.is_decidable())
+            }
+            None => false,
+        };
         if !unchanged {
-            changed.push(applicant);
+            changed.push(applicant.clone());
         }
+        present.insert(applicant.appid.clone(), applicant);
     }
-    apply_changes(app, changed, &mut report).await?;
-    let vanished: Vec<AppId> = app
+    apply_changes(app, changed, as_of, &mut report).await?;
+    let missing: Vec<AppId> = app
         .seen
-        .iter()
-        .filter(|entry| !present.contains(entry.key()))
-        .map(|entry| entry.key().clone())
+        .iter_mut()
+        .filter(|entry| !present.contains_key(entry.key()))
+        .filter_map(|mut entry| {
+            entry.missed = entry.missed.saturating_add(1);
+            (entry.missed >= MISSING_PROOF).then(|| entry.key().clone())
+        })
         .collect();
-    for appid in vanished {
-        vanish(app, &appid, &mut report).await?;
+    for appid in missing {
+        vanish(app, &appid, as_of, &mut report).await?;
+    }
+    report.updated_cards += settle_unknown_outcomes(app, &present, as_of).await?;
+    match crate::decision::recover_abandoned(app).await {
+        Ok(0) => {}
+        Ok(n) => report.updated_cards += n,
+        Err(e) => tracing::warn!(error = %e, "could not settle abandoned decisions"),
     }
     if app.take_failed_edits() {
         report.updated_cards += app.refresh_stale_cards().await.unwrap_or(0);
@@ -128,6 +145,38 @@ async fn poll_locked(app: &App) -> Result<PollReport, PollError> {
         tracing::debug!(listed = report.listed, "poll: nothing changed");
     }
     Ok(report)
+}
+
+/// Listings in a row an applicant must be missing from before the bot believes it is gone. One
+/// listing is no proof: WeChat can answer errcode 0 with an empty or partial list.
+pub const MISSING_PROOF: u8 = 2;
+
+/// Cards whose last decision's outcome is unknown are settled by the first listing that began
+/// after the outcome was recorded and that lists their applicant. Returns how many changed.
+async fn settle_unknown_outcomes(
+    app: &App,
+    present: &HashMap<AppId, Applicant>,
+    as_of: i64,
+) -> Result<usize, PollError> {
+    let mut settled = 0;
+    for card in app.store.unknown_cards(app.chat.0).await? {
+        let Some(listed) = present.get(&card.appid) else {
+            continue;
+        };
+        let newer = app
+            .store
+            .applicant(&card.appid)
+            .await?
+            .is_none_or(|s| s.touched > as_of);
+        if newer {
+            continue;
+        }
+        if crate::decision::settle_unknown(app, &card, listed).await? {
+            refresh(app, card.id).await;
+            settled += 1;
+        }
+    }
+    Ok(settled)
 }
 
 /// More new applicants than one minute of Telegram's group budget: their cards take minutes to
@@ -177,10 +226,12 @@ async fn announce_burst(app: &App, listed: &[Applicant]) {
 const BULK_AFTER: usize = 32;
 
 /// Brings the store and the cards in line with the applicants that changed since the last poll:
-/// one transaction for the records, then the cards one by one.
+/// one transaction for the records, then the cards one by one. Only records this poll could write
+/// (none touched since `as_of`) have their cards changed.
 async fn apply_changes(
     app: &App,
     changed: Vec<Applicant>,
+    as_of: i64,
     report: &mut PollReport,
 ) -> Result<(), PollError> {
     if changed.is_empty() {
@@ -196,10 +247,14 @@ async fn apply_changes(
                 .is_some_and(|c| c.state == CardState::Deciding)
         })
         .collect();
-    app.store.upsert_applicants(&changed).await?;
-    report.changed += changed.len();
+    let written = app.store.record_listing(&changed, as_of).await?;
+    report.changed += written.len();
     for applicant in changed {
         let appid = applicant.appid.clone();
+        if !written.contains(&appid) {
+            // Decided or re-read while this poll was paging: its view is older. Next poll.
+            continue;
+        }
         let status_moved = stored
             .get(&appid)
             .is_some_and(|b| b.gone || b.applicant.status != applicant.status);
@@ -232,13 +287,23 @@ async fn apply_changes(
                 status: applicant.status.code(),
                 at: now_secs(),
             };
-            app.store
-                .settle_card(card.id, CardState::Closed, Some(&note))
-                .await?;
-            refresh(app, card.id).await;
-            report.updated_cards += 1;
+            if app
+                .store
+                .settle_card(card.id, card.version, CardState::Closed, Some(&note))
+                .await?
+            {
+                refresh(app, card.id).await;
+                report.updated_cards += 1;
+            }
         }
-        app.seen.insert(appid, Seen { applicant, carded });
+        app.seen.insert(
+            appid,
+            Seen {
+                applicant,
+                carded,
+                missed: 0,
+            },
+        );
     }
     Ok(())
 }
@@ -270,22 +335,32 @@ async fn known_state(
     Ok((stored, cards))
 }
 
-async fn vanish(app: &App, appid: &AppId, report: &mut PollReport) -> Result<(), PollError> {
-    let already_gone = app.store.applicant(appid).await?.is_none_or(|s| s.gone);
-    if !already_gone {
-        app.store.mark_gone(appid).await?;
+async fn vanish(
+    app: &App,
+    appid: &AppId,
+    as_of: i64,
+    report: &mut PollReport,
+) -> Result<(), PollError> {
+    let stored = app.store.applicant(appid).await?;
+    if stored.as_ref().is_some_and(|s| !s.gone) {
+        if !app.store.mark_gone_as_of(appid, as_of).await? {
+            // Re-read or decided since this poll began: not this poll's to judge.
+            return Ok(());
+        }
         report.changed += 1;
         if let Some(card) = app.store.card_for(app.chat.0, appid).await?
             && card.state != CardState::Deciding
             && card.state != CardState::Sending
-        {
-            app.store
+            && app
+                .store
                 .settle_card(
                     card.id,
+                    card.version,
                     CardState::Closed,
                     Some(&Note::Gone { at: now_secs() }),
                 )
-                .await?;
+                .await?
+        {
             refresh(app, card.id).await;
             report.updated_cards += 1;
         }

@@ -4,6 +4,7 @@
 //! Every operation that guards a decision is one atomic statement that says what it did
 //! ([`Store::claim`] returns whether this caller won).
 
+use std::collections::HashSet;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -43,6 +44,8 @@ pub struct StoredApplicant {
     pub applicant: Applicant,
     /// Whether it has vanished from WeChat's list.
     pub gone: bool,
+    /// The applicant clock's tick when this record was last written.
+    pub touched: i64,
 }
 
 /// One decision attempt with its result, for `/history`.
@@ -83,6 +86,32 @@ pub struct StatusCounts {
     pub other: i64,
     /// Live cards.
     pub cards: i64,
+}
+
+/// A decision attempt as the audit log records it before WeChat is called.
+#[derive(Clone, Copy, Debug)]
+pub struct Attempt<'a> {
+    /// Whom it concerns.
+    pub appid: &'a AppId,
+    /// What is tried.
+    pub action: Action,
+    /// Who asked.
+    pub actor: &'a Actor,
+    /// `button` or `command`.
+    pub via: &'a str,
+    /// The refusal reason.
+    pub reason: Option<&'a str>,
+}
+
+/// The result of an attempt, appended to the audit log beside what it settles.
+#[derive(Clone, Copy, Debug)]
+pub struct AuditResult<'a> {
+    /// The attempt's id.
+    pub attempt: i64,
+    /// `ok`, `error` or `unknown`.
+    pub result: &'a str,
+    /// Why, for `/history`.
+    pub detail: Option<&'a str>,
 }
 
 /// The SQLite-backed store. Cheap to clone.
@@ -163,63 +192,70 @@ impl Store {
         row.as_ref().map(applicant_from_row).transpose()
     }
 
-    /// Records what WeChat says about an applicant (it is listed, so not gone).
-    pub async fn upsert_applicant(&self, a: &Applicant) -> StoreResult<()> {
-        self.upsert_applicants(std::slice::from_ref(a)).await
+    /// The applicant clock's reading: a poll takes it before it lists WeChat, and may then write
+    /// only over records no newer than it ([`Store::record_listing`]).
+    pub async fn clock(&self) -> StoreResult<i64> {
+        Ok(sqlx::query_scalar("SELECT tick FROM clock WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await?)
     }
 
-    /// Records many applicants in one transaction of multi-row statements: the first poll of a
-    /// plugin with 10,000 applicants must not pay a commit per row.
-    pub async fn upsert_applicants(&self, list: &[Applicant]) -> StoreResult<()> {
-        /// Rows per statement: 11 parameters each stays far below SQLite's parameter limit.
-        const ROWS: usize = 64;
-        if list.is_empty() {
-            return Ok(());
-        }
-        let now = now_secs();
+    /// Records what WeChat says about an applicant, learned just now (a re-read after a
+    /// decision): it takes the next tick, so no poll that began earlier writes over it.
+    pub async fn upsert_applicant(&self, a: &Applicant) -> StoreResult<()> {
         let mut tx = self.pool.begin().await?;
-        for chunk in list.chunks(ROWS) {
-            let values = vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)"; chunk.len()].join(", ");
-            let sql = format!(
-                "INSERT INTO applicants (appid, status, nickname, avatar_url, reason, apply_url,
-                     applied_at, categories, first_seen, updated_at, gone)
-                 VALUES {values}
-                 ON CONFLICT (appid) DO UPDATE SET status = excluded.status,
-                     nickname = excluded.nickname, avatar_url = excluded.avatar_url,
-                     reason = excluded.reason, apply_url = excluded.apply_url,
-                     applied_at = excluded.applied_at, categories = excluded.categories,
-                     updated_at = excluded.updated_at, gone = 0"
-            );
-            let mut query = sqlx::query(&sql);
-            for a in chunk {
-                let categories =
-                    serde_json::to_string(&a.categories).unwrap_or_else(|_| "[]".into());
-                query = query
-                    .bind(a.appid.as_str())
-                    .bind(a.status.code())
-                    .bind(&a.nickname)
-                    .bind(&a.avatar_url)
-                    .bind(&a.reason)
-                    .bind(&a.apply_url)
-                    .bind(a.applied_at.map(|t| t.as_second()))
-                    .bind(categories)
-                    .bind(now)
-                    .bind(now);
-            }
-            query.execute(&mut *tx).await?;
-        }
+        let tick = tick_with(&mut *tx).await?;
+        upsert_with(&mut *tx, std::slice::from_ref(a), tick, false).await?;
         tx.commit().await?;
         Ok(())
     }
 
-    /// Sets the status after a decision WeChat confirmed.
-    pub async fn set_status(&self, appid: &AppId, status: ApplyStatus) -> StoreResult<()> {
-        set_status_with(&self.pool, appid, status).await
+    /// Records a listing that began at clock reading `as_of`, in one transaction of multi-row
+    /// statements (the first poll of 10,000 applicants must not pay a commit per row). A record
+    /// touched after `as_of` (a decision made while the poll was paging) is left as it is.
+    /// Returns the appids written: only those may have their cards changed by this poll.
+    pub async fn record_listing(
+        &self,
+        list: &[Applicant],
+        as_of: i64,
+    ) -> StoreResult<HashSet<AppId>> {
+        if list.is_empty() {
+            return Ok(HashSet::new());
+        }
+        let mut tx = self.pool.begin().await?;
+        let written = upsert_with(&mut *tx, list, as_of, true).await?;
+        tx.commit().await?;
+        Ok(written)
     }
 
-    /// Marks an applicant as vanished from WeChat's list.
+    /// Takes the next tick for an applicant whose card now says its outcome is unknown, so only a
+    /// listing begun after this moment may settle it.
+    pub async fn touch(&self, appid: &AppId) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        let tick = tick_with(&mut *tx).await?;
+        sqlx::query("UPDATE applicants SET touched = ? WHERE appid = ?")
+            .bind(tick)
+            .bind(appid.as_str())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Marks an applicant as vanished from WeChat's list, as learned just now (a re-read after a
+    /// deletion).
     pub async fn mark_gone(&self, appid: &AppId) -> StoreResult<()> {
-        mark_gone_with(&self.pool, appid).await
+        let mut tx = self.pool.begin().await?;
+        let tick = tick_with(&mut *tx).await?;
+        mark_gone_with(&mut *tx, appid, tick, None).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Marks an applicant as vanished according to listings begun at clock reading `as_of`,
+    /// unless its record is newer. Returns whether it was marked.
+    pub async fn mark_gone_as_of(&self, appid: &AppId, as_of: i64) -> StoreResult<bool> {
+        mark_gone_with(&self.pool, appid, as_of, Some(as_of)).await
     }
 
     /// Listed applicants, optionally with one status, newest first, with their cards in `chat_id`.
@@ -356,6 +392,20 @@ impl Store {
         self.card_for(chat_id, appid).await
     }
 
+    /// Takes back a card written but not sent, for an applicant no longer pending: a card that
+    /// never had a message closes; one re-opened for a re-application goes back to closed.
+    pub async fn abandon_card(&self, card_id: i64) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE cards SET state = 'closed', version = version + 1, updated_at = ?
+             WHERE id = ? AND state = 'sending'",
+        )
+        .bind(now_secs())
+        .bind(card_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     /// Records the message a card was sent as; the card is now open.
     pub async fn card_sent(&self, card_id: i64, message_id: i32) -> StoreResult<()> {
         sqlx::query(
@@ -396,6 +446,19 @@ impl Store {
                 .bind(chat_id)
                 .fetch_all(&self.pool)
                 .await?;
+        rows.iter().map(card_from_row).collect()
+    }
+
+    /// Cards whose last decision has an unknown outcome (WeChat's answer was lost and the re-read
+    /// failed): the poller settles them from the next listing that began after.
+    pub async fn unknown_cards(&self, chat_id: i64) -> StoreResult<Vec<Card>> {
+        let rows = sqlx::query(
+            "SELECT * FROM cards WHERE chat_id = ? AND state != 'deciding'
+               AND json_extract(note, '$.kind') = 'unknown' ORDER BY id",
+        )
+        .bind(chat_id)
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter().map(card_from_row).collect()
     }
 
@@ -444,8 +507,9 @@ impl Store {
         .await?)
     }
 
-    /// Atomically moves a card from one of `from` to `to`, recording who and what. Returns
-    /// whether this caller made the move: of two simultaneous presses, exactly one gets `true`.
+    /// Atomically moves a card from one of `from` to `to`, recording who and what. Returns the
+    /// card's new version when this caller made the move: of two simultaneous presses, exactly
+    /// one gets it.
     pub async fn claim(
         &self,
         card_id: i64,
@@ -454,85 +518,128 @@ impl Store {
         actor: &Actor,
         action: Option<Action>,
         reason: Option<&str>,
-    ) -> StoreResult<bool> {
-        claim_with(&self.pool, card_id, from, to, actor, action, reason).await
+    ) -> StoreResult<Option<i64>> {
+        let claim = Claiming {
+            from,
+            to,
+            actor,
+            action,
+            reason,
+            unless_unknown: false,
+        };
+        claim_with(&self.pool, card_id, &claim).await
     }
 
-    /// Sets a card's state and the outcome it shows.
+    /// Sets a card's state and the outcome it shows, if the card is still at `version` (the one
+    /// it was read or claimed at). Returns whether it was set: a card that moved meanwhile is
+    /// left to whoever moved it.
     pub async fn settle_card(
         &self,
         card_id: i64,
+        version: i64,
         state: CardState,
         note: Option<&Note>,
-    ) -> StoreResult<()> {
-        settle_card_with(&self.pool, card_id, state, note).await
+    ) -> StoreResult<bool> {
+        settle_card_with(&self.pool, card_id, version, state, note).await
+    }
+
+    /// Ends the reject flow (↩ Cancel): back to `open` from one of `from`, keeping the note, in
+    /// one compare-and-swap. Returns whether this caller did it.
+    pub async fn cancel_reason(&self, card_id: i64, from: &[CardState]) -> StoreResult<bool> {
+        let sql = format!(
+            "UPDATE cards SET state = 'open', prompt_message_id = NULL, version = version + 1,
+                 updated_at = ? WHERE id = ? AND state IN ({})",
+            state_list(from)
+        );
+        let done = sqlx::query(&sql)
+            .bind(now_secs())
+            .bind(card_id)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(done == 1)
     }
 
     /// Claims a card for a decision and appends the attempt to the audit log in one transaction.
-    /// Returns the attempt's id, or `None` when the card was not in one of `from` (someone else
-    /// holds it, or it moved on): of simultaneous callers exactly one gets an id.
-    #[allow(clippy::too_many_arguments)]
+    /// Returns the attempt's id and the card's version as claimed, or `None` when the card was
+    /// not in one of `from` (someone else holds it, or it moved on): of simultaneous callers
+    /// exactly one gets them.
     pub async fn claim_for_decision(
         &self,
         card_id: i64,
         from: &[CardState],
-        actor: &Actor,
-        action: Action,
-        appid: &AppId,
-        via: &str,
-        reason: Option<&str>,
-    ) -> StoreResult<Option<i64>> {
+        attempt: &Attempt<'_>,
+    ) -> StoreResult<Option<(i64, i64)>> {
         let mut tx = self.pool.begin().await?;
-        if !claim_with(
-            &mut *tx,
-            card_id,
+        // A card whose last outcome is unknown offers no decision: the write may have happened.
+        let claim = Claiming {
             from,
-            CardState::Deciding,
-            actor,
-            Some(action),
-            reason,
-        )
-        .await?
-        {
+            to: CardState::Deciding,
+            actor: attempt.actor,
+            action: Some(attempt.action),
+            reason: attempt.reason,
+            unless_unknown: true,
+        };
+        let Some(version) = claim_with(&mut *tx, card_id, &claim).await? else {
             tx.rollback().await?;
             return Ok(None);
-        }
-        let attempt = attempt_with(&mut *tx, appid, action, actor, via, reason).await?;
+        };
+        let id = attempt_with(&mut *tx, attempt).await?;
         tx.commit().await?;
-        Ok(Some(attempt))
+        Ok(Some((id, version)))
     }
 
     /// Records a decision WeChat confirmed, in one transaction: the applicant's new status (or
-    /// that it is gone), the card's state and note, and the audit result.
+    /// that it is gone) at the next tick, the audit result, and — if the card is still at
+    /// `version` — its state and note. Returns whether the card was settled.
     pub async fn record_decision(
         &self,
         card_id: i64,
+        version: i64,
         appid: &AppId,
         status: Option<ApplyStatus>,
         note: &Note,
-        audit: Option<(i64, &str, Option<&str>)>,
-    ) -> StoreResult<()> {
+        audit: Option<AuditResult<'_>>,
+    ) -> StoreResult<bool> {
         let mut tx = self.pool.begin().await?;
+        let tick = tick_with(&mut *tx).await?;
         match status {
-            Some(status) => set_status_with(&mut *tx, appid, status).await?,
-            None => mark_gone_with(&mut *tx, appid).await?,
+            Some(status) => {
+                sqlx::query(
+                    "UPDATE applicants SET status = ?, touched = ?, updated_at = ? WHERE appid = ?",
+                )
+                .bind(status.code())
+                .bind(tick)
+                .bind(now_secs())
+                .bind(appid.as_str())
+                .execute(&mut *tx)
+                .await?;
+            }
+            None => {
+                mark_gone_with(&mut *tx, appid, tick, None).await?;
+            }
         }
-        settle_card_with(&mut *tx, card_id, CardState::Closed, Some(note)).await?;
-        if let Some((attempt, result, detail)) = audit {
-            result_with(&mut *tx, attempt, result, None, detail).await?;
+        let settled =
+            settle_card_with(&mut *tx, card_id, version, CardState::Closed, Some(note)).await?;
+        if let Some(r) = audit {
+            result_with(&mut *tx, r.attempt, r.result, None, r.detail).await?;
         }
         tx.commit().await?;
-        Ok(())
+        Ok(settled)
     }
 
-    /// Remembers the ForceReply prompt that asks for a typed reason.
+    /// Remembers the ForceReply prompt that asks for a typed reason (only while the card waits
+    /// for one).
     pub async fn set_prompt(&self, card_id: i64, prompt_message_id: i32) -> StoreResult<()> {
-        sqlx::query("UPDATE cards SET prompt_message_id = ?, updated_at = ? WHERE id = ?")
-            .bind(prompt_message_id)
-            .bind(now_secs())
-            .bind(card_id)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "UPDATE cards SET prompt_message_id = ?, updated_at = ?
+             WHERE id = ? AND state = 'awaiting_reason'",
+        )
+        .bind(prompt_message_id)
+        .bind(now_secs())
+        .bind(card_id)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
@@ -571,15 +678,8 @@ impl Store {
     // ---- audit ----
 
     /// Appends a decision attempt before WeChat is called; returns its id.
-    pub async fn audit_attempt(
-        &self,
-        appid: &AppId,
-        action: Action,
-        actor: &Actor,
-        via: &str,
-        reason: Option<&str>,
-    ) -> StoreResult<i64> {
-        attempt_with(&self.pool, appid, action, actor, via, reason).await
+    pub async fn audit_attempt(&self, attempt: &Attempt<'_>) -> StoreResult<i64> {
+        attempt_with(&self.pool, attempt).await
     }
 
     /// Appends the result of attempt `attempt_id`.
@@ -602,6 +702,16 @@ impl Store {
         )
         .bind(appid.as_str())
         .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    /// The latest attempt on `appid`, whatever its results.
+    pub async fn last_attempt(&self, appid: &AppId) -> StoreResult<Option<i64>> {
+        Ok(sqlx::query_scalar(
+            "SELECT MAX(id) FROM audit WHERE appid = ? AND attempt_id IS NULL",
+        )
+        .bind(appid.as_str())
+        .fetch_one(&self.pool)
         .await?)
     }
 
@@ -666,100 +776,174 @@ impl Store {
 // The statements behind the store's operations, over any executor, so a transaction can group
 // several of them (a decision's records) and a single call can run one on the pool.
 
-async fn set_status_with<'e>(
-    e: impl SqliteExecutor<'e>,
-    appid: &AppId,
-    status: ApplyStatus,
-) -> StoreResult<()> {
-    sqlx::query("UPDATE applicants SET status = ?, updated_at = ? WHERE appid = ?")
-        .bind(status.code())
-        .bind(now_secs())
-        .bind(appid.as_str())
-        .execute(e)
-        .await?;
-    Ok(())
+fn state_list(states: &[CardState]) -> String {
+    states
+        .iter()
+        .map(|s| format!("'{}'", s.as_str()))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
-async fn mark_gone_with<'e>(e: impl SqliteExecutor<'e>, appid: &AppId) -> StoreResult<()> {
-    sqlx::query("UPDATE applicants SET gone = 1, updated_at = ? WHERE appid = ?")
-        .bind(now_secs())
-        .bind(appid.as_str())
-        .execute(e)
-        .await?;
-    Ok(())
+/// Takes the next tick of the applicant clock.
+async fn tick_with<'e>(e: impl SqliteExecutor<'e>) -> StoreResult<i64> {
+    Ok(
+        sqlx::query_scalar("UPDATE clock SET tick = tick + 1 WHERE id = 1 RETURNING tick")
+            .fetch_one(e)
+            .await?,
+    )
+}
+
+/// Writes applicants with `touched = tick`; with `only_older`, a record touched after `tick` is
+/// left alone. Returns the appids written.
+async fn upsert_with(
+    tx: &mut sqlx::SqliteConnection,
+    list: &[Applicant],
+    tick: i64,
+    only_older: bool,
+) -> StoreResult<HashSet<AppId>> {
+    /// Rows per statement: 12 parameters each stays far below SQLite's parameter limit.
+    const ROWS: usize = 64;
+    let now = now_secs();
+    let guard = if only_older {
+        "WHERE applicants.touched <= excluded.touched"
+    } else {
+        ""
+    };
+    let mut written = HashSet::with_capacity(list.len());
+    for chunk in list.chunks(ROWS) {
+        let values = vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?)"; chunk.len()].join(", ");
+        let sql = format!(
+            "INSERT INTO applicants (appid, status, nickname, avatar_url, reason, apply_url,
+                 applied_at, categories, first_seen, updated_at, gone, touched)
+             VALUES {values}
+             ON CONFLICT (appid) DO UPDATE SET status = excluded.status,
+                 nickname = excluded.nickname, avatar_url = excluded.avatar_url,
+                 reason = excluded.reason, apply_url = excluded.apply_url,
+                 applied_at = excluded.applied_at, categories = excluded.categories,
+                 updated_at = excluded.updated_at, gone = 0, touched = excluded.touched
+             {guard}
+             RETURNING appid"
+        );
+        let mut query = sqlx::query_scalar::<_, String>(&sql);
+        for a in chunk {
+            let categories = serde_json::to_string(&a.categories).unwrap_or_else(|_| "[]".into());
+            query = query
+                .bind(a.appid.as_str())
+                .bind(a.status.code())
+                .bind(&a.nickname)
+                .bind(&a.avatar_url)
+                .bind(&a.reason)
+                .bind(&a.apply_url)
+                .bind(a.applied_at.map(|t| t.as_second()))
+                .bind(categories)
+                .bind(now)
+                .bind(now)
+                .bind(tick);
+        }
+        for appid in query.fetch_all(&mut *tx).await? {
+            if let Ok(appid) = AppId::parse(&appid) {
+                written.insert(appid);
+            }
+        }
+    }
+    Ok(written)
+}
+
+/// Marks an applicant gone with `touched = tick`; with `as_of`, only if its record is no newer.
+async fn mark_gone_with<'e>(
+    e: impl SqliteExecutor<'e>,
+    appid: &AppId,
+    tick: i64,
+    as_of: Option<i64>,
+) -> StoreResult<bool> {
+    let done = sqlx::query(
+        "UPDATE applicants SET gone = 1, touched = ?, updated_at = ?
+         WHERE appid = ? AND (? IS NULL OR touched <= ?)",
+    )
+    .bind(tick)
+    .bind(now_secs())
+    .bind(appid.as_str())
+    .bind(as_of)
+    .bind(as_of)
+    .execute(e)
+    .await?
+    .rows_affected();
+    Ok(done == 1)
 }
 
 async fn settle_card_with<'e>(
     e: impl SqliteExecutor<'e>,
     card_id: i64,
+    version: i64,
     state: CardState,
     note: Option<&Note>,
-) -> StoreResult<()> {
+) -> StoreResult<bool> {
     let note = note.and_then(|n| serde_json::to_string(n).ok());
-    sqlx::query(
+    let done = sqlx::query(
         "UPDATE cards SET state = ?, note = ?, prompt_message_id = NULL, version = version + 1,
-             updated_at = ? WHERE id = ?",
+             updated_at = ? WHERE id = ? AND version = ?",
     )
     .bind(state.as_str())
     .bind(note)
     .bind(now_secs())
     .bind(card_id)
+    .bind(version)
     .execute(e)
-    .await?;
-    Ok(())
+    .await?
+    .rows_affected();
+    Ok(done == 1)
+}
+
+/// A claim's compare-and-swap: from one of `from` to `to`, recording who and what.
+struct Claiming<'a> {
+    from: &'a [CardState],
+    to: CardState,
+    actor: &'a Actor,
+    action: Option<Action>,
+    reason: Option<&'a str>,
+    unless_unknown: bool,
 }
 
 async fn claim_with<'e>(
     e: impl SqliteExecutor<'e>,
     card_id: i64,
-    from: &[CardState],
-    to: CardState,
-    actor: &Actor,
-    action: Option<Action>,
-    reason: Option<&str>,
-) -> StoreResult<bool> {
-    let states = from
-        .iter()
-        .map(|s| format!("'{}'", s.as_str()))
-        .collect::<Vec<_>>()
-        .join(",");
+    claim: &Claiming<'_>,
+) -> StoreResult<Option<i64>> {
+    let unknown = if claim.unless_unknown {
+        "AND (note IS NULL OR json_extract(note, '$.kind') != 'unknown')"
+    } else {
+        ""
+    };
     let sql = format!(
         "UPDATE cards SET state = ?, actor_id = ?, actor_name = ?, action = ?, reason = ?,
-             version = version + 1, updated_at = ? WHERE id = ? AND state IN ({states})"
+             version = version + 1, updated_at = ? WHERE id = ? AND state IN ({}) {unknown}
+         RETURNING version",
+        state_list(claim.from)
     );
-    let done = sqlx::query(&sql)
-        .bind(to.as_str())
-        .bind(actor.id as i64)
-        .bind(&actor.name)
-        .bind(action.map(Action::as_str))
-        .bind(reason)
+    Ok(sqlx::query_scalar(&sql)
+        .bind(claim.to.as_str())
+        .bind(claim.actor.id as i64)
+        .bind(&claim.actor.name)
+        .bind(claim.action.map(Action::as_str))
+        .bind(claim.reason)
         .bind(now_secs())
         .bind(card_id)
-        .execute(e)
-        .await?
-        .rows_affected();
-    Ok(done == 1)
+        .fetch_optional(e)
+        .await?)
 }
 
-async fn attempt_with<'e>(
-    e: impl SqliteExecutor<'e>,
-    appid: &AppId,
-    action: Action,
-    actor: &Actor,
-    via: &str,
-    reason: Option<&str>,
-) -> StoreResult<i64> {
+async fn attempt_with<'e>(e: impl SqliteExecutor<'e>, attempt: &Attempt<'_>) -> StoreResult<i64> {
     let id = sqlx::query(
         "INSERT INTO audit (at, appid, action, actor_id, actor_name, via, reason, result)
          VALUES (?, ?, ?, ?, ?, ?, ?, 'attempt')",
     )
     .bind(now_secs())
-    .bind(appid.as_str())
-    .bind(action.as_str())
-    .bind(actor.id as i64)
-    .bind(&actor.name)
-    .bind(via)
-    .bind(reason)
+    .bind(attempt.appid.as_str())
+    .bind(attempt.action.as_str())
+    .bind(attempt.actor.id as i64)
+    .bind(&attempt.actor.name)
+    .bind(attempt.via)
+    .bind(attempt.reason)
     .execute(e)
     .await?
     .last_insert_rowid();
@@ -809,6 +993,7 @@ fn applicant_from_row(row: &sqlx::sqlite::SqliteRow) -> StoreResult<StoredApplic
             categories,
         },
         gone: row.try_get::<i64, _>("gone")? != 0,
+        touched: row.try_get("touched")?,
     })
 }
 

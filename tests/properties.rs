@@ -11,7 +11,7 @@ use wxplugin_bot::i18n::Lang;
 use wxplugin_bot::wechat::decode_apply_list_answer;
 
 fn press() -> impl Strategy<Value = Press> {
-    (1..=i64::MAX, any::<u8>(), 0..8u8).prop_map(|(id, i, kind)| match kind {
+    (1..=i64::MAX, any::<u32>(), 0..8u8).prop_map(|(id, i, kind)| match kind {
         0 => Press::Approve(id),
         1 => Press::Reject(id),
         2 => Press::Reason(id, i),

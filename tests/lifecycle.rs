@@ -1,0 +1,354 @@
+//! One truth per applicant: polls, presses, commands and lost answers that overlap in time must
+//! not contradict each other. Each test stages one interleaving that broke the promise once.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use sqlx::Row;
+use wxplugin_bot::fake_telegram::{FakeMessage, TgFault};
+use wxplugin_bot::sandbox::Fault;
+
+/// Every message the bot posted as a card for `appid`, live or not.
+fn card_messages(app: &TestApp, appid: &str) -> Vec<FakeMessage> {
+    app.tg
+        .fake
+        .messages(TEAM)
+        .into_iter()
+        .filter(|m| m.from_bot && m.plain_text.starts_with("🧩") && m.plain_text.contains(appid))
+        .collect()
+}
+
+/// Messages of `appid` that offer a decision.
+fn offering_decision(app: &TestApp, appid: &str) -> usize {
+    card_messages(app, appid)
+        .iter()
+        .filter(|m| !m.deleted && button_labels(m).iter().any(|l| l.starts_with('✅')))
+        .count()
+}
+
+/// The callback data of the button starting with `prefix` on `message`.
+fn data_of(message: &FakeMessage, prefix: &str) -> String {
+    message
+        .buttons
+        .iter()
+        .flatten()
+        .find(|b| b.text.starts_with(prefix))
+        .and_then(|b| b.callback_data.clone())
+        .unwrap_or_else(|| panic!("no {prefix:?} button: {:?}", message.buttons))
+}
+
+async fn db(app: &TestApp) -> sqlx::SqlitePool {
+    let url = format!("sqlite:{}", app.db.path().join("bot.db").display());
+    sqlx::sqlite::SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect(&url)
+        .await
+        .expect("the bot's database opens")
+}
+
+async fn card_state(pool: &sqlx::SqlitePool, appid: &str) -> String {
+    sqlx::query("SELECT state FROM cards WHERE appid = ?")
+        .bind(appid)
+        .fetch_one(pool)
+        .await
+        .expect("card row")
+        .get("state")
+}
+
+#[tokio::test]
+async fn a_poll_that_began_before_a_decision_cannot_undo_it() {
+    // Three pages of two; the second page is slow, so a decision lands while the poll pages.
+    let mut app = TestApp::new(5).await;
+    app.vars.insert("WECHAT_PAGE_SIZE", "2".to_owned());
+    app.start().await;
+    app.wait_cards(5).await;
+    let first_page = app.appids()[0].clone();
+    let slow_page_two = Fault::Delay(Duration::from_millis(1500));
+    let mut rule = wx_fault("dev_apply_list", slow_page_two, 1);
+    rule.skip = 1;
+    app.wx.sandbox.inject(rule);
+    let listed_before = app.wechat_calls("dev_apply_list");
+
+    let refresh = app.tg.fake.user_sends(TEAM, BOB, "/refresh");
+    // Calls are recorded as they arrive: page two is being held.
+    let paging = app
+        .tg
+        .fake
+        .wait_until(WAIT, |_| app.wechat_calls("dev_apply_list") >= listed_before + 2)
+        .await;
+    assert!(paging, "the poll reached its slow second page");
+    app.press(ALICE, &first_page, "✅");
+    app.wait_card_text(&first_page, "Approved by @alice").await;
+    let answered = app
+        .tg
+        .fake
+        .wait_until(WAIT, |f| {
+            f.bot_messages(TEAM)
+                .iter()
+                .any(|m| m.reply_to == Some(refresh))
+        })
+        .await;
+    assert!(answered, "/refresh finished");
+    app.command(ALICE, "/refresh").await;
+
+    assert_eq!(app.status(&first_page), Some(2));
+    assert_eq!(card_messages(&app, &first_page).len(), 1, "no second card");
+    assert_eq!(offering_decision(&app, &first_page), 0);
+    assert!(
+        app.card(&first_page)
+            .plain_text
+            .contains("Approved by @alice")
+    );
+    assert_eq!(app.wechat_calls("dev_agree"), 1);
+}
+
+#[tokio::test]
+async fn a_press_whose_answer_telegram_refuses_still_decides() {
+    let app = TestApp::spawn(1).await;
+    let appid = app.appids()[0].clone();
+    let too_old = TgFault::Api {
+        code: 400,
+        description:
+            "Bad Request: query is too old and response timeout expired or query ID is invalid"
+                .to_owned(),
+    };
+    app.tg
+        .fake
+        .inject(tg_fault("answerCallbackQuery", too_old, 1));
+
+    app.press(ALICE, &appid, "✅");
+
+    app.wait_card_text(&appid, "Approved by @alice").await;
+    assert_eq!(app.status(&appid), Some(2));
+    assert_eq!(app.wechat_calls("dev_agree"), 1);
+    assert_eq!(card_state(&db(&app).await, &appid).await, "closed");
+}
+
+#[tokio::test]
+async fn a_deciding_card_that_no_decision_holds_is_settled_by_the_next_poll() {
+    // What a decision leaves when its last store write fails: the card in `deciding`, the
+    // WeChat write done. Staged straight in the database of the running bot.
+    let app = TestApp::spawn(1).await;
+    let appid = app.appids()[0].clone();
+    let pool = db(&app).await;
+    // The message is out before the bot records it: stage only once it is recorded.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while card_state(&pool, &appid).await != "open" {
+        assert!(tokio::time::Instant::now() < deadline, "card never recorded");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    sqlx::query(
+        "UPDATE cards SET state = 'deciding', action = 'approve', actor_id = ?,
+             actor_name = '@alice', version = version + 1 WHERE appid = ? AND state = 'open'",
+    )
+    .bind(ALICE)
+    .bind(&appid)
+    .execute(&pool)
+    .await
+    .expect("staged");
+    app.wx.sandbox.set_status(&appid, 2);
+
+    app.command(BOB, "/refresh").await;
+
+    app.wait_card_text(&appid, "Approved by @alice").await;
+    assert_eq!(card_state(&pool, &appid).await, "closed");
+    assert_eq!(app.wechat_calls("dev_agree"), 0, "re-read, never written");
+}
+
+#[tokio::test]
+async fn cancel_racing_a_command_approval_leaves_one_write() {
+    let mut app = TestApp::new(1).await;
+    app.vars.insert("WECHAT_TIMEOUT_SECS", "10".to_owned());
+    app.start().await;
+    app.wait_cards(1).await;
+    let appid = app.appids()[0].clone();
+    let approve_data = data_of(&app.card(&appid), "✅");
+    let message_id = app.card(&appid).message_id;
+    app.press(ALICE, &appid, "❌");
+    app.wait_card_text(&appid, "choosing a reason").await;
+    // Cancel's answer is slow, and so is WeChat's answer to the approval.
+    app.tg.fake.inject(tg_fault(
+        "answerCallbackQuery",
+        TgFault::Delay(Duration::from_millis(1200)),
+        1,
+    ));
+    app.wx.sandbox.inject(wx_fault(
+        "dev_agree",
+        Fault::Delay(Duration::from_millis(2500)),
+        1,
+    ));
+
+    app.press(ALICE, &appid, "↩");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    app.tg
+        .fake
+        .user_sends(TEAM, BOB, &format!("/approve {appid}"));
+    let in_flight = app
+        .tg
+        .fake
+        .wait_until(WAIT, |_| app.wechat_calls("dev_agree") == 1)
+        .await;
+    assert!(in_flight);
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let third = app.tg.fake.press_raw(TEAM, message_id, ALICE, &approve_data);
+    let (text, alert) = app.answer(&third).await;
+
+    app.wait_card_text(&appid, "Approved by @bob").await;
+    assert_eq!(app.wechat_calls("dev_agree"), 1, "one write");
+    assert!(alert, "the third press is refused: {text:?}");
+}
+
+#[tokio::test]
+async fn a_preset_reason_button_sends_its_own_words_after_the_reasons_change() {
+    let mut app = TestApp::new(2).await;
+    app.vars
+        .insert("REJECT_REASONS", "Alpha reason|Beta reason|Gamma reason".to_owned());
+    app.start().await;
+    app.wait_cards(2).await;
+    let ids = app.appids();
+    app.press(ALICE, &ids[0], "❌");
+    app.press(BOB, &ids[1], "❌");
+    app.wait_card_text(&ids[0], "choosing a reason").await;
+    let choosing = app.wait_card_text(&ids[1], "choosing a reason").await;
+    let alpha = data_of(&app.card(&ids[0]), "❌ Alpha");
+    let beta = data_of(&choosing, "❌ Beta");
+
+    app.vars
+        .insert("REJECT_REASONS", "Gamma reason|Alpha reason".to_owned());
+    app.restart().await;
+    let first = app.card(&ids[0]).message_id;
+    let second = app.card(&ids[1]).message_id;
+    app.tg.fake.press_raw(TEAM, first, ALICE, &alpha);
+    let gone = app.tg.fake.press_raw(TEAM, second, BOB, &beta);
+
+    app.wait_card_text(&ids[0], "Rejected by @alice").await;
+    let (text, alert) = app.answer(&gone).await;
+    assert!(alert);
+    assert_eq!(
+        text.as_deref(),
+        Some("That preset reason is no longer offered; please choose again.")
+    );
+    let refusals: Vec<_> = app
+        .wx
+        .sandbox
+        .calls()
+        .into_iter()
+        .filter(|c| c.action.as_deref() == Some("dev_refuse"))
+        .collect();
+    assert_eq!(refusals.len(), 1, "no refusal for a reason no longer offered");
+    assert_eq!(refusals[0].body["reason"], "Alpha reason");
+    assert_eq!(refusals[0].body["appid"], ids[0].as_str());
+    let redrawn = app
+        .tg
+        .fake
+        .wait_until(WAIT, |_| {
+            button_labels(&app.card(&ids[1]))
+                .iter()
+                .any(|l| l.starts_with("❌ Gamma"))
+        })
+        .await;
+    assert!(redrawn, "the card shows the reasons offered now");
+}
+
+#[tokio::test]
+async fn an_idle_poll_commits_nothing_to_the_database() {
+    let app = TestApp::spawn(3).await;
+    let ids = app.appids();
+    app.press(ALICE, &ids[0], "✅");
+    app.wait_card_text(&ids[0], "Approved").await;
+    app.command(ALICE, "/refresh").await;
+    let pool = db(&app).await;
+    // Changes whenever another connection commits to the database, whatever it wrote.
+    let version = || async {
+        sqlx::query_scalar::<_, i64>("PRAGMA data_version")
+            .fetch_one(&pool)
+            .await
+            .expect("data_version")
+    };
+    let before = version().await;
+
+    app.command(ALICE, "/refresh").await;
+    app.command(BOB, "/refresh").await;
+
+    assert_eq!(version().await, before, "an idle poll wrote to the database");
+}
+
+#[tokio::test]
+async fn a_press_with_another_cards_data_does_nothing() {
+    let app = TestApp::spawn(2).await;
+    let ids = app.appids();
+    let first = app.card(&ids[0]);
+    let second = app.card(&ids[1]);
+
+    let forged = app
+        .tg
+        .fake
+        .press_raw(TEAM, second.message_id, ALICE, &data_of(&first, "✅"));
+    let (text, alert) = app.answer(&forged).await;
+
+    assert!(alert);
+    assert_eq!(text.as_deref(), Some("This button is no longer valid."));
+    assert_eq!(app.wechat_calls("dev_agree"), 0);
+    assert_eq!(app.card(&ids[0]).edits, first.edits);
+    assert_eq!(app.card(&ids[1]).edits, second.edits);
+}
+
+#[tokio::test]
+async fn sigkill_while_wechat_holds_the_write_is_settled_on_restart() {
+    let app = TestApp::new(1).await;
+    let appid = app.appids()[0].clone();
+    let first = app
+        .start_process(1, &[("WECHAT_TIMEOUT_SECS", "30")])
+        .await;
+    app.wait_cards(1).await;
+    // WeChat applies the approval at once and holds its answer far longer than the test waits.
+    app.wx.sandbox.inject(wx_fault(
+        "dev_agree",
+        Fault::Delay(Duration::from_secs(20)),
+        1,
+    ));
+
+    app.press(ALICE, &appid, "✅");
+    let applied = app
+        .tg
+        .fake
+        .wait_until(WAIT, |_| app.status(&appid) == Some(2))
+        .await;
+    assert!(applied);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let pool = db(&app).await;
+    assert_eq!(card_state(&pool, &appid).await, "deciding");
+    first.kill();
+
+    let second = app.start_process(2, &[]).await;
+    let settled = app
+        .tg
+        .fake
+        .wait_until(WAIT, |_| {
+            app.card(&appid)
+                .plain_text
+                .contains("✅ Approved by @alice")
+        })
+        .await;
+    assert!(
+        settled,
+        "card not settled; second process printed:\n{}",
+        second.printed()
+    );
+    let history = app.command(ALICE, &format!("/history {appid}")).await;
+    second.terminate();
+
+    assert_eq!(card_state(&pool, &appid).await, "closed");
+    assert_eq!(app.wechat_calls("dev_agree"), 1, "never resent");
+    let results: Vec<String> = sqlx::query_scalar(
+        "SELECT result FROM audit WHERE appid = ? ORDER BY id",
+    )
+    .bind(&appid)
+    .fetch_all(&pool)
+    .await
+    .expect("audit");
+    assert_eq!(results, ["attempt", "ok"]);
+    assert!(history.plain_text.contains("→ ok"), "{}", history.plain_text);
+}
