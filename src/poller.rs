@@ -102,8 +102,7 @@ async fn poll_locked(app: &App) -> Result<PollReport, PollError> {
         let unchanged = match app.seen.get_mut(&applicant.appid) {
             Some(mut seen) => {
                 seen.missed = 0;
-                seen.applicant == applicant
-                    && (seen.carded || !applicant.status.is_decidable())
+                seen.applicant == applicant && (seen.carded || !applicant.status.is_decidable())
             }
             None => false,
         };

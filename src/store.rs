@@ -707,12 +707,12 @@ impl Store {
 
     /// The latest attempt on `appid`, whatever its results.
     pub async fn last_attempt(&self, appid: &AppId) -> StoreResult<Option<i64>> {
-        Ok(sqlx::query_scalar(
-            "SELECT MAX(id) FROM audit WHERE appid = ? AND attempt_id IS NULL",
+        Ok(
+            sqlx::query_scalar("SELECT MAX(id) FROM audit WHERE appid = ? AND attempt_id IS NULL")
+                .bind(appid.as_str())
+                .fetch_one(&self.pool)
+                .await?,
         )
-        .bind(appid.as_str())
-        .fetch_one(&self.pool)
-        .await?)
     }
 
     /// Attempts with their latest result, newest first.

@@ -395,7 +395,10 @@ async fn a_status_changed_in_the_console_updates_the_card() {
     assert_eq!(labels, ["🗑 Delete"]);
     app.wait_card_text(&ids[1], "now timed out").await;
     // Missing from one listing is no proof of deletion; the second listing in a row is.
-    assert_eq!(button_labels(&app.card(&ids[2])), ["✅ Approve", "❌ Reject"]);
+    assert_eq!(
+        button_labels(&app.card(&ids[2])),
+        ["✅ Approve", "❌ Reject"]
+    );
     app.command(ALICE, "/refresh").await;
     let gone = app
         .wait_card_text(&ids[2], "No longer in WeChat's application list")

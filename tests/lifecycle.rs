@@ -76,7 +76,9 @@ async fn a_poll_that_began_before_a_decision_cannot_undo_it() {
     let paging = app
         .tg
         .fake
-        .wait_until(WAIT, |_| app.wechat_calls("dev_apply_list") >= listed_before + 2)
+        .wait_until(WAIT, |_| {
+            app.wechat_calls("dev_apply_list") >= listed_before + 2
+        })
         .await;
     assert!(paging, "the poll reached its slow second page");
     app.press(ALICE, &first_page, "✅");
@@ -136,7 +138,10 @@ async fn a_deciding_card_that_no_decision_holds_is_settled_by_the_next_poll() {
     // The message is out before the bot records it: stage only once it is recorded.
     let deadline = tokio::time::Instant::now() + WAIT;
     while card_state(&pool, &appid).await != "open" {
-        assert!(tokio::time::Instant::now() < deadline, "card never recorded");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "card never recorded"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     sqlx::query(
@@ -192,7 +197,10 @@ async fn cancel_racing_a_command_approval_leaves_one_write() {
         .await;
     assert!(in_flight);
     tokio::time::sleep(Duration::from_millis(1200)).await;
-    let third = app.tg.fake.press_raw(TEAM, message_id, ALICE, &approve_data);
+    let third = app
+        .tg
+        .fake
+        .press_raw(TEAM, message_id, ALICE, &approve_data);
     let (text, alert) = app.answer(&third).await;
 
     app.wait_card_text(&appid, "Approved by @bob").await;
@@ -203,8 +211,10 @@ async fn cancel_racing_a_command_approval_leaves_one_write() {
 #[tokio::test]
 async fn a_preset_reason_button_sends_its_own_words_after_the_reasons_change() {
     let mut app = TestApp::new(2).await;
-    app.vars
-        .insert("REJECT_REASONS", "Alpha reason|Beta reason|Gamma reason".to_owned());
+    app.vars.insert(
+        "REJECT_REASONS",
+        "Alpha reason|Beta reason|Gamma reason".to_owned(),
+    );
     app.start().await;
     app.wait_cards(2).await;
     let ids = app.appids();
@@ -237,7 +247,11 @@ async fn a_preset_reason_button_sends_its_own_words_after_the_reasons_change() {
         .into_iter()
         .filter(|c| c.action.as_deref() == Some("dev_refuse"))
         .collect();
-    assert_eq!(refusals.len(), 1, "no refusal for a reason no longer offered");
+    assert_eq!(
+        refusals.len(),
+        1,
+        "no refusal for a reason no longer offered"
+    );
     assert_eq!(refusals[0].body["reason"], "Alpha reason");
     assert_eq!(refusals[0].body["appid"], ids[0].as_str());
     let redrawn = app
@@ -272,7 +286,11 @@ async fn an_idle_poll_commits_nothing_to_the_database() {
     app.command(ALICE, "/refresh").await;
     app.command(BOB, "/refresh").await;
 
-    assert_eq!(version().await, before, "an idle poll wrote to the database");
+    assert_eq!(
+        version().await,
+        before,
+        "an idle poll wrote to the database"
+    );
 }
 
 #[tokio::test]
@@ -299,9 +317,7 @@ async fn a_press_with_another_cards_data_does_nothing() {
 async fn sigkill_while_wechat_holds_the_write_is_settled_on_restart() {
     let app = TestApp::new(1).await;
     let appid = app.appids()[0].clone();
-    let first = app
-        .start_process(1, &[("WECHAT_TIMEOUT_SECS", "30")])
-        .await;
+    let first = app.start_process(1, &[("WECHAT_TIMEOUT_SECS", "30")]).await;
     app.wait_cards(1).await;
     // WeChat applies the approval at once and holds its answer far longer than the test waits.
     app.wx.sandbox.inject(wx_fault(
@@ -342,13 +358,16 @@ async fn sigkill_while_wechat_holds_the_write_is_settled_on_restart() {
 
     assert_eq!(card_state(&pool, &appid).await, "closed");
     assert_eq!(app.wechat_calls("dev_agree"), 1, "never resent");
-    let results: Vec<String> = sqlx::query_scalar(
-        "SELECT result FROM audit WHERE appid = ? ORDER BY id",
-    )
-    .bind(&appid)
-    .fetch_all(&pool)
-    .await
-    .expect("audit");
+    let results: Vec<String> =
+        sqlx::query_scalar("SELECT result FROM audit WHERE appid = ? ORDER BY id")
+            .bind(&appid)
+            .fetch_all(&pool)
+            .await
+            .expect("audit");
     assert_eq!(results, ["attempt", "ok"]);
-    assert!(history.plain_text.contains("→ ok"), "{}", history.plain_text);
+    assert!(
+        history.plain_text.contains("→ ok"),
+        "{}",
+        history.plain_text
+    );
 }
