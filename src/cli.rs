@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Settings;
+use crate::redact::{RedactingStderr, redact};
 use crate::sandbox::{Sandbox, SandboxConfig};
 use crate::wechat::WeChatClient;
 
@@ -66,12 +67,14 @@ enum Command {
 }
 
 /// Sets up logging: human-readable, or JSON with `LOG_FORMAT=json`; level from `RUST_LOG`.
+/// Every line, in either format and from every crate (`log` records included), is written
+/// through [`RedactingStderr`], so a secret a library quotes never reaches the log.
 pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(RedactingStderr);
     let json = std::env::var("LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"));
     let _ = if json {
         builder.json().try_init()
@@ -175,25 +178,46 @@ pub async fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("wxplugin-bot: {e:#}");
+            eprintln!("wxplugin-bot: {}", redact(&format!("{e:#}")));
             ExitCode::FAILURE
         }
     }
 }
 
+/// `check`: the configuration, WeChat (a token and one page of applicants) and Telegram (the
+/// token, and that the bot is in `TEAM_CHAT_ID` and may post there). Prints what works; fails
+/// with one line per problem, so an operator fixes them all in one round.
 async fn check(settings: Settings) -> anyhow::Result<()> {
-    println!("configuration: ok ({settings:?})");
-    let wechat = WeChatClient::new(settings.wechat.clone())?;
+    println!("{}", redact(&format!("configuration: ok ({settings:?})")));
+    let mut problems = Vec::new();
+    for found in [
+        check_wechat(&settings).await,
+        check_telegram(&settings).await,
+    ] {
+        match found {
+            Ok(line) => println!("{}", redact(&line)),
+            Err(problem) => problems.push(problem),
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        anyhow::bail!(problems.join("\n"))
+    }
+}
+
+/// WeChat's side of `check`: a token and the first page of applicants.
+async fn check_wechat(settings: &Settings) -> Result<String, String> {
+    let wechat = WeChatClient::new(settings.wechat.clone()).map_err(|e| format!("wechat: {e}"))?;
     match wechat.apply_list(1, wechat.page_size()).await {
         Ok(page) => {
             let pending = page.iter().filter(|a| a.status.is_decidable()).count();
             let token = wechat.tokens().state().await;
-            println!(
+            Ok(format!(
                 "wechat: token ok (mode {}); first page has {} applicants, {pending} pending",
                 token.mode,
                 page.len()
-            );
-            Ok(())
+            ))
         }
         Err(e) => {
             let mut line = format!("wechat: {e}");
@@ -203,9 +227,100 @@ async fn check(settings: Settings) -> anyhow::Result<()> {
             if let Some(hint) = e.hint() {
                 line.push_str(&format!("\nhint: {hint}"));
             }
-            anyhow::bail!(line)
+            Err(line)
         }
     }
+}
+
+/// Telegram's side of `check`: getMe (is the token good?), then getChat and getChatMember for
+/// the bot in `TEAM_CHAT_ID` (is it there, and may it post?). Nothing is sent to the chat.
+async fn check_telegram(settings: &Settings) -> Result<String, String> {
+    use teloxide::prelude::Requester as _;
+    use teloxide::types::ChatMemberKind;
+
+    let bot = crate::bot::telegram_bot(settings).map_err(|e| format!("telegram: {e:#}"))?;
+    let chat = settings.team_chat_id;
+    let me = bot.get_me().await.map_err(|e| match e {
+        teloxide::RequestError::Api(teloxide::ApiError::InvalidToken) => {
+            "telegram: getMe was refused (401 Unauthorized): TELOXIDE_TOKEN is wrong or was \
+             revoked; copy the bot's current token from @BotFather"
+                .to_owned()
+        }
+        other => format!(
+            "telegram: getMe failed: {other} (check TELOXIDE_API_URL and that Telegram is reachable)"
+        ),
+    })?;
+    let info = bot
+        .get_chat(chat)
+        .await
+        .map_err(|e| chat_problem(chat, &e))?;
+    let member = bot
+        .get_chat_member(chat, me.id)
+        .await
+        .map_err(|e| chat_problem(chat, &e))?;
+    let cannot_post = |why: &str| {
+        format!(
+            "telegram: the bot is in TEAM_CHAT_ID {chat} but cannot post there ({why}): let it \
+             send messages, or make it an administrator"
+        )
+    };
+    let standing = match &member.kind {
+        ChatMemberKind::Owner(_) => "the owner",
+        ChatMemberKind::Administrator(admin) => {
+            if info.is_channel() && !admin.can_post_messages {
+                return Err(cannot_post("an administrator without \"Post messages\""));
+            }
+            "an administrator"
+        }
+        ChatMemberKind::Member(_) => {
+            if info.permissions().is_some_and(|p| !p.can_send_messages()) {
+                return Err(cannot_post("members of this chat may not send messages"));
+            }
+            "a member"
+        }
+        ChatMemberKind::Restricted(r) if !r.is_member => return Err(not_in_chat(chat, "it left")),
+        ChatMemberKind::Restricted(r) if !r.can_send_messages => {
+            return Err(cannot_post("it is restricted: it may not send messages"));
+        }
+        ChatMemberKind::Restricted(_) => "a restricted member that may send messages",
+        ChatMemberKind::Left => return Err(not_in_chat(chat, "it left")),
+        ChatMemberKind::Banned(_) => return Err(not_in_chat(chat, "it was removed")),
+    };
+    Ok(format!(
+        "telegram: token ok (@{}); TEAM_CHAT_ID {chat} is \"{}\", where the bot is {standing} and may post",
+        me.username(),
+        info.title().unwrap_or_default()
+    ))
+}
+
+/// One line naming what is wrong when getChat or getChatMember about the team chat fails.
+fn chat_problem(chat: teloxide::types::ChatId, e: &teloxide::RequestError) -> String {
+    use teloxide::{ApiError, RequestError};
+    match e {
+        RequestError::MigrateToChatId(new) => format!(
+            "telegram: TEAM_CHAT_ID {chat} is a group that was upgraded to a supergroup: set \
+             TEAM_CHAT_ID={new}"
+        ),
+        RequestError::Api(
+            api @ (ApiError::BotKicked
+            | ApiError::BotKickedFromSupergroup
+            | ApiError::BotKickedFromChannel
+            | ApiError::ChatNotFound),
+        ) => not_in_chat(chat, &api.to_string()),
+        RequestError::Api(ApiError::Unknown(text))
+            if text.starts_with("Forbidden") || text.contains("not a member") =>
+        {
+            not_in_chat(chat, text)
+        }
+        other => format!("telegram: could not read TEAM_CHAT_ID {chat}: {other}"),
+    }
+}
+
+fn not_in_chat(chat: teloxide::types::ChatId, why: &str) -> String {
+    format!(
+        "telegram: the bot is not a member of TEAM_CHAT_ID {chat} ({why}): add it to the team \
+         chat, or correct TEAM_CHAT_ID (/chatid in the chat shows it)"
+    )
 }
 
 async fn healthcheck(addr: Option<SocketAddr>) -> anyhow::Result<()> {

@@ -322,6 +322,17 @@ async fn listing(app: &App, status: Option<ApplyStatus>) -> anyhow::Result<Strin
     Ok(out)
 }
 
+/// Most entries `/history` shows; Telegram's length limit may cut it shorter.
+const HISTORY_MAX_LINES: usize = 30;
+
+/// Most entries `/history` reads to count what it leaves out ("N+" beyond).
+const HISTORY_SCAN: usize = 1000;
+
+/// Telegram's limit on a message's text, in characters after entity parsing.
+const TELEGRAM_TEXT_MAX: usize = 4096;
+
+/// `/history [appid]`: the latest decisions, newest first, as many as fit in one message, then a
+/// line saying how many were left out. Never longer than Telegram takes, so it always arrives.
 async fn history(app: &App, arg: &str) -> anyhow::Result<String> {
     let t = app.texts();
     let appid = if arg.is_empty() {
@@ -340,35 +351,117 @@ async fn history(app: &App, arg: &str) -> anyhow::Result<String> {
             }
         }
     };
-    let entries = app.store.history(appid.as_ref(), 15).await?;
+    let entries = app
+        .store
+        .history(appid.as_ref(), HISTORY_SCAN as i64)
+        .await?;
     if entries.is_empty() {
         return Ok(escape(t.history_none));
     }
-    let mut out = fill(t.history_header, &[("n", &entries.len().to_string())]);
-    for e in entries {
-        let when = format_time(e.at, &app.settings.time_zone);
-        let who = escape(&e.actor_name.unwrap_or_default());
-        let action = Action::parse(&e.action).map_or(e.action.clone(), |a| {
-            crate::card::action_name(a, t).to_owned()
-        });
-        let mut line = format!(
-            "\n• {when} {who} {} <code>{}</code> → {}",
-            escape(&action),
-            escape(&e.appid),
-            escape(&e.result)
-        );
-        if let Some(code) = e.errcode {
-            line.push_str(&format!(
-                " ({code}: {})",
-                escape(crate::wechat::errcode_meaning(code, app.lang()).unwrap_or("?"))
-            ));
+    let total = |shown: usize| {
+        let left = entries.len() - shown;
+        if entries.len() == HISTORY_SCAN {
+            format!("{left}+")
+        } else {
+            left.to_string()
         }
-        if let Some(reason) = e.reason {
-            line.push_str(&format!(" — {}", escape(&clean(&reason, 80, false))));
+    };
+    let more = |left: &str| match appid {
+        Some(_) => fill(t.history_more_of_one, &[("n", left)]),
+        None => fill(t.history_more, &[("n", left)]),
+    };
+    // Room for the header and the "left out" line at their longest.
+    let reserve = visible_len(&fill(
+        t.history_header,
+        &[("n", &entries.len().to_string())],
+    )) + 1
+        + visible_len(&more(&total(0)));
+    let mut used = reserve;
+    let mut lines = String::new();
+    let mut shown = 0;
+    for e in entries.iter().take(HISTORY_MAX_LINES) {
+        let line = history_line(app, e);
+        let len = visible_len(&line);
+        if used + len > TELEGRAM_TEXT_MAX {
+            break;
         }
-        out.push_str(&line);
+        used += len;
+        lines.push_str(&line);
+        shown += 1;
+    }
+    let mut out = fill(t.history_header, &[("n", &shown.to_string())]);
+    out.push_str(&lines);
+    if shown < entries.len() {
+        out.push('\n');
+        out.push_str(&more(&total(shown)));
     }
     Ok(out)
+}
+
+/// One `/history` entry, starting with its line break.
+fn history_line(app: &App, e: &crate::store::HistoryEntry) -> String {
+    let t = app.texts();
+    let when = format_time(e.at, &app.settings.time_zone);
+    let who = escape(&clean(
+        e.actor_name.as_deref().unwrap_or_default(),
+        64,
+        false,
+    ));
+    let action = Action::parse(&e.action).map_or_else(
+        || escape(&e.action),
+        |a| crate::card::action_name(a, t).to_owned(),
+    );
+    let result = match e.result.as_str() {
+        "ok" => t.history_ok.to_owned(),
+        "error" => t.history_error.to_owned(),
+        "unknown" => t.history_unknown.to_owned(),
+        "in-flight" => t.history_in_flight.to_owned(),
+        other => escape(other),
+    };
+    let mut line = format!(
+        "\n• {when} {who} {action} <code>{}</code> → {result}",
+        escape(&e.appid),
+    );
+    if let Some(code) = e.errcode {
+        line.push_str(&format!(
+            " ({code}: {})",
+            escape(crate::wechat::errcode_meaning(code, app.lang()).unwrap_or("?"))
+        ));
+    }
+    if let Some(reason) = &e.reason {
+        line.push_str(&format!(
+            " — {}",
+            escape(&clean(reason, crate::bot::REASON_MAX_CHARS, false))
+        ));
+    }
+    line
+}
+
+/// The length of `html` as Telegram counts it: characters after entity parsing (tags dropped,
+/// each `&...;` one character).
+fn visible_len(html: &str) -> usize {
+    let mut count = 0;
+    let mut chars = html.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '<' => {
+                for c in chars.by_ref() {
+                    if c == '>' {
+                        break;
+                    }
+                }
+            }
+            '&' => {
+                count += 1;
+                let rest = chars.as_str();
+                if let Some(end) = rest.find(';').filter(|&i| i <= 8) {
+                    chars = rest[end + 1..].chars();
+                }
+            }
+            _ => count += 1,
+        }
+    }
+    count
 }
 
 async fn status(app: &App) -> anyhow::Result<String> {
@@ -382,14 +475,19 @@ async fn status(app: &App) -> anyhow::Result<String> {
             |s| format_time(s, &app.settings.time_zone),
         )
     };
-    let token_text = format!(
-        "{} · {} · {}",
+    let mut token_text = format!(
+        "{} · {}",
         token.mode,
-        if token.cached { "cached" } else { "none" },
-        token
-            .refresh_in_secs
-            .map_or_else(|| "-".to_owned(), |s| format!("refresh in {s}s")),
+        if token.cached {
+            t.status_token_cached
+        } else {
+            t.status_token_none
+        },
     );
+    if let Some(s) = token.refresh_in_secs {
+        token_text.push_str(" · ");
+        token_text.push_str(&fill(t.status_token_refresh, &[("s", &s.to_string())]));
+    }
     Ok(fill(
         t.status_text,
         &[
@@ -408,4 +506,23 @@ async fn status(app: &App) -> anyhow::Result<String> {
             ("cards", &counts.cards.to_string()),
         ],
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::visible_len;
+    use crate::fake_telegram::html_to_plain;
+
+    #[test]
+    fn visible_length_counts_what_telegram_counts() {
+        for html in [
+            "plain",
+            "<b>Decision history (latest 3):</b>\n• <code>wx1</code> → done",
+            "&lt;&amp;&gt;&quot;x — <a href=\"https://t.me/c/1/2?a=1&amp;b=2\">card</a>",
+            "中文 🧩 &lt;appid&gt;",
+        ] {
+            let plain = html_to_plain(html).expect("valid HTML");
+            assert_eq!(visible_len(html), plain.chars().count(), "{html}");
+        }
+    }
 }

@@ -143,6 +143,16 @@ pub struct Texts {
     pub waited_days: &'static str,
     pub quota_paused: &'static str,
     pub wechat_unreachable: &'static str,
+    // `/history` and `/status` details
+    pub history_ok: &'static str,
+    pub history_error: &'static str,
+    pub history_unknown: &'static str,
+    pub history_in_flight: &'static str,
+    pub history_more: &'static str,
+    pub history_more_of_one: &'static str,
+    pub status_token_cached: &'static str,
+    pub status_token_none: &'static str,
+    pub status_token_refresh: &'static str,
 }
 
 static ZH: Texts = Texts {
@@ -237,6 +247,15 @@ static ZH: Texts = Texts {
     waited_hours: "{n} 小时",
     waited_days: "{n} 天",
     wechat_unreachable: "无法连接微信,未做任何操作",
+    history_ok: "成功",
+    history_error: "失败",
+    history_unknown: "结果未知",
+    history_in_flight: "进行中",
+    history_more: "…另有 {n} 条更早的记录未显示。/history &lt;appid&gt; 可查看某个申请者的记录。",
+    history_more_of_one: "…这个申请者另有 {n} 条更早的记录未显示。",
+    status_token_cached: "已缓存",
+    status_token_none: "尚未获取",
+    status_token_refresh: "{s} 秒后刷新",
 };
 
 static EN: Texts = Texts {
@@ -331,6 +350,15 @@ static EN: Texts = Texts {
     waited_hours: "{n} h",
     waited_days: "{n} days",
     wechat_unreachable: "WeChat could not be reached; nothing was done",
+    history_ok: "done",
+    history_error: "failed",
+    history_unknown: "outcome unknown",
+    history_in_flight: "in progress",
+    history_more: "… {n} earlier entries not shown. /history &lt;appid&gt; shows one applicant's entries.",
+    history_more_of_one: "… {n} earlier entries of this applicant not shown.",
+    status_token_cached: "cached",
+    status_token_none: "none yet",
+    status_token_refresh: "refresh in {s} s",
 };
 
 #[cfg(test)]

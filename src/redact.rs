@@ -1,7 +1,12 @@
-//! Keeps secrets out of logs and error text, whatever the log level. Two nets: query parameters
-//! that carry secrets (`access_token=`, `secret=`, reqwest prints URLs) are masked by pattern, and
-//! every secret the process knows (the AppSecret, the bot token, each access token it fetched) is
-//! masked wherever it appears. All log output passes through [`RedactingStderr`].
+//! Keeps secrets out of log lines, whatever the log level. Two nets: query parameters that
+//! carry secrets (`access_token=`, `secret=`, `token=`) are masked by pattern, and every secret
+//! the process registered (the AppSecret, the bot token, the webhook secret, each access token it
+//! fetched) is masked wherever it appears. Every log line the binary writes, text or JSON, passes
+//! through [`RedactingStderr`] (installed by `cli::init_tracing`), the last line of defence for
+//! what libraries log (teloxide's own error lines quote request URLs, and it hides the bot token
+//! in them only when the token has the usual shape). Text that does not go through `tracing` is
+//! safe only where it was redacted when made: [`WeChatError`](crate::wechat::WeChatError) does so,
+//! and the CLI redacts what it prints; secrets shorter than six characters are not masked.
 
 use std::io::Write;
 use std::sync::RwLock;

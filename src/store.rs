@@ -205,7 +205,7 @@ impl Store {
     pub async fn upsert_applicant(&self, a: &Applicant) -> StoreResult<()> {
         let mut tx = self.pool.begin().await?;
         let tick = tick_with(&mut *tx).await?;
-        upsert_with(&mut *tx, std::slice::from_ref(a), tick, false).await?;
+        upsert_with(&mut tx, std::slice::from_ref(a), tick, false).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -223,7 +223,7 @@ impl Store {
             return Ok(HashSet::new());
         }
         let mut tx = self.pool.begin().await?;
-        let written = upsert_with(&mut *tx, list, as_of, true).await?;
+        let written = upsert_with(&mut tx, list, as_of, true).await?;
         tx.commit().await?;
         Ok(written)
     }

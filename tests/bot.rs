@@ -440,7 +440,7 @@ async fn a_restart_posts_no_card_twice_and_keeps_decisions() {
         history.plain_text
     );
     assert!(
-        history.plain_text.contains("→ ok"),
+        history.plain_text.contains("→ done"),
         "{}",
         history.plain_text
     );

@@ -1,9 +1,14 @@
 //! The binary itself: a bad configuration stops the start with one line naming the variable and
-//! exit code 2; `check` reads WeChat (here the sandbox) and says what it found.
+//! exit code 2; `check` reads WeChat (here the sandbox) and Telegram (the fake Bot API), says what
+//! it found, and names each problem on a line of its own.
 
-use std::process::Command;
+use std::process::{Command, Output};
 
-use wxplugin_bot::sandbox::{Sandbox, SandboxConfig};
+use wxplugin_bot::fake_telegram::{FAKE_BOT_TOKEN, FakeTelegram, RunningFakeTelegram};
+use wxplugin_bot::sandbox::{RunningSandbox, Sandbox, SandboxConfig};
+
+/// The team chat of the `check` tests.
+const TEAM: i64 = -1_001_234_567_890;
 
 fn bot() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_wxplugin-bot"));
@@ -44,21 +49,60 @@ fn a_missing_variable_is_named() {
     assert!(stderr.contains("TELOXIDE_TOKEN: is not set"), "{stderr}");
 }
 
-#[tokio::test]
-async fn check_reads_one_page_and_never_prints_the_secret() {
-    let sb = Sandbox::spawn(SandboxConfig {
-        applicants: 3,
+/// A sandbox with `applicants` and a fake Bot API whose team chat has the bot in it.
+async fn world(applicants: usize) -> (RunningSandbox, RunningFakeTelegram) {
+    let wx = Sandbox::spawn(SandboxConfig {
+        applicants,
         ..SandboxConfig::default()
     })
     .await
     .unwrap();
-    let base = sb.base_url.clone();
+    let tg = FakeTelegram::spawn().await.unwrap();
+    tg.fake.add_group(TEAM, "Plugin team");
+    (wx, tg)
+}
 
-    let output = tokio::task::spawn_blocking(move || {
-        valid(&mut bot(), &base).arg("check").output().unwrap()
+/// Runs `check` against both fakes, with `vars` on top of a valid configuration.
+async fn check(wx: &RunningSandbox, tg: &RunningFakeTelegram, vars: &[(&str, &str)]) -> Output {
+    let base = wx.base_url.clone();
+    let api = tg.api_url.to_string();
+    let vars: Vec<(String, String)> = vars
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    tokio::task::spawn_blocking(move || {
+        valid(&mut bot(), &base)
+            .env("TELOXIDE_TOKEN", FAKE_BOT_TOKEN)
+            .env("TELOXIDE_API_URL", api)
+            .env("TEAM_CHAT_ID", TEAM.to_string())
+            .envs(vars)
+            .arg("check")
+            .output()
+            .unwrap()
     })
     .await
-    .unwrap();
+    .unwrap()
+}
+
+/// The problem lines `check` printed: stderr from the program's own last words on, without
+/// the program name (log lines come before).
+fn problems(output: &Output) -> Vec<String> {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let Some(start) = stderr.find("wxplugin-bot: ") else {
+        return Vec::new();
+    };
+    stderr[start + "wxplugin-bot: ".len()..]
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+#[tokio::test]
+async fn check_reads_one_page_and_telegram_and_never_prints_a_secret() {
+    let (wx, tg) = world(3).await;
+
+    let output = check(&wx, &tg, &[]).await;
 
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -67,31 +111,128 @@ async fn check_reads_one_page_and_never_prints_the_secret() {
         stdout.contains("first page has 3 applicants, 3 pending"),
         "{stdout}"
     );
+    assert!(
+        stdout.contains(&format!(
+            "telegram: token ok (@wxplugin_test_bot); TEAM_CHAT_ID {TEAM} is \"Plugin team\", where the bot is a member and may post"
+        )),
+        "{stdout}"
+    );
+    let methods: Vec<String> = tg.fake.calls().into_iter().map(|c| c.method).collect();
+    assert_eq!(
+        methods,
+        ["getMe", "getChat", "getChatMember"],
+        "nothing is posted"
+    );
     let secret = SandboxConfig::default().secret;
-    assert!(!stdout.contains(&secret) && !stderr.contains(&secret));
-    let token = sb.sandbox.current_token().unwrap();
-    assert!(!stdout.contains(&token) && !stderr.contains(&token));
+    let token = wx.sandbox.current_token().unwrap();
+    for secret in [secret.as_str(), token.as_str(), FAKE_BOT_TOKEN] {
+        assert!(!stdout.contains(secret) && !stderr.contains(secret));
+    }
 }
 
 #[tokio::test]
 async fn check_explains_a_wechat_refusal() {
-    let sb = Sandbox::spawn(SandboxConfig::default()).await.unwrap();
-    let base = sb.base_url.clone();
+    let (wx, tg) = world(8).await;
 
-    let output = tokio::task::spawn_blocking(move || {
-        valid(&mut bot(), &base)
-            .env("WECHAT_SECRET", "wrong")
-            .arg("check")
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
+    let output = check(&wx, &tg, &[("WECHAT_SECRET", "wrong-secret")]).await;
 
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1));
     assert!(stderr.contains("40125"), "{stderr}");
     assert!(stderr.contains("hint: WECHAT_SECRET"), "{stderr}");
+    assert!(
+        String::from_utf8_lossy(&output.stdout).contains("telegram: token ok"),
+        "Telegram is still checked"
+    );
+}
+
+#[tokio::test]
+async fn check_names_a_bad_bot_token_and_every_other_problem_on_its_own_line() {
+    let (wx, tg) = world(1).await;
+    let wrong = "123456:not-the-token-of-this-bot";
+
+    let output = check(
+        &wx,
+        &tg,
+        &[("TELOXIDE_TOKEN", wrong), ("WECHAT_SECRET", "wrong-secret")],
+    )
+    .await;
+
+    assert_eq!(output.status.code(), Some(1));
+    let lines = problems(&output);
+    assert!(
+        lines[0].starts_with("wechat: WeChat errcode 40125"),
+        "{lines:?}"
+    );
+    assert_eq!(
+        lines.last().map(String::as_str),
+        Some(
+            "telegram: getMe was refused (401 Unauthorized): TELOXIDE_TOKEN is wrong or was revoked; copy the bot's current token from @BotFather"
+        ),
+        "{lines:?}"
+    );
+    let all = format!("{output:?}");
+    assert!(!all.contains(wrong), "the token is never printed: {all}");
+}
+
+#[tokio::test]
+async fn check_names_a_bot_that_is_not_in_the_team_chat() {
+    let (wx, tg) = world(1).await;
+    tg.fake.kick_bot(TEAM);
+
+    let kicked = check(&wx, &tg, &[]).await;
+    let unknown = check(&wx, &tg, &[("TEAM_CHAT_ID", "-1009876543210")]).await;
+
+    assert_eq!(kicked.status.code(), Some(1));
+    assert_eq!(
+        problems(&kicked),
+        [format!(
+            "telegram: the bot is not a member of TEAM_CHAT_ID {TEAM} (Forbidden: bot was kicked from the supergroup chat): add it to the team chat, or correct TEAM_CHAT_ID (/chatid in the chat shows it)"
+        )]
+    );
+    assert_eq!(unknown.status.code(), Some(1));
+    let lines = problems(&unknown);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].starts_with(
+            "telegram: the bot is not a member of TEAM_CHAT_ID -1009876543210 (Bad Request: chat not found)"
+        ),
+        "{lines:?}"
+    );
+}
+
+#[tokio::test]
+async fn check_gives_the_new_id_of_a_group_that_became_a_supergroup() {
+    let (wx, tg) = world(1).await;
+    let old = -4_012_345_678_i64;
+    tg.fake.add_group(old, "Plugin team");
+    tg.fake.upgrade_group(old, TEAM);
+
+    let output = check(&wx, &tg, &[("TEAM_CHAT_ID", &old.to_string())]).await;
+
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        problems(&output),
+        [format!(
+            "telegram: TEAM_CHAT_ID {old} is a group that was upgraded to a supergroup: set TEAM_CHAT_ID={TEAM}"
+        )]
+    );
+}
+
+#[tokio::test]
+async fn check_names_a_bot_that_may_not_post() {
+    let (wx, tg) = world(1).await;
+    tg.fake.restrict_bot(TEAM);
+
+    let output = check(&wx, &tg, &[]).await;
+
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        problems(&output),
+        [format!(
+            "telegram: the bot is in TEAM_CHAT_ID {TEAM} but cannot post there (it is restricted: it may not send messages): let it send messages, or make it an administrator"
+        )]
+    );
 }
 
 /// The README's main command: `wxplugin-bot demo` starts everything, prints where the page is,

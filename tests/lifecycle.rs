@@ -39,6 +39,19 @@ fn data_of(message: &FakeMessage, prefix: &str) -> String {
         .unwrap_or_else(|| panic!("no {prefix:?} button: {:?}", message.buttons))
 }
 
+/// Waits until `cond` holds, re-checking every 10 ms (for conditions outside the fake Bot API,
+/// whose own `wait_until` wakes only on its changes).
+async fn until(cond: impl Fn() -> bool) -> bool {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !cond() {
+        if tokio::time::Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    true
+}
+
 async fn db(app: &TestApp) -> sqlx::SqlitePool {
     let url = format!("sqlite:{}", app.db.path().join("bot.db").display());
     sqlx::sqlite::SqlitePoolOptions::new()
@@ -62,10 +75,11 @@ async fn a_poll_that_began_before_a_decision_cannot_undo_it() {
     // Three pages of two; the second page is slow, so a decision lands while the poll pages.
     let mut app = TestApp::new(5).await;
     app.vars.insert("WECHAT_PAGE_SIZE", "2".to_owned());
+    app.vars.insert("WECHAT_TIMEOUT_SECS", "10".to_owned());
     app.start().await;
     app.wait_cards(5).await;
     let first_page = app.appids()[0].clone();
-    let slow_page_two = Fault::Delay(Duration::from_millis(1500));
+    let slow_page_two = Fault::Delay(Duration::from_millis(2000));
     let mut rule = wx_fault("dev_apply_list", slow_page_two, 1);
     rule.skip = 1;
     app.wx.sandbox.inject(rule);
@@ -73,16 +87,14 @@ async fn a_poll_that_began_before_a_decision_cannot_undo_it() {
 
     let refresh = app.tg.fake.user_sends(TEAM, BOB, "/refresh");
     // Calls are recorded as they arrive: page two is being held.
-    let paging = app
-        .tg
-        .fake
-        .wait_until(WAIT, |_| {
-            app.wechat_calls("dev_apply_list") >= listed_before + 2
-        })
-        .await;
+    let paging = until(|| app.wechat_calls("dev_apply_list") >= listed_before + 2).await;
     assert!(paging, "the poll reached its slow second page");
     app.press(ALICE, &first_page, "✅");
     app.wait_card_text(&first_page, "Approved by @alice").await;
+    assert!(
+        app.wechat_calls("dev_apply_list") == listed_before + 2,
+        "decided while the poll was still paging"
+    );
     let answered = app
         .tg
         .fake
@@ -190,11 +202,7 @@ async fn cancel_racing_a_command_approval_leaves_one_write() {
     app.tg
         .fake
         .user_sends(TEAM, BOB, &format!("/approve {appid}"));
-    let in_flight = app
-        .tg
-        .fake
-        .wait_until(WAIT, |_| app.wechat_calls("dev_agree") == 1)
-        .await;
+    let in_flight = until(|| app.wechat_calls("dev_agree") == 1).await;
     assert!(in_flight);
     tokio::time::sleep(Duration::from_millis(1200)).await;
     let third = app
@@ -327,11 +335,7 @@ async fn sigkill_while_wechat_holds_the_write_is_settled_on_restart() {
     ));
 
     app.press(ALICE, &appid, "✅");
-    let applied = app
-        .tg
-        .fake
-        .wait_until(WAIT, |_| app.status(&appid) == Some(2))
-        .await;
+    let applied = until(|| app.status(&appid) == Some(2)).await;
     assert!(applied);
     tokio::time::sleep(Duration::from_millis(300)).await;
     let pool = db(&app).await;
@@ -370,4 +374,102 @@ async fn sigkill_while_wechat_holds_the_write_is_settled_on_restart() {
         "{}",
         history.plain_text
     );
+}
+
+#[tokio::test]
+async fn one_empty_listing_closes_no_card_and_two_in_a_row_are_proof() {
+    let app = TestApp::spawn(3).await;
+    let ids = app.appids();
+    let edits_before: Vec<u32> = ids.iter().map(|id| app.card(id).edits).collect();
+    app.wx
+        .sandbox
+        .inject(wx_fault("dev_apply_list", Fault::EmptyList, 1));
+
+    app.command(ALICE, "/refresh").await;
+    app.command(ALICE, "/refresh").await;
+
+    for (id, edits) in ids.iter().zip(&edits_before) {
+        let card = app.card(id);
+        assert_eq!(card.edits, *edits, "one empty listing edited {id}'s card");
+        assert_eq!(button_labels(&card), ["✅ Approve", "❌ Reject"]);
+        assert_eq!(card_messages(&app, id).len(), 1, "no second card for {id}");
+    }
+
+    // Two empty answers in a row are the proof the bot asks for: every card says so, once.
+    app.wx
+        .sandbox
+        .inject(wx_fault("dev_apply_list", Fault::EmptyListArray, 2));
+    app.command(ALICE, "/refresh").await;
+    app.command(ALICE, "/refresh").await;
+    for id in &ids {
+        app.wait_card_text(id, "No longer in WeChat's application list")
+            .await;
+    }
+    app.command(ALICE, "/refresh").await;
+    for id in &ids {
+        assert_eq!(card_messages(&app, id).len(), 2, "back: one new card for {id}");
+        assert_eq!(offering_decision(&app, id), 1);
+    }
+}
+
+#[tokio::test]
+async fn a_resend_after_minus_one_that_finds_it_done_shows_the_approval() {
+    let app = TestApp::spawn(1).await;
+    let appid = app.appids()[0].clone();
+    // The first dev_agree is applied but answered -1; the resend is told 89240.
+    app.wx.sandbox.inject(wx_fault(
+        "dev_agree",
+        Fault::AppliedThenErrcode(-1),
+        1,
+    ));
+
+    app.press(ALICE, &appid, "✅");
+
+    let card = app.wait_card_text(&appid, "Approved by @alice").await;
+    assert!(button_labels(&card).is_empty(), "{:?}", card.buttons);
+    assert_eq!(app.wechat_calls("dev_agree"), 2);
+    assert_eq!(app.status(&appid), Some(2));
+}
+
+#[tokio::test]
+async fn a_first_answer_89240_is_not_credited_to_the_approver() {
+    let app = TestApp::spawn(1).await;
+    let appid = app.appids()[0].clone();
+    // Approved in the console: the bot's write is told 89240 without any earlier -1.
+    app.wx.sandbox.set_status(&appid, 2);
+
+    app.press(ALICE, &appid, "✅");
+
+    app.wait_card_text(&appid, "Changed outside the bot").await;
+    assert!(!app.card(&appid).plain_text.contains("by @alice"));
+    assert_eq!(app.wechat_calls("dev_agree"), 1);
+}
+
+#[tokio::test]
+async fn a_write_whose_token_cannot_be_fetched_says_nothing_reached_wechat() {
+    let app = TestApp::spawn(1).await;
+    let appid = app.appids()[0].clone();
+    app.wx.sandbox.revoke_tokens();
+    app.wx
+        .sandbox
+        .inject(wx_fault("token", Fault::Http(502), 100));
+
+    app.press(ALICE, &appid, "✅");
+
+    let card = app.wait_card_text(&appid, "nothing was done").await;
+    assert!(!card.plain_text.contains("unknown"), "{}", card.plain_text);
+    assert!(button_labels(&card).iter().any(|l| l.starts_with('✅')));
+    // The one call that reached WeChat carried the revoked token and was refused (40001); the
+    // write itself never left, since no new token could be had.
+    let agrees: Vec<_> = app
+        .wx
+        .sandbox
+        .calls()
+        .into_iter()
+        .filter(|c| c.action.as_deref() == Some("dev_agree"))
+        .map(|c| c.errcode)
+        .collect();
+    assert_eq!(agrees, [Some(40001)]);
+    assert_eq!(app.status(&appid), Some(1));
+    app.wx.sandbox.clear_faults();
 }

@@ -1,11 +1,11 @@
 //! The sandbox over real HTTP: token semantics, the devplugin state machine with raw requests,
-//! faults, and the control API.
+//! faults, paging knobs, and the control API.
 
 use std::time::Duration;
 
 use serde_json::{Value, json};
 use wxplugin_bot::sandbox::{
-    Fault, FaultRule, FaultTarget, RunningSandbox, Sandbox, SandboxConfig,
+    Fault, FaultRule, FaultTarget, Paging, RunningSandbox, Sandbox, SandboxConfig,
 };
 
 async fn sandbox(applicants: usize) -> RunningSandbox {
@@ -60,6 +60,42 @@ async fn devplugin(sb: &RunningSandbox, token: &str, body: Value) -> Value {
 
 fn token(answer: &Value) -> String {
     answer["access_token"].as_str().unwrap().to_owned()
+}
+
+/// The appids of a `dev_apply_list` answer.
+fn listed(answer: &Value) -> Vec<String> {
+    answer["apply_list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| item["appid"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn list(page: u64, num: u64) -> Value {
+    json!({"action": "dev_apply_list", "page": page, "num": num})
+}
+
+fn fault(target: &str, fault: Fault) -> FaultRule {
+    FaultRule {
+        target: match target {
+            "any" => FaultTarget::Any,
+            "token" => FaultTarget::Token,
+            action => FaultTarget::Action(action.to_owned()),
+        },
+        fault,
+        times: 1,
+        skip: 0,
+    }
+}
+
+async fn control(sb: &RunningSandbox, path: &str, body: Value) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(format!("{}/__sandbox/{path}", sb.base_url))
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
@@ -443,4 +479,154 @@ async fn new_applicants_arrive_on_schedule() {
         "{} arrived",
         sb.applicants().len()
     );
+}
+
+#[tokio::test]
+async fn paging_knobs_cap_num_and_ignore_page_from_rust_and_the_control_api() {
+    let sb = sandbox(7).await;
+    let t = token(&stable(&sb, false).await);
+    let all: Vec<String> = sb
+        .sandbox
+        .applicants()
+        .into_iter()
+        .map(|a| a.appid)
+        .collect();
+
+    sb.sandbox.set_paging(Paging {
+        max_num: Some(3),
+        ignore_page: false,
+    });
+    let capped = devplugin(&sb, &t, list(1, 10)).await;
+    let capped_page_2 = devplugin(&sb, &t, list(2, 3)).await;
+    let set = control(&sb, "paging", json!({"ignore_page": true})).await;
+    let shown: Value = reqwest::get(format!("{}/__sandbox/paging", sb.base_url))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ignored = devplugin(&sb, &t, list(3, 2)).await;
+    let zero = control(&sb, "paging", json!({"max_num": 0})).await;
+    let typo = control(&sb, "paging", json!({"max": 2})).await;
+
+    assert_eq!(listed(&capped), all[..3]);
+    assert_eq!(listed(&capped_page_2), all[3..6]);
+    assert_eq!(set.status(), 200);
+    assert_eq!(shown, json!({"max_num": null, "ignore_page": true}));
+    assert_eq!(listed(&ignored), all[..2], "page 3 answered as page 1");
+    assert_eq!(zero.status(), 400);
+    assert_eq!(typo.status(), 400);
+    assert_eq!(
+        sb.sandbox.paging(),
+        Paging {
+            max_num: None,
+            ignore_page: true
+        }
+    );
+}
+
+#[tokio::test]
+async fn empty_and_truncated_listings_answer_as_injected() {
+    let sb = sandbox(4).await;
+    let t = token(&stable(&sb, false).await);
+    sb.sandbox.inject(fault("dev_apply_list", Fault::EmptyList));
+    sb.sandbox
+        .inject(fault("dev_apply_list", Fault::EmptyListArray));
+    sb.sandbox
+        .inject(fault("dev_apply_list", Fault::Truncate(1)));
+
+    let absent = devplugin(&sb, &t, list(1, 10)).await;
+    let empty = devplugin(&sb, &t, list(1, 10)).await;
+    let truncated = devplugin(&sb, &t, list(1, 10)).await;
+    let whole = devplugin(&sb, &t, list(1, 10)).await;
+
+    assert_eq!(absent, json!({"errcode": 0, "errmsg": "ok"}));
+    assert_eq!(
+        empty,
+        json!({"errcode": 0, "errmsg": "ok", "apply_list": []})
+    );
+    assert_eq!(truncated["errcode"], 0);
+    assert_eq!(listed(&truncated), listed(&whole)[..1]);
+    assert_eq!(listed(&whole).len(), 4);
+    let codes: Vec<_> = sb.sandbox.calls().iter().map(|c| c.errcode).collect();
+    assert_eq!(codes, vec![Some(0); 4]);
+}
+
+#[tokio::test]
+async fn applied_then_errcode_applies_the_write_and_answers_the_code() {
+    let sb = sandbox(2).await;
+    let t = token(&stable(&sb, false).await);
+    let [first, second] = [0, 1].map(|i| sb.sandbox.applicants()[i].appid.clone());
+    sb.sandbox
+        .inject(fault("dev_agree", Fault::AppliedThenErrcode(-1)));
+    sb.sandbox
+        .inject(fault("dev_refuse", Fault::AppliedThenErrcode(45011)));
+
+    let agreed = devplugin(&sb, &t, json!({"action": "dev_agree", "appid": first})).await;
+    let again = devplugin(&sb, &t, json!({"action": "dev_agree", "appid": first})).await;
+    let refused = devplugin(
+        &sb,
+        &t,
+        json!({"action": "dev_refuse", "appid": second, "reason": "no"}),
+    )
+    .await;
+
+    assert_eq!(agreed["errcode"], -1);
+    assert!(agreed["errmsg"].as_str().unwrap().contains("rid:"));
+    assert_eq!(
+        again["errcode"], 89240,
+        "the busy answer hid an applied write"
+    );
+    assert_eq!(refused["errcode"], 45011);
+    assert_eq!(sb.sandbox.applicant(&first).unwrap().status, 2);
+    let refused_now = sb.sandbox.applicant(&second).unwrap();
+    assert_eq!(
+        (refused_now.status, refused_now.refuse_reason.as_deref()),
+        (3, Some("no"))
+    );
+    let codes: Vec<_> = sb.sandbox.calls().iter().map(|c| c.errcode).collect();
+    assert_eq!(codes, vec![Some(-1), Some(89240), Some(45011)]);
+}
+
+#[tokio::test]
+async fn faults_for_one_kind_of_call_wait_for_it_and_the_control_api_checks_targets() {
+    let sb = sandbox(1).await;
+    let t = token(&stable(&sb, false).await);
+    let appid = sb.sandbox.applicants()[0].appid.clone();
+    // Aimed at every call, but only a listing can be emptied and only a write applied.
+    sb.sandbox.inject(fault("any", Fault::EmptyList));
+    sb.sandbox
+        .inject(fault("any", Fault::AppliedThenErrcode(-1)));
+
+    let token_answer = stable(&sb, false).await;
+    let listing = devplugin(&sb, &t, list(1, 10)).await;
+    let agreed = devplugin(&sb, &t, json!({"action": "dev_agree", "appid": appid})).await;
+    let after = devplugin(&sb, &t, list(1, 10)).await;
+    let mismatched = [
+        json!({"target": "dev_agree", "kind": "truncate", "n": 1}),
+        json!({"target": "token", "kind": "empty_list"}),
+        json!({"target": "dev_apply_list", "kind": "applied_then_errcode", "errcode": -1}),
+        json!({"target": "dev_apply_list", "kind": "truncate"}),
+    ];
+    let mut refusals = Vec::new();
+    for body in mismatched {
+        refusals.push(control(&sb, "faults", body).await.status());
+    }
+    let accepted = [
+        json!({"target": "any", "kind": "empty_list_array"}),
+        json!({"target": "dev_apply_list", "kind": "truncate", "n": 0, "skip": 1}),
+        json!({"target": "dev_delete", "kind": "applied_then_errcode", "errcode": 89241}),
+    ];
+    let mut accepts = Vec::new();
+    for body in accepted {
+        accepts.push(control(&sb, "faults", body).await.status());
+    }
+
+    assert!(token_answer.get("access_token").is_some());
+    assert_eq!(listing, json!({"errcode": 0, "errmsg": "ok"}));
+    assert_eq!(agreed["errcode"], -1);
+    assert_eq!(sb.sandbox.applicant(&appid).unwrap().status, 2);
+    assert_eq!(listed(&after), vec![appid]);
+    assert!(refusals.iter().all(|s| *s == 400), "{refusals:?}");
+    assert!(accepts.iter().all(|s| *s == 204), "{accepts:?}");
 }

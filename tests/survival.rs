@@ -330,7 +330,7 @@ async fn sigkill_between_the_wechat_call_and_the_edit_is_reconciled_on_restart()
 
     assert_eq!(app.wechat_calls("dev_agree"), 1, "never resent");
     assert!(
-        history.plain_text.contains("→ ok"),
+        history.plain_text.contains("→ done"),
         "{}",
         history.plain_text
     );

@@ -1,8 +1,10 @@
 //! The WeChat client against the sandbox over real HTTP on port 0: every action, every error code
-//! the sandbox gives, paging, tokens, retries, unknown outcomes and redaction.
+//! the sandbox gives, paging (caps on num, ignored pages, undecodable items), tokens, retries,
+//! unknown outcomes, writes that were never sent, and redaction.
 
 mod common;
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,9 +14,11 @@ use secrecy::SecretString;
 use wxplugin_bot::applicant::{AppId, ApplyStatus};
 use wxplugin_bot::i18n::Lang;
 use wxplugin_bot::sandbox::{
-    Fault, FaultRule, NewApplicant, RunningSandbox, Sandbox, SandboxConfig,
+    Fault, FaultRule, NewApplicant, Paging, RunningSandbox, Sandbox, SandboxConfig,
 };
-use wxplugin_bot::wechat::{RetryPolicy, TokenMode, WeChatClient, WeChatConfig, WeChatError};
+use wxplugin_bot::wechat::{
+    RetryPolicy, TokenMode, TransportKind, WeChatClient, WeChatConfig, WeChatError,
+};
 
 async fn sandbox(applicants: usize) -> RunningSandbox {
     Sandbox::spawn(SandboxConfig {
@@ -66,6 +70,26 @@ fn calls_of(sb: &RunningSandbox, action: &str) -> usize {
 
 fn status_of(sb: &RunningSandbox, appid: &AppId) -> Option<i64> {
     sb.sandbox.applicant(appid.as_str()).map(|a| a.status)
+}
+
+fn appids(list: &[wxplugin_bot::applicant::Applicant]) -> BTreeSet<String> {
+    list.iter().map(|a| a.appid.to_string()).collect()
+}
+
+fn sandbox_appids(sb: &RunningSandbox) -> BTreeSet<String> {
+    sb.sandbox
+        .applicants()
+        .into_iter()
+        .map(|a| a.appid)
+        .collect()
+}
+
+/// A base URL on which nothing listens.
+fn closed_port_url() -> Url {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    Url::parse(&format!("http://{addr}")).unwrap()
 }
 
 #[tokio::test]
@@ -169,6 +193,10 @@ async fn state_machine_errors_carry_errcode_and_meaning() {
     assert_eq!(agree_again.errcode(), Some(89240));
     assert_eq!(refuse_approved.errcode(), Some(89240));
     assert_eq!(delete_approved.errcode(), Some(89241));
+    // Without an earlier -1, a stale-state answer is WeChat's plain word.
+    for err in [&agree_again, &refuse_approved, &delete_approved] {
+        assert!(matches!(err, WeChatError::Api { .. }), "{err:?}");
+    }
     for err in [&unknown_agree, &unknown_refuse, &unknown_delete] {
         assert_eq!(err.errcode(), Some(89242));
     }
@@ -187,8 +215,10 @@ async fn state_machine_errors_carry_errcode_and_meaning() {
 
 #[tokio::test]
 async fn paging_with_zero_one_exactly_num_and_many() {
+    // A short page may be a cap on num, so the end is confirmed by an empty page: one call more
+    // than counting pages when the listing ends on a short page (1 of 5, 23 of 5).
     for (count, page_size, expected_list_calls) in
-        [(0, 5, 1), (1, 5, 1), (5, 5, 2), (23, 5, 5), (10, 1, 11)]
+        [(0, 5, 1), (1, 5, 2), (5, 5, 2), (23, 5, 6), (10, 1, 11)]
     {
         let sb = sandbox(count).await;
         let wx = client_with(&sb, |c| c.page_size = page_size);
@@ -234,6 +264,159 @@ async fn an_applicant_arriving_while_paging_shifts_pages_without_duplicates() {
 }
 
 #[tokio::test]
+async fn no_applicant_is_missed_whatever_cap_wechat_puts_on_num() {
+    // 137 applicants, pages of 50. Under a cap c < 50: page 1 brings c (short: a cap or the end),
+    // pages of c follow, and the last short page is confirmed by an empty one of size
+    // gcd(137, remainder) = 1 (137 is prime). Without a cap: 50, 50, 37, then the empty page.
+    for (cap, expected_calls) in [
+        (Some(1), 1 + 136 + 1),
+        (Some(10), 1 + 12 + 1 + 1),
+        (Some(20), 1 + 5 + 1 + 1),
+        (Some(50), 4),
+        (None, 4),
+    ] {
+        let sb = sandbox(137).await;
+        sb.sandbox.set_paging(Paging {
+            max_num: cap,
+            ignore_page: false,
+        });
+        let wx = client_with(&sb, |c| c.page_size = 50);
+
+        let all = wx.list_all().await.unwrap();
+
+        assert_eq!(all.len(), 137, "cap {cap:?}: nobody twice");
+        assert_eq!(appids(&all), sandbox_appids(&sb), "cap {cap:?}");
+        assert_eq!(
+            calls_of(&sb, "dev_apply_list"),
+            expected_calls,
+            "cap {cap:?}"
+        );
+        assert_eq!(wx.page_cap(), cap.filter(|c| *c < 50), "cap {cap:?}");
+        assert!(!wx.paging_broken());
+    }
+}
+
+#[tokio::test]
+async fn a_wechat_that_ignores_page_is_read_three_times_and_said_to_be_broken() {
+    // Page 1 brings newcomers; pages 2 and 3 repeat them: two full pages in a row with nobody new
+    // (one alone can be applicants arriving while paging). Under a cap of 10, page 1 is short
+    // first, then pages of 10 repeat it.
+    for (cap, listed) in [(None, 50), (Some(10), 10)] {
+        let sb = sandbox(137).await;
+        sb.sandbox.set_paging(Paging {
+            max_num: cap,
+            ignore_page: true,
+        });
+        let wx = client_with(&sb, |c| c.page_size = 50);
+
+        let partial = wx.list_all().await.unwrap();
+
+        assert_eq!(calls_of(&sb, "dev_apply_list"), 3, "cap {cap:?}");
+        let first_page: Vec<String> = sb
+            .sandbox
+            .applicants()
+            .into_iter()
+            .take(listed)
+            .map(|a| a.appid)
+            .collect();
+        let got: Vec<String> = partial.iter().map(|a| a.appid.to_string()).collect();
+        assert_eq!(got, first_page, "cap {cap:?}");
+        assert!(wx.paging_broken(), "cap {cap:?}");
+
+        sb.sandbox.set_paging(Paging::default());
+        let all = wx.list_all().await.unwrap();
+
+        assert_eq!(appids(&all), sandbox_appids(&sb), "cap {cap:?}");
+        assert!(!wx.paging_broken(), "paging works again, cap {cap:?}");
+    }
+}
+
+#[tokio::test]
+async fn one_applicant_arriving_while_paging_one_by_one_is_not_taken_for_broken_paging() {
+    // Pages of one item: an arrival before page 2 makes page 2 repeat page 1's item.
+    let sb = sandbox(3).await;
+    let before = sandbox_appids(&sb);
+    sb.sandbox.set_paging(Paging {
+        max_num: Some(1),
+        ignore_page: false,
+    });
+    sb.sandbox.inject(FaultRule {
+        skip: 1,
+        ..wx_fault("dev_apply_list", Fault::NewApplicantFirst, 1)
+    });
+    let wx = client_with(&sb, |c| c.page_size = 50);
+
+    let all = wx.list_all().await.unwrap();
+
+    assert!(!wx.paging_broken());
+    // The newcomer is the next listing's; everyone who was there is read.
+    assert_eq!(appids(&all), before);
+    assert_eq!(calls_of(&sb, "dev_apply_list"), 5);
+}
+
+#[tokio::test]
+async fn one_undecodable_item_in_a_full_page_does_not_hide_later_pages() {
+    // Newest first: page 1 is four good items and one whose appid AppId::parse refuses.
+    let sb = sandbox(0).await;
+    for _ in 0..7 {
+        pending(&sb);
+    }
+    sb.sandbox.add_applicant(NewApplicant {
+        appid: Some("not an appid!".into()),
+        ..NewApplicant::default()
+    });
+    for _ in 0..4 {
+        pending(&sb);
+    }
+    let wx = client_with(&sb, |c| c.page_size = 5);
+
+    let all = wx.list_all().await.unwrap();
+
+    let mut expected = sandbox_appids(&sb);
+    expected.remove("not an appid!");
+    assert_eq!(appids(&all), expected);
+    assert_eq!(all.len(), 11);
+    // 5, 5, 2 items sent; 12 = 6 pages of 2, so the empty page 7 of 2 ends it.
+    assert_eq!(calls_of(&sb, "dev_apply_list"), 4);
+    let last = sb.sandbox.calls().into_iter().last().unwrap();
+    assert_eq!(
+        (&last.body["page"], &last.body["num"]),
+        (&7.into(), &2.into())
+    );
+}
+
+#[tokio::test]
+async fn an_absent_or_empty_apply_list_is_an_empty_listing() {
+    for fault in [Fault::EmptyList, Fault::EmptyListArray] {
+        let sb = sandbox(3).await;
+        sb.sandbox
+            .inject(wx_fault("dev_apply_list", fault.clone(), 1));
+        let wx = client(&sb);
+
+        let empty = wx.list_all().await.unwrap();
+        let full = wx.list_all().await.unwrap();
+
+        assert!(empty.is_empty(), "{fault:?}");
+        assert_eq!(full.len(), 3, "{fault:?}");
+        assert_eq!(calls_of(&sb, "dev_apply_list"), 1 + 2, "{fault:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_truncated_page_is_read_on_by_position() {
+    let sb = sandbox(3).await;
+    sb.sandbox
+        .inject(wx_fault("dev_apply_list", Fault::Truncate(1), 1));
+    let wx = client(&sb);
+
+    let all = wx.list_all().await.unwrap();
+
+    assert_eq!(appids(&all), sandbox_appids(&sb));
+    // Page 1 sends 1 of 3, then pages of 1 at positions 1 and 2, then the empty position 3.
+    assert_eq!(calls_of(&sb, "dev_apply_list"), 4);
+}
+
+#[tokio::test]
 async fn a_server_that_never_sends_a_short_page_is_cut_off() {
     let sb = sandbox(10).await;
     let wx = client_with(&sb, |c| {
@@ -263,7 +446,11 @@ async fn expired_token_mid_run_is_refreshed_once_and_the_call_succeeds() {
     assert_eq!(all.len(), 2);
     assert_eq!(sb.sandbox.stats().stable_token_requests, 2);
     let answered: Vec<_> = sb.sandbox.calls().iter().map(|c| c.errcode).collect();
-    assert_eq!(answered, vec![Some(0), Some(42001), Some(0)]);
+    // Each listing of 2 ends with the empty page that tells the end from a cap.
+    assert_eq!(
+        answered,
+        vec![Some(0), Some(0), Some(42001), Some(0), Some(0)]
+    );
 }
 
 #[tokio::test]
@@ -384,6 +571,117 @@ async fn a_write_answered_system_busy_is_resent() {
 }
 
 #[tokio::test]
+async fn a_resend_after_a_busy_answer_that_finds_it_done_is_an_unknown_outcome() {
+    let sb = sandbox(0).await;
+    let wx = client(&sb);
+    let appid = pending(&sb);
+    sb.sandbox
+        .inject(wx_fault("dev_agree", Fault::AppliedThenErrcode(-1), 1));
+
+    let err = wx.agree(&appid).await.unwrap_err();
+
+    match &err {
+        WeChatError::OutcomeUnknown {
+            action: "dev_agree",
+            cause,
+            ..
+        } => assert!(
+            matches!(**cause, WeChatError::Api { code: 89240, .. }),
+            "{cause:?}"
+        ),
+        other => panic!("expected an unknown outcome, got {other:?}"),
+    }
+    assert_eq!(err.errcode(), Some(89240));
+    assert!(err.is_retryable_by_person());
+    assert_eq!(
+        status_of(&sb, &appid),
+        Some(2),
+        "the busy write was applied"
+    );
+    let answers: Vec<_> = sb
+        .sandbox
+        .calls()
+        .into_iter()
+        .filter(|c| c.action.as_deref() == Some("dev_agree"))
+        .map(|c| c.errcode)
+        .collect();
+    assert_eq!(answers, vec![Some(-1), Some(89240)]);
+}
+
+#[tokio::test]
+async fn a_write_whose_token_cannot_be_fetched_is_not_sent_and_says_so() {
+    let sb = sandbox(0).await;
+    let wx = client(&sb);
+    let appid = pending(&sb);
+    sb.sandbox.inject(wx_fault("token", Fault::Http(502), 10));
+
+    let err = wx.agree(&appid).await.unwrap_err();
+
+    match &err {
+        WeChatError::NotSent {
+            action: "dev_agree",
+            appid: whom,
+            cause,
+        } => {
+            assert_eq!(whom, appid.as_str());
+            assert!(
+                matches!(**cause, WeChatError::Http { status: 502 }),
+                "{cause:?}"
+            );
+        }
+        other => panic!("expected NotSent, got {other:?}"),
+    }
+    assert_eq!(err.errcode(), None);
+    assert!(err.is_retryable_by_person());
+    assert!(err.to_string().contains("nothing reached WeChat"), "{err}");
+    assert_eq!(calls_of(&sb, "dev_agree"), 0);
+    assert_eq!(
+        sb.sandbox.stats().stable_token_requests,
+        4,
+        "1 try + 3 retries"
+    );
+    assert_eq!(status_of(&sb, &appid), Some(1));
+}
+
+#[tokio::test]
+async fn a_write_to_a_closed_port_is_not_sent() {
+    let appid = AppId::parse("wx1234567890abcdef").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("access_token");
+    std::fs::write(&token_file, "central-token").unwrap();
+    // Classic mode fails fetching the token; file mode has one and fails connecting to devplugin.
+    for mode in [TokenMode::Classic, TokenMode::File(token_file)] {
+        let mut config = WeChatConfig::new(
+            closed_port_url(),
+            "wx5a4db0c0ffee0001".into(),
+            SecretString::from("s3cret-never-printed"),
+        );
+        config.retry.min_delay = Duration::from_millis(1);
+        config.retry.max_delay = Duration::from_millis(2);
+        config.token_mode = mode.clone();
+        let wx = WeChatClient::new(config).unwrap();
+
+        let err = wx.refuse(&appid, "no").await.unwrap_err();
+
+        match &err {
+            WeChatError::NotSent { cause, .. } => assert!(
+                matches!(
+                    **cause,
+                    WeChatError::Transport {
+                        kind: TransportKind::Connect,
+                        ..
+                    }
+                ),
+                "{mode:?}: {cause:?}"
+            ),
+            other => panic!("{mode:?}: expected NotSent, got {other:?}"),
+        }
+        assert!(err.is_retryable_by_person());
+        assert!(!format!("{err} {err:?}").contains("central-token"));
+    }
+}
+
+#[tokio::test]
 async fn a_write_rate_limited_is_not_resent() {
     let sb = sandbox(0).await;
     let wx = client(&sb);
@@ -414,7 +712,8 @@ async fn reads_retry_busy_rate_limit_5xx_and_bad_bodies() {
         let all = wx.list_all().await.unwrap();
 
         assert_eq!(all.len(), 2, "{f:?}");
-        assert_eq!(calls_of(&sb, "dev_apply_list"), 3, "{f:?}");
+        // Two faulted calls, page 1, and the empty page after the short one.
+        assert_eq!(calls_of(&sb, "dev_apply_list"), 4, "{f:?}");
     }
 }
 

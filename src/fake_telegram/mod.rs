@@ -182,6 +182,7 @@ struct World {
     group_rate_limit: Option<u32>,
     webhook: Option<Webhook>,
     deliveries: Vec<Delivery>,
+    membership: Membership,
 }
 
 /// Where updates go while a webhook is set.
@@ -1041,10 +1042,7 @@ impl World {
                 self.commands.clear();
                 Ok(json!(true))
             }
-            "getChat" => {
-                let (chat_id, _) = self.chat_mut(params)?;
-                Ok(self.chat_json(chat_id))
-            }
+            "getChat" => self.chat_full_info(params),
             "getChatAdministrators" => {
                 let (_, chat) = self.chat_mut(params)?;
                 let admins = chat.admins.clone();
@@ -1262,7 +1260,13 @@ async fn api(
         }
     };
     match params {
-        Ok(params) => answer(fake.handle(&canonical(&method), params).await),
+        Ok(params) => {
+            let method = canonical(&method);
+            match fake.standing_answer(&method, &params) {
+                Some(refused) => refused,
+                None => answer(fake.handle(&method, params).await),
+            }
+        }
         Err(e) => answer(Err(e)),
     }
 }
@@ -1327,4 +1331,126 @@ async fn api_get(
     request: axum::extract::Request,
 ) -> Response {
     api(state, path, request).await
+}
+
+// ---- The bot's standing in a chat, as `check` reads it: getChat's full chat info, groups
+// upgraded to supergroups, and a bot that is in a chat but may not post there. ----
+
+/// What the fake knows about the bot's standing in chats, beyond membership.
+#[derive(Default)]
+struct Membership {
+    /// Groups upgraded to supergroups: old chat id → new chat id.
+    upgraded: HashMap<i64, i64>,
+    /// Chats where the bot is a restricted member that may not send messages.
+    muted: Vec<i64>,
+}
+
+impl FakeTelegram {
+    /// A group becomes a supergroup with id `new`, as Telegram does it: every later call naming
+    /// `old` is refused with 400 and `migrate_to_chat_id`; the supergroup has the group's title
+    /// and admins, no messages, and the bot in it.
+    pub fn upgrade_group(&self, old: i64, new: i64) {
+        {
+            let mut world = self.world();
+            let (title, admins) = world
+                .chats
+                .get(&old)
+                .map(|c| (c.title.clone(), c.admins.clone()))
+                .unwrap_or_default();
+            let mut chat = Chat::new(&title, false);
+            chat.admins = admins;
+            world.chats.insert(new, chat);
+            world.membership.upgraded.insert(old, new);
+        }
+        self.changed(None);
+    }
+
+    /// Restricts the bot in a chat: getChatMember says `restricted` with `can_send_messages`
+    /// false, and sendMessage is refused as Telegram refuses it.
+    pub fn restrict_bot(&self, chat_id: i64) {
+        self.world().membership.muted.push(chat_id);
+        self.changed(None);
+    }
+
+    /// The answer to a call that the bot's standing decides before anything else, if any.
+    fn standing_answer(&self, method: &str, params: &Value) -> Option<Response> {
+        let chat_id = chat_id_of(params)?;
+        let mut world = self.world();
+        let (result, migrate_to) = if let Some(&new) = world.membership.upgraded.get(&chat_id) {
+            (
+                Err(bad("group chat was upgraded to a supergroup chat")),
+                Some(new),
+            )
+        } else if world.membership.muted.contains(&chat_id)
+            && world.chats.get(&chat_id).is_some_and(|c| !c.kicked)
+        {
+            let about_bot = params.get("user_id").and_then(Value::as_i64) == Some(FAKE_BOT_ID);
+            match method {
+                "sendMessage" => (
+                    Err(bad("not enough rights to send text messages to the chat")),
+                    None,
+                ),
+                "getChatMember" if about_bot => {
+                    (Ok(restricted_json(world.user_json(FAKE_BOT_ID))), None)
+                }
+                _ => return None,
+            }
+        } else {
+            return None;
+        };
+        world.calls.push(RecordedCall {
+            method: method.to_owned(),
+            params: params.clone(),
+            error_code: result.as_ref().err().map(|(code, _, _)| *code),
+        });
+        drop(world);
+        self.changed(None);
+        Some(match (result, migrate_to) {
+            (Err((code, description, _)), Some(new)) => {
+                let body = json!({
+                    "ok": false, "error_code": code, "description": description,
+                    "parameters": { "migrate_to_chat_id": new },
+                });
+                (StatusCode::BAD_REQUEST, axum::Json(body)).into_response()
+            }
+            (result, _) => answer(result),
+        })
+    }
+}
+
+impl World {
+    /// getChat: a ChatFullInfo, as Telegram sends it (more than the Chat inside a message).
+    fn chat_full_info(&mut self, params: &Value) -> ApiResult {
+        let (chat_id, _) = self.chat_mut(params)?;
+        let mut info = self.chat_json(chat_id);
+        info["accent_color_id"] = json!(0);
+        info["max_reaction_count"] = json!(11);
+        info["accepted_gift_types"] = json!({
+            "unlimited_gifts": false, "limited_gifts": false,
+            "unique_gifts": false, "premium_subscription": false,
+        });
+        if info["type"] == "supergroup" {
+            info["permissions"] = json!({
+                "can_send_messages": true, "can_send_audios": true, "can_send_documents": true,
+                "can_send_photos": true, "can_send_videos": true, "can_send_video_notes": true,
+                "can_send_voice_notes": true, "can_send_polls": true,
+                "can_send_other_messages": true, "can_add_web_page_previews": true,
+                "can_change_info": false, "can_invite_users": true, "can_pin_messages": false,
+                "can_manage_topics": false,
+            });
+        }
+        Ok(info)
+    }
+}
+
+/// A chat member restricted so that it may not send messages.
+fn restricted_json(user: Value) -> Value {
+    json!({
+        "status": "restricted", "user": user, "is_member": true, "until_date": 0,
+        "can_send_messages": false, "can_send_audios": false, "can_send_documents": false,
+        "can_send_photos": false, "can_send_videos": false, "can_send_video_notes": false,
+        "can_send_voice_notes": false, "can_send_polls": false, "can_send_other_messages": false,
+        "can_add_web_page_previews": false, "can_change_info": false, "can_invite_users": false,
+        "can_pin_messages": false, "can_manage_topics": false,
+    })
 }

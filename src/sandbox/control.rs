@@ -1,5 +1,6 @@
 //! The sandbox's control API under `/__sandbox/`: what the WeChat console and a bad day at WeChat
-//! would do, as plain JSON calls, for the demo and staging runs.
+//! would do, as plain JSON calls, for the demo and staging runs (the kinds are listed in the
+//! sandbox's module docs).
 
 use std::time::Duration;
 
@@ -12,7 +13,7 @@ use axum::routing::{delete, get, post};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{Fault, FaultRule, FaultTarget, NewApplicant, Sandbox};
+use super::{Fault, FaultRule, FaultTarget, NewApplicant, Paging, Sandbox};
 
 pub(super) fn routes() -> Router<Sandbox> {
     Router::new()
@@ -23,6 +24,7 @@ pub(super) fn routes() -> Router<Sandbox> {
         .route("/tokens/revoke", post(revoke))
         .route("/clock/advance", post(advance))
         .route("/faults", post(inject).delete(clear))
+        .route("/paging", get(paging).post(set_paging))
         .route("/stats", get(stats))
         .route("/calls", get(calls))
 }
@@ -117,6 +119,7 @@ struct FaultBody {
     errcode: Option<i64>,
     status: Option<u16>,
     ms: Option<u64>,
+    n: Option<usize>,
     #[serde(default = "one")]
     times: u32,
     #[serde(default)]
@@ -155,12 +158,31 @@ fn fault_rule(body: FaultBody) -> Result<FaultRule, String> {
             body.ms.ok_or("kind delay needs \"ms\"")?,
         )),
         "new_applicant_first" => Fault::NewApplicantFirst,
+        "empty_list" => Fault::EmptyList,
+        "empty_list_array" => Fault::EmptyListArray,
+        "truncate" => Fault::Truncate(body.n.ok_or("kind truncate needs \"n\"")?),
+        "applied_then_errcode" => Fault::AppliedThenErrcode(
+            body.errcode
+                .ok_or("kind applied_then_errcode needs \"errcode\"")?,
+        ),
         other => {
             return Err(format!(
-                "unknown kind {other:?}: errcode, http, non_json, delay, new_applicant_first"
+                "unknown kind {other:?}: errcode, http, non_json, delay, new_applicant_first, \
+                 empty_list, empty_list_array, truncate, applied_then_errcode"
             ));
         }
     };
+    let fits = match &target {
+        FaultTarget::Any => true,
+        FaultTarget::Token => fault.applies_to(None),
+        FaultTarget::Action(action) => fault.applies_to(Some(action)),
+    };
+    if !fits {
+        return Err(format!(
+            "kind {} does not apply to target {}",
+            body.kind, body.target
+        ));
+    }
     if body.times == 0 {
         return Err("times must be at least 1".to_owned());
     }
@@ -189,6 +211,22 @@ async fn inject(State(sb): State<Sandbox>, body: axum::body::Bytes) -> Response 
 async fn clear(State(sb): State<Sandbox>) -> StatusCode {
     sb.clear_faults();
     StatusCode::NO_CONTENT
+}
+
+async fn paging(State(sb): State<Sandbox>) -> Response {
+    Json(sb.paging()).into_response()
+}
+
+async fn set_paging(State(sb): State<Sandbox>, body: axum::body::Bytes) -> Response {
+    let paging: Paging = match parse(&body) {
+        Ok(p) => p,
+        Err(r) => return bad(r),
+    };
+    if paging.max_num == Some(0) {
+        return bad("max_num must be at least 1 (or null for no cap)");
+    }
+    sb.set_paging(paging);
+    Json(paging).into_response()
 }
 
 async fn stats(State(sb): State<Sandbox>) -> Response {

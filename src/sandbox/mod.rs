@@ -2,6 +2,16 @@
 //! error codes, seeded with realistic applicants. The tests, the demo and a cautious team's staging
 //! run use it instead of real applicants; a control API under `/__sandbox/` plays the WeChat console
 //! and injects faults.
+//!
+//! Knobs for what the public documents leave open, each a [`Sandbox`] method and a control call:
+//! - paging ([`Paging`], `GET`/`POST /__sandbox/paging` with `{"max_num": 10, "ignore_page": false}`):
+//!   `max_num` caps `num` silently, `ignore_page` answers page 1 whatever `page` says;
+//! - faults ([`Fault`], `POST /__sandbox/faults` with `{"target", "kind", "times", "skip", ...}`):
+//!   `errcode`, `http`, `non_json`, `delay` and `new_applicant_first` for any call;
+//!   `empty_list` (errcode 0, no `apply_list`), `empty_list_array` (`"apply_list": []`) and
+//!   `truncate` (`"n"`: only the page's first n items) for `dev_apply_list`;
+//!   `applied_then_errcode` (`"errcode"`: the write takes effect, the answer carries the code) for
+//!   writes. A fault matches only calls it applies to.
 
 mod control;
 mod seed;
@@ -119,6 +129,40 @@ pub enum Fault {
     Delay(Duration),
     /// A new pending applicant applies just before the call is handled.
     NewApplicantFirst,
+    /// `dev_apply_list` only: errcode 0 with no `apply_list` key at all.
+    EmptyList,
+    /// `dev_apply_list` only: errcode 0 with `"apply_list": []`.
+    EmptyListArray,
+    /// `dev_apply_list` only: the page is served, but with only its first n items.
+    Truncate(usize),
+    /// Writes only: the write is handled as usual (applied when it can be), then the answer
+    /// carries this errcode instead (-1: a busy answer to a write that took effect).
+    AppliedThenErrcode(i64),
+}
+
+impl Fault {
+    /// Whether this fault can act on a call to `action` (`None`: a token endpoint).
+    pub fn applies_to(&self, action: Option<&str>) -> bool {
+        match self {
+            Self::EmptyList | Self::EmptyListArray | Self::Truncate(_) => {
+                action == Some("dev_apply_list")
+            }
+            Self::AppliedThenErrcode(_) => {
+                matches!(action, Some("dev_agree" | "dev_refuse" | "dev_delete"))
+            }
+            _ => true,
+        }
+    }
+}
+
+/// How `dev_apply_list` pages: WeChat documents neither a maximum `num` nor how `page` behaves.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Paging {
+    /// Caps `num` silently, as a WeChat with an undocumented maximum would.
+    pub max_num: Option<u32>,
+    /// Answers page 1 whatever `page` says, as a WeChat that ignores it would.
+    pub ignore_page: bool,
 }
 
 /// A fault for the next matching calls.
@@ -194,6 +238,7 @@ struct World {
     stable: Option<String>,
     classic: Option<String>,
     faults: Vec<FaultRule>,
+    paging: Paging,
     stats: SandboxStats,
     calls: Vec<RecordedCall>,
     /// Writes being handled per appid, for [`SandboxStats::overlapping_writes`].
@@ -238,11 +283,18 @@ impl World {
     }
 
     fn take_fault(&mut self, call: &Call<'_>) -> Option<Fault> {
-        let index = self.faults.iter().position(|r| match (&r.target, call) {
-            (FaultTarget::Any, _) => true,
-            (FaultTarget::Token, Call::Token) => true,
-            (FaultTarget::Action(a), Call::Action(b)) => a == b,
-            _ => false,
+        let action = match call {
+            Call::Token => None,
+            Call::Action(a) => Some(*a),
+        };
+        let index = self.faults.iter().position(|r| {
+            r.fault.applies_to(action)
+                && match (&r.target, call) {
+                    (FaultTarget::Any, _) => true,
+                    (FaultTarget::Token, Call::Token) => true,
+                    (FaultTarget::Action(a), Call::Action(b)) => a == b,
+                    _ => false,
+                }
         })?;
         let rule = &mut self.faults[index];
         if rule.skip > 0 {
@@ -322,6 +374,7 @@ impl Sandbox {
             stable: None,
             classic: None,
             faults: Vec::new(),
+            paging: Paging::default(),
             stats: SandboxStats::default(),
             calls: Vec::new(),
             writing: HashMap::new(),
@@ -471,6 +524,16 @@ impl Sandbox {
         }
     }
 
+    /// Sets how `dev_apply_list` pages from the next call on.
+    pub fn set_paging(&self, paging: Paging) {
+        self.state().paging = paging;
+    }
+
+    /// How `dev_apply_list` pages now.
+    pub fn paging(&self) -> Paging {
+        self.state().paging
+    }
+
     /// Drops every queued fault.
     pub fn clear_faults(&self) {
         self.state().faults.clear();
@@ -553,20 +616,53 @@ fn fault_answer(fault: &Fault) -> Option<Injected> {
                 .into_response(),
             None,
         )),
-        Fault::Delay(_) | Fault::NewApplicantFirst => None,
+        Fault::EmptyList => Some((
+            axum::Json(json!({ "errcode": 0, "errmsg": "ok" })).into_response(),
+            Some(0),
+        )),
+        Fault::EmptyListArray => Some((
+            axum::Json(json!({ "errcode": 0, "errmsg": "ok", "apply_list": [] })).into_response(),
+            Some(0),
+        )),
+        Fault::Delay(_)
+        | Fault::NewApplicantFirst
+        | Fault::Truncate(_)
+        | Fault::AppliedThenErrcode(_) => None,
     }
 }
 
-/// Applies a fault before handling: answers it, or prepares the delay / new applicant.
-fn before(state: &mut World, call: &Call<'_>) -> (Option<Injected>, Option<Duration>) {
+/// A fault that changes the handler's answer rather than replacing it.
+type Rewrite = Option<Fault>;
+
+/// Applies a fault before handling: answers it, or prepares the delay / new applicant / rewrite.
+fn before(state: &mut World, call: &Call<'_>) -> (Option<Injected>, Option<Duration>, Rewrite) {
     match state.take_fault(call) {
-        Some(Fault::Delay(d)) => (None, Some(d)),
+        Some(Fault::Delay(d)) => (None, Some(d), None),
         Some(Fault::NewApplicantFirst) => {
             state.add(NewApplicant::default());
-            (None, None)
+            (None, None, None)
         }
-        Some(other) => (fault_answer(&other), None),
-        None => (None, None),
+        Some(rewrite @ (Fault::Truncate(_) | Fault::AppliedThenErrcode(_))) => {
+            (None, None, Some(rewrite))
+        }
+        Some(other) => (fault_answer(&other), None, None),
+        None => (None, None, None),
+    }
+}
+
+/// Changes a handled call's answer as a rewrite fault says.
+fn rewrite(fault: Rewrite, mut value: Value, code: i64) -> (Value, i64) {
+    match fault {
+        Some(Fault::Truncate(n)) => {
+            if let Some(items) = value.get_mut("apply_list").and_then(Value::as_array_mut) {
+                items.truncate(n);
+            }
+            (value, code)
+        }
+        Some(Fault::AppliedThenErrcode(code)) => {
+            (json!({ "errcode": code, "errmsg": errmsg(code) }), code)
+        }
+        _ => (value, code),
     }
 }
 
@@ -591,7 +687,7 @@ async fn stable_token(State(sb): State<Sandbox>, body: Bytes) -> Response {
     let (answer, delay) = {
         let mut state = sb.state();
         state.stats.stable_token_requests += 1;
-        let (faulted, delay) = before(&mut state, &Call::Token);
+        let (faulted, delay, _) = before(&mut state, &Call::Token);
         let answer = faulted.map(|(answer, _)| answer).unwrap_or_else(|| {
             let Ok(request) = serde_json::from_slice::<StableTokenRequest>(&body) else {
                 return errcode_answer(47001);
@@ -636,7 +732,7 @@ async fn classic_token(
     let (answer, delay) = {
         let mut state = sb.state();
         state.stats.classic_token_requests += 1;
-        let (faulted, delay) = before(&mut state, &Call::Token);
+        let (faulted, delay, _) = before(&mut state, &Call::Token);
         let answer = faulted.map(|(answer, _)| answer).unwrap_or_else(|| {
             if q.get("grant_type").map(String::as_str) != Some("client_credential") {
                 return errcode_answer(47001);
@@ -700,7 +796,8 @@ async fn devplugin(
             Some("dev_delete") => state.stats.delete += 1,
             _ => {}
         }
-        let (faulted, delay) = before(&mut state, &Call::Action(action.as_deref().unwrap_or("")));
+        let (faulted, delay, rewritten) =
+            before(&mut state, &Call::Action(action.as_deref().unwrap_or("")));
         let (answer, errcode) = match faulted {
             Some(injected) => injected,
             None => {
@@ -709,6 +806,7 @@ async fn devplugin(
                     q.get("access_token").map(String::as_str),
                     parsed.as_ref(),
                 );
+                let (value, code) = rewrite(rewritten, value, code);
                 (axum::Json(value).into_response(), Some(code))
             }
         };
@@ -785,6 +883,12 @@ fn handle(state: &mut World, token: Option<&str>, body: Option<&Value>) -> (Valu
             let (Some(page), Some(num)) = (number("page"), number("num")) else {
                 return fail(47001);
             };
+            let Paging {
+                max_num,
+                ignore_page,
+            } = state.paging;
+            let num = max_num.map_or(num, |cap| num.min(u64::from(cap.max(1))));
+            let page = if ignore_page { 1 } else { page };
             let start = usize::try_from((page - 1).saturating_mul(num)).unwrap_or(usize::MAX);
             let items: Vec<Value> = state
                 .applicants

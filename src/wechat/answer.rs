@@ -306,10 +306,12 @@ impl RawAnswer {
         }
     }
 
-    /// The applicants, skipping (with a warning) items without a usable appid.
-    pub(crate) fn into_applicants(self) -> Vec<Applicant> {
-        self.apply_list
-            .unwrap_or_default()
+    /// The applicants, skipping (with a warning) items without a usable appid, and how many
+    /// items `apply_list` held as sent: paging counts those, not the ones that decoded.
+    pub(crate) fn into_page(self) -> (Vec<Applicant>, usize) {
+        let items = self.apply_list.unwrap_or_default();
+        let sent = items.len();
+        let applicants = items
             .into_iter()
             .filter_map(|item| {
                 let decoded = item.and_then(RawItem::into_applicant);
@@ -318,7 +320,8 @@ impl RawAnswer {
                 }
                 decoded
             })
-            .collect()
+            .collect();
+        (applicants, sent)
     }
 }
 

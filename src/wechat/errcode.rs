@@ -9,8 +9,12 @@ pub const TOKEN_ERRCODES: [i64; 3] = [40001, 40014, 42001];
 /// Codes that mean the operator configured something wrong; retrying cannot help.
 pub const CONFIG_ERRCODES: [i64; 4] = [40013, 40125, 40164, 48001];
 
-/// WeChat's "system busy": nothing was done, so even a write may be sent again.
+/// WeChat's "system busy". Writes are sent again on it, but nothing public promises that a write
+/// answered -1 was not applied, so a resend's stale-state answer is read as "probably applied".
 pub const SYSTEM_BUSY: i64 = -1;
+/// "Only pending / only refused or timed out / not in the list": what a resend of a write that
+/// already took effect gets.
+pub const STALE_STATE: [i64; 3] = [89240, 89241, 89242];
 /// Per-minute call limit.
 pub const RATE_LIMITED: i64 = 45011;
 /// Daily call quota exhausted.
@@ -18,11 +22,7 @@ pub const DAILY_QUOTA: i64 = 45009;
 
 /// `(code, 中文, English)` for every code this project knows.
 const TABLE: &[(i64, &str, &str)] = &[
-    (
-        -1,
-        "系统繁忙,请稍后再试",
-        "system busy; nothing was done, try again later",
-    ),
+    (-1, "系统繁忙,请稍后再试", "system busy; try again later"),
     (
         40001,
         "access_token 无效或不是最新 / AppSecret 错误",

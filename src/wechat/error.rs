@@ -1,5 +1,6 @@
 //! The one error type of the WeChat client. Callers branch on it: an API errcode is shown on the
-//! card, a transport failure may be retried, an unknown outcome makes the bot re-read the status.
+//! card, a transport failure may be retried, an unknown outcome makes the bot re-read the status,
+//! and a write that never left the process says so instead of claiming an unknown outcome.
 //! No variant holds a `reqwest::Error` (its Debug output prints the URL with the token): the text
 //! is redacted when the error is made.
 
@@ -12,7 +13,7 @@ use crate::wechat::errcode;
 pub enum TransportKind {
     /// No answer within the request timeout.
     Timeout,
-    /// The connection could not be made.
+    /// The connection could not be made (refused, DNS, connect timeout): nothing was sent.
     Connect,
     /// Anything else on the way (reset, TLS, body read).
     Other,
@@ -51,8 +52,9 @@ pub enum WeChatError {
         /// What was wrong with the body.
         detail: String,
     },
-    /// A write went out and no reliable answer came back: it may or may not have taken effect.
-    /// The caller must re-read the applicant's status instead of sending it again.
+    /// A write may have reached WeChat and no answer can be trusted (timeout after sending, 5xx,
+    /// unreadable answer, or a stale-state errcode on a resend after -1): it may or may not have
+    /// taken effect. The caller must re-read the applicant's status instead of sending it again.
     #[error("outcome unknown for {action} on {appid}: {cause}")]
     OutcomeUnknown {
         /// `dev_agree`, `dev_refuse` or `dev_delete`.
@@ -62,13 +64,24 @@ pub enum WeChatError {
         /// Why no answer is trusted.
         cause: Box<WeChatError>,
     },
+    /// A write never left this process (the access token could not be fetched, the connection
+    /// could not be made): WeChat did nothing, so the same decision may simply be tried again.
+    #[error("nothing reached WeChat: {action} on {appid} was not sent ({cause})")]
+    NotSent {
+        /// `dev_agree`, `dev_refuse` or `dev_delete`.
+        action: &'static str,
+        /// Whom it concerned.
+        appid: String,
+        /// Why it could not be sent.
+        cause: Box<WeChatError>,
+    },
     /// The request was refused before anything was sent (for example a refuse without a reason).
     #[error("invalid request: {0}")]
     InvalidRequest(String),
-    /// `list_all` hit its page bound: the server keeps sending full pages.
-    #[error("WeChat kept sending full pages: stopped after {pages} pages")]
+    /// `list_all` hit its bound on calls: the server never sent the empty page that ends a listing.
+    #[error("WeChat kept sending applicants: stopped after {pages} pages")]
     TooManyPages {
-        /// How many pages were read.
+        /// How many pages were read (calls made).
         pages: u32,
     },
     /// The token file (mode `file`) could not be used.
@@ -92,10 +105,11 @@ fn errmsg_suffix(errmsg: &str) -> String {
 impl WeChatError {
     /// Builds a transport error from reqwest's, keeping no URL and no token.
     pub(crate) fn from_reqwest(err: reqwest::Error) -> Self {
-        let kind = if err.is_timeout() {
-            TransportKind::Timeout
-        } else if err.is_connect() {
+        // Connect first: a connect timeout is both, and it matters that nothing was sent.
+        let kind = if err.is_connect() {
             TransportKind::Connect
+        } else if err.is_timeout() {
+            TransportKind::Timeout
         } else {
             TransportKind::Other
         };
@@ -113,7 +127,8 @@ impl WeChatError {
         Self::Transport { kind, detail }
     }
 
-    /// The errcode, when WeChat sent one (also inside an unknown outcome).
+    /// The errcode, when WeChat sent one (also inside an unknown outcome). A write that was not
+    /// sent has none: its cause came from the token endpoint or the network, not from the write.
     pub fn errcode(&self) -> Option<i64> {
         match self {
             Self::Api { code, .. } => Some(*code),
@@ -155,14 +170,15 @@ impl WeChatError {
         }
     }
 
-    /// Whether the same decision may be tried again by a person (busy, transport, unknown outcome).
+    /// Whether the same decision may be tried again by a person (busy, transport, unknown outcome,
+    /// not sent).
     pub fn is_retryable_by_person(&self) -> bool {
         match self {
             Self::Api { code, .. } => {
                 *code == errcode::SYSTEM_BUSY || *code == errcode::RATE_LIMITED
             }
             Self::Http { .. } | Self::Transport { .. } | Self::Decode { .. } => true,
-            Self::OutcomeUnknown { .. } => true,
+            Self::OutcomeUnknown { .. } | Self::NotSent { .. } => true,
             _ => false,
         }
     }

@@ -2,7 +2,13 @@
 //!
 //! Wire types stay in here; callers get [`Applicant`]s and [`WeChatError`]s. Reads retry what is
 //! safe to retry; writes never resend after an answer went missing, they report an unknown outcome
-//! so the caller re-reads the truth.
+//! so the caller re-reads the truth, and a write that never left the process says so.
+//!
+//! Listing reads by position, because nothing documents how WeChat pages: a page of `k` items
+//! shorter than asked may be the end or a silent cap on `num`, so the listing goes on at position
+//! `offset` with a page size that divides it (at most `k`) until a page comes back empty. That costs
+//! exactly one extra call when a listing ends on a short page, and reads everyone under any cap.
+//! A WeChat that ignores `page` is recognised by full pages that bring nobody new.
 
 mod answer;
 mod errcode;
@@ -11,6 +17,7 @@ mod token;
 
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder};
@@ -24,6 +31,7 @@ use crate::applicant::{AppId, Applicant};
 use crate::applicant::{ApplyStatus, Category};
 
 pub use errcode::{DAILY_QUOTA, meaning as errcode_meaning};
+use errcode::{STALE_STATE, SYSTEM_BUSY};
 pub use error::{TransportKind, WeChatError};
 pub use token::{AccessToken, TokenMode, TokenProvider, TokenState};
 
@@ -79,7 +87,8 @@ pub struct WeChatConfig {
     pub request_timeout: Duration,
     /// Page size for `list_all` (`WECHAT_PAGE_SIZE`).
     pub page_size: u32,
-    /// Most pages `list_all` reads before giving up on a server that never sends a short page.
+    /// Most `dev_apply_list` calls one `list_all` makes before giving up on a server that never
+    /// sends an empty page.
     pub max_pages: u32,
     /// Backoff for retried calls.
     pub retry: RetryPolicy,
@@ -122,7 +131,35 @@ struct DevPluginRequest<'a> {
     reason: Option<&'a str>,
 }
 
-/// The devplugin client. Cheap to clone; clones share the HTTP pool and the token.
+/// One `dev_apply_list` page as WeChat sent it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ListPage {
+    /// The items that decoded (a usable appid), in WeChat's order.
+    pub applicants: Vec<Applicant>,
+    /// How many items `apply_list` held, decodable or not: what paging counts.
+    pub sent: usize,
+}
+
+/// What listings learnt about WeChat's paging, shared by clones.
+#[derive(Default)]
+struct PagingSeen {
+    /// The last completed `list_all` met full pages bringing nobody new.
+    broken: AtomicBool,
+    /// The largest `num` WeChat was seen to honour when it capped a page (0: no cap seen).
+    cap: AtomicU32,
+}
+
+/// Why a call failed, with what the write path needs to tell an unknown outcome from none.
+struct Failure {
+    error: WeChatError,
+    /// Some attempt was sent and its answer does not prove that nothing was done.
+    maybe_applied: bool,
+    /// An attempt before the last one was answered -1.
+    busy_before: bool,
+}
+
+/// The devplugin client. Cheap to clone; clones share the HTTP pool, the token and what was
+/// learnt about paging.
 #[derive(Clone)]
 pub struct WeChatClient {
     http: reqwest::Client,
@@ -131,6 +168,7 @@ pub struct WeChatClient {
     page_size: u32,
     max_pages: u32,
     retry: RetryPolicy,
+    paging: Arc<PagingSeen>,
 }
 
 impl WeChatClient {
@@ -161,6 +199,7 @@ impl WeChatClient {
             page_size: config.page_size,
             max_pages: config.max_pages.max(1),
             retry: config.retry,
+            paging: Arc::default(),
         })
     }
 
@@ -174,8 +213,24 @@ impl WeChatClient {
         self.page_size
     }
 
+    /// Whether the last completed `list_all` found WeChat ignoring `page` (full pages that
+    /// brought no applicant not already seen), for `/status`.
+    pub fn paging_broken(&self) -> bool {
+        self.paging.broken.load(Ordering::Relaxed)
+    }
+
+    /// The most items per page WeChat was seen to send when it capped `num` below the page size.
+    pub fn page_cap(&self) -> Option<u32> {
+        Some(self.paging.cap.load(Ordering::Relaxed)).filter(|c| *c > 0)
+    }
+
     /// One page of applicants (`dev_apply_list`), pages counted from 1.
     pub async fn apply_list(&self, page: u32, num: u32) -> Result<Vec<Applicant>, WeChatError> {
+        self.apply_page(page, num).await.map(|p| p.applicants)
+    }
+
+    /// One page of applicants with the number of items WeChat sent (decodable or not).
+    pub async fn apply_page(&self, page: u32, num: u32) -> Result<ListPage, WeChatError> {
         if page == 0 || num == 0 {
             return Err(WeChatError::InvalidRequest(
                 "page and num start at 1".into(),
@@ -188,30 +243,103 @@ impl WeChatClient {
             num: Some(num),
             reason: None,
         };
-        self.call(&request, Kind::Read, decode_apply_list_answer)
+        self.call(&request, Kind::Read, decode_apply_list_page)
             .await
+            .map_err(|f| f.error)
     }
 
-    /// Every applicant: pages from 1 until a short page, de-duplicated by appid (items shift
-    /// between pages while paging), bounded by the configured page count.
+    /// Every applicant, read by position (see the module docs) until an empty page, whatever cap
+    /// WeChat puts on `num`; de-duplicated by appid (items shift between pages while paging);
+    /// at most `max_pages` calls. Stops early, with what it has, when WeChat ignores `page`.
+    /// An absent or empty `apply_list` is an empty listing: what that proves is the caller's call.
     pub async fn list_all(&self) -> Result<Vec<Applicant>, WeChatError> {
         let mut seen = HashSet::new();
         let mut all = Vec::new();
-        for page in 1..=self.max_pages {
-            let items = self.apply_list(page, self.page_size).await?;
-            let short = items.len() < self.page_size as usize;
-            for applicant in items {
+        let mut size = self.page_size;
+        // Items WeChat has sent so far: the position the next page starts at. Always a
+        // multiple of `size`.
+        let mut offset: u64 = 0;
+        // A short page of this many items made the page size shrink; the next full page shows
+        // it was a cap rather than the end.
+        let mut short_seen: Option<u32> = None;
+        // Full pages in a row that brought nobody new.
+        let mut stale_pages = 0;
+        for _ in 0..self.max_pages {
+            let Ok(page) = u32::try_from(offset / u64::from(size) + 1) else {
+                break;
+            };
+            let ListPage { applicants, sent } = self.apply_page(page, size).await?;
+            let decoded = applicants.len();
+            let mut fresh = 0;
+            for applicant in applicants {
                 if seen.insert(applicant.appid.clone()) {
                     all.push(applicant);
+                    fresh += 1;
                 }
             }
-            if short {
+            if sent == 0 {
+                self.note_paging(false);
                 return Ok(all);
+            }
+            let sent = u32::try_from(sent).unwrap_or(u32::MAX);
+            if sent >= size {
+                // A full page of newcomers after a short one: that short page was a cap.
+                if let Some(cap) = short_seen.take()
+                    && fresh > 0
+                    && cap == size
+                {
+                    self.note_cap(cap);
+                }
+                // One such page can be items shifting under us (applicants arriving while
+                // paging); two in a row is a WeChat answering the same page whatever `page` says.
+                if decoded > 0 && fresh == 0 {
+                    stale_pages += 1;
+                    if stale_pages >= 2 {
+                        self.note_paging(true);
+                        return Ok(all);
+                    }
+                } else if fresh > 0 {
+                    stale_pages = 0;
+                }
+                // More than asked counts as a full page: the next one is asked by number.
+                offset += u64::from(size);
+            } else {
+                // The end, or a cap on `num`: go on from here with a size that divides the
+                // position, so that page numbers still land on it.
+                offset += u64::from(sent);
+                // At most `sent`, and `sent` itself when it divides the position.
+                size = gcd(offset, u64::from(sent)) as u32;
+                short_seen = Some(sent);
             }
         }
         Err(WeChatError::TooManyPages {
             pages: self.max_pages,
         })
+    }
+
+    /// Records whether WeChat's paging looked broken, logging each change once.
+    fn note_paging(&self, broken: bool) {
+        let was = self.paging.broken.swap(broken, Ordering::Relaxed);
+        if broken && !was {
+            tracing::warn!(
+                page_size = self.page_size,
+                "WeChat's paging looks broken: it answers the same applicants whatever page is \
+                 asked for; listing only what the first page shows"
+            );
+        } else if was && !broken {
+            tracing::info!("WeChat's paging works again");
+        }
+    }
+
+    /// Logs, once per value, the page size WeChat seems to honour below the configured one.
+    fn note_cap(&self, cap: u32) {
+        if self.paging.cap.swap(cap, Ordering::Relaxed) != cap {
+            tracing::info!(
+                honoured = cap,
+                asked = self.page_size,
+                "WeChat seems to cap num: it sends at most {cap} applicants per page; paging by position"
+            );
+        }
     }
 
     /// Approves a pending applicant (`dev_agree`).
@@ -250,29 +378,22 @@ impl WeChatClient {
         };
         match self.call(&request, Kind::Write, read_answer).await {
             Ok(_) => Ok(()),
-            Err(
-                cause @ (WeChatError::Transport { .. }
-                | WeChatError::Http { .. }
-                | WeChatError::Decode { .. }),
-            ) => Err(WeChatError::OutcomeUnknown {
-                action,
-                appid: appid.to_string(),
-                cause: Box::new(cause),
-            }),
-            Err(other) => Err(other),
+            Err(failure) => Err(write_error(action, appid, failure)),
         }
     }
 
-    /// Sends one request with the token, retrying per `kind`. Returns the answer's JSON when
+    /// Sends one request with the token, retrying per `kind`. Returns the decoded answer when
     /// errcode is 0.
     async fn call<T>(
         &self,
         request: &DevPluginRequest<'_>,
         kind: Kind,
         decode: Decoder<T>,
-    ) -> Result<T, WeChatError> {
+    ) -> Result<T, Failure> {
         let mut delays = self.retry.delays();
         let mut token_retried = false;
+        let mut maybe_applied = false;
+        let mut busy_seen = false;
         loop {
             let (error, sent) = match self.tokens.token().await {
                 Err(e) => (e, false),
@@ -288,21 +409,36 @@ impl WeChatClient {
                         );
                         continue;
                     }
+                    // A connection never made carried nothing.
+                    Err(
+                        e @ WeChatError::Transport {
+                            kind: TransportKind::Connect,
+                            ..
+                        },
+                    ) => (e, false),
                     Err(e) => (e, true),
                 },
             };
-            // A write that reached WeChat is resent only on -1 ("nothing was done"); a failure
-            // before sending (token fetch) is safe to retry for both kinds.
+            let busy_before = busy_seen;
+            maybe_applied |= sent;
+            busy_seen |= sent && error.errcode() == Some(SYSTEM_BUSY);
+            // A write that reached WeChat is resent only on -1 (busy; whether it was applied
+            // anyway shows in the resend's answer); a failure before sending (token fetch,
+            // connect) is safe to retry for both kinds.
             let retry = match (kind, sent) {
                 (Kind::Read, _) | (Kind::Write, false) => error.is_retryable_read(),
-                (Kind::Write, true) => error.errcode() == Some(errcode::SYSTEM_BUSY),
+                (Kind::Write, true) => error.errcode() == Some(SYSTEM_BUSY),
             };
             if retry && let Some(delay) = delays.next() {
                 tracing::warn!(action = request.action, error = %error, ?delay, "WeChat call failed; retrying");
                 tokio::time::sleep(delay).await;
                 continue;
             }
-            return Err(error);
+            return Err(Failure {
+                error,
+                maybe_applied,
+                busy_before,
+            });
         }
     }
 
@@ -336,6 +472,46 @@ impl WeChatClient {
 /// Turns an answer's HTTP status and body into a result.
 type Decoder<T> = fn(u16, &[u8]) -> Result<T, WeChatError>;
 
+/// What a failed write tells its caller: nothing was sent, the outcome is unknown, or WeChat's
+/// own answer.
+fn write_error(action: &'static str, appid: &AppId, failure: Failure) -> WeChatError {
+    let Failure {
+        error,
+        maybe_applied,
+        busy_before,
+    } = failure;
+    let unclear = matches!(
+        error,
+        WeChatError::Transport { .. } | WeChatError::Http { .. } | WeChatError::Decode { .. }
+    );
+    // After a -1, "not pending" / "not in the list" most likely means the busy write was applied.
+    let stale_after_busy = busy_before
+        && matches!(error, WeChatError::Api { code, .. } if STALE_STATE.contains(&code));
+    if stale_after_busy || (unclear && maybe_applied) {
+        WeChatError::OutcomeUnknown {
+            action,
+            appid: appid.to_string(),
+            cause: Box::new(error),
+        }
+    } else if unclear {
+        WeChatError::NotSent {
+            action,
+            appid: appid.to_string(),
+            cause: Box::new(error),
+        }
+    } else {
+        error
+    }
+}
+
+/// Greatest common divisor, for the page size that divides a listing's position.
+fn gcd(mut a: u64, mut b: u64) -> u64 {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
+}
+
 /// Reads a devplugin answer: HTTP status first, then JSON, then `errcode` (always, before
 /// anything else), returning the JSON when errcode is 0.
 pub fn read_answer(status: u16, bytes: &[u8]) -> Result<Value, WeChatError> {
@@ -366,6 +542,12 @@ pub fn read_answer(status: u16, bytes: &[u8]) -> Result<Value, WeChatError> {
 /// Decodes a whole `dev_apply_list` answer body into applicants (what [`WeChatClient::apply_list`]
 /// does after the HTTP call); public so the decoder can be fuzzed directly.
 pub fn decode_apply_list_answer(status: u16, bytes: &[u8]) -> Result<Vec<Applicant>, WeChatError> {
+    decode_apply_list_page(status, bytes).map(|page| page.applicants)
+}
+
+/// Decodes a whole `dev_apply_list` answer body into a page: the applicants that decoded and the
+/// number of items sent.
+pub fn decode_apply_list_page(status: u16, bytes: &[u8]) -> Result<ListPage, WeChatError> {
     if !(200..300).contains(&status) {
         return Err(WeChatError::Http { status });
     }
@@ -385,7 +567,8 @@ pub fn decode_apply_list_answer(status: u16, bytes: &[u8]) -> Result<Vec<Applica
             errmsg: answer.errmsg(),
         });
     }
-    Ok(answer.into_applicants())
+    let (applicants, sent) = answer.into_page();
+    Ok(ListPage { applicants, sent })
 }
 
 /// Says what kind of body came back instead of JSON, without quoting much of it.

@@ -1,0 +1,135 @@
+//! Read-only commands through the real bot: `/history` always arrives, cut to fit Telegram's
+//! length limit with a line saying what was left out; `/history` and `/status` speak the chat's
+//! language, not the store's words.
+
+mod common;
+
+use common::{ALICE, TestApp};
+use wxplugin_bot::applicant::AppId;
+use wxplugin_bot::card::Actor;
+use wxplugin_bot::decision::Action;
+use wxplugin_bot::store::Store;
+
+/// 60 decisions on `appid`, each with a 200-character reason full of characters HTML escapes:
+/// far more than one message holds.
+async fn long_audit_log(app: &TestApp, appid: &AppId) {
+    let store = Store::open(&app.vars["DATABASE_URL"]).await.unwrap();
+    let actor = Actor {
+        id: ALICE as u64,
+        name: "Alice <the approver> & co".to_owned(),
+    };
+    let reason = "<&>\"x".repeat(40);
+    for i in 0..60 {
+        let attempt = store
+            .audit_attempt(appid, Action::Reject, &actor, "command", Some(&reason))
+            .await
+            .unwrap();
+        match i % 4 {
+            0 => store.audit_result(attempt, "ok", None, None).await.unwrap(),
+            1 => store
+                .audit_result(attempt, "error", Some(89240), Some("not pending"))
+                .await
+                .unwrap(),
+            2 => store
+                .audit_result(attempt, "unknown", None, Some("timeout"))
+                .await
+                .unwrap(),
+            _ => {} // no result: in flight
+        }
+    }
+    store.close().await;
+}
+
+/// The entry lines of a `/history` answer.
+fn entries(plain: &str) -> usize {
+    plain.lines().filter(|l| l.starts_with("• ")).count()
+}
+
+#[tokio::test]
+async fn a_history_longer_than_a_message_is_cut_to_fit_and_says_what_was_left_out() {
+    let mut app = TestApp::new(1).await;
+    let appid = AppId::parse(&app.appids()[0]).unwrap();
+    long_audit_log(&app, &appid).await;
+    app.start().await;
+    app.wait_cards(1).await;
+
+    let all = app.command(ALICE, "/history").await;
+    let one = app.command(ALICE, &format!("/history {appid}")).await;
+
+    for (reply, last) in [
+        (
+            &all,
+            " earlier entries not shown. /history <appid> shows one applicant's entries.",
+        ),
+        (&one, " earlier entries of this applicant not shown."),
+    ] {
+        // The fake parsed the HTML as Telegram does: this is the length Telegram counts.
+        let plain = &reply.plain_text;
+        assert!(
+            plain.chars().count() <= 4096,
+            "{} characters",
+            plain.chars().count()
+        );
+        let shown = entries(plain);
+        assert!(shown >= 10, "only {shown} entries: {plain}");
+        assert!(
+            plain.starts_with(&format!("Decision history (latest {shown}):")),
+            "{plain}"
+        );
+        assert_eq!(
+            plain.lines().last(),
+            Some(format!("… {}{last}", 60 - shown).as_str()),
+            "{plain}"
+        );
+        assert!(
+            plain.contains(&"<&>\"x".repeat(40)),
+            "reasons are shown whole"
+        );
+    }
+}
+
+#[tokio::test]
+async fn history_shows_results_in_the_chat_language() {
+    let mut app = TestApp::new(1).await;
+    let appid = AppId::parse(&app.appids()[0]).unwrap();
+    long_audit_log(&app, &appid).await;
+    app.vars.insert("BOT_LANG", "zh".to_owned());
+    app.start().await;
+    app.wait_cards(1).await;
+
+    let reply = app.command(ALICE, "/history").await;
+
+    let plain = &reply.plain_text;
+    for word in ["→ 成功", "→ 失败 (89240", "→ 结果未知", "→ 进行中"] {
+        assert!(plain.contains(word), "no {word:?} in {plain}");
+    }
+    for raw in ["→ ok", "→ error", "→ unknown", "→ in-flight", "earlier"] {
+        assert!(!plain.contains(raw), "{raw:?} in {plain}");
+    }
+    assert!(
+        plain
+            .lines()
+            .last()
+            .is_some_and(|l| l.contains("条更早的记录未显示")),
+        "{plain}"
+    );
+}
+
+#[tokio::test]
+async fn status_speaks_the_chat_language() {
+    let mut app = TestApp::new(2).await;
+    app.vars.insert("BOT_LANG", "zh".to_owned());
+    app.start().await;
+    app.wait_cards(2).await;
+
+    let reply = app.command(ALICE, "/status").await;
+
+    let plain = &reply.plain_text;
+    assert!(plain.contains("已缓存"), "{plain}");
+    assert!(plain.contains("秒后刷新"), "{plain}");
+    let english = plain
+        .split(|c: char| !c.is_ascii_alphabetic())
+        .filter(|w| w.len() > 2 && !["stable", "UTC"].contains(w))
+        .collect::<Vec<_>>();
+    assert!(english.is_empty(), "English words {english:?} in {plain}");
+}
