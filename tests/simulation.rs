@@ -32,7 +32,7 @@ use tokio_util::sync::CancellationToken;
 use wxplugin_bot::config::Settings;
 use wxplugin_bot::fake_telegram::{FakeMessage, TgFault};
 use wxplugin_bot::i18n::{Lang, Texts, fill};
-use wxplugin_bot::sandbox::{Fault, NewApplicant};
+use wxplugin_bot::sandbox::{Fault, NewApplicant, Paging};
 
 /// Schedules the test command runs by default: 400 took 3 min 29 s of a debug build on two
 /// shared cores, eight at a time, so 300 stay within about 2 min 40 s.
@@ -143,6 +143,8 @@ struct Plan {
     seed: u64,
     applicants: usize,
     page_size: u32,
+    /// WeChat's undocumented cap on `num`, if any.
+    max_num: Option<u32>,
     poll_ms: u64,
     steps: Vec<Timed>,
     /// Whether the bot restarts before the quiescent run: `None` keeps it running, `Some(kill)`
@@ -159,6 +161,7 @@ impl Plan {
         let mut rng = fastrand::Rng::with_seed(seed);
         let applicants = rng.usize(2..=8);
         let page_size = rng.u32(2..=4);
+        let max_num = (rng.u8(..3) == 0).then(|| rng.u32(1..=page_size));
         let poll_ms = rng.u64(150..=600);
         let count = rng.usize(20..=45);
         let steps = (0..count)
@@ -171,6 +174,7 @@ impl Plan {
             seed,
             applicants,
             page_size,
+            max_num,
             poll_ms,
             steps,
             restart_before_quiesce: match rng.u8(..3) {
@@ -235,7 +239,13 @@ impl Plan {
                     9 => "any",
                     _ => "token",
                 };
-                let fault = match rng.u32(..10) {
+                let fault = match rng.u32(..15) {
+                    // Partial listings: the bot must not take them for the truth.
+                    10 => Fault::EmptyList,
+                    11 => Fault::EmptyListArray,
+                    12 => Fault::Truncate(rng.usize(0..=2)),
+                    // A write that took effect, answered with an error.
+                    13 | 14 => Fault::AppliedThenErrcode(pick(rng, &[-1, 45011])),
                     0 => Fault::Errcode(-1),
                     1 => Fault::Errcode(45011),
                     2 => Fault::Errcode(89240),
@@ -245,6 +255,18 @@ impl Plan {
                     5..=7 => Fault::Delay(Duration::from_millis(rng.u64(30..=400))),
                     // Lost: the call is applied, the answer comes after the client gave up.
                     _ => Fault::Delay(Duration::from_millis(rng.u64(1_100..=1_500))),
+                };
+                // Faults that only act on one kind of call go where they act.
+                let target = match fault {
+                    Fault::EmptyList | Fault::EmptyListArray | Fault::Truncate(_) => {
+                        "dev_apply_list"
+                    }
+                    Fault::AppliedThenErrcode(_)
+                        if !target.starts_with("dev_") || target == "dev_apply_list" =>
+                    {
+                        pick(rng, &["dev_agree", "dev_refuse", "dev_delete"])
+                    }
+                    _ => target,
                 };
                 Step::WeChatFault {
                     target,
@@ -296,10 +318,11 @@ impl Plan {
 
     fn describe(&self) -> String {
         let mut s = format!(
-            "seed {}: {} applicants, page size {}, poll every {} ms, {} before the quiescent run\n",
+            "seed {}: {} applicants, page size {} (WeChat's cap {:?}), poll every {} ms, {} before the quiescent run\n",
             self.seed,
             self.applicants,
             self.page_size,
+            self.max_num,
             self.poll_ms,
             match self.restart_before_quiesce {
                 None => "no restart",
@@ -405,6 +428,10 @@ impl World {
         app.vars.insert("REMIND_AFTER_HOURS", "0".into());
         app.vars
             .insert("WECHAT_PAGE_SIZE", plan.page_size.to_string());
+        app.wx.sandbox.set_paging(Paging {
+            max_num: plan.max_num,
+            ignore_page: false,
+        });
         let mut settings = app.settings();
         settings.poll_interval = Duration::from_millis(plan.poll_ms);
         let mut world = Self {
