@@ -195,6 +195,10 @@ pub struct SandboxStats {
     pub delete: u64,
     /// All devplugin calls.
     pub devplugin_total: u64,
+    /// Writes (agree / refuse / delete) that arrived while another write for the same appid was
+    /// still being handled or held by an injected delay: a client that waits for its answers
+    /// never makes one.
+    pub overlapping_writes: u64,
 }
 
 /// One devplugin call as received.
@@ -206,6 +210,10 @@ pub struct RecordedCall {
     pub body: Value,
     /// The errcode answered; `None` for injected non-errcode answers.
     pub errcode: Option<i64>,
+    /// The appid the body names, if any.
+    pub appid: Option<String>,
+    /// A write that arrived while another write for the same appid was in flight.
+    pub overlapped: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -233,6 +241,8 @@ struct World {
     paging: Paging,
     stats: SandboxStats,
     calls: Vec<RecordedCall>,
+    /// Writes being handled per appid, for [`SandboxStats::overlapping_writes`].
+    writing: HashMap<String, u32>,
 }
 
 impl World {
@@ -367,6 +377,7 @@ impl Sandbox {
             paging: Paging::default(),
             stats: SandboxStats::default(),
             calls: Vec::new(),
+            writing: HashMap::new(),
         };
         Self {
             inner: Arc::new(Inner {
@@ -760,8 +771,23 @@ async fn devplugin(
         .and_then(|v| v.get("action"))
         .and_then(Value::as_str)
         .map(str::to_owned);
-    let (answer, delay) = {
+    let appid = parsed
+        .as_ref()
+        .and_then(|v| v.get("appid"))
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let is_write = matches!(
+        action.as_deref(),
+        Some("dev_agree" | "dev_refuse" | "dev_delete")
+    );
+    let (answer, delay, _writing) = {
         let mut state = sb.state();
+        // Held until the answer leaves (or the client gives up and the handler is dropped).
+        let writing = match (&appid, is_write) {
+            (Some(appid), true) => Some(Writing::begin(&sb, &mut state, appid)),
+            _ => None,
+        };
+        let overlapped = writing.as_ref().is_some_and(|w| w.overlapped);
         state.stats.devplugin_total += 1;
         match action.as_deref() {
             Some("dev_apply_list") => state.stats.apply_list += 1,
@@ -788,10 +814,47 @@ async fn devplugin(
             action,
             body: parsed.clone().unwrap_or(Value::Null),
             errcode,
+            appid,
+            overlapped,
         });
-        (answer, delay)
+        (answer, delay, writing)
     };
     after(answer, delay).await
+}
+
+/// One write being handled for an appid; counts overlaps on arrival, ends when dropped.
+struct Writing {
+    sandbox: Sandbox,
+    appid: String,
+    overlapped: bool,
+}
+
+impl Writing {
+    fn begin(sandbox: &Sandbox, state: &mut World, appid: &str) -> Self {
+        let count = state.writing.entry(appid.to_owned()).or_default();
+        let overlapped = *count > 0;
+        *count += 1;
+        if overlapped {
+            state.stats.overlapping_writes += 1;
+        }
+        Self {
+            sandbox: sandbox.clone(),
+            appid: appid.to_owned(),
+            overlapped,
+        }
+    }
+}
+
+impl Drop for Writing {
+    fn drop(&mut self) {
+        let mut state = self.sandbox.state();
+        if let Some(count) = state.writing.get_mut(&self.appid) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                state.writing.remove(&self.appid);
+            }
+        }
+    }
 }
 
 fn handle(state: &mut World, token: Option<&str>, body: Option<&Value>) -> (Value, i64) {

@@ -1,0 +1,1490 @@
+//! The proof of the bot's core promise (issue 10): a randomized simulation of the whole bot. The
+//! real bot runs in-process against the WeChat sandbox and the fake Bot API, driven by a schedule
+//! that one seed determines: polls, presses by several approvers, typed reasons, slash commands,
+//! changes in the WeChat console, new applicants, faults on both sides and restarts (graceful,
+//! and SIGKILL-equivalent: each life of the bot runs in its own tokio runtime, dropped with
+//! `shutdown_background`, so every task dies wherever it is while the SQLite file stays). After
+//! each schedule the world quiesces and the invariants are checked against what Telegram shows,
+//! what WeChat holds, every WeChat call and the bot's own database.
+//!
+//! `SIM_SCHEDULES=<n>` runs n schedules (seeds `SIM_BASE_SEED`.., default 1..), `SIM_SEED=<n>`
+//! replays one (printing its schedule and run log), `SIM_JOBS=<n>` runs n schedules at a time,
+//! `SIM_SHOW=1` prints every schedule's report, `SIM_LOG=<filter>` the bot's log (threads named
+//! `sim-<seed>-life-<n>`). A failing schedule prints its seed, schedule, run log and evidence.
+//! Ten thousand: `SIM_SCHEDULES=10000 SIM_JOBS=8 cargo test --release --test simulation -- --nocapture`.
+//!
+//! Timing decides which interleavings a seed meets, so a replay may pass where the batch failed:
+//! replay it a few times, or with `SIM_JOBS` and neighbours as in the batch.
+
+mod common;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use common::{ALICE, BOB, EVE, TEAM, TestApp, tg_fault, wx_fault};
+use futures::StreamExt as _;
+use serde_json::json;
+use sqlx::Row as _;
+use sqlx::sqlite::SqliteConnectOptions;
+use tokio_util::sync::CancellationToken;
+use wxplugin_bot::config::Settings;
+use wxplugin_bot::fake_telegram::{FakeMessage, TgFault};
+use wxplugin_bot::i18n::{Lang, Texts, fill};
+use wxplugin_bot::sandbox::{Fault, NewApplicant, Paging};
+
+/// Schedules the test command runs by default: 400 took 3 min 29 s of a debug build on two
+/// shared cores, eight at a time, so 300 stay within about 2 min 40 s.
+const DEFAULT_SCHEDULES: u64 = 300;
+/// Schedules run at once by default: each mostly waits on its own servers (400 schedules used
+/// 85 s of CPU in 209 s).
+const DEFAULT_JOBS: usize = 8;
+/// How long a start, a stop or an answer may take before the simulation calls it a failure
+/// (teloxide holds a request 10 s after a Telegram 5xx, and a graceful stop waits for it).
+const PATIENCE: Duration = Duration::from_secs(25);
+
+fn texts() -> &'static Texts {
+    Lang::En.texts()
+}
+
+// ---------------------------------------------------------------- the schedule
+
+/// A button a person presses on a card.
+#[derive(Clone, Copy, Debug)]
+enum Button {
+    Approve,
+    Reject,
+    /// The n-th preset reason (modulo how many the card shows).
+    Preset(u8),
+    Other,
+    Cancel,
+    Delete,
+    Retry,
+    Refresh,
+}
+
+/// A slash command about an applicant.
+#[derive(Clone, Copy, Debug)]
+enum Cmd {
+    Approve,
+    Reject,
+    Delete,
+    Pending,
+}
+
+/// What the WeChat console does to an applicant.
+#[derive(Clone, Copy, Debug)]
+enum Console {
+    Approve,
+    Refuse,
+    TimeOut,
+    Remove,
+}
+
+/// One thing that happens. `target` picks an applicant among every appid seen so far (modulo).
+#[derive(Clone, Debug)]
+enum Step {
+    Refresh {
+        who: i64,
+    },
+    Press {
+        who: i64,
+        target: u8,
+        button: Button,
+        /// Press an older card of the applicant, if it has several.
+        older: bool,
+    },
+    TypeReason {
+        /// The approver the prompt asks, or someone else.
+        addressee: bool,
+        target: u8,
+        too_long: bool,
+    },
+    Command {
+        who: i64,
+        target: u8,
+        command: Cmd,
+    },
+    Console {
+        target: u8,
+        change: Console,
+    },
+    NewApplicant,
+    WeChatFault {
+        target: &'static str,
+        fault: Fault,
+        times: u32,
+        skip: u32,
+    },
+    TelegramFault {
+        method: &'static str,
+        fault: TgFault,
+        times: u32,
+    },
+    DeleteCardMessage {
+        target: u8,
+    },
+    Restart {
+        kill: bool,
+    },
+}
+
+/// A step and the pause before it.
+#[derive(Clone, Debug)]
+struct Timed {
+    gap_ms: u64,
+    step: Step,
+}
+
+/// Everything one seed determines.
+#[derive(Clone, Debug)]
+struct Plan {
+    seed: u64,
+    applicants: usize,
+    page_size: u32,
+    /// WeChat's undocumented cap on `num`, if any.
+    max_num: Option<u32>,
+    poll_ms: u64,
+    steps: Vec<Timed>,
+    /// Whether the bot restarts before the quiescent run: `None` keeps it running, `Some(kill)`
+    /// kills it or stops it through the shutdown path.
+    restart_before_quiesce: Option<bool>,
+}
+
+fn pick<T: Copy>(rng: &mut fastrand::Rng, items: &[T]) -> T {
+    items[rng.usize(..items.len())]
+}
+
+impl Plan {
+    fn new(seed: u64) -> Self {
+        let mut rng = fastrand::Rng::with_seed(seed);
+        let applicants = rng.usize(2..=8);
+        let page_size = rng.u32(2..=4);
+        let max_num = (rng.u8(..3) == 0).then(|| rng.u32(1..=page_size));
+        let poll_ms = rng.u64(150..=600);
+        let count = rng.usize(20..=45);
+        let steps = (0..count)
+            .map(|_| Timed {
+                gap_ms: rng.u64(0..=60),
+                step: Self::step(&mut rng),
+            })
+            .collect();
+        Self {
+            seed,
+            applicants,
+            page_size,
+            max_num,
+            poll_ms,
+            steps,
+            restart_before_quiesce: match rng.u8(..3) {
+                0 => None,
+                1 => Some(false),
+                _ => Some(true),
+            },
+        }
+    }
+
+    fn step(rng: &mut fastrand::Rng) -> Step {
+        let target = rng.u8(..);
+        let approver = pick(rng, &[ALICE, BOB]);
+        // EVE (not an approver) now and then.
+        let person = if rng.u8(..10) == 0 { EVE } else { approver };
+        match rng.u32(..100) {
+            0..30 => Step::Press {
+                who: person,
+                target,
+                button: match rng.u32(..16) {
+                    0..5 => Button::Approve,
+                    5..8 => Button::Reject,
+                    8..10 => Button::Preset(rng.u8(..8)),
+                    10 => Button::Other,
+                    11 => Button::Cancel,
+                    12..14 => Button::Delete,
+                    14 => Button::Retry,
+                    _ => Button::Refresh,
+                },
+                older: rng.u8(..4) == 0,
+            },
+            30..36 => Step::TypeReason {
+                addressee: rng.u8(..5) != 0,
+                target,
+                too_long: rng.u8(..5) == 0,
+            },
+            36..46 => Step::Command {
+                who: person,
+                target,
+                command: pick(rng, &[Cmd::Approve, Cmd::Reject, Cmd::Delete, Cmd::Pending]),
+            },
+            46..52 => Step::Refresh { who: person },
+            52..60 => Step::Console {
+                target,
+                change: pick(
+                    rng,
+                    &[
+                        Console::Approve,
+                        Console::Refuse,
+                        Console::TimeOut,
+                        Console::Remove,
+                    ],
+                ),
+            },
+            60..64 => Step::NewApplicant,
+            64..79 => {
+                let target = match rng.u32(..11) {
+                    0..5 => "dev_apply_list",
+                    5..7 => "dev_agree",
+                    7 => "dev_refuse",
+                    8 => "dev_delete",
+                    9 => "any",
+                    _ => "token",
+                };
+                let fault = match rng.u32(..15) {
+                    // Partial listings: the bot must not take them for the truth.
+                    10 => Fault::EmptyList,
+                    11 => Fault::EmptyListArray,
+                    12 => Fault::Truncate(rng.usize(0..=2)),
+                    // A write that took effect, answered with an error.
+                    13 | 14 => Fault::AppliedThenErrcode(pick(rng, &[-1, 45011])),
+                    0 => Fault::Errcode(-1),
+                    1 => Fault::Errcode(45011),
+                    2 => Fault::Errcode(89240),
+                    3 => Fault::Http(502),
+                    4 => Fault::NonJson,
+                    // Slow, but answered within the client's timeout (1 s).
+                    5..=7 => Fault::Delay(Duration::from_millis(rng.u64(30..=400))),
+                    // Lost: the call is applied, the answer comes after the client gave up.
+                    _ => Fault::Delay(Duration::from_millis(rng.u64(1_100..=1_500))),
+                };
+                // Faults that only act on one kind of call go where they act.
+                let target = match fault {
+                    Fault::EmptyList | Fault::EmptyListArray | Fault::Truncate(_) => {
+                        "dev_apply_list"
+                    }
+                    Fault::AppliedThenErrcode(_)
+                        if !target.starts_with("dev_") || target == "dev_apply_list" =>
+                    {
+                        pick(rng, &["dev_agree", "dev_refuse", "dev_delete"])
+                    }
+                    _ => target,
+                };
+                Step::WeChatFault {
+                    target,
+                    fault,
+                    times: rng.u32(1..=4),
+                    skip: rng.u32(0..=2),
+                }
+            }
+            79..85 => {
+                let method = pick(
+                    rng,
+                    &[
+                        "sendMessage",
+                        "editMessageText",
+                        "answerCallbackQuery",
+                        "deleteMessage",
+                    ],
+                );
+                // teloxide waits 10 s after any 5xx before it reports it: rare, or nothing else
+                // gets to run.
+                let fault = match rng.u32(..6) {
+                    0 => TgFault::RetryAfter(1),
+                    1 if rng.u8(..8) == 0 => TgFault::Http(502),
+                    1 => TgFault::Delay(Duration::from_millis(rng.u64(20..=300))),
+                    2 if method == "answerCallbackQuery" => TgFault::Api {
+                        code: 400,
+                        description: "Bad Request: query is too old and response timeout expired or query ID is invalid".to_owned(),
+                    },
+                    2 | 3 => TgFault::Delay(Duration::from_millis(rng.u64(20..=300))),
+                    _ => TgFault::DelayAnswer(Duration::from_millis(rng.u64(20..=300))),
+                };
+                Step::TelegramFault {
+                    method,
+                    fault,
+                    times: rng.u32(1..=2),
+                }
+            }
+            85..88 => Step::DeleteCardMessage { target },
+            88..92 => Step::Restart { kill: rng.bool() },
+            // Weighted again toward the heart of it: approvals and refusals racing polls.
+            _ => Step::Press {
+                who: approver,
+                target,
+                button: pick(rng, &[Button::Approve, Button::Reject, Button::Preset(0)]),
+                older: false,
+            },
+        }
+    }
+
+    fn describe(&self) -> String {
+        let mut s = format!(
+            "seed {}: {} applicants, page size {} (WeChat's cap {:?}), poll every {} ms, {} before the quiescent run\n",
+            self.seed,
+            self.applicants,
+            self.page_size,
+            self.max_num,
+            self.poll_ms,
+            match self.restart_before_quiesce {
+                None => "no restart",
+                Some(false) => "graceful restart",
+                Some(true) => "kill and restart",
+            }
+        );
+        for (i, t) in self.steps.iter().enumerate() {
+            let _ = writeln!(s, "  {i:>2}. +{:>2} ms {:?}", t.gap_ms, t.step);
+        }
+        s
+    }
+}
+
+// ---------------------------------------------------------------- one life of the bot
+
+/// One run of the bot, in a runtime of its own so that ending it can drop every task it spawned
+/// wherever it is (a SIGKILL), not just the serve task.
+struct Life {
+    runtime: tokio::runtime::Runtime,
+    stop: CancellationToken,
+    handle: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Life {
+    /// `name` names its threads, so that logs (`SIM_LOG`) tell schedules and lives apart.
+    fn start(settings: Settings, name: String) -> Self {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name(name)
+            .enable_all()
+            .build()
+            .expect("a runtime for the bot");
+        let stop = CancellationToken::new();
+        let handle = runtime.spawn(wxplugin_bot::bot::run(settings, stop.clone()));
+        Self {
+            runtime,
+            stop,
+            handle,
+        }
+    }
+
+    /// SIGKILL-equivalent: no shutdown path runs.
+    fn kill(self) {
+        self.runtime.shutdown_background();
+    }
+
+    /// The shutdown path; an error says why it did not end cleanly.
+    async fn stop(mut self) -> Result<(), String> {
+        self.stop.cancel();
+        let result = match tokio::time::timeout(PATIENCE, &mut self.handle).await {
+            Ok(Ok(Ok(()))) => Ok(()),
+            Ok(Ok(Err(e))) => Err(format!("the bot ended with an error: {e:#}")),
+            Ok(Err(e)) => Err(format!("the bot task failed: {e}")),
+            Err(_) => Err(format!("the bot did not stop within {PATIENCE:?}")),
+        };
+        self.runtime.shutdown_background();
+        result
+    }
+
+    /// Why the bot ended by itself, if it did.
+    async fn ended(&mut self) -> Option<String> {
+        if !self.handle.is_finished() {
+            return None;
+        }
+        Some(match (&mut self.handle).await {
+            Ok(Ok(())) => "the bot stopped by itself".to_owned(),
+            Ok(Err(e)) => format!("the bot ended with an error: {e:#}"),
+            Err(e) => format!("the bot task failed: {e}"),
+        })
+    }
+}
+
+// ---------------------------------------------------------------- the world
+
+/// What the invariants are about.
+#[derive(Clone, Debug)]
+struct Violation {
+    invariant: &'static str,
+    appid: Option<String>,
+    detail: String,
+}
+
+struct World {
+    plan: Plan,
+    app: TestApp,
+    settings: Settings,
+    lives: usize,
+    life: Option<Life>,
+    started: Instant,
+    /// Every appid seen, in the order first seen: targets index into it.
+    known: Vec<String>,
+    /// Card messages a person deleted.
+    deleted_by_people: HashSet<i32>,
+    log: Vec<String>,
+    violations: Vec<Violation>,
+}
+
+impl World {
+    async fn new(plan: Plan) -> Self {
+        let mut app = TestApp::new(plan.applicants).await;
+        app.vars.insert("TELEGRAM_THROTTLE", "off".into());
+        app.vars.insert("REMIND_AFTER_HOURS", "0".into());
+        app.vars
+            .insert("WECHAT_PAGE_SIZE", plan.page_size.to_string());
+        app.wx.sandbox.set_paging(Paging {
+            max_num: plan.max_num,
+            ignore_page: false,
+        });
+        let mut settings = app.settings();
+        settings.poll_interval = Duration::from_millis(plan.poll_ms);
+        let mut world = Self {
+            plan,
+            app,
+            settings,
+            lives: 0,
+            life: None,
+            started: Instant::now(),
+            known: Vec::new(),
+            deleted_by_people: HashSet::new(),
+            log: Vec::new(),
+            violations: Vec::new(),
+        };
+        world.learn_appids();
+        world
+    }
+
+    fn violation(&mut self, invariant: &'static str, appid: Option<&str>, detail: String) {
+        self.violations.push(Violation {
+            invariant,
+            appid: appid.map(str::to_owned),
+            detail,
+        });
+    }
+
+    fn note(&mut self, text: String) {
+        let at = self.started.elapsed().as_millis();
+        self.log.push(format!("{at:>5} ms  {text}"));
+    }
+
+    fn learn_appids(&mut self) {
+        for a in self.app.wx.sandbox.applicants() {
+            if !self.known.contains(&a.appid) {
+                self.known.push(a.appid);
+            }
+        }
+    }
+
+    fn target(&mut self, index: u8) -> Option<String> {
+        self.learn_appids();
+        (!self.known.is_empty()).then(|| self.known[usize::from(index) % self.known.len()].clone())
+    }
+
+    /// Starts a life and waits until it registered its commands (its first act with Telegram).
+    async fn start(&mut self) {
+        self.lives += 1;
+        let life = Life::start(
+            self.settings.clone(),
+            format!("sim-{}-life-{}", self.plan.seed, self.lives),
+        );
+        self.life = Some(life);
+        let lives = self.lives;
+        let ready = self
+            .app
+            .tg
+            .fake
+            .wait_until(PATIENCE, |f| f.call_count("setMyCommands") >= lives)
+            .await;
+        self.note(format!("life {lives} started"));
+        if !ready {
+            let why = match self.life.as_mut() {
+                Some(life) => life.ended().await,
+                None => None,
+            };
+            let why = why.unwrap_or_else(|| "still starting".to_owned());
+            self.violation("bot-did-not-start", None, format!("life {lives}: {why}"));
+        }
+    }
+
+    /// Ends the current life: killed, or through the shutdown path.
+    async fn end(&mut self, kill: bool) {
+        let Some(life) = self.life.take() else {
+            return;
+        };
+        if kill {
+            life.kill();
+            self.note(format!("life {} killed", self.lives));
+        } else {
+            let stopped = life.stop().await;
+            self.note(format!("life {} stopped", self.lives));
+            if let Err(why) = stopped {
+                self.violation("graceful-stop-failed", None, why);
+            }
+        }
+    }
+
+    /// A life that ended by itself is a failure; start another so the schedule goes on.
+    async fn check_alive(&mut self) {
+        let ended = match self.life.as_mut() {
+            Some(life) => life.ended().await,
+            None => None,
+        };
+        if let Some(why) = ended {
+            self.life = None;
+            self.violation("bot-died", None, format!("life {}: {why}", self.lives));
+            self.start().await;
+        }
+    }
+
+    fn live_messages(&self) -> Vec<FakeMessage> {
+        self.app.tg.fake.bot_messages(TEAM)
+    }
+
+    /// Live card messages of `appid`, oldest first.
+    fn cards_of(&self, appid: &str) -> Vec<FakeMessage> {
+        self.live_messages()
+            .into_iter()
+            .filter(|m| is_card(m) && m.plain_text.contains(appid))
+            .collect()
+    }
+
+    async fn run(&mut self) {
+        self.start().await;
+        // Let the first poll post the seeded cards so early presses have something to press.
+        let n = self.plan.applicants;
+        let fake = self.app.tg.fake.clone();
+        fake.wait_until(Duration::from_secs(3), |f| {
+            f.bot_messages(TEAM).iter().filter(|m| is_card(m)).count() >= n
+        })
+        .await;
+        let steps = self.plan.steps.clone();
+        for (i, timed) in steps.into_iter().enumerate() {
+            tokio::time::sleep(Duration::from_millis(timed.gap_ms)).await;
+            self.check_alive().await;
+            let what = self.act(&timed.step).await;
+            self.note(format!("step {i}: {what}"));
+        }
+        self.quiesce().await;
+    }
+
+    /// Carries out one step; says what it did.
+    async fn act(&mut self, step: &Step) -> String {
+        let t = texts();
+        let fake = self.app.tg.fake.clone();
+        let sandbox = self.app.wx.sandbox.clone();
+        match *step {
+            Step::Refresh { who } => {
+                let id = fake.user_sends(TEAM, who, "/refresh");
+                format!("{who} sends /refresh (message {id})")
+            }
+            Step::Press {
+                who,
+                target,
+                button,
+                older,
+            } => {
+                let Some(appid) = self.target(target) else {
+                    return "no applicant to press".into();
+                };
+                let cards = self.cards_of(&appid);
+                let with_button: Vec<(&FakeMessage, String)> = cards
+                    .iter()
+                    .filter_map(|m| button_data(m, button).map(|d| (m, d)))
+                    .collect();
+                let chosen = if older {
+                    with_button.first()
+                } else {
+                    with_button.last()
+                };
+                match chosen {
+                    Some((m, data)) => {
+                        let q = fake.press_raw(TEAM, m.message_id, who, data);
+                        format!(
+                            "{who} presses {button:?} ({data}) on {appid}'s card {} → {q}",
+                            m.message_id
+                        )
+                    }
+                    None => format!("{who} finds no {button:?} on {appid}'s cards"),
+                }
+            }
+            Step::TypeReason {
+                addressee,
+                target,
+                too_long,
+            } => {
+                let Some(appid) = self.target(target) else {
+                    return "no applicant to reason about".into();
+                };
+                let Some((prompt, asked)) = self.prompt_for(&appid) else {
+                    return format!("no reason prompt out for {appid}");
+                };
+                let who = match (addressee, asked) {
+                    (true, Some(asked)) => asked,
+                    (_, Some(ALICE)) => BOB,
+                    _ => ALICE,
+                };
+                let text = if too_long {
+                    "far too long a reason ".repeat(12)
+                } else {
+                    format!("sim typed reason {}", self.log.len())
+                };
+                let id = fake.user_replies(TEAM, who, prompt, &text);
+                format!(
+                    "{who} replies to prompt {prompt} for {appid} ({} chars, message {id})",
+                    text.chars().count()
+                )
+            }
+            Step::Command {
+                who,
+                target,
+                command,
+            } => {
+                let Some(appid) = self.target(target) else {
+                    return "no applicant to command".into();
+                };
+                let text = match command {
+                    Cmd::Approve => format!("/approve {appid}"),
+                    Cmd::Reject => format!("/reject {appid} sim command reason"),
+                    Cmd::Delete => format!("/delete {appid}"),
+                    Cmd::Pending => "/pending".to_owned(),
+                };
+                let id = fake.user_sends(TEAM, who, &text);
+                format!("{who} sends {text} (message {id})")
+            }
+            Step::Console { target, change } => {
+                let Some(appid) = self.target(target) else {
+                    return "no applicant for the console".into();
+                };
+                let status = sandbox.applicant(&appid).map(|a| a.status);
+                let done = match (change, status) {
+                    (Console::Approve, Some(1)) => sandbox.set_status(&appid, 2),
+                    (Console::Refuse, Some(1)) => sandbox.set_status(&appid, 3),
+                    (Console::TimeOut, Some(1)) => sandbox.set_status(&appid, 4),
+                    (Console::Remove, Some(3 | 4)) => sandbox.remove_applicant(&appid),
+                    _ => false,
+                };
+                format!(
+                    "console {change:?} {appid} (status {status:?}): {}",
+                    if done { "done" } else { "not applicable" }
+                )
+            }
+            Step::NewApplicant => {
+                let appid = sandbox.add_applicant(NewApplicant::default());
+                self.learn_appids();
+                format!("{appid} applies")
+            }
+            Step::WeChatFault {
+                target,
+                ref fault,
+                times,
+                skip,
+            } => {
+                let mut rule = wx_fault(target, fault.clone(), times);
+                rule.skip = skip;
+                sandbox.inject(rule);
+                format!("WeChat fault on {target}: {fault:?} ×{times} after {skip}")
+            }
+            Step::TelegramFault {
+                method,
+                ref fault,
+                times,
+            } => {
+                fake.inject(tg_fault(method, fault.clone(), times));
+                format!("Telegram fault on {method}: {fault:?} ×{times}")
+            }
+            Step::DeleteCardMessage { target } => {
+                let Some(appid) = self.target(target) else {
+                    return "no card to delete".into();
+                };
+                match self.cards_of(&appid).last() {
+                    Some(m) => {
+                        fake.delete_message_as_user(TEAM, m.message_id);
+                        self.deleted_by_people.insert(m.message_id);
+                        format!("a person deletes {appid}'s card {}", m.message_id)
+                    }
+                    None => format!("{appid} has no card to delete"),
+                }
+            }
+            Step::Restart { kill } => {
+                self.end(kill).await;
+                self.start().await;
+                format!("restart ({})", if kill { "killed" } else { "graceful" })
+            }
+        }
+        .replace(t.card_title, "card")
+    }
+
+    /// The newest ForceReply prompt about `appid` (a reason prompt, or a "too long, again" one
+    /// that follows a reply to it), with the approver it asks.
+    fn prompt_for(&self, appid: &str) -> Option<(i32, Option<i64>)> {
+        let all = self.app.tg.fake.messages(TEAM);
+        let by_id: HashMap<i32, &FakeMessage> = all.iter().map(|m| (m.message_id, m)).collect();
+        let addressee = |m: &FakeMessage| {
+            if m.plain_text.starts_with("@alice") {
+                Some(ALICE)
+            } else if m.plain_text.starts_with("@bob") {
+                Some(BOB)
+            } else {
+                None
+            }
+        };
+        all.iter()
+            .rev()
+            .filter(|m| m.from_bot && !m.deleted && m.force_reply)
+            .find_map(|m| {
+                if m.plain_text.contains(appid) {
+                    return Some((m.message_id, addressee(m)));
+                }
+                let reply = by_id.get(&m.reply_to?)?;
+                let prompt = by_id.get(&reply.reply_to?)?;
+                prompt
+                    .plain_text
+                    .contains(appid)
+                    .then_some((m.message_id, Some(reply.from_user)))
+            })
+    }
+
+    /// What must stop changing before the invariants are checked: the cards and prompts, and
+    /// WeChat's applicants and writes.
+    fn fingerprint(&self) -> String {
+        let mut s = String::new();
+        for m in self.live_messages() {
+            if is_card(&m) || !m.buttons.is_empty() || m.force_reply {
+                let _ = writeln!(s, "{} {:?} {:?}", m.message_id, m.plain_text, labels(&m));
+            }
+        }
+        let stats = self.app.wx.sandbox.stats();
+        for a in self.app.wx.sandbox.applicants() {
+            let _ = writeln!(s, "{} {}", a.appid, a.status);
+        }
+        let _ = write!(s, "{} {} {}", stats.agree, stats.refuse, stats.delete);
+        s
+    }
+
+    /// No more faults, a restart (killed or not), people finish what they started, polls until
+    /// nothing changes, then the bot stops through its shutdown path.
+    async fn quiesce(&mut self) {
+        self.app.wx.sandbox.clear_faults();
+        self.app.tg.fake.clear_faults();
+        self.note("quiesce: faults cleared".into());
+        if let Some(kill) = self.plan.restart_before_quiesce {
+            self.end(kill).await;
+            self.start().await;
+        }
+        // Lost answers still held by the sandbox land while the new life starts.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let fake = self.app.tg.fake.clone();
+        let mut stable = 0;
+        for round in 0..10 {
+            // Whoever opened a reject flow walks away from it.
+            for m in self.live_messages() {
+                if let Some(data) = button_data(&m, Button::Cancel) {
+                    fake.press_raw(TEAM, m.message_id, ALICE, &data);
+                    self.note(format!("quiesce: cancel on card {}", m.message_id));
+                }
+            }
+            let before = self.fingerprint();
+            let id = fake.user_sends(TEAM, ALICE, "/refresh");
+            let answered = fake
+                .wait_until(PATIENCE, |f| {
+                    f.bot_messages(TEAM).iter().any(|m| m.reply_to == Some(id))
+                })
+                .await;
+            if !answered {
+                self.violation(
+                    "no-quiescence",
+                    None,
+                    format!("round {round}: /refresh got no answer within {PATIENCE:?}"),
+                );
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(self.plan.poll_ms.max(150))).await;
+            if before == self.fingerprint() {
+                stable += 1;
+                if stable == 2 {
+                    break;
+                }
+            } else {
+                stable = 0;
+            }
+        }
+        if stable < 2 {
+            self.violation(
+                "no-quiescence",
+                None,
+                "cards or WeChat kept changing over 10 polls without faults".into(),
+            );
+        }
+        self.check_alive().await;
+        self.end(false).await;
+        self.note("quiesce: done".into());
+    }
+}
+
+fn is_card(m: &FakeMessage) -> bool {
+    m.plain_text.starts_with(texts().card_title)
+}
+
+fn labels(m: &FakeMessage) -> Vec<String> {
+    m.buttons.iter().flatten().map(|b| b.text.clone()).collect()
+}
+
+/// Whether a label offers a decision: ✅ Approve, ❌ Reject or a preset reason.
+fn decides(label: &str) -> bool {
+    label.starts_with('✅') || label.starts_with('❌')
+}
+
+/// The callback data of `button` on a message, if it shows one.
+fn button_data(m: &FakeMessage, button: Button) -> Option<String> {
+    let t = texts();
+    let buttons: Vec<_> = m.buttons.iter().flatten().collect();
+    let found = match button {
+        Button::Approve => buttons.iter().find(|b| b.text == t.button_approve),
+        Button::Reject => buttons.iter().find(|b| b.text == t.button_reject),
+        Button::Preset(i) => {
+            let presets: Vec<_> = buttons
+                .iter()
+                .filter(|b| b.text.starts_with("❌ ") && b.text != t.button_reject)
+                .collect();
+            (!presets.is_empty()).then(|| presets[usize::from(i) % presets.len()])
+        }
+        Button::Other => buttons.iter().find(|b| b.text == t.button_other),
+        Button::Cancel => buttons.iter().find(|b| b.text == t.button_cancel),
+        Button::Delete => buttons.iter().find(|b| b.text == t.button_delete),
+        Button::Retry => buttons.iter().find(|b| b.text == t.button_retry),
+        Button::Refresh => buttons.iter().find(|b| b.text == t.button_refresh),
+    };
+    found.and_then(|b| b.callback_data.clone())
+}
+
+// ---------------------------------------------------------------- the invariants
+
+/// A card row of the bot's database.
+#[derive(Debug)]
+struct CardRow {
+    appid: String,
+    state: String,
+    message_id: Option<i64>,
+    message_gone: bool,
+}
+
+/// An audit row.
+#[derive(Debug)]
+struct AuditRow {
+    id: i64,
+    appid: String,
+    action: String,
+    result: String,
+    attempt_id: Option<i64>,
+}
+
+/// The bot's database, read-only, after the bot stopped.
+async fn read_db(path: &Path) -> Result<(Vec<CardRow>, Vec<AuditRow>), sqlx::Error> {
+    let (cards, audit, _) = read_db_with_applicants(path).await?;
+    Ok((cards, audit))
+}
+
+/// What the bot's database says of an applicant: status and whether it is gone, and its card's
+/// state and note, for a report.
+type StoredView = BTreeMap<String, String>;
+
+async fn read_db_with_applicants(
+    path: &Path,
+) -> Result<(Vec<CardRow>, Vec<AuditRow>, StoredView), sqlx::Error> {
+    use sqlx::ConnectOptions as _;
+    let mut db = SqliteConnectOptions::new()
+        .filename(path)
+        .read_only(true)
+        .connect()
+        .await?;
+    let cards = sqlx::query("SELECT appid, state, message_id, message_gone FROM cards")
+        .fetch_all(&mut db)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(CardRow {
+                appid: r.try_get("appid")?,
+                state: r.try_get("state")?,
+                message_id: r.try_get("message_id")?,
+                message_gone: r.try_get::<i64, _>("message_gone")? != 0,
+            })
+        })
+        .collect::<Result<_, sqlx::Error>>()?;
+    let audit = sqlx::query("SELECT id, appid, action, result, attempt_id FROM audit ORDER BY id")
+        .fetch_all(&mut db)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(AuditRow {
+                id: r.try_get("id")?,
+                appid: r.try_get("appid")?,
+                action: r.try_get("action")?,
+                result: r.try_get("result")?,
+                attempt_id: r.try_get("attempt_id")?,
+            })
+        })
+        .collect::<Result<_, sqlx::Error>>()?;
+    let mut stored = StoredView::new();
+    for r in sqlx::query(
+        "SELECT a.appid, a.status, a.gone, c.state, c.note, c.message_id FROM applicants a
+         LEFT JOIN cards c ON c.appid = a.appid",
+    )
+    .fetch_all(&mut db)
+    .await?
+    {
+        let appid: String = r.try_get("appid")?;
+        let view = format!(
+            "store: status {} gone {}, card {:?} message {:?} note {}",
+            r.try_get::<i64, _>("status")?,
+            r.try_get::<i64, _>("gone")?,
+            r.try_get::<Option<String>, _>("state")?,
+            r.try_get::<Option<i64>, _>("message_id")?,
+            r.try_get::<Option<String>, _>("note")?.unwrap_or_default(),
+        );
+        stored.insert(appid, view);
+    }
+    Ok((cards, audit, stored))
+}
+
+/// What the last line of a card must say for each final WeChat status (`None`: deleted).
+fn agrees(outcome: &str, status: Option<i64>) -> bool {
+    let t = texts();
+    let prefix = |template: &str| template.split('{').next().unwrap_or(template).to_owned();
+    let elsewhere = |name: &str| {
+        fill(t.line_elsewhere, &[("status", name), ("time", "")])
+            .trim_end_matches([' ', '·'])
+            .to_owned()
+    };
+    match status {
+        Some(1) => outcome == t.line_pending || outcome.starts_with(&prefix(t.line_failed)),
+        Some(2) => {
+            outcome.starts_with(&prefix(t.line_approved))
+                || outcome.starts_with(&elsewhere(t.status_approved))
+        }
+        Some(3) => {
+            outcome.starts_with(&prefix(t.line_rejected))
+                || outcome.starts_with(&elsewhere(t.status_refused))
+        }
+        Some(4) => outcome.starts_with(&elsewhere(t.status_expired)),
+        None => {
+            outcome.starts_with(&prefix(t.line_deleted))
+                || outcome.starts_with(&prefix(t.line_gone))
+        }
+        Some(_) => false,
+    }
+}
+
+/// Write calls answered this way did nothing and may be resent within one attempt: -1 (the
+/// client resends once or twice) and a rejected token (renewed, resent once).
+fn resendable(errcode: Option<i64>) -> bool {
+    matches!(errcode, Some(-1 | 40001 | 40014 | 42001))
+}
+
+fn audit_action(wechat_action: &str) -> &'static str {
+    match wechat_action {
+        "dev_agree" => "approve",
+        "dev_refuse" => "reject",
+        _ => "delete",
+    }
+}
+
+impl World {
+    async fn check(&mut self) {
+        let t = texts();
+        self.learn_appids();
+        let final_status: HashMap<String, i64> = self
+            .app
+            .wx
+            .sandbox
+            .applicants()
+            .into_iter()
+            .map(|a| (a.appid, a.status))
+            .collect();
+        let db_path: PathBuf = self.app.db.path().join("bot.db");
+        let (cards, audit) = match read_db(&db_path).await {
+            Ok(read) => read,
+            Err(e) => {
+                self.violation("database-unreadable", None, e.to_string());
+                return;
+            }
+        };
+        let messages = self.live_messages();
+        let known = self.known.clone();
+        let appid_of = |m: &FakeMessage| known.iter().find(|a| m.plain_text.contains(a.as_str()));
+
+        // 1. One card with ✅/❌ per pending applicant; no decision offered for anyone else.
+        let mut deciding_messages: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+        for m in &messages {
+            if labels(m).iter().any(|l| decides(l))
+                && let Some(appid) = appid_of(m)
+            {
+                deciding_messages
+                    .entry(appid.as_str())
+                    .or_default()
+                    .push(m.message_id);
+            }
+        }
+        for appid in &known {
+            let status = final_status.get(appid).copied();
+            let offering = deciding_messages
+                .get(appid.as_str())
+                .cloned()
+                .unwrap_or_default();
+            match (status, offering.len()) {
+                (Some(1), 1) => {}
+                (Some(1), 0) => {
+                    let all_cards: Vec<i32> = self
+                        .app
+                        .tg
+                        .fake
+                        .messages(TEAM)
+                        .iter()
+                        .filter(|m| {
+                            m.from_bot && is_card(m) && m.plain_text.contains(appid.as_str())
+                        })
+                        .map(|m| m.message_id)
+                        .collect();
+                    let deleted_by_people = !all_cards.is_empty()
+                        && all_cards
+                            .iter()
+                            .all(|id| self.deleted_by_people.contains(id));
+                    let known_gone = cards.iter().any(|c| &c.appid == appid && c.message_gone);
+                    if !deleted_by_people {
+                        self.violation(
+                            "pending-without-card",
+                            Some(appid),
+                            format!(
+                                "pending, but no live card offers ✅/❌ (cards ever: {all_cards:?})"
+                            ),
+                        );
+                    } else if known_gone {
+                        self.violation(
+                            "pending-card-deleted-not-reposted",
+                            Some(appid),
+                            format!("pending; a person deleted its card {all_cards:?}, the bot knows (message_gone) and posted none"),
+                        );
+                    }
+                }
+                (Some(1), _) => self.violation(
+                    "duplicate-decision-cards",
+                    Some(appid),
+                    format!(
+                        "pending with {} cards offering ✅/❌: {offering:?}",
+                        offering.len()
+                    ),
+                ),
+                (_, 0) => {}
+                (status, _) => self.violation(
+                    "decision-offered-when-not-pending",
+                    Some(appid),
+                    format!("WeChat status {status:?}, yet cards {offering:?} offer ✅/❌"),
+                ),
+            }
+        }
+
+        // 2. Every card says what WeChat says.
+        for m in &messages {
+            if !is_card(m) {
+                continue;
+            }
+            let Some(appid) = appid_of(m) else {
+                self.violation(
+                    "card-of-nobody",
+                    None,
+                    format!(
+                        "card {} names no known appid: {:?}",
+                        m.message_id, m.plain_text
+                    ),
+                );
+                continue;
+            };
+            let status = final_status.get(appid).copied();
+            let outcome = m.plain_text.lines().last().unwrap_or_default();
+            if status == Some(1)
+                && outcome.starts_with(t.line_unknown.split('{').next().unwrap_or_default())
+            {
+                self.violation(
+                    "unknown-left",
+                    Some(appid),
+                    format!("card {} still says the outcome is unknown, though WeChat answers: {outcome:?}", m.message_id),
+                );
+            } else if !agrees(outcome, status) {
+                self.violation(
+                    "text-disagrees",
+                    Some(appid),
+                    format!(
+                        "card {} says {outcome:?} with buttons {:?}; WeChat's status is {}",
+                        m.message_id,
+                        labels(m),
+                        status.map_or("deleted".to_owned(), |s| s.to_string())
+                    ),
+                );
+            }
+        }
+
+        // 3–6. WeChat writes against the audit log.
+        let calls = self.app.wx.sandbox.calls();
+        let stats = self.app.wx.sandbox.stats();
+        let writes: Vec<_> = calls
+            .iter()
+            .filter(|c| {
+                matches!(
+                    c.action.as_deref(),
+                    Some("dev_agree" | "dev_refuse" | "dev_delete")
+                )
+            })
+            .collect();
+        let mut overlapped = 0;
+        for c in writes.iter().filter(|c| c.overlapped) {
+            overlapped += 1;
+            self.violation(
+                "two-writes-in-flight",
+                c.appid.as_deref(),
+                format!(
+                    "{} arrived while another write for it was in flight",
+                    c.action.as_deref().unwrap_or("?")
+                ),
+            );
+        }
+        if stats.overlapping_writes != overlapped {
+            self.violation(
+                "two-writes-in-flight",
+                None,
+                format!(
+                    "the sandbox counted {} overlapping writes",
+                    stats.overlapping_writes
+                ),
+            );
+        }
+        let mut settled: HashSet<&str> = HashSet::new();
+        let mut effective: BTreeMap<(&str, &'static str), usize> = BTreeMap::new();
+        for c in &writes {
+            let (Some(appid), Some(action)) = (c.appid.as_deref(), c.action.as_deref()) else {
+                self.violation("write-without-appid", None, format!("{:?}", c.body));
+                continue;
+            };
+            let decision = action != "dev_delete";
+            if decision && settled.contains(appid) {
+                self.violation(
+                    "write-after-settled",
+                    Some(appid),
+                    format!(
+                        "{action} (answered {:?}) after an agree/refuse had succeeded",
+                        c.errcode
+                    ),
+                );
+            }
+            if decision && c.errcode == Some(0) {
+                settled.insert(appid);
+            }
+            if !resendable(c.errcode) {
+                *effective.entry((appid, audit_action(action))).or_default() += 1;
+            }
+        }
+        let mut attempts: BTreeMap<(&str, &str), usize> = BTreeMap::new();
+        for a in audit.iter().filter(|a| a.attempt_id.is_none()) {
+            *attempts
+                .entry((a.appid.as_str(), a.action.as_str()))
+                .or_default() += 1;
+            if !audit.iter().any(|r| r.attempt_id == Some(a.id)) {
+                self.violation(
+                    "attempt-without-result",
+                    Some(&a.appid),
+                    format!(
+                        "audit attempt {} ({}, {}) has no result row",
+                        a.id, a.action, a.result
+                    ),
+                );
+            }
+        }
+        let mut per_appid: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
+        for (&(appid, action), &n) in &effective {
+            let claimed = attempts.get(&(appid, action)).copied().unwrap_or(0);
+            per_appid.entry(appid).or_default().0 += n;
+            if n > claimed {
+                self.violation(
+                    "write-without-attempt",
+                    Some(appid),
+                    format!("{n} {action} writes reached WeChat, {claimed} audit attempts"),
+                );
+            }
+        }
+        for (&(appid, _), &n) in &attempts {
+            per_appid.entry(appid).or_default().1 += n;
+        }
+        for (appid, (writes, claimed)) in per_appid {
+            if writes > claimed {
+                self.violation(
+                    "more-writes-than-decisions",
+                    Some(appid),
+                    format!("{writes} writes, {claimed} decisions claimed"),
+                );
+            }
+        }
+
+        // 7. Nothing left mid-way.
+        for c in &cards {
+            if c.state == "deciding" {
+                self.violation("card-left-deciding", Some(&c.appid), format!("{c:?}"));
+            }
+            if c.state == "sending" && c.message_id.is_some() {
+                self.violation(
+                    "card-left-sending-with-message",
+                    Some(&c.appid),
+                    format!("{c:?}"),
+                );
+            }
+        }
+    }
+
+    /// The seed, the schedule, what happened, the violations and the evidence for each appid.
+    async fn report(&self) -> String {
+        let stored = read_db_with_applicants(&self.app.db.path().join("bot.db"))
+            .await
+            .map(|(_, _, stored)| stored)
+            .unwrap_or_default();
+        let mut s = format!(
+            "\n=== simulation seed {} failed: {} violation(s) ===\n",
+            self.plan.seed,
+            self.violations.len()
+        );
+        for v in &self.violations {
+            let _ = writeln!(
+                s,
+                "  [{}] {} {}",
+                v.invariant,
+                v.appid.as_deref().unwrap_or("-"),
+                v.detail
+            );
+        }
+        s.push_str("--- schedule ---\n");
+        s.push_str(&self.plan.describe());
+        s.push_str("--- run ---\n");
+        for line in &self.log {
+            let _ = writeln!(s, "  {line}");
+        }
+        let appids: HashSet<&str> = self
+            .violations
+            .iter()
+            .filter_map(|v| v.appid.as_deref())
+            .collect();
+        for appid in appids {
+            let _ = writeln!(
+                s,
+                "--- {appid} --- WeChat status {:?}; {}",
+                self.app.wx.sandbox.applicant(appid).map(|a| a.status),
+                stored.get(appid).map_or("not in the store", String::as_str)
+            );
+            for c in self.app.wx.sandbox.calls() {
+                if c.appid.as_deref() == Some(appid) {
+                    let _ = writeln!(
+                        s,
+                        "  wechat {} → {:?}{}",
+                        c.action.as_deref().unwrap_or("?"),
+                        c.errcode,
+                        if c.overlapped { " (overlapped)" } else { "" }
+                    );
+                }
+            }
+            for m in self.app.tg.fake.messages(TEAM) {
+                if m.from_bot && m.plain_text.contains(appid) {
+                    let _ = writeln!(
+                        s,
+                        "  message {}{}: {:?} {:?}",
+                        m.message_id,
+                        if m.deleted { " (deleted)" } else { "" },
+                        m.plain_text.lines().last().unwrap_or_default(),
+                        labels(&m)
+                    );
+                }
+            }
+        }
+        let _ = writeln!(
+            s,
+            "replay: SIM_SEED={} cargo test --release --test simulation -- --nocapture",
+            self.plan.seed
+        );
+        s
+    }
+}
+
+/// Runs one schedule to its checks; returns its violations and, when there are any, the report.
+async fn simulate(seed: u64) -> (u64, Vec<Violation>, String) {
+    let plan = Plan::new(seed);
+    let mut world = World::new(plan).await;
+    world.run().await;
+    world.check().await;
+    let report = if world.violations.is_empty() && std::env::var_os("SIM_SHOW").is_none() {
+        String::new()
+    } else {
+        world.report().await
+    };
+    (seed, world.violations, report)
+}
+
+fn env_number(name: &str) -> Option<u64> {
+    std::env::var(name).ok().and_then(|v| v.trim().parse().ok())
+}
+
+#[test]
+fn randomized_schedules_keep_one_truth_per_applicant() {
+    let replay = env_number("SIM_SEED");
+    let seeds: Vec<u64> = match replay {
+        Some(seed) => vec![seed],
+        None => {
+            let base = env_number("SIM_BASE_SEED").unwrap_or(1);
+            let count = env_number("SIM_SCHEDULES").unwrap_or(DEFAULT_SCHEDULES);
+            (base..base + count).collect()
+        }
+    };
+    let jobs = env_number("SIM_JOBS").map_or(DEFAULT_JOBS, |n| n.max(1) as usize);
+    if let Ok(filter) = std::env::var("SIM_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_thread_names(true)
+            .with_test_writer()
+            .try_init();
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a runtime for the world");
+    let started = Instant::now();
+    let total = seeds.len();
+    let results = runtime.block_on(async {
+        futures::stream::iter(seeds)
+            .map(|seed| async move {
+                // Each schedule in a task of its own: a panic names its seed.
+                match tokio::spawn(simulate(seed)).await {
+                    Ok(result) => result,
+                    Err(e) => (
+                        seed,
+                        vec![Violation {
+                            invariant: "simulation-panicked",
+                            appid: None,
+                            detail: e.to_string(),
+                        }],
+                        format!("seed {seed} panicked: {e}\nreplay: SIM_SEED={seed} cargo test --release --test simulation -- --nocapture\n"),
+                    ),
+                }
+            })
+            .buffer_unordered(jobs)
+            .collect::<Vec<_>>()
+            .await
+    });
+    runtime.shutdown_background();
+    let shown_reports = env_number("SIM_REPORTS").map_or(20, |n| n as usize);
+    let mut tally: BTreeMap<&'static str, Vec<u64>> = BTreeMap::new();
+    let mut failed: Vec<u64> = Vec::new();
+    let mut results = results;
+    results.sort_by_key(|(seed, _, _)| *seed);
+    for (seed, violations, report) in &results {
+        if violations.is_empty() {
+            if !report.is_empty() {
+                eprintln!("{report}");
+            }
+            continue;
+        }
+        failed.push(*seed);
+        for v in violations {
+            let seeds = tally.entry(v.invariant).or_default();
+            if seeds.last() != Some(seed) {
+                seeds.push(*seed);
+            }
+        }
+        if replay.is_some() || failed.len() <= shown_reports {
+            eprintln!("{report}");
+        }
+    }
+    let mut summary = format!(
+        "simulation: {total} schedules in {:.0?}, {} with violations\n",
+        started.elapsed(),
+        failed.len()
+    );
+    for (invariant, seeds) in &tally {
+        let shown: Vec<String> = seeds.iter().take(12).map(u64::to_string).collect();
+        let _ = writeln!(
+            summary,
+            "  {invariant}: {} schedules (seeds {}{})",
+            seeds.len(),
+            shown.join(", "),
+            if seeds.len() > 12 { ", …" } else { "" }
+        );
+    }
+    eprintln!("{summary}");
+    assert!(failed.is_empty(), "{summary}");
+}
+
+/// The sandbox's overlap counter, which the simulation relies on: a write that arrives while
+/// another write for the same appid is held counts; one for another appid, or one after the
+/// answer, does not.
+#[tokio::test]
+async fn the_sandbox_counts_writes_that_overlap_for_one_applicant() {
+    let app = TestApp::new(2).await;
+    let sandbox = app.wx.sandbox.clone();
+    let appids = app.appids();
+    let http = reqwest::Client::new();
+    let token: serde_json::Value = http
+        .post(format!("{}/cgi-bin/stable_token", app.wx.base_url))
+        .json(&json!({
+            "grant_type": "client_credential",
+            "appid": app.vars["WECHAT_APPID"],
+            "secret": app.vars["WECHAT_SECRET"],
+        }))
+        .send()
+        .await
+        .expect("token answer")
+        .json()
+        .await
+        .expect("token JSON");
+    let url = format!(
+        "{}/wxa/devplugin?access_token={}",
+        app.wx.base_url,
+        token["access_token"].as_str().expect("a token")
+    );
+    let write = |action: &'static str, appid: String| {
+        let (http, url) = (http.clone(), url.clone());
+        async move {
+            http.post(url)
+                .json(&json!({ "action": action, "appid": appid, "reason": "r" }))
+                .send()
+                .await
+                .expect("devplugin answer")
+                .status()
+        }
+    };
+    sandbox.inject(wx_fault(
+        "dev_agree",
+        Fault::Delay(Duration::from_millis(400)),
+        1,
+    ));
+
+    let held = tokio::spawn(write("dev_agree", appids[0].clone()));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let other_applicant = write("dev_agree", appids[1].clone()).await;
+    let same_applicant = write("dev_refuse", appids[0].clone()).await;
+    held.await.expect("held write");
+    let after_the_answer = write("dev_delete", appids[0].clone()).await;
+
+    assert!(
+        other_applicant.is_success()
+            && same_applicant.is_success()
+            && after_the_answer.is_success()
+    );
+    assert_eq!(sandbox.stats().overlapping_writes, 1);
+    let flags: Vec<(Option<String>, bool)> = sandbox
+        .calls()
+        .into_iter()
+        .map(|c| (c.action, c.overlapped))
+        .collect();
+    assert_eq!(
+        flags,
+        [
+            (Some("dev_agree".to_owned()), false),
+            (Some("dev_agree".to_owned()), false),
+            (Some("dev_refuse".to_owned()), true),
+            (Some("dev_delete".to_owned()), false),
+        ]
+    );
+    assert_eq!(
+        sandbox.calls()[2].appid.as_deref(),
+        Some(appids[0].as_str())
+    );
+}
