@@ -10,7 +10,7 @@ use dashmap::DashMap;
 use teloxide::adaptors::Throttle;
 use teloxide::payloads::{EditMessageTextSetters, SendMessageSetters};
 use teloxide::prelude::*;
-use teloxide::types::{LinkPreviewOptions, MessageId, ParseMode};
+use teloxide::types::{InlineKeyboardMarkup, LinkPreviewOptions, MessageId, ParseMode};
 use teloxide::{ApiError, RequestError};
 use tokio::sync::Mutex;
 
@@ -99,8 +99,6 @@ pub struct App {
     /// Cards held by decisions in flight.
     pub holds: Arc<Holds>,
     card_locks: DashMap<i64, Arc<Mutex<()>>>,
-    /// Set when an edit failed, so the next poll brings stale cards up to date.
-    edits_failed: std::sync::atomic::AtomicBool,
     /// When this run started (unix seconds), for health before the first poll.
     pub started_at: i64,
 }
@@ -114,6 +112,14 @@ pub enum CardError {
     /// Telegram refused or was unreachable.
     #[error("telegram: {0}")]
     Telegram(#[from] RequestError),
+}
+
+/// How an edit of a card's message ended.
+enum Edited {
+    /// The message shows what was sent.
+    Shown,
+    /// A person deleted it (or it can no longer be edited).
+    MessageGone,
 }
 
 /// Most times an edit waits out `RetryAfter` before giving up until the next change.
@@ -136,7 +142,6 @@ impl App {
             poll_lock: Mutex::new(()),
             holds: Arc::default(),
             card_locks: DashMap::new(),
-            edits_failed: std::sync::atomic::AtomicBool::new(false),
             started_at: crate::store::now_secs(),
         })
     }
@@ -152,35 +157,40 @@ impl App {
     }
 
     /// Loads the poller's memory from the store, so the first poll after a restart only acts on
-    /// what changed while the bot was down.
+    /// what changed while the bot was down — and on every card that does not agree with its
+    /// record (a crash between recording a listing and settling a card).
     pub async fn warm_up(&self) -> Result<(), crate::store::StoreError> {
+        use crate::poller::{MISSING_PROOF, card_agrees};
+        let cards: std::collections::HashMap<AppId, Card> = self
+            .store
+            .cards(self.chat.0)
+            .await?
+            .into_iter()
+            .map(|c| (c.appid.clone(), c))
+            .collect();
         for stored in self.store.applicants().await? {
-            if stored.gone {
+            let card = cards.get(&stored.applicant.appid);
+            let status = stored.applicant.status;
+            let carded = match card {
+                Some(c) => card_agrees(c, status, stored.gone),
+                None => !status.is_decidable() || stored.gone,
+            };
+            if stored.gone && carded {
                 continue;
             }
-            let card = self
-                .store
-                .card_for(self.chat.0, &stored.applicant.appid)
-                .await?;
-            let carded = card
-                .is_some_and(|c| c.state != CardState::Sending && c.state != CardState::Closed)
-                || !stored.applicant.status.is_decidable();
+            // A gone applicant whose card still offers something: one more listing without it
+            // settles the card.
+            let missed = if stored.gone { MISSING_PROOF - 1 } else { 0 };
             self.seen.insert(
                 stored.applicant.appid.clone(),
                 Seen {
                     applicant: stored.applicant,
                     carded,
-                    missed: 0,
+                    missed,
                 },
             );
         }
         Ok(())
-    }
-
-    /// Whether an edit failed since the last call (and clears the mark).
-    pub fn take_failed_edits(&self) -> bool {
-        self.edits_failed
-            .swap(false, std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Re-renders every card whose message lags behind the store (after a crash or a failed
@@ -231,11 +241,19 @@ impl App {
     pub async fn ensure_card(&self, appid: &AppId) -> Result<bool, CardError> {
         let card = match self.store.card_for(self.chat.0, appid).await? {
             Some(card) if card.state == CardState::Sending => card,
-            Some(card) if card.state != CardState::Closed => return Ok(false),
-            _ => match self.store.begin_card(self.chat.0, appid).await? {
-                Some(card) => card,
-                None => return Ok(false),
-            },
+            Some(card) if card.state == CardState::Deciding => return Ok(false),
+            Some(card) if card.state != CardState::Closed && !card.message_gone => {
+                return Ok(false);
+            }
+            old => {
+                if let Some(old) = &old {
+                    self.supersede(old).await?;
+                }
+                match self.store.begin_card(self.chat.0, appid).await? {
+                    Some(card) => card,
+                    None => return Ok(false),
+                }
+            }
         };
         let lock = self.card_lock(card.id);
         let _guard = lock.lock().await;
@@ -274,6 +292,35 @@ impl App {
         Ok(true)
     }
 
+    /// Before a card's row is reused for a new message (the applicant is pending again), its old
+    /// message says so and loses its buttons, so no old card contradicts the new one. Until that
+    /// edit lands, the new card is not posted (the next poll tries again).
+    async fn supersede(&self, old: &Card) -> Result<(), CardError> {
+        let (Some(message_id), false) = (old.message_id, old.message_gone) else {
+            return Ok(());
+        };
+        let Some(stored) = self.store.applicant(&old.appid).await? else {
+            return Ok(());
+        };
+        let shown = Card {
+            state: CardState::Closed,
+            note: Some(crate::card::Note::Superseded {
+                at: crate::store::now_secs(),
+            }),
+            ..old.clone()
+        };
+        let text = self.view(&stored, &shown).text();
+        self.edit_message(
+            old.id,
+            ChatId(old.chat_id),
+            message_id,
+            text,
+            InlineKeyboardMarkup::default(),
+        )
+        .await?;
+        Ok(())
+    }
+
     /// Re-renders a card from stored state and edits its message. Edits of one card never
     /// overlap, and each renders the state as it is when it runs, so the last edit shows the
     /// final truth. "Not modified" is success; a message a person deleted is recorded and left.
@@ -290,11 +337,49 @@ impl App {
             return Ok(());
         };
         let view = self.view(&stored, &card);
-        let (text, keyboard) = (view.text(), view.keyboard());
-        for attempt in 0..=EDIT_RETRIES {
+        let edited = self
+            .edit_message(
+                card_id,
+                ChatId(card.chat_id),
+                message_id,
+                view.text(),
+                view.keyboard(),
+            )
+            .await?;
+        match edited {
+            Edited::Shown => self.store.card_shown(card_id, card.version).await?,
+            Edited::MessageGone => {
+                tracing::info!(
+                    card = card_id,
+                    "the card's message was deleted; not editing it again"
+                );
+                self.store.mark_message_gone(card_id).await?;
+                // A pending applicant must not be left without buttons: the next poll posts its
+                // card again.
+                if let Some(mut seen) = self.seen.get_mut(&card.appid) {
+                    seen.carded = false;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Edits a card's message in the team chat, waiting out 429s and retrying network errors a
+    /// few times. "Not modified" counts as shown. An error means the message still lags: the
+    /// store says so, and the next poll edits it again.
+    async fn edit_message(
+        &self,
+        card_id: i64,
+        chat: ChatId,
+        message_id: i32,
+        text: String,
+        keyboard: InlineKeyboardMarkup,
+    ) -> Result<Edited, RequestError> {
+        let mut attempt = 0;
+        loop {
             let result = self
                 .bot
-                .edit_message_text(ChatId(card.chat_id), MessageId(message_id), text.clone())
+                .edit_message_text(chat, MessageId(message_id), text.clone())
                 .parse_mode(ParseMode::Html)
                 .reply_markup(keyboard.clone())
                 .link_preview_options(no_preview())
@@ -306,19 +391,11 @@ impl App {
             }
             match result {
                 Ok(_) | Err(RequestError::Api(ApiError::MessageNotModified)) => {
-                    self.store.card_shown(card_id, card.version).await?;
-                    return Ok(());
+                    return Ok(Edited::Shown);
                 }
                 Err(RequestError::Api(
                     ApiError::MessageToEditNotFound | ApiError::MessageCantBeEdited,
-                )) => {
-                    tracing::info!(
-                        card = card_id,
-                        "the card's message was deleted; not editing it again"
-                    );
-                    self.store.mark_message_gone(card_id).await?;
-                    return Ok(());
-                }
+                )) => return Ok(Edited::MessageGone),
                 Err(RequestError::RetryAfter(wait)) if attempt < EDIT_RETRIES => {
                     tracing::warn!(
                         card = card_id,
@@ -330,16 +407,10 @@ impl App {
                 Err(RequestError::Network(_) | RequestError::Io(_)) if attempt < EDIT_RETRIES => {
                     tokio::time::sleep(Duration::from_millis(200 << attempt.min(4))).await;
                 }
-                Err(other) => {
-                    self.edits_failed
-                        .store(true, std::sync::atomic::Ordering::Relaxed);
-                    return Err(other.into());
-                }
+                Err(other) => return Err(other),
             }
+            attempt += 1;
         }
-        self.edits_failed
-            .store(true, std::sync::atomic::Ordering::Relaxed);
-        Ok(())
     }
 
     /// Sends a plain HTML message to the team chat (announcements), logging failure; whether it

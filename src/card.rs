@@ -130,6 +130,12 @@ pub enum Note {
         /// When the bot noticed.
         at: i64,
     },
+    /// The applicant is pending again (it applied again, or came back after listings that left
+    /// it out); a newer card stands for it. Shown on the old message only.
+    Superseded {
+        /// When the newer card was posted.
+        at: i64,
+    },
 }
 
 /// A stored card.
@@ -520,6 +526,7 @@ impl CardView<'_> {
                 ],
             ),
             Some(Note::Gone { at }) => fill(t.line_gone, &[("time", &time(*at))]),
+            Some(Note::Superseded { at }) => fill(t.line_superseded, &[("time", &time(*at))]),
             None if self.gone => t.line_gone.replace(" · {time}", ""),
             None => match self.applicant.status {
                 ApplyStatus::Pending => t.line_pending.to_owned(),

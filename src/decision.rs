@@ -75,7 +75,7 @@ impl Action {
     }
 
     /// The status WeChat shows once the action took effect (`None`: the applicant is gone).
-    fn target_status(self) -> Option<ApplyStatus> {
+    pub fn target_status(self) -> Option<ApplyStatus> {
         match self {
             Self::Approve => Some(ApplyStatus::Approved),
             Self::Reject => Some(ApplyStatus::Refused),

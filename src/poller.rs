@@ -9,10 +9,11 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::app::{App, Seen};
-use crate::applicant::{AppId, Applicant};
+use crate::applicant::{AppId, Applicant, ApplyStatus};
+use crate::decision::Action;
 use crate::card::{Card, CardState, Note, escape, format_time};
 use crate::i18n::fill;
-use crate::store::{StoredApplicant, now_secs};
+use crate::store::now_secs;
 use crate::wechat::WeChatError;
 
 /// What one poll did.
@@ -130,9 +131,9 @@ async fn poll_locked(app: &App) -> Result<PollReport, PollError> {
         Ok(n) => report.updated_cards += n,
         Err(e) => tracing::warn!(error = %e, "could not settle abandoned decisions"),
     }
-    if app.take_failed_edits() {
-        report.updated_cards += app.refresh_stale_cards().await.unwrap_or(0);
-    }
+    // Any edit a failure swallowed (a 429 past its retries, a 5xx, a timeout) is redone now: a
+    // read of the store when there is none.
+    report.updated_cards += app.refresh_stale_cards().await.unwrap_or(0);
     if report
         != (PollReport {
             listed: report.listed,
@@ -221,7 +222,7 @@ async fn announce_burst(app: &App, listed: &[Applicant]) {
 }
 
 /// Above this many changed applicants in one poll, what the store knows is read in two queries
-/// instead of two per applicant.
+/// instead of one per applicant.
 const BULK_AFTER: usize = 32;
 
 /// Brings the store and the cards in line with the applicants that changed since the last poll:
@@ -236,7 +237,7 @@ async fn apply_changes(
     if changed.is_empty() {
         return Ok(());
     }
-    let (stored, cards) = known_state(app, &changed).await?;
+    let cards = known_cards(app, &changed).await?;
     // A decision holds these cards; it re-reads and shows the truth itself. Look again next poll.
     let changed: Vec<Applicant> = changed
         .into_iter()
@@ -254,9 +255,6 @@ async fn apply_changes(
             // Decided or re-read while this poll was paging: its view is older. Next poll.
             continue;
         }
-        let status_moved = stored
-            .get(&appid)
-            .is_some_and(|b| b.gone || b.applicant.status != applicant.status);
         let card = cards.get(&appid);
         let mut carded = !applicant.status.is_decidable();
         if applicant.status.is_decidable() {
@@ -278,19 +276,20 @@ async fn apply_changes(
                     tracing::warn!(appid = %appid, error = %e, "could not post a card; will try again next poll")
                 }
             }
-        } else if let Some(card) = card.filter(|c| c.state != CardState::Sending)
-            && status_moved
+        } else if let Some(card) = card
+            && !card_agrees(card, applicant.status, false)
         {
-            // Approved, refused, timed out in the WeChat console, or a status we do not know.
+            // Approved, refused, timed out in the WeChat console, or a status we do not know —
+            // or a card a crash left offering a decision the record no longer allows.
             let note = Note::Elsewhere {
                 status: applicant.status.code(),
                 at: now_secs(),
             };
-            if app
+            carded = app
                 .store
                 .settle_card(card.id, card.version, CardState::Closed, Some(&note))
-                .await?
-            {
+                .await?;
+            if carded {
                 refresh(app, card.id).await;
                 report.updated_cards += 1;
             }
@@ -307,31 +306,21 @@ async fn apply_changes(
     Ok(())
 }
 
-/// What the store knows of `changed`: their records and cards, by appid.
-async fn known_state(
-    app: &App,
-    changed: &[Applicant],
-) -> Result<(HashMap<AppId, StoredApplicant>, HashMap<AppId, Card>), PollError> {
-    let mut stored = HashMap::new();
+/// The cards of `changed`, by appid.
+async fn known_cards(app: &App, changed: &[Applicant]) -> Result<HashMap<AppId, Card>, PollError> {
     let mut cards = HashMap::new();
     if changed.len() > BULK_AFTER {
-        for s in app.store.applicants().await? {
-            stored.insert(s.applicant.appid.clone(), s);
-        }
         for c in app.store.cards(app.chat.0).await? {
             cards.insert(c.appid.clone(), c);
         }
     } else {
         for a in changed {
-            if let Some(s) = app.store.applicant(&a.appid).await? {
-                stored.insert(a.appid.clone(), s);
-            }
             if let Some(c) = app.store.card_for(app.chat.0, &a.appid).await? {
                 cards.insert(a.appid.clone(), c);
             }
         }
     }
-    Ok((stored, cards))
+    Ok(cards)
 }
 
 async fn vanish(
@@ -347,25 +336,54 @@ async fn vanish(
             return Ok(());
         }
         report.changed += 1;
-        if let Some(card) = app.store.card_for(app.chat.0, appid).await?
-            && card.state != CardState::Deciding
-            && card.state != CardState::Sending
-            && app
-                .store
-                .settle_card(
-                    card.id,
-                    card.version,
-                    CardState::Closed,
-                    Some(&Note::Gone { at: now_secs() }),
-                )
-                .await?
-        {
-            refresh(app, card.id).await;
-            report.updated_cards += 1;
-        }
+    }
+    if let Some(card) = app.store.card_for(app.chat.0, appid).await?
+        && !card_agrees(&card, ApplyStatus::Pending, true)
+        && app
+            .store
+            .settle_card(
+                card.id,
+                card.version,
+                CardState::Closed,
+                Some(&Note::Gone { at: now_secs() }),
+            )
+            .await?
+    {
+        refresh(app, card.id).await;
+        report.updated_cards += 1;
     }
     app.seen.remove(appid);
     Ok(())
+}
+
+/// Whether `card` tells the truth about an applicant with `status` (`gone`: no longer listed),
+/// so a poll has nothing to change on it. A card being sent or decided on is someone else's.
+pub fn card_agrees(card: &Card, status: ApplyStatus, gone: bool) -> bool {
+    let offers_decision = matches!(
+        card.state,
+        CardState::Open | CardState::ChoosingReason | CardState::AwaitingReason
+    );
+    match card.state {
+        CardState::Sending | CardState::Deciding => true,
+        _ if gone => matches!(
+            card.note,
+            Some(Note::Gone { .. })
+                | Some(Note::Decided {
+                    action: Action::Delete,
+                    ..
+                })
+        ),
+        // A live card whose message a person deleted needs a new message.
+        _ if offers_decision => status.is_decidable() && !card.message_gone,
+        _ if status.is_decidable() => false,
+        _ => match &card.note {
+            Some(Note::Decided { action, .. }) => action.target_status() == Some(status),
+            Some(Note::Elsewhere { status: code, .. }) => *code == status.code(),
+            Some(Note::Failed { .. } | Note::Unknown { .. }) => status.is_deletable(),
+            Some(Note::Gone { .. }) | Some(Note::Superseded { .. }) => false,
+            None => true,
+        },
+    }
 }
 
 async fn refresh(app: &App, card_id: i64) {

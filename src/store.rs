@@ -368,7 +368,8 @@ impl Store {
 
     /// Starts a card for `appid` in `chat_id`: writes it in state `sending` before anything is
     /// sent. Returns `None` when a card that still stands exists (never two live cards); a closed
-    /// card (the applicant was deleted and applied again) is reused for the new message.
+    /// card (the applicant is pending again) or a live one whose message a person deleted is
+    /// reused for the new message.
     pub async fn begin_card(&self, chat_id: i64, appid: &AppId) -> StoreResult<Option<Card>> {
         let now = now_secs();
         let changed = sqlx::query(
@@ -377,7 +378,9 @@ impl Store {
              ON CONFLICT (chat_id, appid) DO UPDATE SET state = 'sending', message_id = NULL,
                  actor_id = NULL, actor_name = NULL, action = NULL, reason = NULL, note = NULL,
                  prompt_message_id = NULL, message_gone = 0, updated_at = excluded.updated_at
-             WHERE cards.state = 'closed'",
+             WHERE cards.state = 'closed'
+                OR (cards.message_gone = 1
+                    AND cards.state IN ('open', 'choosing_reason', 'awaiting_reason'))",
         )
         .bind(chat_id)
         .bind(appid.as_str())
