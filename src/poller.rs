@@ -285,12 +285,8 @@ async fn apply_changes(
                 status: applicant.status.code(),
                 at: now_secs(),
             };
-            carded = app
-                .store
-                .settle_card(card.id, card.version, CardState::Closed, Some(&note))
-                .await?;
+            carded = close_card(app, card.id, applicant.status, false, &note).await?;
             if carded {
-                refresh(app, card.id).await;
                 report.updated_cards += 1;
             }
         }
@@ -339,32 +335,62 @@ async fn vanish(
     }
     if let Some(card) = app.store.card_for(app.chat.0, appid).await?
         && !card_agrees(&card, ApplyStatus::Pending, true)
-        && app
-            .store
-            .settle_card(
-                card.id,
-                card.version,
-                CardState::Closed,
-                Some(&Note::Gone { at: now_secs() }),
-            )
-            .await?
     {
-        refresh(app, card.id).await;
-        report.updated_cards += 1;
+        let note = Note::Gone { at: now_secs() };
+        if close_card(app, card.id, ApplyStatus::Pending, true, &note).await? {
+            report.updated_cards += 1;
+        }
     }
     app.seen.remove(appid);
     Ok(())
 }
 
+/// Closes the card of an applicant that is no longer pending (`gone`: no longer listed) with
+/// `note`, unless it already tells the truth. Under the card's lock, so a send in progress
+/// finishes first: a card still unsent is taken back, a sent one is settled by compare-and-swap.
+/// Returns whether the card now agrees with the record.
+async fn close_card(
+    app: &App,
+    card_id: i64,
+    status: ApplyStatus,
+    gone: bool,
+    note: &Note,
+) -> Result<bool, PollError> {
+    let settled = {
+        let _sending_done = app.lock_card(card_id).await;
+        let Some(card) = app.store.card(card_id).await? else {
+            return Ok(true);
+        };
+        match card.state {
+            _ if card_agrees(&card, status, gone) => return Ok(true),
+            CardState::Sending => {
+                app.store.abandon_card(card.id).await?;
+                return Ok(true);
+            }
+            _ => {
+                app.store
+                    .settle_card(card.id, card.version, CardState::Closed, Some(note))
+                    .await?
+            }
+        }
+    };
+    if settled {
+        refresh(app, card_id).await;
+    }
+    Ok(settled)
+}
+
 /// Whether `card` tells the truth about an applicant with `status` (`gone`: no longer listed),
-/// so a poll has nothing to change on it. A card being sent or decided on is someone else's.
+/// so a poll has nothing to change on it. A card being decided on is its decision's to settle;
+/// one still being sent is not yet the truth.
 pub fn card_agrees(card: &Card, status: ApplyStatus, gone: bool) -> bool {
     let offers_decision = matches!(
         card.state,
         CardState::Open | CardState::ChoosingReason | CardState::AwaitingReason
     );
     match card.state {
-        CardState::Sending | CardState::Deciding => true,
+        CardState::Deciding => true,
+        CardState::Sending => false,
         _ if gone => matches!(
             card.note,
             Some(Note::Gone { .. })
