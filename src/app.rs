@@ -61,6 +61,8 @@ pub struct App {
     edits_failed: std::sync::atomic::AtomicBool,
     /// When this run started (unix seconds), for health before the first poll.
     pub started_at: i64,
+    /// Another instance long-polling this bot token (409 Conflict), for the log and `/status`.
+    pub telegram_conflicts: crate::telemetry::TelegramConflicts,
 }
 
 /// A failure talking to Telegram about a card.
@@ -95,6 +97,7 @@ impl App {
             card_locks: DashMap::new(),
             edits_failed: std::sync::atomic::AtomicBool::new(false),
             started_at: crate::store::now_secs(),
+            telegram_conflicts: crate::telemetry::TelegramConflicts::default(),
         })
     }
 
