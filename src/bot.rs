@@ -323,11 +323,7 @@ where
                 e,
                 teloxide::RequestError::Api(teloxide::ApiError::TerminatedByOtherGetUpdates)
             ) {
-                if self
-                    .app
-                    .telegram_conflicts
-                    .record(crate::store::now_secs())
-                {
+                if self.app.telegram_conflicts.record(crate::store::now_secs()) {
                     tracing::error!(
                         "another instance is long-polling this bot's token (Telegram answers 409 Conflict: terminated by other getUpdates request); updates are split between them at random. Stop the other instance: only one may run"
                     );

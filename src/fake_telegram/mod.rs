@@ -513,7 +513,10 @@ impl FakeTelegram {
         let (message, id) = {
             let mut world = self.world();
             let date = now();
-            let Some(chat) = world.chats.get_mut(&chat_id).filter(|c| c.migrated_to.is_none())
+            let Some(chat) = world
+                .chats
+                .get_mut(&chat_id)
+                .filter(|c| c.migrated_to.is_none())
             else {
                 return 0;
             };
@@ -1152,7 +1155,7 @@ impl World {
                 .chars()
                 .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
                 .collect();
-            if preceded_by_word || name.len() < 5 {
+            if preceded_by_word || name.is_empty() {
                 continue;
             }
             ids.extend(self.users.values().filter_map(|u| {
@@ -1221,7 +1224,9 @@ impl World {
                     let parsed = reqwest::Url::parse(url)
                         .map_err(|_| bad("bad webhook: Failed to resolve host: invalid URL"))?;
                     if parsed.scheme() != "https" {
-                        return Err(bad("bad webhook: An HTTPS URL must be provided for webhook"));
+                        return Err(bad(
+                            "bad webhook: An HTTPS URL must be provided for webhook",
+                        ));
                     }
                     let secret = params.get("secret_token").and_then(Value::as_str);
                     Some(Webhook {
@@ -1281,9 +1286,7 @@ impl World {
                 let mut out: Vec<Value> = admins
                     .iter()
                     .enumerate()
-                    .map(|(i, id)| {
-                        admin_json(self.user_json(*id), i == 0, anonymous.contains(id))
-                    })
+                    .map(|(i, id)| admin_json(self.user_json(*id), i == 0, anonymous.contains(id)))
                     .collect();
                 out.push(admin_json(self.user_json(FAKE_BOT_ID), false, false));
                 Ok(json!(out))
@@ -1492,7 +1495,8 @@ fn answer(result: ApiResult) -> Response {
         );
         return (status, [(header::CONTENT_TYPE, "text/html")], page).into_response();
     }
-    let mut body = json!({ "ok": false, "error_code": error.code, "description": error.description });
+    let mut body =
+        json!({ "ok": false, "error_code": error.code, "description": error.description });
     let mut headers = axum::http::HeaderMap::new();
     if let Some(parameters) = error.parameters {
         if let Some(n) = parameters.get("retry_after").and_then(Value::as_u64)
