@@ -1397,7 +1397,8 @@ impl World {
         let selective = force_reply == Some(true);
         let reply_box_for = if selective {
             let mut who = mentioned;
-            who.extend(replied_sender);
+            // The bot itself (sender of a card it replies to) has no reply box to show.
+            who.extend(replied_sender.filter(|id| *id != FAKE_BOT_ID));
             who.sort_unstable();
             who.dedup();
             who
