@@ -402,7 +402,7 @@ async fn an_upgraded_group_refuses_calls_with_migrate_to_chat_id() {
     let migrations: Vec<_> = updates
         .iter()
         .filter_map(|u| match &u.kind {
-            UpdateKind::Message(m) => m.chat_migration().map(|c| (m.chat.id, c.clone())),
+            UpdateKind::Message(m) => m.chat_migration().map(|c| (m.chat.id, *c)),
             _ => None,
         })
         .collect();
