@@ -412,22 +412,36 @@ async fn log_format_json_writes_one_json_object_per_line() {
 #[tokio::test]
 async fn a_webhook_url_without_https_stops_the_start_with_one_line() {
     let app = TestApp::new(0).await;
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_wxplugin-bot"));
-    cmd.env_clear()
+    let stderr_path = app.db.path().join("stderr.log");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_wxplugin-bot"))
+        .env_clear()
         .current_dir(app.db.path())
         .envs(app.vars.iter().map(|(k, v)| (*k, v.as_str())))
         .env(
             "TELEGRAM_WEBHOOK_URL",
             "http://bot.example.com/telegram/hook",
         )
-        .arg("run");
+        .arg("run")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&stderr_path).expect("log file"))
+        .spawn()
+        .expect("bot binary starts");
 
-    let output = tokio::task::spawn_blocking(move || cmd.output().expect("bot binary runs"))
-        .await
-        .expect("joined");
+    let deadline = std::time::Instant::now() + WAIT;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the bot started with an http:// webhook URL");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
 
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    let stderr = std::fs::read_to_string(&stderr_path).unwrap_or_default();
+    assert_eq!(status.code(), Some(2), "{stderr}");
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
     assert!(
         stderr.contains("TELEGRAM_WEBHOOK_URL") && stderr.contains("https"),
