@@ -101,6 +101,8 @@ pub struct App {
     card_locks: DashMap<i64, Arc<Mutex<()>>>,
     /// When this run started (unix seconds), for health before the first poll.
     pub started_at: i64,
+    /// Another instance long-polling this bot token (409 Conflict), for the log and `/status`.
+    pub telegram_conflicts: crate::telemetry::TelegramConflicts,
 }
 
 /// A failure talking to Telegram about a card.
@@ -143,6 +145,7 @@ impl App {
             holds: Arc::default(),
             card_locks: DashMap::new(),
             started_at: crate::store::now_secs(),
+            telegram_conflicts: crate::telemetry::TelegramConflicts::default(),
         })
     }
 

@@ -200,7 +200,7 @@ async fn listen(
             "metrics",
         );
     }
-    let errors = CountingErrorHandler::new("getUpdates failed");
+    let errors = CountingErrorHandler::new("getUpdates failed", Arc::clone(app));
     let Some(webhook) = &settings.webhook else {
         // The long poll must end before the HTTP timeout does.
         let long_poll = settings
@@ -295,15 +295,19 @@ fn same_secret(given: &[u8], expected: &[u8]) -> bool {
     std::hint::black_box(diff) == 0 && given.len() == expected.len()
 }
 
-/// Logs listener errors and counts the Telegram ones.
+/// Logs listener errors and counts the Telegram ones. A 409 Conflict (another instance polling
+/// the same token) is logged as an error once per episode, not once per retry, and recorded on
+/// the [`App`] for `/status`.
 struct CountingErrorHandler {
     inner: Arc<LoggingErrorHandler>,
+    app: Arc<App>,
 }
 
 impl CountingErrorHandler {
-    fn new(text: &str) -> Arc<Self> {
+    fn new(text: &str, app: Arc<App>) -> Arc<Self> {
         Arc::new(Self {
             inner: LoggingErrorHandler::with_custom_text(text),
+            app,
         })
     }
 }
@@ -315,6 +319,19 @@ where
     fn handle_error(self: Arc<Self>, error: E) -> futures::future::BoxFuture<'static, ()> {
         if let Some(e) = (&error as &dyn std::any::Any).downcast_ref::<teloxide::RequestError>() {
             crate::telemetry::telegram_error(e);
+            if matches!(
+                e,
+                teloxide::RequestError::Api(teloxide::ApiError::TerminatedByOtherGetUpdates)
+            ) {
+                if self.app.telegram_conflicts.record(crate::store::now_secs()) {
+                    tracing::error!(
+                        "another instance is long-polling this bot's token (Telegram answers 409 Conflict: terminated by other getUpdates request); updates are split between them at random. Stop the other instance: only one may run"
+                    );
+                } else {
+                    tracing::debug!("another getUpdates ended ours again (409 Conflict)");
+                }
+                return Box::pin(async {});
+            }
         }
         Arc::clone(&self.inner).handle_error(error)
     }
@@ -328,15 +345,46 @@ struct Pressed {
 
 async fn alert(bot: &TgBot, q: &CallbackQuery, text: String) -> HandlerResult {
     bot.answer_callback_query(q.id.clone())
-        .text(text)
+        .text(callback_text(&text))
         .show_alert(true)
         .await?;
     Ok(())
 }
 
 async fn toast(bot: &TgBot, q: &CallbackQuery, text: &str) -> HandlerResult {
-    bot.answer_callback_query(q.id.clone()).text(text).await?;
+    bot.answer_callback_query(q.id.clone())
+        .text(callback_text(text))
+        .await?;
     Ok(())
+}
+
+/// Longest answer to a press Telegram takes (longer is refused, and the press spins on).
+const CALLBACK_TEXT_MAX_CHARS: usize = 200;
+
+/// `text` cut to what Telegram takes in a callback answer (names can be long), by characters.
+fn callback_text(text: &str) -> String {
+    if text.chars().count() <= CALLBACK_TEXT_MAX_CHARS {
+        return text.to_owned();
+    }
+    let mut cut: String = text.chars().take(CALLBACK_TEXT_MAX_CHARS - 1).collect();
+    cut.push('…');
+    cut
+}
+
+/// A mention of `actor` that Telegram shows as a link to them and that makes a selective
+/// ForceReply show its reply box to them, with or without a username.
+fn mention(actor: &Actor) -> String {
+    format!(
+        "<a href=\"tg://user?id={}\">{}</a>",
+        actor.id,
+        escape(&clean(&actor.name, 64, false))
+    )
+}
+
+/// Whether a message was posted on behalf of a chat (an anonymous admin, a linked channel):
+/// nobody can tell which person sent it.
+pub(crate) fn posted_anonymously(message: &Message) -> bool {
+    message.sender_chat.is_some() || message.from.as_ref().is_some_and(|u| u.is_anonymous())
 }
 
 /// Checks a press against stored state: known data, the team chat, the very message of the card,
@@ -560,7 +608,7 @@ async fn ask_for_reason(app: &App, card: &Card, actor: &Actor) -> HandlerResult 
     let text = fill(
         t.prompt_reason,
         &[
-            ("name", &escape(&actor.name)),
+            ("name", &mention(actor)),
             ("nickname", &escape(&clean(&nickname, 64, false))),
             ("appid", &escape(card.appid.as_str())),
         ],
@@ -607,23 +655,44 @@ async fn on_reply(app: Arc<App>, message: Message, me: Me) -> HandlerResult {
     let Some(card) = card else {
         return Ok(());
     };
-    if card.actor.as_ref().is_none_or(|a| a.id != from.id.0) {
+    let t = app.texts();
+    if posted_anonymously(&message) {
+        app.bot
+            .send_message(app.chat, escape(t.anonymous_cannot_decide))
+            .parse_mode(ParseMode::Html)
+            .reply_parameters(ReplyParameters::new(message.id).allow_sending_without_reply())
+            .await?;
         return Ok(());
     }
+    let Some(actor) = card.actor.as_ref().filter(|a| a.id == from.id.0) else {
+        return Ok(());
+    };
     let reason = clean(text, usize::MAX, false);
     if reason.is_empty() {
         return Ok(());
     }
     if reason.chars().count() > REASON_MAX_CHARS {
-        let t = app.texts();
-        app.bot
+        // The new prompt becomes the card's prompt (recorded under the card's lock, like the
+        // first), so the reply to it is the reason.
+        let guard = app.lock_card(card.id).await;
+        let prompt = app
+            .bot
             .send_message(
                 app.chat,
-                fill(t.reason_too_long, &[("max", &REASON_MAX_CHARS.to_string())]),
+                fill(
+                    t.reason_too_long_prompt,
+                    &[
+                        ("name", &mention(actor)),
+                        ("max", &REASON_MAX_CHARS.to_string()),
+                    ],
+                ),
             )
-            .reply_parameters(ReplyParameters::new(message.id))
+            .parse_mode(ParseMode::Html)
+            .reply_parameters(ReplyParameters::new(message.id).allow_sending_without_reply())
             .reply_markup(ForceReply::new().selective())
             .await?;
+        app.store.set_prompt(card.id, prompt.id.0).await?;
+        drop(guard);
         return Ok(());
     }
     if !app.approvers.is_approver(&app.bot, app.chat, from.id).await {

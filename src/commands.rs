@@ -82,6 +82,12 @@ pub async fn on_command(app: Arc<App>, message: Message, me: Me) -> HandlerResul
         return reply(&app, &message, fill(t.chat_id_is, &[("id", &id)])).await;
     }
     if message.chat.id != app.chat {
+        if let Some(new) = team_chat_upgraded_to(&app).await
+            && new == message.chat.id
+        {
+            let id = new.0.to_string();
+            return reply(&app, &message, fill(t.team_chat_upgraded, &[("id", &id)])).await;
+        }
         return reply(&app, &message, escape(t.not_team_chat)).await;
     }
     let Some(user) = message.from.as_ref() else {
@@ -92,6 +98,11 @@ pub async fn on_command(app: Arc<App>, message: Message, me: Me) -> HandlerResul
         command,
         Command::Approve(_) | Command::Reject(_) | Command::Delete(_)
     );
+    // An anonymous admin posts as GroupAnonymousBot: nobody can tell who decided. Their button
+    // presses carry their own id and are judged as usual.
+    if decides && crate::bot::posted_anonymously(&message) {
+        return reply(&app, &message, escape(t.anonymous_cannot_decide)).await;
+    }
     if decides && !app.approvers.is_approver(&app.bot, app.chat, user.id).await {
         return reply(&app, &message, escape(t.not_approver_command)).await;
     }
@@ -154,6 +165,23 @@ pub async fn on_command(app: Arc<App>, message: Message, me: Me) -> HandlerResul
         Command::Chatid => fill(t.chat_id_is, &[("id", &app.chat.0.to_string())]),
     };
     reply(&app, &message, answer).await
+}
+
+/// The supergroup the team chat became, when Telegram says so. Only a basic group (an id without
+/// the `-100` prefix of supergroups and channels) can be upgraded, so only then is Telegram asked
+/// (getChat on the configured id answers `migrate_to_chat_id`). Logged and counted like every
+/// other call refused for it.
+async fn team_chat_upgraded_to(app: &App) -> Option<ChatId> {
+    if app.chat.0 >= 0 || app.chat.0 <= -1_000_000_000_000 {
+        return None;
+    }
+    match app.bot.get_chat(app.chat).await {
+        Err(e @ teloxide::RequestError::MigrateToChatId(new)) => {
+            crate::telemetry::telegram_error(&e);
+            Some(new)
+        }
+        _ => None,
+    }
 }
 
 fn describe_error(app: &App, e: &crate::poller::PollError) -> String {

@@ -300,6 +300,14 @@ impl Settings {
             None => None,
             Some(url) => {
                 let url = parse_url("TELEGRAM_WEBHOOK_URL", &url)?;
+                if url.scheme() != "https" {
+                    // Telegram's setWebhook refuses it ("An HTTPS URL must be provided for
+                    // webhook"); say so now rather than after start. Terminate TLS in a proxy.
+                    return Err(ConfigError::new(
+                        "TELEGRAM_WEBHOOK_URL",
+                        "must be an https:// URL (Telegram posts updates only over HTTPS; put a TLS-terminating proxy in front of TELEGRAM_WEBHOOK_LISTEN)",
+                    ));
+                }
                 let listen = parse_addr(
                     "TELEGRAM_WEBHOOK_LISTEN",
                     &var("TELEGRAM_WEBHOOK_LISTEN").unwrap_or_else(|| "0.0.0.0:8443".to_owned()),
@@ -461,6 +469,7 @@ mod tests {
             ("METRICS_ADDR", "localhost"),
             ("REMIND_AFTER_HOURS", "-2"),
             ("TELEGRAM_WEBHOOK_URL", "ftp://example.com/hook"),
+            ("TELEGRAM_WEBHOOK_URL", "http://bot.example.com/tg/hook"),
         ];
         for (name, value) in cases {
             let mut vars = base();

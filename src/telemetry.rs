@@ -39,6 +39,10 @@ pub const TOKEN_REFRESHES: &str = "wxplugin_token_refreshes_total";
 pub const REMINDERS: &str = "wxplugin_reminders_sent_total";
 /// Webhook requests refused for a missing or wrong secret token.
 pub const WEBHOOK_REFUSED: &str = "wxplugin_webhook_refused_total";
+/// Long polls Telegram ended with 409 because another instance polls the same token.
+pub const TELEGRAM_CONFLICTS: &str = "wxplugin_telegram_conflict_total";
+/// Telegram calls refused because the team chat was upgraded to a supergroup.
+pub const TEAM_CHAT_UPGRADED: &str = "wxplugin_telegram_chat_upgraded_total";
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -91,6 +95,14 @@ fn describe() {
         WEBHOOK_REFUSED,
         "Webhook requests refused for a missing or wrong secret token"
     );
+    describe_counter!(
+        TELEGRAM_CONFLICTS,
+        "Long polls ended by another instance polling the same bot token (409 Conflict)"
+    );
+    describe_counter!(
+        TEAM_CHAT_UPGRADED,
+        "Telegram calls refused because the team chat became a supergroup (TEAM_CHAT_ID is outdated)"
+    );
 }
 
 /// Records one devplugin call's answer.
@@ -142,16 +154,105 @@ pub fn webhook_refused() {
     metrics::counter!(WEBHOOK_REFUSED).increment(1);
 }
 
-/// Records a failed Telegram call.
+/// Records a failed Telegram call. A call refused because the team chat became a supergroup is
+/// also counted apart and logged as an error, once per new chat id per process: it names the
+/// `TEAM_CHAT_ID` to set.
+///
+/// The bot does not follow the migration by itself: every card's message id belongs to the old
+/// chat (edits in the new one would hit other messages or none), approvers may be the old chat's
+/// admins, and an operator who configured one chat should decide where approvals go.
 pub fn telegram_error(error: &teloxide::RequestError) {
     use teloxide::RequestError as E;
     let kind = match error {
         E::RetryAfter(_) => "retry_after",
         E::Network(_) | E::Io(_) => "network",
+        E::Api(teloxide::ApiError::TerminatedByOtherGetUpdates) => "conflict",
         E::Api(_) => "api",
+        E::MigrateToChatId(_) => "migrated",
         _ => "other",
     };
     metrics::counter!(TELEGRAM_ERRORS, "kind" => kind).increment(1);
+    match error {
+        E::Api(teloxide::ApiError::TerminatedByOtherGetUpdates) => {
+            metrics::counter!(TELEGRAM_CONFLICTS).increment(1);
+        }
+        E::MigrateToChatId(new) => team_chat_upgraded(new.0),
+        _ => {}
+    }
+}
+
+/// Counts a call refused for an upgraded team chat and logs the new id once.
+fn team_chat_upgraded(new: i64) {
+    static LOGGED: std::sync::Mutex<Vec<i64>> = std::sync::Mutex::new(Vec::new());
+    metrics::counter!(TEAM_CHAT_UPGRADED).increment(1);
+    let first = match LOGGED.lock() {
+        Ok(mut logged) if !logged.contains(&new) => {
+            logged.push(new);
+            true
+        }
+        Ok(_) => false,
+        Err(_) => true,
+    };
+    if first {
+        tracing::error!(
+            new_chat_id = new,
+            "the team chat was upgraded to a supergroup and Telegram refuses every call about the old id: set TEAM_CHAT_ID={new} and restart (the bot does not follow it by itself; cards in the old chat stay as they are)"
+        );
+    }
+}
+
+/// Another instance long-polling the same bot token, as the 409s show it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TelegramConflict {
+    /// Unix time of the first 409 of this episode.
+    pub since: i64,
+    /// Unix time of the latest 409.
+    pub last_at: i64,
+    /// 409s in this episode.
+    pub count: u64,
+}
+
+/// 409s further apart than this are separate episodes (each logged once).
+pub const CONFLICT_EPISODE_SECS: i64 = 600;
+
+/// The bot's record of 409 Conflicts, for the log (once per episode) and `/status`.
+#[derive(Debug, Default)]
+pub struct TelegramConflicts {
+    state: std::sync::Mutex<Option<TelegramConflict>>,
+}
+
+impl TelegramConflicts {
+    /// Records a 409 at `now`; whether it starts a new episode (then it deserves a log line).
+    pub fn record(&self, now: i64) -> bool {
+        let mut state = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match state.as_mut() {
+            Some(c) if now - c.last_at <= CONFLICT_EPISODE_SECS => {
+                c.last_at = now;
+                c.count += 1;
+                false
+            }
+            _ => {
+                *state = Some(TelegramConflict {
+                    since: now,
+                    last_at: now,
+                    count: 1,
+                });
+                true
+            }
+        }
+    }
+
+    /// The conflict going on at `now`: a 409 within the last [`CONFLICT_EPISODE_SECS`].
+    pub fn current(&self, now: i64) -> Option<TelegramConflict> {
+        let state = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        state.filter(|c| now - c.last_at <= CONFLICT_EPISODE_SECS)
+    }
 }
 
 /// Records a finished poll: `ok`, `error` or `paused` (WeChat's daily quota).
@@ -264,6 +365,19 @@ async fn healthz(State((app, _)): State<(Arc<App>, PrometheusHandle)>) -> Respon
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn conflicts_are_logged_once_per_episode() {
+        let conflicts = TelegramConflicts::default();
+        assert_eq!(conflicts.current(1_000), None);
+        assert!(conflicts.record(1_000));
+        assert!(!conflicts.record(1_002));
+        assert!(!conflicts.record(1_500));
+        let now = conflicts.current(1_500).unwrap();
+        assert_eq!((now.since, now.last_at, now.count), (1_000, 1_500, 3));
+        assert_eq!(conflicts.current(1_500 + CONFLICT_EPISODE_SECS + 1), None);
+        assert!(conflicts.record(1_500 + CONFLICT_EPISODE_SECS + 1));
+    }
 
     #[test]
     fn health_fails_after_three_intervals_without_a_good_poll() {

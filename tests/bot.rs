@@ -6,6 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
+use wxplugin_bot::fake_telegram::{FakeMessage, FakeUser, TgFault};
 use wxplugin_bot::sandbox::{Fault, NewApplicant};
 
 #[tokio::test]
@@ -763,4 +764,251 @@ async fn a_burst_of_applicants_gets_one_digest_before_its_cards() {
         messages[0].plain_text, *digest,
         "the digest comes before the cards"
     );
+}
+
+/// An approver without a username (a plain name mentions nobody).
+const CAROL: i64 = 1004;
+
+/// Starts the bot with `extra` approvers added to the fake and to APPROVER_IDS.
+async fn spawn_with_approvers(applicants: usize, extra: &[(i64, &str)]) -> TestApp {
+    let mut app = TestApp::new(applicants).await;
+    let mut ids = format!("{ALICE},{BOB}");
+    for (id, name) in extra {
+        app.tg.fake.add_user(FakeUser {
+            id: *id,
+            first_name: (*name).to_owned(),
+            username: None,
+            language_code: Some("en".to_owned()),
+        });
+        ids.push_str(&format!(",{id}"));
+    }
+    app.vars.insert("APPROVER_IDS", ids);
+    app.start().await;
+    app.wait_cards(applicants).await;
+    app
+}
+
+/// Waits for the bot's ForceReply prompts in the team chat to reach `n`; returns the last.
+async fn wait_prompts(app: &TestApp, n: usize) -> FakeMessage {
+    let prompts = |f: &wxplugin_bot::fake_telegram::FakeTelegram| {
+        f.bot_messages(TEAM)
+            .into_iter()
+            .filter(|m| m.force_reply)
+            .collect::<Vec<_>>()
+    };
+    let ok = app
+        .tg
+        .fake
+        .wait_until(WAIT, |f| prompts(f).len() >= n)
+        .await;
+    assert!(ok, "expected {n} prompts: {:?}", app.tg.fake.messages(TEAM));
+    prompts(&app.tg.fake).pop().expect("a prompt")
+}
+
+#[tokio::test]
+async fn reason_prompts_reach_the_approver_and_a_reply_to_the_second_prompt_is_the_reason() {
+    let app = spawn_with_approvers(1, &[(CAROL, "Carol")]).await;
+    let appid = app.appids()[0].clone();
+    app.press(CAROL, &appid, "❌");
+    app.wait_card_text(&appid, "choosing a reason").await;
+    app.press(CAROL, &appid, "✍️");
+
+    // The prompt replies to the card (the bot's own message): only the mention shows Carol the
+    // reply box.
+    let prompt = wait_prompts(&app, 1).await;
+    assert!(prompt.selective);
+    assert_eq!(prompt.reply_box_for, vec![CAROL], "{}", prompt.text);
+    assert!(prompt.plain_text.starts_with("Carol, reply"));
+
+    // A reason too long, deleted by Carol before the bot answers it: the second prompt is still
+    // sent, reaches her, and a reply to it is the reason.
+    app.tg.fake.inject(tg_fault(
+        "sendMessage",
+        TgFault::Delay(Duration::from_millis(500)),
+        1,
+    ));
+    let long = app
+        .tg
+        .fake
+        .user_replies(TEAM, CAROL, prompt.message_id, &"x".repeat(201));
+    app.tg.fake.delete_message_as_user(TEAM, long);
+    let again = wait_prompts(&app, 2).await;
+    assert!(
+        again.plain_text.contains("too long"),
+        "{}",
+        again.plain_text
+    );
+    assert_eq!(again.reply_to, None);
+    assert_eq!(again.reply_box_for, vec![CAROL], "{}", again.text);
+    app.tg
+        .fake
+        .user_replies(TEAM, CAROL, again.message_id, "Outside the plugin's scope");
+
+    let card = app.wait_card_text(&appid, "❌ Rejected by Carol").await;
+    assert!(card.plain_text.contains("Outside the plugin's scope"));
+    assert_eq!(app.wechat_calls("dev_refuse"), 1);
+}
+
+#[tokio::test]
+async fn a_busy_alert_naming_a_very_long_name_is_cut_to_200_characters() {
+    // Two approvers with names longer than an alert may be; whichever presses second is told
+    // the other's name.
+    const DAVE: i64 = 1005;
+    let (carol, dave) = ("Ł".repeat(250), "Ð".repeat(250));
+    let app = spawn_with_approvers(1, &[(CAROL, &carol), (DAVE, &dave)]).await;
+    let appid = app.appids()[0].clone();
+    app.wx.sandbox.inject(wx_fault(
+        "dev_agree",
+        Fault::Delay(Duration::from_millis(500)),
+        1,
+    ));
+
+    let presses = [
+        app.press(CAROL, &appid, "✅"),
+        app.press(DAVE, &appid, "✅"),
+    ];
+
+    app.wait_card_text(&appid, "✅ Approved by").await;
+    let mut alerts = Vec::new();
+    for press in &presses {
+        let (text, alert) = app.answer(press).await;
+        if alert {
+            alerts.push(text.expect("alert text"));
+        }
+    }
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    let text = &alerts[0];
+    assert_eq!(text.chars().count(), 200, "{text}");
+    assert!(
+        (text.starts_with("ŁŁŁ") || text.starts_with("ÐÐÐ")) && text.ends_with('…'),
+        "{text}"
+    );
+    assert_eq!(app.wechat_calls("dev_agree"), 1);
+}
+
+/// An anonymous admin posts `text` (optionally as a reply) and returns the bot's answer.
+async fn anonymous(app: &TestApp, text: &str, reply_to: Option<i32>) -> FakeMessage {
+    let sent = app.tg.fake.anonymous_admin_sends(TEAM, text, reply_to);
+    let answered = |f: &wxplugin_bot::fake_telegram::FakeTelegram| {
+        f.bot_messages(TEAM)
+            .into_iter()
+            .find(|m| m.reply_to == Some(sent))
+    };
+    let ok = app
+        .tg
+        .fake
+        .wait_until(WAIT, |f| answered(f).is_some())
+        .await;
+    assert!(ok, "no answer to the anonymous {text:?}");
+    answered(&app.tg.fake).expect("answer")
+}
+
+#[tokio::test]
+async fn anonymous_admins_cannot_decide_by_message_but_their_presses_count() {
+    let mut app = TestApp::new(2).await;
+    // Approvers are the chat's admins; Alice is one and posts anonymously.
+    app.vars.remove("APPROVER_IDS");
+    app.tg.fake.set_anonymous_admins(TEAM, &[ALICE]);
+    app.start().await;
+    app.wait_cards(2).await;
+    let ids = app.appids();
+
+    let approve = anonymous(&app, &format!("/approve {}", ids[0]), None).await;
+    let pending = anonymous(&app, "/pending", None).await;
+    assert!(
+        approve
+            .plain_text
+            .contains("Anonymous admins cannot decide"),
+        "{}",
+        approve.plain_text
+    );
+    assert!(pending.plain_text.contains("Pending applications (2)"));
+
+    // Her presses carry her own id: she starts a typed refusal…
+    app.press(ALICE, &ids[0], "❌");
+    app.wait_card_text(&ids[0], "choosing a reason").await;
+    app.press(ALICE, &ids[0], "✍️");
+    let prompt = wait_prompts(&app, 1).await;
+    // …but her anonymous reply cannot be the reason.
+    let reply = anonymous(&app, "Not for gambling apps", Some(prompt.message_id)).await;
+    assert!(reply.plain_text.contains("Anonymous admins cannot decide"));
+    // A press by her real id decides.
+    app.press(ALICE, &ids[1], "✅");
+    app.wait_card_text(&ids[1], "✅ Approved by @alice").await;
+
+    assert_eq!(app.status(&ids[0]), Some(1));
+    assert_eq!(app.wechat_calls("dev_refuse"), 0);
+    assert_eq!(app.wechat_calls("dev_agree"), 1);
+}
+
+#[tokio::test]
+async fn a_5xx_page_from_telegrams_proxy_delays_a_card_and_an_edit_to_the_next_poll() {
+    let app = TestApp::spawn(1).await;
+    let approved = app.appids()[0].clone();
+    let new = app.wx.sandbox.add_applicant(NewApplicant {
+        nickname: Some("Late Shop".into()),
+        ..NewApplicant::default()
+    });
+    // The edit that shows the decision gets the proxy's page (teloxide waits 10 s after a 5xx,
+    // then cannot read the HTML as JSON)…
+    app.wx.sandbox.inject(wx_fault(
+        "dev_agree",
+        Fault::Delay(Duration::from_millis(500)),
+        1,
+    ));
+    app.press(ALICE, &approved, "✅");
+    let deadline = std::time::Instant::now() + WAIT;
+    while app.wechat_calls("dev_agree") == 0 {
+        assert!(std::time::Instant::now() < deadline, "no dev_agree");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    app.tg
+        .fake
+        .inject(tg_fault("editMessageText", TgFault::Http(502), 1));
+    let failed = |f: &wxplugin_bot::fake_telegram::FakeTelegram, method: &str| {
+        f.calls()
+            .iter()
+            .any(|c| c.method == method && c.error_code == Some(502))
+    };
+    let ok = app
+        .tg
+        .fake
+        .wait_until(WAIT, |f| failed(f, "editMessageText"))
+        .await;
+    assert!(ok, "the edit was never tried");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    // …and so does the new applicant's card, sent by a poll.
+    app.tg
+        .fake
+        .inject(tg_fault("sendMessage", TgFault::Http(502), 1));
+    let refresh = app.tg.fake.user_sends(TEAM, BOB, "/refresh");
+    let answered = app
+        .tg
+        .fake
+        .wait_until(Duration::from_secs(25), |f| {
+            f.bot_messages(TEAM)
+                .iter()
+                .any(|m| m.reply_to == Some(refresh))
+        })
+        .await;
+    assert!(answered, "no answer to /refresh");
+    assert!(failed(&app.tg.fake, "sendMessage"));
+    assert_eq!(app.status(&approved), Some(2), "WeChat approved at once");
+    assert!(
+        app.card_for(&new).is_none(),
+        "the failed send posted nothing"
+    );
+
+    // The next poll sends the card, once; a poll after the failed edit brings the stale card up
+    // to date (here the first may already have).
+    app.command(BOB, "/refresh").await;
+    app.wait_card_text(&approved, "✅ Approved by @alice").await;
+    app.wait_card_text(&new, "Late Shop").await;
+    let cards_of_new = app
+        .cards()
+        .iter()
+        .filter(|c| c.plain_text.contains(&new))
+        .count();
+    assert_eq!(cards_of_new, 1);
+    assert_eq!(app.wechat_calls("dev_agree"), 1);
 }

@@ -203,11 +203,16 @@ async fn injected_faults_surface_as_teloxide_errors() {
         matches!(limited, Err(RequestError::RetryAfter(s)) if s.seconds() == 3),
         "{limited:?}"
     );
+    // Telegram's front proxy answers a failing Bot API with its own HTML page, not JSON.
     assert_eq!(server.status(), 502);
-    assert_eq!(
-        server.json::<serde_json::Value>().await.unwrap()["ok"],
-        false
+    let content_type = server.headers()[reqwest::header::CONTENT_TYPE].clone();
+    assert_eq!(content_type, "text/html");
+    let page = server.text().await.unwrap();
+    assert!(
+        page.starts_with("<html>") && page.contains("502 Bad Gateway"),
+        "{page}"
     );
+    assert!(serde_json::from_str::<serde_json::Value>(&page).is_err());
     assert!(fine.is_ok());
 }
 
@@ -299,4 +304,355 @@ async fn subscribers_see_sends_edits_and_deletes() {
         events.recv().await.unwrap(),
         ChatEvent::MessageDeleted { .. }
     ));
+}
+
+/// POSTs a raw Bot API call and returns the HTTP status, the `Retry-After` header and the body.
+async fn raw_call(
+    tg: &RunningFakeTelegram,
+    method: &str,
+    params: serde_json::Value,
+) -> (u16, Option<String>, serde_json::Value) {
+    let response = reqwest::Client::new()
+        .post(format!("{}bot{FAKE_BOT_TOKEN}/{method}", tg.api_url))
+        .json(&params)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let retry_after = response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .map(|v| v.to_str().unwrap().to_owned());
+    (status, retry_after, response.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn a_second_long_poll_ends_the_first_with_409_conflict() {
+    let (tg, bot) = setup().await;
+    let first = tokio::spawn({
+        let bot = bot.clone();
+        async move { bot.get_updates().timeout(10).await }
+    });
+    let ok = tg
+        .fake
+        .wait_until(Duration::from_secs(5), |f| f.call_count("getUpdates") == 0)
+        .await;
+    assert!(ok);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let started = std::time::Instant::now();
+    let second = bot.get_updates().timeout(1).await;
+    let first = first.await.unwrap();
+
+    assert!(second.is_ok(), "{second:?}");
+    assert!(
+        matches!(
+            first,
+            Err(RequestError::Api(ApiError::TerminatedByOtherGetUpdates))
+        ),
+        "{first:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let codes: Vec<Option<u16>> = tg
+        .fake
+        .calls()
+        .iter()
+        .filter(|c| c.method == "getUpdates")
+        .map(|c| c.error_code)
+        .collect();
+    assert_eq!(codes, vec![Some(409), None]);
+}
+
+#[tokio::test]
+async fn an_upgraded_group_refuses_calls_with_migrate_to_chat_id() {
+    let (tg, bot) = setup().await;
+    let (old, new) = (-4_242, -1_004_242);
+    tg.fake.add_basic_group(old, "Small team");
+    tg.fake.set_admins(old, &[7]);
+    let before = bot.send_message(ChatId(old), "hi").await.unwrap();
+    assert!(before.chat.is_group() && !before.chat.is_supergroup());
+
+    tg.fake.upgrade_group(old, new);
+    let send = bot.send_message(ChatId(old), "still here?").await;
+    let edit = bot.edit_message_text(ChatId(old), before.id, "x").await;
+    let chat = bot.get_chat(ChatId(old)).await;
+    let in_new = bot.send_message(ChatId(new), "moved").await.unwrap();
+    let (status, _, body) = raw_call(
+        &tg,
+        "sendMessage",
+        serde_json::json!({ "chat_id": old, "text": "x" }),
+    )
+    .await;
+    let updates = bot.get_updates().await.unwrap();
+
+    for result in [send.map(|_| ()), edit.map(|_| ()), chat.map(|_| ())] {
+        assert!(
+            matches!(result, Err(RequestError::MigrateToChatId(id)) if id == ChatId(new)),
+            "{result:?}"
+        );
+    }
+    assert_eq!(status, 400);
+    assert_eq!(
+        body["description"],
+        "Bad Request: group chat was upgraded to a supergroup chat"
+    );
+    assert_eq!(body["parameters"]["migrate_to_chat_id"], new);
+    assert!(in_new.chat.is_supergroup());
+    // The service messages Telegram posts in both chats.
+    let migrations: Vec<_> = updates
+        .iter()
+        .filter_map(|u| match &u.kind {
+            UpdateKind::Message(m) => m.chat_migration().map(|c| (m.chat.id, *c)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(migrations.len(), 2, "{updates:?}");
+    // Nobody can post in the old group any more.
+    assert_eq!(tg.fake.user_sends(old, 7, "hello?"), 0);
+}
+
+#[tokio::test]
+async fn a_reply_to_a_deleted_message_needs_allow_sending_without_reply() {
+    let (tg, bot) = setup().await;
+    let asked = tg.fake.user_sends(GROUP, 7, "/status");
+    tg.fake.delete_message_as_user(GROUP, asked);
+
+    let strict = bot
+        .send_message(ChatId(GROUP), "answer")
+        .reply_parameters(teloxide::types::ReplyParameters::new(MessageId(asked)))
+        .await;
+    let lenient = bot
+        .send_message(ChatId(GROUP), "answer")
+        .reply_parameters(
+            teloxide::types::ReplyParameters::new(MessageId(asked)).allow_sending_without_reply(),
+        )
+        .await
+        .unwrap();
+    // The older top-level spelling works too.
+    let (old_style, _, _) = raw_call(
+        &tg,
+        "sendMessage",
+        serde_json::json!({ "chat_id": GROUP, "text": "answer", "reply_to_message_id": asked, "allow_sending_without_reply": true }),
+    )
+    .await;
+    let (missing, _, body) = raw_call(
+        &tg,
+        "sendMessage",
+        serde_json::json!({ "chat_id": GROUP, "text": "answer", "reply_to_message_id": 999 }),
+    )
+    .await;
+
+    assert!(
+        matches!(
+            strict,
+            Err(RequestError::Api(ApiError::MessageToReplyNotFound))
+        ),
+        "{strict:?}"
+    );
+    assert!(lenient.reply_to_message().is_none());
+    assert_eq!(old_style, 200);
+    assert_eq!(missing, 400);
+    assert_eq!(
+        body["description"],
+        "Bad Request: message to be replied not found"
+    );
+    assert_eq!(tg.fake.bot_messages(GROUP).len(), 2);
+}
+
+#[tokio::test]
+async fn whitespace_text_and_callback_answers_over_200_characters_are_refused() {
+    let (tg, bot) = setup().await;
+    let card = bot
+        .send_message(ChatId(GROUP), "card")
+        .reply_markup(keyboard("ap:1"))
+        .await
+        .unwrap();
+    let long_query = tg.fake.user_presses(GROUP, card.id.0, 7, "✅").unwrap();
+    let fitting_query = tg.fake.user_presses(GROUP, card.id.0, 7, "✅").unwrap();
+
+    let blank = bot.send_message(ChatId(GROUP), " \n\t ").await;
+    let blank_html = bot
+        .send_message(ChatId(GROUP), "<b> </b>")
+        .parse_mode(ParseMode::Html)
+        .await;
+    let long = bot
+        .answer_callback_query(teloxide::types::CallbackQueryId(long_query.clone()))
+        .text("é".repeat(201))
+        .await;
+    let fitting = bot
+        .answer_callback_query(teloxide::types::CallbackQueryId(fitting_query))
+        .text("é".repeat(200))
+        .show_alert(true)
+        .await;
+
+    for result in [blank.map(|_| ()), blank_html.map(|_| ())] {
+        assert!(
+            matches!(&result, Err(RequestError::Api(ApiError::Unknown(d))) if d == "Bad Request: text must be non-empty"),
+            "{result:?}"
+        );
+    }
+    assert!(
+        matches!(
+            long,
+            Err(RequestError::Api(ApiError::EditedMessageIsTooLong))
+        ),
+        "Telegram answers Bad Request: MESSAGE_TOO_LONG: {long:?}"
+    );
+    assert!(fitting.is_ok(), "{fitting:?}");
+    // The refused answer did not use up the query.
+    assert_eq!(tg.fake.callback_answers().len(), 1);
+    assert!(
+        bot.answer_callback_query(teloxide::types::CallbackQueryId(long_query))
+            .await
+            .is_ok()
+    );
+}
+
+#[tokio::test]
+async fn flood_limits_count_edits_and_say_when_to_retry() {
+    let (tg, bot) = setup().await;
+    tg.fake.set_group_rate_limit(Some(3));
+    let sent = bot.send_message(ChatId(GROUP), "v1").await.unwrap();
+    bot.edit_message_text(ChatId(GROUP), sent.id, "v2")
+        .await
+        .unwrap();
+    bot.edit_message_text(ChatId(GROUP), sent.id, "v3")
+        .await
+        .unwrap();
+
+    let edit = bot.edit_message_text(ChatId(GROUP), sent.id, "v4").await;
+    let (status, retry_after, body) = raw_call(
+        &tg,
+        "editMessageText",
+        serde_json::json!({ "chat_id": GROUP, "message_id": sent.id.0, "text": "v5" }),
+    )
+    .await;
+
+    assert!(
+        matches!(&edit, Err(RequestError::RetryAfter(s)) if s.seconds() >= 1),
+        "{edit:?}"
+    );
+    assert_eq!(status, 429);
+    let seconds = body["parameters"]["retry_after"].as_u64().unwrap();
+    assert_eq!(retry_after, Some(seconds.to_string()));
+    assert_eq!(
+        body["description"],
+        format!("Too Many Requests: retry after {seconds}")
+    );
+    assert_eq!(tg.fake.message(GROUP, sent.id.0).unwrap().plain_text, "v3");
+}
+
+#[tokio::test]
+async fn a_selective_force_reply_shows_its_box_to_mentioned_users_and_the_replied_sender() {
+    let (tg, bot) = setup().await;
+    tg.fake.add_user(FakeUser {
+        id: 8,
+        first_name: "Ben".into(),
+        username: None,
+        language_code: None,
+    });
+    let asked = tg.fake.user_sends(GROUP, 8, "I will reject it");
+
+    let prompt = bot
+        .send_message(
+            ChatId(GROUP),
+            "@ann, <a href=\"tg://user?id=9\">Cy</a> and mail@ann: why?",
+        )
+        .parse_mode(ParseMode::Html)
+        .reply_parameters(teloxide::types::ReplyParameters::new(MessageId(asked)))
+        .reply_markup(teloxide::types::ForceReply::new().selective())
+        .await
+        .unwrap();
+    let unmentioned = bot
+        .send_message(ChatId(GROUP), "Ben (no username), why?")
+        .reply_markup(teloxide::types::ForceReply::new().selective())
+        .await
+        .unwrap();
+    let everyone = bot
+        .send_message(ChatId(GROUP), "anyone?")
+        .reply_markup(teloxide::types::ForceReply::new())
+        .await
+        .unwrap();
+
+    let prompt = tg.fake.message(GROUP, prompt.id.0).unwrap();
+    assert!(prompt.force_reply && prompt.selective);
+    assert_eq!(prompt.reply_box_for, vec![7, 8, 9]);
+    let unmentioned = tg.fake.message(GROUP, unmentioned.id.0).unwrap();
+    assert!(unmentioned.selective && unmentioned.reply_box_for.is_empty());
+    let everyone = tg.fake.message(GROUP, everyone.id.0).unwrap();
+    assert!(everyone.force_reply && !everyone.selective);
+}
+
+#[tokio::test]
+async fn anonymous_admins_post_as_group_anonymous_bot() {
+    let (tg, bot) = setup().await;
+    tg.fake.set_admins(GROUP, &[7, 8]);
+    tg.fake.set_anonymous_admins(GROUP, &[8]);
+
+    tg.fake.anonymous_admin_sends(GROUP, "/approve wx1", None);
+    let updates = bot.get_updates().await.unwrap();
+    let admins = bot.get_chat_administrators(ChatId(GROUP)).await.unwrap();
+
+    let UpdateKind::Message(m) = &updates[0].kind else {
+        panic!("{updates:?}");
+    };
+    let from = m.from.as_ref().unwrap();
+    assert!(from.is_anonymous() && from.is_bot);
+    assert_eq!(
+        from.id.0,
+        wxplugin_bot::fake_telegram::ANONYMOUS_ADMIN_ID as u64
+    );
+    assert_eq!(m.sender_chat.as_ref().map(|c| c.id), Some(ChatId(GROUP)));
+    let anonymous: Vec<(u64, bool)> = admins
+        .iter()
+        .map(|a| (a.user.id.0, matches!(&a.kind, teloxide::types::ChatMemberKind::Administrator(x) if x.is_anonymous)))
+        .collect();
+    assert_eq!(anonymous, vec![(7, false), (8, true), (123_456, false)]);
+}
+
+#[tokio::test]
+async fn webhooks_must_be_https_and_reach_the_bot_through_the_tls_proxy() {
+    let (tg, bot) = setup().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (seen_tx, mut seen_rx) = tokio::sync::mpsc::unbounded_channel::<serde_json::Value>();
+    let router = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |axum::Json(update): axum::Json<serde_json::Value>| {
+            let seen_tx = seen_tx.clone();
+            async move {
+                let _ = seen_tx.send(update);
+                "ok"
+            }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, router).await });
+
+    let plain = bot
+        .set_webhook(reqwest::Url::parse(&format!("http://127.0.0.1:{port}/hook")).unwrap())
+        .await;
+    let secure = bot
+        .set_webhook(reqwest::Url::parse(&format!("https://127.0.0.1:{port}/hook")).unwrap())
+        .await;
+    tg.fake.user_sends(GROUP, 7, "over the hook");
+    let update = tokio::time::timeout(Duration::from_secs(5), seen_rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
+
+    assert!(
+        matches!(&plain, Err(RequestError::Api(ApiError::Unknown(d))) if d == "Bad Request: bad webhook: An HTTPS URL must be provided for webhook"),
+        "{plain:?}"
+    );
+    assert!(secure.is_ok(), "{secure:?}");
+    assert_eq!(update["message"]["text"], "over the hook");
+    let delivered = tg
+        .fake
+        .wait_until(Duration::from_secs(5), |f| {
+            f.deliveries()
+                .first()
+                .is_some_and(|d| d.status == Some(200))
+        })
+        .await;
+    assert!(delivered, "{:?}", tg.fake.deliveries());
 }

@@ -285,7 +285,10 @@ async fn health_fails_when_wechat_has_not_been_read_for_three_intervals() {
 async fn webhook_mode_takes_updates_only_with_the_secret_and_shares_its_listener() {
     let mut app = TestApp::new(2).await;
     let port = free_port();
-    let url = format!("http://127.0.0.1:{port}/telegram/hook");
+    // Telegram posts only to HTTPS; the fake plays the TLS-terminating proxy in front of the
+    // listener, so forged requests below go straight to the plain-HTTP listener.
+    let url = format!("https://127.0.0.1:{port}/telegram/hook");
+    let listener_url = format!("http://127.0.0.1:{port}/telegram/hook");
     let secret = "team_hook-secret-42";
     app.vars.insert("TELEGRAM_WEBHOOK_URL", url.clone());
     app.vars
@@ -345,7 +348,7 @@ async fn webhook_mode_takes_updates_only_with_the_secret_and_shares_its_listener
     });
     let http = reqwest::Client::new();
     for header in [None, Some("wrong-secret")] {
-        let mut request = http.post(&url).json(&forged);
+        let mut request = http.post(&listener_url).json(&forged);
         if let Some(h) = header {
             request = request.header("X-Telegram-Bot-Api-Secret-Token", h);
         }
@@ -404,4 +407,136 @@ async fn log_format_json_writes_one_json_object_per_line() {
             .iter()
             .all(|l| l["level"].is_string() && l["timestamp"].is_string())
     );
+}
+
+#[tokio::test]
+async fn a_webhook_url_without_https_stops_the_start_with_one_line() {
+    let app = TestApp::new(0).await;
+    let stderr_path = app.db.path().join("stderr.log");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_wxplugin-bot"))
+        .env_clear()
+        .current_dir(app.db.path())
+        .envs(app.vars.iter().map(|(k, v)| (*k, v.as_str())))
+        .env(
+            "TELEGRAM_WEBHOOK_URL",
+            "http://bot.example.com/telegram/hook",
+        )
+        .arg("run")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&stderr_path).expect("log file"))
+        .spawn()
+        .expect("bot binary starts");
+
+    let deadline = std::time::Instant::now() + WAIT;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the bot started with an http:// webhook URL");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+
+    let stderr = std::fs::read_to_string(&stderr_path).unwrap_or_default();
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("TELEGRAM_WEBHOOK_URL") && stderr.contains("https"),
+        "{stderr}"
+    );
+    assert_eq!(app.tg.fake.call_count("setWebhook"), 0);
+}
+
+#[tokio::test]
+async fn a_second_instance_on_the_same_token_is_reported_once_and_counted() {
+    let app = TestApp::new(1).await;
+    let process = app
+        .start_process(1, &[("METRICS_ADDR", "127.0.0.1:0")])
+        .await;
+    let base = metrics_base(&process).await;
+    app.wait_cards(1).await;
+
+    // Another instance: raw long polls with the bot's token, each ending the bot's open one.
+    let http = reqwest::Client::new();
+    let get_updates = format!(
+        "{}bot{}/getUpdates",
+        app.tg.api_url,
+        wxplugin_bot::fake_telegram::FAKE_BOT_TOKEN
+    );
+    let conflicts = |f: &wxplugin_bot::fake_telegram::FakeTelegram| {
+        f.calls()
+            .iter()
+            .filter(|c| c.method == "getUpdates" && c.error_code == Some(409))
+            .count()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while conflicts(&app.tg.fake) < 4 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the bot stopped polling"
+        );
+        let _ = http
+            .post(&get_updates)
+            .json(&serde_json::json!({ "timeout": 1 }))
+            .send()
+            .await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let printed = process.printed();
+    let reported = printed
+        .lines()
+        .filter(|l| l.contains("another instance is long-polling this bot's token"))
+        .count();
+    assert_eq!(reported, 1, "{printed}");
+    assert!(!printed.contains("getUpdates failed"), "{printed}");
+    let (_, text) = get(&format!("{base}/metrics")).await;
+    let counted = metric(&text, "wxplugin_telegram_conflict_total").unwrap_or_default();
+    assert!(counted >= 2.0, "{text}");
+}
+
+#[tokio::test]
+async fn an_upgraded_team_chat_is_named_with_its_new_id() {
+    let (old, new) = (-4_242i64, -1_004_242i64);
+    let mut app = TestApp::new(2).await;
+    app.tg.fake.add_basic_group(old, "Plugin team (small)");
+    app.tg.fake.set_admins(old, &[ALICE]);
+    app.tg.fake.upgrade_group(old, new);
+    app.vars.insert("TEAM_CHAT_ID", old.to_string());
+    let process = app
+        .start_process(1, &[("METRICS_ADDR", "127.0.0.1:0")])
+        .await;
+    let base = metrics_base(&process).await;
+    let refused = |f: &wxplugin_bot::fake_telegram::FakeTelegram| {
+        f.calls()
+            .iter()
+            .filter(|c| c.method == "sendMessage" && c.error_code == Some(400))
+            .count()
+    };
+    let ok = app.tg.fake.wait_until(WAIT, |f| refused(f) >= 2).await;
+    assert!(ok, "the first poll never tried the cards");
+
+    // A command in the new supergroup is told what to change.
+    let reply = app.command_in(new, ALICE, "/status").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let expected = format!("TEAM_CHAT_ID={new}");
+    assert!(
+        reply.plain_text.contains("upgraded to a supergroup")
+            && reply.plain_text.contains(&expected),
+        "{}",
+        reply.plain_text
+    );
+    let printed = process.printed();
+    let named = printed.lines().filter(|l| l.contains(&expected)).count();
+    assert_eq!(named, 1, "{printed}");
+    let (_, text) = get(&format!("{base}/metrics")).await;
+    let counted = metric(&text, "wxplugin_telegram_chat_upgraded_total").unwrap_or_default();
+    assert!(counted >= 3.0, "{text}");
+    // Nothing was sent anywhere but the answer.
+    assert!(app.tg.fake.bot_messages(old).is_empty());
+    assert_eq!(app.tg.fake.bot_messages(new).len(), 1);
 }

@@ -112,6 +112,17 @@ pub fn to_plain(html: &str) -> Result<String, String> {
     }
 }
 
+/// The user ids of `<a href="tg://user?id=N">` links, which Telegram turns into mentions.
+pub fn user_links(html: &str) -> Vec<i64> {
+    html.split("tg://user?id=")
+        .skip(1)
+        .filter_map(|rest| {
+            let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            digits.parse().ok()
+        })
+        .collect()
+}
+
 fn decode_entity(name: &str) -> Option<char> {
     match name {
         "lt" => Some('<'),

@@ -1,8 +1,13 @@
 //! A fake Telegram Bot API server. The end-to-end tests run the real bot against it (teloxide's
 //! `set_api_url`), and the offline demo shows its chats. It keeps chats and messages, hands out
 //! updates for what people do, and is as strict as Telegram where bots go wrong: HTML parsing,
-//! message length, callback data size, "message is not modified", edits of deleted messages,
-//! rate limits. Faults (429, 5xx, delays, API errors) can be injected per method.
+//! message length, whitespace-only text, callback data size, callback answers over 200
+//! characters, "message is not modified", edits of deleted messages, replies to deleted messages,
+//! flood limits on sends and edits (429 with `Retry-After`), two long pollers on one token (409),
+//! groups upgraded to supergroups (`migrate_to_chat_id`), anonymous admins, who sees a selective
+//! ForceReply, HTTPS-only webhooks. Faults (429, 5xx with the front proxy's HTML page, delays,
+//! API errors) can be injected per method. Error strings are Telegram's own, word for word
+//! (tdlib/telegram-bot-api `Client.cpp`).
 
 mod html;
 
@@ -14,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde_json::{Value, json};
@@ -75,6 +80,13 @@ pub struct FakeMessage {
     pub buttons: Vec<Vec<FakeButton>>,
     /// Sent with a ForceReply markup.
     pub force_reply: bool,
+    /// The ForceReply was `selective`: only [`FakeMessage::reply_box_for`] see the reply box.
+    pub selective: bool,
+    /// Who sees a selective ForceReply's reply box: users @mentioned in the text (by username or
+    /// by a `tg://user?id=` link) and the sender of the message it replies to.
+    pub reply_box_for: Vec<i64>,
+    /// Posted on behalf of a chat (an anonymous admin posts as the group).
+    pub sender_chat: Option<i64>,
     /// The message it replies to.
     pub reply_to: Option<i32>,
     /// Times edited.
@@ -160,7 +172,12 @@ pub struct TgFaultRule {
 struct Chat {
     title: String,
     private: bool,
+    /// A basic group (`"type": "group"`), which Telegram may upgrade to a supergroup.
+    basic: bool,
+    /// Upgraded to this supergroup: every call about this chat is refused with its id.
+    migrated_to: Option<i64>,
     admins: Vec<i64>,
+    anonymous_admins: Vec<i64>,
     kicked: bool,
     next_message_id: i32,
     messages: Vec<FakeMessage>,
@@ -183,6 +200,8 @@ struct World {
     webhook: Option<Webhook>,
     deliveries: Vec<Delivery>,
     membership: Membership,
+    /// Bumped by every getUpdates; a long poll that sees it change was overtaken by another.
+    long_polls: u64,
 }
 
 /// Where updates go while a webhook is set.
@@ -244,13 +263,51 @@ impl Drop for RunningFakeTelegram {
     }
 }
 
-/// A Bot API error: error_code, description, retry_after.
-type ApiError = (u16, String, Option<u32>);
+/// A Bot API error as Telegram answers it.
+#[derive(Debug)]
+struct ApiError {
+    /// HTTP status and `error_code`.
+    code: u16,
+    /// Telegram's description.
+    description: String,
+    /// `parameters` (`retry_after`, `migrate_to_chat_id`).
+    parameters: Option<Value>,
+    /// Answered by Telegram's front proxy: an HTML page, not JSON.
+    proxy_page: bool,
+}
+
+impl ApiError {
+    fn new(code: u16, description: impl Into<String>) -> Self {
+        Self {
+            code,
+            description: description.into(),
+            parameters: None,
+            proxy_page: false,
+        }
+    }
+
+    fn retry_after(seconds: u32) -> Self {
+        Self {
+            parameters: Some(json!({ "retry_after": seconds })),
+            ..Self::new(429, format!("Too Many Requests: retry after {seconds}"))
+        }
+    }
+}
+
 type ApiResult = Result<Value, ApiError>;
 
 fn bad(description: impl Into<String>) -> ApiError {
-    (400, format!("Bad Request: {}", description.into()), None)
+    ApiError::new(400, format!("Bad Request: {}", description.into()))
 }
+
+/// Telegram's answer to a second long poll on one token, given to the earlier one.
+pub const CONFLICT_OTHER_GET_UPDATES: &str = "Conflict: terminated by other getUpdates request; make sure that only one bot instance is running";
+/// Telegram's answer to a call about a group that became a supergroup.
+pub const GROUP_UPGRADED: &str = "Bad Request: group chat was upgraded to a supergroup chat";
+/// The user id anonymous group admins post as (`GroupAnonymousBot`).
+pub const ANONYMOUS_ADMIN_ID: i64 = 1_087_968_824;
+/// Longest text of an answer to a callback query.
+pub const CALLBACK_ANSWER_MAX_CHARS: usize = 200;
 
 const NOT_MODIFIED: &str = "Bad Request: message is not modified: specified new message content and reply markup are exactly the same as a current content and reply markup of the message";
 
@@ -331,6 +388,51 @@ impl FakeTelegram {
         self.world().chats.insert(chat_id, Chat::new(title, false));
     }
 
+    /// Adds a basic group (`"type": "group"`), the kind Telegram upgrades to a supergroup.
+    pub fn add_basic_group(&self, chat_id: i64, title: &str) {
+        let mut chat = Chat::new(title, false);
+        chat.basic = true;
+        self.world().chats.insert(chat_id, chat);
+    }
+
+    /// Upgrades a group to a supergroup, as Telegram does when a group gains a public link or
+    /// many members: the supergroup `new` (with a fresh message history) takes the title and
+    /// admins, each chat gets its service message, and every later call naming `old` is refused
+    /// with `migrate_to_chat_id`.
+    pub fn upgrade_group(&self, old: i64, new: i64) {
+        {
+            let mut world = self.world();
+            let Some(chat) = world.chats.get_mut(&old) else {
+                return;
+            };
+            chat.migrated_to = Some(new);
+            let mut upgraded = Chat::new(&chat.title, false);
+            upgraded.admins = chat.admins.clone();
+            upgraded.anonymous_admins = chat.anonymous_admins.clone();
+            let by = chat.admins.first().copied().unwrap_or(FAKE_BOT_ID);
+            let date = now();
+            let old_note = json!({
+                "message_id": chat.next_id(), "date": date, "from": world.user_json(by),
+                "chat": world.chat_json(old), "migrate_to_chat_id": new,
+            });
+            world.chats.insert(new, upgraded);
+            let new_note = json!({
+                "message_id": world.chats.get_mut(&new).map_or(1, Chat::next_id), "date": date,
+                "from": world.user_json(by), "chat": world.chat_json(new), "migrate_from_chat_id": old,
+            });
+            world.push_update("message", old_note);
+            world.push_update("message", new_note);
+        }
+        self.changed(None);
+    }
+
+    /// Makes admins of a group anonymous: their messages come from GroupAnonymousBot.
+    pub fn set_anonymous_admins(&self, chat_id: i64, user_ids: &[i64]) {
+        if let Some(chat) = self.world().chats.get_mut(&chat_id) {
+            chat.anonymous_admins = user_ids.to_vec();
+        }
+    }
+
     /// Adds a private chat with a user.
     pub fn add_private_chat(&self, user_id: i64) {
         self.world().chats.insert(user_id, Chat::new("", true));
@@ -385,21 +487,38 @@ impl FakeTelegram {
 
     // ---- what people do ----
 
-    /// A person sends `text`; returns the message id.
+    /// A person sends `text`; returns the message id (0 when the chat cannot take messages).
     pub fn user_sends(&self, chat_id: i64, from: i64, text: &str) -> i32 {
-        self.user_message(chat_id, from, text, None)
+        self.user_message(chat_id, from, text, None, false)
     }
 
     /// A person replies to a message; returns the new message's id.
     pub fn user_replies(&self, chat_id: i64, from: i64, reply_to: i32, text: &str) -> i32 {
-        self.user_message(chat_id, from, text, Some(reply_to))
+        self.user_message(chat_id, from, text, Some(reply_to), false)
     }
 
-    fn user_message(&self, chat_id: i64, from: i64, text: &str, reply_to: Option<i32>) -> i32 {
+    /// An anonymous admin posts `text`: it comes from GroupAnonymousBot with `sender_chat` set to
+    /// the group, as Telegram sends it; who really wrote it is not in the update.
+    pub fn anonymous_admin_sends(&self, chat_id: i64, text: &str, reply_to: Option<i32>) -> i32 {
+        self.user_message(chat_id, ANONYMOUS_ADMIN_ID, text, reply_to, true)
+    }
+
+    fn user_message(
+        &self,
+        chat_id: i64,
+        from: i64,
+        text: &str,
+        reply_to: Option<i32>,
+        as_chat: bool,
+    ) -> i32 {
         let (message, id) = {
             let mut world = self.world();
             let date = now();
-            let Some(chat) = world.chats.get_mut(&chat_id) else {
+            let Some(chat) = world
+                .chats
+                .get_mut(&chat_id)
+                .filter(|c| c.migrated_to.is_none())
+            else {
                 return 0;
             };
             let message = FakeMessage {
@@ -412,6 +531,9 @@ impl FakeTelegram {
                 parse_mode: None,
                 buttons: Vec::new(),
                 force_reply: false,
+                selective: false,
+                reply_box_for: Vec::new(),
+                sender_chat: as_chat.then_some(chat_id),
                 reply_to,
                 edits: 0,
                 deleted: false,
@@ -594,11 +716,12 @@ impl FakeTelegram {
                 hold_answer = Some(d);
                 None
             }
-            Some(TgFault::RetryAfter(n)) => {
-                Some((429, format!("Too Many Requests: retry after {n}"), Some(n)))
-            }
-            Some(TgFault::Http(code)) => Some((code, "Internal Server Error".to_owned(), None)),
-            Some(TgFault::Api { code, description }) => Some((code, description, None)),
+            Some(TgFault::RetryAfter(n)) => Some(ApiError::retry_after(n)),
+            Some(TgFault::Http(code)) => Some(ApiError {
+                proxy_page: true,
+                ..ApiError::new(code, "Bad Gateway")
+            }),
+            Some(TgFault::Api { code, description }) => Some(ApiError::new(code, description)),
             None => None,
         };
         if let Some(error) = injected {
@@ -606,12 +729,18 @@ impl FakeTelegram {
             self.world().calls.push(RecordedCall {
                 method: method.to_owned(),
                 params,
-                error_code: Some(error.0),
+                error_code: Some(error.code),
             });
             return Err(error);
         }
         if method == "getUpdates" {
-            return self.get_updates(&params).await;
+            let result = self.get_updates(&params).await;
+            self.world().calls.push(RecordedCall {
+                method: method.to_owned(),
+                params,
+                error_code: result.as_ref().err().map(|e| e.code),
+            });
+            return result;
         }
         let (result, event) = {
             let mut world = self.world();
@@ -653,7 +782,7 @@ impl FakeTelegram {
                         continue;
                     };
                     let mut request = http
-                        .post(&hook.url)
+                        .post(plain_http(&hook.url))
                         .timeout(Duration::from_secs(10))
                         .json(&update);
                     if let Some(secret) = &hook.secret {
@@ -697,10 +826,9 @@ impl FakeTelegram {
 
     async fn get_updates(&self, params: &Value) -> ApiResult {
         if self.world().webhook.is_some() {
-            return Err((
+            return Err(ApiError::new(
                 409,
-                "Conflict: can't use getUpdates method while webhook is active; use deleteWebhook to delete the webhook first".to_owned(),
-                None,
+                "Conflict: can't use getUpdates method while webhook is active; use deleteWebhook to delete the webhook first",
             ));
         }
         let offset = params.get("offset").and_then(Value::as_i64).unwrap_or(0);
@@ -715,12 +843,23 @@ impl FakeTelegram {
             .unwrap_or(0)
             .min(50);
         let deadline = tokio::time::Instant::now() + Duration::from_secs(timeout);
+        // Like Telegram, a new getUpdates ends the one still open with 409: two instances on one
+        // token keep knocking each other out.
+        let me = {
+            let mut world = self.world();
+            world.long_polls += 1;
+            world.long_polls
+        };
+        self.changed(None);
         loop {
             let notified = self.inner.changed.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
             {
                 let mut world = self.world();
+                if world.long_polls != me {
+                    return Err(ApiError::new(409, CONFLICT_OTHER_GET_UPDATES));
+                }
                 world.updates.retain(|(id, _)| *id >= offset);
                 let batch: Vec<Value> = world
                     .updates
@@ -737,6 +876,18 @@ impl FakeTelegram {
     }
 }
 
+/// The webhook shim: Telegram only posts to `https://` URLs, and the bot sits behind a
+/// TLS-terminating proxy that forwards plain HTTP to `TELEGRAM_WEBHOOK_LISTEN`. The fake plays
+/// Telegram and that proxy at once: it delivers an `https://host:port/path` webhook as
+/// `http://host:port/path`. (Telegram's restriction to ports 443, 80, 88 and 8443 is not
+/// enforced, so tests can listen on a free port.)
+fn plain_http(url: &str) -> String {
+    match url.strip_prefix("https://") {
+        Some(rest) => format!("http://{rest}"),
+        None => url.to_owned(),
+    }
+}
+
 fn now() -> i64 {
     jiff::Timestamp::now().as_second()
 }
@@ -746,12 +897,41 @@ impl Chat {
         Self {
             title: title.to_owned(),
             private,
+            basic: false,
+            migrated_to: None,
             admins: Vec::new(),
+            anonymous_admins: Vec::new(),
             kicked: false,
             next_message_id: 1,
             messages: Vec::new(),
             sends: VecDeque::new(),
         }
+    }
+
+    /// Counts one message-changing call against the group's budget (sends and edits alike, as
+    /// Telegram's flood control does), or says how long to wait.
+    fn spend_budget(&mut self, per_minute: Option<u32>) -> Result<(), ApiError> {
+        let Some(per_minute) = per_minute.filter(|_| !self.private) else {
+            return Ok(());
+        };
+        let now = Instant::now();
+        while self
+            .sends
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(60))
+        {
+            self.sends.pop_front();
+        }
+        if self.sends.len() >= per_minute as usize {
+            let wait = self.sends.front().map_or(1, |t| {
+                60u64
+                    .saturating_sub(now.duration_since(*t).as_secs())
+                    .max(1)
+            });
+            return Err(ApiError::retry_after(wait as u32));
+        }
+        self.sends.push_back(now);
+        Ok(())
     }
 
     fn next_id(&mut self) -> i32 {
@@ -761,10 +941,11 @@ impl Chat {
     }
 }
 
-/// Parses `reply_markup` into buttons and the ForceReply flag, enforcing the 64-byte data limit.
-fn parse_markup(markup: Option<&Value>) -> Result<(Vec<Vec<FakeButton>>, bool), ApiError> {
+/// Parses `reply_markup` into buttons and, for a ForceReply, whether it is selective; enforces
+/// the 64-byte data limit.
+fn parse_markup(markup: Option<&Value>) -> Result<(Vec<Vec<FakeButton>>, Option<bool>), ApiError> {
     let Some(markup) = markup else {
-        return Ok((Vec::new(), false));
+        return Ok((Vec::new(), None));
     };
     let markup = match markup {
         Value::String(s) => serde_json::from_str(s)
@@ -772,7 +953,8 @@ fn parse_markup(markup: Option<&Value>) -> Result<(Vec<Vec<FakeButton>>, bool), 
         other => other.clone(),
     };
     if markup.get("force_reply").and_then(Value::as_bool) == Some(true) {
-        return Ok((Vec::new(), true));
+        let selective = markup.get("selective").and_then(Value::as_bool) == Some(true);
+        return Ok((Vec::new(), Some(selective)));
     }
     let rows = markup
         .get("inline_keyboard")
@@ -810,7 +992,7 @@ fn parse_markup(markup: Option<&Value>) -> Result<(Vec<Vec<FakeButton>>, bool), 
         }
         out.push(buttons);
     }
-    Ok((out, false))
+    Ok((out, None))
 }
 
 fn chat_id_of(params: &Value) -> Option<i64> {
@@ -827,6 +1009,9 @@ fn text_of(params: &Value) -> Result<(String, String, Option<String>), ApiError>
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_owned();
+    if text.is_empty() {
+        return Err(bad("message text is empty"));
+    }
     let parse_mode = params
         .get("parse_mode")
         .and_then(Value::as_str)
@@ -838,7 +1023,7 @@ fn text_of(params: &Value) -> Result<(String, String, Option<String>), ApiError>
         _ => text.clone(),
     };
     if plain.trim().is_empty() {
-        return Err(bad("message text is empty"));
+        return Err(bad("text must be non-empty"));
     }
     if plain.chars().count() > 4096 {
         return Err(bad("message is too long"));
@@ -872,6 +1057,9 @@ impl World {
         if id == FAKE_BOT_ID {
             return json!({ "id": FAKE_BOT_ID, "is_bot": true, "first_name": "WxPlugin Bot", "username": FAKE_BOT_USERNAME });
         }
+        if id == ANONYMOUS_ADMIN_ID {
+            return json!({ "id": ANONYMOUS_ADMIN_ID, "is_bot": true, "first_name": "Group", "username": "GroupAnonymousBot" });
+        }
         match self.users.get(&id) {
             Some(u) => {
                 let mut v = json!({ "id": u.id, "is_bot": false, "first_name": u.first_name });
@@ -897,6 +1085,7 @@ impl World {
                     .unwrap_or_default();
                 json!({ "id": chat_id, "type": "private", "first_name": name })
             }
+            Some(c) if c.basic => json!({ "id": chat_id, "type": "group", "title": c.title }),
             Some(c) => json!({ "id": chat_id, "type": "supergroup", "title": c.title }),
             None => json!({ "id": chat_id, "type": "supergroup", "title": "" }),
         }
@@ -917,6 +1106,9 @@ impl World {
                 .next()
                 .map_or(0, |w| w.encode_utf16().count());
             v["entities"] = json!([{ "type": "bot_command", "offset": 0, "length": length }]);
+        }
+        if let Some(chat) = m.sender_chat {
+            v["sender_chat"] = self.chat_json(chat);
         }
         if m.edits > 0 {
             v["edit_date"] = json!(m.date);
@@ -949,6 +1141,37 @@ impl World {
         v
     }
 
+    /// Users a message mentions: `@username` of a known user in the text a person sees, and
+    /// `tg://user?id=` links under HTML (what Telegram turns into text mentions).
+    fn mentioned(&self, html: &str, plain: &str, parse_mode: Option<&str>) -> Vec<i64> {
+        let mut ids = Vec::new();
+        let mut rest = plain;
+        while let Some(at) = rest.find('@') {
+            let preceded_by_word = rest[..at]
+                .chars()
+                .next_back()
+                .is_some_and(|c| c.is_alphanumeric() || c == '_');
+            rest = &rest[at + 1..];
+            let name: String = rest
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            if preceded_by_word || name.is_empty() {
+                continue;
+            }
+            ids.extend(self.users.values().filter_map(|u| {
+                u.username
+                    .as_ref()
+                    .filter(|n| n.eq_ignore_ascii_case(&name))
+                    .map(|_| u.id)
+            }));
+        }
+        if parse_mode.is_some_and(|m| m.eq_ignore_ascii_case("html")) {
+            ids.extend(html::user_links(html));
+        }
+        ids
+    }
+
     /// The chat a call is about, refusing unknown chats and ones the bot was removed from.
     fn chat_mut(&mut self, params: &Value) -> Result<(i64, &mut Chat), ApiError> {
         let chat_id = chat_id_of(params).ok_or_else(|| bad("chat not found"))?;
@@ -956,11 +1179,16 @@ impl World {
             .chats
             .get_mut(&chat_id)
             .ok_or_else(|| bad("chat not found"))?;
+        if let Some(new) = chat.migrated_to {
+            return Err(ApiError {
+                parameters: Some(json!({ "migrate_to_chat_id": new })),
+                ..ApiError::new(400, GROUP_UPGRADED)
+            });
+        }
         if chat.kicked {
-            return Err((
+            return Err(ApiError::new(
                 403,
-                "Forbidden: bot was kicked from the supergroup chat".to_owned(),
-                None,
+                "Forbidden: bot was kicked from the supergroup chat",
             ));
         }
         Ok((chat_id, chat))
@@ -972,7 +1200,7 @@ impl World {
         self.calls.push(RecordedCall {
             method: method.to_owned(),
             params: params.clone(),
-            error_code: result.as_ref().err().map(|(code, _, _)| *code),
+            error_code: result.as_ref().err().map(|e| e.code),
         });
         (result, event)
     }
@@ -994,7 +1222,13 @@ impl World {
                 self.webhook = if url.is_empty() {
                     None
                 } else {
-                    reqwest::Url::parse(url).map_err(|_| bad("bad webhook: invalid URL"))?;
+                    let parsed = reqwest::Url::parse(url)
+                        .map_err(|_| bad("bad webhook: Failed to resolve host: invalid URL"))?;
+                    if parsed.scheme() != "https" {
+                        return Err(bad(
+                            "bad webhook: An HTTPS URL must be provided for webhook",
+                        ));
+                    }
                     let secret = params.get("secret_token").and_then(Value::as_str);
                     Some(Webhook {
                         url: url.to_owned(),
@@ -1046,12 +1280,13 @@ impl World {
             "getChatAdministrators" => {
                 let (_, chat) = self.chat_mut(params)?;
                 let admins = chat.admins.clone();
+                let anonymous = chat.anonymous_admins.clone();
                 let mut out: Vec<Value> = admins
                     .iter()
                     .enumerate()
-                    .map(|(i, id)| admin_json(self.user_json(*id), i == 0))
+                    .map(|(i, id)| admin_json(self.user_json(*id), i == 0, anonymous.contains(id)))
                     .collect();
-                out.push(admin_json(self.user_json(FAKE_BOT_ID), false));
+                out.push(admin_json(self.user_json(FAKE_BOT_ID), false, false));
                 Ok(json!(out))
             }
             "getChatMember" => {
@@ -1061,8 +1296,9 @@ impl World {
                     .and_then(Value::as_i64)
                     .unwrap_or_default();
                 let position = chat.admins.iter().position(|a| *a == user_id);
+                let anonymous = chat.anonymous_admins.contains(&user_id);
                 Ok(match position {
-                    Some(i) => admin_json(self.user_json(user_id), i == 0),
+                    Some(i) => admin_json(self.user_json(user_id), i == 0, anonymous),
                     None => json!({ "status": "member", "user": self.user_json(user_id) }),
                 })
             }
@@ -1092,6 +1328,11 @@ impl World {
                     .and_then(Value::as_str)
                     .unwrap_or_default()
                     .to_owned();
+                let text = params.get("text").and_then(Value::as_str);
+                if text.is_some_and(|t| t.chars().count() > CALLBACK_ANSWER_MAX_CHARS) {
+                    // Telegram's own code for it (the Bot API passes the server's error through).
+                    return Err(bad("MESSAGE_TOO_LONG"));
+                }
                 match self.queries.get_mut(&id) {
                     Some(answered @ false) => *answered = true,
                     _ => {
@@ -1115,7 +1356,7 @@ impl World {
                 *event = Some(ChatEvent::CallbackAnswered(answer));
                 Ok(json!(true))
             }
-            _ => Err((404, "Not Found: method not found".to_owned(), None)),
+            _ => Err(ApiError::new(404, "Not Found: method not found")),
         }
     }
 
@@ -1123,36 +1364,46 @@ impl World {
         let limit = self.group_rate_limit;
         let (text, plain, parse_mode) = text_of(params)?;
         let (buttons, force_reply) = parse_markup(params.get("reply_markup"))?;
-        let reply_to = params
-            .get("reply_parameters")
+        let reply_parameters = params.get("reply_parameters");
+        let mut reply_to = reply_parameters
             .and_then(|r| r.get("message_id"))
             .or_else(|| params.get("reply_to_message_id"))
             .and_then(Value::as_i64)
             .map(|id| id as i32);
+        // Either spelling: the old top-level parameter or the one inside reply_parameters.
+        let without_reply = [
+            params.get("allow_sending_without_reply"),
+            reply_parameters.and_then(|r| r.get("allow_sending_without_reply")),
+        ]
+        .into_iter()
+        .flatten()
+        .any(|v| v == &json!(true));
+        let mentioned = self.mentioned(&text, &plain, parse_mode.as_deref());
         let (chat_id, chat) = self.chat_mut(params)?;
-        if let Some(per_minute) = limit.filter(|_| !chat.private) {
-            let now = Instant::now();
-            while chat
-                .sends
-                .front()
-                .is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(60))
-            {
-                chat.sends.pop_front();
+        let replied = reply_to.and_then(|id| {
+            chat.messages
+                .iter()
+                .find(|m| m.message_id == id && !m.deleted)
+        });
+        let replied_sender = replied.map(|m| m.from_user);
+        if reply_to.is_some() && replied.is_none() {
+            if !without_reply {
+                return Err(bad("message to be replied not found"));
             }
-            if chat.sends.len() >= per_minute as usize {
-                let wait = chat.sends.front().map_or(1, |t| {
-                    60u64
-                        .saturating_sub(now.duration_since(*t).as_secs())
-                        .max(1)
-                });
-                return Err((
-                    429,
-                    format!("Too Many Requests: retry after {wait}"),
-                    Some(wait as u32),
-                ));
-            }
-            chat.sends.push_back(now);
+            reply_to = None;
         }
+        let selective = force_reply == Some(true);
+        let reply_box_for = if selective {
+            let mut who = mentioned;
+            // The bot itself (sender of a card it replies to) has no reply box to show.
+            who.extend(replied_sender.filter(|id| *id != FAKE_BOT_ID));
+            who.sort_unstable();
+            who.dedup();
+            who
+        } else {
+            Vec::new()
+        };
+        chat.spend_budget(limit)?;
         let message = FakeMessage {
             chat_id,
             message_id: chat.next_id(),
@@ -1162,7 +1413,10 @@ impl World {
             plain_text: plain,
             parse_mode,
             buttons,
-            force_reply,
+            force_reply: force_reply.is_some(),
+            selective,
+            reply_box_for,
+            sender_chat: None,
             reply_to,
             edits: 0,
             deleted: false,
@@ -1184,7 +1438,9 @@ impl World {
             None
         };
         let (buttons, _) = parse_markup(params.get("reply_markup"))?;
+        let limit = self.group_rate_limit;
         let (_, chat) = self.chat_mut(params)?;
+        chat.spend_budget(limit)?;
         let message = chat
             .messages
             .iter_mut()
@@ -1194,7 +1450,7 @@ impl World {
             .as_ref()
             .is_none_or(|(text, _, _)| *text == message.text);
         if same_text && buttons == message.buttons {
-            return Err((400, NOT_MODIFIED.to_owned(), None));
+            return Err(ApiError::new(400, NOT_MODIFIED));
         }
         if let Some((text, plain, parse_mode)) = new_text {
             message.text = text;
@@ -1209,12 +1465,12 @@ impl World {
     }
 }
 
-fn admin_json(user: Value, creator: bool) -> Value {
+fn admin_json(user: Value, creator: bool, anonymous: bool) -> Value {
     if creator {
-        return json!({ "status": "creator", "user": user, "is_anonymous": false });
+        return json!({ "status": "creator", "user": user, "is_anonymous": anonymous });
     }
     json!({
-        "status": "administrator", "user": user, "can_be_edited": false, "is_anonymous": false,
+        "status": "administrator", "user": user, "can_be_edited": false, "is_anonymous": anonymous,
         "can_manage_chat": true, "can_delete_messages": true, "can_manage_video_chats": true,
         "can_restrict_members": true, "can_promote_members": false, "can_change_info": true,
         "can_invite_users": true, "can_post_stories": false, "can_edit_stories": false,
@@ -1224,17 +1480,32 @@ fn admin_json(user: Value, creator: bool) -> Value {
 }
 
 fn answer(result: ApiResult) -> Response {
-    match result {
-        Ok(value) => axum::Json(json!({ "ok": true, "result": value })).into_response(),
-        Err((code, description, retry_after)) => {
-            let mut body = json!({ "ok": false, "error_code": code, "description": description });
-            if let Some(n) = retry_after {
-                body["parameters"] = json!({ "retry_after": n });
-            }
-            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_REQUEST);
-            (status, axum::Json(body)).into_response()
-        }
+    let error = match result {
+        Ok(value) => return axum::Json(json!({ "ok": true, "result": value })).into_response(),
+        Err(error) => error,
+    };
+    let status = StatusCode::from_u16(error.code).unwrap_or(StatusCode::BAD_REQUEST);
+    if error.proxy_page {
+        // What Telegram's nginx front sends when the Bot API behind it fails.
+        let reason = status.canonical_reason().unwrap_or("Error");
+        let page = format!(
+            "<html>\r\n<head><title>{code} {reason}</title></head>\r\n<body>\r\n<center><h1>{code} {reason}</h1></center>\r\n<hr><center>nginx/1.18.0</center>\r\n</body>\r\n</html>\r\n",
+            code = error.code
+        );
+        return (status, [(header::CONTENT_TYPE, "text/html")], page).into_response();
     }
+    let mut body =
+        json!({ "ok": false, "error_code": error.code, "description": error.description });
+    let mut headers = axum::http::HeaderMap::new();
+    if let Some(parameters) = error.parameters {
+        if let Some(n) = parameters.get("retry_after").and_then(Value::as_u64)
+            && let Ok(value) = axum::http::HeaderValue::from_str(&n.to_string())
+        {
+            headers.insert(header::RETRY_AFTER, value);
+        }
+        body["parameters"] = parameters;
+    }
+    (status, headers, axum::Json(body)).into_response()
 }
 
 async fn api(
@@ -1243,7 +1514,7 @@ async fn api(
     request: axum::extract::Request,
 ) -> Response {
     if bot.strip_prefix("bot") != Some(FAKE_BOT_TOKEN) {
-        return answer(Err((401, "Unauthorized".to_owned(), None)));
+        return answer(Err(ApiError::new(401, "Unauthorized")));
     }
     let multipart = request
         .headers()
@@ -1333,38 +1604,17 @@ async fn api_get(
     api(state, path, request).await
 }
 
-// ---- The bot's standing in a chat, as `check` reads it: getChat's full chat info, groups
-// upgraded to supergroups, and a bot that is in a chat but may not post there. ----
+// ---- The bot's standing in a chat, as `check` reads it: getChat's full chat info and a bot
+// that is in a chat but may not post there. ----
 
 /// What the fake knows about the bot's standing in chats, beyond membership.
 #[derive(Default)]
 struct Membership {
-    /// Groups upgraded to supergroups: old chat id → new chat id.
-    upgraded: HashMap<i64, i64>,
     /// Chats where the bot is a restricted member that may not send messages.
     muted: Vec<i64>,
 }
 
 impl FakeTelegram {
-    /// A group becomes a supergroup with id `new`, as Telegram does it: every later call naming
-    /// `old` is refused with 400 and `migrate_to_chat_id`; the supergroup has the group's title
-    /// and admins, no messages, and the bot in it.
-    pub fn upgrade_group(&self, old: i64, new: i64) {
-        {
-            let mut world = self.world();
-            let (title, admins) = world
-                .chats
-                .get(&old)
-                .map(|c| (c.title.clone(), c.admins.clone()))
-                .unwrap_or_default();
-            let mut chat = Chat::new(&title, false);
-            chat.admins = admins;
-            world.chats.insert(new, chat);
-            world.membership.upgraded.insert(old, new);
-        }
-        self.changed(None);
-    }
-
     /// Restricts the bot in a chat: getChatMember says `restricted` with `can_send_messages`
     /// false, and sendMessage is refused as Telegram refuses it.
     pub fn restrict_bot(&self, chat_id: i64) {
@@ -1376,23 +1626,13 @@ impl FakeTelegram {
     fn standing_answer(&self, method: &str, params: &Value) -> Option<Response> {
         let chat_id = chat_id_of(params)?;
         let mut world = self.world();
-        let (result, migrate_to) = if let Some(&new) = world.membership.upgraded.get(&chat_id) {
-            (
-                Err(bad("group chat was upgraded to a supergroup chat")),
-                Some(new),
-            )
-        } else if world.membership.muted.contains(&chat_id)
+        let result: ApiResult = if world.membership.muted.contains(&chat_id)
             && world.chats.get(&chat_id).is_some_and(|c| !c.kicked)
         {
             let about_bot = params.get("user_id").and_then(Value::as_i64) == Some(FAKE_BOT_ID);
             match method {
-                "sendMessage" => (
-                    Err(bad("not enough rights to send text messages to the chat")),
-                    None,
-                ),
-                "getChatMember" if about_bot => {
-                    (Ok(restricted_json(world.user_json(FAKE_BOT_ID))), None)
-                }
+                "sendMessage" => Err(bad("not enough rights to send text messages to the chat")),
+                "getChatMember" if about_bot => Ok(restricted_json(world.user_json(FAKE_BOT_ID))),
                 _ => return None,
             }
         } else {
@@ -1401,20 +1641,11 @@ impl FakeTelegram {
         world.calls.push(RecordedCall {
             method: method.to_owned(),
             params: params.clone(),
-            error_code: result.as_ref().err().map(|(code, _, _)| *code),
+            error_code: result.as_ref().err().map(|e| e.code),
         });
         drop(world);
         self.changed(None);
-        Some(match (result, migrate_to) {
-            (Err((code, description, _)), Some(new)) => {
-                let body = json!({
-                    "ok": false, "error_code": code, "description": description,
-                    "parameters": { "migrate_to_chat_id": new },
-                });
-                (StatusCode::BAD_REQUEST, axum::Json(body)).into_response()
-            }
-            (result, _) => answer(result),
-        })
+        Some(answer(result))
     }
 }
 
