@@ -14,7 +14,7 @@ use teloxide::error_handlers::LoggingErrorHandler;
 use teloxide::payloads::{AnswerCallbackQuerySetters, SendMessageSetters};
 use teloxide::prelude::*;
 use teloxide::types::{ForceReply, MaybeInaccessibleMessage, Me, ParseMode, ReplyParameters};
-use teloxide::update_listeners::Polling;
+use teloxide::update_listeners::{Polling, UpdateListener};
 use tokio_util::sync::CancellationToken;
 
 use crate::app::{App, TgBot};
@@ -207,11 +207,12 @@ async fn listen(
             .telegram_timeout
             .saturating_sub(Duration::from_secs(2))
             .clamp(Duration::from_secs(1), Duration::from_secs(10));
-        let listener = Polling::builder(app.bot.clone())
+        let mut listener = Polling::builder(app.bot.clone())
             .timeout(long_poll)
             .delete_webhook()
             .await
             .build();
+        stop_listener_too(&mut listener, shutdown);
         tracing::info!(bot = %me.username(), chat = app.chat.0, approvers = %app.approvers.describe(), "bot started (long polling)");
         return Ok(dispatcher
             .try_dispatch_with_listener(listener, errors)
@@ -228,10 +229,11 @@ async fn listen(
     let bound = tcp.local_addr()?;
     let options = teloxide::update_listeners::webhooks::Options::new(bound, webhook.url.clone())
         .secret_token(webhook.secret.expose_secret().to_owned());
-    let (listener, stopped, mut router) =
+    let (mut listener, stopped, mut router) =
         teloxide::update_listeners::webhooks::axum_to_router(app.bot.clone(), options)
             .await
             .context("Telegram refused the webhook (setWebhook)")?;
+    stop_listener_too(&mut listener, shutdown);
     // teloxide compares the secret with `!=`; refuse wrong ones first, in constant time, so its
     // comparison only ever sees the right secret.
     let expected = webhook.secret.clone();
@@ -266,6 +268,23 @@ async fn listen(
     Ok(dispatcher
         .try_dispatch_with_listener(listener, errors)
         .await?)
+}
+
+/// How long the dispatcher has to stop by itself before its update listener is stopped too.
+const STOP_GRACE: Duration = Duration::from_secs(2);
+
+/// teloxide 0.17 wakes its dispatcher for a shutdown with `Notify::notify_waiters`, which is lost
+/// when the dispatcher is not waiting at that moment (it is handling an update): it then waits on
+/// the next update forever. Stopping the listener as well ends its stream, so the dispatcher
+/// stops either way — and still waits for the handlers in flight.
+fn stop_listener_too<L: UpdateListener>(listener: &mut L, shutdown: &CancellationToken) {
+    let stop = listener.stop_token();
+    let signal = shutdown.clone();
+    tokio::spawn(async move {
+        signal.cancelled().await;
+        tokio::time::sleep(STOP_GRACE).await;
+        stop.stop();
+    });
 }
 
 /// Serves `router` on `listener` in a task until `until` completes; `what` names it in the log if

@@ -516,7 +516,7 @@ async fn status(app: &App) -> anyhow::Result<String> {
         token_text.push_str(" · ");
         token_text.push_str(&fill(t.status_token_refresh, &[("s", &s.to_string())]));
     }
-    Ok(fill(
+    let mut text = fill(
         t.status_text,
         &[
             ("last_ok", &when(health.last_ok_at)),
@@ -533,7 +533,22 @@ async fn status(app: &App) -> anyhow::Result<String> {
             ("expired", &counts.expired.to_string()),
             ("cards", &counts.cards.to_string()),
         ],
-    ))
+    );
+    if let Some(conflict) = app.telegram_conflicts.current(crate::store::now_secs()) {
+        text.push('\n');
+        text.push_str(&fill(
+            t.status_telegram_conflict,
+            &[
+                ("n", &conflict.count.to_string()),
+                ("since", &when(Some(conflict.since))),
+            ],
+        ));
+    }
+    if app.wechat.paging_broken() {
+        text.push('\n');
+        text.push_str(t.status_paging_broken);
+    }
+    Ok(text)
 }
 
 #[cfg(test)]

@@ -10,8 +10,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::app::{App, Seen};
 use crate::applicant::{AppId, Applicant, ApplyStatus};
-use crate::decision::Action;
 use crate::card::{Card, CardState, Note, escape, format_time};
+use crate::decision::Action;
 use crate::i18n::fill;
 use crate::store::now_secs;
 use crate::wechat::WeChatError;
@@ -113,9 +113,12 @@ async fn poll_locked(app: &App) -> Result<PollReport, PollError> {
         present.insert(applicant.appid.clone(), applicant);
     }
     apply_changes(app, changed, as_of, &mut report).await?;
+    // A WeChat that ignores `page` hides everyone past the first page: no proof of absence.
+    let complete = !app.wechat.paging_broken();
     let missing: Vec<AppId> = app
         .seen
         .iter_mut()
+        .filter(|_| complete)
         .filter(|entry| !present.contains_key(entry.key()))
         .filter_map(|mut entry| {
             entry.missed = entry.missed.saturating_add(1);

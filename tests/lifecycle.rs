@@ -8,7 +8,7 @@ use std::time::Duration;
 use common::*;
 use sqlx::Row;
 use wxplugin_bot::fake_telegram::{FakeMessage, TgFault};
-use wxplugin_bot::sandbox::Fault;
+use wxplugin_bot::sandbox::{Fault, Paging};
 
 /// Every message the bot posted as a card for `appid`, live or not.
 fn card_messages(app: &TestApp, appid: &str) -> Vec<FakeMessage> {
@@ -407,7 +407,11 @@ async fn one_empty_listing_closes_no_card_and_two_in_a_row_are_proof() {
     }
     app.command(ALICE, "/refresh").await;
     for id in &ids {
-        assert_eq!(card_messages(&app, id).len(), 2, "back: one new card for {id}");
+        assert_eq!(
+            card_messages(&app, id).len(),
+            2,
+            "back: one new card for {id}"
+        );
         assert_eq!(offering_decision(&app, id), 1);
     }
 }
@@ -417,11 +421,9 @@ async fn a_resend_after_minus_one_that_finds_it_done_shows_the_approval() {
     let app = TestApp::spawn(1).await;
     let appid = app.appids()[0].clone();
     // The first dev_agree is applied but answered -1; the resend is told 89240.
-    app.wx.sandbox.inject(wx_fault(
-        "dev_agree",
-        Fault::AppliedThenErrcode(-1),
-        1,
-    ));
+    app.wx
+        .sandbox
+        .inject(wx_fault("dev_agree", Fault::AppliedThenErrcode(-1), 1));
 
     app.press(ALICE, &appid, "✅");
 
@@ -472,4 +474,50 @@ async fn a_write_whose_token_cannot_be_fetched_says_nothing_reached_wechat() {
     assert_eq!(agrees, [Some(40001)]);
     assert_eq!(app.status(&appid), Some(1));
     app.wx.sandbox.clear_faults();
+}
+
+#[tokio::test]
+async fn status_says_when_wechat_ignores_page_and_stops_saying_it_once_paging_works() {
+    let mut app = TestApp::new(5).await;
+    app.vars.insert("WECHAT_PAGE_SIZE", "2".to_owned());
+    app.start().await;
+    app.wait_cards(5).await;
+    let broken = "WeChat's paging looks broken";
+    assert!(
+        !app.command(ALICE, "/status")
+            .await
+            .plain_text
+            .contains(broken)
+    );
+
+    app.wx.sandbox.set_paging(Paging {
+        max_num: None,
+        ignore_page: true,
+    });
+    let before = app.wechat_calls("dev_apply_list");
+    app.command(ALICE, "/refresh").await;
+    assert_eq!(
+        app.wechat_calls("dev_apply_list") - before,
+        3,
+        "read three times, not 1,000"
+    );
+    app.command(ALICE, "/refresh").await;
+    let status = app.command(ALICE, "/status").await;
+
+    assert!(status.plain_text.contains(broken), "{}", status.plain_text);
+    for appid in app.appids() {
+        assert_eq!(
+            offering_decision(&app, &appid),
+            1,
+            "an applicant the broken pages hid is not taken for gone"
+        );
+    }
+    app.wx.sandbox.set_paging(Paging::default());
+    app.command(ALICE, "/refresh").await;
+    assert!(
+        !app.command(ALICE, "/status")
+            .await
+            .plain_text
+            .contains(broken)
+    );
 }

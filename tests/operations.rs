@@ -540,3 +540,56 @@ async fn an_upgraded_team_chat_is_named_with_its_new_id() {
     assert!(app.tg.fake.bot_messages(old).is_empty());
     assert_eq!(app.tg.fake.bot_messages(new).len(), 1);
 }
+
+#[tokio::test]
+async fn status_says_while_another_instance_polls_the_same_token() {
+    let app = TestApp::spawn(1).await;
+    let http = reqwest::Client::new();
+    let get_updates = format!(
+        "{}bot{}/getUpdates",
+        app.tg.api_url,
+        wxplugin_bot::fake_telegram::FAKE_BOT_TOKEN
+    );
+    let conflicts = |f: &wxplugin_bot::fake_telegram::FakeTelegram| {
+        f.calls()
+            .iter()
+            .filter(|c| c.method == "getUpdates" && c.error_code == Some(409))
+            .count()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while conflicts(&app.tg.fake) < 1 {
+        assert!(std::time::Instant::now() < deadline, "no conflict arose");
+        let _ = http
+            .post(&get_updates)
+            .json(&serde_json::json!({ "timeout": 1 }))
+            .send()
+            .await;
+    }
+
+    // The bot's long poll comes back after teloxide's backoff; then it reads /status.
+    let asked = app.tg.fake.user_sends(TEAM, ALICE, "/status");
+    let answered = app
+        .tg
+        .fake
+        .wait_until(Duration::from_secs(40), |f| {
+            f.bot_messages(TEAM)
+                .iter()
+                .any(|m| m.reply_to == Some(asked))
+        })
+        .await;
+    assert!(answered, "no answer to /status");
+    let status = app
+        .tg
+        .fake
+        .bot_messages(TEAM)
+        .into_iter()
+        .find(|m| m.reply_to == Some(asked))
+        .expect("answer");
+    assert!(
+        status
+            .plain_text
+            .contains("Another instance is long-polling this bot's token"),
+        "{}",
+        status.plain_text
+    );
+}

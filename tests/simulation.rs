@@ -1032,7 +1032,9 @@ impl World {
         if !orphans.is_empty() {
             self.windows += orphans.len();
             let ids: Vec<i32> = orphans.iter().map(|m| m.message_id).collect();
-            self.note(format!("cards never recorded after a kill (documented window): {ids:?}"));
+            self.note(format!(
+                "cards never recorded after a kill (documented window): {ids:?}"
+            ));
         }
         let known = self.known.clone();
         let appid_of = |m: &FakeMessage| known.iter().find(|a| m.plain_text.contains(a.as_str()));
