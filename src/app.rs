@@ -32,7 +32,7 @@ pub type TgBot = Throttle<Bot>;
 pub struct Seen {
     /// The applicant as last listed.
     pub applicant: Applicant,
-    /// Whether its card stands (sent and recorded).
+    /// Whether its card agrees with it (sent, recorded, telling its status), or it needs none.
     pub carded: bool,
     /// Listings in a row that did not include it: one missing listing is no proof it is gone.
     pub missed: u8,

@@ -739,7 +739,9 @@ pub(crate) async fn refresh_one(app: &App, card: &Card) -> HandlerResult {
     let Some(now) = app.store.card(card.id).await? else {
         return Ok(());
     };
-    if matches!(now.note, Some(Note::Failed { .. })) {
+    if matches!(now.note, Some(Note::Failed { .. }))
+        && matches!(now.state, CardState::Open | CardState::Closed)
+    {
         // Compare-and-swap: a decision that began meanwhile keeps its card.
         app.store
             .settle_card(now.id, now.version, now.state, None)

@@ -443,6 +443,7 @@ async fn unknown(app: &App, s: &Settling) -> Result<(), StoreError> {
         at: now_secs(),
     };
     app.store.touch(&s.appid).await?;
+    record(app, s, "unknown", "WeChat could not be re-read").await?;
     app.store
         .settle_card(s.card_id, s.version, s.action.resting_state(), Some(&note))
         .await?;

@@ -103,7 +103,8 @@ async fn poll_locked(app: &App) -> Result<PollReport, PollError> {
         let unchanged = match app.seen.get_mut(&applicant.appid) {
             Some(mut seen) => {
                 seen.missed = 0;
-                seen.applicant == applicant && (seen.carded || !applicant.status.is_decidable())
+                // `carded`: its card agrees with it (or it needs none).
+                seen.applicant == applicant && seen.carded
             }
             None => false,
         };
@@ -384,8 +385,9 @@ async fn close_card(
 }
 
 /// Whether `card` tells the truth about an applicant with `status` (`gone`: no longer listed),
-/// so a poll has nothing to change on it. A card being decided on is its decision's to settle;
-/// one still being sent is not yet the truth.
+/// so a poll has nothing to change on it. A card being decided on is its decision's to settle,
+/// one whose outcome is unknown is settled from a later listing; one still being sent is not yet
+/// the truth.
 pub fn card_agrees(card: &Card, status: ApplyStatus, gone: bool) -> bool {
     let offers_decision = matches!(
         card.state,
@@ -394,6 +396,8 @@ pub fn card_agrees(card: &Card, status: ApplyStatus, gone: bool) -> bool {
     match card.state {
         CardState::Deciding => true,
         CardState::Sending => false,
+        // Settled by the first listing that began after the outcome was recorded.
+        _ if !gone && matches!(card.note, Some(Note::Unknown { .. })) => true,
         _ if gone => matches!(
             card.note,
             Some(Note::Gone { .. })

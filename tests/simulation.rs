@@ -954,6 +954,9 @@ async fn read_db_with_applicants(
 fn agrees(outcome: &str, status: Option<i64>) -> bool {
     let t = texts();
     let prefix = |template: &str| template.split('{').next().unwrap_or(template).to_owned();
+    // A refused or timed-out applicant stays so when deleting it failed.
+    let failed_delete = outcome.starts_with(&prefix(t.line_failed))
+        && outcome.contains(&format!("{} ", t.action_delete));
     // An old message whose applicant became pending again defers to the newer card.
     if outcome.starts_with(&prefix(t.line_superseded)) {
         return true;
@@ -972,8 +975,9 @@ fn agrees(outcome: &str, status: Option<i64>) -> bool {
         Some(3) => {
             outcome.starts_with(&prefix(t.line_rejected))
                 || outcome.starts_with(&elsewhere(t.status_refused))
+                || failed_delete
         }
-        Some(4) => outcome.starts_with(&elsewhere(t.status_expired)),
+        Some(4) => outcome.starts_with(&elsewhere(t.status_expired)) || failed_delete,
         None => {
             outcome.starts_with(&prefix(t.line_deleted))
                 || outcome.starts_with(&prefix(t.line_gone))
