@@ -1075,10 +1075,15 @@ impl World {
                         })
                         .map(|m| m.message_id)
                         .collect();
-                    let deleted_by_people = !all_cards.is_empty()
-                        && all_cards
-                            .iter()
-                            .all(|id| self.deleted_by_people.contains(id));
+                    // Telegram does not tell a bot that a person deleted a message: the card the
+                    // bot records being deleted by a person is no violation until the bot learns it.
+                    let deleted_by_people = cards
+                        .iter()
+                        .find(|c| &c.appid == appid)
+                        .and_then(|c| c.message_id)
+                        .is_some_and(|id| {
+                            i32::try_from(id).is_ok_and(|id| self.deleted_by_people.contains(&id))
+                        });
                     let known_gone = cards.iter().any(|c| &c.appid == appid && c.message_gone);
                     if !deleted_by_people {
                         self.violation(
