@@ -460,30 +460,7 @@ async fn a_second_instance_on_the_same_token_is_reported_once_and_counted() {
     app.wait_cards(1).await;
 
     // Another instance: raw long polls with the bot's token, each ending the bot's open one.
-    let http = reqwest::Client::new();
-    let get_updates = format!(
-        "{}bot{}/getUpdates",
-        app.tg.api_url,
-        wxplugin_bot::fake_telegram::FAKE_BOT_TOKEN
-    );
-    let conflicts = |f: &wxplugin_bot::fake_telegram::FakeTelegram| {
-        f.calls()
-            .iter()
-            .filter(|c| c.method == "getUpdates" && c.error_code == Some(409))
-            .count()
-    };
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while conflicts(&app.tg.fake) < 4 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the bot stopped polling"
-        );
-        let _ = http
-            .post(&get_updates)
-            .json(&serde_json::json!({ "timeout": 1 }))
-            .send()
-            .await;
-    }
+    app.another_instance_polls(4).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     let printed = process.printed();
@@ -544,27 +521,7 @@ async fn an_upgraded_team_chat_is_named_with_its_new_id() {
 #[tokio::test]
 async fn status_says_while_another_instance_polls_the_same_token() {
     let app = TestApp::spawn(1).await;
-    let http = reqwest::Client::new();
-    let get_updates = format!(
-        "{}bot{}/getUpdates",
-        app.tg.api_url,
-        wxplugin_bot::fake_telegram::FAKE_BOT_TOKEN
-    );
-    let conflicts = |f: &wxplugin_bot::fake_telegram::FakeTelegram| {
-        f.calls()
-            .iter()
-            .filter(|c| c.method == "getUpdates" && c.error_code == Some(409))
-            .count()
-    };
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while conflicts(&app.tg.fake) < 1 {
-        assert!(std::time::Instant::now() < deadline, "no conflict arose");
-        let _ = http
-            .post(&get_updates)
-            .json(&serde_json::json!({ "timeout": 1 }))
-            .send()
-            .await;
-    }
+    app.another_instance_polls(1).await;
 
     // The bot's long poll comes back after teloxide's backoff; then it reads /status.
     let asked = app.tg.fake.user_sends(TEAM, ALICE, "/status");

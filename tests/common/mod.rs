@@ -254,6 +254,53 @@ impl TestApp {
         self.card(appid)
     }
 
+    /// Waits until `appid`'s card shows `needle` while `process` runs, and says what it printed
+    /// when it never does.
+    pub async fn wait_card_text_of(&self, process: &BotProcess, appid: &str, needle: &str) {
+        let shown = self
+            .tg
+            .fake
+            .wait_until(WAIT, |_| {
+                self.card_for(appid)
+                    .is_some_and(|m| m.plain_text.contains(needle))
+            })
+            .await;
+        assert!(
+            shown,
+            "card never showed {needle:?}; the process printed:\n{}",
+            process.printed()
+        );
+    }
+
+    /// Another instance long-polls with the bot's token until the fake has answered `n` of the
+    /// two pollers with 409 Conflict.
+    pub async fn another_instance_polls(&self, n: usize) {
+        let http = reqwest::Client::new();
+        let get_updates = format!(
+            "{}bot{}/getUpdates",
+            self.tg.api_url,
+            wxplugin_bot::fake_telegram::FAKE_BOT_TOKEN
+        );
+        let conflicts = |f: &FakeTelegram| {
+            f.calls()
+                .iter()
+                .filter(|c| c.method == "getUpdates" && c.error_code == Some(409))
+                .count()
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while conflicts(&self.tg.fake) < n {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no 409 arose: the bot stopped polling"
+            );
+            let _ = http
+                .post(&get_updates)
+                .json(&serde_json::json!({ "timeout": 1 }))
+                .send()
+                .await;
+        }
+    }
+
     /// Presses the button starting with `prefix` on `appid`'s card; returns the callback query id.
     pub fn press(&self, who: i64, appid: &str, prefix: &str) -> String {
         let card = self.card(appid);
