@@ -226,11 +226,12 @@ async fn a_429_on_a_card_send_is_waited_out_and_the_card_posted_once() {
 
 #[tokio::test]
 async fn a_5xx_on_a_card_send_leaves_it_for_the_next_poll_and_posts_it_once() {
-    let app = TestApp::new(1).await;
+    // Polls every 5 s and nobody sends /refresh: only the next scheduled poll can post the card.
+    let mut app = TestApp::new(1).await;
+    app.vars.insert("POLL_INTERVAL_SECS", "5".to_owned());
     app.tg
         .fake
         .inject(tg_fault("sendMessage", TgFault::Http(500), 1));
-    let mut app = app;
     app.start().await;
     let appid = app.appids()[0].clone();
     let tried = app
@@ -239,20 +240,42 @@ async fn a_5xx_on_a_card_send_leaves_it_for_the_next_poll_and_posts_it_once() {
         .wait_until(WAIT, |f| f.call_count("sendMessage") >= 1)
         .await;
     assert!(tried);
+    let sends = |f: &wxplugin_bot::fake_telegram::FakeTelegram| -> Vec<Option<u16>> {
+        f.calls()
+            .iter()
+            .filter(|c| c.method == "sendMessage")
+            .map(|c| c.error_code)
+            .collect()
+    };
 
-    // teloxide waits 10 s after a 5xx before reporting it; then the next poll sends again.
+    // teloxide waits 10 s after a 5xx before reporting it; the poll after that sends again.
     let posted = app
         .tg
         .fake
-        .wait_until(Duration::from_secs(20), |_| cards_of(&app, &appid) == 1)
+        .wait_until(Duration::from_secs(30), |_| cards_of(&app, &appid) == 1)
         .await;
-    if !posted {
-        app.command(ALICE, "/refresh").await;
-    }
+    assert!(
+        posted,
+        "the next poll did not post the card: {:?}",
+        sends(&app.tg.fake)
+    );
+    // One more scheduled poll: it must not post again.
+    tokio::time::sleep(Duration::from_secs(6)).await;
 
-    app.wait_cards(1).await;
-    app.command(ALICE, "/refresh").await;
+    assert_eq!(
+        sends(&app.tg.fake),
+        [Some(500), None],
+        "one failed send, one card"
+    );
     assert_eq!(cards_of(&app, &appid), 1);
+    let commands = app
+        .tg
+        .fake
+        .messages(TEAM)
+        .iter()
+        .filter(|m| !m.from_bot)
+        .count();
+    assert_eq!(commands, 0, "nobody asked for a refresh");
 }
 
 #[tokio::test]
