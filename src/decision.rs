@@ -541,6 +541,7 @@ pub async fn recover_abandoned(app: &App) -> Result<usize, StoreError> {
             )),
         };
         reconcile(app, &s, cause).await?;
+        look_again(app, &card.appid);
         if let Err(e) = app.refresh_card(card.id).await {
             tracing::warn!(card = card.id, error = %e, "could not edit a reconciled card");
         }
@@ -570,5 +571,15 @@ pub async fn settle_unknown(
         attempt,
     };
     resolve(app, &s, Some(listed), true, None).await?;
+    look_again(app, &card.appid);
     Ok(true)
+}
+
+/// Has the next poll look at an applicant again, whatever it lists: its card was settled outside
+/// the poll and may now need something only the poll does (a new message for a card whose
+/// message a person deleted).
+fn look_again(app: &App, appid: &AppId) {
+    if let Some(mut seen) = app.seen.get_mut(appid) {
+        seen.carded = false;
+    }
 }
