@@ -550,12 +550,12 @@ pub async fn recover_abandoned(app: &App) -> Result<usize, StoreError> {
 }
 
 /// Settles a card whose last decision has an unknown outcome from a listing that began after
-/// the outcome was recorded (`listed`: what it said of the applicant). An applicant missing from
-/// the listing is left to the poller's proof of absence. Returns whether the card changed.
+/// the outcome was recorded (`listed`: what it said of the applicant; `None` once the poller has
+/// its proof that the applicant is gone). Returns whether the card changed.
 pub async fn settle_unknown(
     app: &App,
     card: &Card,
-    listed: &Applicant,
+    listed: Option<&Applicant>,
 ) -> Result<bool, StoreError> {
     let (Some(Note::Unknown { action, .. }), Some(actor)) = (&card.note, card.actor.clone()) else {
         return Ok(false);
@@ -570,7 +570,19 @@ pub async fn settle_unknown(
         reason: card.reason.clone(),
         attempt,
     };
-    resolve(app, &s, Some(listed), true, None).await?;
+    match listed {
+        Some(listed) => {
+            resolve(app, &s, Some(listed), true, None).await?;
+        }
+        None => {
+            // Whether the write took effect no longer matters: the applicant is gone.
+            record(app, &s, "unknown", "the applicant is gone").await?;
+            let note = Note::Gone { at: now_secs() };
+            app.store
+                .settle_card(s.card_id, s.version, CardState::Closed, Some(&note))
+                .await?;
+        }
+    }
     look_again(app, &card.appid);
     Ok(true)
 }

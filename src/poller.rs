@@ -164,15 +164,12 @@ async fn settle_unknown_outcomes(
 ) -> Result<usize, PollError> {
     let mut settled = 0;
     for card in app.store.unknown_cards(app.chat.0).await? {
-        let Some(listed) = present.get(&card.appid) else {
+        let Some(stored) = app.store.applicant(&card.appid).await? else {
             continue;
         };
-        let newer = app
-            .store
-            .applicant(&card.appid)
-            .await?
-            .is_none_or(|s| s.touched > as_of);
-        if newer {
+        let listed = present.get(&card.appid);
+        // Absent from this listing: only the poller's proof of absence settles it.
+        if stored.touched > as_of || (listed.is_none() && !stored.gone) {
             continue;
         }
         if crate::decision::settle_unknown(app, &card, listed).await? {

@@ -779,7 +779,9 @@ impl World {
         tokio::time::sleep(Duration::from_millis(200)).await;
         let fake = self.app.tg.fake.clone();
         let mut stable = 0;
-        for round in 0..10 {
+        // Up to ~20 s of polls: a decision can be held 10 s by teloxide after a Telegram 5xx.
+        let rounds = (20_000 / self.plan.poll_ms.max(150)).max(10);
+        for round in 0..rounds {
             // Whoever opened a reject flow walks away from it.
             for m in self.live_messages() {
                 if let Some(data) = button_data(&m, Button::Cancel) {
@@ -803,7 +805,13 @@ impl World {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(self.plan.poll_ms.max(150))).await;
-            if before == self.fingerprint() {
+            // A decision still in flight (teloxide holds a request 10 s after a Telegram 5xx)
+            // is not quiet, whatever the chat shows.
+            let db_path: PathBuf = self.app.db.path().join("bot.db");
+            let deciding = read_db(&db_path)
+                .await
+                .is_ok_and(|(cards, _)| cards.iter().any(|c| c.state == "deciding"));
+            if before == self.fingerprint() && !deciding {
                 stable += 1;
                 if stable == 2 {
                     break;
@@ -816,7 +824,7 @@ impl World {
             self.violation(
                 "no-quiescence",
                 None,
-                "cards or WeChat kept changing over 10 polls without faults".into(),
+                format!("cards or WeChat kept changing over {rounds} polls without faults"),
             );
         }
         self.check_alive().await;
