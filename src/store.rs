@@ -1,8 +1,10 @@
 //! The bot's memory: applicants as last seen, the card for each, and the audit log, in SQLite
 //! through sqlx with versioned migrations (`migrations/`), so nothing is lost across restarts.
 //!
-//! Every operation that guards a decision is one atomic statement that says what it did
-//! ([`Store::claim`] returns whether this caller won).
+//! Every operation that guards a decision is one atomic compare-and-swap that says what it did
+//! ([`Store::claim`] returns the new version only to the caller that won; [`Store::settle_card`]
+//! writes only over the version it was given). An applicant clock orders what the bot learns of
+//! WeChat: a poll writes only over records no newer than its start ([`Store::record_listing`]).
 
 use std::collections::HashSet;
 use std::str::FromStr;
