@@ -235,16 +235,20 @@ impl TestApp {
         assert!(ok, "expected {n} cards, have {}", self.cards().len());
     }
 
-    /// Waits until the card of `appid` shows `needle`.
-    pub async fn wait_card_text(&self, appid: &str, needle: &str) -> FakeMessage {
-        let ok = self
-            .tg
+    /// Whether the card of `appid` comes to show `needle` within [`WAIT`].
+    async fn card_shows(&self, appid: &str, needle: &str) -> bool {
+        self.tg
             .fake
             .wait_until(WAIT, |_| {
                 self.card_for(appid)
                     .is_some_and(|m| m.plain_text.contains(needle))
             })
-            .await;
+            .await
+    }
+
+    /// Waits until the card of `appid` shows `needle`.
+    pub async fn wait_card_text(&self, appid: &str, needle: &str) -> FakeMessage {
+        let ok = self.card_shows(appid, needle).await;
         let card = self.card_for(appid);
         assert!(
             ok,
@@ -257,14 +261,7 @@ impl TestApp {
     /// Waits until `appid`'s card shows `needle` while `process` runs, and says what it printed
     /// when it never does.
     pub async fn wait_card_text_of(&self, process: &BotProcess, appid: &str, needle: &str) {
-        let shown = self
-            .tg
-            .fake
-            .wait_until(WAIT, |_| {
-                self.card_for(appid)
-                    .is_some_and(|m| m.plain_text.contains(needle))
-            })
-            .await;
+        let shown = self.card_shows(appid, needle).await;
         assert!(
             shown,
             "card never showed {needle:?}; the process printed:\n{}",
