@@ -523,6 +523,9 @@ pub async fn recover_abandoned(app: &App) -> Result<usize, StoreError> {
             continue;
         };
         let attempt = app.store.open_attempt(&card.appid).await?;
+        if let Some(attempt) = attempt {
+            wait_out_the_write(app, attempt).await?;
+        }
         tracing::info!(appid = %card.appid, action = action.as_str(), "settling a decision that was interrupted");
         let s = Settling {
             card_id: card.id,
@@ -547,6 +550,26 @@ pub async fn recover_abandoned(app: &App) -> Result<usize, StoreError> {
         }
     }
     Ok(count)
+}
+
+/// A write sent just before the decision was interrupted may still reach WeChat after a re-read
+/// (a crash does not recall what is on the wire): re-read only once it would have timed out.
+async fn wait_out_the_write(app: &App, attempt: i64) -> Result<(), StoreError> {
+    let Some(at) = app.store.attempt_at(attempt).await? else {
+        return Ok(());
+    };
+    let timeout = app.settings.wechat.request_timeout.as_secs() as i64;
+    // Whole seconds on both sides: one more for the attempt's own rounding.
+    let landed_by = at + timeout + 1;
+    let wait = landed_by - now_secs();
+    if wait > 0 {
+        tracing::info!(
+            seconds = wait,
+            "waiting out a write that may still be on its way before re-reading"
+        );
+        tokio::time::sleep(std::time::Duration::from_secs(wait as u64)).await;
+    }
+    Ok(())
 }
 
 /// Settles a card whose last decision has an unknown outcome from a listing that began after

@@ -382,7 +382,9 @@ impl Store {
                  prompt_message_id = NULL, message_gone = 0, updated_at = excluded.updated_at
              WHERE cards.state = 'closed'
                 OR (cards.message_gone = 1
-                    AND cards.state IN ('open', 'choosing_reason', 'awaiting_reason'))",
+                    AND cards.state IN ('open', 'choosing_reason', 'awaiting_reason')
+                    -- An unknown outcome stays until a listing settles it: no fresh buttons.
+                    AND (cards.note IS NULL OR json_extract(cards.note, '$.kind') != 'unknown'))",
         )
         .bind(chat_id)
         .bind(appid.as_str())
@@ -708,6 +710,14 @@ impl Store {
         .bind(appid.as_str())
         .fetch_optional(&self.pool)
         .await?)
+    }
+
+    /// When attempt `id` was made (unix seconds).
+    pub async fn attempt_at(&self, id: i64) -> StoreResult<Option<i64>> {
+        Ok(sqlx::query_scalar("SELECT at FROM audit WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?)
     }
 
     /// The latest attempt on `appid`, whatever its results.
