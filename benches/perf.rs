@@ -14,10 +14,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::broadcast::error::RecvError;
-use wxplugin_bot::fake_telegram::{
+use wxplugin_bot::testbed::fake_telegram::{
     ChatEvent, FAKE_BOT_TOKEN, FakeTelegram, FakeUser, RunningFakeTelegram,
 };
-use wxplugin_bot::sandbox::{NewApplicant, RunningSandbox, Sandbox, SandboxConfig};
+use wxplugin_bot::testbed::sandbox::{NewApplicant, RunningSandbox, Sandbox, SandboxConfig};
 
 const TEAM: i64 = -1_001_234_567_890;
 const ALICE: i64 = 1001;

@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Settings;
 use crate::redact::{RedactingStderr, redact};
-use crate::sandbox::{Sandbox, SandboxConfig};
+use crate::testbed::sandbox::{Sandbox, SandboxConfig};
 use crate::wechat::WeChatClient;
 
 /// Telegram chat-ops for WeChat mini-program plugin applications.
@@ -148,15 +148,15 @@ pub async fn main() -> ExitCode {
             arrive_every_secs,
             lang,
         } => {
-            let config = crate::demo::DemoConfig {
+            let config = crate::testbed::demo::DemoConfig {
                 addr,
                 applicants,
                 arrive_every: (arrive_every_secs > 0)
                     .then(|| Duration::from_secs(arrive_every_secs)),
                 lang,
-                ..crate::demo::DemoConfig::default()
+                ..crate::testbed::demo::DemoConfig::default()
             };
-            crate::demo::run(config, shutdown_on_signal()).await
+            crate::testbed::demo::run(config, shutdown_on_signal()).await
         }
         Command::Healthcheck { addr } => healthcheck(addr).await,
         Command::Sandbox {

@@ -176,7 +176,7 @@ impl Settings {
             .transpose()?;
 
         let appid = required("WECHAT_APPID")?;
-        crate::applicant::AppId::parse(&appid)
+        crate::domain::applicant::AppId::parse(&appid)
             .map_err(|e| ConfigError::new("WECHAT_APPID", e.to_string()))?;
         let secret = SecretString::from(required("WECHAT_SECRET")?);
         let base = parse_url(

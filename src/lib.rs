@@ -2,23 +2,22 @@
 //!
 //! The poller notices new applicants and posts a card for each to the team chat; a press on the
 //! card goes through the WeChat client and the card shows who decided, when, and the outcome.
+//!
+//! Layers, each using only those before it (checked by `tests/layering.rs`):
+//! `domain` → `store`, `wechat` → `config`, `telegram` → `lifecycle` → `chat` → `bot` (the
+//! wiring) → `cli`. `i18n`, `telemetry` and `redact` are leaves anyone may use; `testbed`
+//! (sandbox, fake Bot API, demo) is not the bot and only the CLI and tests use it.
 
-pub mod app;
-pub mod applicant;
-pub mod approver;
 pub mod bot;
-pub mod card;
+pub mod chat;
 pub mod cli;
-pub mod commands;
 pub mod config;
-pub mod decision;
-pub mod demo;
-pub mod fake_telegram;
+pub mod domain;
 pub mod i18n;
-pub mod poller;
+pub mod lifecycle;
 pub mod redact;
-pub mod reminder;
-pub mod sandbox;
 pub mod store;
+pub mod telegram;
 pub mod telemetry;
+pub mod testbed;
 pub mod wechat;

@@ -6,8 +6,8 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use wxplugin_bot::fake_telegram::{FakeMessage, FakeUser, TgFault};
-use wxplugin_bot::sandbox::{Fault, NewApplicant};
+use wxplugin_bot::testbed::fake_telegram::{FakeMessage, FakeUser, TgFault};
+use wxplugin_bot::testbed::sandbox::{Fault, NewApplicant};
 
 #[tokio::test]
 async fn posts_cards_for_pending_applicants_only() {
@@ -655,9 +655,9 @@ async fn an_edit_told_to_slow_down_waits_and_still_lands() {
     let appid = app.appids()[0].clone();
     app.tg
         .fake
-        .inject(wxplugin_bot::fake_telegram::TgFaultRule {
+        .inject(wxplugin_bot::testbed::fake_telegram::TgFaultRule {
             method: Some("editMessageText".into()),
-            fault: wxplugin_bot::fake_telegram::TgFault::RetryAfter(1),
+            fault: wxplugin_bot::testbed::fake_telegram::TgFault::RetryAfter(1),
             times: 1,
         });
 
@@ -790,7 +790,7 @@ async fn spawn_with_approvers(applicants: usize, extra: &[(i64, &str)]) -> TestA
 
 /// Waits for the bot's ForceReply prompts in the team chat to reach `n`; returns the last.
 async fn wait_prompts(app: &TestApp, n: usize) -> FakeMessage {
-    let prompts = |f: &wxplugin_bot::fake_telegram::FakeTelegram| {
+    let prompts = |f: &wxplugin_bot::testbed::fake_telegram::FakeTelegram| {
         f.bot_messages(TEAM)
             .into_iter()
             .filter(|m| m.force_reply)
@@ -889,7 +889,7 @@ async fn a_busy_alert_naming_a_very_long_name_is_cut_to_200_characters() {
 /// An anonymous admin posts `text` (optionally as a reply) and returns the bot's answer.
 async fn anonymous(app: &TestApp, text: &str, reply_to: Option<i32>) -> FakeMessage {
     let sent = app.tg.fake.anonymous_admin_sends(TEAM, text, reply_to);
-    let answered = |f: &wxplugin_bot::fake_telegram::FakeTelegram| {
+    let answered = |f: &wxplugin_bot::testbed::fake_telegram::FakeTelegram| {
         f.bot_messages(TEAM)
             .into_iter()
             .find(|m| m.reply_to == Some(sent))
@@ -965,7 +965,7 @@ async fn a_5xx_page_from_telegrams_proxy_delays_a_card_and_an_edit_to_the_next_p
     app.tg
         .fake
         .inject(tg_fault("editMessageText", TgFault::Http(502), 1));
-    let failed = |f: &wxplugin_bot::fake_telegram::FakeTelegram, method: &str| {
+    let failed = |f: &wxplugin_bot::testbed::fake_telegram::FakeTelegram, method: &str| {
         f.calls()
             .iter()
             .any(|c| c.method == method && c.error_code == Some(502))

@@ -4,8 +4,8 @@
 
 use std::process::{Command, Output};
 
-use wxplugin_bot::fake_telegram::{FAKE_BOT_TOKEN, FakeTelegram, RunningFakeTelegram};
-use wxplugin_bot::sandbox::{RunningSandbox, Sandbox, SandboxConfig};
+use wxplugin_bot::testbed::fake_telegram::{FAKE_BOT_TOKEN, FakeTelegram, RunningFakeTelegram};
+use wxplugin_bot::testbed::sandbox::{RunningSandbox, Sandbox, SandboxConfig};
 
 /// The team chat of the `check` tests.
 const TEAM: i64 = -1_001_234_567_890;

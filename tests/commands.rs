@@ -5,10 +5,11 @@
 mod common;
 
 use common::{ALICE, TestApp};
-use wxplugin_bot::applicant::AppId;
-use wxplugin_bot::card::Actor;
-use wxplugin_bot::decision::Action;
-use wxplugin_bot::store::{Attempt, Store};
+use wxplugin_bot::domain::action::Action;
+use wxplugin_bot::domain::applicant::AppId;
+use wxplugin_bot::domain::audit::Attempt;
+use wxplugin_bot::domain::card::Actor;
+use wxplugin_bot::store::Store;
 
 /// 60 decisions on `appid`, each with a 200-character reason full of characters HTML escapes:
 /// far more than one message holds.

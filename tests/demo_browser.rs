@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use fantoccini::{Client, ClientBuilder, Locator};
-use wxplugin_bot::demo::{DemoConfig, RunningDemo};
+use wxplugin_bot::testbed::demo::{DemoConfig, RunningDemo};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -207,7 +207,7 @@ fn pending(demo: &RunningDemo) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_person_decides_in_the_demo_page_in_real_chromium() {
     let (driver_path, chromium) = browser();
-    let demo = wxplugin_bot::demo::start(DemoConfig {
+    let demo = wxplugin_bot::testbed::demo::start(DemoConfig {
         addr: "127.0.0.1:0".parse().expect("address"),
         applicants: 3,
         arrive_every: None,

@@ -8,7 +8,7 @@ use teloxide::types::{
     InlineKeyboardButton, InlineKeyboardMarkup, MessageId, ParseMode, UpdateKind,
 };
 use teloxide::{ApiError, RequestError};
-use wxplugin_bot::fake_telegram::{
+use wxplugin_bot::testbed::fake_telegram::{
     ChatEvent, FAKE_BOT_TOKEN, FakeTelegram, FakeUser, RunningFakeTelegram, TgFault, TgFaultRule,
 };
 
@@ -600,7 +600,7 @@ async fn anonymous_admins_post_as_group_anonymous_bot() {
     assert!(from.is_anonymous() && from.is_bot);
     assert_eq!(
         from.id.0,
-        wxplugin_bot::fake_telegram::ANONYMOUS_ADMIN_ID as u64
+        wxplugin_bot::testbed::fake_telegram::ANONYMOUS_ADMIN_ID as u64
     );
     assert_eq!(m.sender_chat.as_ref().map(|c| c.id), Some(ChatId(GROUP)));
     let anonymous: Vec<(u64, bool)> = admins

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use common::*;
 use sqlx::Row;
-use wxplugin_bot::fake_telegram::{FakeMessage, TgFault};
-use wxplugin_bot::sandbox::{Fault, Paging};
+use wxplugin_bot::testbed::fake_telegram::{FakeMessage, TgFault};
+use wxplugin_bot::testbed::sandbox::{Fault, Paging};
 
 /// Every message the bot posted as a card for `appid`, live or not.
 fn card_messages(app: &TestApp, appid: &str) -> Vec<FakeMessage> {

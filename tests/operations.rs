@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use wxplugin_bot::sandbox::{Fault, NewApplicant};
+use wxplugin_bot::testbed::sandbox::{Fault, NewApplicant};
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -16,7 +16,7 @@ fn free_port() -> u16 {
         .expect("a free port")
 }
 
-fn reminders(app: &TestApp) -> Vec<wxplugin_bot::fake_telegram::FakeMessage> {
+fn reminders(app: &TestApp) -> Vec<wxplugin_bot::testbed::fake_telegram::FakeMessage> {
     app.tg
         .fake
         .bot_messages(TEAM)
@@ -487,7 +487,7 @@ async fn an_upgraded_team_chat_is_named_with_its_new_id() {
         .start_process(1, &[("METRICS_ADDR", "127.0.0.1:0")])
         .await;
     let base = metrics_base(&process).await;
-    let refused = |f: &wxplugin_bot::fake_telegram::FakeTelegram| {
+    let refused = |f: &wxplugin_bot::testbed::fake_telegram::FakeTelegram| {
         f.calls()
             .iter()
             .filter(|c| c.method == "sendMessage" && c.error_code == Some(400))

@@ -4,10 +4,12 @@
 
 use proptest::prelude::*;
 use serde_json::{Value, json};
-use wxplugin_bot::applicant::{AppId, Applicant, ApplyStatus, Category};
-use wxplugin_bot::card::{CALLBACK_DATA_MAX, Card, CardState, CardView, Press};
-use wxplugin_bot::fake_telegram::html_to_plain;
+use wxplugin_bot::domain::applicant::{AppId, Applicant, ApplyStatus, Category};
+use wxplugin_bot::domain::card::{Card, CardState};
 use wxplugin_bot::i18n::Lang;
+use wxplugin_bot::telegram::callback::{CALLBACK_DATA_MAX, Press};
+use wxplugin_bot::telegram::view::CardView;
+use wxplugin_bot::testbed::fake_telegram::html_to_plain;
 use wxplugin_bot::wechat::decode_apply_list_answer;
 
 fn press() -> impl Strategy<Value = Press> {
@@ -122,7 +124,7 @@ proptest! {
         let state = [CardState::Open, CardState::ChoosingReason, CardState::AwaitingReason, CardState::Deciding, CardState::Closed][state as usize];
         let card = Card {
             id: 1, chat_id: -1, appid: applicant.appid.clone(), message_id: Some(1), state,
-            actor: Some(wxplugin_bot::card::Actor { id: 1, name: "<@evil&>".into() }),
+            actor: Some(wxplugin_bot::domain::card::Actor { id: 1, name: "<@evil&>".into() }),
             action: None, reason: None, note: None, prompt_message_id: None, message_gone: false, version: 1,
         };
         let reasons = vec!["<too> & \"vague\"".to_owned()];

@@ -9,8 +9,8 @@ mod common;
 use std::time::Duration;
 
 use common::{TestApp, WAIT};
-use wxplugin_bot::fake_telegram::FAKE_BOT_TOKEN;
-use wxplugin_bot::sandbox::SandboxConfig;
+use wxplugin_bot::testbed::fake_telegram::FAKE_BOT_TOKEN;
+use wxplugin_bot::testbed::sandbox::SandboxConfig;
 
 /// Runs the bot by webhook with the token in the webhook's path and `LOG_FORMAT=format` until
 /// it logged its start and posted the cards, and returns everything it printed.

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use wxplugin_bot::sandbox::{
+use wxplugin_bot::testbed::sandbox::{
     Fault, FaultRule, FaultTarget, Paging, RunningSandbox, Sandbox, SandboxConfig,
 };
 
@@ -432,7 +432,7 @@ async fn seeding_is_deterministic_and_realistic() {
     })
     .applicants();
 
-    let ids = |v: &[wxplugin_bot::sandbox::SandboxApplicant]| {
+    let ids = |v: &[wxplugin_bot::testbed::sandbox::SandboxApplicant]| {
         v.iter().map(|x| x.appid.clone()).collect::<Vec<_>>()
     };
     assert_eq!(ids(&a), ids(&b));

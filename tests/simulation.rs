@@ -30,9 +30,9 @@ use sqlx::Row as _;
 use sqlx::sqlite::SqliteConnectOptions;
 use tokio_util::sync::CancellationToken;
 use wxplugin_bot::config::Settings;
-use wxplugin_bot::fake_telegram::{FakeMessage, TgFault};
 use wxplugin_bot::i18n::{Lang, Texts, fill};
-use wxplugin_bot::sandbox::{Fault, NewApplicant, Paging};
+use wxplugin_bot::testbed::fake_telegram::{FakeMessage, TgFault};
+use wxplugin_bot::testbed::sandbox::{Fault, NewApplicant, Paging};
 
 /// Schedules the test command runs by default: 400 took 3 min 29 s of a debug build on two
 /// shared cores, eight at a time, so 300 stay within about 2 min 40 s.

@@ -7,8 +7,8 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use wxplugin_bot::fake_telegram::TgFault;
-use wxplugin_bot::sandbox::{Fault, NewApplicant};
+use wxplugin_bot::testbed::fake_telegram::TgFault;
+use wxplugin_bot::testbed::sandbox::{Fault, NewApplicant};
 
 fn cards_of(app: &TestApp, appid: &str) -> usize {
     app.tg
@@ -240,7 +240,7 @@ async fn a_5xx_on_a_card_send_leaves_it_for_the_next_poll_and_posts_it_once() {
         .wait_until(WAIT, |f| f.call_count("sendMessage") >= 1)
         .await;
     assert!(tried);
-    let sends = |f: &wxplugin_bot::fake_telegram::FakeTelegram| -> Vec<Option<u16>> {
+    let sends = |f: &wxplugin_bot::testbed::fake_telegram::FakeTelegram| -> Vec<Option<u16>> {
         f.calls()
             .iter()
             .filter(|c| c.method == "sendMessage")
@@ -452,12 +452,14 @@ async fn twenty_approvers_pressing_at_once_make_one_wechat_call() {
     let mut app = TestApp::new(1).await;
     let approvers: Vec<i64> = (2001..2021).collect();
     for id in &approvers {
-        app.tg.fake.add_user(wxplugin_bot::fake_telegram::FakeUser {
-            id: *id,
-            first_name: format!("Approver {id}"),
-            username: Some(format!("a{id}")),
-            language_code: None,
-        });
+        app.tg
+            .fake
+            .add_user(wxplugin_bot::testbed::fake_telegram::FakeUser {
+                id: *id,
+                first_name: format!("Approver {id}"),
+                username: Some(format!("a{id}")),
+                language_code: None,
+            });
     }
     app.vars.insert(
         "APPROVER_IDS",

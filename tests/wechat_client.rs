@@ -11,9 +11,9 @@ use std::time::Duration;
 use common::wx_fault;
 use reqwest::Url;
 use secrecy::SecretString;
-use wxplugin_bot::applicant::{AppId, ApplyStatus};
+use wxplugin_bot::domain::applicant::{AppId, ApplyStatus};
 use wxplugin_bot::i18n::Lang;
-use wxplugin_bot::sandbox::{
+use wxplugin_bot::testbed::sandbox::{
     Fault, FaultRule, NewApplicant, Paging, RunningSandbox, Sandbox, SandboxConfig,
 };
 use wxplugin_bot::wechat::{
@@ -72,7 +72,7 @@ fn status_of(sb: &RunningSandbox, appid: &AppId) -> Option<i64> {
     sb.sandbox.applicant(appid.as_str()).map(|a| a.status)
 }
 
-fn appids(list: &[wxplugin_bot::applicant::Applicant]) -> BTreeSet<String> {
+fn appids(list: &[wxplugin_bot::domain::applicant::Applicant]) -> BTreeSet<String> {
     list.iter().map(|a| a.appid.to_string()).collect()
 }
 

@@ -7,7 +7,7 @@ use std::fmt;
 
 use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
-use crate::applicant::{AppId, Applicant, ApplyStatus, Category};
+use crate::domain::applicant::{AppId, Applicant, ApplyStatus, Category};
 
 /// A JSON value read leniently: a number or a string is kept, anything else is skipped.
 #[derive(Debug, PartialEq)]

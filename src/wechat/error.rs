@@ -103,6 +103,18 @@ fn errmsg_suffix(errmsg: &str) -> String {
 }
 
 impl WeChatError {
+    /// The `errcode` label of the calls metric: WeChat's code, or what failed instead
+    /// (`transport`, `http_503`, `decode`, `other`).
+    pub fn metric_label(&self) -> String {
+        match (self.errcode(), self) {
+            (Some(code), _) => code.to_string(),
+            (None, Self::Transport { .. }) => "transport".to_owned(),
+            (None, Self::Http { status }) => format!("http_{status}"),
+            (None, Self::Decode { .. }) => "decode".to_owned(),
+            (None, _) => "other".to_owned(),
+        }
+    }
+
     /// Builds a transport error from reqwest's, keeping no URL and no token.
     pub(crate) fn from_reqwest(err: reqwest::Error) -> Self {
         // Connect first: a connect timeout is both, and it matters that nothing was sent.

@@ -26,9 +26,9 @@ use secrecy::SecretString;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::applicant::{AppId, Applicant};
+use crate::domain::applicant::{AppId, Applicant};
 #[cfg(test)]
-use crate::applicant::{ApplyStatus, Category};
+use crate::domain::applicant::{ApplyStatus, Category};
 
 pub use errcode::{DAILY_QUOTA, meaning as errcode_meaning};
 use errcode::{STALE_STATE, SYSTEM_BUSY};
@@ -458,11 +458,16 @@ impl WeChatClient {
             .send()
             .await
             .map_err(WeChatError::from_reqwest)
-            .inspect_err(|e| crate::telemetry::wechat_call(request.action, Some(e)))?;
+            .inspect_err(|e| crate::telemetry::wechat_call(request.action, e.metric_label()))?;
         let status = response.status().as_u16();
         let bytes = response.bytes().await.map_err(WeChatError::from_reqwest)?;
         let value = decode(status, &bytes);
-        crate::telemetry::wechat_call(request.action, value.as_ref().err());
+        crate::telemetry::wechat_call(
+            request.action,
+            value
+                .as_ref()
+                .map_or_else(WeChatError::metric_label, |_| "0".to_owned()),
+        );
         let value = value?;
         tracing::debug!(action = request.action, "WeChat answered ok");
         Ok(value)

@@ -9,11 +9,11 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use wxplugin_bot::config::Settings;
-use wxplugin_bot::fake_telegram::{
+use wxplugin_bot::testbed::fake_telegram::{
     FAKE_BOT_TOKEN, FakeMessage, FakeTelegram, FakeUser, RunningFakeTelegram,
 };
-use wxplugin_bot::fake_telegram::{TgFault, TgFaultRule};
-use wxplugin_bot::sandbox::{
+use wxplugin_bot::testbed::fake_telegram::{TgFault, TgFaultRule};
+use wxplugin_bot::testbed::sandbox::{
     Fault, FaultRule, FaultTarget, RunningSandbox, Sandbox, SandboxConfig,
 };
 use wxplugin_bot::wechat::RetryPolicy;
@@ -276,7 +276,7 @@ impl TestApp {
         let get_updates = format!(
             "{}bot{}/getUpdates",
             self.tg.api_url,
-            wxplugin_bot::fake_telegram::FAKE_BOT_TOKEN
+            wxplugin_bot::testbed::fake_telegram::FAKE_BOT_TOKEN
         );
         let conflicts = |f: &FakeTelegram| {
             f.calls()

@@ -8,12 +8,14 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::app::{App, Seen};
-use crate::applicant::{AppId, Applicant, ApplyStatus};
-use crate::card::{Card, CardState, Note, escape, format_time};
-use crate::decision::Action;
+use crate::domain::action::Action;
+use crate::domain::applicant::{AppId, Applicant, ApplyStatus};
+use crate::domain::card::{Card, CardState, Note};
+use crate::domain::now_secs;
 use crate::i18n::fill;
-use crate::store::now_secs;
+use crate::lifecycle::app::{App, Seen};
+use crate::telegram::html::escape;
+use crate::telegram::view::format_time;
 use crate::wechat::WeChatError;
 
 /// What one poll did.
@@ -27,25 +29,6 @@ pub struct PollReport {
     pub updated_cards: usize,
     /// Applicants whose stored record changed.
     pub changed: usize,
-}
-
-/// Poll health, for `/status` and for announcing an outage once.
-#[derive(Clone, Debug, Default)]
-pub struct PollHealth {
-    /// When the last poll ran (unix seconds).
-    pub last_poll_at: Option<i64>,
-    /// When the last poll succeeded.
-    pub last_ok_at: Option<i64>,
-    /// The last poll error, redacted.
-    pub last_error: Option<String>,
-    /// Failed polls in a row.
-    pub failures_in_row: u32,
-    /// When the current run of failures began.
-    pub failing_since: Option<i64>,
-    /// Whether the chat was told about the current outage.
-    pub outage_announced: bool,
-    /// No polls before this (unix seconds): WeChat's daily quota is used up.
-    pub quota_paused_until: Option<i64>,
 }
 
 /// Failure of a poll.
@@ -63,6 +46,23 @@ pub enum PollError {
         /// When polling resumes.
         until: i64,
     },
+}
+
+/// How many of `listed` have each status, every known status included (a count that drops to
+/// zero shows zero).
+fn status_counts(listed: &[Applicant]) -> Vec<(&'static str, usize)> {
+    let mut counts: Vec<(&'static str, usize)> = ["pending", "approved", "refused", "expired"]
+        .into_iter()
+        .map(|s| (s, 0))
+        .collect();
+    for a in listed {
+        let name = a.status.name();
+        match counts.iter_mut().find(|(s, _)| *s == name) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((name, 1)),
+        }
+    }
+    counts
 }
 
 /// Reads WeChat's list once and brings cards in line with it.
@@ -91,7 +91,7 @@ async fn poll_locked(app: &App) -> Result<PollReport, PollError> {
     let listed = app.wechat.list_all().await;
     note_health(app, listed.as_ref().err()).await;
     let listed = listed?;
-    crate::telemetry::poll_listed(&listed);
+    crate::telemetry::applicants_listed(&status_counts(&listed));
     let mut report = PollReport {
         listed: listed.len(),
         ..PollReport::default()
@@ -130,7 +130,7 @@ async fn poll_locked(app: &App) -> Result<PollReport, PollError> {
         vanish(app, &appid, as_of, &mut report).await?;
     }
     report.updated_cards += settle_unknown_outcomes(app, &present, as_of).await?;
-    match crate::decision::recover_abandoned(app).await {
+    match crate::lifecycle::decision::recover_abandoned(app).await {
         Ok(0) => {}
         Ok(n) => report.updated_cards += n,
         Err(e) => tracing::warn!(error = %e, "could not settle abandoned decisions"),
@@ -172,7 +172,7 @@ async fn settle_unknown_outcomes(
         if stored.touched > as_of || (listed.is_none() && !stored.gone) {
             continue;
         }
-        if crate::decision::settle_unknown(app, &card, listed).await? {
+        if crate::lifecycle::decision::settle_unknown(app, &card, listed).await? {
             refresh(app, card.id).await;
             settled += 1;
         }
@@ -207,7 +207,7 @@ async fn announce_burst(app: &App, listed: &[Applicant]) {
         let name = a
             .nickname
             .as_deref()
-            .map(|n| escape(&crate::card::clean(n, 40, false)))
+            .map(|n| escape(&crate::telegram::html::clean(n, 40, false)))
             .unwrap_or_else(|| t.no_nickname.to_owned());
         text.push_str(&format!(
             "\n• <b>{name}</b> <code>{}</code>",
@@ -506,9 +506,9 @@ pub async fn run(app: std::sync::Arc<App>, interval: Duration, shutdown: Cancell
     let mut reminders_checked = None;
     loop {
         match poll_once(&app).await {
-            Ok(_) if crate::reminder::check_due(reminders_checked) => {
+            Ok(_) if crate::lifecycle::reminder::check_due(reminders_checked) => {
                 reminders_checked = Some(std::time::Instant::now());
-                if let Err(e) = crate::reminder::remind(&app).await {
+                if let Err(e) = crate::lifecycle::reminder::remind(&app).await {
                     tracing::warn!(error = %e, "could not look for applicants to remind of");
                 }
             }

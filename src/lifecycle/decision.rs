@@ -4,103 +4,14 @@
 //! that fails, the card says the outcome is unknown and offers no decision until a later listing
 //! settles it, so a write that may have happened is never made twice.
 
-use serde::{Deserialize, Serialize};
-
-use crate::app::{App, Hold};
-use crate::applicant::{AppId, Applicant, ApplyStatus};
-use crate::card::{Actor, Card, CardState, Note};
-use crate::store::{Attempt, AuditResult, StoreError, now_secs};
+use crate::domain::action::{Action, Via};
+use crate::domain::applicant::{AppId, Applicant};
+use crate::domain::audit::{Attempt, AuditResult};
+use crate::domain::card::{Actor, Card, CardState, Note};
+use crate::domain::now_secs;
+use crate::lifecycle::app::{App, Hold};
+use crate::store::StoreError;
 use crate::wechat::WeChatError;
-
-/// What an approver can do to an applicant.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Action {
-    /// `dev_agree`.
-    Approve,
-    /// `dev_refuse`.
-    Reject,
-    /// `dev_delete`.
-    Delete,
-}
-
-impl Action {
-    /// The stored name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Approve => "approve",
-            Self::Reject => "reject",
-            Self::Delete => "delete",
-        }
-    }
-
-    /// Parses a stored name.
-    pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "approve" => Self::Approve,
-            "reject" => Self::Reject,
-            "delete" => Self::Delete,
-            _ => return None,
-        })
-    }
-
-    /// The card states a decision may start from.
-    fn starting_states(self) -> &'static [CardState] {
-        match self {
-            Self::Approve => &[CardState::Open],
-            Self::Reject => &[
-                CardState::Open,
-                CardState::ChoosingReason,
-                CardState::AwaitingReason,
-            ],
-            Self::Delete => &[CardState::Closed],
-        }
-    }
-
-    /// Where a card goes back to when this action did not take effect: a failed approval or
-    /// refusal leaves the applicant pending (open card); a failed deletion leaves it closed.
-    fn resting_state(self) -> CardState {
-        match self {
-            Self::Delete => CardState::Closed,
-            Self::Approve | Self::Reject => CardState::Open,
-        }
-    }
-
-    /// Whether WeChat would accept this action for `status`.
-    pub fn applies_to(self, status: ApplyStatus) -> bool {
-        match self {
-            Self::Approve | Self::Reject => status.is_decidable(),
-            Self::Delete => status.is_deletable(),
-        }
-    }
-
-    /// The status WeChat shows once the action took effect (`None`: the applicant is gone).
-    pub fn target_status(self) -> Option<ApplyStatus> {
-        match self {
-            Self::Approve => Some(ApplyStatus::Approved),
-            Self::Reject => Some(ApplyStatus::Refused),
-            Self::Delete => None,
-        }
-    }
-}
-
-/// How a decision was asked for, for the audit log.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Via {
-    /// A card button.
-    Button,
-    /// A slash command.
-    Command,
-}
-
-impl Via {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Button => "button",
-            Self::Command => "command",
-        }
-    }
-}
 
 /// What became of a decision.
 #[derive(Debug)]
@@ -233,7 +144,14 @@ pub async fn execute(app: &App, claim: Claim) -> Result<Outcome, StoreError> {
         }
         Action::Delete => app.wechat.delete(&s.appid).await,
     };
-    crate::telemetry::decision(s.action.as_str(), result.as_ref().err());
+    crate::telemetry::decision(
+        s.action.as_str(),
+        match &result {
+            Ok(()) => "ok",
+            Err(WeChatError::OutcomeUnknown { .. }) => "unknown",
+            Err(_) => "error",
+        },
+    );
     let outcome = settle(app, &s, result).await?;
     if let Err(e) = app.refresh_card(s.card_id).await {
         tracing::warn!(card = s.card_id, error = %e, "could not edit the card after a decision");

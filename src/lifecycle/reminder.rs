@@ -4,10 +4,11 @@
 
 use std::time::{Duration, Instant};
 
-use crate::app::App;
-use crate::card::{clean, escape};
+use crate::domain::now_secs;
 use crate::i18n::fill;
-use crate::store::{StoreError, now_secs};
+use crate::lifecycle::app::App;
+use crate::store::StoreError;
+use crate::telegram::html::{clean, escape};
 
 /// At most this many applicants per reminder; the rest are counted.
 pub const LISTED: usize = 20;

@@ -13,9 +13,11 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqliteExecutor, SqlitePool};
 
-use crate::applicant::{AppId, Applicant, ApplyStatus, Category};
-use crate::card::{Actor, Card, CardState, Note};
-use crate::decision::Action;
+use crate::domain::action::Action;
+use crate::domain::applicant::{AppId, Applicant, ApplyStatus, Category};
+use crate::domain::audit::{Attempt, AuditResult, HistoryEntry};
+use crate::domain::card::{Actor, Card, CardState, Note};
+use crate::domain::now_secs;
 
 /// Store failures: the database, or a row that no longer parses.
 #[derive(Debug, thiserror::Error)]
@@ -50,29 +52,6 @@ pub struct StoredApplicant {
     pub touched: i64,
 }
 
-/// One decision attempt with its result, for `/history`.
-#[derive(Clone, Debug)]
-pub struct HistoryEntry {
-    /// When the attempt started (unix seconds).
-    pub at: i64,
-    /// Whom it concerned.
-    pub appid: String,
-    /// approve / reject / delete.
-    pub action: String,
-    /// Who decided.
-    pub actor_name: Option<String>,
-    /// button / command / restart.
-    pub via: String,
-    /// The refusal reason.
-    pub reason: Option<String>,
-    /// ok / error / unknown / in-flight (no result row).
-    pub result: String,
-    /// WeChat's errcode, if any.
-    pub errcode: Option<i64>,
-    /// Extra detail (error text, reconciliation).
-    pub detail: Option<String>,
-}
-
 /// Counts by status for `/status`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct StatusCounts {
@@ -90,41 +69,10 @@ pub struct StatusCounts {
     pub cards: i64,
 }
 
-/// A decision attempt as the audit log records it before WeChat is called.
-#[derive(Clone, Copy, Debug)]
-pub struct Attempt<'a> {
-    /// Whom it concerns.
-    pub appid: &'a AppId,
-    /// What is tried.
-    pub action: Action,
-    /// Who asked.
-    pub actor: &'a Actor,
-    /// `button` or `command`.
-    pub via: &'a str,
-    /// The refusal reason.
-    pub reason: Option<&'a str>,
-}
-
-/// The result of an attempt, appended to the audit log beside what it settles.
-#[derive(Clone, Copy, Debug)]
-pub struct AuditResult<'a> {
-    /// The attempt's id.
-    pub attempt: i64,
-    /// `ok`, `error` or `unknown`.
-    pub result: &'a str,
-    /// Why, for `/history`.
-    pub detail: Option<&'a str>,
-}
-
 /// The SQLite-backed store. Cheap to clone.
 #[derive(Clone)]
 pub struct Store {
     pool: SqlitePool,
-}
-
-/// Now, in unix seconds.
-pub fn now_secs() -> i64 {
-    jiff::Timestamp::now().as_second()
 }
 
 impl Store {

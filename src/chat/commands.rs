@@ -9,12 +9,15 @@ use teloxide::prelude::*;
 use teloxide::types::{BotCommand, Me, ParseMode, ReplyParameters};
 use teloxide::utils::command::BotCommands;
 
-use crate::app::{App, no_preview};
-use crate::applicant::{AppId, ApplyStatus};
-use crate::bot::HandlerResult;
-use crate::card::{Actor, CardView, clean, escape, format_time, status_name};
-use crate::decision::{self, Action, Outcome, Via};
+use crate::chat::HandlerResult;
+use crate::domain::action::{Action, Via};
+use crate::domain::applicant::{AppId, ApplyStatus};
+use crate::domain::card::Actor;
 use crate::i18n::{Texts, fill};
+use crate::lifecycle::app::{App, no_preview};
+use crate::lifecycle::decision::{self, Outcome};
+use crate::telegram::html::{clean, escape};
+use crate::telegram::view::{CardView, format_time, status_name};
 
 /// The commands. Descriptions come from the chat texts ([`bot_commands`]), not doc comments, so
 /// they exist in both languages.
@@ -93,14 +96,14 @@ pub async fn on_command(app: Arc<App>, message: Message, me: Me) -> HandlerResul
     let Some(user) = message.from.as_ref() else {
         return Ok(());
     };
-    let actor = Actor::from_user(user);
+    let actor = crate::telegram::actor(user);
     let decides = matches!(
         command,
         Command::Approve(_) | Command::Reject(_) | Command::Delete(_)
     );
     // An anonymous admin posts as GroupAnonymousBot: nobody can tell who decided. Their button
     // presses carry their own id and are judged as usual.
-    if decides && crate::bot::posted_anonymously(&message) {
+    if decides && crate::chat::posted_anonymously(&message) {
         return reply(&app, &message, escape(t.anonymous_cannot_decide)).await;
     }
     if decides && !app.approvers.is_approver(&app.bot, app.chat, user.id).await {
@@ -134,10 +137,10 @@ pub async fn on_command(app: Arc<App>, message: Message, me: Me) -> HandlerResul
             let reason = clean(rest, usize::MAX, false);
             if first.is_empty() || reason.is_empty() {
                 escape(t.reject_usage)
-            } else if reason.chars().count() > crate::bot::REASON_MAX_CHARS {
+            } else if reason.chars().count() > crate::chat::REASON_MAX_CHARS {
                 fill(
                     t.reason_too_long,
-                    &[("max", &crate::bot::REASON_MAX_CHARS.to_string())],
+                    &[("max", &crate::chat::REASON_MAX_CHARS.to_string())],
                 )
             } else {
                 match one_appid(first, t, t.reject_usage) {
@@ -146,7 +149,7 @@ pub async fn on_command(app: Arc<App>, message: Message, me: Me) -> HandlerResul
                 }
             }
         }
-        Command::Refresh => match crate::poller::poll_once(&app).await {
+        Command::Refresh => match crate::lifecycle::poller::poll_once(&app).await {
             Ok(report) => fill(
                 t.refresh_done,
                 &[
@@ -177,16 +180,16 @@ async fn team_chat_upgraded_to(app: &App) -> Option<ChatId> {
     }
     match app.bot.get_chat(app.chat).await {
         Err(e @ teloxide::RequestError::MigrateToChatId(new)) => {
-            crate::telemetry::telegram_error(&e);
+            crate::telegram::record_error(&e);
             Some(new)
         }
         _ => None,
     }
 }
 
-fn describe_error(app: &App, e: &crate::poller::PollError) -> String {
+fn describe_error(app: &App, e: &crate::lifecycle::poller::PollError) -> String {
     match e {
-        crate::poller::PollError::WeChat(w) => match w.meaning(app.lang()) {
+        crate::lifecycle::poller::PollError::WeChat(w) => match w.meaning(app.lang()) {
             Some(meaning) => format!("{w} — {meaning}"),
             None => w.to_string(),
         },
@@ -427,7 +430,7 @@ async fn history(app: &App, arg: &str) -> anyhow::Result<String> {
 }
 
 /// One `/history` entry, starting with its line break.
-fn history_line(app: &App, e: &crate::store::HistoryEntry) -> String {
+fn history_line(app: &App, e: &crate::domain::audit::HistoryEntry) -> String {
     let t = app.texts();
     let when = format_time(e.at, &app.settings.time_zone);
     let who = escape(&clean(
@@ -437,7 +440,7 @@ fn history_line(app: &App, e: &crate::store::HistoryEntry) -> String {
     ));
     let action = Action::parse(&e.action).map_or_else(
         || escape(&e.action),
-        |a| crate::card::action_name(a, t).to_owned(),
+        |a| crate::telegram::view::action_name(a, t).to_owned(),
     );
     let result = match e.result.as_str() {
         "ok" => t.history_ok.to_owned(),
@@ -459,7 +462,7 @@ fn history_line(app: &App, e: &crate::store::HistoryEntry) -> String {
     if let Some(reason) = &e.reason {
         line.push_str(&format!(
             " — {}",
-            escape(&clean(reason, crate::bot::REASON_MAX_CHARS, false))
+            escape(&clean(reason, crate::chat::REASON_MAX_CHARS, false))
         ));
     }
     line
@@ -534,7 +537,7 @@ async fn status(app: &App) -> anyhow::Result<String> {
             ("cards", &counts.cards.to_string()),
         ],
     );
-    if let Some(conflict) = app.telegram_conflicts.current(crate::store::now_secs()) {
+    if let Some(conflict) = app.telegram_conflicts.current(crate::domain::now_secs()) {
         text.push('\n');
         text.push_str(&fill(
             t.status_telegram_conflict,
@@ -554,7 +557,7 @@ async fn status(app: &App) -> anyhow::Result<String> {
 #[cfg(test)]
 mod tests {
     use super::visible_len;
-    use crate::fake_telegram::html_to_plain;
+    use crate::testbed::fake_telegram::html_to_plain;
 
     #[test]
     fn visible_length_counts_what_telegram_counts() {

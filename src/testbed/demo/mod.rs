@@ -20,14 +20,14 @@ use serde::{Deserialize, Serialize};
 use teloxide::requests::RequesterExt as _;
 use tokio_util::sync::CancellationToken;
 
-use crate::app::App;
 use crate::config::Settings;
-use crate::fake_telegram::{
+use crate::lifecycle::app::App;
+use crate::store::Store;
+use crate::testbed::fake_telegram::{
     ChatEvent, FAKE_BOT_TOKEN, FAKE_BOT_USERNAME, FakeMessage, FakeTelegram, FakeUser,
     RunningFakeTelegram,
 };
-use crate::sandbox::{RunningSandbox, Sandbox, SandboxConfig};
-use crate::store::Store;
+use crate::testbed::sandbox::{RunningSandbox, Sandbox, SandboxConfig};
 use crate::wechat::WeChatClient;
 
 /// The demo team chat.
@@ -213,7 +213,7 @@ fn router(fake: FakeTelegram, app: Arc<App>) -> Router {
         .route("/api/send", post(send))
         .with_state(Page { fake });
     match crate::telemetry::install() {
-        Ok(handle) => router = router.merge(crate::telemetry::router(app, handle)),
+        Ok(handle) => router = router.merge(crate::bot::telemetry_router(app, handle)),
         Err(e) => tracing::warn!(error = %e, "demo runs without /metrics"),
     }
     router

@@ -14,13 +14,16 @@ use teloxide::types::{InlineKeyboardMarkup, LinkPreviewOptions, MessageId, Parse
 use teloxide::{ApiError, RequestError};
 use tokio::sync::Mutex;
 
-use crate::applicant::{AppId, Applicant};
-use crate::approver::Approvers;
-use crate::card::{Card, CardState, CardView};
 use crate::config::Settings;
+use crate::domain::applicant::{AppId, Applicant};
+use crate::domain::card::{Card, CardState, Note};
+use crate::domain::now_secs;
 use crate::i18n::{Lang, Texts};
-use crate::poller::PollHealth;
+use crate::lifecycle::health::PollHealth;
 use crate::store::{Store, StoredApplicant};
+use crate::telegram::approver::Approvers;
+use crate::telegram::conflicts::TelegramConflicts;
+use crate::telegram::view::CardView;
 use crate::wechat::WeChatClient;
 
 /// The Telegram client as the bot uses it: sends queued under Telegram's limits.
@@ -102,7 +105,7 @@ pub struct App {
     /// When this run started (unix seconds), for health before the first poll.
     pub started_at: i64,
     /// Another instance long-polling this bot token (409 Conflict), for the log and `/status`.
-    pub telegram_conflicts: crate::telemetry::TelegramConflicts,
+    pub telegram_conflicts: TelegramConflicts,
 }
 
 /// A failure talking to Telegram about a card.
@@ -144,8 +147,8 @@ impl App {
             poll_lock: Mutex::new(()),
             holds: Arc::default(),
             card_locks: DashMap::new(),
-            started_at: crate::store::now_secs(),
-            telegram_conflicts: crate::telemetry::TelegramConflicts::default(),
+            started_at: now_secs(),
+            telegram_conflicts: TelegramConflicts::default(),
         })
     }
 
@@ -163,7 +166,7 @@ impl App {
     /// what changed while the bot was down — and on every card that does not agree with its
     /// record (a crash between recording a listing and settling a card).
     pub async fn warm_up(&self) -> Result<(), crate::store::StoreError> {
-        use crate::poller::{MISSING_PROOF, card_agrees};
+        use crate::lifecycle::poller::{MISSING_PROOF, card_agrees};
         let cards: std::collections::HashMap<AppId, Card> = self
             .store
             .cards(self.chat.0)
@@ -288,7 +291,7 @@ impl App {
             .reply_markup(view.keyboard())
             .link_preview_options(no_preview())
             .await
-            .inspect_err(crate::telemetry::telegram_error)?;
+            .inspect_err(crate::telegram::record_error)?;
         self.store.card_sent(card.id, sent.id.0).await?;
         crate::telemetry::card_posted();
         tracing::info!(appid = %appid, card = card.id, message_id = sent.id.0, "posted a card");
@@ -307,9 +310,7 @@ impl App {
         };
         let shown = Card {
             state: CardState::Closed,
-            note: Some(crate::card::Note::Superseded {
-                at: crate::store::now_secs(),
-            }),
+            note: Some(Note::Superseded { at: now_secs() }),
             ..old.clone()
         };
         let text = self.view(&stored, &shown).text();
@@ -390,7 +391,7 @@ impl App {
             if let Err(e) = &result
                 && !matches!(e, RequestError::Api(ApiError::MessageNotModified))
             {
-                crate::telemetry::telegram_error(e);
+                crate::telegram::record_error(e);
             }
             match result {
                 Ok(_) | Err(RequestError::Api(ApiError::MessageNotModified)) => {
@@ -426,7 +427,7 @@ impl App {
             .link_preview_options(no_preview())
             .await
         {
-            crate::telemetry::telegram_error(&e);
+            crate::telegram::record_error(&e);
             tracing::warn!(error = %e, "could not post an announcement to the team chat");
             return false;
         }

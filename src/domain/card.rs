@@ -1,0 +1,147 @@
+//! A card's record: the chat message that stands for one applicant, as the store keeps it —
+//! where it is in its life, who holds it and what it shows. Rendering lives with Telegram
+//! (`telegram::view`); this is the part the store and the lifecycle share.
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::action::Action;
+use crate::domain::applicant::AppId;
+
+/// Where a card is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CardState {
+    /// Written, not yet confirmed sent.
+    Sending,
+    /// Shows ✅ / ❌ (or the recovery buttons after a failure).
+    Open,
+    /// Shows the preset reasons after ❌.
+    ChoosingReason,
+    /// Waiting for a typed reason (a ForceReply prompt is out).
+    AwaitingReason,
+    /// Claimed: a WeChat call is in flight.
+    Deciding,
+    /// Decided or changed elsewhere; at most 🗑 Delete remains.
+    Closed,
+}
+
+impl CardState {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sending => "sending",
+            Self::Open => "open",
+            Self::ChoosingReason => "choosing_reason",
+            Self::AwaitingReason => "awaiting_reason",
+            Self::Deciding => "deciding",
+            Self::Closed => "closed",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "sending" => Self::Sending,
+            "open" => Self::Open,
+            "choosing_reason" => Self::ChoosingReason,
+            "awaiting_reason" => Self::AwaitingReason,
+            "deciding" => Self::Deciding,
+            "closed" => Self::Closed,
+            _ => return None,
+        })
+    }
+}
+
+/// A team member who pressed or commanded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Actor {
+    /// Telegram user id.
+    pub id: u64,
+    /// `@username`, or the first name when there is none.
+    pub name: String,
+}
+
+/// The last outcome a card shows.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Note {
+    /// WeChat confirmed the decision.
+    Decided {
+        /// What was done.
+        action: Action,
+        /// Who did it.
+        by: String,
+        /// When (unix seconds).
+        at: i64,
+        /// The refusal reason.
+        reason: Option<String>,
+    },
+    /// The decision failed; nothing changed.
+    Failed {
+        /// What was tried.
+        action: Action,
+        /// Who tried.
+        by: String,
+        /// When.
+        at: i64,
+        /// WeChat's errcode, when it sent one.
+        errcode: Option<i64>,
+        /// Whether trying again can help.
+        retryable: bool,
+    },
+    /// No reliable answer and the re-read failed too: the truth is not known yet.
+    Unknown {
+        /// What was tried.
+        action: Action,
+        /// Who tried.
+        by: String,
+        /// When.
+        at: i64,
+    },
+    /// The status changed outside the bot (WeChat console, timeout).
+    Elsewhere {
+        /// The new WeChat status code.
+        status: i64,
+        /// When the bot noticed.
+        at: i64,
+    },
+    /// The applicant vanished from WeChat's list.
+    Gone {
+        /// When the bot noticed.
+        at: i64,
+    },
+    /// The applicant is pending again (it applied again, or came back after listings that left
+    /// it out); a newer card stands for it. Shown on the old message only.
+    Superseded {
+        /// When the newer card was posted.
+        at: i64,
+    },
+}
+
+/// A stored card.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Card {
+    /// Row id; the buttons carry it.
+    pub id: i64,
+    /// The chat it lives in.
+    pub chat_id: i64,
+    /// Whose card it is.
+    pub appid: AppId,
+    /// The message, once sent.
+    pub message_id: Option<i32>,
+    /// Where it is.
+    pub state: CardState,
+    /// Who holds it or last decided.
+    pub actor: Option<Actor>,
+    /// The decision in flight or last made.
+    pub action: Option<Action>,
+    /// Its reason.
+    pub reason: Option<String>,
+    /// The outcome shown.
+    pub note: Option<Note>,
+    /// The ForceReply prompt, while awaiting a reason.
+    pub prompt_message_id: Option<i32>,
+    /// A person deleted the message.
+    pub message_gone: bool,
+    /// Bumped by every change; the message shows the version last edited in.
+    pub version: i64,
+}

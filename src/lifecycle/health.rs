@@ -1,0 +1,93 @@
+//! Whether the bot is doing its job: the poller's record of its last polls (for `/status` and for
+//! announcing an outage once) and the verdict `/healthz` gives from it.
+
+use std::time::Duration;
+
+use crate::domain::now_secs;
+use crate::lifecycle::app::App;
+
+/// Poll health, for `/status` and for announcing an outage once.
+#[derive(Clone, Debug, Default)]
+pub struct PollHealth {
+    /// When the last poll ran (unix seconds).
+    pub last_poll_at: Option<i64>,
+    /// When the last poll succeeded.
+    pub last_ok_at: Option<i64>,
+    /// The last poll error, redacted.
+    pub last_error: Option<String>,
+    /// Failed polls in a row.
+    pub failures_in_row: u32,
+    /// When the current run of failures began.
+    pub failing_since: Option<i64>,
+    /// Whether the chat was told about the current outage.
+    pub outage_announced: bool,
+    /// No polls before this (unix seconds): WeChat's daily quota is used up.
+    pub quota_paused_until: Option<i64>,
+}
+
+/// What `/healthz` answers.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Health {
+    /// Whether the bot is polling WeChat successfully.
+    pub ok: bool,
+    /// Unix time of the last successful poll.
+    pub last_ok_at: Option<i64>,
+    /// Seconds since then (or since start, before the first).
+    pub age_secs: i64,
+    /// Oldest acceptable age.
+    pub max_age_secs: i64,
+    /// The last poll error, redacted.
+    pub last_error: Option<String>,
+}
+
+/// The bot's health now.
+pub fn health(app: &App) -> Health {
+    let (last_ok_at, last_error) = match app.health.lock() {
+        Ok(h) => (h.last_ok_at, h.last_error.clone()),
+        Err(_) => (None, Some("health state poisoned".to_owned())),
+    };
+    health_at(
+        now_secs(),
+        app.started_at,
+        last_ok_at,
+        last_error,
+        app.settings.poll_interval,
+    )
+}
+
+/// Healthy while the last successful poll (or the start, before one) is at most three poll
+/// intervals old: one failed poll is weather, three in a row is an outage.
+pub fn health_at(
+    now: i64,
+    started_at: i64,
+    last_ok_at: Option<i64>,
+    last_error: Option<String>,
+    interval: Duration,
+) -> Health {
+    let max_age_secs = 3 * interval.as_secs() as i64;
+    let age_secs = (now - last_ok_at.unwrap_or(started_at)).max(0);
+    Health {
+        ok: age_secs <= max_age_secs,
+        last_ok_at,
+        age_secs,
+        max_age_secs,
+        last_error,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn health_fails_after_three_intervals_without_a_good_poll() {
+        let minute = Duration::from_secs(60);
+        assert!(health_at(1_000, 1_000, None, None, minute).ok);
+        assert!(health_at(1_180, 1_000, None, None, minute).ok);
+        assert!(!health_at(1_181, 1_000, None, None, minute).ok);
+        let h = health_at(5_000, 1_000, Some(4_900), Some("x".into()), minute);
+        assert!(h.ok);
+        assert_eq!((h.age_secs, h.max_age_secs), (100, 180));
+        assert!(!health_at(5_000, 1_000, Some(4_000), None, minute).ok);
+    }
+}

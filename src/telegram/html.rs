@@ -1,0 +1,78 @@
+//! Text made safe for Telegram's HTML parse mode: escaping, and cleaning WeChat- or
+//! user-supplied text (control and bidi characters, length).
+
+/// Escapes text for Telegram's HTML parse mode (also inside attribute values).
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Makes WeChat- or user-supplied text safe to show: control characters dropped (newlines kept
+/// when `multiline`), whitespace runs tidied, cut to `max` characters with an ellipsis.
+pub fn clean(text: &str, max: usize, multiline: bool) -> String {
+    let mut out = String::new();
+    let mut count = 0;
+    let mut newlines = 0;
+    for c in text.trim().chars() {
+        let c = match c {
+            '\n' if multiline => {
+                newlines += 1;
+                if newlines > 6 { ' ' } else { '\n' }
+            }
+            '\r' => continue,
+            c if c.is_control() => ' ',
+            // Bidi overrides and zero-width characters can make text lie about itself.
+            '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200b}'..='\u{200f}' => continue,
+            c => c,
+        };
+        if count == max {
+            out.push('…');
+            return out;
+        }
+        out.push(c);
+        count += 1;
+    }
+    out
+}
+
+/// A name shown in the chat, cleaned and escaped.
+pub(crate) fn name_html(name: &str) -> String {
+    escape(&clean(name, 64, false))
+}
+/// Only http(s) links become anchors: WeChat-supplied URLs are not trusted blindly.
+pub(crate) fn safe_url(url: &str) -> Option<&str> {
+    let url = url.trim();
+    let lower = url.get(..8).unwrap_or(url).to_ascii_lowercase();
+    ((lower.starts_with("https://") || lower.starts_with("http://"))
+        && url.len() <= 1024
+        && !url.chars().any(|c| c.is_whitespace() || c.is_control()))
+    .then_some(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escape_and_clean_make_hostile_text_safe() {
+        assert_eq!(
+            escape(r#"<b>"x" & y</b>"#),
+            "&lt;b&gt;&quot;x&quot; &amp; y&lt;/b&gt;"
+        );
+        assert_eq!(clean("a\u{0}b\u{202e}c\r\nd", 100, true), "a bc\nd");
+        assert_eq!(clean("a\nb", 100, false), "a b");
+        let long = "字".repeat(10_000);
+        let cut = clean(&long, 10, false);
+        assert_eq!(cut.chars().count(), 11);
+        assert!(cut.ends_with('…'));
+    }
+}
