@@ -15,6 +15,7 @@ pub mod decision;
 pub mod demo;
 pub mod fake_telegram;
 pub mod i18n;
+pub mod limiter;
 pub mod poller;
 pub mod redact;
 pub mod reminder;
