@@ -389,7 +389,7 @@ mod tests {
     use super::*;
     use tokio::time::Instant;
 
-    const GROUP: i64 = -100_1;
+    const GROUP: i64 = -100_555;
     const PERSON: i64 = 42;
 
     fn secs(s: u64) -> Duration {
