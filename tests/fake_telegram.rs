@@ -819,3 +819,71 @@ async fn without_the_knob_the_fake_enforces_no_flood_limits() {
     assert_eq!(tg.fake.bot_messages(GROUP).len(), 40);
     assert_eq!(tg.fake.flood_refusals(), 0);
 }
+
+/// The bot's limiter and the fake judge by the same model but share no code: paced by the one,
+/// a burst of cards with decisions in between is never refused by the other. Both read tokio's
+/// paused clock.
+#[tokio::test(start_paused = true)]
+async fn the_send_limiter_earns_no_429_from_telegrams_limits() {
+    use wxplugin_bot::limiter::{Lane, Limits, SendLimiter};
+    let (tg, _bot) = setup().await;
+    let card = raw_call(
+        &tg,
+        "sendMessage",
+        serde_json::json!({ "chat_id": GROUP, "text": "first card", "reply_markup": { "inline_keyboard": [[{ "text": "✅", "callback_data": "ap:0" }]] } }),
+    )
+    .await
+    .2["result"]["message_id"]
+        .as_i64()
+        .unwrap();
+    tg.fake.enforce_telegram_limits();
+    let limiter = SendLimiter::new(Limits::TELEGRAM);
+    let start = tokio::time::Instant::now();
+
+    let cards = tokio::spawn({
+        let (limiter, api_url) = (limiter.clone(), tg.api_url.clone());
+        async move {
+            let http = reqwest::Client::new();
+            for i in 0..60 {
+                limiter.ready(GROUP, Lane::Card).await;
+                let sent = http
+                    .post(format!("{api_url}bot{FAKE_BOT_TOKEN}/sendMessage"))
+                    .json(&serde_json::json!({ "chat_id": GROUP, "text": format!("card {i}") }))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(sent.status(), 200);
+            }
+        }
+    });
+    for round in 0..10 {
+        tokio::time::sleep(Duration::from_secs(7)).await;
+        let query = tg.fake.press_raw(GROUP, card as i32, 7, "ap:0");
+        limiter.ready_global(Lane::Decision).await;
+        let (answered, _, _) = raw_call(
+            &tg,
+            "answerCallbackQuery",
+            serde_json::json!({ "callback_query_id": query }),
+        )
+        .await;
+        limiter.ready(GROUP, Lane::Decision).await;
+        let (edited, _, _) = raw_call(
+            &tg,
+            "editMessageText",
+            serde_json::json!({ "chat_id": GROUP, "message_id": card, "text": format!("decided {round}") }),
+        )
+        .await;
+        assert_eq!((answered, edited), (200, 200));
+    }
+    cards.await.unwrap();
+
+    assert_eq!(tg.fake.flood_refusals(), 0);
+    assert_eq!(tg.fake.bot_messages(GROUP).len(), 61);
+    // 60 cards alone take 123 s (see the limiter's tests); each decision's edit takes one of the
+    // group's 3 s slots.
+    let took = start.elapsed();
+    assert!(
+        took >= Duration::from_secs(123) && took <= Duration::from_secs(123 + 10 * 3),
+        "{took:?}"
+    );
+}
