@@ -9,7 +9,8 @@ use teloxide::types::{
 };
 use teloxide::{ApiError, RequestError};
 use wxplugin_bot::testbed::fake_telegram::{
-    ChatEvent, FAKE_BOT_TOKEN, FakeTelegram, FakeUser, RunningFakeTelegram, TgFault, TgFaultRule,
+    ChatEvent, FAKE_BOT_TOKEN, FakeTelegram, FakeUser, FloodBudget, FloodLimits,
+    RunningFakeTelegram, TgFault, TgFaultRule,
 };
 
 const GROUP: i64 = -100_555;
@@ -655,4 +656,234 @@ async fn webhooks_must_be_https_and_reach_the_bot_through_the_tls_proxy() {
         })
         .await;
     assert!(delivered, "{:?}", tg.fake.deliveries());
+}
+
+/// Asserts Telegram's 429 in every place it says so, and returns its `retry_after`.
+fn assert_too_many_requests(status: u16, header: Option<String>, body: &serde_json::Value) -> u64 {
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(body["ok"], false);
+    assert_eq!(body["error_code"], 429);
+    let seconds = body["parameters"]["retry_after"].as_u64().unwrap();
+    assert_eq!(
+        body["description"],
+        format!("Too Many Requests: retry after {seconds}")
+    );
+    assert_eq!(header, Some(seconds.to_string()));
+    seconds
+}
+
+#[tokio::test]
+async fn telegram_limits_refuse_the_fourth_message_in_a_second_to_a_chat() {
+    let (tg, bot) = setup().await;
+    tg.fake.add_private_chat(7);
+    tg.fake.enforce_telegram_limits();
+
+    // Sends, edits and deletes all count against the chat.
+    let first = bot.send_message(ChatId(7), "one").await.unwrap();
+    bot.edit_message_text(ChatId(7), first.id, "one, edited")
+        .await
+        .unwrap();
+    bot.send_message(ChatId(7), "two").await.unwrap();
+    let (status, header, body) = raw_call(
+        &tg,
+        "deleteMessage",
+        serde_json::json!({ "chat_id": 7, "message_id": first.id.0 }),
+    )
+    .await;
+    let elsewhere = bot.send_message(ChatId(GROUP), "another chat").await;
+
+    let retry_after = assert_too_many_requests(status, header, &body);
+    assert_eq!(retry_after, 1);
+    assert!(!tg.fake.message(7, first.id.0).unwrap().deleted);
+    assert!(elsewhere.is_ok(), "{elsewhere:?}");
+    assert_eq!(tg.fake.flood_refusals(), 1);
+    // Waiting out retry_after is enough.
+    tokio::time::sleep(Duration::from_secs(retry_after)).await;
+    bot.delete_message(ChatId(7), first.id).await.unwrap();
+    assert_eq!(tg.fake.flood_refusals(), 1);
+}
+
+#[tokio::test]
+async fn telegram_limits_refuse_the_21st_message_in_a_minute_to_a_group() {
+    let (tg, bot) = setup().await;
+    tg.fake.add_private_chat(7);
+    // The per-chat budget (one a second) is lifted so that the group's alone is in the way.
+    tg.fake.enforce_flood_limits(Some(FloodLimits {
+        per_chat: FloodBudget {
+            messages: 1_000,
+            per: Duration::from_secs(1),
+            burst: 1_000,
+        },
+        ..FloodLimits::TELEGRAM
+    }));
+    tg.fake.freeze_flood_clock();
+
+    for i in 0..20 {
+        bot.send_message(ChatId(GROUP), format!("card {i}"))
+            .await
+            .unwrap();
+    }
+    // Half a second on, the group's next slot is 2.5 s away: Telegram says 3.
+    tg.fake.advance_flood_clock(Duration::from_millis(500));
+    let twenty_first = bot.send_message(ChatId(GROUP), "card 20").await;
+    let (status, header, body) = raw_call(
+        &tg,
+        "sendMessage",
+        serde_json::json!({ "chat_id": GROUP, "text": "card 20" }),
+    )
+    .await;
+
+    assert!(
+        matches!(&twenty_first, Err(RequestError::RetryAfter(s)) if s.seconds() == 3),
+        "{twenty_first:?}"
+    );
+    let retry_after = assert_too_many_requests(status, header, &body);
+    assert_eq!(retry_after, 3);
+    assert_eq!(tg.fake.bot_messages(GROUP).len(), 20);
+    assert_eq!(tg.fake.flood_refusals(), 2);
+    // Waiting out retry_after is enough, and a second less is not.
+    tg.fake
+        .advance_flood_clock(Duration::from_secs(retry_after - 1));
+    let early = bot.send_message(ChatId(GROUP), "card 20").await;
+    tg.fake.advance_flood_clock(Duration::from_secs(1));
+    let on_time = bot.send_message(ChatId(GROUP), "card 20").await;
+    assert!(
+        matches!(&early, Err(RequestError::RetryAfter(s)) if s.seconds() == 1),
+        "{early:?}"
+    );
+    assert!(on_time.is_ok(), "{on_time:?}");
+    // A private chat is no group: 21 messages in a row go.
+    tg.fake.advance_flood_clock(Duration::from_secs(1));
+    for i in 0..21 {
+        bot.send_message(ChatId(7), format!("note {i}"))
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn telegram_limits_refuse_the_31st_call_in_a_second_overall() {
+    let (tg, bot) = setup().await;
+    let card = bot
+        .send_message(ChatId(GROUP), "card")
+        .reply_markup(keyboard("ap:1"))
+        .await
+        .unwrap();
+    let queries: Vec<String> = (0..31)
+        .map(|_| tg.fake.user_presses(GROUP, card.id.0, 7, "✅").unwrap())
+        .collect();
+    tg.fake.enforce_telegram_limits();
+    tg.fake.freeze_flood_clock();
+
+    // Callback answers count against the overall budget (and no chat's).
+    for query in &queries[..30] {
+        bot.answer_callback_query(teloxide::types::CallbackQueryId(query.clone()))
+            .await
+            .unwrap();
+    }
+    let (status, header, body) = raw_call(
+        &tg,
+        "answerCallbackQuery",
+        serde_json::json!({ "callback_query_id": queries[30] }),
+    )
+    .await;
+    let send = bot.send_message(ChatId(GROUP), "also refused").await;
+
+    let retry_after = assert_too_many_requests(status, header, &body);
+    assert_eq!(retry_after, 1);
+    assert!(
+        matches!(&send, Err(RequestError::RetryAfter(s)) if s.seconds() == 1),
+        "{send:?}"
+    );
+    assert_eq!(tg.fake.callback_answers().len(), 30);
+    assert_eq!(tg.fake.flood_refusals(), 2);
+    // Waiting out retry_after is enough; the refused query can still be answered.
+    tg.fake
+        .advance_flood_clock(Duration::from_secs(retry_after));
+    bot.answer_callback_query(teloxide::types::CallbackQueryId(queries[30].clone()))
+        .await
+        .unwrap();
+    bot.send_message(ChatId(GROUP), "now fine").await.unwrap();
+}
+
+#[tokio::test]
+async fn without_the_knob_the_fake_enforces_no_flood_limits() {
+    let (tg, bot) = setup().await;
+
+    for i in 0..40 {
+        bot.send_message(ChatId(GROUP), format!("card {i}"))
+            .await
+            .unwrap();
+    }
+
+    assert_eq!(tg.fake.bot_messages(GROUP).len(), 40);
+    assert_eq!(tg.fake.flood_refusals(), 0);
+}
+
+/// The bot's limiter and the fake judge by the same model but share no code: paced by the one,
+/// a burst of cards with decisions in between is never refused by the other. Both read tokio's
+/// paused clock.
+#[tokio::test(start_paused = true)]
+async fn the_send_limiter_earns_no_429_from_telegrams_limits() {
+    use wxplugin_bot::telegram::limiter::{Lane, Limits, SendLimiter};
+    let (tg, _bot) = setup().await;
+    let card = raw_call(
+        &tg,
+        "sendMessage",
+        serde_json::json!({ "chat_id": GROUP, "text": "first card", "reply_markup": { "inline_keyboard": [[{ "text": "✅", "callback_data": "ap:0" }]] } }),
+    )
+    .await
+    .2["result"]["message_id"]
+        .as_i64()
+        .unwrap();
+    tg.fake.enforce_telegram_limits();
+    let limiter = SendLimiter::new(Limits::TELEGRAM);
+    let start = tokio::time::Instant::now();
+
+    let cards = tokio::spawn({
+        let (limiter, api_url) = (limiter.clone(), tg.api_url.clone());
+        async move {
+            let http = reqwest::Client::new();
+            for i in 0..60 {
+                limiter.ready(GROUP, Lane::Card).await;
+                let sent = http
+                    .post(format!("{api_url}bot{FAKE_BOT_TOKEN}/sendMessage"))
+                    .json(&serde_json::json!({ "chat_id": GROUP, "text": format!("card {i}") }))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(sent.status(), 200);
+            }
+        }
+    });
+    for round in 0..10 {
+        tokio::time::sleep(Duration::from_secs(7)).await;
+        let query = tg.fake.press_raw(GROUP, card as i32, 7, "ap:0");
+        limiter.ready_global(Lane::Decision).await;
+        let (answered, _, _) = raw_call(
+            &tg,
+            "answerCallbackQuery",
+            serde_json::json!({ "callback_query_id": query }),
+        )
+        .await;
+        limiter.ready(GROUP, Lane::Decision).await;
+        let (edited, _, _) = raw_call(
+            &tg,
+            "editMessageText",
+            serde_json::json!({ "chat_id": GROUP, "message_id": card, "text": format!("decided {round}") }),
+        )
+        .await;
+        assert_eq!((answered, edited), (200, 200));
+    }
+    cards.await.unwrap();
+
+    assert_eq!(tg.fake.flood_refusals(), 0);
+    assert_eq!(tg.fake.bot_messages(GROUP).len(), 61);
+    // 60 cards alone take 123 s (see the limiter's tests); each decision's edit takes one of the
+    // group's 3 s slots.
+    let took = start.elapsed();
+    assert!(
+        took >= Duration::from_secs(123) && took <= Duration::from_secs(123 + 10 * 3),
+        "{took:?}"
+    );
 }

@@ -6,6 +6,7 @@ pub mod approver;
 pub mod callback;
 pub mod conflicts;
 pub mod html;
+pub mod limiter;
 pub mod view;
 
 use teloxide::{ApiError, RequestError};

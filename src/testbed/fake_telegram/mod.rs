@@ -3,7 +3,8 @@
 //! updates for what people do, and is as strict as Telegram where bots go wrong: HTML parsing,
 //! message length, whitespace-only text, callback data size, callback answers over 200
 //! characters, "message is not modified", edits of deleted messages, replies to deleted messages,
-//! flood limits on sends and edits (429 with `Retry-After`), two long pollers on one token (409),
+//! flood limits on sends and edits (429 with `Retry-After`; on request Telegram's own per chat,
+//! per group and overall, with a count of refusals), two long pollers on one token (409),
 //! groups upgraded to supergroups (`migrate_to_chat_id`), anonymous admins, who sees a selective
 //! ForceReply, HTTPS-only webhooks. Faults (429, 5xx with the front proxy's HTML page, delays,
 //! API errors) can be injected per method. Error strings are Telegram's own, word for word
@@ -197,6 +198,7 @@ struct World {
     commands: Vec<(String, String)>,
     faults: Vec<TgFaultRule>,
     group_rate_limit: Option<u32>,
+    flood: Flood,
     webhook: Option<Webhook>,
     deliveries: Vec<Delivery>,
     membership: Membership,
@@ -702,6 +704,38 @@ impl FakeTelegram {
         self.world().group_rate_limit = per_minute;
     }
 
+    /// Enforces Telegram's flood limits ([`FloodLimits::TELEGRAM`]) from now on.
+    pub fn enforce_telegram_limits(&self) {
+        self.enforce_flood_limits(Some(FloodLimits::TELEGRAM));
+    }
+
+    /// Enforces these flood limits (`None`: none, the default). Budgets start untouched.
+    pub fn enforce_flood_limits(&self, limits: Option<FloodLimits>) {
+        let mut world = self.world();
+        world.flood.limits = limits;
+        world.flood.budgets.clear();
+    }
+
+    /// Stops the flood budgets' clock where it is (until [`Self::advance_flood_clock`]), so a
+    /// test can make many calls at one instant however slow the machine is.
+    pub fn freeze_flood_clock(&self) {
+        let mut world = self.world();
+        world.flood.frozen = Some(world.flood.frozen.unwrap_or_else(tokio::time::Instant::now));
+    }
+
+    /// Moves the frozen flood clock on (a no-op while it runs with real time).
+    pub fn advance_flood_clock(&self, by: Duration) {
+        if let Some(frozen) = &mut self.world().flood.frozen {
+            *frozen += by;
+        }
+    }
+
+    /// How many calls the fake's flood control refused with 429 (the enforced limits and the
+    /// per-minute group knob; injected faults are not counted).
+    pub fn flood_refusals(&self) -> u64 {
+        self.world().flood.refusals
+    }
+
     // ---- the API ----
 
     async fn handle(&self, method: &str, params: Value) -> ApiResult {
@@ -1196,7 +1230,13 @@ impl World {
 
     fn dispatch(&mut self, method: &str, params: &Value) -> (ApiResult, Option<ChatEvent>) {
         let mut event = None;
-        let result = self.call(method, params, &mut event);
+        let result = match self.flood.admit(method, params) {
+            Ok(()) => self.call(method, params, &mut event),
+            Err(refused) => Err(refused),
+        };
+        if result.as_ref().is_err_and(|e| e.code == 429) {
+            self.flood.refusals += 1;
+        }
         self.calls.push(RecordedCall {
             method: method.to_owned(),
             params: params.clone(),
@@ -1684,4 +1724,119 @@ fn restricted_json(user: Value) -> Value {
         "can_add_web_page_previews": false, "can_change_info": false, "can_invite_users": false,
         "can_pin_messages": false, "can_manage_topics": false,
     })
+}
+
+// ---- Flood control as Telegram documents it: about one message a second per chat with short
+// bursts, 20 a minute per group, about 30 a second overall. The fake keeps its own buckets (it
+// must not share code with the bot's limiter, which it judges). ----
+
+/// One flood budget: `messages` every `per` on average, up to `burst` back to back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FloodBudget {
+    /// Messages per `per`, sustained.
+    pub messages: u32,
+    /// The period.
+    pub per: Duration,
+    /// How many may go back to back after a quiet spell.
+    pub burst: u32,
+}
+
+/// The flood budgets the fake enforces when asked to. sendMessage, editMessageText,
+/// editMessageReplyMarkup and deleteMessage count against their chat, its group (chat id < 0)
+/// and the overall budget; answerCallbackQuery against the overall budget only.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FloodLimits {
+    /// Every chat.
+    pub per_chat: FloodBudget,
+    /// Every group chat, on top of `per_chat`.
+    pub per_group: FloodBudget,
+    /// All calls together.
+    pub overall: FloodBudget,
+}
+
+impl FloodLimits {
+    /// Telegram's: one a second per chat (burst 3), 20 a minute per group (burst 20), 30 a
+    /// second overall (burst 30).
+    pub const TELEGRAM: FloodLimits = FloodLimits {
+        per_chat: FloodBudget {
+            messages: 1,
+            per: Duration::from_secs(1),
+            burst: 3,
+        },
+        per_group: FloodBudget {
+            messages: 20,
+            per: Duration::from_secs(60),
+            burst: 20,
+        },
+        overall: FloodBudget {
+            messages: 30,
+            per: Duration::from_secs(1),
+            burst: 30,
+        },
+    };
+}
+
+/// Whose bucket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum FloodKey {
+    Chat(i64),
+    Group(i64),
+    Overall,
+}
+
+/// The fake's flood control: per bucket, the instant by which everything admitted so far will
+/// have drained at the sustained rate. A call fits while that lies no more than `burst - 1`
+/// intervals ahead of now.
+#[derive(Default)]
+struct Flood {
+    limits: Option<FloodLimits>,
+    budgets: HashMap<FloodKey, tokio::time::Instant>,
+    refusals: u64,
+    /// The clock's reading while frozen.
+    frozen: Option<tokio::time::Instant>,
+}
+
+impl Flood {
+    /// Admits a call and counts it against every budget it belongs to, or refuses it with
+    /// Telegram's 429 saying how many whole seconds until all of them have room (refused calls
+    /// cost nothing).
+    fn admit(&mut self, method: &str, params: &Value) -> Result<(), ApiError> {
+        let Some(limits) = self.limits else {
+            return Ok(());
+        };
+        let mut buckets = Vec::with_capacity(3);
+        match method {
+            "sendMessage" | "editMessageText" | "editMessageReplyMarkup" | "deleteMessage" => {
+                if let Some(chat) = chat_id_of(params) {
+                    buckets.push((FloodKey::Chat(chat), limits.per_chat));
+                    if chat < 0 {
+                        buckets.push((FloodKey::Group(chat), limits.per_group));
+                    }
+                }
+            }
+            "answerCallbackQuery" => {}
+            _ => return Ok(()),
+        }
+        buckets.push((FloodKey::Overall, limits.overall));
+
+        let now = self.frozen.unwrap_or_else(tokio::time::Instant::now);
+        let mut drained = Vec::with_capacity(buckets.len());
+        let mut wait = Duration::ZERO;
+        for (key, budget) in &buckets {
+            let step = (budget.per / budget.messages.max(1)).max(Duration::from_nanos(1));
+            let slack = step * budget.burst.max(1).saturating_sub(1);
+            let until = self.budgets.get(key).copied().unwrap_or(now).max(now);
+            let over = until.saturating_duration_since(now + slack);
+            wait = wait.max(over);
+            drained.push((*key, until + step));
+        }
+        if !wait.is_zero() {
+            let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            return Err(ApiError::retry_after(
+                u32::try_from(seconds).unwrap_or(u32::MAX).max(1),
+            ));
+        }
+        self.budgets.extend(drained);
+        Ok(())
+    }
 }
