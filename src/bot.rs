@@ -15,7 +15,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use metrics_exporter_prometheus::PrometheusHandle;
 use secrecy::ExposeSecret;
-use teloxide::adaptors::throttle::Limits;
 use teloxide::error_handlers::LoggingErrorHandler;
 use teloxide::prelude::*;
 use teloxide::types::Me;
@@ -50,34 +49,9 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
     settings.register_secrets();
     let store = Store::open(&settings.database_url).await?;
     let wechat = WeChatClient::new(settings.wechat.clone())?;
-    let limits = if settings.telegram_throttle {
-        telegram_limits()
-    } else {
-        unthrottled()
-    };
-    let bot = telegram_bot(&settings)?.throttle(limits);
+    let bot = telegram_bot(&settings)?;
     let app = App::new(settings, wechat, store, bot);
     serve(app, shutdown).await
-}
-
-/// Telegram's documented limits: one message a second per chat and 20 a minute per group.
-/// teloxide's default allows supergroups only 10 a minute, which halves how fast a burst of new
-/// applicants reaches the team chat; any 429 Telegram still sends is waited out by `Throttle`.
-pub fn telegram_limits() -> Limits {
-    Limits {
-        messages_per_min_channel_or_supergroup: 20,
-        ..Limits::default()
-    }
-}
-
-/// Limits so high they never bind: for a fake Bot API in benchmarks (`TELEGRAM_THROTTLE=off`).
-pub fn unthrottled() -> Limits {
-    Limits {
-        messages_per_sec_chat: 100_000,
-        messages_per_sec_overall: 100_000,
-        messages_per_min_chat: 6_000_000,
-        messages_per_min_channel_or_supergroup: 6_000_000,
-    }
 }
 
 /// Runs an already wired [`App`] (tests and the demo build their own).
@@ -158,7 +132,7 @@ pub async fn serve(app: Arc<App>, shutdown: CancellationToken) -> anyhow::Result
 async fn listen(
     app: &Arc<App>,
     me: &Me,
-    dispatcher: &mut Dispatcher<crate::lifecycle::app::TgBot, anyhow::Error, ()>,
+    dispatcher: &mut Dispatcher<Bot, anyhow::Error, ()>,
     telemetry: Option<(SocketAddr, metrics_exporter_prometheus::PrometheusHandle)>,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<()> {

@@ -17,6 +17,7 @@ use crate::i18n::{Texts, fill};
 use crate::lifecycle::app::{App, no_preview};
 use crate::lifecycle::decision::{self, Outcome};
 use crate::telegram::html::{clean, escape};
+use crate::telegram::limiter::Lane;
 use crate::telegram::view::{CardView, format_time, status_name};
 
 /// The commands. Descriptions come from the chat texts ([`bot_commands`]), not doc comments, so
@@ -201,12 +202,16 @@ async fn reply(app: &App, message: &Message, html: String) -> HandlerResult {
     if html.is_empty() {
         return Ok(());
     }
-    app.bot
-        .send_message(message.chat.id, html)
-        .parse_mode(ParseMode::Html)
-        .link_preview_options(no_preview())
-        .reply_parameters(ReplyParameters::new(message.id).allow_sending_without_reply())
-        .await?;
+    // A person is waiting for this answer: it goes before new cards.
+    app.paced(message.chat.id, Lane::Decision, || {
+        app.bot
+            .send_message(message.chat.id, html.clone())
+            .parse_mode(ParseMode::Html)
+            .link_preview_options(no_preview())
+            .reply_parameters(ReplyParameters::new(message.id).allow_sending_without_reply())
+            .send()
+    })
+    .await?;
     Ok(())
 }
 

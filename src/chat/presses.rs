@@ -11,10 +11,11 @@ use crate::chat::{HandlerResult, REASON_MAX_CHARS, mention, posted_anonymously};
 use crate::domain::action::{Action, Via};
 use crate::domain::card::{Actor, Card, CardState, Note};
 use crate::i18n::fill;
-use crate::lifecycle::app::{App, TgBot};
+use crate::lifecycle::app::App;
 use crate::lifecycle::decision::{self, Begin};
 use crate::telegram::callback::{Press, reason_by_key};
 use crate::telegram::html::{clean, escape};
+use crate::telegram::limiter::Lane;
 
 /// Where a press came from, once checked against the stored card.
 struct Pressed {
@@ -22,18 +23,31 @@ struct Pressed {
     actor: Actor,
 }
 
-async fn alert(bot: &TgBot, q: &CallbackQuery, text: String) -> HandlerResult {
-    bot.answer_callback_query(q.id.clone())
-        .text(callback_text(&text))
-        .show_alert(true)
-        .await?;
+/// Answers a press with an alert the presser must dismiss. Answers count against the bot's
+/// overall flood budget, in the decision lane: a person is waiting.
+async fn alert(app: &App, q: &CallbackQuery, text: String) -> HandlerResult {
+    let text = callback_text(&text);
+    app.paced_global(Lane::Decision, || {
+        app.bot
+            .answer_callback_query(q.id.clone())
+            .text(text.clone())
+            .show_alert(true)
+            .send()
+    })
+    .await?;
     Ok(())
 }
 
-async fn toast(bot: &TgBot, q: &CallbackQuery, text: &str) -> HandlerResult {
-    bot.answer_callback_query(q.id.clone())
-        .text(callback_text(text))
-        .await?;
+/// Answers a press with a short toast.
+async fn toast(app: &App, q: &CallbackQuery, text: &str) -> HandlerResult {
+    let text = callback_text(text);
+    app.paced_global(Lane::Decision, || {
+        app.bot
+            .answer_callback_query(q.id.clone())
+            .text(text.clone())
+            .send()
+    })
+    .await?;
     Ok(())
 }
 
@@ -72,7 +86,7 @@ async fn check_press(app: &App, q: &CallbackQuery) -> anyhow::Result<Option<(Pre
     };
     let (Some(press), Some(card), true) = (press, card, genuine) else {
         tracing::warn!(user = q.from.id.0, data = ?q.data, "rejected a press that matches no card");
-        alert(&app.bot, q, t.alert_invalid.to_owned()).await?;
+        alert(&app, q, t.alert_invalid.to_owned()).await?;
         return Ok(None);
     };
     if !app
@@ -85,7 +99,7 @@ async fn check_press(app: &App, q: &CallbackQuery) -> anyhow::Result<Option<(Pre
             card = card.id,
             "a non-approver pressed a card"
         );
-        alert(&app.bot, q, t.alert_not_approver.to_owned()).await?;
+        alert(&app, q, t.alert_not_approver.to_owned()).await?;
         return Ok(None);
     }
     Ok(Some((
@@ -108,7 +122,7 @@ pub(crate) async fn on_press(app: Arc<App>, q: CallbackQuery) -> HandlerResult {
         Press::Reason(_, key) => {
             let Some(reason) = reason_by_key(&app.settings.reject_reasons, key).cloned() else {
                 // The reasons changed since the button was drawn: show the current ones.
-                courtesy(alert(&app.bot, &q, t.alert_reason_gone.to_owned()).await);
+                courtesy(alert(&app, &q, t.alert_reason_gone.to_owned()).await);
                 app.refresh_card(card.id).await?;
                 return Ok(());
             };
@@ -122,11 +136,11 @@ pub(crate) async fn on_press(app: Arc<App>, q: CallbackQuery) -> HandlerResult {
                 Some(Note::Failed { action, .. }) => *action,
                 // The last write may have happened: re-read instead of writing again.
                 Some(Note::Unknown { .. }) => {
-                    courtesy(toast(&app.bot, &q, t.toast_refreshed).await);
+                    courtesy(toast(&app, &q, t.toast_refreshed).await);
                     return refresh_one(&app, &card).await;
                 }
                 _ => {
-                    courtesy(alert(&app.bot, &q, t.alert_not_applicable.to_owned()).await);
+                    courtesy(alert(&app, &q, t.alert_not_applicable.to_owned()).await);
                     return Ok(());
                 }
             };
@@ -144,7 +158,7 @@ pub(crate) async fn on_press(app: Arc<App>, q: CallbackQuery) -> HandlerResult {
             {
                 return busy_or_stale(&app, &q, &card).await;
             }
-            courtesy(toast(&app.bot, &q, t.toast_working).await);
+            courtesy(toast(&app, &q, t.toast_working).await);
             app.refresh_card(card.id).await?;
             Ok(())
         }
@@ -160,7 +174,7 @@ pub(crate) async fn on_press(app: Arc<App>, q: CallbackQuery) -> HandlerResult {
             {
                 return busy_or_stale(&app, &q, &card).await;
             }
-            courtesy(toast(&app.bot, &q, t.toast_working).await);
+            courtesy(toast(&app, &q, t.toast_working).await);
             ask_for_reason(&app, &card, &actor).await
         }
         Press::Cancel(_) => {
@@ -168,18 +182,21 @@ pub(crate) async fn on_press(app: Arc<App>, q: CallbackQuery) -> HandlerResult {
             if !app.store.cancel_reason(card.id, &from).await? {
                 return busy_or_stale(&app, &q, &card).await;
             }
-            courtesy(toast(&app.bot, &q, t.toast_cancelled).await);
+            courtesy(toast(&app, &q, t.toast_cancelled).await);
             if let Some(prompt) = card.prompt_message_id {
                 let _ = app
-                    .bot
-                    .delete_message(app.chat, teloxide::types::MessageId(prompt))
+                    .paced(app.chat, Lane::Decision, || {
+                        app.bot
+                            .delete_message(app.chat, teloxide::types::MessageId(prompt))
+                            .send()
+                    })
                     .await;
             }
             app.refresh_card(card.id).await?;
             Ok(())
         }
         Press::Refresh(_) => {
-            courtesy(toast(&app.bot, &q, t.toast_refreshed).await);
+            courtesy(toast(&app, &q, t.toast_refreshed).await);
             refresh_one(&app, &card).await
         }
     }
@@ -223,7 +240,7 @@ async fn busy_or_stale(app: &App, q: &CallbackQuery, card: &Card) -> HandlerResu
         }
         _ => t.alert_not_applicable.to_owned(),
     };
-    courtesy(alert(&app.bot, q, text).await);
+    courtesy(alert(&app, q, text).await);
     Ok(())
 }
 
@@ -240,21 +257,21 @@ async fn decide_answering(
     let t = app.texts();
     match decision::begin(app, card, actor, action, reason, Via::Button).await? {
         Begin::Claimed(claim) => {
-            courtesy(toast(&app.bot, q, t.toast_working).await);
+            courtesy(toast(&app, q, t.toast_working).await);
             decision::execute(app, claim).await?;
             Ok(())
         }
         Begin::Busy(name) => {
-            courtesy(alert(&app.bot, q, fill(t.alert_busy, &[("name", &name)])).await);
+            courtesy(alert(&app, q, fill(t.alert_busy, &[("name", &name)])).await);
             Ok(())
         }
         Begin::Unsettled => {
-            courtesy(alert(&app.bot, q, t.alert_unsettled.to_owned()).await);
+            courtesy(alert(&app, q, t.alert_unsettled.to_owned()).await);
             app.refresh_card(card.id).await?;
             Ok(())
         }
         Begin::NotApplicable => {
-            courtesy(alert(&app.bot, q, t.alert_not_applicable.to_owned()).await);
+            courtesy(alert(&app, q, t.alert_not_applicable.to_owned()).await);
             app.refresh_card(card.id).await?;
             Ok(())
         }
@@ -277,18 +294,22 @@ async fn ask_for_reason(app: &App, card: &Card, actor: &Actor) -> HandlerResult 
         ],
     );
     let guard = app.lock_card(card.id).await;
-    let mut request = app
-        .bot
-        .send_message(app.chat, text)
-        .parse_mode(ParseMode::Html)
-        .reply_markup(ForceReply::new().selective());
-    if let Some(message_id) = card.message_id {
-        request = request.reply_parameters(
-            ReplyParameters::new(teloxide::types::MessageId(message_id))
-                .allow_sending_without_reply(),
-        );
-    }
-    let prompt = request.await?;
+    let prompt = app
+        .paced(app.chat, Lane::Decision, || {
+            let mut request = app
+                .bot
+                .send_message(app.chat, text.clone())
+                .parse_mode(ParseMode::Html)
+                .reply_markup(ForceReply::new().selective());
+            if let Some(message_id) = card.message_id {
+                request = request.reply_parameters(
+                    ReplyParameters::new(teloxide::types::MessageId(message_id))
+                        .allow_sending_without_reply(),
+                );
+            }
+            request.send()
+        })
+        .await?;
     app.store.set_prompt(card.id, prompt.id.0).await?;
     drop(guard);
     app.refresh_card(card.id).await?;
@@ -320,11 +341,14 @@ pub(crate) async fn on_reply(app: Arc<App>, message: Message, me: Me) -> Handler
     };
     let t = app.texts();
     if posted_anonymously(&message) {
-        app.bot
-            .send_message(app.chat, escape(t.anonymous_cannot_decide))
-            .parse_mode(ParseMode::Html)
-            .reply_parameters(ReplyParameters::new(message.id).allow_sending_without_reply())
-            .await?;
+        app.paced(app.chat, Lane::Decision, || {
+            app.bot
+                .send_message(app.chat, escape(t.anonymous_cannot_decide))
+                .parse_mode(ParseMode::Html)
+                .reply_parameters(ReplyParameters::new(message.id).allow_sending_without_reply())
+                .send()
+        })
+        .await?;
         return Ok(());
     }
     let Some(actor) = card.actor.as_ref().filter(|a| a.id == from.id.0) else {
@@ -338,21 +362,24 @@ pub(crate) async fn on_reply(app: Arc<App>, message: Message, me: Me) -> Handler
         // The new prompt becomes the card's prompt (recorded under the card's lock, like the
         // first), so the reply to it is the reason.
         let guard = app.lock_card(card.id).await;
+        let text = fill(
+            t.reason_too_long_prompt,
+            &[
+                ("name", &mention(actor)),
+                ("max", &REASON_MAX_CHARS.to_string()),
+            ],
+        );
         let prompt = app
-            .bot
-            .send_message(
-                app.chat,
-                fill(
-                    t.reason_too_long_prompt,
-                    &[
-                        ("name", &mention(actor)),
-                        ("max", &REASON_MAX_CHARS.to_string()),
-                    ],
-                ),
-            )
-            .parse_mode(ParseMode::Html)
-            .reply_parameters(ReplyParameters::new(message.id).allow_sending_without_reply())
-            .reply_markup(ForceReply::new().selective())
+            .paced(app.chat, Lane::Decision, || {
+                app.bot
+                    .send_message(app.chat, text.clone())
+                    .parse_mode(ParseMode::Html)
+                    .reply_parameters(
+                        ReplyParameters::new(message.id).allow_sending_without_reply(),
+                    )
+                    .reply_markup(ForceReply::new().selective())
+                    .send()
+            })
             .await?;
         app.store.set_prompt(card.id, prompt.id.0).await?;
         drop(guard);

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dashmap::DashMap;
-use teloxide::adaptors::Throttle;
 use teloxide::payloads::{EditMessageTextSetters, SendMessageSetters};
 use teloxide::prelude::*;
 use teloxide::types::{InlineKeyboardMarkup, LinkPreviewOptions, MessageId, ParseMode};
@@ -23,11 +22,9 @@ use crate::lifecycle::health::PollHealth;
 use crate::store::{Store, StoredApplicant};
 use crate::telegram::approver::Approvers;
 use crate::telegram::conflicts::TelegramConflicts;
+use crate::telegram::limiter::{Lane, Limits, SendLimiter};
 use crate::telegram::view::CardView;
 use crate::wechat::WeChatClient;
-
-/// The Telegram client as the bot uses it: sends queued under Telegram's limits.
-pub type TgBot = Throttle<Bot>;
 
 /// What the poller remembers of an applicant between polls, so an idle poll touches neither the
 /// database nor Telegram.
@@ -88,7 +85,10 @@ pub struct App {
     /// Persistent state.
     pub store: Store,
     /// The Telegram side.
-    pub bot: TgBot,
+    pub bot: Bot,
+    /// Paces every message-changing call under Telegram's flood limits (or not at all, with
+    /// `TELEGRAM_THROTTLE=off`); every send, edit, delete and callback answer goes through it.
+    pub limiter: SendLimiter,
     /// The team chat.
     pub chat: ChatId,
     /// Who may decide.
@@ -130,9 +130,18 @@ enum Edited {
 /// Most times an edit waits out `RetryAfter` before giving up until the next change.
 const EDIT_RETRIES: usize = 5;
 
+/// Most times a send waits out `RetryAfter` before giving up (a card stays `sending`, and the
+/// next poll sends it).
+const SEND_RETRIES: usize = 3;
+
 impl App {
     /// Wires the context together; nothing is sent yet.
-    pub fn new(settings: Settings, wechat: WeChatClient, store: Store, bot: TgBot) -> Arc<Self> {
+    pub fn new(settings: Settings, wechat: WeChatClient, store: Store, bot: Bot) -> Arc<Self> {
+        let limiter = if settings.telegram_throttle {
+            SendLimiter::new(Limits::TELEGRAM)
+        } else {
+            SendLimiter::off()
+        };
         let chat = settings.team_chat_id;
         let approvers = Approvers::new(settings.approvers.clone());
         Arc::new(Self {
@@ -140,6 +149,7 @@ impl App {
             wechat,
             store,
             bot,
+            limiter,
             chat,
             approvers,
             seen: DashMap::new(),
@@ -284,14 +294,17 @@ impl App {
             ..card
         };
         let view = self.view(&stored, &card);
+        let (text, keyboard) = (view.text(), view.keyboard());
         let sent = self
-            .bot
-            .send_message(self.chat, view.text())
-            .parse_mode(ParseMode::Html)
-            .reply_markup(view.keyboard())
-            .link_preview_options(no_preview())
-            .await
-            .inspect_err(crate::telegram::record_error)?;
+            .paced(self.chat, Lane::Card, || {
+                self.bot
+                    .send_message(self.chat, text.clone())
+                    .parse_mode(ParseMode::Html)
+                    .reply_markup(keyboard.clone())
+                    .link_preview_options(no_preview())
+                    .send()
+            })
+            .await?;
         self.store.card_sent(card.id, sent.id.0).await?;
         crate::telemetry::card_posted();
         tracing::info!(appid = %appid, card = card.id, message_id = sent.id.0, "posted a card");
@@ -381,6 +394,8 @@ impl App {
     ) -> Result<Edited, RequestError> {
         let mut attempt = 0;
         loop {
+            // A card's edit shows a decision or a change of status: it goes before new cards.
+            self.limiter.ready(chat.0, Lane::Decision).await;
             let result = self
                 .bot
                 .edit_message_text(chat, MessageId(message_id), text.clone())
@@ -406,7 +421,8 @@ impl App {
                         ?wait,
                         "Telegram asked to slow down; retrying the edit"
                     );
-                    tokio::time::sleep(wait.duration()).await;
+                    // That chat waits as long as Telegram asked; the next `ready` sees to it.
+                    self.limiter.retry_after(chat.0, wait.duration());
                 }
                 Err(RequestError::Network(_) | RequestError::Io(_)) if attempt < EDIT_RETRIES => {
                     tokio::time::sleep(Duration::from_millis(200 << attempt.min(4))).await;
@@ -420,18 +436,83 @@ impl App {
     /// Sends a plain HTML message to the team chat (announcements), logging failure; whether it
     /// went out.
     pub async fn announce(&self, html: String) -> bool {
-        if let Err(e) = self
-            .bot
-            .send_message(self.chat, html)
-            .parse_mode(ParseMode::Html)
-            .link_preview_options(no_preview())
-            .await
-        {
-            crate::telegram::record_error(&e);
+        let sent = self
+            .paced(self.chat, Lane::Card, || {
+                self.bot
+                    .send_message(self.chat, html.clone())
+                    .parse_mode(ParseMode::Html)
+                    .link_preview_options(no_preview())
+                    .send()
+            })
+            .await;
+        if let Err(e) = sent {
             tracing::warn!(error = %e, "could not post an announcement to the team chat");
             return false;
         }
         true
+    }
+
+    /// Makes one message-changing call to `chat` once its flood budgets allow, in `lane`. A 429
+    /// pauses that chat (only that chat) for as long as Telegram asked, and the call is made
+    /// again, a few times at most; any other failure is recorded and returned.
+    pub async fn paced<T, F, Fut>(
+        &self,
+        chat: ChatId,
+        lane: Lane,
+        call: F,
+    ) -> Result<T, RequestError>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<T, RequestError>>,
+    {
+        let mut attempt = 0;
+        loop {
+            self.limiter.ready(chat.0, lane).await;
+            let result = call().await;
+            match &result {
+                Err(e @ RequestError::RetryAfter(wait)) if attempt < SEND_RETRIES => {
+                    crate::telegram::record_error(e);
+                    tracing::warn!(
+                        chat = chat.0,
+                        ?wait,
+                        "Telegram asked to slow down; sending again after the wait"
+                    );
+                    self.limiter.retry_after(chat.0, wait.duration());
+                    attempt += 1;
+                }
+                Err(e) => {
+                    crate::telegram::record_error(e);
+                    return result;
+                }
+                Ok(_) => return result,
+            }
+        }
+    }
+
+    /// [`App::paced`] for calls that belong to no chat's budget (answers to button presses):
+    /// only the overall budget counts.
+    pub async fn paced_global<T, F, Fut>(&self, lane: Lane, call: F) -> Result<T, RequestError>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<T, RequestError>>,
+    {
+        let mut attempt = 0;
+        loop {
+            self.limiter.ready_global(lane).await;
+            let result = call().await;
+            match &result {
+                Err(e @ RequestError::RetryAfter(wait)) if attempt < SEND_RETRIES => {
+                    crate::telegram::record_error(e);
+                    self.limiter.retry_after_global(wait.duration());
+                    attempt += 1;
+                }
+                Err(e) => {
+                    crate::telegram::record_error(e);
+                    return result;
+                }
+                Ok(_) => return result,
+            }
+        }
     }
 
     /// A `t.me` link to a message of the team chat, where Telegram offers one (supergroups).

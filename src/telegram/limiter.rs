@@ -48,7 +48,7 @@ impl Rate {
 }
 
 /// Telegram's flood budgets, as its Bot FAQ documents them ("My bot is hitting limits, how do I
-/// avoid this?", core.telegram.org/bots/faq, and /work/shared/telegram-api/NOTES.md): about one
+/// avoid this?", core.telegram.org/bots/faq): about one
 /// message a second in a chat with short bursts tolerated, at most 20 messages a minute in a
 /// group, about 30 messages a second overall.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

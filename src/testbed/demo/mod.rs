@@ -17,7 +17,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use futures::Stream;
 use serde::{Deserialize, Serialize};
-use teloxide::requests::RequesterExt as _;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Settings;
@@ -153,7 +152,7 @@ pub async fn start(config: DemoConfig) -> anyhow::Result<RunningDemo> {
     settings.register_secrets();
     let store = Store::in_memory().await?;
     let client = WeChatClient::new(settings.wechat.clone())?;
-    let bot = crate::bot::telegram_bot(&settings)?.throttle(crate::bot::telegram_limits());
+    let bot = crate::bot::telegram_bot(&settings)?;
     let app = App::new(settings, client, store, bot);
 
     let listener = tokio::net::TcpListener::bind(config.addr)
