@@ -86,7 +86,7 @@ async fn check_press(app: &App, q: &CallbackQuery) -> anyhow::Result<Option<(Pre
     };
     let (Some(press), Some(card), true) = (press, card, genuine) else {
         tracing::warn!(user = q.from.id.0, data = ?q.data, "rejected a press that matches no card");
-        alert(&app, q, t.alert_invalid.to_owned()).await?;
+        alert(app, q, t.alert_invalid.to_owned()).await?;
         return Ok(None);
     };
     if !app
@@ -99,7 +99,7 @@ async fn check_press(app: &App, q: &CallbackQuery) -> anyhow::Result<Option<(Pre
             card = card.id,
             "a non-approver pressed a card"
         );
-        alert(&app, q, t.alert_not_approver.to_owned()).await?;
+        alert(app, q, t.alert_not_approver.to_owned()).await?;
         return Ok(None);
     }
     Ok(Some((
@@ -240,7 +240,7 @@ async fn busy_or_stale(app: &App, q: &CallbackQuery, card: &Card) -> HandlerResu
         }
         _ => t.alert_not_applicable.to_owned(),
     };
-    courtesy(alert(&app, q, text).await);
+    courtesy(alert(app, q, text).await);
     Ok(())
 }
 
@@ -257,21 +257,21 @@ async fn decide_answering(
     let t = app.texts();
     match decision::begin(app, card, actor, action, reason, Via::Button).await? {
         Begin::Claimed(claim) => {
-            courtesy(toast(&app, q, t.toast_working).await);
+            courtesy(toast(app, q, t.toast_working).await);
             decision::execute(app, claim).await?;
             Ok(())
         }
         Begin::Busy(name) => {
-            courtesy(alert(&app, q, fill(t.alert_busy, &[("name", &name)])).await);
+            courtesy(alert(app, q, fill(t.alert_busy, &[("name", &name)])).await);
             Ok(())
         }
         Begin::Unsettled => {
-            courtesy(alert(&app, q, t.alert_unsettled.to_owned()).await);
+            courtesy(alert(app, q, t.alert_unsettled.to_owned()).await);
             app.refresh_card(card.id).await?;
             Ok(())
         }
         Begin::NotApplicable => {
-            courtesy(alert(&app, q, t.alert_not_applicable.to_owned()).await);
+            courtesy(alert(app, q, t.alert_not_applicable.to_owned()).await);
             app.refresh_card(card.id).await?;
             Ok(())
         }
