@@ -129,3 +129,134 @@ impl Store {
         self.pool.close().await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::action::{Action, Via};
+    use crate::domain::applicant::{AppId, Applicant, ApplyStatus, Category};
+    use crate::domain::audit::{Attempt, AuditOutcome};
+    use crate::domain::card::{Actor, CardState};
+
+    fn applicant(appid: &str, nickname: &str) -> Applicant {
+        Applicant {
+            appid: AppId::parse(appid).expect("an appid"),
+            status: ApplyStatus::Pending,
+            nickname: Some(nickname.to_owned()),
+            avatar_url: None,
+            reason: Some("{\"kind\": \"json-looking\"} 'quoted' \\ \u{0}nul".to_owned()),
+            apply_url: Some("https://example.invalid/?a=1&b=\"2\"".to_owned()),
+            applied_at: jiff::Timestamp::from_second(1_700_000_000).ok(),
+            categories: vec![Category {
+                first: "工具".to_owned(),
+                second: "效率".to_owned(),
+            }],
+        }
+    }
+
+    #[tokio::test]
+    async fn a_listing_comes_back_exactly_as_written_and_an_older_poll_leaves_newer_records() {
+        let store = Store::in_memory().await.expect("store");
+        let a = applicant("wx1234567890abcdef", "小程序 🚀 \"<b>\"");
+        let mut b = applicant("wxabcdef1234567890", "");
+        b.nickname = None;
+        b.applied_at = None;
+        b.categories.clear();
+
+        let as_of = store.clock().await.expect("clock");
+        let written = store
+            .record_listing(&[a.clone(), b.clone()], as_of)
+            .await
+            .expect("listing");
+        let mut newer = a.clone();
+        newer.status = ApplyStatus::Approved;
+        store.upsert_applicant(&newer).await.expect("re-read");
+        let stale = store
+            .record_listing(std::slice::from_ref(&a), as_of)
+            .await
+            .expect("stale listing");
+
+        assert_eq!(written.len(), 2);
+        assert!(stale.is_empty(), "an older poll wrote over a newer record");
+        let stored = store.applicant(&a.appid).await.expect("read");
+        assert_eq!(stored.map(|s| s.applicant), Some(newer));
+        let stored = store.applicant(&b.appid).await.expect("read");
+        assert_eq!(stored.map(|s| s.applicant), Some(b));
+    }
+
+    #[tokio::test]
+    async fn typed_values_round_trip_through_cards_and_the_audit_log() {
+        let store = Store::in_memory().await.expect("store");
+        let a = applicant("wx1234567890abcdef", "n");
+        store.upsert_applicant(&a).await.expect("applicant");
+        let card = store
+            .begin_card(-1, &a.appid)
+            .await
+            .expect("begin")
+            .expect("a new card");
+        store.card_sent(card.id, 7).await.expect("sent");
+        let actor = Actor {
+            id: 42,
+            name: "@alice".to_owned(),
+        };
+        let attempt = Attempt {
+            appid: &a.appid,
+            action: Action::Reject,
+            actor: &actor,
+            via: Via::Button,
+            reason: Some("vague"),
+        };
+
+        let claimed = store
+            .claim_for_decision(card.id, Action::Reject.starting_states(), &attempt)
+            .await
+            .expect("claim");
+        let again = store
+            .claim_for_decision(card.id, Action::Reject.starting_states(), &attempt)
+            .await
+            .expect("second claim");
+        let claimed = claimed.expect("the first claim wins");
+        store
+            .audit_result(claimed.attempt, AuditOutcome::Error, Some(89240), None)
+            .await
+            .expect("result");
+
+        assert_eq!(again, None, "two claims on one card");
+        let card = store.card(card.id).await.expect("read").expect("card");
+        assert_eq!(card.state, CardState::Deciding);
+        assert_eq!(card.action, Some(Action::Reject));
+        assert_eq!(card.version, claimed.version);
+        let history = store.history(Some(&a.appid), 10).await.expect("history");
+        assert_eq!(history.len(), 1);
+        assert_eq!(history[0].action, Action::Reject);
+        assert_eq!(history[0].via, Via::Button);
+        assert_eq!(history[0].result, AuditOutcome::Error);
+        assert_eq!(history[0].errcode, Some(89240));
+    }
+
+    #[tokio::test]
+    async fn an_attempt_without_a_result_reads_as_in_flight() {
+        let store = Store::in_memory().await.expect("store");
+        let appid = AppId::parse("wx1234567890abcdef").expect("appid");
+        let actor = Actor {
+            id: 1,
+            name: "@bob".to_owned(),
+        };
+        store
+            .audit_attempt(&Attempt {
+                appid: &appid,
+                action: Action::Approve,
+                actor: &actor,
+                via: Via::Command,
+                reason: None,
+            })
+            .await
+            .expect("attempt");
+
+        let history = store.history(None, 10).await.expect("history");
+
+        assert_eq!(history.len(), 1);
+        assert_eq!(history[0].result, AuditOutcome::InFlight);
+        assert_eq!(history[0].via, Via::Command);
+    }
+}
