@@ -5,9 +5,9 @@
 mod common;
 
 use common::{ALICE, TestApp};
-use wxplugin_bot::domain::action::Action;
+use wxplugin_bot::domain::action::{Action, Via};
 use wxplugin_bot::domain::applicant::AppId;
-use wxplugin_bot::domain::audit::Attempt;
+use wxplugin_bot::domain::audit::{Attempt, AuditOutcome};
 use wxplugin_bot::domain::card::Actor;
 use wxplugin_bot::store::Store;
 
@@ -26,19 +26,27 @@ async fn long_audit_log(app: &TestApp, appid: &AppId) {
                 appid,
                 action: Action::Reject,
                 actor: &actor,
-                via: "command",
+                via: Via::Command,
                 reason: Some(&reason),
             })
             .await
             .unwrap();
         match i % 4 {
-            0 => store.audit_result(attempt, "ok", None, None).await.unwrap(),
+            0 => store
+                .audit_result(attempt, AuditOutcome::Ok, None, None)
+                .await
+                .unwrap(),
             1 => store
-                .audit_result(attempt, "error", Some(89240), Some("not pending"))
+                .audit_result(
+                    attempt,
+                    AuditOutcome::Error,
+                    Some(89240),
+                    Some("not pending"),
+                )
                 .await
                 .unwrap(),
             2 => store
-                .audit_result(attempt, "unknown", None, Some("timeout"))
+                .audit_result(attempt, AuditOutcome::Unknown, None, Some("timeout"))
                 .await
                 .unwrap(),
             _ => {} // no result: in flight

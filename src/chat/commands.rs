@@ -12,6 +12,7 @@ use teloxide::utils::command::BotCommands;
 use crate::chat::HandlerResult;
 use crate::domain::action::{Action, Via};
 use crate::domain::applicant::{AppId, ApplyStatus};
+use crate::domain::audit::AuditOutcome;
 use crate::domain::card::Actor;
 use crate::i18n::{Texts, fill};
 use crate::lifecycle::app::{App, no_preview};
@@ -326,8 +327,8 @@ async fn listing(app: &App, status: Option<ApplyStatus>) -> anyhow::Result<Strin
             ],
         ),
     };
-    for (stored, card) in rows.iter().take(LIST_MAX_LINES) {
-        let a = &stored.applicant;
+    for row in rows.iter().take(LIST_MAX_LINES) {
+        let (a, card) = (&row.applicant.applicant, &row.card);
         let name = a
             .nickname
             .as_deref()
@@ -443,16 +444,12 @@ fn history_line(app: &App, e: &crate::domain::audit::HistoryEntry) -> String {
         64,
         false,
     ));
-    let action = Action::parse(&e.action).map_or_else(
-        || escape(&e.action),
-        |a| crate::telegram::view::action_name(a, t).to_owned(),
-    );
-    let result = match e.result.as_str() {
-        "ok" => t.history_ok.to_owned(),
-        "error" => t.history_error.to_owned(),
-        "unknown" => t.history_unknown.to_owned(),
-        "in-flight" => t.history_in_flight.to_owned(),
-        other => escape(other),
+    let action = crate::telegram::view::action_name(e.action, t);
+    let result = match e.result {
+        AuditOutcome::Ok => t.history_ok,
+        AuditOutcome::Error => t.history_error,
+        AuditOutcome::Unknown => t.history_unknown,
+        AuditOutcome::InFlight => t.history_in_flight,
     };
     let mut line = format!(
         "\n• {when} {who} {action} <code>{}</code> → {result}",

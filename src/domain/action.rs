@@ -6,9 +6,11 @@ use serde::{Deserialize, Serialize};
 use crate::domain::applicant::ApplyStatus;
 use crate::domain::card::CardState;
 
-/// What an approver can do to an applicant.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// What an approver can do to an applicant. Stored by name (`approve`, `reject`, `delete`) in
+/// cards, the audit log and notes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, sqlx::Type)]
 #[serde(rename_all = "snake_case")]
+#[sqlx(type_name = "TEXT", rename_all = "snake_case")]
 pub enum Action {
     /// `dev_agree`.
     Approve,
@@ -19,23 +21,13 @@ pub enum Action {
 }
 
 impl Action {
-    /// The stored name.
+    /// The stored name, as a label for logs and metrics.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Approve => "approve",
             Self::Reject => "reject",
             Self::Delete => "delete",
         }
-    }
-
-    /// Parses a stored name.
-    pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "approve" => Self::Approve,
-            "reject" => Self::Reject,
-            "delete" => Self::Delete,
-            _ => return None,
-        })
     }
 
     /// The card states a decision may start from.
@@ -78,20 +70,13 @@ impl Action {
     }
 }
 
-/// How a decision was asked for, for the audit log.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// How a decision was asked for, for the audit log. Recovery after a restart writes no attempt
+/// of its own: it settles the interrupted one, whose `via` stays what it was.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, sqlx::Type)]
+#[sqlx(type_name = "TEXT", rename_all = "snake_case")]
 pub enum Via {
     /// A card button.
     Button,
     /// A slash command.
     Command,
-}
-
-impl Via {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Button => "button",
-            Self::Command => "command",
-        }
-    }
 }

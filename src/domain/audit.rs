@@ -1,7 +1,7 @@
 //! The audit log's vocabulary: a decision attempt as recorded before WeChat is called, its
 //! result, and the two read back together for `/history`.
 
-use crate::domain::action::Action;
+use crate::domain::action::{Action, Via};
 use crate::domain::applicant::AppId;
 use crate::domain::card::Actor;
 
@@ -14,10 +14,26 @@ pub struct Attempt<'a> {
     pub action: Action,
     /// Who asked.
     pub actor: &'a Actor,
-    /// `button` or `command`.
-    pub via: &'a str,
+    /// A button or a command.
+    pub via: Via,
     /// The refusal reason.
     pub reason: Option<&'a str>,
+}
+
+/// What became of an attempt, as its result row says (stored by name: `ok`, `error`,
+/// `unknown`), or `in-flight` when it has no result row yet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, sqlx::Type)]
+#[sqlx(type_name = "TEXT", rename_all = "snake_case")]
+pub enum AuditOutcome {
+    /// WeChat confirmed it (or a re-read did).
+    Ok,
+    /// It did not take effect.
+    Error,
+    /// WeChat's answer was lost and could not be re-read.
+    Unknown,
+    /// No result row yet: the call is under way, or a crash cut it short. Never written.
+    #[sqlx(rename = "in-flight")]
+    InFlight,
 }
 
 /// The result of an attempt, appended to the audit log beside what it settles.
@@ -25,29 +41,26 @@ pub struct Attempt<'a> {
 pub struct AuditResult<'a> {
     /// The attempt's id.
     pub attempt: i64,
-    /// `ok`, `error` or `unknown`.
-    pub result: &'a str,
+    /// What became of it.
+    pub result: AuditOutcome,
     /// Why, for `/history`.
     pub detail: Option<&'a str>,
 }
 
-/// One decision attempt with its result, for `/history`.
+/// One decision attempt with its latest result, for `/history`.
 #[derive(Clone, Debug)]
 pub struct HistoryEntry {
     /// When the attempt started (unix seconds).
     pub at: i64,
-    /// Whom it concerned.
+    /// Whom it concerned, as stored.
     pub appid: String,
-    /// approve / reject / delete.
-    pub action: String,
+    pub action: Action,
     /// Who decided.
     pub actor_name: Option<String>,
-    /// button / command / restart.
-    pub via: String,
+    pub via: Via,
     /// The refusal reason.
     pub reason: Option<String>,
-    /// ok / error / unknown / in-flight (no result row).
-    pub result: String,
+    pub result: AuditOutcome,
     /// WeChat's errcode, if any.
     pub errcode: Option<i64>,
     /// Extra detail (error text, reconciliation).

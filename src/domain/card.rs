@@ -7,8 +7,9 @@ use serde::{Deserialize, Serialize};
 use crate::domain::action::Action;
 use crate::domain::applicant::AppId;
 
-/// Where a card is in its life.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Where a card is in its life. Stored by its snake_case name (`choosing_reason`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, sqlx::Type)]
+#[sqlx(type_name = "TEXT", rename_all = "snake_case")]
 pub enum CardState {
     /// Written, not yet confirmed sent.
     Sending,
@@ -22,33 +23,6 @@ pub enum CardState {
     Deciding,
     /// Decided or changed elsewhere; at most 🗑 Delete remains.
     Closed,
-}
-
-impl CardState {
-    /// The stored name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Sending => "sending",
-            Self::Open => "open",
-            Self::ChoosingReason => "choosing_reason",
-            Self::AwaitingReason => "awaiting_reason",
-            Self::Deciding => "deciding",
-            Self::Closed => "closed",
-        }
-    }
-
-    /// Parses a stored name.
-    pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "sending" => Self::Sending,
-            "open" => Self::Open,
-            "choosing_reason" => Self::ChoosingReason,
-            "awaiting_reason" => Self::AwaitingReason,
-            "deciding" => Self::Deciding,
-            "closed" => Self::Closed,
-            _ => return None,
-        })
-    }
 }
 
 /// A team member who pressed or commanded.

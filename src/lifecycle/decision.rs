@@ -6,7 +6,7 @@
 
 use crate::domain::action::{Action, Via};
 use crate::domain::applicant::{AppId, Applicant};
-use crate::domain::audit::{Attempt, AuditResult};
+use crate::domain::audit::{Attempt, AuditOutcome, AuditResult};
 use crate::domain::card::{Actor, Card, CardState, Note};
 use crate::domain::now_secs;
 use crate::lifecycle::app::{App, Hold};
@@ -100,14 +100,14 @@ pub async fn begin(
         appid: &card.appid,
         action,
         actor,
-        via: via.as_str(),
+        via,
         reason: reason.as_deref(),
     };
     let claimed = app
         .store
         .claim_for_decision(card.id, action.starting_states(), &attempt)
         .await?;
-    let Some((attempt, version)) = claimed else {
+    let Some(claimed) = claimed else {
         let now = app.store.card(card.id).await?;
         return Ok(match now {
             Some(c) if c.state == CardState::Deciding => {
@@ -120,12 +120,12 @@ pub async fn begin(
     Ok(Begin::Claimed(Claim {
         settling: Settling {
             card_id: card.id,
-            version,
+            version: claimed.version,
             appid: card.appid.clone(),
             action,
             actor: actor.clone(),
             reason,
-            attempt: Some(attempt),
+            attempt: Some(claimed.attempt),
         },
         _hold: hold,
     }))
@@ -190,7 +190,7 @@ async fn settle(
 ) -> Result<Outcome, StoreError> {
     let error = match result {
         Ok(()) => {
-            confirm(app, s, "ok", None).await?;
+            confirm(app, s, AuditOutcome::Ok, None).await?;
             return Ok(Outcome::Done);
         }
         Err(e) => e,
@@ -204,7 +204,11 @@ async fn settle(
         app.store
             .audit_result(
                 attempt,
-                if unknown { "unknown" } else { "error" },
+                if unknown {
+                    AuditOutcome::Unknown
+                } else {
+                    AuditOutcome::Error
+                },
                 error.errcode(),
                 Some(&error.to_string()),
             )
@@ -257,14 +261,20 @@ async fn resolve(
         // It took effect.
         (Some(a), Some(target)) if a.status == target && maybe_applied => {
             store.upsert_applicant(a).await?;
-            confirm(app, s, "ok", Some("confirmed by re-reading the status")).await?;
+            confirm(
+                app,
+                s,
+                AuditOutcome::Ok,
+                Some("confirmed by re-reading the status"),
+            )
+            .await?;
             Ok(Outcome::Done)
         }
         (None, None) if maybe_applied => {
             confirm(
                 app,
                 s,
-                "ok",
+                AuditOutcome::Ok,
                 Some("confirmed by re-reading: the applicant is gone"),
             )
             .await?;
@@ -275,7 +285,13 @@ async fn resolve(
             store.upsert_applicant(a).await?;
             remember(app, a);
             if maybe_applied {
-                record(app, s, "error", "not applied (re-read the status)").await?;
+                record(
+                    app,
+                    s,
+                    AuditOutcome::Error,
+                    "not applied (re-read the status)",
+                )
+                .await?;
             }
             match &error {
                 Some(e) => fail(app, s, e).await?,
@@ -293,7 +309,7 @@ async fn resolve(
             store.upsert_applicant(a).await?;
             remember(app, a);
             if maybe_applied {
-                record(app, s, "error", "the status moved elsewhere").await?;
+                record(app, s, AuditOutcome::Error, "the status moved elsewhere").await?;
             }
             let note = Note::Elsewhere {
                 status: a.status.code(),
@@ -333,7 +349,7 @@ async fn resolve(
 async fn record(
     app: &App,
     s: &Settling,
-    result: &'static str,
+    result: AuditOutcome,
     detail: &str,
 ) -> Result<(), StoreError> {
     if let Some(attempt) = s.attempt {
@@ -361,7 +377,7 @@ async fn unknown(app: &App, s: &Settling) -> Result<(), StoreError> {
         at: now_secs(),
     };
     app.store.touch(&s.appid).await?;
-    record(app, s, "unknown", "WeChat could not be re-read").await?;
+    record(app, s, AuditOutcome::Unknown, "WeChat could not be re-read").await?;
     app.store
         .settle_card(s.card_id, s.version, s.action.resting_state(), Some(&note))
         .await?;
@@ -373,7 +389,7 @@ async fn unknown(app: &App, s: &Settling) -> Result<(), StoreError> {
 async fn confirm(
     app: &App,
     s: &Settling,
-    result: &'static str,
+    result: AuditOutcome,
     detail: Option<&str>,
 ) -> Result<(), StoreError> {
     let note = Note::Decided {
@@ -517,7 +533,7 @@ pub async fn settle_unknown(
         }
         None => {
             // Whether the write took effect no longer matters: the applicant is gone.
-            record(app, &s, "unknown", "the applicant is gone").await?;
+            record(app, &s, AuditOutcome::Unknown, "the applicant is gone").await?;
             let note = Note::Gone { at: now_secs() };
             app.store
                 .settle_card(s.card_id, s.version, CardState::Closed, Some(&note))

@@ -47,8 +47,8 @@ pub async fn remind(app: &App) -> Result<usize, StoreError> {
         ],
     );
     let listed = &due[..due.len().min(LISTED)];
-    for (card, stored, since) in listed {
-        let (a, since) = (&stored.applicant, *since);
+    for due in listed {
+        let (card, a, since) = (&due.card, &due.applicant.applicant, due.since);
         let hours = ((now - since).max(0) / 3600).to_string();
         let days = ((now - since).max(0) / 86_400).to_string();
         let waited = if now - since < 2 * 86_400 {
@@ -85,7 +85,7 @@ pub async fn remind(app: &App) -> Result<usize, StoreError> {
     if !app.announce(text).await {
         return Ok(0);
     }
-    let ids: Vec<i64> = listed.iter().map(|(card, _, _)| card.id).collect();
+    let ids: Vec<i64> = listed.iter().map(|due| due.card.id).collect();
     app.store.mark_reminded(&ids, now).await?;
     crate::telemetry::reminder_sent();
     tracing::info!(

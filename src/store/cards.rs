@@ -1,0 +1,513 @@
+//! Cards: the chat message that stands for each applicant, where it is in its life, who holds it
+//! and what it shows. Every move is a compare-and-swap on its state or its version.
+
+use sqlx::SqliteExecutor;
+
+use super::applicants::{mark_gone_with, tick_with};
+use super::audit::{attempt_with, result_with};
+use super::sql;
+use super::{Store, StoreError, StoreResult, StoredApplicant};
+use crate::domain::action::Action;
+use crate::domain::applicant::{AppId, ApplyStatus};
+use crate::domain::audit::{Attempt, AuditResult};
+use crate::domain::card::{Actor, Card, CardState, Note};
+use crate::domain::now_secs;
+
+/// What a decision's claim won: the attempt logged for it and the card's version as claimed
+/// (the decision settles the card only if it is still at that version).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DecisionClaim {
+    pub attempt: i64,
+    pub version: i64,
+}
+
+/// A card whose applicant has waited long enough to be mentioned in a reminder.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DueReminder {
+    pub card: Card,
+    pub applicant: StoredApplicant,
+    /// When it began waiting: applied, or first seen when WeChat gave no time (unix seconds).
+    pub since: i64,
+}
+
+row! {
+    /// A `cards` row as stored.
+    pub(super) struct CardRow {
+        id: i64,
+        chat_id: i64,
+        appid: String,
+        message_id: Option<i32>,
+        state: CardState,
+        actor_id: Option<i64>,
+        actor_name: Option<String>,
+        action: Option<Action>,
+        reason: Option<String>,
+        note: Option<String>,
+        prompt_message_id: Option<i32>,
+        message_gone: bool,
+        version: i64,
+    }
+}
+
+impl TryFrom<CardRow> for Card {
+    type Error = StoreError;
+
+    fn try_from(row: CardRow) -> StoreResult<Self> {
+        let corrupt = |detail: String| StoreError::Corrupt {
+            table: "cards",
+            detail,
+        };
+        let appid =
+            AppId::parse(&row.appid).map_err(|e| corrupt(format!("appid {:?}: {e}", row.appid)))?;
+        let note = row
+            .note
+            .map(|n| {
+                serde_json::from_str::<Note>(&n)
+                    .map_err(|e| corrupt(format!("card {} note {n:?}: {e}", row.id)))
+            })
+            .transpose()?;
+        let actor = match (row.actor_id, row.actor_name) {
+            (Some(id), Some(name)) => Some(Actor {
+                id: id as u64,
+                name,
+            }),
+            _ => None,
+        };
+        Ok(Self {
+            id: row.id,
+            chat_id: row.chat_id,
+            appid,
+            message_id: row.message_id,
+            state: row.state,
+            actor,
+            action: row.action,
+            reason: row.reason,
+            note,
+            prompt_message_id: row.prompt_message_id,
+            message_gone: row.message_gone,
+            version: row.version,
+        })
+    }
+}
+
+row! {
+    /// A card due for a reminder, with when its applicant began waiting.
+    pub(super) struct DueRow {
+        card_id: i64,
+        since: i64,
+    }
+}
+
+fn cards(rows: Vec<CardRow>) -> StoreResult<Vec<Card>> {
+    rows.into_iter().map(Card::try_from).collect()
+}
+
+/// The slots of [`sql::cards::CLAIM`]'s and [`sql::cards::CANCEL_REASON`]'s `state IN`: the
+/// wanted states, the first repeated to fill six (`None` when none are wanted: nothing matches).
+fn state_slots(from: &[CardState]) -> Option<[CardState; 6]> {
+    let first = *from.first()?;
+    let mut slots = [first; 6];
+    for (slot, state) in slots.iter_mut().zip(from) {
+        *slot = *state;
+    }
+    debug_assert!(from.len() <= 6, "a card has six states");
+    Some(slots)
+}
+
+impl Store {
+    /// Cards in `chat_id` of applicants still pending since before `applied_before` (or first
+    /// seen then, when WeChat gave no time) and not reminded of since `reminded_before`, oldest
+    /// first.
+    pub async fn due_reminders(
+        &self,
+        chat_id: i64,
+        applied_before: i64,
+        reminded_before: i64,
+    ) -> StoreResult<Vec<DueReminder>> {
+        let rows = sql::cards::DUE_REMINDERS
+            .query()
+            .bind(chat_id)
+            .bind(applied_before)
+            .bind(reminded_before)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for DueRow { card_id, since } in rows {
+            let Some(card) = self.card(card_id).await? else {
+                continue;
+            };
+            if let Some(applicant) = self.applicant(&card.appid).await? {
+                out.push(DueReminder {
+                    card,
+                    applicant,
+                    since,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Records that the chat was reminded of these cards at `at`.
+    pub async fn mark_reminded(&self, card_ids: &[i64], at: i64) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        for id in card_ids {
+            sql::cards::MARK_REMINDED
+                .query()
+                .bind(at)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Starts a card for `appid` in `chat_id`: writes it in state `sending` before anything is
+    /// sent. Returns `None` when a card that still stands exists (never two live cards); a closed
+    /// card (the applicant is pending again) or a live one whose message a person deleted is
+    /// reused for the new message.
+    pub async fn begin_card(&self, chat_id: i64, appid: &AppId) -> StoreResult<Option<Card>> {
+        let now = now_secs();
+        let changed = sql::cards::BEGIN
+            .query()
+            .bind(chat_id)
+            .bind(appid.as_str())
+            .bind(now)
+            .bind(now)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        if changed == 0 {
+            return Ok(None);
+        }
+        self.card_for(chat_id, appid).await
+    }
+
+    /// Takes back a card written but not sent, for an applicant no longer pending: a card that
+    /// never had a message closes; one re-opened for a re-application goes back to closed.
+    pub async fn abandon_card(&self, card_id: i64) -> StoreResult<()> {
+        sql::cards::ABANDON
+            .query()
+            .bind(now_secs())
+            .bind(card_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Records the message a card was sent as; the card is now open.
+    pub async fn card_sent(&self, card_id: i64, message_id: i32) -> StoreResult<()> {
+        sql::cards::SENT
+            .query()
+            .bind(message_id)
+            .bind(now_secs())
+            .bind(card_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Every card in a chat (the poller reads them in bulk when many applicants changed).
+    pub async fn cards(&self, chat_id: i64) -> StoreResult<Vec<Card>> {
+        let rows = sql::cards::IN_CHAT
+            .query()
+            .bind(chat_id)
+            .fetch_all(&self.pool)
+            .await?;
+        cards(rows)
+    }
+
+    /// Cards written but never confirmed sent (a failed send or a crash mid-send).
+    pub async fn unsent_cards(&self, chat_id: i64) -> StoreResult<Vec<Card>> {
+        let rows = sql::cards::UNSENT
+            .query()
+            .bind(chat_id)
+            .fetch_all(&self.pool)
+            .await?;
+        cards(rows)
+    }
+
+    /// Cards left mid-decision (a crash between claiming and finishing).
+    pub async fn deciding_cards(&self, chat_id: i64) -> StoreResult<Vec<Card>> {
+        let rows = sql::cards::DECIDING
+            .query()
+            .bind(chat_id)
+            .fetch_all(&self.pool)
+            .await?;
+        cards(rows)
+    }
+
+    /// Cards whose last decision has an unknown outcome (WeChat's answer was lost and the re-read
+    /// failed): the poller settles them from the next listing that began after.
+    pub async fn unknown_cards(&self, chat_id: i64) -> StoreResult<Vec<Card>> {
+        let rows = sql::cards::UNKNOWN
+            .query()
+            .bind(chat_id)
+            .fetch_all(&self.pool)
+            .await?;
+        cards(rows)
+    }
+
+    /// A card by id.
+    pub async fn card(&self, id: i64) -> StoreResult<Option<Card>> {
+        let row = sql::cards::BY_ID
+            .query()
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(Card::try_from).transpose()
+    }
+
+    /// The card for an applicant in a chat.
+    pub async fn card_for(&self, chat_id: i64, appid: &AppId) -> StoreResult<Option<Card>> {
+        let row = sql::cards::FOR_APPLICANT
+            .query()
+            .bind(chat_id)
+            .bind(appid.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(Card::try_from).transpose()
+    }
+
+    /// The card whose ForceReply prompt is `prompt_message_id`.
+    pub async fn card_by_prompt(
+        &self,
+        chat_id: i64,
+        prompt_message_id: i32,
+    ) -> StoreResult<Option<Card>> {
+        let row = sql::cards::BY_PROMPT
+            .query()
+            .bind(chat_id)
+            .bind(prompt_message_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(Card::try_from).transpose()
+    }
+
+    /// Ids of the cards waiting for a typed reason.
+    pub async fn awaiting_reason_cards(&self, chat_id: i64) -> StoreResult<Vec<i64>> {
+        Ok(sql::cards::AWAITING_REASON
+            .query()
+            .bind(chat_id)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    /// Atomically moves a card from one of `from` to `to`, recording who and what. Returns the
+    /// card's new version when this caller made the move: of two simultaneous presses, exactly
+    /// one gets it.
+    pub async fn claim(
+        &self,
+        card_id: i64,
+        from: &[CardState],
+        to: CardState,
+        actor: &Actor,
+        action: Option<Action>,
+        reason: Option<&str>,
+    ) -> StoreResult<Option<i64>> {
+        let claim = Claiming {
+            from,
+            to,
+            actor,
+            action,
+            reason,
+            unless_unknown: false,
+        };
+        claim_with(&self.pool, card_id, &claim).await
+    }
+
+    /// Sets a card's state and the outcome it shows, if the card is still at `version` (the one
+    /// it was read or claimed at). Returns whether it was set: a card that moved meanwhile is
+    /// left to whoever moved it.
+    pub async fn settle_card(
+        &self,
+        card_id: i64,
+        version: i64,
+        state: CardState,
+        note: Option<&Note>,
+    ) -> StoreResult<bool> {
+        settle_card_with(&self.pool, card_id, version, state, note).await
+    }
+
+    /// Ends the reject flow (↩ Cancel): back to `open` from one of `from`, keeping the note, in
+    /// one compare-and-swap. Returns whether this caller did it.
+    pub async fn cancel_reason(&self, card_id: i64, from: &[CardState]) -> StoreResult<bool> {
+        let Some(slots) = state_slots(from) else {
+            return Ok(false);
+        };
+        let mut query = sql::cards::CANCEL_REASON
+            .query()
+            .bind(now_secs())
+            .bind(card_id);
+        for state in slots {
+            query = query.bind(state);
+        }
+        let done = query.execute(&self.pool).await?.rows_affected();
+        Ok(done == 1)
+    }
+
+    /// Claims a card for a decision and appends the attempt to the audit log in one transaction.
+    /// Returns what the claim won, or `None` when the card was not in one of `from` (someone else
+    /// holds it, or it moved on): of simultaneous callers exactly one gets it.
+    pub async fn claim_for_decision(
+        &self,
+        card_id: i64,
+        from: &[CardState],
+        attempt: &Attempt<'_>,
+    ) -> StoreResult<Option<DecisionClaim>> {
+        let mut tx = self.pool.begin().await?;
+        // A card whose last outcome is unknown offers no decision: the write may have happened.
+        let claim = Claiming {
+            from,
+            to: CardState::Deciding,
+            actor: attempt.actor,
+            action: Some(attempt.action),
+            reason: attempt.reason,
+            unless_unknown: true,
+        };
+        let Some(version) = claim_with(&mut *tx, card_id, &claim).await? else {
+            tx.rollback().await?;
+            return Ok(None);
+        };
+        let attempt = attempt_with(&mut *tx, attempt).await?;
+        tx.commit().await?;
+        Ok(Some(DecisionClaim { attempt, version }))
+    }
+
+    /// Records a decision WeChat confirmed, in one transaction: the applicant's new status (or
+    /// that it is gone) at the next tick, the audit result, and — if the card is still at
+    /// `version` — its state and note. Returns whether the card was settled.
+    pub async fn record_decision(
+        &self,
+        card_id: i64,
+        version: i64,
+        appid: &AppId,
+        status: Option<ApplyStatus>,
+        note: &Note,
+        audit: Option<AuditResult<'_>>,
+    ) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await?;
+        let tick = tick_with(&mut *tx).await?;
+        match status {
+            Some(status) => {
+                sql::applicants::SET_STATUS
+                    .query()
+                    .bind(status.code())
+                    .bind(tick)
+                    .bind(now_secs())
+                    .bind(appid.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            None => {
+                mark_gone_with(&mut *tx, appid, tick, None).await?;
+            }
+        }
+        let settled =
+            settle_card_with(&mut *tx, card_id, version, CardState::Closed, Some(note)).await?;
+        if let Some(r) = audit {
+            result_with(&mut *tx, r.attempt, r.result, None, r.detail).await?;
+        }
+        tx.commit().await?;
+        Ok(settled)
+    }
+
+    /// Remembers the ForceReply prompt that asks for a typed reason (only while the card waits
+    /// for one).
+    pub async fn set_prompt(&self, card_id: i64, prompt_message_id: i32) -> StoreResult<()> {
+        sql::cards::SET_PROMPT
+            .query()
+            .bind(prompt_message_id)
+            .bind(now_secs())
+            .bind(card_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Records that the message now shows `version` of the card.
+    pub async fn card_shown(&self, card_id: i64, version: i64) -> StoreResult<()> {
+        sql::cards::SHOWN
+            .query()
+            .bind(version)
+            .bind(card_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Cards whose message shows an older state than the store holds (an edit a crash or a
+    /// Telegram failure swallowed).
+    pub async fn stale_cards(&self, chat_id: i64) -> StoreResult<Vec<i64>> {
+        Ok(sql::cards::STALE
+            .query()
+            .bind(chat_id)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    /// Records that a person deleted the card's message; it is not edited again.
+    pub async fn mark_message_gone(&self, card_id: i64) -> StoreResult<()> {
+        sql::cards::MESSAGE_GONE
+            .query()
+            .bind(now_secs())
+            .bind(card_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}
+
+async fn settle_card_with<'e>(
+    e: impl SqliteExecutor<'e>,
+    card_id: i64,
+    version: i64,
+    state: CardState,
+    note: Option<&Note>,
+) -> StoreResult<bool> {
+    let note = note.and_then(|n| serde_json::to_string(n).ok());
+    let done = sql::cards::SETTLE
+        .query()
+        .bind(state)
+        .bind(note)
+        .bind(now_secs())
+        .bind(card_id)
+        .bind(version)
+        .execute(e)
+        .await?
+        .rows_affected();
+    Ok(done == 1)
+}
+
+/// A claim's compare-and-swap: from one of `from` to `to`, recording who and what.
+struct Claiming<'a> {
+    from: &'a [CardState],
+    to: CardState,
+    actor: &'a Actor,
+    action: Option<Action>,
+    reason: Option<&'a str>,
+    unless_unknown: bool,
+}
+
+async fn claim_with<'e>(
+    e: impl SqliteExecutor<'e>,
+    card_id: i64,
+    claim: &Claiming<'_>,
+) -> StoreResult<Option<i64>> {
+    let Some(slots) = state_slots(claim.from) else {
+        return Ok(None);
+    };
+    let mut query = sql::cards::CLAIM
+        .query()
+        .bind(claim.to)
+        .bind(claim.actor.id as i64)
+        .bind(&claim.actor.name)
+        .bind(claim.action)
+        .bind(claim.reason)
+        .bind(now_secs())
+        .bind(card_id);
+    for state in slots {
+        query = query.bind(state);
+    }
+    Ok(query.bind(claim.unless_unknown).fetch_optional(e).await?)
+}

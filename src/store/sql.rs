@@ -1,0 +1,391 @@
+//! Every SQL statement the store runs, by table, in one list: the store's operations take their
+//! text from here and nowhere else, and a test prepares each one against a freshly migrated
+//! database and checks that the columns its row type reads are among those it returns.
+//!
+//! A statement is typed by what it yields — [`Rows`] of a row struct, a [`Scalar`], or nothing
+//! ([`Exec`]) — so the call site cannot decode a statement into a row type the test did not check
+//! it against. The text is SQLite's; a PostgreSQL backend gets a list of its own (`$1`
+//! placeholders, `jsonb` for `json_extract`) run through the same test against its database.
+
+use std::marker::PhantomData;
+
+use sqlx::sqlite::{SqliteArguments, SqliteRow};
+use sqlx::{FromRow, Sqlite};
+
+/// A row struct whose field names are the columns it reads (declared with `row!`).
+pub(crate) trait Columns {
+    /// The column names read, in field order.
+    fn columns() -> Vec<&'static str>;
+}
+
+/// Two row structs read from one row (a join).
+pub(crate) struct Joined<A, B>(pub A, pub B);
+
+impl<'r, A, B> FromRow<'r, SqliteRow> for Joined<A, B>
+where
+    A: FromRow<'r, SqliteRow>,
+    B: FromRow<'r, SqliteRow>,
+{
+    fn from_row(row: &'r SqliteRow) -> Result<Self, sqlx::Error> {
+        Ok(Self(A::from_row(row)?, B::from_row(row)?))
+    }
+}
+
+impl<A: Columns, B: Columns> Columns for Joined<A, B> {
+    fn columns() -> Vec<&'static str> {
+        let mut all = A::columns();
+        all.extend(B::columns());
+        all
+    }
+}
+
+/// What the test checks of a statement: its text, and the columns its reader needs (`None`: it
+/// returns nothing that is read by name).
+#[cfg_attr(not(test), allow(dead_code))]
+pub(crate) struct Check {
+    pub sql: &'static str,
+    pub reads: Option<Vec<&'static str>>,
+    /// Whether it must return at least one column (a scalar).
+    pub returns: bool,
+}
+
+/// A statement whose rows decode into `R`.
+pub(crate) struct Rows<R> {
+    sql: &'static str,
+    row: PhantomData<fn() -> R>,
+}
+
+impl<R> Rows<R> {
+    pub const fn new(sql: &'static str) -> Self {
+        Self {
+            sql,
+            row: PhantomData,
+        }
+    }
+}
+
+impl<R> Rows<R>
+where
+    R: for<'r> FromRow<'r, SqliteRow> + Columns + Send + Unpin,
+{
+    /// The query, ready for binds.
+    pub fn query<'q>(&self) -> sqlx::query::QueryAs<'q, Sqlite, R, SqliteArguments<'q>> {
+        sqlx::query_as(self.sql)
+    }
+
+    pub fn check(&self) -> Check {
+        Check {
+            sql: self.sql,
+            reads: Some(R::columns()),
+            returns: true,
+        }
+    }
+}
+
+/// A statement whose first column is read as a `T`.
+pub(crate) struct Scalar<T> {
+    sql: &'static str,
+    value: PhantomData<fn() -> T>,
+}
+
+impl<T> Scalar<T> {
+    pub const fn new(sql: &'static str) -> Self {
+        Self {
+            sql,
+            value: PhantomData,
+        }
+    }
+}
+
+impl<T> Scalar<T>
+where
+    T: for<'r> sqlx::Decode<'r, Sqlite> + sqlx::Type<Sqlite> + Send + Unpin,
+{
+    /// The query, ready for binds.
+    pub fn query<'q>(&self) -> sqlx::query::QueryScalar<'q, Sqlite, T, SqliteArguments<'q>> {
+        sqlx::query_scalar(self.sql)
+    }
+
+    pub fn check(&self) -> Check {
+        Check {
+            sql: self.sql,
+            reads: None,
+            returns: true,
+        }
+    }
+}
+
+/// A statement run for its effect (rows affected, the last insert id).
+pub(crate) struct Exec {
+    sql: &'static str,
+}
+
+impl Exec {
+    pub const fn new(sql: &'static str) -> Self {
+        Self { sql }
+    }
+
+    /// The query, ready for binds.
+    pub fn query<'q>(&self) -> sqlx::query::Query<'q, Sqlite, SqliteArguments<'q>> {
+        sqlx::query(self.sql)
+    }
+
+    pub fn check(&self) -> Check {
+        Check {
+            sql: self.sql,
+            reads: None,
+            returns: false,
+        }
+    }
+}
+
+/// Declares the statements, one module per table, and [`all`]: the list the test walks, built
+/// from the same declarations so a new statement cannot be left out of it.
+macro_rules! statements {
+    ($(
+        $(#[doc = $mdoc:literal])*
+        mod $table:ident {
+            $(
+                $(#[doc = $doc:literal])*
+                $name:ident: $ty:ty = $sql:expr;
+            )*
+        }
+    )*) => {
+        $(
+            $(#[doc = $mdoc])*
+            pub(in crate::store) mod $table {
+                #[allow(unused_imports)]
+                use super::{Exec, Joined, Rows, Scalar};
+                #[allow(unused_imports)]
+                use crate::store::{applicants::*, audit::*, cards::*};
+                $(
+                    $(#[doc = $doc])*
+                    pub(in crate::store) const $name: $ty = <$ty>::new($sql);
+                )*
+            }
+        )*
+
+        /// Every statement with its name (`table::NAME`), for the test that prepares each.
+        #[cfg_attr(not(test), allow(dead_code))]
+        pub(crate) fn all() -> Vec<(&'static str, Check)> {
+            vec![$($((concat!(stringify!($table), "::", stringify!($name)), $table::$name.check()),)*)*]
+        }
+    };
+}
+
+/// A card's state in one of up to six states: `state IN` these slots, bound by
+/// [`crate::store::cards`] with the wanted states repeated to fill them.
+macro_rules! state_in {
+    () => {
+        "state IN (?, ?, ?, ?, ?, ?)"
+    };
+}
+
+statements! {
+    /// The store's own upkeep.
+    mod upkeep {
+        CHECKPOINT: Exec = "PRAGMA wal_checkpoint(PASSIVE)";
+    }
+
+    /// The applicant clock (one row).
+    mod clock {
+        READ: Scalar<i64> = "SELECT tick FROM clock WHERE id = 1";
+        TICK: Scalar<i64> = "UPDATE clock SET tick = tick + 1 WHERE id = 1 RETURNING tick";
+    }
+
+    /// Applicants as WeChat last listed them.
+    mod applicants {
+        ALL: Rows<ApplicantRow> = "SELECT * FROM applicants ORDER BY applied_at DESC, appid";
+        ONE: Rows<ApplicantRow> = "SELECT * FROM applicants WHERE appid = ?";
+        /// Binds: now, tick, the applicants as a JSON array of [`ApplicantJson`], whether to
+        /// write only over records no newer than `tick`.
+        UPSERT: Scalar<String> = "INSERT INTO applicants (appid, status, nickname, avatar_url,
+                 reason, apply_url, applied_at, categories, first_seen, updated_at, gone, touched)
+             SELECT json_extract(value, '$.appid'), json_extract(value, '$.status'),
+                 json_extract(value, '$.nickname'), json_extract(value, '$.avatar_url'),
+                 json_extract(value, '$.reason'), json_extract(value, '$.apply_url'),
+                 json_extract(value, '$.applied_at'), json_extract(value, '$.categories'),
+                 ?1, ?1, 0, ?2
+             FROM json_each(?3) WHERE true
+             ON CONFLICT (appid) DO UPDATE SET status = excluded.status,
+                 nickname = excluded.nickname, avatar_url = excluded.avatar_url,
+                 reason = excluded.reason, apply_url = excluded.apply_url,
+                 applied_at = excluded.applied_at, categories = excluded.categories,
+                 updated_at = excluded.updated_at, gone = 0, touched = excluded.touched
+             WHERE ?4 = 0 OR applicants.touched <= excluded.touched
+             RETURNING appid";
+        TOUCH: Exec = "UPDATE applicants SET touched = ? WHERE appid = ?";
+        SET_STATUS: Exec =
+            "UPDATE applicants SET status = ?, touched = ?, updated_at = ? WHERE appid = ?";
+        /// Binds: tick, now, appid, `as_of` twice (NULL: unconditionally).
+        MARK_GONE: Exec = "UPDATE applicants SET gone = 1, touched = ?, updated_at = ?
+             WHERE appid = ? AND (? IS NULL OR touched <= ?)";
+        /// Binds: chat, status code twice (NULL: any status).
+        LISTED_WITH_CARDS: Rows<Joined<ApplicantRow, CardRef>> =
+            "SELECT a.*, c.id AS card_id FROM applicants a
+             LEFT JOIN cards c ON c.appid = a.appid AND c.chat_id = ?
+             WHERE a.gone = 0 AND (? IS NULL OR a.status = ?)
+             ORDER BY a.applied_at DESC, a.appid";
+        COUNT_BY_STATUS: Rows<StatusCount> =
+            "SELECT status, COUNT(*) AS n FROM applicants WHERE gone = 0 GROUP BY status";
+    }
+
+    /// The card posted for each applicant in a chat.
+    mod cards {
+        COUNT_LIVE: Scalar<i64> = "SELECT COUNT(*) FROM cards
+             WHERE chat_id = ? AND message_id IS NOT NULL AND message_gone = 0";
+        /// Binds: chat, applied before, reminded before.
+        DUE_REMINDERS: Rows<DueRow> =
+            "SELECT c.id AS card_id, COALESCE(a.applied_at, a.first_seen) AS since
+             FROM cards c JOIN applicants a ON a.appid = c.appid
+             WHERE c.chat_id = ? AND a.gone = 0 AND a.status = 1
+               AND c.state NOT IN ('sending', 'closed')
+               AND COALESCE(a.applied_at, a.first_seen) <= ?
+               AND (c.reminded_at IS NULL OR c.reminded_at <= ?)
+             ORDER BY COALESCE(a.applied_at, a.first_seen), a.appid";
+        MARK_REMINDED: Exec = "UPDATE cards SET reminded_at = ? WHERE id = ?";
+        /// Binds: chat, appid, now, now.
+        BEGIN: Exec = "INSERT INTO cards (chat_id, appid, state, created_at, updated_at)
+             VALUES (?, ?, 'sending', ?, ?)
+             ON CONFLICT (chat_id, appid) DO UPDATE SET state = 'sending', message_id = NULL,
+                 actor_id = NULL, actor_name = NULL, action = NULL, reason = NULL, note = NULL,
+                 prompt_message_id = NULL, message_gone = 0, updated_at = excluded.updated_at
+             WHERE cards.state = 'closed'
+                OR (cards.message_gone = 1
+                    AND cards.state IN ('open', 'choosing_reason', 'awaiting_reason')
+                    -- An unknown outcome stays until a listing settles it: no fresh buttons.
+                    AND (cards.note IS NULL OR json_extract(cards.note, '$.kind') != 'unknown'))";
+        ABANDON: Exec = "UPDATE cards SET state = 'closed', version = version + 1, updated_at = ?
+             WHERE id = ? AND state = 'sending'";
+        SENT: Exec = "UPDATE cards SET message_id = ?, state = 'open', version = version + 1,
+                 shown_version = version + 1, updated_at = ? WHERE id = ? AND state = 'sending'";
+        IN_CHAT: Rows<CardRow> = "SELECT * FROM cards WHERE chat_id = ?";
+        UNSENT: Rows<CardRow> =
+            "SELECT * FROM cards WHERE chat_id = ? AND state = 'sending' ORDER BY id";
+        DECIDING: Rows<CardRow> =
+            "SELECT * FROM cards WHERE chat_id = ? AND state = 'deciding' ORDER BY id";
+        UNKNOWN: Rows<CardRow> = "SELECT * FROM cards WHERE chat_id = ? AND state != 'deciding'
+               AND json_extract(note, '$.kind') = 'unknown' ORDER BY id";
+        BY_ID: Rows<CardRow> = "SELECT * FROM cards WHERE id = ?";
+        FOR_APPLICANT: Rows<CardRow> = "SELECT * FROM cards WHERE chat_id = ? AND appid = ?";
+        BY_PROMPT: Rows<CardRow> = "SELECT * FROM cards
+             WHERE chat_id = ? AND prompt_message_id = ? AND state = 'awaiting_reason'";
+        AWAITING_REASON: Scalar<i64> =
+            "SELECT id FROM cards WHERE chat_id = ? AND state = 'awaiting_reason'";
+        /// Binds: to, actor id, actor name, action, reason, now, card, six `from` slots, whether
+        /// a card whose outcome is unknown is left alone.
+        CLAIM: Scalar<i64> = concat!(
+            "UPDATE cards SET state = ?, actor_id = ?, actor_name = ?, action = ?, reason = ?,
+                 version = version + 1, updated_at = ? WHERE id = ? AND ", state_in!(), "
+               AND (? = 0 OR note IS NULL OR json_extract(note, '$.kind') != 'unknown')
+             RETURNING version"
+        );
+        /// Binds: state, note, now, card, version.
+        SETTLE: Exec = "UPDATE cards SET state = ?, note = ?, prompt_message_id = NULL,
+                 version = version + 1, updated_at = ? WHERE id = ? AND version = ?";
+        /// Binds: now, card, six `from` slots.
+        CANCEL_REASON: Exec = concat!(
+            "UPDATE cards SET state = 'open', prompt_message_id = NULL, version = version + 1,
+                 updated_at = ? WHERE id = ? AND ", state_in!()
+        );
+        SET_PROMPT: Exec = "UPDATE cards SET prompt_message_id = ?, updated_at = ?
+             WHERE id = ? AND state = 'awaiting_reason'";
+        SHOWN: Exec = "UPDATE cards SET shown_version = MAX(shown_version, ?) WHERE id = ?";
+        STALE: Scalar<i64> = "SELECT id FROM cards
+             WHERE chat_id = ? AND message_id IS NOT NULL AND message_gone = 0
+               AND state != 'deciding' AND shown_version < version ORDER BY id";
+        MESSAGE_GONE: Exec = "UPDATE cards SET message_gone = 1, updated_at = ? WHERE id = ?";
+    }
+
+    /// The append-only audit log: an attempt row (its `result` is `attempt`) before WeChat is
+    /// called, and result rows pointing back to it.
+    mod audit {
+        /// Binds: now, appid, action, actor id, actor name, via, reason.
+        ATTEMPT: Exec = "INSERT INTO audit (at, appid, action, actor_id, actor_name, via, reason,
+                 result) VALUES (?, ?, ?, ?, ?, ?, ?, 'attempt')";
+        /// Binds: now, result, errcode, detail, attempt.
+        RESULT: Exec = "INSERT INTO audit (at, appid, action, actor_id, actor_name, via, reason,
+                 result, errcode, detail, attempt_id)
+             SELECT ?, appid, action, actor_id, actor_name, via, reason, ?, ?, ?, id
+             FROM audit WHERE id = ?";
+        OPEN_ATTEMPT: Scalar<i64> = "SELECT a.id FROM audit a
+             WHERE a.appid = ? AND a.attempt_id IS NULL
+               AND NOT EXISTS (SELECT 1 FROM audit r WHERE r.attempt_id = a.id)
+             ORDER BY a.id DESC LIMIT 1";
+        ATTEMPT_AT: Scalar<i64> = "SELECT at FROM audit WHERE id = ?";
+        LAST_ATTEMPT: Scalar<Option<i64>> =
+            "SELECT MAX(id) FROM audit WHERE appid = ? AND attempt_id IS NULL";
+        /// Binds: appid twice (NULL: every applicant), limit.
+        HISTORY: Rows<HistoryRow> = "SELECT a.at, a.appid, a.action, a.actor_name, a.via, a.reason,
+                    COALESCE(r.result, 'in-flight') AS result, r.errcode, r.detail
+             FROM audit a
+             LEFT JOIN audit r ON r.id = (SELECT MAX(id) FROM audit WHERE attempt_id = a.id)
+             WHERE a.attempt_id IS NULL AND (? IS NULL OR a.appid = ?)
+             ORDER BY a.id DESC LIMIT ?";
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sqlx::{Column, Executor, Statement};
+
+    use super::*;
+    use crate::store::Store;
+
+    #[tokio::test]
+    async fn every_statement_prepares_against_the_migrated_schema_and_returns_what_is_read() {
+        let store = Store::in_memory().await.expect("a migrated database");
+        let mut failures = Vec::new();
+        let statements = all();
+        assert!(!statements.is_empty());
+
+        for (name, check) in statements {
+            let prepared = match store.pool.prepare(check.sql).await {
+                Ok(prepared) => prepared,
+                Err(e) => {
+                    failures.push(format!("{name}: {e}"));
+                    continue;
+                }
+            };
+            let returned: Vec<&str> = prepared.columns().iter().map(|c| c.name()).collect();
+            if check.returns && returned.is_empty() {
+                failures.push(format!("{name}: returns no column"));
+            }
+            for column in check.reads.iter().flatten() {
+                if !returned.contains(column) {
+                    failures.push(format!("{name}: reads {column:?}, returns {returned:?}"));
+                }
+            }
+        }
+
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
+    }
+
+    /// The guard on the list itself: outside this file the store writes no SQL, so every
+    /// statement it runs is one the test above prepared.
+    #[test]
+    fn no_sql_is_written_outside_this_file() {
+        let sources = [
+            ("mod.rs", include_str!("mod.rs")),
+            ("applicants.rs", include_str!("applicants.rs")),
+            ("cards.rs", include_str!("cards.rs")),
+            ("audit.rs", include_str!("audit.rs")),
+        ];
+        for (file, code) in sources {
+            for keyword in ["\"SELECT", "\"UPDATE", "\"INSERT", "\"DELETE", "\"PRAGMA"] {
+                assert!(!code.contains(keyword), "{file} writes SQL ({keyword})");
+            }
+            for call in [
+                "query(\"",
+                "query_as(\"",
+                "query_scalar(\"",
+                "format!(\"SELECT",
+            ] {
+                assert!(
+                    !code.contains(call),
+                    "{file} builds a query itself ({call})"
+                );
+            }
+        }
+    }
+}
