@@ -87,6 +87,29 @@ pub async fn serve(app: Arc<App>, shutdown: CancellationToken) -> anyhow::Result
         Some(addr) => Some((addr, crate::telemetry::install()?)),
         None => None,
     };
+    let me = start_up(&app).await?;
+    let poller = tokio::spawn(crate::lifecycle::poller::run(
+        Arc::clone(&app),
+        app.settings.poll_interval,
+        shutdown.clone(),
+    ));
+    let mut dispatcher = dispatcher(&app);
+    stop_on(&dispatcher, &shutdown);
+    let dispatched = listen(&app, &me, &mut dispatcher, telemetry, &shutdown).await;
+    if let Err(e) = &dispatched {
+        tracing::error!(error = %format!("{e:#}"), "could not receive updates from Telegram; stopping");
+    }
+    shutdown.cancel();
+    let _ = poller.await;
+    app.store.close().await;
+    dispatched.context("the dispatcher could not start")?;
+    tracing::info!("bot stopped");
+    Ok(())
+}
+
+/// Everything before the first update: Telegram knows the bot, the store is warm, the command list
+/// is registered, and what the last stop interrupted is settled, so no press meets a stale card.
+async fn start_up(app: &App) -> anyhow::Result<Me> {
     let me = app
         .bot
         .get_me()
@@ -100,7 +123,7 @@ pub async fn serve(app: Arc<App>, shutdown: CancellationToken) -> anyhow::Result
     {
         tracing::warn!(error = %e, "could not register the command list with Telegram");
     }
-    let recovered = decision::recover_abandoned(&app).await?;
+    let recovered = decision::recover_abandoned(app).await?;
     if recovered > 0 {
         tracing::info!(
             recovered,
@@ -114,18 +137,22 @@ pub async fn serve(app: Arc<App>, shutdown: CancellationToken) -> anyhow::Result
             "brought cards up to date that the last stop left behind"
         );
     }
-    let poller = tokio::spawn(crate::lifecycle::poller::run(
-        Arc::clone(&app),
-        app.settings.poll_interval,
-        shutdown.clone(),
-    ));
-    let mut dispatcher = Dispatcher::builder(app.bot.clone(), schema())
-        .dependencies(dptree::deps![Arc::clone(&app)])
+    Ok(me)
+}
+
+/// The update dispatcher over the chat's handler tree.
+fn dispatcher(app: &Arc<App>) -> BotDispatcher {
+    Dispatcher::builder(app.bot.clone(), schema())
+        .dependencies(dptree::deps![Arc::clone(app)])
         // Presses on different cards must not wait for each other's WeChat calls; the store's
         // atomic claim keeps presses on one card apart.
         .distribution_function(|_| None::<()>)
         .default_handler(|_| async {})
-        .build();
+        .build()
+}
+
+/// Stops `dispatcher` when `shutdown` fires.
+fn stop_on(dispatcher: &BotDispatcher, shutdown: &CancellationToken) {
     let stopper = dispatcher.shutdown_token();
     let stop_signal = shutdown.clone();
     tokio::spawn(async move {
@@ -141,17 +168,10 @@ pub async fn serve(app: Arc<App>, shutdown: CancellationToken) -> anyhow::Result
             }
         }
     });
-    let dispatched = listen(&app, &me, &mut dispatcher, telemetry, &shutdown).await;
-    if let Err(e) = &dispatched {
-        tracing::error!(error = %format!("{e:#}"), "could not receive updates from Telegram; stopping");
-    }
-    shutdown.cancel();
-    let _ = poller.await;
-    app.store.close().await;
-    dispatched.context("the dispatcher could not start")?;
-    tracing::info!("bot stopped");
-    Ok(())
 }
+
+/// The dispatcher the bot runs.
+type BotDispatcher = Dispatcher<crate::lifecycle::app::TgBot, anyhow::Error, ()>;
 
 /// The telemetry exporter and the address `/metrics` and `/healthz` are served on.
 type Telemetry = (SocketAddr, PrometheusHandle);
@@ -161,7 +181,7 @@ type Telemetry = (SocketAddr, PrometheusHandle);
 async fn listen(
     app: &Arc<App>,
     me: &Me,
-    dispatcher: &mut Dispatcher<crate::lifecycle::app::TgBot, anyhow::Error, ()>,
+    dispatcher: &mut BotDispatcher,
     telemetry: Option<Telemetry>,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<()> {
@@ -213,7 +233,7 @@ async fn serve_telemetry(
 async fn listen_by_polling(
     app: &Arc<App>,
     me: &Me,
-    dispatcher: &mut Dispatcher<crate::lifecycle::app::TgBot, anyhow::Error, ()>,
+    dispatcher: &mut BotDispatcher,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<()> {
     // The long poll must end before the HTTP timeout does.
@@ -240,7 +260,7 @@ async fn listen_by_polling(
 async fn listen_by_webhook(
     app: &Arc<App>,
     me: &Me,
-    dispatcher: &mut Dispatcher<crate::lifecycle::app::TgBot, anyhow::Error, ()>,
+    dispatcher: &mut BotDispatcher,
     webhook: &crate::config::Webhook,
     telemetry: Option<Telemetry>,
     shutdown: &CancellationToken,
