@@ -149,6 +149,15 @@ impl WeChatError {
         }
     }
 
+    /// WeChat's errmsg, redacted, when WeChat answered an errcode with one.
+    pub fn errmsg(&self) -> Option<String> {
+        match self {
+            Self::Api { errmsg, .. } if !errmsg.is_empty() => Some(redact(errmsg)),
+            Self::OutcomeUnknown { cause, .. } => cause.errmsg(),
+            _ => None,
+        }
+    }
+
     /// The errcode's meaning in `lang`, when there is an errcode and it is known.
     pub fn meaning(&self, lang: Lang) -> Option<&'static str> {
         self.errcode().and_then(|c| errcode::meaning(c, lang))
