@@ -448,7 +448,7 @@ fn history_line(app: &App, e: &crate::domain::audit::HistoryEntry) -> String {
         escape(&e.appid),
     );
     if let Some(code) = e.errcode {
-        line.push_str(&format!(", {}", escape(&errcode_text(code, app.lang()))));
+        line.push_str(&format!(" ({})", escape(&errcode_text(code, app.lang()))));
     }
     if let Some(reason) = &e.reason {
         line.push_str(&format!(

@@ -46,8 +46,8 @@ pub fn action_name(action: Action, t: &Texts) -> &'static str {
 }
 
 /// An errcode as the chat shows it, in the chat's language: the code and what it means
-/// (`errcode 45011 (API called too often…)`, `?` for a code not in the table). Plain text: the
-/// caller escapes it.
+/// (`45011: API called too often…`, `?` for a code not in the table). Plain text: the caller
+/// escapes it.
 pub fn errcode_text(code: i64, lang: Lang) -> String {
     fill(
         lang.texts().errcode,
@@ -65,10 +65,14 @@ pub fn wechat_error_text(error: &WeChatError, lang: Lang) -> String {
     let Some(code) = error.errcode() else {
         return error.to_string();
     };
-    match error.errmsg() {
-        Some(errmsg) => format!("{}: {errmsg}", errcode_text(code, lang)),
-        None => errcode_text(code, lang),
+    let mut text = fill(
+        lang.texts().wechat_errcode,
+        &[("error", &errcode_text(code, lang))],
+    );
+    if let Some(errmsg) = error.errmsg() {
+        text.push_str(&format!(" (errmsg: {errmsg})"));
     }
+    text
 }
 
 /// Everything a card's look depends on.
