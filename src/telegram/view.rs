@@ -77,15 +77,12 @@ pub fn wechat_error_text(error: &WeChatError, lang: Lang) -> String {
 
 /// Everything a card's look depends on.
 pub struct CardView<'a> {
-    /// The applicant as stored.
     pub applicant: &'a Applicant,
     /// Whether it vanished from WeChat's list.
     pub gone: bool,
-    /// The card.
     pub card: &'a Card,
     /// Preset refusal reasons.
     pub reasons: &'a [String],
-    /// Language.
     pub lang: Lang,
     /// Time zone for display.
     pub tz: &'a jiff::tz::TimeZone,

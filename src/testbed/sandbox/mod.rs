@@ -116,7 +116,6 @@ impl Default for SandboxConfig {
 /// An applicant as the sandbox keeps it (WeChat's fields).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct SandboxApplicant {
-    /// The applicant's appid.
     pub appid: String,
     /// WeChat status code.
     pub status: i64,
