@@ -291,70 +291,78 @@ impl CardView<'_> {
     pub fn keyboard(&self) -> InlineKeyboardMarkup {
         let t = self.lang.texts();
         let id = self.card.id;
-        let button = |label: &str, press: Press| {
-            InlineKeyboardButton::callback(label.to_owned(), press.encode())
-        };
-        let status = self.applicant.status;
-        let rows: Vec<Vec<InlineKeyboardButton>> = match self.card.state {
+        let rows = match self.card.state {
             CardState::Sending | CardState::Deciding => vec![],
-            CardState::ChoosingReason => {
-                let mut rows: Vec<Vec<InlineKeyboardButton>> = self
-                    .reasons
-                    .iter()
-                    .map(|r| {
-                        vec![button(
-                            &format!("❌ {}", clean(r, 60, false)),
-                            Press::Reason(id, reason_key(r)),
-                        )]
-                    })
-                    .collect();
-                rows.push(vec![
-                    button(t.button_other, Press::OtherReason(id)),
-                    button(t.button_cancel, Press::Cancel(id)),
-                ]);
-                rows
-            }
+            CardState::ChoosingReason => self.reason_rows(),
             CardState::AwaitingReason => vec![vec![button(t.button_cancel, Press::Cancel(id))]],
-            CardState::Open | CardState::Closed => {
-                let mut rows = Vec::new();
-                if self.gone {
-                    return InlineKeyboardMarkup::new(rows);
-                }
-                // After an unknown outcome the write may have happened: no decision until re-read.
-                let unsettled = matches!(self.card.note, Some(Note::Unknown { .. }));
-                if self.card.state == CardState::Open && status.is_decidable() && !unsettled {
-                    rows.push(vec![
-                        button(t.button_approve, Press::Approve(id)),
-                        button(t.button_reject, Press::Reject(id)),
-                    ]);
-                }
-                if status.is_deletable() && self.card.state == CardState::Closed {
-                    rows.push(vec![button(t.button_delete, Press::Delete(id))]);
-                }
-                let mut recovery = Vec::new();
-                match &self.card.note {
-                    Some(Note::Failed {
-                        retryable: true, ..
-                    }) => {
-                        recovery.push(button(t.button_retry, Press::Retry(id)));
-                        recovery.push(button(t.button_refresh, Press::Refresh(id)));
-                    }
-                    Some(Note::Failed { .. } | Note::Unknown { .. }) => {
-                        recovery.push(button(t.button_refresh, Press::Refresh(id)))
-                    }
-                    _ if matches!(status, ApplyStatus::Unknown(_)) => {
-                        recovery.push(button(t.button_refresh, Press::Refresh(id)))
-                    }
-                    _ => {}
-                }
-                if !recovery.is_empty() {
-                    rows.push(recovery);
-                }
-                rows
-            }
+            CardState::Open | CardState::Closed if self.gone => vec![],
+            CardState::Open | CardState::Closed => self.settled_rows(),
         };
         InlineKeyboardMarkup::new(rows)
     }
+
+    /// One button per preset reason, then "other" and "cancel".
+    fn reason_rows(&self) -> Vec<Vec<InlineKeyboardButton>> {
+        let t = self.lang.texts();
+        let id = self.card.id;
+        let mut rows: Vec<Vec<InlineKeyboardButton>> = self
+            .reasons
+            .iter()
+            .map(|r| {
+                vec![button(
+                    &format!("❌ {}", clean(r, 60, false)),
+                    Press::Reason(id, reason_key(r)),
+                )]
+            })
+            .collect();
+        rows.push(vec![
+            button(t.button_other, Press::OtherReason(id)),
+            button(t.button_cancel, Press::Cancel(id)),
+        ]);
+        rows
+    }
+
+    /// A card not in a decision: the decisions WeChat's status allows, then a way out of a failure.
+    fn settled_rows(&self) -> Vec<Vec<InlineKeyboardButton>> {
+        let t = self.lang.texts();
+        let id = self.card.id;
+        let status = self.applicant.status;
+        let mut rows = Vec::new();
+        // After an unknown outcome the write may have happened: no decision until re-read.
+        let unsettled = matches!(self.card.note, Some(Note::Unknown { .. }));
+        if self.card.state == CardState::Open && status.is_decidable() && !unsettled {
+            rows.push(vec![
+                button(t.button_approve, Press::Approve(id)),
+                button(t.button_reject, Press::Reject(id)),
+            ]);
+        }
+        if status.is_deletable() && self.card.state == CardState::Closed {
+            rows.push(vec![button(t.button_delete, Press::Delete(id))]);
+        }
+        let recovery = match &self.card.note {
+            Some(Note::Failed {
+                retryable: true, ..
+            }) => vec![
+                button(t.button_retry, Press::Retry(id)),
+                button(t.button_refresh, Press::Refresh(id)),
+            ],
+            Some(Note::Failed { .. } | Note::Unknown { .. }) => {
+                vec![button(t.button_refresh, Press::Refresh(id))]
+            }
+            _ if matches!(status, ApplyStatus::Unknown(_)) => {
+                vec![button(t.button_refresh, Press::Refresh(id))]
+            }
+            _ => vec![],
+        };
+        if !recovery.is_empty() {
+            rows.push(recovery);
+        }
+        rows
+    }
+}
+
+fn button(label: &str, press: Press) -> InlineKeyboardButton {
+    InlineKeyboardButton::callback(label.to_owned(), press.encode())
 }
 
 #[cfg(test)]
