@@ -14,7 +14,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use metrics_exporter_prometheus::PrometheusHandle;
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 use teloxide::error_handlers::LoggingErrorHandler;
 use teloxide::prelude::*;
 use teloxide::types::Me;
@@ -61,6 +61,29 @@ pub async fn serve(app: Arc<App>, shutdown: CancellationToken) -> anyhow::Result
         Some(addr) => Some((addr, crate::telemetry::install()?)),
         None => None,
     };
+    let me = start_up(&app).await?;
+    let poller = tokio::spawn(crate::lifecycle::poller::run(
+        Arc::clone(&app),
+        app.settings.poll_interval,
+        shutdown.clone(),
+    ));
+    let mut dispatcher = dispatcher(&app);
+    stop_on(&dispatcher, &shutdown);
+    let dispatched = listen(&app, &me, &mut dispatcher, telemetry, &shutdown).await;
+    if let Err(e) = &dispatched {
+        tracing::error!(error = %format!("{e:#}"), "could not receive updates from Telegram; stopping");
+    }
+    shutdown.cancel();
+    let _ = poller.await;
+    app.store.close().await;
+    dispatched.context("the dispatcher could not start")?;
+    tracing::info!("bot stopped");
+    Ok(())
+}
+
+/// Everything before the first update: Telegram knows the bot, the store is warm, the command list
+/// is registered, and what the last stop interrupted is settled, so no press meets a stale card.
+async fn start_up(app: &App) -> anyhow::Result<Me> {
     let me = app
         .bot
         .get_me()
@@ -74,7 +97,7 @@ pub async fn serve(app: Arc<App>, shutdown: CancellationToken) -> anyhow::Result
     {
         tracing::warn!(error = %e, "could not register the command list with Telegram");
     }
-    let recovered = decision::recover_abandoned(&app).await?;
+    let recovered = decision::recover_abandoned(app).await?;
     if recovered > 0 {
         tracing::info!(
             recovered,
@@ -88,18 +111,22 @@ pub async fn serve(app: Arc<App>, shutdown: CancellationToken) -> anyhow::Result
             "brought cards up to date that the last stop left behind"
         );
     }
-    let poller = tokio::spawn(crate::lifecycle::poller::run(
-        Arc::clone(&app),
-        app.settings.poll_interval,
-        shutdown.clone(),
-    ));
-    let mut dispatcher = Dispatcher::builder(app.bot.clone(), schema())
-        .dependencies(dptree::deps![Arc::clone(&app)])
+    Ok(me)
+}
+
+/// The update dispatcher over the chat's handler tree.
+fn dispatcher(app: &Arc<App>) -> BotDispatcher {
+    Dispatcher::builder(app.bot.clone(), schema())
+        .dependencies(dptree::deps![Arc::clone(app)])
         // Presses on different cards must not wait for each other's WeChat calls; the store's
         // atomic claim keeps presses on one card apart.
         .distribution_function(|_| None::<()>)
         .default_handler(|_| async {})
-        .build();
+        .build()
+}
+
+/// Stops `dispatcher` when `shutdown` fires.
+fn stop_on(dispatcher: &BotDispatcher, shutdown: &CancellationToken) {
     let stopper = dispatcher.shutdown_token();
     let stop_signal = shutdown.clone();
     tokio::spawn(async move {
@@ -115,65 +142,103 @@ pub async fn serve(app: Arc<App>, shutdown: CancellationToken) -> anyhow::Result
             }
         }
     });
-    let dispatched = listen(&app, &me, &mut dispatcher, telemetry, &shutdown).await;
-    if let Err(e) = &dispatched {
-        tracing::error!(error = %format!("{e:#}"), "could not receive updates from Telegram; stopping");
-    }
-    shutdown.cancel();
-    let _ = poller.await;
-    app.store.close().await;
-    dispatched.context("the dispatcher could not start")?;
-    tracing::info!("bot stopped");
-    Ok(())
 }
+
+/// The dispatcher the bot runs.
+type BotDispatcher = Dispatcher<Bot, anyhow::Error, ()>;
+
+/// The telemetry exporter and the address `/metrics` and `/healthz` are served on.
+type Telemetry = (SocketAddr, PrometheusHandle);
 
 /// Receives updates, by long polling or by webhook, and serves `/metrics` and `/healthz` when
 /// asked to, until the dispatcher stops.
 async fn listen(
     app: &Arc<App>,
     me: &Me,
-    dispatcher: &mut Dispatcher<Bot, anyhow::Error, ()>,
-    telemetry: Option<(SocketAddr, metrics_exporter_prometheus::PrometheusHandle)>,
+    dispatcher: &mut BotDispatcher,
+    telemetry: Option<Telemetry>,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<()> {
-    let settings = &app.settings;
-    let shares_webhook =
-        |addr: SocketAddr| settings.webhook.as_ref().is_some_and(|w| w.listen == addr);
-    if let Some((addr, handle)) = &telemetry
-        && !shares_webhook(*addr)
-    {
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("METRICS_ADDR: cannot listen on {addr}"))?;
-        let bound = listener.local_addr()?;
-        tracing::info!("metrics on http://{bound}/metrics, health on http://{bound}/healthz");
-        let router = telemetry_router(Arc::clone(app), handle.clone());
-        let stop = shutdown.clone();
-        spawn_http(
-            listener,
-            router,
-            async move { stop.cancelled().await },
-            "metrics",
-        );
-    }
-    let errors = CountingErrorHandler::new("getUpdates failed", Arc::clone(app));
-    let Some(webhook) = &settings.webhook else {
-        // The long poll must end before the HTTP timeout does.
-        let long_poll = settings
-            .telegram_timeout
-            .saturating_sub(Duration::from_secs(2))
-            .clamp(Duration::from_secs(1), Duration::from_secs(10));
-        let mut listener = Polling::builder(app.bot.clone())
-            .timeout(long_poll)
-            .delete_webhook()
-            .await
-            .build();
-        stop_listener_too(&mut listener, shutdown);
-        tracing::info!(bot = %me.username(), chat = app.chat.0, approvers = %app.approvers.describe(), "bot started (long polling)");
-        return Ok(dispatcher
-            .try_dispatch_with_listener(listener, errors)
-            .await?);
+    // On the webhook's own address the telemetry routes join the webhook's server (one port).
+    let shared = |addr: SocketAddr| {
+        app.settings
+            .webhook
+            .as_ref()
+            .is_some_and(|w| w.listen == addr)
     };
+    let (alone, with_webhook) = match telemetry {
+        Some(t) if shared(t.0) => (None, Some(t)),
+        other => (other, None),
+    };
+    if let Some(telemetry) = alone {
+        serve_telemetry(app, telemetry, shutdown).await?;
+    }
+    match &app.settings.webhook {
+        None => listen_by_polling(app, me, dispatcher, shutdown).await,
+        Some(webhook) => {
+            listen_by_webhook(app, me, dispatcher, webhook, with_webhook, shutdown).await
+        }
+    }
+}
+
+/// Serves `/metrics` and `/healthz` on their own address until `shutdown`.
+async fn serve_telemetry(
+    app: &Arc<App>,
+    (addr, handle): Telemetry,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("METRICS_ADDR: cannot listen on {addr}"))?;
+    let bound = listener.local_addr()?;
+    tracing::info!("metrics on http://{bound}/metrics, health on http://{bound}/healthz");
+    let router = telemetry_router(Arc::clone(app), handle);
+    let stop = shutdown.clone();
+    spawn_http(
+        listener,
+        router,
+        async move { stop.cancelled().await },
+        "metrics",
+    );
+    Ok(())
+}
+
+/// Long polling (`getUpdates`), after dropping any webhook Telegram still has for the bot.
+async fn listen_by_polling(
+    app: &Arc<App>,
+    me: &Me,
+    dispatcher: &mut BotDispatcher,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<()> {
+    // The long poll must end before the HTTP timeout does.
+    let long_poll = app
+        .settings
+        .telegram_timeout
+        .saturating_sub(Duration::from_secs(2))
+        .clamp(Duration::from_secs(1), Duration::from_secs(10));
+    let mut listener = Polling::builder(app.bot.clone())
+        .timeout(long_poll)
+        .delete_webhook()
+        .await
+        .build();
+    stop_listener_too(&mut listener, shutdown);
+    tracing::info!(bot = %me.username(), chat = app.chat.0, approvers = %app.approvers.describe(), "bot started (long polling)");
+    let errors = CountingErrorHandler::new("getUpdates failed", Arc::clone(app));
+    Ok(dispatcher
+        .try_dispatch_with_listener(listener, errors)
+        .await?)
+}
+
+/// Webhook mode: registers the webhook, serves it (with the telemetry routes when they share its
+/// address) and refuses requests without the secret token.
+async fn listen_by_webhook(
+    app: &Arc<App>,
+    me: &Me,
+    dispatcher: &mut BotDispatcher,
+    webhook: &crate::config::Webhook,
+    telemetry: Option<Telemetry>,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<()> {
     let tcp = tokio::net::TcpListener::bind(webhook.listen)
         .await
         .with_context(|| {
@@ -185,15 +250,28 @@ async fn listen(
     let bound = tcp.local_addr()?;
     let options = teloxide::update_listeners::webhooks::Options::new(bound, webhook.url.clone())
         .secret_token(webhook.secret.expose_secret().to_owned());
-    let (mut listener, stopped, mut router) =
+    let (mut listener, stopped, router) =
         teloxide::update_listeners::webhooks::axum_to_router(app.bot.clone(), options)
             .await
             .context("Telegram refused the webhook (setWebhook)")?;
     stop_listener_too(&mut listener, shutdown);
-    // teloxide compares the secret with `!=`; refuse wrong ones first, in constant time, so its
-    // comparison only ever sees the right secret.
-    let expected = webhook.secret.clone();
-    router = router.layer(axum::middleware::from_fn(
+    let mut router = refuse_without_secret(router, webhook.secret.clone());
+    if let Some((_, handle)) = telemetry {
+        router = router.merge(telemetry_router(Arc::clone(app), handle));
+        tracing::info!("metrics on http://{bound}/metrics, health on http://{bound}/healthz");
+    }
+    spawn_http(tcp, router, stopped, "webhook");
+    tracing::info!(bot = %me.username(), chat = app.chat.0, approvers = %app.approvers.describe(), url = %webhook.url, listen = %bound, "bot started (webhook)");
+    let errors = CountingErrorHandler::new("getUpdates failed", Arc::clone(app));
+    Ok(dispatcher
+        .try_dispatch_with_listener(listener, errors)
+        .await?)
+}
+
+/// teloxide compares the secret with `!=`; this layer refuses wrong ones first, in constant time,
+/// so its comparison only ever sees the right secret.
+fn refuse_without_secret(router: Router, expected: SecretString) -> Router {
+    router.layer(axum::middleware::from_fn(
         move |request: axum::extract::Request, next: axum::middleware::Next| {
             let expected = expected.clone();
             async move {
@@ -212,18 +290,7 @@ async fn listen(
                 next.run(request).await
             }
         },
-    ));
-    if let Some((addr, handle)) = &telemetry
-        && shares_webhook(*addr)
-    {
-        router = router.merge(telemetry_router(Arc::clone(app), handle.clone()));
-        tracing::info!("metrics on http://{bound}/metrics, health on http://{bound}/healthz");
-    }
-    spawn_http(tcp, router, stopped, "webhook");
-    tracing::info!(bot = %me.username(), chat = app.chat.0, approvers = %app.approvers.describe(), url = %webhook.url, listen = %bound, "bot started (webhook)");
-    Ok(dispatcher
-        .try_dispatch_with_listener(listener, errors)
-        .await?)
+    ))
 }
 
 /// How long the dispatcher has to stop by itself before its update listener is stopped too.

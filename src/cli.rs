@@ -1,6 +1,7 @@
-//! The command line: `run` (the bot), `check` (is the configuration right?), `sandbox` (a local
-//! WeChat for staging and trials). Logging and signal handling live here so `main.rs` only calls
-//! [`main`].
+//! The command line: `run` (the bot, the default), `check` (is the configuration right?),
+//! `healthcheck` (for Docker's HEALTHCHECK), `sandbox` (a local WeChat for staging and trials) and
+//! `demo` (sandbox, fake Telegram, the bot and a chat page, with nothing to configure). Logging and
+//! signal handling live here so `main.rs` only calls [`main`].
 
 use std::net::SocketAddr;
 use std::process::ExitCode;

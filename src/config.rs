@@ -161,90 +161,15 @@ impl Settings {
                 .map(|v| v.trim().to_owned())
                 .filter(|v| !v.is_empty())
         };
-        let required =
-            |name: &'static str| var(name).ok_or_else(|| ConfigError::new(name, "is not set"));
-
-        let telegram_token = required("TELOXIDE_TOKEN")?;
-        if !telegram_token.contains(':') {
-            return Err(ConfigError::new(
-                "TELOXIDE_TOKEN",
-                "does not look like a bot token from @BotFather (digits:letters)",
-            ));
-        }
+        let var: Var<'_> = &var;
+        // Checked in this order, so the first problem reported is the same whatever else is wrong.
+        let telegram_token = telegram_token(var)?;
         let telegram_api_url = var("TELOXIDE_API_URL")
             .map(|v| parse_url("TELOXIDE_API_URL", &v))
             .transpose()?;
-
-        let appid = required("WECHAT_APPID")?;
-        crate::domain::applicant::AppId::parse(&appid)
-            .map_err(|e| ConfigError::new("WECHAT_APPID", e.to_string()))?;
-        let secret = SecretString::from(required("WECHAT_SECRET")?);
-        let base = parse_url(
-            "WECHAT_API_BASE",
-            &var("WECHAT_API_BASE").unwrap_or_else(|| DEFAULT_API_BASE.to_owned()),
-        )?;
-        let token_mode = match var("WECHAT_TOKEN_MODE").as_deref().unwrap_or("stable") {
-            "stable" => TokenMode::Stable,
-            "classic" => TokenMode::Classic,
-            "file" => TokenMode::File(PathBuf::from(var("WECHAT_ACCESS_TOKEN_FILE").ok_or_else(
-                || {
-                    ConfigError::new(
-                        "WECHAT_ACCESS_TOKEN_FILE",
-                        "is required when WECHAT_TOKEN_MODE=file",
-                    )
-                },
-            )?)),
-            other => {
-                return Err(ConfigError::new(
-                    "WECHAT_TOKEN_MODE",
-                    format!("'{other}' is not one of stable, classic, file"),
-                ));
-            }
-        };
-        let mut wechat = WeChatConfig::new(base, appid, secret);
-        wechat.token_mode = token_mode;
-        wechat.request_timeout =
-            Duration::from_secs(number(&var, "WECHAT_TIMEOUT_SECS", 10, 1, 300)?);
-        wechat.page_size = number(&var, "WECHAT_PAGE_SIZE", 50, 1, 1000)? as u32;
-        wechat.retry = RetryPolicy::default();
-
-        let team_chat_id = var("TEAM_CHAT_ID").ok_or_else(|| {
-            ConfigError::new(
-                "TEAM_CHAT_ID",
-                "is not set (send /chatid in the team chat to learn it)",
-            )
-        })?;
-        let team_chat_id = team_chat_id.parse::<i64>().map(ChatId).map_err(|_| {
-            ConfigError::new(
-                "TEAM_CHAT_ID",
-                format!(
-                    "'{team_chat_id}' is not a Telegram chat id (a number such as -1001234567890)"
-                ),
-            )
-        })?;
-
-        let approvers = var("APPROVER_IDS")
-            .map(|list| {
-                list.split(',')
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty())
-                    .map(|s| {
-                        s.parse::<u64>().map(UserId).map_err(|_| {
-                            ConfigError::new(
-                                "APPROVER_IDS",
-                                format!(
-                                    "'{s}' is not a Telegram user id (comma-separated numbers)"
-                                ),
-                            )
-                        })
-                    })
-                    .collect::<Result<Vec<_>, _>>()
-            })
-            .transpose()?;
-        if approvers.as_ref().is_some_and(Vec::is_empty) {
-            return Err(ConfigError::new("APPROVER_IDS", "lists no user id"));
-        }
-
+        let wechat = wechat(var)?;
+        let team_chat_id = team_chat_id(var)?;
+        let approvers = approvers(var)?;
         let lang = var("BOT_LANG")
             .map(|v| {
                 v.parse::<Lang>()
@@ -254,102 +179,22 @@ impl Settings {
             .unwrap_or_default();
         let reject_reasons = match var("REJECT_REASONS") {
             None => default_reject_reasons(lang),
-            Some(list) => {
-                let reasons: Vec<String> = list
-                    .split('|')
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_owned)
-                    .collect();
-                if reasons.is_empty() || reasons.len() > 8 {
-                    return Err(ConfigError::new(
-                        "REJECT_REASONS",
-                        "needs 1 to 8 reasons separated by '|'",
-                    ));
-                }
-                if let Some(long) = reasons.iter().find(|r| r.chars().count() > 200) {
-                    return Err(ConfigError::new(
-                        "REJECT_REASONS",
-                        format!(
-                            "a reason is longer than 200 characters: '{}…'",
-                            long.chars().take(20).collect::<String>()
-                        ),
-                    ));
-                }
-                reasons
-            }
+            Some(list) => reject_reasons(&list)?,
         };
-        let time_zone = match var("TZ") {
-            None => jiff::tz::TimeZone::system(),
-            Some(name) => {
-                let name = name.trim_start_matches(':');
-                jiff::tz::TimeZone::get(name).map_err(|_| {
-                    ConfigError::new(
-                        "TZ",
-                        format!("'{name}' is not a known time zone (e.g. Asia/Shanghai)"),
-                    )
-                })?
-            }
-        };
-
-        let remind_hours = number(&var, "REMIND_AFTER_HOURS", 24, 0, 24 * 365)?;
+        let time_zone = time_zone(var)?;
+        let remind_hours = number(var, "REMIND_AFTER_HOURS", 24, 0, 24 * 365)?;
         let metrics_addr = var("METRICS_ADDR")
             .map(|v| parse_addr("METRICS_ADDR", &v))
             .transpose()?;
-        let webhook = match var("TELEGRAM_WEBHOOK_URL") {
-            None => None,
-            Some(url) => {
-                let url = parse_url("TELEGRAM_WEBHOOK_URL", &url)?;
-                if url.scheme() != "https" {
-                    // Telegram's setWebhook refuses it ("An HTTPS URL must be provided for
-                    // webhook"); say so now rather than after start. Terminate TLS in a proxy.
-                    return Err(ConfigError::new(
-                        "TELEGRAM_WEBHOOK_URL",
-                        "must be an https:// URL (Telegram posts updates only over HTTPS; put a TLS-terminating proxy in front of TELEGRAM_WEBHOOK_LISTEN)",
-                    ));
-                }
-                let listen = parse_addr(
-                    "TELEGRAM_WEBHOOK_LISTEN",
-                    &var("TELEGRAM_WEBHOOK_LISTEN").unwrap_or_else(|| "0.0.0.0:8443".to_owned()),
-                )?;
-                let secret = match var("TELEGRAM_WEBHOOK_SECRET") {
-                    Some(s) => {
-                        let valid = (1..=256).contains(&s.len())
-                            && s.bytes()
-                                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-                        if !valid {
-                            return Err(ConfigError::new(
-                                "TELEGRAM_WEBHOOK_SECRET",
-                                "must be 1-256 characters of A-Z, a-z, 0-9, _ and -",
-                            ));
-                        }
-                        s
-                    }
-                    None => random_secret(),
-                };
-                Some(Webhook {
-                    url,
-                    listen,
-                    secret: SecretString::from(secret),
-                })
-            }
-        };
-
+        let webhook = var("TELEGRAM_WEBHOOK_URL")
+            .map(|url| webhook(var, &url))
+            .transpose()?;
         Ok(Self {
             telegram_token: SecretString::from(telegram_token),
             telegram_api_url,
-            telegram_throttle: match var("TELEGRAM_THROTTLE").as_deref() {
-                None | Some("telegram") => true,
-                Some("off") => false,
-                Some(other) => {
-                    return Err(ConfigError::new(
-                        "TELEGRAM_THROTTLE",
-                        format!("'{other}' is not telegram or off"),
-                    ));
-                }
-            },
+            telegram_throttle: telegram_throttle(var)?,
             telegram_timeout: Duration::from_secs(number(
-                &var,
+                var,
                 "TELEGRAM_TIMEOUT_SECS",
                 30,
                 3,
@@ -358,9 +203,9 @@ impl Settings {
             wechat,
             team_chat_id,
             approvers,
-            poll_interval: Duration::from_secs(number(&var, "POLL_INTERVAL_SECS", 60, 5, 86_400)?),
-            poll_alert_after: number(&var, "POLL_ALERT_AFTER", 3, 1, 1000)? as u32,
-            quota_pause: Duration::from_secs(number(&var, "QUOTA_PAUSE_SECS", 1800, 1, 86_400)?),
+            poll_interval: Duration::from_secs(number(var, "POLL_INTERVAL_SECS", 60, 5, 86_400)?),
+            poll_alert_after: number(var, "POLL_ALERT_AFTER", 3, 1, 1000)? as u32,
+            quota_pause: Duration::from_secs(number(var, "QUOTA_PAUSE_SECS", 1800, 1, 86_400)?),
             database_url: var("DATABASE_URL")
                 .unwrap_or_else(|| "sqlite:wxplugin-bot.db".to_owned()),
             lang,
@@ -370,6 +215,202 @@ impl Settings {
             metrics_addr,
             webhook,
         })
+    }
+}
+
+/// A variable's value, trimmed; `None` when unset or blank.
+type Var<'a> = &'a dyn Fn(&'static str) -> Option<String>;
+
+fn required(var: Var<'_>, name: &'static str) -> Result<String, ConfigError> {
+    var(name).ok_or_else(|| ConfigError::new(name, "is not set"))
+}
+
+/// `TELOXIDE_TOKEN`, refused early when it cannot be a bot token (so a pasted chat id or AppSecret
+/// is caught at start, not at the first call).
+fn telegram_token(var: Var<'_>) -> Result<String, ConfigError> {
+    let token = required(var, "TELOXIDE_TOKEN")?;
+    if !token.contains(':') {
+        return Err(ConfigError::new(
+            "TELOXIDE_TOKEN",
+            "does not look like a bot token from @BotFather (digits:letters)",
+        ));
+    }
+    Ok(token)
+}
+
+/// The `WECHAT_*` side: who the bot is to WeChat, where WeChat is, and how tokens are obtained.
+fn wechat(var: Var<'_>) -> Result<WeChatConfig, ConfigError> {
+    let appid = required(var, "WECHAT_APPID")?;
+    crate::domain::applicant::AppId::parse(&appid)
+        .map_err(|e| ConfigError::new("WECHAT_APPID", e.to_string()))?;
+    let secret = SecretString::from(required(var, "WECHAT_SECRET")?);
+    let base = parse_url(
+        "WECHAT_API_BASE",
+        &var("WECHAT_API_BASE").unwrap_or_else(|| DEFAULT_API_BASE.to_owned()),
+    )?;
+    let token_mode = token_mode(var)?;
+    let mut wechat = WeChatConfig::new(base, appid, secret);
+    wechat.token_mode = token_mode;
+    wechat.request_timeout = Duration::from_secs(number(var, "WECHAT_TIMEOUT_SECS", 10, 1, 300)?);
+    wechat.page_size = number(var, "WECHAT_PAGE_SIZE", 50, 1, 1000)? as u32;
+    wechat.retry = RetryPolicy::default();
+    Ok(wechat)
+}
+
+/// `WECHAT_TOKEN_MODE`; `file` needs the file's path too.
+fn token_mode(var: Var<'_>) -> Result<TokenMode, ConfigError> {
+    match var("WECHAT_TOKEN_MODE").as_deref().unwrap_or("stable") {
+        "stable" => Ok(TokenMode::Stable),
+        "classic" => Ok(TokenMode::Classic),
+        "file" => {
+            let path = var("WECHAT_ACCESS_TOKEN_FILE").ok_or_else(|| {
+                ConfigError::new(
+                    "WECHAT_ACCESS_TOKEN_FILE",
+                    "is required when WECHAT_TOKEN_MODE=file",
+                )
+            })?;
+            Ok(TokenMode::File(PathBuf::from(path)))
+        }
+        other => Err(ConfigError::new(
+            "WECHAT_TOKEN_MODE",
+            format!("'{other}' is not one of stable, classic, file"),
+        )),
+    }
+}
+
+/// `TEAM_CHAT_ID`; the messages say how to learn it, since that is the usual first-run stumble.
+fn team_chat_id(var: Var<'_>) -> Result<ChatId, ConfigError> {
+    let raw = var("TEAM_CHAT_ID").ok_or_else(|| {
+        ConfigError::new(
+            "TEAM_CHAT_ID",
+            "is not set (send /chatid in the team chat to learn it)",
+        )
+    })?;
+    raw.parse::<i64>().map(ChatId).map_err(|_| {
+        ConfigError::new(
+            "TEAM_CHAT_ID",
+            format!("'{raw}' is not a Telegram chat id (a number such as -1001234567890)"),
+        )
+    })
+}
+
+/// `APPROVER_IDS`: unset means the chat's administrators; set but empty is refused, since it
+/// would silently mean the same.
+fn approvers(var: Var<'_>) -> Result<Option<Vec<UserId>>, ConfigError> {
+    let Some(list) = var("APPROVER_IDS") else {
+        return Ok(None);
+    };
+    let ids = list
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse::<u64>().map(UserId).map_err(|_| {
+                ConfigError::new(
+                    "APPROVER_IDS",
+                    format!("'{s}' is not a Telegram user id (comma-separated numbers)"),
+                )
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if ids.is_empty() {
+        return Err(ConfigError::new("APPROVER_IDS", "lists no user id"));
+    }
+    Ok(Some(ids))
+}
+
+/// `REJECT_REASONS`: 1 to 8 (one button each), none longer than 200 characters (a button's label
+/// and the card's line must stay readable).
+fn reject_reasons(list: &str) -> Result<Vec<String>, ConfigError> {
+    let reasons: Vec<String> = list
+        .split('|')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if reasons.is_empty() || reasons.len() > 8 {
+        return Err(ConfigError::new(
+            "REJECT_REASONS",
+            "needs 1 to 8 reasons separated by '|'",
+        ));
+    }
+    if let Some(long) = reasons.iter().find(|r| r.chars().count() > 200) {
+        return Err(ConfigError::new(
+            "REJECT_REASONS",
+            format!(
+                "a reason is longer than 200 characters: '{}…'",
+                long.chars().take(20).collect::<String>()
+            ),
+        ));
+    }
+    Ok(reasons)
+}
+
+/// `TZ` (a leading `:` as glibc allows), else the system's zone.
+fn time_zone(var: Var<'_>) -> Result<jiff::tz::TimeZone, ConfigError> {
+    let Some(name) = var("TZ") else {
+        return Ok(jiff::tz::TimeZone::system());
+    };
+    let name = name.trim_start_matches(':');
+    jiff::tz::TimeZone::get(name).map_err(|_| {
+        ConfigError::new(
+            "TZ",
+            format!("'{name}' is not a known time zone (e.g. Asia/Shanghai)"),
+        )
+    })
+}
+
+/// Webhook mode, when `TELEGRAM_WEBHOOK_URL` is set: refused now rather than by Telegram after
+/// start when it cannot work.
+fn webhook(var: Var<'_>, url: &str) -> Result<Webhook, ConfigError> {
+    let url = parse_url("TELEGRAM_WEBHOOK_URL", url)?;
+    if url.scheme() != "https" {
+        // Telegram's setWebhook refuses it ("An HTTPS URL must be provided for webhook"); say
+        // so now rather than after start. Terminate TLS in a proxy.
+        return Err(ConfigError::new(
+            "TELEGRAM_WEBHOOK_URL",
+            "must be an https:// URL (Telegram posts updates only over HTTPS; put a TLS-terminating proxy in front of TELEGRAM_WEBHOOK_LISTEN)",
+        ));
+    }
+    let listen = parse_addr(
+        "TELEGRAM_WEBHOOK_LISTEN",
+        &var("TELEGRAM_WEBHOOK_LISTEN").unwrap_or_else(|| "0.0.0.0:8443".to_owned()),
+    )?;
+    let secret = match var("TELEGRAM_WEBHOOK_SECRET") {
+        Some(s) => webhook_secret(s)?,
+        None => random_secret(),
+    };
+    Ok(Webhook {
+        url,
+        listen,
+        secret: SecretString::from(secret),
+    })
+}
+
+/// A configured webhook secret, in the alphabet and length Telegram's `secret_token` accepts.
+fn webhook_secret(secret: String) -> Result<String, ConfigError> {
+    let valid = (1..=256).contains(&secret.len())
+        && secret
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if !valid {
+        return Err(ConfigError::new(
+            "TELEGRAM_WEBHOOK_SECRET",
+            "must be 1-256 characters of A-Z, a-z, 0-9, _ and -",
+        ));
+    }
+    Ok(secret)
+}
+
+/// `TELEGRAM_THROTTLE`: `off` only for a fake Bot API; Telegram itself always gets the throttle.
+fn telegram_throttle(var: Var<'_>) -> Result<bool, ConfigError> {
+    match var("TELEGRAM_THROTTLE").as_deref() {
+        None | Some("telegram") => Ok(true),
+        Some("off") => Ok(false),
+        Some(other) => Err(ConfigError::new(
+            "TELEGRAM_THROTTLE",
+            format!("'{other}' is not telegram or off"),
+        )),
     }
 }
 
@@ -403,7 +444,7 @@ fn parse_url(var: &'static str, value: &str) -> Result<Url, ConfigError> {
 }
 
 fn number(
-    var: &impl Fn(&'static str) -> Option<String>,
+    var: Var<'_>,
     name: &'static str,
     default: u64,
     min: u64,

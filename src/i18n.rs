@@ -50,6 +50,10 @@ pub struct Texts {
     // card
     pub card_title: &'static str,
     pub no_nickname: &'static str,
+    /// `{code}` and its `{meaning}`: how a WeChat errcode is shown wherever it is shown.
+    pub errcode: &'static str,
+    /// A WeChat error answer; `{error}` is the [`Texts::errcode`] text.
+    pub wechat_errcode: &'static str,
     pub label_reason: &'static str,
     pub label_categories: &'static str,
     pub label_applied: &'static str,
@@ -170,6 +174,8 @@ pub struct Texts {
 static ZH: Texts = Texts {
     card_title: "🧩 插件使用申请",
     no_nickname: "(未提供名称)",
+    errcode: "{code}: {meaning}",
+    wechat_errcode: "微信错误码 {error}",
     label_reason: "申请说明",
     label_categories: "类目",
     label_applied: "申请时间",
@@ -181,7 +187,7 @@ static ZH: Texts = Texts {
     line_deleted: "🗑 已由 {name} 删除 · {time}",
     line_elsewhere: "ℹ️ 已在微信后台变为「{status}」· {time}",
     line_gone: "🗑 已不在微信申请列表中 · {time}",
-    line_failed: "⚠️ {name} {action}失败:错误码 {code}({meaning})· {time}",
+    line_failed: "⚠️ {name} {action}失败:错误码 {detail} · {time}",
     line_failed_plain: "⚠️ {name} {action}失败:{detail} · {time}",
     line_unknown: "❓ {name} {action}的结果未知:微信没有应答。请按 🔄 刷新 查看实际状态。",
     line_deciding: "⏳ {name} 正在{action}…",
@@ -279,6 +285,8 @@ static ZH: Texts = Texts {
 static EN: Texts = Texts {
     card_title: "🧩 Plugin application",
     no_nickname: "(no name given)",
+    errcode: "{code}: {meaning}",
+    wechat_errcode: "WeChat errcode {error}",
     label_reason: "Reason",
     label_categories: "Categories",
     label_applied: "Applied",
@@ -290,7 +298,7 @@ static EN: Texts = Texts {
     line_deleted: "🗑 Deleted by {name} · {time}",
     line_elsewhere: "ℹ️ Changed outside the bot: now {status} · {time}",
     line_gone: "🗑 No longer in WeChat's application list · {time}",
-    line_failed: "⚠️ {action} by {name} failed: errcode {code} ({meaning}) · {time}",
+    line_failed: "⚠️ {action} by {name} failed: errcode {detail} · {time}",
     line_failed_plain: "⚠️ {action} by {name} failed: {detail} · {time}",
     line_unknown: "❓ Outcome of {action} by {name} unknown: WeChat did not answer. Press 🔄 Refresh to see the real status.",
     line_deciding: "⏳ {name}: {action} in progress…",

@@ -1,12 +1,16 @@
-//! Keeps secrets out of log lines, whatever the log level. Two nets: query parameters that
-//! carry secrets (`access_token=`, `secret=`, `token=`) are masked by pattern, and every secret
-//! the process registered (the AppSecret, the bot token, the webhook secret, each access token it
-//! fetched) is masked wherever it appears. Every log line the binary writes, text or JSON, passes
-//! through [`RedactingStderr`] (installed by `cli::init_tracing`), the last line of defence for
-//! what libraries log (teloxide's own error lines quote request URLs, and it hides the bot token
-//! in them only when the token has the usual shape). Text that does not go through `tracing` is
-//! safe only where it was redacted when made: [`WeChatError`](crate::wechat::WeChatError) does so,
-//! and the CLI redacts what it prints; secrets shorter than six characters are not masked.
+//! Keeps secrets out of the log. What it guarantees, exactly: every line written through
+//! [`RedactingStderr`] (the binary's whole `tracing` and `log` output, text or JSON, any level,
+//! any crate; installed by `cli::init_tracing`) has
+//! - the value of every `access_token=`, `secret=` and `token=` query parameter replaced by `***`
+//!   (up to the next `&`, space, quote, `)`, `#`, `,`, `>` or line end), and
+//! - every registered secret of six characters or more replaced by `***` wherever it appears:
+//!   the configured ones (AppSecret, bot token, webhook secret) for the life of the process, and
+//!   the last [`MAX_ACCESS_TOKENS`] access tokens fetched.
+//!
+//! Nothing else is promised. A shorter secret, an older access token, or a secret in another
+//! shape (`"access_token":"…"` in JSON) passes, and so does text that does not go through
+//! `tracing` (chat messages, `/healthz`, CLI output) unless it was redacted when made, as
+//! [`WeChatError`](crate::wechat::WeChatError) and the CLI's printed errors are.
 
 use std::io::Write;
 use std::sync::RwLock;
@@ -14,27 +18,43 @@ use std::sync::RwLock;
 /// Query parameters whose values are secret.
 const SECRET_PARAMS: [&str; 3] = ["access_token=", "secret=", "token="];
 
-/// Most literal secrets remembered (old access tokens age out first).
-const MAX_KNOWN: usize = 64;
+/// Most access tokens remembered; older ones are forgotten first (a token lives two hours, so
+/// these cover days of refreshes).
+pub const MAX_ACCESS_TOKENS: usize = 64;
 
-static KNOWN: RwLock<Vec<String>> = RwLock::new(Vec::new());
+/// Secrets shorter than this are not masked: they would mask ordinary words.
+const MIN_SECRET_LEN: usize = 6;
 
-/// Remembers a secret so it is masked wherever it appears in output from now on.
+/// The configured secrets (never forgotten), then the access tokens fetched, oldest first.
+static KNOWN: RwLock<(Vec<String>, Vec<String>)> = RwLock::new((Vec::new(), Vec::new()));
+
+/// Remembers a configured secret (AppSecret, bot token, webhook secret): masked wherever it
+/// appears in output for the life of the process.
 pub fn register_secret(secret: &str) {
-    if secret.len() < 6 {
+    remember(secret, |(configured, _)| configured);
+}
+
+/// Remembers a fetched access token: masked until [`MAX_ACCESS_TOKENS`] newer ones push it out.
+pub fn register_access_token(token: &str) {
+    remember(token, |(_, fetched)| {
+        if fetched.len() == MAX_ACCESS_TOKENS {
+            fetched.remove(0);
+        }
+        fetched
+    });
+}
+
+fn remember(secret: &str, list: impl FnOnce(&mut (Vec<String>, Vec<String>)) -> &mut Vec<String>) {
+    if secret.len() < MIN_SECRET_LEN {
         return;
     }
     let mut known = KNOWN
         .write()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    if known.iter().any(|k| k == secret) {
+    if known.0.iter().chain(&known.1).any(|k| k == secret) {
         return;
     }
-    if known.len() == MAX_KNOWN {
-        // Keep the first two (AppSecret, bot token); drop the oldest access token.
-        known.remove(2.min(MAX_KNOWN - 1));
-    }
-    known.push(secret.to_owned());
+    list(&mut known).push(secret.to_owned());
 }
 
 /// Masks secret query values and every registered secret in `text`.
@@ -43,7 +63,7 @@ pub fn redact(text: &str) -> String {
     let known = KNOWN
         .read()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    for secret in known.iter() {
+    for secret in known.0.iter().chain(&known.1) {
         if out.contains(secret.as_str()) {
             out = out.replace(secret.as_str(), "***");
         }
@@ -129,5 +149,16 @@ mod tests {
         assert_eq!(redact(line), "POST http://api/bot***/GetMe");
         register_secret("abc");
         assert_eq!(redact("abc"), "abc", "too short to register");
+    }
+
+    #[test]
+    fn configured_secrets_outlive_any_number_of_access_tokens() {
+        register_secret("webhook-secret-for-redaction-test");
+        for n in 0..=MAX_ACCESS_TOKENS {
+            register_access_token(&format!("access-token-{n:04}-for-redaction-test"));
+        }
+        assert_eq!(redact("webhook-secret-for-redaction-test"), "***");
+        let newest = format!("access-token-{MAX_ACCESS_TOKENS:04}-for-redaction-test");
+        assert_eq!(redact(&newest), "***");
     }
 }

@@ -17,9 +17,9 @@ use crate::domain::card::Actor;
 use crate::i18n::{Texts, fill};
 use crate::lifecycle::app::{App, no_preview};
 use crate::lifecycle::decision::{self, Outcome};
-use crate::telegram::html::{clean, escape};
+use crate::telegram::html::{clean, escape, nickname_html};
 use crate::telegram::limiter::Lane;
-use crate::telegram::view::{CardView, format_time, status_name};
+use crate::telegram::view::{CardView, errcode_text, format_time, status_name, wechat_error_text};
 
 /// The commands. Descriptions come from the chat texts ([`bot_commands`]), not doc comments, so
 /// they exist in both languages.
@@ -189,12 +189,10 @@ async fn team_chat_upgraded_to(app: &App) -> Option<ChatId> {
     }
 }
 
+/// Why a `/refresh` failed, in plain text: WeChat's errcode in the chat's language when it sent one.
 fn describe_error(app: &App, e: &crate::lifecycle::poller::PollError) -> String {
     match e {
-        crate::lifecycle::poller::PollError::WeChat(w) => match w.meaning(app.lang()) {
-            Some(meaning) => format!("{w} — {meaning}"),
-            None => w.to_string(),
-        },
+        crate::lifecycle::poller::PollError::WeChat(w) => wechat_error_text(w, app.lang()),
         other => other.to_string(),
     }
 }
@@ -329,11 +327,7 @@ async fn listing(app: &App, status: Option<ApplyStatus>) -> anyhow::Result<Strin
     };
     for row in rows.iter().take(LIST_MAX_LINES) {
         let (a, card) = (&row.applicant.applicant, &row.card);
-        let name = a
-            .nickname
-            .as_deref()
-            .map(|n| escape(&clean(n, 40, false)))
-            .unwrap_or_else(|| t.no_nickname.to_owned());
+        let name = nickname_html(a.nickname.as_deref(), t);
         let link = match card
             .as_ref()
             .and_then(|c| c.message_id)
@@ -456,10 +450,7 @@ fn history_line(app: &App, e: &crate::domain::audit::HistoryEntry) -> String {
         escape(&e.appid),
     );
     if let Some(code) = e.errcode {
-        line.push_str(&format!(
-            " ({code}: {})",
-            escape(crate::wechat::errcode_meaning(code, app.lang()).unwrap_or("?"))
-        ));
+        line.push_str(&format!(" ({})", escape(&errcode_text(code, app.lang()))));
     }
     if let Some(reason) = &e.reason {
         line.push_str(&format!(

@@ -14,7 +14,7 @@ use crate::i18n::fill;
 use crate::lifecycle::app::App;
 use crate::lifecycle::decision::{self, Begin};
 use crate::telegram::callback::{Press, reason_by_key};
-use crate::telegram::html::{clean, escape};
+use crate::telegram::html::{clean, escape, nickname_html};
 use crate::telegram::limiter::Lane;
 
 /// Where a press came from, once checked against the stored card.
@@ -281,15 +281,13 @@ async fn decide_answering(
 /// Sends the ForceReply prompt that asks the approver for a reason.
 async fn ask_for_reason(app: &App, card: &Card, actor: &Actor) -> HandlerResult {
     let t = app.texts();
-    let nickname = match app.store.applicant(&card.appid).await? {
-        Some(s) => s.applicant.nickname.unwrap_or_default(),
-        None => String::new(),
-    };
+    let stored = app.store.applicant(&card.appid).await?;
+    let nickname = nickname_html(stored.and_then(|s| s.applicant.nickname).as_deref(), t);
     let text = fill(
         t.prompt_reason,
         &[
             ("name", &mention(actor)),
-            ("nickname", &escape(&clean(&nickname, 64, false))),
+            ("nickname", &nickname),
             ("appid", &escape(card.appid.as_str())),
         ],
     );

@@ -42,7 +42,7 @@ pub enum Note {
     Decided {
         /// What was done.
         action: Action,
-        /// Who did it.
+        /// The approver's display name ([`Actor::name`]).
         by: String,
         /// When (unix seconds).
         at: i64,
@@ -55,7 +55,7 @@ pub enum Note {
         action: Action,
         /// Who tried.
         by: String,
-        /// When.
+        /// Unix seconds.
         at: i64,
         /// WeChat's errcode, when it sent one.
         errcode: Option<i64>,
@@ -68,7 +68,7 @@ pub enum Note {
         action: Action,
         /// Who tried.
         by: String,
-        /// When.
+        /// Unix seconds.
         at: i64,
     },
     /// The status changed outside the bot (WeChat console, timeout).

@@ -251,16 +251,10 @@ async fn resolve(
     maybe_applied: bool,
     error: Option<WeChatError>,
 ) -> Result<Outcome, StoreError> {
-    let store = &app.store;
-    let now = now_secs();
-    let failed = |e: Option<WeChatError>| match e {
-        Some(e) => Outcome::Failed(e),
-        None => Outcome::NotApplicable,
-    };
     match (current, s.action.target_status()) {
         // It took effect.
         (Some(a), Some(target)) if a.status == target && maybe_applied => {
-            store.upsert_applicant(a).await?;
+            app.store.upsert_applicant(a).await?;
             confirm(
                 app,
                 s,
@@ -280,60 +274,11 @@ async fn resolve(
             .await?;
             Ok(Outcome::Done)
         }
-        // Nothing happened: still where it was.
         (Some(a), _) if s.action.applies_to(a.status) => {
-            store.upsert_applicant(a).await?;
-            remember(app, a);
-            if maybe_applied {
-                record(
-                    app,
-                    s,
-                    AuditOutcome::Error,
-                    "not applied (re-read the status)",
-                )
-                .await?;
-            }
-            match &error {
-                Some(e) => fail(app, s, e).await?,
-                None => {
-                    // The unknown outcome is settled: nothing was done, the card is plain again.
-                    store
-                        .settle_card(s.card_id, s.version, s.action.resting_state(), None)
-                        .await?;
-                }
-            }
-            Ok(failed(error))
+            not_applied(app, s, a, maybe_applied, error).await
         }
-        // It moved elsewhere (console, timeout, deletion).
-        (Some(a), _) => {
-            store.upsert_applicant(a).await?;
-            remember(app, a);
-            if maybe_applied {
-                record(app, s, AuditOutcome::Error, "the status moved elsewhere").await?;
-            }
-            let note = Note::Elsewhere {
-                status: a.status.code(),
-                at: now,
-            };
-            store
-                .settle_card(s.card_id, s.version, CardState::Closed, Some(&note))
-                .await?;
-            Ok(failed(error))
-        }
-        // Deleted, and WeChat says so too (89242 on a delete).
-        (None, None) => {
-            store.mark_gone(&s.appid).await?;
-            app.seen.remove(&s.appid);
-            store
-                .settle_card(
-                    s.card_id,
-                    s.version,
-                    CardState::Closed,
-                    Some(&Note::Gone { at: now }),
-                )
-                .await?;
-            Ok(failed(error))
-        }
+        (Some(a), _) => moved_elsewhere(app, s, a, maybe_applied, error).await,
+        (None, None) => deleted(app, s, error).await,
         // Missing from one listing is no proof it is gone (listings can come back empty or
         // partial): the outcome stays unknown until the poller has its proof.
         (None, Some(_)) => {
@@ -343,6 +288,84 @@ async fn resolve(
             Ok(Outcome::Unknown)
         }
     }
+}
+
+/// What a decision that did not take effect settles as: the error it got, or (when there was
+/// none, after an unknown outcome) nothing at all.
+fn failed_or_not_applicable(error: Option<WeChatError>) -> Outcome {
+    match error {
+        Some(e) => Outcome::Failed(e),
+        None => Outcome::NotApplicable,
+    }
+}
+
+/// Nothing happened: the applicant is still where it was, so the decision can be made again.
+async fn not_applied(
+    app: &App,
+    s: &Settling,
+    a: &Applicant,
+    maybe_applied: bool,
+    error: Option<WeChatError>,
+) -> Result<Outcome, StoreError> {
+    app.store.upsert_applicant(a).await?;
+    remember(app, a);
+    if maybe_applied {
+        record(
+            app,
+            s,
+            AuditOutcome::Error,
+            "not applied (re-read the status)",
+        )
+        .await?;
+    }
+    match &error {
+        Some(e) => fail(app, s, e).await?,
+        None => {
+            // The unknown outcome is settled: nothing was done, the card is plain again.
+            app.store
+                .settle_card(s.card_id, s.version, s.action.resting_state(), None)
+                .await?;
+        }
+    }
+    Ok(failed_or_not_applicable(error))
+}
+
+/// It moved elsewhere (console, timeout, deletion): the card says where and closes.
+async fn moved_elsewhere(
+    app: &App,
+    s: &Settling,
+    a: &Applicant,
+    maybe_applied: bool,
+    error: Option<WeChatError>,
+) -> Result<Outcome, StoreError> {
+    app.store.upsert_applicant(a).await?;
+    remember(app, a);
+    if maybe_applied {
+        record(app, s, AuditOutcome::Error, "the status moved elsewhere").await?;
+    }
+    let note = Note::Elsewhere {
+        status: a.status.code(),
+        at: now_secs(),
+    };
+    app.store
+        .settle_card(s.card_id, s.version, CardState::Closed, Some(&note))
+        .await?;
+    Ok(failed_or_not_applicable(error))
+}
+
+/// Deleted, and WeChat says so too (89242 on a delete): the applicant is gone for good.
+async fn deleted(
+    app: &App,
+    s: &Settling,
+    error: Option<WeChatError>,
+) -> Result<Outcome, StoreError> {
+    app.store.mark_gone(&s.appid).await?;
+    app.seen.remove(&s.appid);
+    let note = Note::Gone { at: now_secs() };
+    app.store
+        .settle_card(s.card_id, s.version, CardState::Closed, Some(&note))
+        .await?;
+    Ok(failed_or_not_applicable(error))
 }
 
 /// Appends a result to the decision's attempt, if it has one.

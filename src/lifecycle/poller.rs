@@ -14,8 +14,8 @@ use crate::domain::card::{Card, CardState, Note};
 use crate::domain::now_secs;
 use crate::i18n::fill;
 use crate::lifecycle::app::{App, Seen};
-use crate::telegram::html::escape;
-use crate::telegram::view::format_time;
+use crate::telegram::html::{escape, nickname_html};
+use crate::telegram::view::{format_time, wechat_error_text};
 use crate::wechat::WeChatError;
 
 /// What one poll did.
@@ -204,11 +204,7 @@ async fn announce_burst(app: &App, listed: &[Applicant]) {
         ],
     );
     for a in new.iter().take(DIGEST_AFTER) {
-        let name = a
-            .nickname
-            .as_deref()
-            .map(|n| escape(&crate::telegram::html::clean(n, 40, false)))
-            .unwrap_or_else(|| t.no_nickname.to_owned());
+        let name = nickname_html(a.nickname.as_deref(), t);
         text.push_str(&format!(
             "\n• <b>{name}</b> <code>{}</code>",
             escape(a.appid.as_str())
@@ -475,10 +471,7 @@ async fn note_health(app: &App, error: Option<&WeChatError>) {
                     && !health.outage_announced
                 {
                     health.outage_announced = true;
-                    let mut detail = e.to_string();
-                    if let Some(meaning) = e.meaning(app.lang()) {
-                        detail = format!("{detail} — {meaning}");
-                    }
+                    let mut detail = wechat_error_text(e, app.lang());
                     if let Some(hint) = e.hint() {
                         detail = format!("{detail} ({hint})");
                     }

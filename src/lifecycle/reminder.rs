@@ -8,7 +8,7 @@ use crate::domain::now_secs;
 use crate::i18n::fill;
 use crate::lifecycle::app::App;
 use crate::store::StoreError;
-use crate::telegram::html::{clean, escape};
+use crate::telegram::html::{escape, nickname_html};
 
 /// At most this many applicants per reminder; the rest are counted.
 pub const LISTED: usize = 20;
@@ -56,11 +56,7 @@ pub async fn remind(app: &App) -> Result<usize, StoreError> {
         } else {
             fill(t.waited_days, &[("n", &days)])
         };
-        let name = a
-            .nickname
-            .as_deref()
-            .map(|n| escape(&clean(n, 40, false)))
-            .unwrap_or_else(|| t.no_nickname.to_owned());
+        let name = nickname_html(a.nickname.as_deref(), t);
         let name = match card.message_id.and_then(|m| app.message_link(m)) {
             Some(link) => format!("<a href=\"{}\">{name}</a>", escape(&link)),
             None => format!("<b>{name}</b>"),

@@ -1,6 +1,8 @@
 //! Text made safe for Telegram's HTML parse mode: escaping, and cleaning WeChat- or
 //! user-supplied text (control and bidi characters, length).
 
+use crate::i18n::Texts;
+
 /// Escapes text for Telegram's HTML parse mode (also inside attribute values).
 pub fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -44,10 +46,25 @@ pub fn clean(text: &str, max: usize, multiline: bool) -> String {
     out
 }
 
-/// A name shown in the chat, cleaned and escaped.
+/// Most characters of a name shown in the chat. WeChat caps a mini-program's name at 30
+/// characters and Telegram a person's first and last name at 64 each, so this cuts only junk, and
+/// 30 such names (a `/list`) stay well inside Telegram's 4096-character message.
+pub const NAME_MAX_CHARS: usize = 64;
+
+/// A name shown in the chat, cleaned, cut to [`NAME_MAX_CHARS`] and escaped.
 pub(crate) fn name_html(name: &str) -> String {
-    escape(&clean(name, 64, false))
+    escape(&clean(name, NAME_MAX_CHARS, false))
 }
+
+/// An applicant's nickname as every chat text shows it: [`name_html`], or the language's
+/// placeholder when WeChat gave none (or nothing printable).
+pub fn nickname_html(nickname: Option<&str>, t: &Texts) -> String {
+    match nickname.map(name_html) {
+        Some(name) if !name.is_empty() => name,
+        _ => t.no_nickname.to_owned(),
+    }
+}
+
 /// Only http(s) links become anchors: WeChat-supplied URLs are not trusted blindly.
 pub(crate) fn safe_url(url: &str) -> Option<&str> {
     let url = url.trim();

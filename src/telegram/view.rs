@@ -11,8 +11,8 @@ use crate::domain::applicant::{Applicant, ApplyStatus};
 use crate::domain::card::{Card, CardState, Note};
 use crate::i18n::{Lang, Texts, fill};
 use crate::telegram::callback::{Press, reason_key};
-use crate::telegram::html::{clean, escape, name_html, safe_url};
-use crate::wechat::errcode_meaning;
+use crate::telegram::html::{clean, escape, name_html, nickname_html, safe_url};
+use crate::wechat::{WeChatError, errcode_meaning};
 
 /// Formats a timestamp in the configured zone.
 pub fn format_time(at: i64, tz: &jiff::tz::TimeZone) -> String {
@@ -45,17 +45,44 @@ pub fn action_name(action: Action, t: &Texts) -> &'static str {
     }
 }
 
+/// An errcode as the chat shows it, in the chat's language: the code and what it means
+/// (`45011: API called too often…`, `?` for a code not in the table). Plain text: the caller
+/// escapes it.
+pub fn errcode_text(code: i64, lang: Lang) -> String {
+    fill(
+        lang.texts().errcode,
+        &[
+            ("code", &code.to_string()),
+            ("meaning", errcode_meaning(code, lang).unwrap_or("?")),
+        ],
+    )
+}
+
+/// A WeChat error as the chat shows it: [`errcode_text`] and WeChat's own errmsg (it may name
+/// what to fix, such as the refused IP) when WeChat answered with a code, else the error itself.
+/// Plain text: the caller escapes it.
+pub fn wechat_error_text(error: &WeChatError, lang: Lang) -> String {
+    let Some(code) = error.errcode() else {
+        return error.to_string();
+    };
+    let mut text = fill(
+        lang.texts().wechat_errcode,
+        &[("error", &errcode_text(code, lang))],
+    );
+    if let Some(errmsg) = error.errmsg() {
+        text.push_str(&format!(" (errmsg: {errmsg})"));
+    }
+    text
+}
+
 /// Everything a card's look depends on.
 pub struct CardView<'a> {
-    /// The applicant as stored.
     pub applicant: &'a Applicant,
     /// Whether it vanished from WeChat's list.
     pub gone: bool,
-    /// The card.
     pub card: &'a Card,
     /// Preset refusal reasons.
     pub reasons: &'a [String],
-    /// Language.
     pub lang: Lang,
     /// Time zone for display.
     pub tz: &'a jiff::tz::TimeZone,
@@ -67,15 +94,11 @@ impl CardView<'_> {
         let t = self.lang.texts();
         let a = self.applicant;
         let mut s = String::new();
-        let nickname = a
-            .nickname
-            .as_deref()
-            .map(name_html)
-            .unwrap_or_else(|| t.no_nickname.to_owned());
         let _ = writeln!(s, "{}", t.card_title);
         let _ = writeln!(
             s,
-            "<b>{nickname}</b> · <code>{}</code>",
+            "<b>{}</b> · <code>{}</code>",
+            nickname_html(a.nickname.as_deref(), t),
             escape(a.appid.as_str())
         );
         if let Some(reason) = &a.reason {
@@ -87,21 +110,7 @@ impl CardView<'_> {
             );
         }
         if !a.categories.is_empty() {
-            let cats: Vec<String> = a
-                .categories
-                .iter()
-                .take(5)
-                .map(|c| {
-                    let first = clean(&c.first, 40, false);
-                    let second = clean(&c.second, 40, false);
-                    escape(&if second.is_empty() {
-                        first
-                    } else {
-                        format!("{first} › {second}")
-                    })
-                })
-                .collect();
-            let _ = writeln!(s, "{}: {}", t.label_categories, cats.join("; "));
+            let _ = writeln!(s, "{}: {}", t.label_categories, self.categories_html());
         }
         if let Some(at) = a.applied_at {
             let _ = writeln!(
@@ -111,6 +120,38 @@ impl CardView<'_> {
                 format_time(at.as_second(), self.tz)
             );
         }
+        if let Some(links) = self.links_html() {
+            let _ = writeln!(s, "{links}");
+        }
+        s.push('\n');
+        s.push_str(&self.outcome_line());
+        s
+    }
+
+    /// The first five categories, `first › second`, cleaned and escaped.
+    fn categories_html(&self) -> String {
+        let cats: Vec<String> = self
+            .applicant
+            .categories
+            .iter()
+            .take(5)
+            .map(|c| {
+                let first = clean(&c.first, 40, false);
+                let second = clean(&c.second, 40, false);
+                escape(&if second.is_empty() {
+                    first
+                } else {
+                    format!("{first} › {second}")
+                })
+            })
+            .collect();
+        cats.join("; ")
+    }
+
+    /// The avatar and mini-program code links, only those with a safe URL; `None` when neither.
+    fn links_html(&self) -> Option<String> {
+        let t = self.lang.texts();
+        let a = self.applicant;
         let links: Vec<String> = [
             (a.avatar_url.as_deref(), t.label_avatar),
             (a.apply_url.as_deref(), t.label_code),
@@ -121,16 +162,22 @@ impl CardView<'_> {
                 .map(|u| format!("<a href=\"{}\">{label}</a>", escape(u)))
         })
         .collect();
-        if !links.is_empty() {
-            let _ = writeln!(s, "{}", links.join(" · "));
-        }
-        s.push('\n');
-        s.push_str(&self.outcome_line());
-        s
+        (!links.is_empty()).then(|| links.join(" · "))
     }
 
     /// The one line that says where the application stands.
     pub fn outcome_line(&self) -> String {
+        if let Some(line) = self.in_progress_line() {
+            return line;
+        }
+        match &self.card.note {
+            Some(note) => self.note_line(note),
+            None => self.status_line(),
+        }
+    }
+
+    /// While a decision is under way the card says who is making it, whatever its note says.
+    fn in_progress_line(&self) -> Option<String> {
         let t = self.lang.texts();
         let card = self.card;
         let actor = card
@@ -140,21 +187,27 @@ impl CardView<'_> {
             .unwrap_or_default();
         let action = card.action.map(|a| action_name(a, t)).unwrap_or_default();
         match card.state {
-            CardState::Deciding => {
-                return fill(t.line_deciding, &[("name", &actor), ("action", action)]);
-            }
-            CardState::ChoosingReason => return fill(t.line_choosing, &[("name", &actor)]),
-            CardState::AwaitingReason => return fill(t.line_awaiting, &[("name", &actor)]),
-            _ => {}
+            CardState::Deciding => Some(fill(
+                t.line_deciding,
+                &[("name", &actor), ("action", action)],
+            )),
+            CardState::ChoosingReason => Some(fill(t.line_choosing, &[("name", &actor)])),
+            CardState::AwaitingReason => Some(fill(t.line_awaiting, &[("name", &actor)])),
+            _ => None,
         }
+    }
+
+    /// The line of a settled card: what its note records.
+    fn note_line(&self, note: &Note) -> String {
+        let t = self.lang.texts();
         let time = |at: i64| format_time(at, self.tz);
-        match &card.note {
-            Some(Note::Decided {
+        match note {
+            Note::Decided {
                 action,
                 by,
                 at,
                 reason,
-            }) => {
+            } => {
                 let template = match action {
                     Action::Approve => t.line_approved,
                     Action::Reject => t.line_rejected,
@@ -173,63 +226,64 @@ impl CardView<'_> {
                     ],
                 )
             }
-            Some(Note::Failed {
+            Note::Failed {
                 action,
                 by,
                 at,
                 errcode,
                 ..
-            }) => {
-                let name = name_html(by);
-                let action = action_name(*action, t);
-                match errcode {
-                    Some(code) => fill(
-                        t.line_failed,
-                        &[
-                            ("name", &name),
-                            ("action", action),
-                            ("code", &code.to_string()),
-                            ("meaning", errcode_meaning(*code, self.lang).unwrap_or("?")),
-                            ("time", &time(*at)),
-                        ],
-                    ),
-                    None => fill(
-                        t.line_failed_plain,
-                        &[
-                            ("name", &name),
-                            ("action", action),
-                            ("detail", t.wechat_unreachable),
-                            ("time", &time(*at)),
-                        ],
-                    ),
-                }
-            }
-            Some(Note::Unknown { action, by, .. }) => fill(
+            } => self.failed_line(*action, by, *at, *errcode),
+            Note::Unknown { action, by, .. } => fill(
                 t.line_unknown,
                 &[
                     ("name", &name_html(by)),
                     ("action", action_name(*action, t)),
                 ],
             ),
-            Some(Note::Elsewhere { status, at }) => fill(
+            Note::Elsewhere { status, at } => fill(
                 t.line_elsewhere,
                 &[
                     ("status", &status_name(ApplyStatus::from_code(*status), t)),
                     ("time", &time(*at)),
                 ],
             ),
-            Some(Note::Gone { at }) => fill(t.line_gone, &[("time", &time(*at))]),
-            Some(Note::Superseded { at }) => fill(t.line_superseded, &[("time", &time(*at))]),
-            None if self.gone => t.line_gone.replace(" · {time}", ""),
-            None => match self.applicant.status {
-                ApplyStatus::Pending => t.line_pending.to_owned(),
-                other => fill(
-                    t.line_elsewhere,
-                    &[("status", &status_name(other, t)), ("time", "")],
-                )
-                .trim_end_matches([' ', '·'])
-                .to_owned(),
-            },
+            Note::Gone { at } => fill(t.line_gone, &[("time", &time(*at))]),
+            Note::Superseded { at } => fill(t.line_superseded, &[("time", &time(*at))]),
+        }
+    }
+
+    /// A failed decision: WeChat's errcode and its meaning, or that WeChat was not reached.
+    fn failed_line(&self, action: Action, by: &str, at: i64, errcode: Option<i64>) -> String {
+        let t = self.lang.texts();
+        let (template, detail) = match errcode {
+            Some(code) => (t.line_failed, escape(&errcode_text(code, self.lang))),
+            None => (t.line_failed_plain, t.wechat_unreachable.to_owned()),
+        };
+        fill(
+            template,
+            &[
+                ("name", &name_html(by)),
+                ("action", action_name(action, t)),
+                ("detail", &detail),
+                ("time", &format_time(at, self.tz)),
+            ],
+        )
+    }
+
+    /// A card with no note: the applicant's status as last read (no time: nothing happened here).
+    fn status_line(&self) -> String {
+        let t = self.lang.texts();
+        if self.gone {
+            return t.line_gone.replace(" · {time}", "");
+        }
+        match self.applicant.status {
+            ApplyStatus::Pending => t.line_pending.to_owned(),
+            other => fill(
+                t.line_elsewhere,
+                &[("status", &status_name(other, t)), ("time", "")],
+            )
+            .trim_end_matches([' ', '·'])
+            .to_owned(),
         }
     }
 
@@ -237,70 +291,78 @@ impl CardView<'_> {
     pub fn keyboard(&self) -> InlineKeyboardMarkup {
         let t = self.lang.texts();
         let id = self.card.id;
-        let button = |label: &str, press: Press| {
-            InlineKeyboardButton::callback(label.to_owned(), press.encode())
-        };
-        let status = self.applicant.status;
-        let rows: Vec<Vec<InlineKeyboardButton>> = match self.card.state {
+        let rows = match self.card.state {
             CardState::Sending | CardState::Deciding => vec![],
-            CardState::ChoosingReason => {
-                let mut rows: Vec<Vec<InlineKeyboardButton>> = self
-                    .reasons
-                    .iter()
-                    .map(|r| {
-                        vec![button(
-                            &format!("❌ {}", clean(r, 60, false)),
-                            Press::Reason(id, reason_key(r)),
-                        )]
-                    })
-                    .collect();
-                rows.push(vec![
-                    button(t.button_other, Press::OtherReason(id)),
-                    button(t.button_cancel, Press::Cancel(id)),
-                ]);
-                rows
-            }
+            CardState::ChoosingReason => self.reason_rows(),
             CardState::AwaitingReason => vec![vec![button(t.button_cancel, Press::Cancel(id))]],
-            CardState::Open | CardState::Closed => {
-                let mut rows = Vec::new();
-                if self.gone {
-                    return InlineKeyboardMarkup::new(rows);
-                }
-                // After an unknown outcome the write may have happened: no decision until re-read.
-                let unsettled = matches!(self.card.note, Some(Note::Unknown { .. }));
-                if self.card.state == CardState::Open && status.is_decidable() && !unsettled {
-                    rows.push(vec![
-                        button(t.button_approve, Press::Approve(id)),
-                        button(t.button_reject, Press::Reject(id)),
-                    ]);
-                }
-                if status.is_deletable() && self.card.state == CardState::Closed {
-                    rows.push(vec![button(t.button_delete, Press::Delete(id))]);
-                }
-                let mut recovery = Vec::new();
-                match &self.card.note {
-                    Some(Note::Failed {
-                        retryable: true, ..
-                    }) => {
-                        recovery.push(button(t.button_retry, Press::Retry(id)));
-                        recovery.push(button(t.button_refresh, Press::Refresh(id)));
-                    }
-                    Some(Note::Failed { .. } | Note::Unknown { .. }) => {
-                        recovery.push(button(t.button_refresh, Press::Refresh(id)))
-                    }
-                    _ if matches!(status, ApplyStatus::Unknown(_)) => {
-                        recovery.push(button(t.button_refresh, Press::Refresh(id)))
-                    }
-                    _ => {}
-                }
-                if !recovery.is_empty() {
-                    rows.push(recovery);
-                }
-                rows
-            }
+            CardState::Open | CardState::Closed if self.gone => vec![],
+            CardState::Open | CardState::Closed => self.settled_rows(),
         };
         InlineKeyboardMarkup::new(rows)
     }
+
+    /// One button per preset reason, then "other" and "cancel".
+    fn reason_rows(&self) -> Vec<Vec<InlineKeyboardButton>> {
+        let t = self.lang.texts();
+        let id = self.card.id;
+        let mut rows: Vec<Vec<InlineKeyboardButton>> = self
+            .reasons
+            .iter()
+            .map(|r| {
+                vec![button(
+                    &format!("❌ {}", clean(r, 60, false)),
+                    Press::Reason(id, reason_key(r)),
+                )]
+            })
+            .collect();
+        rows.push(vec![
+            button(t.button_other, Press::OtherReason(id)),
+            button(t.button_cancel, Press::Cancel(id)),
+        ]);
+        rows
+    }
+
+    /// A card not in a decision: the decisions WeChat's status allows, then a way out of a failure.
+    fn settled_rows(&self) -> Vec<Vec<InlineKeyboardButton>> {
+        let t = self.lang.texts();
+        let id = self.card.id;
+        let status = self.applicant.status;
+        let mut rows = Vec::new();
+        // After an unknown outcome the write may have happened: no decision until re-read.
+        let unsettled = matches!(self.card.note, Some(Note::Unknown { .. }));
+        if self.card.state == CardState::Open && status.is_decidable() && !unsettled {
+            rows.push(vec![
+                button(t.button_approve, Press::Approve(id)),
+                button(t.button_reject, Press::Reject(id)),
+            ]);
+        }
+        if status.is_deletable() && self.card.state == CardState::Closed {
+            rows.push(vec![button(t.button_delete, Press::Delete(id))]);
+        }
+        let recovery = match &self.card.note {
+            Some(Note::Failed {
+                retryable: true, ..
+            }) => vec![
+                button(t.button_retry, Press::Retry(id)),
+                button(t.button_refresh, Press::Refresh(id)),
+            ],
+            Some(Note::Failed { .. } | Note::Unknown { .. }) => {
+                vec![button(t.button_refresh, Press::Refresh(id))]
+            }
+            _ if matches!(status, ApplyStatus::Unknown(_)) => {
+                vec![button(t.button_refresh, Press::Refresh(id))]
+            }
+            _ => vec![],
+        };
+        if !recovery.is_empty() {
+            rows.push(recovery);
+        }
+        rows
+    }
+}
+
+fn button(label: &str, press: Press) -> InlineKeyboardButton {
+    InlineKeyboardButton::callback(label.to_owned(), press.encode())
 }
 
 #[cfg(test)]

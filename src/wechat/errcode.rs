@@ -1,5 +1,6 @@
 //! What WeChat's error codes mean, in both chat languages, so a person reading a card knows what
-//! went wrong and whether to try again. The table is NOTES.md's, and only NOTES.md's.
+//! went wrong and whether to try again. The table is docs/wechat-api.md#error-codes, and only
+//! that.
 
 use crate::i18n::Lang;
 
@@ -20,81 +21,133 @@ pub const RATE_LIMITED: i64 = 45011;
 /// Daily call quota exhausted.
 pub const DAILY_QUOTA: i64 = 45009;
 
-/// `(code, 中文, English)` for every code this project knows.
-const TABLE: &[(i64, &str, &str)] = &[
-    (-1, "系统繁忙,请稍后再试", "system busy; try again later"),
-    (
-        40001,
-        "access_token 无效或不是最新 / AppSecret 错误",
-        "access token invalid or not the latest, or wrong AppSecret",
-    ),
-    (40013, "不合法的 AppID", "invalid AppID"),
-    (40014, "不合法的 access_token", "invalid access token"),
-    (40125, "无效的 AppSecret", "invalid AppSecret"),
-    (
-        40164,
-        "调用接口的 IP 不在白名单中",
-        "the calling IP is not on the account's IP whitelist",
-    ),
-    (42001, "access_token 超时", "access token expired"),
-    (45009, "接口调用超过每日限额", "daily API quota exhausted"),
-    (
-        45011,
-        "API 调用太频繁,请稍后再试",
-        "API called too often; try again in a minute",
-    ),
-    (47001, "数据格式错误", "malformed request body"),
-    (
-        48001,
-        "api 功能未授权",
-        "API not authorized for this account",
-    ),
-    (
-        61007,
-        "接口未授权给第三方平台",
-        "API not authorized for the third-party platform",
-    ),
-    (89236, "该插件不能申请", "this plugin cannot be applied for"),
-    (89237, "已经添加该插件", "the plugin is already added"),
-    (
-        89238,
-        "申请或使用的插件已经达到上限",
-        "plugin application or usage limit reached",
-    ),
-    (89239, "该插件不存在", "the plugin does not exist"),
-    (
-        89240,
-        "只有“待确认”的申请可操作通过/拒绝",
-        "only pending applications can be approved or rejected",
-    ),
-    (
-        89241,
-        "只有“已拒绝/已超时”的申请可操作删除",
-        "only rejected or timed-out applications can be deleted",
-    ),
-    (
-        89242,
-        "该appid不在申请列表内",
-        "this appid is not in the application list",
-    ),
-    (
-        89243,
-        "“待确认”的申请不可删除",
-        "a pending application cannot be deleted",
-    ),
-    (89044, "不存在该插件appid", "no plugin with this appid"),
-    (89244, "不存在该插件appid", "no plugin with this appid"),
+/// One error code WeChat documents, with what it means in each chat language.
+struct Errcode {
+    code: i64,
+    zh: &'static str,
+    en: &'static str,
+}
+
+/// Every code this project knows (docs/wechat-api.md#error-codes).
+const TABLE: &[Errcode] = &[
+    Errcode {
+        code: -1,
+        zh: "系统繁忙,请稍后再试",
+        en: "system busy; try again later",
+    },
+    Errcode {
+        code: 40001,
+        zh: "access_token 无效或不是最新 / AppSecret 错误",
+        en: "access token invalid or not the latest, or wrong AppSecret",
+    },
+    Errcode {
+        code: 40013,
+        zh: "不合法的 AppID",
+        en: "invalid AppID",
+    },
+    Errcode {
+        code: 40014,
+        zh: "不合法的 access_token",
+        en: "invalid access token",
+    },
+    Errcode {
+        code: 40125,
+        zh: "无效的 AppSecret",
+        en: "invalid AppSecret",
+    },
+    Errcode {
+        code: 40164,
+        zh: "调用接口的 IP 不在白名单中",
+        en: "the calling IP is not on the account's IP whitelist",
+    },
+    Errcode {
+        code: 42001,
+        zh: "access_token 超时",
+        en: "access token expired",
+    },
+    Errcode {
+        code: 45009,
+        zh: "接口调用超过每日限额",
+        en: "daily API quota exhausted",
+    },
+    Errcode {
+        code: 45011,
+        zh: "API 调用太频繁,请稍后再试",
+        en: "API called too often; try again in a minute",
+    },
+    Errcode {
+        code: 47001,
+        zh: "数据格式错误",
+        en: "malformed request body",
+    },
+    Errcode {
+        code: 48001,
+        zh: "api 功能未授权",
+        en: "API not authorized for this account",
+    },
+    Errcode {
+        code: 61007,
+        zh: "接口未授权给第三方平台",
+        en: "API not authorized for the third-party platform",
+    },
+    Errcode {
+        code: 89236,
+        zh: "该插件不能申请",
+        en: "this plugin cannot be applied for",
+    },
+    Errcode {
+        code: 89237,
+        zh: "已经添加该插件",
+        en: "the plugin is already added",
+    },
+    Errcode {
+        code: 89238,
+        zh: "申请或使用的插件已经达到上限",
+        en: "plugin application or usage limit reached",
+    },
+    Errcode {
+        code: 89239,
+        zh: "该插件不存在",
+        en: "the plugin does not exist",
+    },
+    Errcode {
+        code: 89240,
+        zh: "只有“待确认”的申请可操作通过/拒绝",
+        en: "only pending applications can be approved or rejected",
+    },
+    Errcode {
+        code: 89241,
+        zh: "只有“已拒绝/已超时”的申请可操作删除",
+        en: "only rejected or timed-out applications can be deleted",
+    },
+    Errcode {
+        code: 89242,
+        zh: "该appid不在申请列表内",
+        en: "this appid is not in the application list",
+    },
+    Errcode {
+        code: 89243,
+        zh: "“待确认”的申请不可删除",
+        en: "a pending application cannot be deleted",
+    },
+    Errcode {
+        code: 89044,
+        zh: "不存在该插件appid",
+        en: "no plugin with this appid",
+    },
+    Errcode {
+        code: 89244,
+        zh: "不存在该插件appid",
+        en: "no plugin with this appid",
+    },
 ];
 
 /// The meaning of `code` in `lang`, if the code is known.
 pub fn meaning(code: i64, lang: Lang) -> Option<&'static str> {
-    TABLE
-        .iter()
-        .find(|(c, _, _)| *c == code)
-        .map(|(_, zh, en)| match lang {
-            Lang::Zh => *zh,
-            Lang::En => *en,
-        })
+    TABLE.iter().find(|e| e.code == code).map(|e| match lang {
+        Lang::Zh => e.zh,
+        Lang::En => e.en,
+    })
 }
 
 /// What an operator should do about a configuration error code, in English (it goes to logs and
@@ -117,12 +170,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_code_in_notes_has_both_languages() {
-        let notes = [
+    fn every_code_in_the_docs_has_both_languages() {
+        let documented = [
             -1, 40001, 40013, 40014, 40125, 40164, 42001, 45009, 45011, 47001, 48001, 61007, 89236,
             89237, 89238, 89239, 89240, 89241, 89242, 89243, 89044, 89244,
         ];
-        for code in notes {
+        for code in documented {
             let zh = meaning(code, Lang::Zh).unwrap_or_default();
             let en = meaning(code, Lang::En).unwrap_or_default();
             assert!(

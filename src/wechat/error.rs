@@ -40,14 +40,11 @@ pub enum WeChatError {
     },
     /// An HTTP status other than 2xx.
     #[error("WeChat answered HTTP {status}")]
-    Http {
-        /// The status code.
-        status: u16,
-    },
+    Http { status: u16 },
     /// A 2xx answer whose body is not what the API sends.
     #[error("WeChat answered HTTP {status} with a body that could not be read: {detail}")]
     Decode {
-        /// The status code.
+        /// The HTTP status it came with.
         status: u16,
         /// What was wrong with the body.
         detail: String,
@@ -59,18 +56,18 @@ pub enum WeChatError {
     OutcomeUnknown {
         /// `dev_agree`, `dev_refuse` or `dev_delete`.
         action: &'static str,
-        /// Whom it concerned.
         appid: String,
         /// Why no answer is trusted.
         cause: Box<WeChatError>,
     },
-    /// A write never left this process (the access token could not be fetched, the connection
-    /// could not be made): WeChat did nothing, so the same decision may simply be tried again.
+    /// A write never left this process, and the last try failed without an answer: the connection
+    /// could not be made, or fetching the access token failed in transport (no answer, an HTTP
+    /// error, an unreadable body). WeChat did nothing, so the same decision may simply be tried
+    /// again. A token endpoint that answers with an errcode gives [`WeChatError::Api`] instead.
     #[error("nothing reached WeChat: {action} on {appid} was not sent ({cause})")]
     NotSent {
         /// `dev_agree`, `dev_refuse` or `dev_delete`.
         action: &'static str,
-        /// Whom it concerned.
         appid: String,
         /// Why it could not be sent.
         cause: Box<WeChatError>,
@@ -86,12 +83,7 @@ pub enum WeChatError {
     },
     /// The token file (mode `file`) could not be used.
     #[error("access token file {path}: {reason}")]
-    TokenFile {
-        /// The file.
-        path: String,
-        /// What was wrong.
-        reason: String,
-    },
+    TokenFile { path: String, reason: String },
 }
 
 fn errmsg_suffix(errmsg: &str) -> String {
@@ -145,6 +137,15 @@ impl WeChatError {
         match self {
             Self::Api { code, .. } => Some(*code),
             Self::OutcomeUnknown { cause, .. } => cause.errcode(),
+            _ => None,
+        }
+    }
+
+    /// WeChat's errmsg, redacted, when WeChat answered an errcode with one.
+    pub fn errmsg(&self) -> Option<String> {
+        match self {
+            Self::Api { errmsg, .. } if !errmsg.is_empty() => Some(redact(errmsg)),
+            Self::OutcomeUnknown { cause, .. } => cause.errmsg(),
             _ => None,
         }
     }

@@ -200,7 +200,7 @@ impl TokenProvider {
         };
         crate::telemetry::token_refresh(self.mode.name(), result.is_ok());
         let (token, expires_in) = result?;
-        crate::redact::register_secret(&token);
+        crate::redact::register_access_token(&token);
         self.fetches.fetch_add(1, Ordering::Relaxed);
         tracing::info!(
             mode = self.mode.name(),
@@ -263,7 +263,7 @@ impl TokenProvider {
             .map_err(|e| file_error(e.to_string()))?;
         let token = token_from_file_text(&text)
             .ok_or_else(|| file_error("holds no access token".to_owned()))?;
-        crate::redact::register_secret(&token);
+        crate::redact::register_access_token(&token);
         self.fetches.fetch_add(1, Ordering::Relaxed);
         tracing::info!(path = %path.display(), "read the access token file");
         Ok(Cached {

@@ -45,7 +45,6 @@ pub struct FakeUser {
     pub first_name: String,
     /// Username without `@`.
     pub username: Option<String>,
-    /// Language.
     pub language_code: Option<String>,
 }
 

@@ -1,7 +1,7 @@
-//! A local WeChat: the token endpoints and `/wxa/devplugin`, following NOTES.md's state machine and
-//! error codes, seeded with realistic applicants. The tests, the demo and a cautious team's staging
-//! run use it instead of real applicants; a control API under `/__sandbox/` plays the WeChat console
-//! and injects faults.
+//! A local WeChat: the token endpoints and `/wxa/devplugin`, following the state machine and error
+//! codes in docs/wechat-api.md#the-sandbox, seeded with realistic applicants. The tests, the demo
+//! and a cautious team's staging run use it instead of real applicants; a control API under
+//! `/__sandbox/` plays the WeChat console and injects faults.
 //!
 //! Knobs for what the public documents leave open, each a [`Sandbox`] method and a control call:
 //! - paging ([`Paging`], `GET`/`POST /__sandbox/paging` with `{"max_num": 10, "ignore_page": false}`):
@@ -33,6 +33,55 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 pub use seed::Category;
+
+/// WeChat's application statuses as the sandbox keeps and answers them
+/// (docs/wechat-api.md#statuses).
+pub mod apply_status {
+    /// 申请中: waiting for a decision; the only status agree and refuse apply to.
+    pub const PENDING: i64 = 1;
+    /// 申请通过.
+    pub const APPROVED: i64 = 2;
+    /// 被拒绝: deletable.
+    pub const REFUSED: i64 = 3;
+    /// 申请已超时: deletable.
+    pub const EXPIRED: i64 = 4;
+}
+
+/// The errcodes the sandbox answers, as WeChat does (docs/wechat-api.md#error-codes).
+pub mod errcode {
+    /// Success.
+    pub const OK: i64 = 0;
+    /// System busy.
+    pub const SYSTEM_BUSY: i64 = -1;
+    /// The access token is invalid or not the latest.
+    pub const INVALID_CREDENTIAL: i64 = 40001;
+    /// Not the configured AppID.
+    pub const INVALID_APPID: i64 = 40013;
+    /// Not a token the sandbox issued.
+    pub const INVALID_TOKEN: i64 = 40014;
+    /// Not the configured AppSecret.
+    pub const INVALID_SECRET: i64 = 40125;
+    /// The caller's IP is not whitelisted.
+    pub const IP_NOT_WHITELISTED: i64 = 40164;
+    /// The access token expired.
+    pub const TOKEN_EXPIRED: i64 = 42001;
+    /// The daily quota is used up.
+    pub const DAILY_QUOTA: i64 = 45009;
+    /// The per-minute limit is hit.
+    pub const RATE_LIMITED: i64 = 45011;
+    /// A missing or malformed field.
+    pub const BAD_REQUEST: i64 = 47001;
+    /// The API is not authorized for this account.
+    pub const UNAUTHORIZED: i64 = 48001;
+    /// Agree or refuse on an applicant that is not pending.
+    pub const ONLY_PENDING: i64 = 89240;
+    /// Delete on an applicant that is neither refused nor timed out.
+    pub const ONLY_REFUSED_OR_EXPIRED: i64 = 89241;
+    /// An appid not in the application list.
+    pub const NOT_LISTED: i64 = 89242;
+    /// Delete on a pending applicant.
+    pub const PENDING_NOT_DELETABLE: i64 = 89243;
+}
 
 /// How the sandbox is set up.
 #[derive(Clone, Debug)]
@@ -67,7 +116,6 @@ impl Default for SandboxConfig {
 /// An applicant as the sandbox keeps it (WeChat's fields).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct SandboxApplicant {
-    /// The applicant's appid.
     pub appid: String,
     /// WeChat status code.
     pub status: i64,
@@ -252,12 +300,12 @@ impl World {
 
     fn token_error(&self, token: Option<&str>) -> Option<i64> {
         let Some(token) = token.and_then(|t| self.tokens.get(t)) else {
-            return Some(40001);
+            return Some(errcode::INVALID_CREDENTIAL);
         };
         match token.state {
-            TokenState::Revoked => Some(40001),
-            TokenState::Expired => Some(42001),
-            TokenState::Valid if self.now() >= token.expires_at => Some(42001),
+            TokenState::Revoked => Some(errcode::INVALID_CREDENTIAL),
+            TokenState::Expired => Some(errcode::TOKEN_EXPIRED),
+            TokenState::Valid if self.now() >= token.expires_at => Some(errcode::TOKEN_EXPIRED),
             TokenState::Valid => None,
         }
     }
@@ -573,22 +621,24 @@ fn rid() -> String {
 
 fn errmsg(code: i64) -> String {
     let text = match code {
-        0 => return "ok".to_owned(),
-        -1 => "system error",
-        40001 => "invalid credential, access_token is invalid or not latest",
-        40013 => "invalid appid",
-        40014 => "invalid access_token",
-        40125 => "invalid appsecret",
-        40164 => "invalid ip 203.0.113.7 ipv6 ::ffff:203.0.113.7, not in whitelist",
-        42001 => "access_token expired",
-        45009 => "reach max api daily quota limit",
-        45011 => "api minute-quota reach limit  mustslower  retry next minute",
-        47001 => "data format error",
-        48001 => "api unauthorized",
-        89240 => "only pending applications can be agreed or refused",
-        89241 => "only refused or expired applications can be deleted",
-        89242 => "appid not in the application list",
-        89243 => "pending applications cannot be deleted",
+        errcode::OK => return "ok".to_owned(),
+        errcode::SYSTEM_BUSY => "system error",
+        errcode::INVALID_CREDENTIAL => "invalid credential, access_token is invalid or not latest",
+        errcode::INVALID_APPID => "invalid appid",
+        errcode::INVALID_TOKEN => "invalid access_token",
+        errcode::INVALID_SECRET => "invalid appsecret",
+        errcode::IP_NOT_WHITELISTED => {
+            "invalid ip 203.0.113.7 ipv6 ::ffff:203.0.113.7, not in whitelist"
+        }
+        errcode::TOKEN_EXPIRED => "access_token expired",
+        errcode::DAILY_QUOTA => "reach max api daily quota limit",
+        errcode::RATE_LIMITED => "api minute-quota reach limit  mustslower  retry next minute",
+        errcode::BAD_REQUEST => "data format error",
+        errcode::UNAUTHORIZED => "api unauthorized",
+        errcode::ONLY_PENDING => "only pending applications can be agreed or refused",
+        errcode::ONLY_REFUSED_OR_EXPIRED => "only refused or expired applications can be deleted",
+        errcode::NOT_LISTED => "appid not in the application list",
+        errcode::PENDING_NOT_DELETABLE => "pending applications cannot be deleted",
         _ => "error",
     };
     format!("{text} rid: {}", rid())
@@ -617,12 +667,12 @@ fn fault_answer(fault: &Fault) -> Option<Injected> {
             None,
         )),
         Fault::EmptyList => Some((
-            axum::Json(json!({ "errcode": 0, "errmsg": "ok" })).into_response(),
-            Some(0),
+            axum::Json(json!({ "errcode": errcode::OK, "errmsg": "ok" })).into_response(),
+            Some(errcode::OK),
         )),
         Fault::EmptyListArray => Some((
-            axum::Json(json!({ "errcode": 0, "errmsg": "ok", "apply_list": [] })).into_response(),
-            Some(0),
+            axum::Json(json!({ "errcode": errcode::OK, "errmsg": "ok", "apply_list": [] })).into_response(),
+            Some(errcode::OK),
         )),
         Fault::Delay(_)
         | Fault::NewApplicantFirst
@@ -690,16 +740,16 @@ async fn stable_token(State(sb): State<Sandbox>, body: Bytes) -> Response {
         let (faulted, delay, _) = before(&mut state, &Call::Token);
         let answer = faulted.map(|(answer, _)| answer).unwrap_or_else(|| {
             let Ok(request) = serde_json::from_slice::<StableTokenRequest>(&body) else {
-                return errcode_answer(47001);
+                return errcode_answer(errcode::BAD_REQUEST);
             };
             if request.grant_type.as_deref() != Some("client_credential") {
-                return errcode_answer(47001);
+                return errcode_answer(errcode::BAD_REQUEST);
             }
             if request.appid.as_deref() != Some(config.appid.as_str()) {
-                return errcode_answer(40013);
+                return errcode_answer(errcode::INVALID_APPID);
             }
             if request.secret.as_deref() != Some(config.secret.as_str()) {
-                return errcode_answer(40125);
+                return errcode_answer(errcode::INVALID_SECRET);
             }
             let current = state
                 .stable
@@ -735,13 +785,13 @@ async fn classic_token(
         let (faulted, delay, _) = before(&mut state, &Call::Token);
         let answer = faulted.map(|(answer, _)| answer).unwrap_or_else(|| {
             if q.get("grant_type").map(String::as_str) != Some("client_credential") {
-                return errcode_answer(47001);
+                return errcode_answer(errcode::BAD_REQUEST);
             }
             if q.get("appid") != Some(&config.appid) {
-                return errcode_answer(40013);
+                return errcode_answer(errcode::INVALID_APPID);
             }
             if q.get("secret") != Some(&config.secret) {
-                return errcode_answer(40125);
+                return errcode_answer(errcode::INVALID_SECRET);
             }
             // Every fetch cuts the previous classic token's life to 5 more minutes.
             let now = state.now();
@@ -863,7 +913,7 @@ fn handle(state: &mut World, token: Option<&str>, body: Option<&Value>) -> (Valu
         return fail(code);
     }
     let Some(body) = body else {
-        return fail(47001);
+        return fail(errcode::BAD_REQUEST);
     };
     let text = |key: &str| {
         body.get(key)
@@ -881,7 +931,7 @@ fn handle(state: &mut World, token: Option<&str>, body: Option<&Value>) -> (Valu
         Some("dev_apply_list") => {
             let number = |key: &str| body.get(key).and_then(Value::as_u64).filter(|n| *n >= 1);
             let (Some(page), Some(num)) = (number("page"), number("num")) else {
-                return fail(47001);
+                return fail(errcode::BAD_REQUEST);
             };
             let Paging {
                 max_num,
@@ -905,49 +955,55 @@ fn handle(state: &mut World, token: Option<&str>, body: Option<&Value>) -> (Valu
                 })
                 .collect();
             (
-                json!({ "errcode": 0, "errmsg": "ok", "apply_list": items }),
-                0,
+                json!({ "errcode": errcode::OK, "errmsg": "ok", "apply_list": items }),
+                errcode::OK,
             )
         }
         Some(action @ ("dev_agree" | "dev_refuse")) => {
             if appid.is_none() {
-                return fail(47001);
+                return fail(errcode::BAD_REQUEST);
             }
             let reason = text("reason").map(str::to_owned);
             if action == "dev_refuse" && reason.is_none() {
-                return fail(47001);
+                return fail(errcode::BAD_REQUEST);
             }
             let Some(i) = position(state) else {
-                return fail(89242);
+                return fail(errcode::NOT_LISTED);
             };
             let applicant = &mut state.applicants[i];
-            if applicant.status != 1 {
-                return fail(89240);
+            if applicant.status != apply_status::PENDING {
+                return fail(errcode::ONLY_PENDING);
             }
             if action == "dev_agree" {
-                applicant.status = 2;
+                applicant.status = apply_status::APPROVED;
             } else {
-                applicant.status = 3;
+                applicant.status = apply_status::REFUSED;
                 applicant.refuse_reason = reason;
             }
-            (json!({ "errcode": 0, "errmsg": "ok" }), 0)
+            (
+                json!({ "errcode": errcode::OK, "errmsg": "ok" }),
+                errcode::OK,
+            )
         }
         Some("dev_delete") => {
             if appid.is_none() {
-                return fail(47001);
+                return fail(errcode::BAD_REQUEST);
             }
             let Some(i) = position(state) else {
-                return fail(89242);
+                return fail(errcode::NOT_LISTED);
             };
             match state.applicants[i].status {
-                1 => fail(89243),
-                3 | 4 => {
+                apply_status::PENDING => fail(errcode::PENDING_NOT_DELETABLE),
+                apply_status::REFUSED | apply_status::EXPIRED => {
                     state.applicants.remove(i);
-                    (json!({ "errcode": 0, "errmsg": "ok" }), 0)
+                    (
+                        json!({ "errcode": errcode::OK, "errmsg": "ok" }),
+                        errcode::OK,
+                    )
                 }
-                _ => fail(89241),
+                _ => fail(errcode::ONLY_REFUSED_OR_EXPIRED),
             }
         }
-        _ => fail(47001),
+        _ => fail(errcode::BAD_REQUEST),
     }
 }

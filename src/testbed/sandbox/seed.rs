@@ -140,7 +140,7 @@ impl Generator {
         };
         SandboxApplicant {
             appid: new.appid.unwrap_or_else(|| self.appid()),
-            status: new.status.unwrap_or(1),
+            status: new.status.unwrap_or(super::apply_status::PENDING),
             nickname,
             headimgurl: format!("https://mmbiz.qpic.cn/mmbiz_png/{}/0", self.alnum(22)),
             reason,
