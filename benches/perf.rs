@@ -645,11 +645,12 @@ async fn run(scale: Scale) {
         ),
         format!(
             "{:.1} s; earliest the limits allow for the {in_group} group messages sent meanwhile \
-             ({} cards, the digest, the reply, {} edits): {:.1} s (cards alone: {:.1} s); \
+             ({} cards, {} pressed cards' edits, {} other): {:.1} s (cards alone: {:.1} s); \
              over by {}; 429s: {refusals}; lost: 0; digest first: {}",
             took.as_secs_f64(),
             scale.burst,
             to_edit.len(),
+            in_group.saturating_sub(scale.burst + to_edit.len()),
             allowed.as_secs_f64(),
             earliest(scale.burst).as_secs_f64(),
             if allowed.is_zero() {
