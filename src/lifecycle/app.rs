@@ -14,7 +14,7 @@ use teloxide::{ApiError, RequestError};
 use tokio::sync::Mutex;
 
 use crate::config::Settings;
-use crate::domain::applicant::{AppId, Applicant};
+use crate::domain::applicant::{AppId, Applicant, ApplyStatus};
 use crate::domain::card::{Card, CardState, Note};
 use crate::domain::now_secs;
 use crate::i18n::{Lang, Texts};
@@ -27,15 +27,55 @@ use crate::telegram::view::CardView;
 use crate::wechat::WeChatClient;
 
 /// What the poller remembers of an applicant between polls, so an idle poll touches neither the
-/// database nor Telegram.
+/// database nor Telegram. Its status and a fingerprint of the rest, not the whole applicant: with
+/// 10,000 applicants known, their texts and links were most of the bot's memory.
 #[derive(Clone, Debug)]
 pub struct Seen {
-    /// The applicant as last listed.
-    pub applicant: Applicant,
+    /// The status as last listed.
+    pub status: ApplyStatus,
+    /// [`fingerprint`] of the rest as last listed.
+    pub rest: u64,
     /// Whether its card agrees with it (sent, recorded, telling its status), or it needs none.
     pub carded: bool,
     /// Listings in a row that did not include it: one missing listing is no proof it is gone.
     pub missed: u8,
+}
+
+impl Seen {
+    /// Remembers `applicant` as listed.
+    pub fn new(applicant: &Applicant, carded: bool, missed: u8) -> Self {
+        Self {
+            status: applicant.status,
+            rest: fingerprint(applicant),
+            carded,
+            missed,
+        }
+    }
+
+    /// Whether `applicant` is what was last listed (a 64-bit hash stands for everything but the
+    /// status: a change goes unnoticed only if two listings collide, about 1 in 2^64).
+    pub fn lists(&self, applicant: &Applicant) -> bool {
+        self.status == applicant.status && self.rest == fingerprint(applicant)
+    }
+
+    /// Takes `applicant` as the last listing.
+    pub fn remember(&mut self, applicant: &Applicant) {
+        self.status = applicant.status;
+        self.rest = fingerprint(applicant);
+    }
+}
+
+/// A hash of everything an applicant's listing says besides its appid and status.
+pub fn fingerprint(a: &Applicant) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::hash::DefaultHasher::new();
+    (&a.nickname, &a.avatar_url, &a.reason, &a.apply_url).hash(&mut h);
+    a.applied_at.hash(&mut h);
+    a.categories.len().hash(&mut h);
+    for c in &a.categories {
+        (&c.first, &c.second).hash(&mut h);
+    }
+    h.finish()
 }
 
 /// The cards this process holds in `deciding`, counted per card. A decision takes its hold
@@ -199,11 +239,7 @@ impl App {
             let missed = if stored.gone { MISSING_PROOF - 1 } else { 0 };
             self.seen.insert(
                 stored.applicant.appid.clone(),
-                Seen {
-                    applicant: stored.applicant,
-                    carded,
-                    missed,
-                },
+                Seen::new(&stored.applicant, carded, missed),
             );
         }
         Ok(())

@@ -387,7 +387,7 @@ async fn record(
 /// news.
 fn remember(app: &App, a: &Applicant) {
     if let Some(mut seen) = app.seen.get_mut(&a.appid) {
-        seen.applicant = a.clone();
+        seen.remember(a);
     }
 }
 
@@ -437,7 +437,7 @@ async fn confirm(
     match status {
         Some(status) => {
             if let Some(mut seen) = app.seen.get_mut(&s.appid) {
-                seen.applicant.status = status;
+                seen.status = status;
             }
         }
         None => {

@@ -104,7 +104,7 @@ async fn poll_locked(app: &App) -> Result<PollReport, PollError> {
             Some(mut seen) => {
                 seen.missed = 0;
                 // `carded`: its card agrees with it (or it needs none).
-                seen.applicant == applicant && seen.carded
+                seen.lists(&applicant) && seen.carded
             }
             None => false,
         };
@@ -287,14 +287,7 @@ async fn apply_changes(
                 report.updated_cards += 1;
             }
         }
-        app.seen.insert(
-            appid,
-            Seen {
-                applicant,
-                carded,
-                missed: 0,
-            },
-        );
+        app.seen.insert(appid, Seen::new(&applicant, carded, 0));
     }
     Ok(())
 }

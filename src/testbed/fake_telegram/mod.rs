@@ -106,6 +106,9 @@ pub struct RecordedCall {
     pub params: Value,
     /// `None` when answered ok, else the error code.
     pub error_code: Option<u16>,
+    /// When the fake had handled it (its effect visible, just before the HTTP answer leaves), for
+    /// latency measured at the boundary.
+    pub at: Instant,
 }
 
 /// An answer to a callback query.
@@ -763,6 +766,7 @@ impl FakeTelegram {
                 method: method.to_owned(),
                 params,
                 error_code: Some(error.code),
+                at: Instant::now(),
             });
             return Err(error);
         }
@@ -772,6 +776,7 @@ impl FakeTelegram {
                 method: method.to_owned(),
                 params,
                 error_code: result.as_ref().err().map(|e| e.code),
+                at: Instant::now(),
             });
             return result;
         }
@@ -1240,6 +1245,7 @@ impl World {
             method: method.to_owned(),
             params: params.clone(),
             error_code: result.as_ref().err().map(|e| e.code),
+            at: Instant::now(),
         });
         (result, event)
     }
@@ -1681,6 +1687,7 @@ impl FakeTelegram {
             method: method.to_owned(),
             params: params.clone(),
             error_code: result.as_ref().err().map(|e| e.code),
+            at: Instant::now(),
         });
         drop(world);
         self.changed(None);

@@ -291,6 +291,8 @@ struct World {
     calls: Vec<RecordedCall>,
     /// Writes being handled per appid, for [`SandboxStats::overlapping_writes`].
     writing: HashMap<String, u32>,
+    /// When the `dev_apply_list` answer that first listed each appid left the handler.
+    first_listed: HashMap<String, Instant>,
 }
 
 impl World {
@@ -426,6 +428,7 @@ impl Sandbox {
             stats: SandboxStats::default(),
             calls: Vec::new(),
             writing: HashMap::new(),
+            first_listed: HashMap::new(),
         };
         Self {
             inner: Arc::new(Inner {
@@ -590,6 +593,12 @@ impl Sandbox {
     /// Counters.
     pub fn stats(&self) -> SandboxStats {
         self.state().stats.clone()
+    }
+
+    /// The instant the sandbox finished answering the `dev_apply_list` call that first listed
+    /// `appid` (the answer built and handed to the server), for latency measured at the boundary.
+    pub fn first_listed(&self, appid: &str) -> Option<Instant> {
+        self.state().first_listed.get(appid).copied()
     }
 
     /// Every devplugin call so far.
@@ -830,6 +839,7 @@ async fn devplugin(
         action.as_deref(),
         Some("dev_agree" | "dev_refuse" | "dev_delete")
     );
+    let mut listed = Vec::new();
     let (answer, delay, _writing) = {
         let mut state = sb.state();
         // Held until the answer leaves (or the client gives up and the handler is dropped).
@@ -857,6 +867,7 @@ async fn devplugin(
                     parsed.as_ref(),
                 );
                 let (value, code) = rewrite(rewritten, value, code);
+                listed = unlisted_appids(&state, &value);
                 (axum::Json(value).into_response(), Some(code))
             }
         };
@@ -869,7 +880,31 @@ async fn devplugin(
         });
         (answer, delay, writing)
     };
-    after(answer, delay).await
+    let answer = after(answer, delay).await;
+    if !listed.is_empty() {
+        let answered = Instant::now();
+        let mut state = sb.state();
+        for appid in listed {
+            state.first_listed.entry(appid).or_insert(answered);
+        }
+    }
+    answer
+}
+
+/// The appids a `dev_apply_list` answer lists for the first time.
+fn unlisted_appids(state: &World, answer: &Value) -> Vec<String> {
+    answer
+        .get("apply_list")
+        .and_then(Value::as_array)
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|i| i.get("appid").and_then(Value::as_str))
+                .filter(|appid| !state.first_listed.contains_key(*appid))
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// One write being handled for an appid; counts overlaps on arrival, ends when dropped.
