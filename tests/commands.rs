@@ -4,12 +4,13 @@
 
 mod common;
 
-use common::{ALICE, TestApp};
+use common::{ALICE, TestApp, wx_fault};
 use wxplugin_bot::domain::action::{Action, Via};
 use wxplugin_bot::domain::applicant::AppId;
 use wxplugin_bot::domain::audit::{Attempt, AuditOutcome};
 use wxplugin_bot::domain::card::Actor;
 use wxplugin_bot::store::Store;
+use wxplugin_bot::testbed::sandbox::Fault;
 
 /// 60 decisions on `appid`, each with a 200-character reason full of characters HTML escapes:
 /// far more than one message holds.
@@ -147,4 +148,27 @@ async fn status_speaks_the_chat_language() {
         .filter(|w| w.len() > 2 && !["stable", "UTC"].contains(w))
         .collect::<Vec<_>>();
     assert!(english.is_empty(), "English words {english:?} in {plain}");
+}
+
+#[tokio::test]
+async fn status_tells_the_last_wechat_error_in_the_chat_language() {
+    let mut app = TestApp::new(1).await;
+    app.vars.insert("BOT_LANG", "zh".to_owned());
+    app.start().await;
+    app.wait_cards(1).await;
+    app.wx
+        .sandbox
+        .inject(wx_fault("dev_apply_list", Fault::Errcode(48001), 1));
+    app.command(ALICE, "/refresh").await;
+
+    let reply = app.command(ALICE, "/status").await;
+
+    let plain = &reply.plain_text;
+    let line = plain
+        .lines()
+        .find(|l| l.starts_with("最近错误:"))
+        .unwrap_or_else(|| panic!("no error line in {plain}"));
+    assert!(line.contains("微信错误码 48001: "), "{line}");
+    assert!(line.contains("api 功能未授权"), "{line}");
+    app.stop().await;
 }

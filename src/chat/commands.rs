@@ -519,7 +519,12 @@ async fn status(app: &App) -> anyhow::Result<String> {
             ("last_poll", &when(health.last_poll_at)),
             (
                 "last_error",
-                &escape(health.last_error.as_deref().unwrap_or(t.status_no_error)),
+                &escape(
+                    health
+                        .last_error_text
+                        .as_deref()
+                        .unwrap_or(t.status_no_error),
+                ),
             ),
             ("failures", &health.failures_in_row.to_string()),
             ("token", &escape(&token_text)),

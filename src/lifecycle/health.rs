@@ -13,8 +13,10 @@ pub struct PollHealth {
     pub last_poll_at: Option<i64>,
     /// When the last poll succeeded.
     pub last_ok_at: Option<i64>,
-    /// The last poll error, redacted.
+    /// The last poll error as the log and `/healthz` show it (English, for operators).
     pub last_error: Option<String>,
+    /// The same error in the chat's language, for `/status`.
+    pub last_error_text: Option<String>,
     /// Failed polls in a row.
     pub failures_in_row: u32,
     /// When the current run of failures began.

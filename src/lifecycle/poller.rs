@@ -443,6 +443,7 @@ async fn note_health(app: &App, error: Option<&WeChatError>) {
                 // Not an outage: WeChat answers, and says to stop. Rest, say so once.
                 tracing::warn!(error = %e, "daily quota used up; polling rests");
                 health.last_error = Some(e.to_string());
+                health.last_error_text = Some(wechat_error_text(e, app.lang()));
                 let until = now + app.settings.quota_pause.as_secs() as i64;
                 health.quota_paused_until = Some(until);
                 let first = !health.outage_announced;
@@ -458,6 +459,7 @@ async fn note_health(app: &App, error: Option<&WeChatError>) {
             Some(e) => {
                 tracing::warn!(error = %e, "poll failed");
                 health.last_error = Some(e.to_string());
+                health.last_error_text = Some(wechat_error_text(e, app.lang()));
                 health.failures_in_row += 1;
                 let since = *health.failing_since.get_or_insert(now);
                 if health.failures_in_row >= app.settings.poll_alert_after
