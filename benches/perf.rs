@@ -403,8 +403,9 @@ async fn run(scale: Scale) {
         return;
     }
 
-    // 3. Poll's answer → card: the sandbox finished answering the list call that first listed
-    //    the applicant → the fake handled the card's sendMessage.
+    // 3. Poll's answer → card: the sandbox finished answering the poll's last list call (the
+    //    listing is complete only then: the bot reads every page before it judges absence) → the
+    //    fake handled the card's sendMessage.
     let mut events = tg.fake.subscribe();
     let mut to_card = Vec::new();
     for _ in 0..scale.card_samples {
@@ -415,9 +416,21 @@ async fn run(scale: Scale) {
             |e| matches!(e, ChatEvent::MessageSent(m) if m.plain_text.contains(&appid)),
         )
         .await;
-        let listed = wx.sandbox.first_listed(&appid).expect("listed by a poll");
         let sent = handled_at(&tg.fake, "sendMessage", |c| text_has(c, &appid));
-        to_card.push(sent.saturating_duration_since(listed));
+        let answered = wx
+            .sandbox
+            .list_answers()
+            .into_iter()
+            .filter(|at| *at <= sent)
+            .max()
+            .expect("a poll listed the applicant before its card");
+        assert!(
+            wx.sandbox
+                .first_listed(&appid)
+                .is_some_and(|at| at <= answered),
+            "the card's poll listed the applicant"
+        );
+        to_card.push(sent.saturating_duration_since(answered));
     }
     rows.push((
         format!(

@@ -124,6 +124,21 @@ fn settings_or_exit() -> Result<Settings, ExitCode> {
     Ok(settings)
 }
 
+/// The process: sets the allocator up, then runs [`main`] on a multi-threaded runtime.
+pub fn run() -> ExitCode {
+    crate::alloc::limit_arenas();
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime.block_on(main()),
+        Err(e) => {
+            eprintln!("error: could not start the async runtime: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 /// The whole program.
 pub async fn main() -> ExitCode {
     let cli = Cli::parse();

@@ -5,9 +5,10 @@
 //!
 //! Layers, each using only those before it (checked by `tests/layering.rs`):
 //! `domain` → `store`, `wechat` → `config`, `telegram` → `lifecycle` → `chat` → `bot` (the
-//! wiring) → `cli`. `i18n`, `telemetry` and `redact` are leaves anyone may use; `testbed`
+//! wiring) → `cli`. `i18n`, `telemetry`, `redact` and `alloc` are leaves anyone may use; `testbed`
 //! (sandbox, fake Bot API, demo) is not the bot and only the CLI and tests use it.
 
+pub mod alloc;
 pub mod bot;
 pub mod chat;
 pub mod cli;

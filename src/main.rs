@@ -1,6 +1,5 @@
 //! The `wxplugin-bot` binary: everything lives in the library so tests build the same app.
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
-    wxplugin_bot::cli::main().await
+fn main() -> std::process::ExitCode {
+    wxplugin_bot::cli::run()
 }

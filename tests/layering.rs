@@ -8,11 +8,12 @@ use std::path::{Path, PathBuf};
 
 /// Bottom to top: a module may use only modules of a lower layer.
 const LAYERS: &[(&str, u8)] = &[
-    // Leaves: the vocabulary, the chat texts, metrics, log redaction.
+    // Leaves: the vocabulary, the chat texts, metrics, log redaction, the allocator.
     ("domain", 0),
     ("i18n", 0),
     ("telemetry", 0),
     ("redact", 0),
+    ("alloc", 0),
     // What the bot keeps and whom it asks; neither knows the other.
     ("store", 1),
     ("wechat", 1),
@@ -31,7 +32,15 @@ const LAYERS: &[(&str, u8)] = &[
 ];
 
 /// Layers that must not know Telegram at all.
-const NO_TELEGRAM: &[&str] = &["domain", "store", "wechat", "i18n", "telemetry", "redact"];
+const NO_TELEGRAM: &[&str] = &[
+    "domain",
+    "store",
+    "wechat",
+    "i18n",
+    "telemetry",
+    "redact",
+    "alloc",
+];
 
 fn src() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("src")

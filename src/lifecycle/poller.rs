@@ -75,6 +75,8 @@ pub async fn poll_once(app: &App) -> Result<PollReport, PollError> {
         Err(_) => "error",
     };
     crate::telemetry::poll(label, started.elapsed());
+    // The listing and everything built from it are dropped by now.
+    crate::alloc::trim();
     result
 }
 

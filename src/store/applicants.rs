@@ -265,35 +265,41 @@ async fn upsert_with(
     tick: i64,
     only_older: bool,
 ) -> StoreResult<HashSet<AppId>> {
-    let rows: Vec<ApplicantJson<'_>> = list
-        .iter()
-        .map(|a| ApplicantJson {
-            appid: a.appid.as_str(),
-            status: a.status.code(),
-            nickname: a.nickname.as_deref(),
-            avatar_url: a.avatar_url.as_deref(),
-            reason: a.reason.as_deref(),
-            apply_url: a.apply_url.as_deref(),
-            applied_at: a.applied_at.map(|t| t.as_second()),
-            categories: serde_json::to_string(&a.categories).unwrap_or_else(|_| "[]".into()),
-        })
-        .collect();
-    // Strings and numbers only: encoding cannot fail.
-    let rows = serde_json::to_string(&rows).unwrap_or_else(|_| "[]".into());
     let now = now_secs();
-    let written = sql::applicants::UPSERT
-        .query()
-        .bind(now)
-        .bind(tick)
-        .bind(rows)
-        .bind(only_older)
-        .fetch_all(&mut *tx)
-        .await?;
-    Ok(written
-        .iter()
-        .filter_map(|appid| AppId::parse(appid).ok())
-        .collect())
+    let mut written = HashSet::new();
+    // In slices, so a first poll of a large plugin never holds the whole listing as one JSON
+    // text (and SQLite its parse) at once: that peak stayed in the process's resident memory.
+    for slice in list.chunks(UPSERT_SLICE) {
+        let rows: Vec<ApplicantJson<'_>> = slice
+            .iter()
+            .map(|a| ApplicantJson {
+                appid: a.appid.as_str(),
+                status: a.status.code(),
+                nickname: a.nickname.as_deref(),
+                avatar_url: a.avatar_url.as_deref(),
+                reason: a.reason.as_deref(),
+                apply_url: a.apply_url.as_deref(),
+                applied_at: a.applied_at.map(|t| t.as_second()),
+                categories: serde_json::to_string(&a.categories).unwrap_or_else(|_| "[]".into()),
+            })
+            .collect();
+        // Strings and numbers only: encoding cannot fail.
+        let rows = serde_json::to_string(&rows).unwrap_or_else(|_| "[]".into());
+        let appids = sql::applicants::UPSERT
+            .query()
+            .bind(now)
+            .bind(tick)
+            .bind(rows)
+            .bind(only_older)
+            .fetch_all(&mut *tx)
+            .await?;
+        written.extend(appids.iter().filter_map(|appid| AppId::parse(appid).ok()));
+    }
+    Ok(written)
 }
+
+/// Applicants written by one upsert statement.
+const UPSERT_SLICE: usize = 256;
 
 /// Marks an applicant gone with `touched = tick`; with `as_of`, only if its record is no newer.
 pub(super) async fn mark_gone_with<'e>(

@@ -94,7 +94,11 @@ impl Store {
             .foreign_keys(true)
             // Checkpoints run from the poller (Store::checkpoint), not inline in whichever commit
             // crosses 1,000 WAL pages: that commit would be a press waiting on an fsync.
-            .pragma("wal_autocheckpoint", "0");
+            .pragma("wal_autocheckpoint", "0")
+            // SQLite's default page cache is up to 2 MiB per connection, and the pool keeps four:
+            // the working set here (applicants, cards, the audit log's recent rows) fits in far
+            // less, and the rest would only sit in resident memory.
+            .pragma("cache_size", "-512");
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(options)
@@ -182,6 +186,25 @@ mod tests {
         assert_eq!(stored.map(|s| s.applicant), Some(newer));
         let stored = store.applicant(&b.appid).await.expect("read");
         assert_eq!(stored.map(|s| s.applicant), Some(b));
+    }
+
+    #[tokio::test]
+    async fn a_listing_longer_than_one_upsert_is_written_whole_in_one_transaction() {
+        let store = Store::in_memory().await.expect("store");
+        let list: Vec<Applicant> = (0..700)
+            .map(|i| applicant(&format!("wx{i:016x}"), &format!("n{i}")))
+            .collect();
+
+        let as_of = store.clock().await.expect("clock");
+        let written = store.record_listing(&list, as_of).await.expect("listing");
+
+        assert_eq!(written.len(), list.len());
+        let stored = store.applicants().await.expect("read");
+        assert_eq!(stored.len(), list.len());
+        for a in [&list[0], &list[255], &list[256], &list[699]] {
+            let s = store.applicant(&a.appid).await.expect("read");
+            assert_eq!(s.map(|s| s.applicant).as_ref(), Some(a));
+        }
     }
 
     #[tokio::test]

@@ -293,6 +293,8 @@ struct World {
     writing: HashMap<String, u32>,
     /// When the `dev_apply_list` answer that first listed each appid left the handler.
     first_listed: HashMap<String, Instant>,
+    /// When each `dev_apply_list` answer left the handler, in order.
+    list_answers: Vec<Instant>,
 }
 
 impl World {
@@ -429,6 +431,7 @@ impl Sandbox {
             calls: Vec::new(),
             writing: HashMap::new(),
             first_listed: HashMap::new(),
+            list_answers: Vec::new(),
         };
         Self {
             inner: Arc::new(Inner {
@@ -599,6 +602,12 @@ impl Sandbox {
     /// `appid` (the answer built and handed to the server), for latency measured at the boundary.
     pub fn first_listed(&self, appid: &str) -> Option<Instant> {
         self.state().first_listed.get(appid).copied()
+    }
+
+    /// When each `dev_apply_list` answer left the handler, oldest first: a poll's answer is
+    /// complete at the last page it read.
+    pub fn list_answers(&self) -> Vec<Instant> {
+        self.state().list_answers.clone()
     }
 
     /// Every devplugin call so far.
@@ -840,6 +849,7 @@ async fn devplugin(
         Some("dev_agree" | "dev_refuse" | "dev_delete")
     );
     let mut listed = Vec::new();
+    let is_list = action.as_deref() == Some("dev_apply_list");
     let (answer, delay, _writing) = {
         let mut state = sb.state();
         // Held until the answer leaves (or the client gives up and the handler is dropped).
@@ -881,9 +891,10 @@ async fn devplugin(
         (answer, delay, writing)
     };
     let answer = after(answer, delay).await;
-    if !listed.is_empty() {
+    if is_list {
         let answered = Instant::now();
         let mut state = sb.state();
+        state.list_answers.push(answered);
         for appid in listed {
             state.first_listed.entry(appid).or_insert(answered);
         }
