@@ -6,7 +6,7 @@
 //! `cargo bench --bench perf` runs it at full scale and prints a Markdown table. Under
 //! `cargo test` it runs at a small scale as a smoke test (the same checks, fewer samples).
 //! `PERF_ONLY=poll cargo bench --bench perf` stops after the poll measurements (seconds, not
-//! minutes), for profiling the poll. Latencies are taken at the boundaries: the instant the
+//! minutes), for profiling the poll; `PERF_ONLY=card` after the poll → card latency. Latencies are taken at the boundaries: the instant the
 //! sandbox finished answering a list call, the instant the fake Bot API handled a call.
 
 use std::collections::HashMap;
@@ -304,6 +304,44 @@ fn machine() -> String {
     format!("{cores} cores, {model}")
 }
 
+/// Poll's answer → card, `samples` times: a new applicant in the sandbox, `/refresh`, then from
+/// the instant the sandbox finished answering the poll's last list call (the listing is complete
+/// only then: the bot reads every page before it judges absence) to the instant the fake handled
+/// the card's sendMessage.
+async fn poll_to_card(
+    tg: &RunningFakeTelegram,
+    wx: &RunningSandbox,
+    samples: usize,
+) -> Vec<Duration> {
+    let mut events = tg.fake.subscribe();
+    let mut to_card = Vec::new();
+    for _ in 0..samples {
+        let appid = wx.sandbox.add_applicant(NewApplicant::default());
+        tg.fake.user_sends(TEAM, ALICE, "/refresh");
+        wait_event(
+            &mut events,
+            |e| matches!(e, ChatEvent::MessageSent(m) if m.plain_text.contains(&appid)),
+        )
+        .await;
+        let sent = handled_at(&tg.fake, "sendMessage", |c| text_has(c, &appid));
+        let answered = wx
+            .sandbox
+            .list_answers()
+            .into_iter()
+            .filter(|at| *at <= sent)
+            .max()
+            .expect("a poll listed the applicant before its card");
+        assert!(
+            wx.sandbox
+                .first_listed(&appid)
+                .is_some_and(|at| at <= answered),
+            "the card's poll listed the applicant"
+        );
+        to_card.push(sent.saturating_duration_since(answered));
+    }
+    to_card
+}
+
 async fn run(scale: Scale) {
     let dir = tempfile::tempdir().expect("temp dir");
     let wx = Sandbox::spawn(SandboxConfig {
@@ -322,11 +360,49 @@ async fn run(scale: Scale) {
     });
     let mut rows: Vec<(String, String)> = Vec::new();
 
+    // The burst alone (minutes, not a quarter of an hour), for profiling the limiter.
+    if std::env::var("PERF_ONLY").is_ok_and(|v| v == "burst") {
+        burst_section(&tg, &wx, dir.path(), &scale, &mut rows).await;
+        print_table(&scale, rows);
+        return;
+    }
+
+    // 0. Poll's answer → card in a plugin of ordinary size (no more applicants than samples): a
+    //    sandbox, database and bot of its own, stopped before the rest starts.
+    let small_dir = tempfile::tempdir().expect("temp dir");
+    let small_wx = Sandbox::spawn(SandboxConfig {
+        applicants: 0,
+        ..SandboxConfig::default()
+    })
+    .await
+    .expect("sandbox");
+    let small = start_bot(&tg, &small_wx, small_dir.path(), 86_400);
+    assert!(
+        tg.fake
+            .wait_until(WAIT, |f| f.call_count("setMyCommands") >= 1)
+            .await,
+        "bot did not start"
+    );
+    let mut to_card = poll_to_card(&tg, &small_wx, scale.card_samples).await;
+    rows.push((
+        format!(
+            "poll's answer → card's sendMessage, one new applicant ({0} samples, at most {0} known): p50",
+            scale.card_samples
+        ),
+        ms(percentile(&mut to_card, 50.0)),
+    ));
+    rows.push(("— p99".into(), ms(percentile(&mut to_card, 99.0))));
+    drop(small);
+    if std::env::var("PERF_ONLY").is_ok_and(|v| v == "small") {
+        print_table(&scale, rows);
+        return;
+    }
+
     // 1. Start, idle.
     let bot = start_bot(&tg, &wx, dir.path(), 86_400);
     assert!(
         tg.fake
-            .wait_until(WAIT, |f| f.call_count("setMyCommands") >= 1)
+            .wait_until(WAIT, |f| f.call_count("setMyCommands") >= 2)
             .await,
         "bot did not start"
     );
@@ -403,35 +479,9 @@ async fn run(scale: Scale) {
         return;
     }
 
-    // 3. Poll's answer → card: the sandbox finished answering the poll's last list call (the
-    //    listing is complete only then: the bot reads every page before it judges absence) → the
-    //    fake handled the card's sendMessage.
+    // 3. The same latency with `known` applicants listed besides the new one.
+    let mut to_card = poll_to_card(&tg, &wx, scale.card_samples).await;
     let mut events = tg.fake.subscribe();
-    let mut to_card = Vec::new();
-    for _ in 0..scale.card_samples {
-        let appid = wx.sandbox.add_applicant(NewApplicant::default());
-        tg.fake.user_sends(TEAM, ALICE, "/refresh");
-        wait_event(
-            &mut events,
-            |e| matches!(e, ChatEvent::MessageSent(m) if m.plain_text.contains(&appid)),
-        )
-        .await;
-        let sent = handled_at(&tg.fake, "sendMessage", |c| text_has(c, &appid));
-        let answered = wx
-            .sandbox
-            .list_answers()
-            .into_iter()
-            .filter(|at| *at <= sent)
-            .max()
-            .expect("a poll listed the applicant before its card");
-        assert!(
-            wx.sandbox
-                .first_listed(&appid)
-                .is_some_and(|at| at <= answered),
-            "the card's poll listed the applicant"
-        );
-        to_card.push(sent.saturating_duration_since(answered));
-    }
     rows.push((
         format!(
             "poll's answer → card's sendMessage, one new applicant ({} samples, {} known): p50",
@@ -440,6 +490,13 @@ async fn run(scale: Scale) {
         ms(percentile(&mut to_card, 50.0)),
     ));
     rows.push(("— p99".into(), ms(percentile(&mut to_card, 99.0))));
+
+    if std::env::var("PERF_ONLY").is_ok_and(|v| v == "card") {
+        // For profiling the poll → card path: stop after it.
+        drop(bot);
+        print_table(&scale, rows);
+        return;
+    }
 
     // 4. Time to outcome: ✅ handed out by the fake → the card's edit arriving, over N cards.
     let first_new = tg.fake.bot_messages(TEAM).len();
@@ -511,6 +568,54 @@ async fn run(scale: Scale) {
         ms(percentile(&mut to_outcome, 50.0)),
     ));
     rows.push(("— p99".into(), ms(percentile(&mut to_outcome, 99.0))));
+
+    // 4b. The same with the bot idle between presses, spaced as the burst's presses below are
+    //     (one per refill of the group's reserved slot), limits off and no burst: the control for
+    //     that row, since a press after seconds of quiet starts from parked threads.
+    let gap = Limits::TELEGRAM.per_group.interval() + Duration::from_millis(200);
+    let spaced: Vec<String> = (0..scale.burst_presses)
+        .map(|_| wx.sandbox.add_applicant(NewApplicant::default()))
+        .collect();
+    refresh(&tg.fake).await;
+    let mut after_quiet = Vec::new();
+    for appid in &spaced {
+        let card = |f: &FakeTelegram| {
+            f.bot_messages(TEAM)
+                .iter()
+                .find(|m| m.plain_text.starts_with("🧩") && m.plain_text.contains(appid.as_str()))
+                .map(|m| m.message_id)
+        };
+        assert!(
+            tg.fake.wait_until(WAIT, |f| card(f).is_some()).await,
+            "no card for a spaced press"
+        );
+        let Some(message_id) = card(&tg.fake) else {
+            continue;
+        };
+        tokio::time::sleep(gap).await;
+        let started = Instant::now();
+        tg.fake
+            .user_presses(TEAM, message_id, ALICE, "✅")
+            .expect("✅ on the card");
+        wait_event(&mut events, |e| {
+            matches!(e, ChatEvent::MessageEdited(m) if m.message_id == message_id && m.plain_text.contains("Approved by"))
+        })
+        .await;
+        // Timed as the burst's presses are: to the instant the fake handled the edit.
+        let at = handled_at(&tg.fake, "editMessageText", |c| {
+            chat_is(c, TEAM) && message_is(c, message_id)
+        });
+        after_quiet.push(at.saturating_duration_since(started));
+    }
+    rows.push((
+        format!(
+            "— the same, {} presses {:.1} s apart (as in the burst below), no burst: p50",
+            after_quiet.len(),
+            gap.as_secs_f64()
+        ),
+        ms(percentile(&mut after_quiet, 50.0)),
+    ));
+    rows.push(("— p99".into(), ms(percentile(&mut after_quiet, 99.0))));
     rows.push((
         "resident memory at the end".into(),
         format!("{:.1} MiB", bot.rss_mib()),
@@ -521,7 +626,7 @@ async fn run(scale: Scale) {
     let bot = start_bot(&tg, &wx, dir.path(), 5);
     assert!(
         tg.fake
-            .wait_until(WAIT, |f| f.call_count("setMyCommands") >= 2)
+            .wait_until(WAIT, |f| f.call_count("setMyCommands") >= 3)
             .await,
         "bot did not restart"
     );
@@ -549,15 +654,27 @@ async fn run(scale: Scale) {
     rows.push(("— max".into(), ms(percentile(&mut by_interval, 100.0))));
     drop(bot);
 
-    // 6. A burst with Telegram's limits on both sides: the fake refuses with 429 past Telegram's
-    //    budgets (its own buckets, fresh now), the bot runs on its default limits (fresh at start),
-    //    and presses on the first cards are made while the rest are being paced.
+    burst_section(&tg, &wx, dir.path(), &scale, &mut rows).await;
+    print_table(&scale, rows);
+}
+
+/// Section 6, a burst with Telegram's limits on both sides: the fake refuses with 429 past
+/// Telegram's budgets (its own buckets, fresh now), the bot runs on its default limits (fresh at
+/// start), and presses on the first cards are made while the rest are being paced.
+async fn burst_section(
+    tg: &RunningFakeTelegram,
+    wx: &RunningSandbox,
+    dir: &Path,
+    scale: &Scale,
+    rows: &mut Vec<(String, String)>,
+) {
     tg.fake.enforce_telegram_limits();
     let refusals_before = tg.fake.flood_refusals();
-    let bot = start_bot_with(&tg, &wx, dir.path(), 86_400, "telegram");
+    let starts = tg.fake.call_count("setMyCommands");
+    let bot = start_bot_with(tg, wx, dir, 86_400, "telegram");
     assert!(
         tg.fake
-            .wait_until(WAIT, |f| f.call_count("setMyCommands") >= 3)
+            .wait_until(WAIT, |f| f.call_count("setMyCommands") > starts)
             .await,
         "bot did not restart"
     );
@@ -588,19 +705,17 @@ async fn run(scale: Scale) {
             break;
         };
         pressed.push(message_id);
+        // Waited for by event, not by polling the fake's messages: every poll clones the whole
+        // chat under the fake's lock, which would hold up the very calls being timed.
+        let mut events = tg.fake.subscribe();
         let pressed_at = Instant::now();
         tg.fake
             .user_presses(TEAM, message_id, ALICE, "✅")
             .expect("✅ on the card");
-        let edited = tg
-            .fake
-            .wait_until(WAIT, |f| {
-                f.bot_messages(TEAM)
-                    .iter()
-                    .any(|m| m.message_id == message_id && m.plain_text.contains("Approved by"))
-            })
-            .await;
-        assert!(edited, "the pressed card was not edited");
+        wait_event(&mut events, |e| {
+            matches!(e, ChatEvent::MessageEdited(m) if m.message_id == message_id && m.plain_text.contains("Approved by"))
+        })
+        .await;
         let at = handled_at(&tg.fake, "editMessageText", |c| {
             chat_is(c, TEAM) && message_is(c, message_id)
         });
@@ -635,29 +750,41 @@ async fn run(scale: Scale) {
                 && c.at <= last_card
         })
         .count();
-    // The card lane may use all of the group's burst but the reserved slot; after that one
-    // message per interval: the n-th message (a card) goes no sooner than (n - (burst - 1))
-    // intervals after an untouched budget's first.
+    // Telegram's group limit alone (20 a minute, a burst of 20) lets the n-th message go no
+    // sooner than (n - burst) intervals after an untouched budget's first; the one slot the
+    // card lane leaves to decisions costs one interval more than that.
     let earliest = |messages: usize| {
         group.interval()
-            * u32::try_from(messages.saturating_sub(group.burst as usize - 1)).unwrap_or(u32::MAX)
+            * u32::try_from(messages.saturating_sub(group.burst as usize)).unwrap_or(u32::MAX)
     };
     let took = last_card - started;
     let allowed = earliest(in_group);
     let refusals = tg.fake.flood_refusals() - refusals_before;
     assert_eq!(refusals, 0, "the bot earned 429s in the burst");
-    let digest = tg
-        .fake
-        .bot_messages(TEAM)
+    // The digest ("📥 N new plugin applications…") went out after the /refresh and before the
+    // burst's first card.
+    let first_card = burst
         .iter()
-        .any(|m| m.plain_text.starts_with(&format!("📥 {}", scale.burst)));
+        .map(|a| handled_in(&calls, "sendMessage", |c| text_has(c, a)))
+        .min()
+        .unwrap_or(last_card);
+    let digest = calls.iter().any(|c| {
+        c.method == "sendMessage"
+            && c.error_code.is_none()
+            && chat_is(c, TEAM)
+            && (started..=first_card).contains(&c.at)
+            && c.params
+                .get("text")
+                .and_then(|t| t.as_str())
+                .is_some_and(|t| t.starts_with("📥"))
+    });
     rows.push((
         format!(
             "burst of {} new applicants, Telegram's limits enforced by the fake, bot on its defaults: /refresh → last card",
             scale.burst
         ),
         format!(
-            "{:.1} s; earliest the limits allow for the {in_group} group messages sent meanwhile \
+            "{:.1} s; earliest Telegram's limits allow for the {in_group} group messages sent meanwhile \
              ({} cards, {} pressed cards' edits, {} other): {:.1} s (cards alone: {:.1} s); \
              over by {}; 429s: {refusals}; lost: 0; digest first: {}",
             took.as_secs_f64(),
@@ -686,8 +813,6 @@ async fn run(scale: Scale) {
     ));
     rows.push(("— p99".into(), ms(percentile(&mut to_edit, 99.0))));
     drop(bot);
-
-    print_table(&scale, rows);
 }
 
 fn print_table(scale: &Scale, rows: Vec<(String, String)>) {
