@@ -304,6 +304,28 @@ fn machine() -> String {
     format!("{cores} cores, {model}")
 }
 
+/// Presses ✅ on a card as Alice; the time until the fake handled the card's edit. Waited for by
+/// event, not by polling the fake's messages: every poll clones the whole chat under the fake's
+/// lock, which would hold up the very calls being timed.
+async fn press_to_edit(
+    tg: &RunningFakeTelegram,
+    events: &mut tokio::sync::broadcast::Receiver<ChatEvent>,
+    message_id: i32,
+) -> Duration {
+    let pressed_at = Instant::now();
+    tg.fake
+        .user_presses(TEAM, message_id, ALICE, "✅")
+        .expect("✅ on the card");
+    wait_event(events, |e| {
+        matches!(e, ChatEvent::MessageEdited(m) if m.message_id == message_id && m.plain_text.contains("Approved by"))
+    })
+    .await;
+    let at = handled_at(&tg.fake, "editMessageText", |c| {
+        chat_is(c, TEAM) && message_is(c, message_id)
+    });
+    at.saturating_duration_since(pressed_at)
+}
+
 /// Poll's answer → card, `samples` times: a new applicant in the sandbox, `/refresh`, then from
 /// the instant the sandbox finished answering the poll's last list call (the listing is complete
 /// only then: the bot reads every page before it judges absence) to the instant the fake handled
@@ -593,19 +615,7 @@ async fn run(scale: Scale) {
             continue;
         };
         tokio::time::sleep(gap).await;
-        let started = Instant::now();
-        tg.fake
-            .user_presses(TEAM, message_id, ALICE, "✅")
-            .expect("✅ on the card");
-        wait_event(&mut events, |e| {
-            matches!(e, ChatEvent::MessageEdited(m) if m.message_id == message_id && m.plain_text.contains("Approved by"))
-        })
-        .await;
-        // Timed as the burst's presses are: to the instant the fake handled the edit.
-        let at = handled_at(&tg.fake, "editMessageText", |c| {
-            chat_is(c, TEAM) && message_is(c, message_id)
-        });
-        after_quiet.push(at.saturating_duration_since(started));
+        after_quiet.push(press_to_edit(&tg, &mut events, message_id).await);
     }
     rows.push((
         format!(
@@ -705,21 +715,8 @@ async fn burst_section(
             break;
         };
         pressed.push(message_id);
-        // Waited for by event, not by polling the fake's messages: every poll clones the whole
-        // chat under the fake's lock, which would hold up the very calls being timed.
         let mut events = tg.fake.subscribe();
-        let pressed_at = Instant::now();
-        tg.fake
-            .user_presses(TEAM, message_id, ALICE, "✅")
-            .expect("✅ on the card");
-        wait_event(&mut events, |e| {
-            matches!(e, ChatEvent::MessageEdited(m) if m.message_id == message_id && m.plain_text.contains("Approved by"))
-        })
-        .await;
-        let at = handled_at(&tg.fake, "editMessageText", |c| {
-            chat_is(c, TEAM) && message_is(c, message_id)
-        });
-        to_edit.push(at.saturating_duration_since(pressed_at));
+        to_edit.push(press_to_edit(tg, &mut events, message_id).await);
     }
     let all = tg
         .fake

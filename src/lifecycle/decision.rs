@@ -347,10 +347,7 @@ async fn moved_elsewhere(
         status: a.status.code(),
         at: now_secs(),
     };
-    app.store
-        .settle_card(s.card_id, s.version, CardState::Closed, Some(&note))
-        .await?;
-    Ok(failed_or_not_applicable(error))
+    close(app, s, &note, error).await
 }
 
 /// Deleted, and WeChat says so too (89242 on a delete): the applicant is gone for good.
@@ -361,9 +358,19 @@ async fn deleted(
 ) -> Result<Outcome, StoreError> {
     app.store.mark_gone(&s.appid).await?;
     app.seen.remove(&s.appid);
-    let note = Note::Gone { at: now_secs() };
+    close(app, s, &Note::Gone { at: now_secs() }, error).await
+}
+
+/// Closes the decision's card with `note`: the applicant is no longer where the decision found
+/// it, so nothing is left to decide on this card.
+async fn close(
+    app: &App,
+    s: &Settling,
+    note: &Note,
+    error: Option<WeChatError>,
+) -> Result<Outcome, StoreError> {
     app.store
-        .settle_card(s.card_id, s.version, CardState::Closed, Some(&note))
+        .settle_card(s.card_id, s.version, CardState::Closed, Some(note))
         .await?;
     Ok(failed_or_not_applicable(error))
 }

@@ -209,38 +209,32 @@ impl Store {
 
     /// Every card in a chat (the poller reads them in bulk when many applicants changed).
     pub async fn cards(&self, chat_id: i64) -> StoreResult<Vec<Card>> {
-        let rows = sql::cards::IN_CHAT
-            .query()
-            .bind(chat_id)
-            .fetch_all(&self.pool)
-            .await?;
-        cards(rows)
+        self.cards_by(&sql::cards::IN_CHAT, chat_id).await
     }
 
     /// Cards written but never confirmed sent (a failed send or a crash mid-send).
     pub async fn unsent_cards(&self, chat_id: i64) -> StoreResult<Vec<Card>> {
-        let rows = sql::cards::UNSENT
-            .query()
-            .bind(chat_id)
-            .fetch_all(&self.pool)
-            .await?;
-        cards(rows)
+        self.cards_by(&sql::cards::UNSENT, chat_id).await
     }
 
     /// Cards left mid-decision (a crash between claiming and finishing).
     pub async fn deciding_cards(&self, chat_id: i64) -> StoreResult<Vec<Card>> {
-        let rows = sql::cards::DECIDING
-            .query()
-            .bind(chat_id)
-            .fetch_all(&self.pool)
-            .await?;
-        cards(rows)
+        self.cards_by(&sql::cards::DECIDING, chat_id).await
     }
 
     /// Cards whose last decision has an unknown outcome (WeChat's answer was lost and the re-read
     /// failed): the poller settles them from the next listing that began after.
     pub async fn unknown_cards(&self, chat_id: i64) -> StoreResult<Vec<Card>> {
-        let rows = sql::cards::UNKNOWN
+        self.cards_by(&sql::cards::UNKNOWN, chat_id).await
+    }
+
+    /// The cards of a chat that `statement` selects (its one bind is the chat).
+    async fn cards_by(
+        &self,
+        statement: &sql::Rows<CardRow>,
+        chat_id: i64,
+    ) -> StoreResult<Vec<Card>> {
+        let rows = statement
             .query()
             .bind(chat_id)
             .fetch_all(&self.pool)
