@@ -147,35 +147,18 @@ pub(crate) async fn on_press(app: Arc<App>, q: CallbackQuery) -> HandlerResult {
             decide_answering(&app, &q, &card, &actor, action, card.reason.clone()).await
         }
         Press::Reject(_) => {
-            if !claim(
-                &app,
-                &card,
-                &[CardState::Open],
-                CardState::ChoosingReason,
-                &actor,
-            )
-            .await?
-            {
-                return busy_or_stale(&app, &q, &card).await;
+            let from = [CardState::Open];
+            if reason_step(&app, &q, &card, &actor, &from, CardState::ChoosingReason).await? {
+                app.refresh_card(card.id).await?;
             }
-            courtesy(toast(&app, &q, t.toast_working).await);
-            app.refresh_card(card.id).await?;
             Ok(())
         }
         Press::OtherReason(_) => {
-            if !claim(
-                &app,
-                &card,
-                &[CardState::ChoosingReason],
-                CardState::AwaitingReason,
-                &actor,
-            )
-            .await?
-            {
-                return busy_or_stale(&app, &q, &card).await;
+            let from = [CardState::ChoosingReason];
+            if reason_step(&app, &q, &card, &actor, &from, CardState::AwaitingReason).await? {
+                ask_for_reason(&app, &card, &actor).await?;
             }
-            courtesy(toast(&app, &q, t.toast_working).await);
-            ask_for_reason(&app, &card, &actor).await
+            Ok(())
         }
         Press::Cancel(_) => {
             let from = [CardState::ChoosingReason, CardState::AwaitingReason];
@@ -208,6 +191,24 @@ fn courtesy(answered: HandlerResult) {
     if let Err(e) = answered {
         tracing::info!(error = %e, "could not answer a button press; carrying on");
     }
+}
+
+/// Takes a card one step into the reject flow and answers the press; whether it moved (when it
+/// did not, the presser was told why).
+async fn reason_step(
+    app: &App,
+    q: &CallbackQuery,
+    card: &Card,
+    actor: &Actor,
+    from: &[CardState],
+    to: CardState,
+) -> anyhow::Result<bool> {
+    if !claim(app, card, from, to, actor).await? {
+        busy_or_stale(app, q, card).await?;
+        return Ok(false);
+    }
+    courtesy(toast(app, q, app.texts().toast_working).await);
+    Ok(true)
 }
 
 /// Moves a card between states for the reject flow; only approvers get here.

@@ -504,28 +504,7 @@ impl App {
         F: Fn() -> Fut,
         Fut: std::future::Future<Output = Result<T, RequestError>>,
     {
-        let mut attempt = 0;
-        loop {
-            self.limiter.ready(chat.0, lane).await;
-            let result = call().await;
-            match &result {
-                Err(e @ RequestError::RetryAfter(wait)) if attempt < SEND_RETRIES => {
-                    crate::telegram::record_error(e);
-                    tracing::warn!(
-                        chat = chat.0,
-                        ?wait,
-                        "Telegram asked to slow down; sending again after the wait"
-                    );
-                    self.limiter.retry_after(chat.0, wait.duration());
-                    attempt += 1;
-                }
-                Err(e) => {
-                    crate::telegram::record_error(e);
-                    return result;
-                }
-                Ok(_) => return result,
-            }
-        }
+        self.paced_in(Some(chat), lane, call).await
     }
 
     /// [`App::paced`] for calls that belong to no chat's budget (answers to button presses):
@@ -535,14 +514,38 @@ impl App {
         F: Fn() -> Fut,
         Fut: std::future::Future<Output = Result<T, RequestError>>,
     {
+        self.paced_in(None, lane, call).await
+    }
+
+    async fn paced_in<T, F, Fut>(
+        &self,
+        chat: Option<ChatId>,
+        lane: Lane,
+        call: F,
+    ) -> Result<T, RequestError>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<T, RequestError>>,
+    {
         let mut attempt = 0;
         loop {
-            self.limiter.ready_global(lane).await;
+            match chat {
+                Some(chat) => self.limiter.ready(chat.0, lane).await,
+                None => self.limiter.ready_global(lane).await,
+            }
             let result = call().await;
             match &result {
                 Err(e @ RequestError::RetryAfter(wait)) if attempt < SEND_RETRIES => {
                     crate::telegram::record_error(e);
-                    self.limiter.retry_after_global(wait.duration());
+                    tracing::warn!(
+                        chat = chat.map(|c| c.0),
+                        ?wait,
+                        "Telegram asked to slow down; sending again after the wait"
+                    );
+                    match chat {
+                        Some(chat) => self.limiter.retry_after(chat.0, wait.duration()),
+                        None => self.limiter.retry_after_global(wait.duration()),
+                    }
                     attempt += 1;
                 }
                 Err(e) => {

@@ -299,6 +299,23 @@ fn failed_or_not_applicable(error: Option<WeChatError>) -> Outcome {
     }
 }
 
+/// Keeps what a re-read found that the decision did not do, and, when the write may have
+/// happened, logs in its attempt that it did not.
+async fn keep_reread(
+    app: &App,
+    s: &Settling,
+    a: &Applicant,
+    maybe_applied: bool,
+    detail: &str,
+) -> Result<(), StoreError> {
+    app.store.upsert_applicant(a).await?;
+    remember(app, a);
+    if maybe_applied {
+        record(app, s, AuditOutcome::Error, detail).await?;
+    }
+    Ok(())
+}
+
 /// Nothing happened: the applicant is still where it was, so the decision can be made again.
 async fn not_applied(
     app: &App,
@@ -307,17 +324,7 @@ async fn not_applied(
     maybe_applied: bool,
     error: Option<WeChatError>,
 ) -> Result<Outcome, StoreError> {
-    app.store.upsert_applicant(a).await?;
-    remember(app, a);
-    if maybe_applied {
-        record(
-            app,
-            s,
-            AuditOutcome::Error,
-            "not applied (re-read the status)",
-        )
-        .await?;
-    }
+    keep_reread(app, s, a, maybe_applied, "not applied (re-read the status)").await?;
     match &error {
         Some(e) => fail(app, s, e).await?,
         None => {
@@ -338,11 +345,7 @@ async fn moved_elsewhere(
     maybe_applied: bool,
     error: Option<WeChatError>,
 ) -> Result<Outcome, StoreError> {
-    app.store.upsert_applicant(a).await?;
-    remember(app, a);
-    if maybe_applied {
-        record(app, s, AuditOutcome::Error, "the status moved elsewhere").await?;
-    }
+    keep_reread(app, s, a, maybe_applied, "the status moved elsewhere").await?;
     let note = Note::Elsewhere {
         status: a.status.code(),
         at: now_secs(),

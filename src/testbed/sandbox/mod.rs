@@ -16,7 +16,7 @@
 mod control;
 mod seed;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -293,8 +293,9 @@ struct World {
     writing: HashMap<String, u32>,
     /// When the `dev_apply_list` answer that first listed each appid left the handler.
     first_listed: HashMap<String, Instant>,
-    /// When each `dev_apply_list` answer left the handler, in order.
-    list_answers: Vec<Instant>,
+    /// When the latest `dev_apply_list` answers left the handler, oldest first (at most
+    /// [`LIST_ANSWERS_KEPT`]: a sandbox serving staging for weeks must not grow with every call).
+    list_answers: VecDeque<Instant>,
 }
 
 impl World {
@@ -431,7 +432,7 @@ impl Sandbox {
             calls: Vec::new(),
             writing: HashMap::new(),
             first_listed: HashMap::new(),
-            list_answers: Vec::new(),
+            list_answers: VecDeque::new(),
         };
         Self {
             inner: Arc::new(Inner {
@@ -604,10 +605,10 @@ impl Sandbox {
         self.state().first_listed.get(appid).copied()
     }
 
-    /// When each `dev_apply_list` answer left the handler, oldest first: a poll's answer is
-    /// complete at the last page it read.
+    /// When the latest `dev_apply_list` answers left the handler, oldest first: a poll's answer
+    /// is complete at the last page it read.
     pub fn list_answers(&self) -> Vec<Instant> {
-        self.state().list_answers.clone()
+        self.state().list_answers.iter().copied().collect()
     }
 
     /// Every devplugin call so far.
@@ -627,6 +628,9 @@ impl Sandbox {
         state.remaining(&token).map(|_| token)
     }
 }
+
+/// How many list answers' instants the sandbox keeps (about 40 polls of 10,000 applicants).
+const LIST_ANSWERS_KEPT: usize = 4096;
 
 fn rid() -> String {
     format!(
@@ -894,7 +898,10 @@ async fn devplugin(
     if is_list {
         let answered = Instant::now();
         let mut state = sb.state();
-        state.list_answers.push(answered);
+        if state.list_answers.len() == LIST_ANSWERS_KEPT {
+            state.list_answers.pop_front();
+        }
+        state.list_answers.push_back(answered);
         for appid in listed {
             state.first_listed.entry(appid).or_insert(answered);
         }
