@@ -8,7 +8,7 @@ use std::time::Duration;
 use common::*;
 use sqlx::Row;
 use wxplugin_bot::testbed::fake_telegram::{FakeMessage, TgFault};
-use wxplugin_bot::testbed::sandbox::{Fault, Paging};
+use wxplugin_bot::testbed::sandbox::{Fault, NewApplicant, Paging};
 
 /// Every message the bot posted as a card for `appid`, live or not.
 fn card_messages(app: &TestApp, appid: &str) -> Vec<FakeMessage> {
@@ -508,4 +508,370 @@ async fn status_says_when_wechat_ignores_page_and_stops_saying_it_once_paging_wo
             .plain_text
             .contains(broken)
     );
+}
+
+// ---------------------------------------------------------------- issue 16: slow steps, moved
+// chats, stops mid-burst
+
+/// Messages of `appid` in `chat` that a person could take for a live card: posted by the bot, not
+/// deleted, and showing the card's title.
+fn cards_in(app: &TestApp, chat: i64, appid: &str) -> Vec<FakeMessage> {
+    app.tg
+        .fake
+        .messages(chat)
+        .into_iter()
+        .filter(|m| {
+            m.from_bot
+                && !m.deleted
+                && m.plain_text.starts_with("🧩")
+                && m.plain_text.contains(appid)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_decision_made_while_a_poll_paces_other_cards_is_not_taken_for_a_reapplication() {
+    let app = TestApp::spawn(1).await;
+    let appid = app.appids()[0].clone();
+    // The next listing changes a detail the card shows, and brings three newcomers listed before
+    // it, whose cards take 1.5 s each: the poll reaches the applicant seconds after recording it.
+    app.wx.sandbox.update_applicant(&appid, |a| {
+        a.headimgurl = "https://example.com/new-avatar.png".to_owned();
+    });
+    for _ in 0..3 {
+        app.wx.sandbox.add_applicant(NewApplicant::default());
+    }
+    app.tg.fake.inject(tg_fault(
+        "sendMessage",
+        TgFault::Delay(Duration::from_millis(1500)),
+        3,
+    ));
+    let sends_before = app.tg.fake.call_count("sendMessage");
+
+    let refresh = app.tg.fake.user_sends(TEAM, BOB, "/refresh");
+    let pacing = until(|| app.tg.fake.call_count("sendMessage") > sends_before).await;
+    assert!(pacing, "the poll began sending the newcomers' cards");
+    app.press(ALICE, &appid, "✅");
+    app.wait_card_text(&appid, "Approved by @alice").await;
+    let answered = app
+        .tg
+        .fake
+        .wait_until(Duration::from_secs(20), |f| {
+            f.bot_messages(TEAM)
+                .iter()
+                .any(|m| m.reply_to == Some(refresh))
+        })
+        .await;
+    assert!(answered, "/refresh finished");
+    app.command(ALICE, "/refresh").await;
+
+    let messages = card_messages(&app, &appid);
+    assert_eq!(messages.len(), 1, "no second card: {messages:?}");
+    let card = &messages[0];
+    assert!(
+        card.plain_text.contains("Approved by @alice")
+            && !card.plain_text.contains("Pending again"),
+        "{}",
+        card.plain_text
+    );
+    assert_eq!(offering_decision(&app, &appid), 0);
+    assert_eq!(app.status(&appid), Some(2));
+    assert_eq!(app.wechat_calls("dev_agree"), 1);
+    // The row still knows its message: a later change of status reaches it.
+    app.wx.sandbox.set_status(&appid, 3);
+    app.command(ALICE, "/refresh").await;
+    app.wait_card_text(&appid, "Changed outside the bot").await;
+}
+
+#[tokio::test]
+async fn a_reapplication_whose_card_is_never_sent_leaves_the_old_card_true() {
+    let app = TestApp::spawn(1).await;
+    let appid = app.appids()[0].clone();
+    app.wx.sandbox.set_status(&appid, 3);
+    app.command(ALICE, "/refresh").await;
+    app.wait_card_text(&appid, "Changed outside the bot").await;
+    let old = app.card(&appid).message_id;
+
+    // Pending again, but Telegram refuses the new card; then the console approves it.
+    app.wx.sandbox.set_status(&appid, 1);
+    app.tg.fake.inject(tg_fault(
+        "sendMessage",
+        TgFault::Api {
+            code: 400,
+            description: "Bad Request: not enough rights to send text messages to the chat"
+                .to_owned(),
+        },
+        1,
+    ));
+    let sends_before = app.tg.fake.call_count("sendMessage");
+    app.command(ALICE, "/refresh").await;
+    assert!(
+        app.tg.fake.call_count("sendMessage") > sends_before + 1,
+        "the card was tried"
+    );
+    let shown = app.tg.fake.message(TEAM, old).expect("the old card");
+    assert!(
+        !shown.plain_text.contains("Pending again"),
+        "the old card claims a newer card before one was sent: {}",
+        shown.plain_text
+    );
+    app.wx.sandbox.set_status(&appid, 2);
+    app.command(ALICE, "/refresh").await;
+    app.command(ALICE, "/refresh").await;
+
+    let shown = app.tg.fake.message(TEAM, old).expect("the old card");
+    assert!(
+        !shown.plain_text.contains("Pending again"),
+        "{}",
+        shown.plain_text
+    );
+    let messages = cards_in(&app, TEAM, &appid);
+    assert_eq!(messages.len(), 1, "{messages:?}");
+    assert!(
+        button_labels(&messages[0])
+            .iter()
+            .all(|l| !l.starts_with('✅'))
+    );
+    // The row kept its message: it shows where the applicant stands now.
+    assert!(
+        shown.plain_text.contains("pproved"),
+        "the old card does not show the approval: {}",
+        shown.plain_text
+    );
+}
+
+#[tokio::test]
+async fn a_reapplication_gets_its_card_even_when_the_old_one_cannot_be_edited() {
+    let app = TestApp::spawn(1).await;
+    let appid = app.appids()[0].clone();
+    app.wx.sandbox.set_status(&appid, 3);
+    app.command(ALICE, "/refresh").await;
+    app.wait_card_text(&appid, "Changed outside the bot").await;
+    let old = app.card(&appid).message_id;
+
+    app.wx.sandbox.set_status(&appid, 1);
+    // Every edit of the old message is refused (the bot lost its rights to edit, say).
+    app.tg.fake.inject(tg_fault(
+        "editMessageText",
+        TgFault::Api {
+            code: 400,
+            description: "Bad Request: MESSAGE_ID_INVALID".to_owned(),
+        },
+        100,
+    ));
+    app.command(ALICE, "/refresh").await;
+    app.tg.fake.clear_faults();
+    app.command(ALICE, "/refresh").await;
+
+    let live: Vec<FakeMessage> = cards_in(&app, TEAM, &appid)
+        .into_iter()
+        .filter(|m| m.message_id != old)
+        .collect();
+    assert_eq!(live.len(), 1, "the re-applicant has its new card");
+    assert_eq!(button_labels(&live[0]), ["✅ Approve", "❌ Reject"]);
+}
+
+#[tokio::test]
+async fn delete_works_for_an_applicant_that_never_had_a_card() {
+    let mut app = TestApp::new(0).await;
+    let refused = app.wx.sandbox.add_applicant(NewApplicant {
+        status: Some(3),
+        ..NewApplicant::default()
+    });
+    let expired = app.wx.sandbox.add_applicant(NewApplicant {
+        status: Some(4),
+        ..NewApplicant::default()
+    });
+    app.start().await;
+    let listed = until(|| app.wechat_calls("dev_apply_list") >= 1).await;
+    assert!(listed);
+    app.command(ALICE, "/refresh").await;
+    assert!(
+        cards_in(&app, TEAM, &refused).is_empty(),
+        "no card for a refused applicant"
+    );
+
+    for appid in [&refused, &expired] {
+        let reply = app.command(ALICE, &format!("/delete {appid}")).await;
+        assert!(
+            !reply.plain_text.contains("cannot be done"),
+            "{}",
+            reply.plain_text
+        );
+        assert!(reply.plain_text.contains("Deleted"), "{}", reply.plain_text);
+        assert!(app.status(appid).is_none(), "{appid} is deleted in WeChat");
+    }
+    assert_eq!(app.wechat_calls("dev_delete"), 2);
+    // Still no card: a record of the decision is not a message.
+    assert!(cards_in(&app, TEAM, &refused).is_empty());
+    let history = app.command(ALICE, "/history").await;
+    assert!(
+        history.plain_text.contains(&refused),
+        "{}",
+        history.plain_text
+    );
+
+    // /approve of an applicant that is not pending still says why not, with its status.
+    let timed_out = app.wx.sandbox.add_applicant(NewApplicant {
+        status: Some(4),
+        ..NewApplicant::default()
+    });
+    app.command(ALICE, "/refresh").await;
+    let reply = app.command(ALICE, &format!("/approve {timed_out}")).await;
+    assert!(
+        reply.plain_text.contains("cannot be done"),
+        "{}",
+        reply.plain_text
+    );
+    assert_eq!(app.wechat_calls("dev_agree"), 0);
+}
+
+#[tokio::test]
+async fn a_moved_team_chat_closes_the_old_cards_and_cards_the_new_chat() {
+    let mut app = TestApp::spawn(3).await;
+    let ids = app.appids();
+    let (approved, open, choosing) = (&ids[0], &ids[1], &ids[2]);
+    app.press(ALICE, approved, "✅");
+    app.wait_card_text(approved, "Approved by @alice").await;
+    app.press(BOB, choosing, "❌");
+    app.wait_card_text(choosing, "is choosing a reason").await;
+    let old_cards: Vec<FakeMessage> = app.cards();
+    app.stop().await;
+
+    app.vars.insert("TEAM_CHAT_ID", OTHER_CHAT.to_string());
+    app.restart_stopped().await;
+
+    // The new chat gets a card for each pending applicant, with buttons.
+    let carded = app
+        .tg
+        .fake
+        .wait_until(WAIT, |_| {
+            [open, choosing]
+                .iter()
+                .all(|id| cards_in(&app, OTHER_CHAT, id).len() == 1)
+        })
+        .await;
+    assert!(carded, "the new chat has its cards");
+    for id in [open, choosing] {
+        let card = &cards_in(&app, OTHER_CHAT, id)[0];
+        assert_eq!(button_labels(card), ["✅ Approve", "❌ Reject"], "{id}");
+    }
+    assert!(cards_in(&app, OTHER_CHAT, approved).is_empty());
+
+    // Every card of the old chat is closed, says where the team went, and offers nothing.
+    let closed = app
+        .tg
+        .fake
+        .wait_until(WAIT, |f| {
+            old_cards.iter().all(|c| {
+                f.message(TEAM, c.message_id)
+                    .is_some_and(|m| m.plain_text.contains("The team chat moved to"))
+            })
+        })
+        .await;
+    for c in &old_cards {
+        let m = app.tg.fake.message(TEAM, c.message_id).expect("old card");
+        assert!(closed, "not closed for the move: {}", m.plain_text);
+        assert!(m.plain_text.contains("Somewhere else"), "{}", m.plain_text);
+        assert!(
+            m.buttons.iter().flatten().next().is_none(),
+            "{:?}",
+            m.buttons
+        );
+    }
+    let old_approved = old_cards
+        .iter()
+        .find(|c| c.plain_text.contains(approved.as_str()))
+        .expect("approved card");
+    let shown = app
+        .tg
+        .fake
+        .message(TEAM, old_approved.message_id)
+        .expect("old card");
+    assert!(
+        shown.plain_text.contains("Approved by @alice"),
+        "{}",
+        shown.plain_text
+    );
+
+    // Deciding in the new chat works; nothing in the old chat changes again.
+    let edits: Vec<u32> = old_cards
+        .iter()
+        .map(|c| {
+            app.tg
+                .fake
+                .message(TEAM, c.message_id)
+                .map_or(0, |m| m.edits)
+        })
+        .collect();
+    let card = cards_in(&app, OTHER_CHAT, open).remove(0);
+    app.tg
+        .fake
+        .user_presses(OTHER_CHAT, card.message_id, ALICE, "✅")
+        .expect("✅ on the new card");
+    let approved_there = app
+        .tg
+        .fake
+        .wait_until(WAIT, |f| {
+            f.message(OTHER_CHAT, card.message_id)
+                .is_some_and(|m| m.plain_text.contains("Approved by @alice"))
+        })
+        .await;
+    assert!(approved_there);
+    app.command_in(OTHER_CHAT, ALICE, "/refresh").await;
+    for (c, before) in old_cards.iter().zip(edits) {
+        let m = app.tg.fake.message(TEAM, c.message_id).expect("old card");
+        assert_eq!(m.edits, before, "an old card was edited again");
+    }
+    assert_eq!(app.wechat_calls("dev_agree"), 2);
+}
+
+#[tokio::test]
+async fn a_stop_during_a_paced_burst_ends_within_seconds_with_every_sent_card_recorded() {
+    let mut app = TestApp::new(40).await;
+    // Telegram's own limits: 20 messages a minute in a group, so 40 cards take two minutes.
+    app.tg.fake.enforce_telegram_limits();
+    app.start().await;
+    let some_sent = app
+        .tg
+        .fake
+        .wait_until(Duration::from_secs(20), |_| app.cards().len() >= 3)
+        .await;
+    assert!(some_sent, "cards began to arrive");
+
+    let stopping = std::time::Instant::now();
+    app.stop().await;
+    let took = stopping.elapsed();
+    assert!(
+        took < Duration::from_secs(6),
+        "a stop mid-burst took {took:?}"
+    );
+    let posted = app.cards();
+    assert!(
+        posted.len() < 40,
+        "the burst was still being paced when the stop came"
+    );
+    let pool = db(&app).await;
+    let recorded: Vec<i64> = sqlx::query_scalar(
+        "SELECT message_id FROM cards WHERE message_id IS NOT NULL ORDER BY message_id",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("cards");
+    let mut shown: Vec<i64> = posted.iter().map(|m| i64::from(m.message_id)).collect();
+    shown.sort_unstable();
+    assert_eq!(
+        recorded, shown,
+        "every card sent is recorded, and only those"
+    );
+    pool.close().await;
+
+    // The rest come after the restart, each once.
+    app.tg.fake.enforce_flood_limits(None);
+    app.vars.insert("TELEGRAM_THROTTLE", "off".into());
+    app.restart_stopped().await;
+    app.wait_cards(40).await;
+    for id in app.appids() {
+        assert_eq!(cards_in(&app, TEAM, &id).len(), 1, "{id}");
+    }
 }

@@ -258,8 +258,14 @@ async fn decide_answering(
     let t = app.texts();
     match decision::begin(app, card, actor, action, reason, Via::Button).await? {
         Begin::Claimed(claim) => {
-            courtesy(toast(app, q, t.toast_working).await);
-            decision::execute(app, claim).await?;
+            // The answer and the WeChat call go together: a paced answer (the overall budget
+            // spent, a 429 pause) must not hold up the decision itself.
+            let (answered, decided) = tokio::join!(
+                toast(app, q, t.toast_working),
+                decision::execute(app, claim)
+            );
+            courtesy(answered);
+            decided?;
             Ok(())
         }
         Begin::Busy(name) => {

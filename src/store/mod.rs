@@ -213,7 +213,7 @@ mod tests {
         let a = applicant("wx1234567890abcdef", "n");
         store.upsert_applicant(&a).await.expect("applicant");
         let card = store
-            .begin_card(-1, &a.appid)
+            .begin_card(-1, &a.appid, None)
             .await
             .expect("begin")
             .expect("a new card");
