@@ -529,6 +529,14 @@ fn cards_in(app: &TestApp, chat: i64, appid: &str) -> Vec<FakeMessage> {
         .collect()
 }
 
+/// `appid` applies again, as WeChat shows it: pending, with a newer application time.
+fn reapplies(app: &TestApp, appid: &str) {
+    app.wx.sandbox.update_applicant(appid, |a| {
+        a.status = 1;
+        a.create_time = jiff::Timestamp::now().as_second();
+    });
+}
+
 #[tokio::test]
 async fn a_decision_made_while_a_poll_paces_other_cards_is_not_taken_for_a_reapplication() {
     let app = TestApp::spawn(1).await;
@@ -593,7 +601,7 @@ async fn a_reapplication_whose_card_is_never_sent_leaves_the_old_card_true() {
     let old = app.card(&appid).message_id;
 
     // Pending again, but Telegram refuses the new card; then the console approves it.
-    app.wx.sandbox.set_status(&appid, 1);
+    reapplies(&app, &appid);
     app.tg.fake.inject(tg_fault(
         "sendMessage",
         TgFault::Api {
@@ -649,7 +657,7 @@ async fn a_reapplication_gets_its_card_even_when_the_old_one_cannot_be_edited() 
     app.wait_card_text(&appid, "Changed outside the bot").await;
     let old = app.card(&appid).message_id;
 
-    app.wx.sandbox.set_status(&appid, 1);
+    reapplies(&app, &appid);
     // Every edit of the old message is refused (the bot lost its rights to edit, say).
     app.tg.fake.inject(tg_fault(
         "editMessageText",
@@ -660,7 +668,6 @@ async fn a_reapplication_gets_its_card_even_when_the_old_one_cannot_be_edited() 
         100,
     ));
     app.command(ALICE, "/refresh").await;
-    app.tg.fake.clear_faults();
     app.command(ALICE, "/refresh").await;
 
     let live: Vec<FakeMessage> = cards_in(&app, TEAM, &appid)
@@ -874,4 +881,152 @@ async fn a_stop_during_a_paced_burst_ends_within_seconds_with_every_sent_card_re
     for id in app.appids() {
         assert_eq!(cards_in(&app, TEAM, &id).len(), 1, "{id}");
     }
+}
+
+#[tokio::test]
+async fn a_press_is_answered_while_an_edit_of_its_card_waits_out_a_429() {
+    let app = TestApp::spawn(1).await;
+    let appid = app.appids()[0].clone();
+    // The edit that shows ❌'s reasons is told to wait 3 s (that chat's pause).
+    app.tg
+        .fake
+        .inject(tg_fault("editMessageText", TgFault::RetryAfter(3), 1));
+    let reject = app.press(BOB, &appid, "❌");
+    app.answer(&reject).await;
+    let refused = until(|| {
+        app.tg
+            .fake
+            .calls()
+            .iter()
+            .any(|c| c.method == "editMessageText" && c.error_code == Some(429))
+    })
+    .await;
+    assert!(refused, "the edit met its 429");
+
+    // A press on the same card meanwhile is judged and answered without waiting for the edit.
+    let pressed = std::time::Instant::now();
+    let again = app.press(ALICE, &appid, "❌");
+    app.answer(&again).await;
+    let waited = pressed.elapsed();
+    assert!(
+        waited < Duration::from_millis(1500),
+        "a press waited {waited:?} behind the card's 429"
+    );
+    app.wait_card_text(&appid, "is choosing a reason").await;
+}
+
+#[tokio::test]
+async fn a_slow_answer_to_a_press_does_not_hold_up_the_wechat_write() {
+    let app = TestApp::spawn(1).await;
+    let appid = app.appids()[0].clone();
+    app.tg.fake.inject(tg_fault(
+        "answerCallbackQuery",
+        TgFault::Delay(Duration::from_secs(3)),
+        1,
+    ));
+    let pressed = std::time::Instant::now();
+    app.press(ALICE, &appid, "✅");
+    let written = until(|| app.wechat_calls("dev_agree") == 1).await;
+    let waited = pressed.elapsed();
+    assert!(written);
+    assert!(
+        waited < Duration::from_millis(1500),
+        "the write waited {waited:?} for the answer to the press"
+    );
+    app.wait_card_text(&appid, "Approved by @alice").await;
+}
+
+#[tokio::test]
+async fn two_empty_listings_seconds_apart_are_no_proof_of_absence() {
+    let mut app = TestApp::new(2).await;
+    app.absence_proof_after = Duration::from_secs(3);
+    app.start().await;
+    app.wait_cards(2).await;
+    let ids = app.appids();
+    // One glitch of WeChat's met by a poll and by a /refresh seconds later.
+    app.wx
+        .sandbox
+        .inject(wx_fault("dev_apply_list", Fault::EmptyListArray, 2));
+    app.command(ALICE, "/refresh").await;
+    app.command(ALICE, "/refresh").await;
+    for id in &ids {
+        let card = app.card(id);
+        assert!(
+            !card
+                .plain_text
+                .contains("No longer in WeChat's application list"),
+            "two listings {:?} apart closed {id}'s card",
+            app.absence_proof_after
+        );
+        assert_eq!(button_labels(&card), ["✅ Approve", "❌ Reject"]);
+    }
+
+    // Listings far enough apart are the proof.
+    app.wx.sandbox.remove_applicant(&ids[0]);
+    app.command(ALICE, "/refresh").await;
+    tokio::time::sleep(app.absence_proof_after).await;
+    app.command(ALICE, "/refresh").await;
+    app.wait_card_text(&ids[0], "No longer in WeChat's application list")
+        .await;
+    assert_eq!(
+        button_labels(&app.card(&ids[1])),
+        ["✅ Approve", "❌ Reject"]
+    );
+}
+
+#[tokio::test]
+async fn a_stale_listing_of_a_decided_applicant_as_pending_reopens_nothing() {
+    let app = TestApp::spawn(1).await;
+    let appid = app.appids()[0].clone();
+    app.press(ALICE, &appid, "✅");
+    app.wait_card_text(&appid, "Approved by @alice").await;
+
+    // One answer from a stale copy: pending, with the application time it always had.
+    app.wx.sandbox.set_status(&appid, 1);
+    app.command(ALICE, "/refresh").await;
+    app.wx.sandbox.set_status(&appid, 2);
+    app.command(ALICE, "/refresh").await;
+    let messages = card_messages(&app, &appid);
+    assert_eq!(
+        messages.len(),
+        1,
+        "a stale listing posted a card: {messages:?}"
+    );
+    assert!(
+        messages[0].plain_text.contains("Approved by @alice"),
+        "{}",
+        messages[0].plain_text
+    );
+    assert_eq!(offering_decision(&app, &appid), 0);
+
+    // Moved back to pending for good (the console, same time): two listings confirm it.
+    app.wx.sandbox.set_status(&appid, 1);
+    app.command(ALICE, "/refresh").await;
+    assert_eq!(
+        offering_decision(&app, &appid),
+        0,
+        "one listing is no proof"
+    );
+    app.command(ALICE, "/refresh").await;
+    assert_eq!(offering_decision(&app, &appid), 1, "two listings are");
+
+    // A real re-application (a newer time) is believed at once.
+    let live = card_messages(&app, &appid)
+        .into_iter()
+        .find(|m| button_labels(m).iter().any(|l| l.starts_with('✅')))
+        .expect("the live card");
+    app.tg
+        .fake
+        .user_presses(TEAM, live.message_id, BOB, "✅")
+        .expect("✅");
+    let approved = app
+        .tg
+        .fake
+        .wait_until(WAIT, |_| offering_decision(&app, &appid) == 0)
+        .await;
+    assert!(approved);
+    reapplies(&app, &appid);
+    app.command(ALICE, "/refresh").await;
+    assert_eq!(offering_decision(&app, &appid), 1);
+    assert_eq!(card_messages(&app, &appid).len(), 3);
 }

@@ -43,6 +43,12 @@ pub struct Seen {
     /// When the first of those listings began: the proof needs listings far enough apart that
     /// one glitch of WeChat's cannot be all of them.
     pub missing_since: Option<std::time::Instant>,
+    /// Listings in a row that showed it pending again after a decision, with no newer
+    /// application time: a stale answer looks exactly like this, so it needs the same proof as
+    /// an absence before its card is re-opened.
+    pub relisted: u8,
+    /// When the first of those listings began.
+    pub relisted_since: Option<std::time::Instant>,
 }
 
 impl Seen {
@@ -54,6 +60,8 @@ impl Seen {
             carded,
             missed,
             missing_since: None,
+            relisted: 0,
+            relisted_since: None,
         }
     }
 

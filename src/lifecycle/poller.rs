@@ -117,6 +117,10 @@ async fn poll_locked(app: &App) -> Result<PollReport, PollError> {
             Some(mut seen) => {
                 seen.missed = 0;
                 seen.missing_since = None;
+                if seen.status == applicant.status {
+                    seen.relisted = 0;
+                    seen.relisted_since = None;
+                }
                 // `carded`: its card agrees with it (or it needs none).
                 seen.lists(&applicant) && seen.carded
             }
@@ -127,7 +131,7 @@ async fn poll_locked(app: &App) -> Result<PollReport, PollError> {
         }
         present.insert(applicant.appid.clone(), applicant);
     }
-    apply_changes(app, changed, as_of, &mut report).await?;
+    apply_changes(app, changed, as_of, listing_began, &mut report).await?;
     if app.stopping.is_cancelled() {
         // What is left (absences, unknown outcomes, the sweep, stale edits) is judged at the
         // next start, from the store.
@@ -316,12 +320,14 @@ async fn apply_changes(
     app: &App,
     changed: Vec<Applicant>,
     as_of: i64,
+    listing_began: std::time::Instant,
     report: &mut PollReport,
 ) -> Result<(), PollError> {
     if changed.is_empty() {
         return Ok(());
     }
     let cards = known_cards(app, &changed).await?;
+    let changed = hold_unproven_relistings(app, changed, &cards, listing_began).await?;
     // A decision holds these cards; it re-reads and shows the truth itself. Look again next poll.
     let changed: Vec<Applicant> = changed
         .into_iter()
@@ -382,6 +388,60 @@ async fn apply_changes(
         app.seen.insert(appid, Seen::new(&applicant, carded, 0));
     }
     Ok(())
+}
+
+/// Leaves out of `changed` every applicant listed as pending again after a decision with no
+/// newer application time, until listings at least `absence_proof_after` apart have all said so.
+/// A re-application brings a newer `create_time` and is believed at once; the same time means
+/// either the console moved it back or WeChat answered from a stale copy, and a stale copy must
+/// not re-open a decided card (its next listing would close it again, after a new card with
+/// buttons had offered a decision WeChat already has).
+async fn hold_unproven_relistings(
+    app: &App,
+    changed: Vec<Applicant>,
+    cards: &HashMap<AppId, Card>,
+    listing_began: std::time::Instant,
+) -> Result<Vec<Applicant>, PollError> {
+    let mut kept = Vec::with_capacity(changed.len());
+    for applicant in changed {
+        let reopens = applicant.status.is_decidable()
+            && cards
+                .get(&applicant.appid)
+                .is_some_and(|c| c.state == CardState::Closed);
+        if !reopens {
+            kept.push(applicant);
+            continue;
+        }
+        let Some(stored) = app.store.applicant(&applicant.appid).await? else {
+            kept.push(applicant);
+            continue;
+        };
+        let decided = !stored.gone && !stored.applicant.status.is_decidable();
+        let newer = match (applicant.applied_at, stored.applicant.applied_at) {
+            (Some(now), Some(before)) => now > before,
+            _ => false,
+        };
+        if !decided || newer {
+            kept.push(applicant);
+            continue;
+        }
+        let proven = match app.seen.get_mut(&applicant.appid) {
+            Some(mut seen) => {
+                seen.relisted = seen.relisted.saturating_add(1);
+                let since = *seen.relisted_since.get_or_insert(listing_began);
+                seen.relisted >= MISSING_PROOF
+                    && listing_began.saturating_duration_since(since)
+                        >= app.settings.absence_proof_after
+            }
+            None => true,
+        };
+        if proven {
+            kept.push(applicant);
+        } else {
+            tracing::info!(appid = %applicant.appid, "listed as pending again with no newer application time; waiting for the next listing to confirm it");
+        }
+    }
+    Ok(kept)
 }
 
 /// The cards of `changed`, by appid.
