@@ -1030,3 +1030,101 @@ async fn a_stale_listing_of_a_decided_applicant_as_pending_reopens_nothing() {
     assert_eq!(offering_decision(&app, &appid), 1);
     assert_eq!(card_messages(&app, &appid).len(), 3);
 }
+
+#[tokio::test]
+async fn a_moved_chat_offers_no_buttons_while_the_old_chats_outcome_is_unknown() {
+    let mut app = TestApp::spawn(1).await;
+    let appid = app.appids()[0].clone();
+    // The approve's answer is lost (a 502 after it reached WeChat) and the re-read fails too.
+    app.wx
+        .sandbox
+        .inject(wx_fault("dev_agree", Fault::Http(502), 10));
+    app.wx
+        .sandbox
+        .inject(wx_fault("dev_apply_list", Fault::Http(502), 1000));
+    app.press(ALICE, &appid, "✅");
+    app.wait_card_text(&appid, "unknown").await;
+    let writes = app.wechat_calls("dev_agree");
+    let old = app.card(&appid).message_id;
+    app.stop().await;
+
+    app.vars.insert("TEAM_CHAT_ID", OTHER_CHAT.to_string());
+    app.restart_stopped().await;
+    // WeChat cannot be read yet: the start's first poll fails (the /refresh waits for it).
+    let failed = app.command_in(OTHER_CHAT, ALICE, "/refresh").await;
+    assert!(
+        failed.plain_text.starts_with("Refresh failed"),
+        "{}",
+        failed.plain_text
+    );
+    app.wx.sandbox.clear_faults();
+    // WeChat says it is still pending: the write did not take effect. The listing settles the
+    // old card; until it has, the new chat offers nothing that could write a second time.
+    app.command_in(OTHER_CHAT, ALICE, "/refresh").await;
+    assert!(
+        cards_in(&app, OTHER_CHAT, &appid).is_empty(),
+        "a card with buttons in the new chat while the old outcome was unknown"
+    );
+    let settled = app
+        .tg
+        .fake
+        .wait_until(WAIT, |f| {
+            f.message(TEAM, old)
+                .is_some_and(|m| m.plain_text.contains("The team chat moved to"))
+        })
+        .await;
+    assert!(settled, "the old card was settled and closed for the move");
+    let shown = app.tg.fake.message(TEAM, old).expect("old card");
+    assert!(shown.buttons.iter().flatten().next().is_none());
+    assert!(
+        !shown.plain_text.contains("unknown"),
+        "{}",
+        shown.plain_text
+    );
+
+    app.command_in(OTHER_CHAT, ALICE, "/refresh").await;
+    let live = cards_in(&app, OTHER_CHAT, &appid);
+    assert_eq!(live.len(), 1, "the new chat gets its card once settled");
+    assert_eq!(button_labels(&live[0]), ["✅ Approve", "❌ Reject"]);
+    assert_eq!(app.wechat_calls("dev_agree"), writes, "no second write");
+    assert_eq!(app.status(&appid), Some(1));
+}
+
+#[tokio::test]
+async fn a_replaced_card_whose_edit_failed_for_a_while_is_marked_by_the_sweep() {
+    let app = TestApp::spawn(1).await;
+    let appid = app.appids()[0].clone();
+    app.wx.sandbox.set_status(&appid, 3);
+    app.command(ALICE, "/refresh").await;
+    app.wait_card_text(&appid, "Changed outside the bot").await;
+    let old = app.card(&appid).message_id;
+
+    // Telegram keeps answering the edit with 429s past the bot's retries while the re-applicant
+    // is carded: a failure that passes.
+    app.tg
+        .fake
+        .inject(tg_fault("editMessageText", TgFault::RetryAfter(1), 6));
+    reapplies(&app, &appid);
+    app.command(ALICE, "/refresh").await;
+    let new_card = cards_in(&app, TEAM, &appid)
+        .into_iter()
+        .find(|m| m.message_id != old)
+        .expect("the new card does not wait for the old one's edit");
+    assert_eq!(button_labels(&new_card), ["✅ Approve", "❌ Reject"]);
+    // The first try gave up after its retries; the sweep at the end of the poll tried again.
+    let refused = app
+        .tg
+        .fake
+        .calls()
+        .iter()
+        .filter(|c| c.method == "editMessageText" && c.error_code == Some(429))
+        .count();
+    assert_eq!(refused, 6, "the first try went through all its retries");
+    let shown = app.tg.fake.message(TEAM, old).expect("old card");
+    assert!(
+        shown.plain_text.contains("Pending again"),
+        "{}",
+        shown.plain_text
+    );
+    assert!(shown.buttons.iter().flatten().next().is_none());
+}

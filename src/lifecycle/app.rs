@@ -296,7 +296,8 @@ impl App {
     }
 
     /// Re-renders every card whose message lags behind the store (after a crash or a failed
-    /// edit). Returns how many were edited.
+    /// edit), and tells each re-applicant's old message, if that edit failed before, that a newer
+    /// card replaced it. Returns how many it edited.
     pub async fn refresh_stale_cards(&self) -> Result<usize, CardError> {
         let stale = self.store.stale_cards().await?;
         for card_id in &stale {
@@ -304,7 +305,14 @@ impl App {
                 tracing::warn!(card = card_id, error = %e, "could not bring a card up to date");
             }
         }
-        Ok(stale.len())
+        // Old messages of re-applicants whose "replaced" edit failed for a reason that may pass.
+        let replaced = self.store.cards_to_supersede(self.chat.0).await?;
+        for card in &replaced {
+            if let Err(e) = self.supersede(card.id).await {
+                tracing::warn!(card = card.id, error = %e, "could not mark a replaced card");
+            }
+        }
+        Ok(stale.len() + replaced.len())
     }
 
     /// Holds a card while its message is sent and recorded, so nobody judges it half-recorded.
