@@ -239,6 +239,7 @@ async fn busy_or_stale(app: &App, q: &CallbackQuery, card: &Card) -> HandlerResu
             let name = c.actor.map(|a| a.name).unwrap_or_default();
             fill(t.alert_busy, &[("name", &name)])
         }
+        Some(c) if matches!(c.note, Some(Note::Unknown { .. })) => t.alert_unsettled.to_owned(),
         _ => t.alert_not_applicable.to_owned(),
     };
     courtesy(alert(app, q, text).await);

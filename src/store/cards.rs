@@ -386,7 +386,8 @@ impl Store {
 
     /// Atomically moves a card from one of `from` to `to`, recording who and what. Returns the
     /// card's new version when this caller made the move: of two simultaneous presses, exactly
-    /// one gets it.
+    /// one gets it. A card whose last outcome is unknown is not moved (it offers no decision,
+    /// not even the first step of one).
     pub async fn claim(
         &self,
         card_id: i64,
@@ -402,7 +403,6 @@ impl Store {
             actor,
             action,
             reason,
-            unless_unknown: false,
         };
         claim_with(&self.pool, card_id, &claim).await
     }
@@ -454,7 +454,6 @@ impl Store {
             actor: attempt.actor,
             action: Some(attempt.action),
             reason: attempt.reason,
-            unless_unknown: true,
         };
         let Some(version) = claim_with(&mut *tx, card_id, &claim).await? else {
             tx.rollback().await?;
@@ -573,7 +572,6 @@ struct Claiming<'a> {
     actor: &'a Actor,
     action: Option<Action>,
     reason: Option<&'a str>,
-    unless_unknown: bool,
 }
 
 async fn claim_with<'e>(
@@ -596,5 +594,5 @@ async fn claim_with<'e>(
     for state in slots {
         query = query.bind(state);
     }
-    Ok(query.bind(claim.unless_unknown).fetch_optional(e).await?)
+    Ok(query.fetch_optional(e).await?)
 }

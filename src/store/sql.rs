@@ -306,12 +306,12 @@ statements! {
              WHERE chat_id = ? AND prompt_message_id = ? AND state = 'awaiting_reason'";
         AWAITING_REASON: Scalar<i64> =
             "SELECT id FROM cards WHERE chat_id = ? AND state = 'awaiting_reason'";
-        /// Binds: to, actor id, actor name, action, reason, now, card, six `from` slots, whether
-        /// a card whose outcome is unknown is left alone.
+        /// Binds: to, actor id, actor name, action, reason, now, card, six `from` slots. A card
+        /// whose last outcome is unknown is never claimed: the write may have happened.
         CLAIM: Scalar<i64> = concat!(
             "UPDATE cards SET state = ?, actor_id = ?, actor_name = ?, action = ?, reason = ?,
                  version = version + 1, updated_at = ? WHERE id = ? AND ", state_in!(), "
-               AND (? = 0 OR note IS NULL OR json_extract(note, '$.kind') != 'unknown')
+               AND (note IS NULL OR json_extract(note, '$.kind') != 'unknown')
              RETURNING version"
         );
         /// Binds: state, note, now, card, version.
