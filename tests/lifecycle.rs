@@ -657,6 +657,11 @@ async fn approval_with_an_unknown_outcome(lost: Fault) -> (TestApp, String) {
     let command = app.command(BOB, &format!("/approve {appid}")).await;
     let stale = app.tg.fake.press_raw(TEAM, message_id, BOB, &approve);
     let (stale_text, stale_alert) = app.answer(&stale).await;
+    assert_eq!(
+        app.wechat_calls("dev_agree"),
+        1,
+        "/approve or the stale ✅ wrote"
+    );
     let id = card_id(&db(&app).await, &appid).await;
     let retry = wxplugin_bot::telegram::callback::Press::Retry(id).encode();
     let listed = app.wechat_calls("dev_apply_list");
