@@ -61,6 +61,39 @@ async fn db(app: &TestApp) -> sqlx::SqlitePool {
         .expect("the bot's database opens")
 }
 
+async fn card_id(pool: &sqlx::SqlitePool, appid: &str) -> i64 {
+    sqlx::query_scalar("SELECT id FROM cards WHERE appid = ?")
+        .bind(appid)
+        .fetch_one(pool)
+        .await
+        .expect("card row")
+}
+
+/// The results the audit log holds for `appid`, oldest first (`attempt` for each attempt).
+async fn audit_results(pool: &sqlx::SqlitePool, appid: &str) -> Vec<String> {
+    sqlx::query_scalar("SELECT result FROM audit WHERE appid = ? ORDER BY id")
+        .bind(appid)
+        .fetch_all(pool)
+        .await
+        .expect("audit")
+}
+
+/// How many rows a recursive count must walk for SQLite to be busy about `busy` on this
+/// machine now (measured, so a loaded machine gets a count as slow as an idle one's).
+async fn rows_busy_for(pool: &sqlx::SqlitePool, busy: Duration) -> u64 {
+    const PROBE: u64 = 300_000;
+    let started = std::time::Instant::now();
+    sqlx::query(&format!(
+        "SELECT count(*) FROM (WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c
+             WHERE x < {PROBE}) SELECT x FROM c)"
+    ))
+    .execute(pool)
+    .await
+    .expect("probe");
+    let per_row = started.elapsed().as_secs_f64() / PROBE as f64;
+    ((busy.as_secs_f64() / per_row) as u64).clamp(PROBE, 200_000_000)
+}
+
 async fn card_state(pool: &sqlx::SqlitePool, appid: &str) -> String {
     sqlx::query("SELECT state FROM cards WHERE appid = ?")
         .bind(appid)
@@ -175,20 +208,24 @@ async fn a_deciding_card_that_no_decision_holds_is_settled_by_the_next_poll() {
 }
 
 #[tokio::test]
-async fn cancel_racing_a_command_approval_leaves_one_write() {
+async fn a_cancel_that_meets_a_command_approval_in_flight_leaves_one_write() {
+    // Alice's ❌ put the card in choosing a reason; Alice and Bob both see ↩ Cancel. Alice's
+    // Cancel goes first, and the edit that shows it is slow, so Bob's Cancel waits for the card
+    // while Bob's `/approve` claims it and WeChat holds the write: Bob's Cancel meets a card in
+    // the middle of a decision.
     let mut app = TestApp::new(1).await;
     app.vars.insert("WECHAT_TIMEOUT_SECS", "10".to_owned());
     app.start().await;
     app.wait_cards(1).await;
     let appid = app.appids()[0].clone();
-    let approve_data = data_of(&app.card(&appid), "✅");
+    let approve = data_of(&app.card(&appid), "✅");
     let message_id = app.card(&appid).message_id;
     app.press(ALICE, &appid, "❌");
-    app.wait_card_text(&appid, "choosing a reason").await;
-    // Cancel's answer is slow, and so is WeChat's answer to the approval.
+    let choosing = app.wait_card_text(&appid, "choosing a reason").await;
+    let cancel = data_of(&choosing, "↩");
     app.tg.fake.inject(tg_fault(
-        "answerCallbackQuery",
-        TgFault::Delay(Duration::from_millis(1200)),
+        "editMessageText",
+        TgFault::Delay(Duration::from_millis(2000)),
         1,
     ));
     app.wx.sandbox.inject(wx_fault(
@@ -197,23 +234,35 @@ async fn cancel_racing_a_command_approval_leaves_one_write() {
         1,
     ));
 
-    app.press(ALICE, &appid, "↩");
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let first = app.tg.fake.press_raw(TEAM, message_id, ALICE, &cancel);
+    app.answer(&first).await;
+    // The card is open again and its edit is held: Bob's Cancel waits for the card meanwhile.
+    let second = app.tg.fake.press_raw(TEAM, message_id, BOB, &cancel);
     app.tg
         .fake
         .user_sends(TEAM, BOB, &format!("/approve {appid}"));
     let in_flight = until(|| app.wechat_calls("dev_agree") == 1).await;
-    assert!(in_flight);
-    tokio::time::sleep(Duration::from_millis(1200)).await;
-    let third = app
+    assert!(in_flight, "the approval reached WeChat");
+    let waiting = !app
         .tg
         .fake
-        .press_raw(TEAM, message_id, ALICE, &approve_data);
-    let (text, alert) = app.answer(&third).await;
+        .callback_answers()
+        .iter()
+        .any(|a| a.callback_query_id == second);
+    assert!(
+        waiting,
+        "staging: Bob's Cancel was still waiting for the card"
+    );
+    let (cancel_text, cancel_alert) = app.answer(&second).await;
+    let third = app.tg.fake.press_raw(TEAM, message_id, ALICE, &approve);
+    let (approve_text, approve_alert) = app.answer(&third).await;
 
-    app.wait_card_text(&appid, "Approved by @bob").await;
+    let card = app.wait_card_text(&appid, "Approved by @bob").await;
     assert_eq!(app.wechat_calls("dev_agree"), 1, "one write");
-    assert!(alert, "the third press is refused: {text:?}");
+    assert!(cancel_alert, "Bob's Cancel is refused: {cancel_text:?}");
+    assert!(approve_alert, "the stale ✅ is refused: {approve_text:?}");
+    assert!(button_labels(&card).is_empty(), "{:?}", card.buttons);
+    assert_eq!(card_state(&db(&app).await, &appid).await, "closed");
 }
 
 #[tokio::test]
@@ -1127,4 +1176,203 @@ async fn a_replaced_card_whose_edit_failed_for_a_while_is_marked_by_the_sweep() 
         shown.plain_text
     );
     assert!(shown.buttons.iter().flatten().next().is_none());
+}
+
+#[tokio::test]
+async fn a_refresh_that_read_the_card_before_a_claim_cannot_reopen_it() {
+    // 🔄 Refresh clears a failure note by compare-and-swap on the version it read. Staged: the
+    // refresh reads the card while a command's claim is written but not yet committed (the
+    // store is slow to append the attempt: a busy disk), so its settle runs on an old version
+    // after the claim, while WeChat holds the approval. Had it reopened the card, the stale ✅
+    // would claim it again and write twice.
+    let mut app = TestApp::new(1).await;
+    app.vars.insert("WECHAT_TIMEOUT_SECS", "10".to_owned());
+    app.start().await;
+    app.wait_cards(1).await;
+    let appid = app.appids()[0].clone();
+    let approve = data_of(&app.card(&appid), "✅");
+    let message_id = app.card(&appid).message_id;
+    app.wx
+        .sandbox
+        .inject(wx_fault("dev_agree", Fault::Errcode(48001), 1));
+    app.press(ALICE, &appid, "✅");
+    app.wait_card_text(&appid, "failed").await;
+    let pool = db(&app).await;
+    let rows = rows_busy_for(&pool, Duration::from_millis(2500)).await;
+    sqlx::query(&format!(
+        "CREATE TRIGGER slow_attempt AFTER INSERT ON audit WHEN NEW.result = 'attempt'
+         BEGIN
+             SELECT count(*) FROM (WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL
+                 SELECT x + 1 FROM c WHERE x < {rows}) SELECT x FROM c);
+         END"
+    ))
+    .execute(&pool)
+    .await
+    .expect("slow attempts");
+    app.wx.sandbox.inject(wx_fault(
+        "dev_apply_list",
+        Fault::Delay(Duration::from_millis(800)),
+        1,
+    ));
+    app.wx.sandbox.inject(wx_fault(
+        "dev_agree",
+        Fault::Delay(Duration::from_millis(2500)),
+        1,
+    ));
+    let listed_before = app.wechat_calls("dev_apply_list");
+    let edits_before = app.card(&appid).edits;
+
+    app.press(BOB, &appid, "🔄");
+    let listing = until(|| app.wechat_calls("dev_apply_list") > listed_before).await;
+    assert!(listing, "the refresh is reading WeChat");
+    app.tg
+        .fake
+        .user_sends(TEAM, BOB, &format!("/approve {appid}"));
+    let refreshed = app
+        .tg
+        .fake
+        .wait_until(WAIT, |_| app.card(&appid).edits > edits_before)
+        .await;
+    assert!(refreshed, "the refresh edited the card");
+    let in_flight = until(|| app.wechat_calls("dev_agree") == 2).await;
+    assert!(in_flight, "the approval reached WeChat");
+    assert!(
+        !app.card(&appid).plain_text.contains("Approved"),
+        "staging: the refresh finished while WeChat held the approval"
+    );
+    let stale = app.tg.fake.press_raw(TEAM, message_id, ALICE, &approve);
+    let (text, alert) = app.answer(&stale).await;
+
+    let card = app.wait_card_text(&appid, "Approved by @bob").await;
+    assert!(alert, "the stale ✅ is refused: {text:?}");
+    assert_eq!(
+        app.wechat_calls("dev_agree"),
+        2,
+        "the failed one and one approval"
+    );
+    assert!(button_labels(&card).is_empty(), "{:?}", card.buttons);
+}
+
+/// Stages a decision whose outcome is unknown: `lost` answers `dev_agree`, and the re-read
+/// fails. Then `/approve`, a stale ✅ and a 🔁 Retry (while WeChat still cannot be read) must
+/// write nothing. Returns the app with WeChat readable again.
+async fn approval_with_an_unknown_outcome(lost: Fault) -> (TestApp, String) {
+    let app = TestApp::spawn(1).await;
+    let appid = app.appids()[0].clone();
+    let approve = data_of(&app.card(&appid), "✅");
+    let message_id = app.card(&appid).message_id;
+    app.wx.sandbox.inject(wx_fault("dev_agree", lost, 1));
+    app.wx
+        .sandbox
+        .inject(wx_fault("dev_apply_list", Fault::Http(502), 1000));
+
+    app.press(ALICE, &appid, "✅");
+    let card = app.wait_card_text(&appid, "unknown").await;
+    assert!(
+        !button_labels(&card).iter().any(|l| l.starts_with('✅')),
+        "{:?}",
+        card.buttons
+    );
+    let command = app.command(BOB, &format!("/approve {appid}")).await;
+    let stale = app.tg.fake.press_raw(TEAM, message_id, BOB, &approve);
+    let (stale_text, stale_alert) = app.answer(&stale).await;
+    assert_eq!(
+        app.wechat_calls("dev_agree"),
+        1,
+        "/approve or the stale ✅ wrote"
+    );
+    let id = card_id(&db(&app).await, &appid).await;
+    let retry = wxplugin_bot::telegram::callback::Press::Retry(id).encode();
+    let listed = app.wechat_calls("dev_apply_list");
+    let retried = app.tg.fake.press_raw(TEAM, message_id, ALICE, &retry);
+    app.answer(&retried).await;
+    // 🔁 Retry re-reads instead of writing: its listing fails (three tries) like the first.
+    let read = until(|| app.wechat_calls("dev_apply_list") >= listed + 3).await;
+    assert!(read, "🔁 Retry re-read WeChat");
+
+    assert_eq!(
+        app.wechat_calls("dev_agree"),
+        1,
+        "nothing written after the unknown outcome"
+    );
+    assert!(
+        command.plain_text.contains("not known yet"),
+        "{}",
+        command.plain_text
+    );
+    assert!(stale_alert, "{stale_text:?}");
+    assert!(app.card(&appid).plain_text.contains("unknown"));
+    app.wx.sandbox.clear_faults();
+    (app, appid)
+}
+
+#[tokio::test]
+async fn an_unknown_outcome_that_had_applied_blocks_writes_then_is_credited() {
+    // WeChat applied the approval but its answer came after the bot gave up (1 s).
+    let lost = Fault::Delay(Duration::from_millis(2500));
+    let (app, appid) = approval_with_an_unknown_outcome(lost).await;
+
+    app.command(BOB, "/refresh").await;
+
+    let card = app.wait_card_text(&appid, "Approved by @alice").await;
+    assert!(button_labels(&card).is_empty(), "{:?}", card.buttons);
+    assert_eq!(app.wechat_calls("dev_agree"), 1);
+    assert_eq!(app.status(&appid), Some(2));
+}
+
+#[tokio::test]
+async fn an_unknown_outcome_that_had_not_applied_blocks_writes_then_offers_the_decision_again() {
+    // The write reached WeChat's front and got a 502: nothing was applied, nobody can tell.
+    let (app, appid) = approval_with_an_unknown_outcome(Fault::Http(502)).await;
+
+    app.command(BOB, "/refresh").await;
+
+    let plain = app
+        .tg
+        .fake
+        .wait_until(WAIT, |_| !app.card(&appid).plain_text.contains("unknown"))
+        .await;
+    let card = app.card(&appid);
+    assert!(plain, "{}", card.plain_text);
+    assert_eq!(button_labels(&card), ["✅ Approve", "❌ Reject"]);
+    assert!(card.plain_text.contains("Pending"), "{}", card.plain_text);
+    assert_eq!(app.wechat_calls("dev_agree"), 1);
+    assert_eq!(app.status(&appid), Some(1));
+}
+
+#[tokio::test]
+async fn a_decision_whose_last_store_write_fails_is_settled_by_the_next_poll() {
+    // The approval reaches WeChat, then the store refuses to close the card (a disk error), so
+    // the decision ends with its card `deciding` and nothing recorded. The disk recovers; the
+    // next poll's sweep settles the card from WeChat's truth and logs the result.
+    let app = TestApp::spawn(1).await;
+    let appid = app.appids()[0].clone();
+    let pool = db(&app).await;
+    sqlx::query(
+        "CREATE TRIGGER failing_disk BEFORE UPDATE ON cards WHEN NEW.state = 'closed'
+         BEGIN SELECT RAISE(ABORT, 'disk I/O error'); END",
+    )
+    .execute(&pool)
+    .await
+    .expect("failing disk");
+
+    app.press(ALICE, &appid, "✅");
+    let applied = until(|| app.status(&appid) == Some(2)).await;
+    assert!(applied, "the approval reached WeChat");
+    // Nothing tells the chat that the last write failed; give it the moment it takes.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    sqlx::query("DROP TRIGGER failing_disk")
+        .execute(&pool)
+        .await
+        .expect("the disk recovers");
+    assert_eq!(card_state(&pool, &appid).await, "deciding", "staging");
+    assert_eq!(audit_results(&pool, &appid).await, ["attempt"], "staging");
+
+    app.command(BOB, "/refresh").await;
+
+    let card = app.wait_card_text(&appid, "Approved by @alice").await;
+    assert!(button_labels(&card).is_empty(), "{:?}", card.buttons);
+    assert_eq!(card_state(&pool, &appid).await, "closed");
+    assert_eq!(audit_results(&pool, &appid).await, ["attempt", "ok"]);
+    assert_eq!(app.wechat_calls("dev_agree"), 1, "re-read, never resent");
 }

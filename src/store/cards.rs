@@ -596,3 +596,149 @@ async fn claim_with<'e>(
     }
     Ok(query.fetch_optional(e).await?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::action::Via;
+    use crate::domain::applicant::{Applicant, ApplyStatus};
+    use crate::domain::audit::AuditOutcome;
+
+    /// A store with one sent card for a pending applicant.
+    async fn store_with_a_card() -> (Store, AppId, Card) {
+        let store = Store::in_memory().await.expect("store");
+        let appid = AppId::parse("wx1234567890abcdef").expect("appid");
+        store
+            .upsert_applicant(&Applicant {
+                appid: appid.clone(),
+                status: ApplyStatus::Pending,
+                nickname: None,
+                avatar_url: None,
+                reason: None,
+                apply_url: None,
+                applied_at: None,
+                categories: Vec::new(),
+            })
+            .await
+            .expect("applicant");
+        let card = store
+            .begin_card(-1, &appid, None)
+            .await
+            .expect("begin")
+            .expect("a new card");
+        store.card_sent(card.id, 7).await.expect("sent");
+        let card = store.card(card.id).await.expect("read").expect("card");
+        (store, appid, card)
+    }
+
+    fn alice() -> Actor {
+        Actor {
+            id: 1,
+            name: "@alice".to_owned(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_settle_from_an_old_version_changes_nothing_and_says_so() {
+        let (store, _, read) = store_with_a_card().await;
+        let claimed = store
+            .claim(
+                read.id,
+                &[CardState::Open],
+                CardState::ChoosingReason,
+                &alice(),
+                Some(Action::Reject),
+                None,
+            )
+            .await
+            .expect("claim")
+            .expect("the claim wins");
+        let note = Note::Gone { at: 1 };
+
+        let stale = store
+            .settle_card(read.id, read.version, CardState::Closed, Some(&note))
+            .await
+            .expect("stale settle");
+        let after_stale = store.card(read.id).await.expect("read").expect("card");
+        let current = store
+            .settle_card(read.id, claimed, CardState::Closed, Some(&note))
+            .await
+            .expect("settle");
+        let after = store.card(read.id).await.expect("read").expect("card");
+
+        assert!(
+            !stale,
+            "a settle from an old version said it changed the card"
+        );
+        assert_eq!(after_stale.state, CardState::ChoosingReason);
+        assert_eq!(after_stale.version, claimed);
+        assert_eq!(after_stale.note, None);
+        assert!(current, "a settle from the current version was refused");
+        assert_eq!(after.state, CardState::Closed);
+        assert_eq!(after.note, Some(note));
+        assert_eq!(after.version, claimed + 1);
+    }
+
+    #[tokio::test]
+    async fn a_decision_recorded_from_an_old_version_leaves_the_card_to_whoever_moved_it() {
+        let (store, appid, card) = store_with_a_card().await;
+        let actor = alice();
+        let attempt = Attempt {
+            appid: &appid,
+            action: Action::Approve,
+            actor: &actor,
+            via: Via::Button,
+            reason: None,
+        };
+        let claim = store
+            .claim_for_decision(card.id, &[CardState::Open], &attempt)
+            .await
+            .expect("claim")
+            .expect("the claim wins");
+        // Someone else settled the card meanwhile (another instance's sweep).
+        let elsewhere = Note::Elsewhere { status: 3, at: 1 };
+        let moved = store
+            .settle_card(card.id, claim.version, CardState::Closed, Some(&elsewhere))
+            .await
+            .expect("settle");
+        let decided = Note::Decided {
+            action: Action::Approve,
+            by: actor.name.clone(),
+            at: 2,
+            reason: None,
+        };
+
+        let settled = store
+            .record_decision(
+                card.id,
+                claim.version,
+                &appid,
+                Some(ApplyStatus::Approved),
+                &decided,
+                Some(AuditResult {
+                    attempt: claim.attempt,
+                    result: AuditOutcome::Ok,
+                    detail: None,
+                }),
+            )
+            .await
+            .expect("record");
+
+        assert!(moved);
+        assert!(
+            !settled,
+            "the decision said it settled a card that had moved"
+        );
+        let after = store.card(card.id).await.expect("read").expect("card");
+        assert_eq!(after.note, Some(elsewhere));
+        assert_eq!(after.version, claim.version + 1);
+        let stored = store.applicant(&appid).await.expect("read").expect("row");
+        assert_eq!(
+            stored.applicant.status,
+            ApplyStatus::Approved,
+            "the status is kept"
+        );
+        let history = store.history(Some(&appid), 10).await.expect("history");
+        assert_eq!(history[0].result, AuditOutcome::Ok, "and the audit result");
+    }
+}
