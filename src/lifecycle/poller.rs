@@ -367,6 +367,8 @@ async fn apply_changes(
                         refresh(app, card.id).await;
                     }
                 }
+                Err(crate::lifecycle::app::CardError::Telegram(e))
+                    if crate::lifecycle::app::is_stopping(&e) => {}
                 Err(e) => {
                     tracing::warn!(appid = %appid, error = %e, "could not post a card; will try again next poll")
                 }
