@@ -223,14 +223,15 @@ async fn a_cancel_that_meets_a_command_approval_in_flight_leaves_one_write() {
     app.press(ALICE, &appid, "❌");
     let choosing = app.wait_card_text(&appid, "choosing a reason").await;
     let cancel = data_of(&choosing, "↩");
+    // Wide windows: the staging must hold on a loaded machine too.
     app.tg.fake.inject(tg_fault(
         "editMessageText",
-        TgFault::Delay(Duration::from_millis(2000)),
+        TgFault::Delay(Duration::from_millis(4000)),
         1,
     ));
     app.wx.sandbox.inject(wx_fault(
         "dev_agree",
-        Fault::Delay(Duration::from_millis(2500)),
+        Fault::Delay(Duration::from_millis(5000)),
         1,
     ));
 
