@@ -258,6 +258,21 @@ impl CardView<'_> {
                     ("time", &time(*at)),
                 ],
             ),
+            Note::Interrupted { action, by, at } => {
+                let status = match action.target_status() {
+                    Some(status) => status_name(status, t),
+                    None => t.status_deleted.to_owned(),
+                };
+                fill(
+                    t.line_interrupted,
+                    &[
+                        ("status", &status),
+                        ("time", &time(*at)),
+                        ("name", &name_html(by)),
+                        ("action", action_name(*action, t)),
+                    ],
+                )
+            }
             Note::Gone { at } => fill(t.line_gone, &[("time", &time(*at))]),
             Note::Superseded { at } => fill(t.line_superseded, &[("time", &time(*at))]),
         }
