@@ -878,6 +878,13 @@ mod tests {
             r#"{"errcode":0,"apply_list":[{"appid":"wx1234567890abcdef","status":"1","create_time":"1700000000","categories":{"first":"x"}}]}"#,
             r#"{"errcode":0,"apply_list":[7,"x",null,[],{"appid":12345678901},{"appid":{"a":1}},{"appid":"wx1234567890abcdef","status":18446744073709551615,"create_time":1.5e9,"nickname":3.25,"categories":[{"first":1,"second":null},5,{"second":"b"},{}]}]}"#,
             r#"{"errcode":0,"apply_list":{"appid":"wx1234567890abcdef"}}"#,
+            r#"{"errcode":0,"apply_list":"nobody"}"#,
+            r#"{"errcode":0,"apply_list":12}"#,
+            r#"{"errcode":0,"apply_list":false}"#,
+            r#"{"errcode":0,"apply_list":null}"#,
+            r#"{"errcode":0,"apply_list":"x","apply_list":[]}"#,
+            r#"{"errcode":0,"apply_list":[],"apply_list":{}}"#,
+            r#"{"errcode":45011,"apply_list":"x"}"#,
             r#"{"errcode":0,"apply_list":[{"appid":"wxaaaaaaaaaaaaaaaa","appid":"wx1234567890abcdef","status":2,"status":1}],"apply_list":[]}"#,
             r#"{"errcode":"0","errmsg":5}"#,
             r#"{"errcode":-1,"errmsg":"system error","apply_list":[{"appid":"wx1234567890abcdef"}]}"#,
@@ -924,6 +931,12 @@ mod tests {
         ) {
             let mut body = serde_json::json!({ "apply_list": items });
             body["errcode"] = if use_errcode { errcode } else { serde_json::json!(0) };
+            same(body.to_string().as_bytes());
+        }
+
+        #[test]
+        fn the_decoders_agree_on_an_apply_list_of_any_shape(list in json_value()) {
+            let body = serde_json::json!({ "errcode": 0, "apply_list": list });
             same(body.to_string().as_bytes());
         }
     }

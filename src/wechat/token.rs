@@ -97,7 +97,9 @@ pub struct TokenProvider {
 
 impl TokenProvider {
     /// A provider for `appid` against `base` (WeChat's API root), sharing the client's HTTP pool.
-    pub fn new(
+    /// Only the WeChat client builds one, so every token chain runs on its client, which follows
+    /// no redirect (a followed `stable_token` redirect would carry the AppSecret away).
+    pub(crate) fn new(
         http: reqwest::Client,
         base: Url,
         appid: String,
