@@ -238,3 +238,27 @@ impl WeChatError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outside_text_is_cut_on_a_char_boundary_with_an_ellipsis() {
+        let short = "invalid ip 203.0.113.7, not in whitelist rid: 60196b9b";
+        assert_eq!(cut_outside_text(short), short);
+        let exact = "错".repeat(OUTSIDE_TEXT_MAX_CHARS);
+        assert_eq!(cut_outside_text(&exact), exact);
+        for long in ["错误".repeat(2048), "a😀".repeat(2048), "x".repeat(4096)] {
+            let cut = cut_outside_text(&long);
+            assert_eq!(cut.chars().count(), OUTSIDE_TEXT_MAX_CHARS + 1);
+            assert!(cut.ends_with('…') && long.starts_with(cut.trim_end_matches('…')));
+        }
+    }
+
+    #[test]
+    fn an_errmsg_is_kept_to_200_characters_and_an_ellipsis() {
+        let error = WeChatError::api(40001, &"x".repeat(4096));
+        assert_eq!(error.errmsg().map(|m| m.chars().count()), Some(201));
+    }
+}
