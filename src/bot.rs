@@ -29,6 +29,10 @@ use crate::lifecycle::decision;
 use crate::store::Store;
 use crate::wechat::WeChatClient;
 
+pub mod listen;
+
+use listen::Connections;
+
 /// Builds a Telegram client from settings (`TELOXIDE_TOKEN`, `TELOXIDE_API_URL`,
 /// `TELEGRAM_TIMEOUT_SECS`).
 pub fn telegram_bot(settings: &Settings) -> anyhow::Result<Bot> {
@@ -174,17 +178,28 @@ async fn listen(
             .as_ref()
             .is_some_and(|w| w.listen == addr)
     };
+    // Both listeners draw on the one process's descriptors.
+    let connections = Connections::for_this_process();
     let (alone, with_webhook) = match telemetry {
         Some(t) if shared(t.0) => (None, Some(t)),
         other => (other, None),
     };
     if let Some(telemetry) = alone {
-        serve_telemetry(app, telemetry, shutdown).await?;
+        serve_telemetry(app, telemetry, shutdown, Arc::clone(&connections)).await?;
     }
     match &app.settings.webhook {
         None => listen_by_polling(app, me, dispatcher, shutdown).await,
         Some(webhook) => {
-            listen_by_webhook(app, me, dispatcher, webhook, with_webhook, shutdown).await
+            listen_by_webhook(
+                app,
+                me,
+                dispatcher,
+                webhook,
+                with_webhook,
+                shutdown,
+                connections,
+            )
+            .await
         }
     }
 }
@@ -194,6 +209,7 @@ async fn serve_telemetry(
     app: &Arc<App>,
     (addr, handle): Telemetry,
     shutdown: &CancellationToken,
+    connections: Arc<Connections>,
 ) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -202,11 +218,12 @@ async fn serve_telemetry(
     tracing::info!("metrics on http://{bound}/metrics, health on http://{bound}/healthz");
     let router = telemetry_router(Arc::clone(app), handle);
     let stop = shutdown.clone();
-    spawn_http(
+    listen::spawn_http(
         listener,
         router,
         async move { stop.cancelled().await },
         "metrics",
+        connections,
     );
     Ok(())
 }
@@ -246,6 +263,7 @@ async fn listen_by_webhook(
     webhook: &crate::config::Webhook,
     telemetry: Option<Telemetry>,
     shutdown: &CancellationToken,
+    connections: Arc<Connections>,
 ) -> anyhow::Result<()> {
     let tcp = tokio::net::TcpListener::bind(webhook.listen)
         .await
@@ -268,7 +286,7 @@ async fn listen_by_webhook(
         router = router.merge(telemetry_router(Arc::clone(app), handle));
         tracing::info!("metrics on http://{bound}/metrics, health on http://{bound}/healthz");
     }
-    spawn_http(tcp, router, stopped, "webhook");
+    listen::spawn_http(tcp, router, stopped, "webhook", connections);
     tracing::info!(bot = %me.username(), chat = app.chat.0, approvers = %app.approvers.describe(), url = %webhook.url, listen = %bound, "bot started (webhook)");
     let errors = CountingErrorHandler::new("getUpdates failed", Arc::clone(app));
     Ok(dispatcher
@@ -315,24 +333,6 @@ fn stop_listener_too<L: UpdateListener>(listener: &mut L, shutdown: &Cancellatio
         signal.cancelled().await;
         tokio::time::sleep(STOP_GRACE).await;
         stop.stop();
-    });
-}
-
-/// Serves `router` on `listener` in a task until `until` completes; `what` names it in the log if
-/// it fails.
-pub(crate) fn spawn_http(
-    listener: tokio::net::TcpListener,
-    router: axum::Router,
-    until: impl std::future::Future<Output = ()> + Send + 'static,
-    what: &'static str,
-) {
-    tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, router)
-            .with_graceful_shutdown(until)
-            .await
-        {
-            tracing::error!(error = %e, server = what, "an HTTP server stopped");
-        }
     });
 }
 
