@@ -46,9 +46,57 @@ pub fn clean(text: &str, max: usize, multiline: bool) -> String {
     out
 }
 
+/// Telegram's most for a message's text: UTF-16 code units of the text after entity parsing.
+pub const TEXT_MAX_UTF16: usize = 4096;
+
+/// The length of `html` as Telegram counts it: UTF-16 code units of the text after entity
+/// parsing (tags dropped, each `&...;` one unit), so an emoji outside the BMP counts two.
+pub fn telegram_len(html: &str) -> usize {
+    let mut count = 0;
+    let mut chars = html.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '<' => {
+                for c in chars.by_ref() {
+                    if c == '>' {
+                        break;
+                    }
+                }
+            }
+            '&' => {
+                count += 1;
+                let rest = chars.as_str();
+                if let Some(end) = rest.find(';').filter(|&i| i <= 8) {
+                    chars = rest[end + 1..].chars();
+                }
+            }
+            c => count += c.len_utf16(),
+        }
+    }
+    count
+}
+
+/// `text` cut to at most `max` UTF-16 code units, the last of them an ellipsis when it is cut.
+pub fn cut_utf16(text: &str, max: usize) -> String {
+    if text.encode_utf16().count() <= max {
+        return text.to_owned();
+    }
+    let mut out = String::new();
+    let mut used = 0;
+    for c in text.chars() {
+        if used + c.len_utf16() > max.saturating_sub(1) {
+            break;
+        }
+        used += c.len_utf16();
+        out.push(c);
+    }
+    out.push('…');
+    out
+}
+
 /// Most characters of a name shown in the chat. WeChat caps a mini-program's name at 30
-/// characters and Telegram a person's first and last name at 64 each, so this cuts only junk, and
-/// 30 such names (a `/list`) stay well inside Telegram's 4096-character message.
+/// characters and Telegram a person's first and last name at 64 each, so this cuts only junk;
+/// lists of such names stop at what fits in a message ([`telegram_len`]).
 pub const NAME_MAX_CHARS: usize = 64;
 
 /// A name shown in the chat, cleaned, cut to [`NAME_MAX_CHARS`] and escaped.
@@ -91,5 +139,24 @@ mod tests {
         let cut = clean(&long, 10, false);
         assert_eq!(cut.chars().count(), 11);
         assert!(cut.ends_with('…'));
+    }
+
+    #[test]
+    fn lengths_are_counted_as_telegram_counts_them() {
+        assert_eq!(telegram_len("<b>😀</b>&amp;中"), 4);
+        assert_eq!(
+            cut_utf16(&"😀".repeat(150), 200).encode_utf16().count(),
+            199
+        );
+        assert_eq!(cut_utf16("short", 200), "short");
+        for html in [
+            "plain",
+            "<b>Decision history (latest 3):</b>\n• <code>wx1</code> → done",
+            "&lt;&amp;&gt;&quot;x — <a href=\"https://t.me/c/1/2?a=1&amp;b=2\">card</a>",
+            "中文 🧩 &lt;appid&gt; 👨‍👩‍👧",
+        ] {
+            let plain = crate::testbed::fake_telegram::html_to_plain(html).expect("valid HTML");
+            assert_eq!(telegram_len(html), plain.encode_utf16().count(), "{html}");
+        }
     }
 }
