@@ -237,3 +237,75 @@ async fn emoji_heavy_lists_and_history_stay_within_telegrams_count() {
         );
     }
 }
+
+/// Characters that show nothing, or less than they are, and so can make a name or reason lie.
+const INVISIBLE: &[char] = &[
+    '\u{061C}',
+    '\u{2060}',
+    '\u{FEFF}',
+    '\u{00AD}',
+    '\u{180E}',
+    '\u{2028}',
+    '\u{2029}',
+    '\u{E0041}',
+    '\u{E007F}',
+    '\u{3164}',
+    '\u{200B}',
+    '\u{200D}',
+];
+
+#[tokio::test]
+async fn invisible_characters_reach_neither_cards_nor_wechat_but_emoji_sequences_stay_whole() {
+    // A ZWJ family, a keycap, a flag of tag characters (England) and a VS16 heart.
+    let emoji = "👨\u{200D}👩\u{200D}👧 1\u{FE0F}\u{20E3} 🏴\u{E0067}\u{E0062}\u{E0065}\u{E006E}\u{E0067}\u{E007F} ❤\u{FE0F}";
+    let hostile: String = INVISIBLE.iter().map(|c| format!("a{c}")).collect();
+    let mut app = TestApp::new(0).await;
+    let appid = app.wx.sandbox.add_applicant(NewApplicant {
+        nickname: Some(format!("{hostile} {emoji}")),
+        reason: Some(format!("{hostile} {emoji}")),
+        ..NewApplicant::default()
+    });
+    app.start().await;
+    app.wait_cards(1).await;
+
+    let card = app.card(&appid);
+    let refused = app
+        .command(
+            ALICE,
+            &format!("/reject {appid} no\u{2060}pe{hostile} {emoji}"),
+        )
+        .await;
+
+    for (what, text) in [
+        ("card", card.plain_text.clone()),
+        ("refusal", refused.plain_text.clone()),
+    ] {
+        assert!(
+            text.contains(emoji),
+            "{what} broke an emoji sequence: {text:?}"
+        );
+        let rest = text.replace(emoji, "");
+        for c in INVISIBLE {
+            assert!(
+                !rest.contains(*c),
+                "{what} shows U+{:04X}: {text:?}",
+                *c as u32
+            );
+        }
+    }
+    let reason = app
+        .wx
+        .sandbox
+        .applicant(&appid)
+        .and_then(|a| a.refuse_reason)
+        .expect("refused with a reason");
+    assert!(reason.ends_with(emoji), "{reason:?}");
+    for c in INVISIBLE {
+        assert!(
+            !reason.replace(emoji, "").contains(*c),
+            "WeChat was sent U+{:04X}: {reason:?}",
+            *c as u32
+        );
+    }
+    assert!(reason.starts_with("nope"), "{reason:?}");
+}

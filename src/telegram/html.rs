@@ -19,21 +19,49 @@ pub fn escape(text: &str) -> String {
 }
 
 /// Makes WeChat- or user-supplied text safe to show: control characters dropped (newlines kept
-/// when `multiline`), whitespace runs tidied, cut to `max` characters with an ellipsis.
+/// when `multiline`), characters that show nothing or lie about the text dropped (bidi controls,
+/// zero-width and invisible ones, fillers, stray tag characters) while the joiners and tags inside
+/// emoji sequences stay, cut to `max` characters with an ellipsis.
 pub fn clean(text: &str, max: usize, multiline: bool) -> String {
     let mut out = String::new();
     let mut count = 0;
     let mut newlines = 0;
-    for c in text.trim().chars() {
+    let mut last: Option<char> = None;
+    let mut chars = text.trim().chars();
+    while let Some(c) = chars.next() {
         let c = match c {
             '\n' if multiline => {
                 newlines += 1;
                 if newlines > 6 { ' ' } else { '\n' }
             }
             '\r' => continue,
+            // Line and paragraph separators: a plain space keeps the words apart.
+            '\u{2028}' | '\u{2029}' => ' ',
             c if c.is_control() => ' ',
-            // Bidi overrides and zero-width characters can make text lie about itself.
-            '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200b}'..='\u{200f}' => continue,
+            // Inside an emoji sequence a joiner is part of the picture ("👨‍👩‍👧").
+            '\u{200d}'
+                if last.is_some_and(ends_emoji)
+                    && chars.as_str().chars().next().is_some_and(is_pictograph) =>
+            {
+                '\u{200d}'
+            }
+            // A flag's tag characters, kept whole when they close properly (🏴 + tags + cancel).
+            '\u{e0020}'..='\u{e007e}' if last == Some('\u{1f3f4}') => {
+                let rest = chars.as_str();
+                let tags = rest
+                    .char_indices()
+                    .find(|&(_, t)| !('\u{e0020}'..='\u{e007e}').contains(&t))
+                    .filter(|&(_, t)| t == '\u{e007f}');
+                if let Some((end, cancel)) = tags {
+                    out.push(c);
+                    out.push_str(&rest[..end]);
+                    out.push(cancel);
+                    chars = rest[end + cancel.len_utf8()..].chars();
+                    last = Some(cancel);
+                }
+                continue;
+            }
+            c if is_invisible(c) => continue,
             c => c,
         };
         if count == max {
@@ -41,9 +69,68 @@ pub fn clean(text: &str, max: usize, multiline: bool) -> String {
             return out;
         }
         out.push(c);
+        last = Some(c);
         count += 1;
     }
     out
+}
+
+/// Characters that show nothing (or pass for a space) and so can make text lie about itself:
+/// bidi controls and marks, zero-width characters, word joiners and invisible operators, the soft
+/// hyphen, the BOM, Mongolian and Hangul fillers, tag characters.
+fn is_invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00ad}'
+            | '\u{034f}'
+            | '\u{061c}'
+            | '\u{115f}'
+            | '\u{1160}'
+            | '\u{17b4}'
+            | '\u{17b5}'
+            | '\u{180b}'..='\u{180f}'
+            | '\u{200b}'..='\u{200f}'
+            | '\u{202a}'..='\u{202e}'
+            | '\u{2060}'..='\u{206f}'
+            | '\u{3164}'
+            | '\u{feff}'
+            | '\u{ffa0}'
+            | '\u{fff0}'..='\u{fff8}'
+            | '\u{1d173}'..='\u{1d17a}'
+            | '\u{e0000}'..='\u{e007f}'
+    )
+}
+
+/// A pictograph that emoji sequences are made of (approximately Unicode's
+/// Extended_Pictographic: enough to tell a joiner inside an emoji from a stray one).
+fn is_pictograph(c: char) -> bool {
+    matches!(
+        c as u32,
+        0x00a9
+            | 0x00ae
+            | 0x203c
+            | 0x2049
+            | 0x2122
+            | 0x2139
+            | 0x2194..=0x21aa
+            | 0x231a..=0x23ff
+            | 0x24c2
+            | 0x25aa..=0x27bf
+            | 0x2934
+            | 0x2935
+            | 0x2b05..=0x2b55
+            | 0x3030
+            | 0x303d
+            | 0x3297
+            | 0x3299
+            | 0x1f000..=0x1faff
+    )
+}
+
+/// Whether an emoji may end with `c` and so be joined to the next: a pictograph, a skin tone (a
+/// pictograph here), the emoji presentation selector or a keycap.
+fn ends_emoji(c: char) -> bool {
+    is_pictograph(c) || c == '\u{fe0f}' || c == '\u{20e3}'
 }
 
 /// Telegram's most for a message's text: UTF-16 code units of the text after entity parsing.
@@ -135,6 +222,11 @@ mod tests {
         );
         assert_eq!(clean("a\u{0}b\u{202e}c\r\nd", 100, true), "a bc\nd");
         assert_eq!(clean("a\nb", 100, false), "a b");
+        assert_eq!(clean("a\u{200d}b\u{e0041}\u{2028}c", 100, false), "ab c");
+        let family =
+            "👨\u{200d}👩\u{200d}👧 🏴\u{e0067}\u{e0062}\u{e0073}\u{e0063}\u{e0074}\u{e007f}";
+        assert_eq!(clean(family, 100, false), family);
+        assert_eq!(clean("🏴\u{e0067}\u{e0062} x", 100, false), "🏴 x");
         let long = "字".repeat(10_000);
         let cut = clean(&long, 10, false);
         assert_eq!(cut.chars().count(), 11);
