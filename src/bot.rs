@@ -281,7 +281,7 @@ async fn listen_by_webhook(
             .await
             .context("Telegram refused the webhook (setWebhook)")?;
     stop_listener_too(&mut listener, shutdown);
-    let mut router = refuse_without_secret(router, webhook.secret.clone());
+    let mut router = refuse_without_secret(screen_updates(router), webhook.secret.clone());
     if let Some((_, handle)) = telemetry {
         router = router.merge(telemetry_router(Arc::clone(app), handle));
         tracing::info!("metrics on http://{bound}/metrics, health on http://{bound}/healthz");
@@ -315,6 +315,49 @@ fn refuse_without_secret(router: Router, expected: SecretString) -> Router {
                 }
                 next.run(request).await
             }
+        },
+    ))
+}
+
+/// Most bytes of one update the webhook reads: Telegram's are far smaller.
+const UPDATE_MAX_BYTES: usize = 2 << 20;
+
+/// Most characters of a parse error logged: serde quotes the values it meets, which come from
+/// outside.
+const PARSE_ERROR_MAX_CHARS: usize = 160;
+
+/// teloxide logs an update that does not parse whole, at ERROR: a peer with the secret could fill
+/// the log. This layer (behind the secret check) reads the body within [`UPDATE_MAX_BYTES`],
+/// drops an update that does not parse with a line giving its size and the parse error, and
+/// answers 200 as teloxide does, so Telegram does not send it again.
+fn screen_updates(router: Router) -> Router {
+    router.layer(axum::middleware::from_fn(
+        |request: axum::extract::Request, next: axum::middleware::Next| async move {
+            if request.method() != axum::http::Method::POST {
+                return next.run(request).await;
+            }
+            let (parts, body) = request.into_parts();
+            let bytes = match axum::body::to_bytes(body, UPDATE_MAX_BYTES).await {
+                Ok(bytes) => bytes,
+                Err(e) => {
+                    tracing::warn!(limit = UPDATE_MAX_BYTES, error = %e, "could not read a webhook body, or it was over the limit; refused");
+                    return StatusCode::PAYLOAD_TOO_LARGE.into_response();
+                }
+            };
+            if let Err(e) = serde_json::from_slice::<teloxide::types::Update>(&bytes) {
+                let error: String = e.to_string().chars().take(PARSE_ERROR_MAX_CHARS).collect();
+                tracing::error!(
+                    bytes = bytes.len(),
+                    error = %error,
+                    "a webhook update did not parse; dropped it (the body is not logged)"
+                );
+                return StatusCode::OK.into_response();
+            }
+            next.run(axum::extract::Request::from_parts(
+                parts,
+                axum::body::Body::from(bytes),
+            ))
+            .await
         },
     ))
 }

@@ -468,6 +468,61 @@ async fn a_flood_of_idle_connections_neither_starves_a_press_nor_the_health_chec
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_body_that_does_not_parse_is_logged_by_size_not_whole() {
+    let mut app = TestApp::new(1).await;
+    let port = free_port();
+    let secret = "body-secret-1";
+    app.vars.insert(
+        "TELEGRAM_WEBHOOK_URL",
+        format!("https://127.0.0.1:{port}/telegram/hook"),
+    );
+    app.vars
+        .insert("TELEGRAM_WEBHOOK_LISTEN", format!("127.0.0.1:{port}"));
+    app.vars
+        .insert("TELEGRAM_WEBHOOK_SECRET", secret.to_owned());
+    let process = app.start_process(1, &[]).await;
+    app.wait_cards(1).await;
+    // Valid JSON that is not an update, 500 KB of it, with a marker that must not reach the log.
+    let body = serde_json::json!({
+        "update_id": "not a number",
+        "junk": format!("MARKER-{}", "x".repeat(500_000)),
+    })
+    .to_string();
+
+    let status = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{port}/telegram/hook"))
+        .header("X-Telegram-Bot-Api-Secret-Token", secret)
+        .header("Content-Type", "application/json")
+        .body(body.clone())
+        .send()
+        .await
+        .expect("POST")
+        .status()
+        .as_u16();
+    // A real press still goes through afterwards.
+    let appid = app.appids()[0].clone();
+    app.press(ALICE, &appid, "✅");
+    app.wait_card_text_of(&process, &appid, "✅ Approved by @alice")
+        .await;
+
+    let printed = process.printed();
+    assert_eq!(status, 200, "Telegram would retry a refused update forever");
+    assert!(
+        !printed.contains("MARKER-"),
+        "the body reached the log ({} bytes printed)",
+        printed.len()
+    );
+    assert!(printed.len() < 20_000, "{} bytes printed", printed.len());
+    let line = printed
+        .lines()
+        .find(|l| l.contains("did not parse"))
+        .unwrap_or_else(|| panic!("no line about the update: {printed}"));
+    assert!(line.contains("ERROR"), "{line}");
+    assert!(line.contains(&body.len().to_string()), "{line}");
+    drop(process);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn log_format_json_writes_one_json_object_per_line() {
     let app = TestApp::new(1).await;
     let process = app.start_process(1, &[("LOG_FORMAT", "json")]).await;
