@@ -221,6 +221,12 @@ async fn emoji_heavy_lists_and_history_stay_within_telegrams_count() {
         let reply = app.command(ALICE, command).await;
 
         let plain = &reply.plain_text;
+        eprintln!(
+            "{command}: {} UTF-16 units ({} characters), {} entries",
+            utf16_len(plain),
+            plain.chars().count(),
+            entries(plain)
+        );
         assert!(
             utf16_len(plain) <= 4096,
             "{command}: {} UTF-16 units",

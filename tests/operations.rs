@@ -518,6 +518,7 @@ async fn a_webhook_body_that_does_not_parse_is_logged_by_size_not_whole() {
         .find(|l| l.contains("did not parse"))
         .unwrap_or_else(|| panic!("no line about the update: {printed}"));
     assert!(line.contains("ERROR"), "{line}");
+    eprintln!("a {}-byte update that does not parse: {line}", body.len());
     assert!(line.contains(&body.len().to_string()), "{line}");
     drop(process);
 }
