@@ -452,14 +452,20 @@ async fn one_empty_listing_closes_no_card_and_two_in_a_row_are_proof() {
 async fn a_resend_after_minus_one_that_finds_it_done_shows_the_approval() {
     let app = TestApp::spawn(1).await;
     let appid = app.appids()[0].clone();
-    // The first dev_agree is applied but answered -1; the resend is told 89240.
+    // The first dev_agree is applied but answered -1; the resend is told 89240. The re-read
+    // shows it approved, with no answer that says who did it: nobody is credited.
     app.wx
         .sandbox
         .inject(wx_fault("dev_agree", Fault::AppliedThenErrcode(-1), 1));
 
     app.press(ALICE, &appid, "✅");
 
-    let card = app.wait_card_text(&appid, "Approved by @alice").await;
+    let card = app.wait_card_text(&appid, "Now approved in WeChat").await;
+    assert!(
+        !card.plain_text.contains("Approved by"),
+        "{}",
+        card.plain_text
+    );
     assert!(button_labels(&card).is_empty(), "{:?}", card.buttons);
     assert_eq!(app.wechat_calls("dev_agree"), 2);
     assert_eq!(app.status(&appid), Some(2));
@@ -1302,14 +1308,21 @@ async fn approval_with_an_unknown_outcome(lost: Fault) -> (TestApp, String) {
 }
 
 #[tokio::test]
-async fn an_unknown_outcome_that_had_applied_blocks_writes_then_is_credited() {
-    // WeChat applied the approval but its answer came after the bot gave up (1 s).
+async fn an_unknown_outcome_that_had_applied_blocks_writes_then_shows_what_wechat_shows() {
+    // WeChat applied the approval but its answer came after the bot gave up (1 s). The later
+    // listing shows it approved; whether Alice's write or the console did it, the bot cannot
+    // tell, so it says what WeChat shows and credits nobody.
     let lost = Fault::Delay(Duration::from_millis(2500));
     let (app, appid) = approval_with_an_unknown_outcome(lost).await;
 
     app.command(BOB, "/refresh").await;
 
-    let card = app.wait_card_text(&appid, "Approved by @alice").await;
+    let card = app.wait_card_text(&appid, "Now approved in WeChat").await;
+    assert!(
+        !card.plain_text.contains("Approved by"),
+        "{}",
+        card.plain_text
+    );
     assert!(button_labels(&card).is_empty(), "{:?}", card.buttons);
     assert_eq!(app.wechat_calls("dev_agree"), 1);
     assert_eq!(app.status(&appid), Some(2));

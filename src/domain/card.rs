@@ -62,9 +62,9 @@ pub enum Note {
         /// Whether trying again can help.
         retryable: bool,
     },
-    /// A decision cut off by a restart (or an abandoned one) before WeChat's answer was recorded,
-    /// after which WeChat showed the status it aimed at: the bot cannot tell whether its write
-    /// or someone in the console did it, so it credits nobody.
+    /// A decision whose answer was lost or never recorded (a timeout, a restart, a failed store
+    /// write), after which WeChat showed the status it aimed at: the bot cannot tell whether its
+    /// write or someone in the console did it, so it credits nobody.
     Interrupted {
         /// What was tried.
         action: Action,

@@ -439,15 +439,21 @@ async fn confirm(
     result: AuditOutcome,
     detail: Option<&str>,
 ) -> Result<(), StoreError> {
-    // An interrupted decision that WeChat shows done may have been done in the console: the
-    // card says what WeChat shows and credits nobody; the audit log says the outcome is unknown.
-    let (note, result, detail) = if s.interrupted && detail.is_some() {
+    // A decision whose answer was lost (or never recorded: a restart) and that a re-read shows
+    // done may have been done in the console meanwhile: the card says what WeChat shows and
+    // credits nobody; the audit log says the outcome is unknown. Only WeChat's own "ok" credits
+    // the person who decided.
+    let (note, result, detail) = if detail.is_some() {
         let note = Note::Interrupted {
             action: s.action,
             by: s.actor.name.clone(),
             at: now_secs(),
         };
-        let detail = "interrupted before WeChat's answer was recorded; WeChat shows it done";
+        let detail = if s.interrupted {
+            "interrupted before WeChat's answer was recorded; WeChat shows it done"
+        } else {
+            "WeChat's answer was lost; a re-read shows it done"
+        };
         (note, AuditOutcome::Unknown, Some(detail))
     } else {
         let note = Note::Decided {
