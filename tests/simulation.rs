@@ -420,11 +420,13 @@ struct Mark {
     last_message: i32,
 }
 
-/// A kill: the life it ended and the moment of it.
-#[derive(Clone, Copy, Debug)]
+/// A kill: the life it ended, the moment of it, and the card messages the database held
+/// right after it (a window card is one it did not hold then, whatever its row held later).
+#[derive(Clone, Debug)]
 struct Kill {
     life: usize,
     mark: Mark,
+    recorded: HashSet<i64>,
 }
 
 /// A press of a decision button: who pressed what on whose card, and the query's id.
@@ -599,9 +601,19 @@ impl World {
             // A request already on the wire may still be handled by the fake after this: the
             // window is judged around the kill, and the next life's start bounds it exactly.
             let mark = self.mark();
+            let recorded = match read_db(&self.app.db.path().join("bot.db")).await {
+                Ok((cards, _)) => cards.iter().filter_map(|c| c.message_id).collect(),
+                Err(e) => {
+                    self.note(format!(
+                        "the database after the kill could not be read: {e}"
+                    ));
+                    HashSet::new()
+                }
+            };
             self.kills.push(Kill {
                 life: self.lives,
                 mark,
+                recorded,
             });
             self.note(format!("life {} killed", self.lives));
         } else {
@@ -1384,8 +1396,8 @@ impl World {
     }
 
     /// Sets apart the live cards the bot never recorded: each must be the one card of the
-    /// documented duplicate window of a kill (sent by the life that was killed, in the moment
-    /// around the kill; at most one per kill), and even then it must not offer ✅/❌ for an
+    /// documented duplicate window of a kill (the last card the killed life sent, in the moment
+    /// around the kill; so at most one per kill), and even then it must not offer ✅/❌ for an
     /// applicant that is not pending. Any other unrecorded card is a violation. Returns the
     /// live messages the other checks judge: all but the window cards.
     fn sort_out_unrecorded(
@@ -1408,20 +1420,35 @@ impl World {
             .collect();
         let mut window: HashSet<i32> = HashSet::new();
         for kill in self.kills.clone() {
-            let life_began = self.life_starts[kill.life - 1];
-            let candidate = unrecorded
+            // The last card the killed life got Telegram to take: cards go one at a time and each
+            // is recorded before the next is sent, so only that one can be the kill's window.
+            let life_began = self.life_starts[kill.life - 1].last_message;
+            let next_began = self
+                .life_starts
+                .get(kill.life)
+                .map_or(i32::MAX, |m| m.last_message);
+            let last = all
                 .iter()
                 .filter(|m| {
-                    let sent = sent_at(m);
-                    m.message_id > life_began.last_message
-                        && sent.saturating_duration_since(kill.mark.at) <= WINDOW_AFTER_KILL
-                        && kill.mark.at.saturating_duration_since(sent) <= WINDOW_BEFORE_KILL
+                    m.from_bot
+                        && is_card(m)
+                        && m.message_id > life_began
+                        && sent_at(m) <= kill.mark.at + WINDOW_AFTER_KILL
+                        && (m.message_id <= next_began
+                            || !recorded.contains(&i64::from(m.message_id)))
                 })
-                .max_by_key(|m| m.message_id)
-                .map(|m| m.message_id);
-            if let Some(id) = candidate {
-                window.insert(id);
-                unrecorded.retain(|m| m.message_id != id);
+                .max_by_key(|m| m.message_id);
+            let Some(last) = last else {
+                continue;
+            };
+            let in_the_moment =
+                kill.mark.at.saturating_duration_since(sent_at(last)) <= WINDOW_BEFORE_KILL;
+            if in_the_moment
+                && !kill.recorded.contains(&i64::from(last.message_id))
+                && unrecorded.iter().any(|m| m.message_id == last.message_id)
+            {
+                window.insert(last.message_id);
+                unrecorded.retain(|m| m.message_id != last.message_id);
             }
         }
         for m in &unrecorded {
