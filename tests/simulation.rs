@@ -2165,6 +2165,7 @@ fn randomized_schedules_keep_one_truth_per_applicant() {
         );
     }
     eprintln!("{summary}");
+    assert!(windows <= kills, "more window cards than kills: {summary}");
     assert!(failed.is_empty(), "{summary}");
 }
 

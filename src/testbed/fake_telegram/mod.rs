@@ -6,7 +6,8 @@
 //! flood limits on sends and edits (429 with `Retry-After`; on request Telegram's own per chat,
 //! per group and overall, with a count of refusals), two long pollers on one token (409),
 //! groups upgraded to supergroups (`migrate_to_chat_id`), anonymous admins, who sees a selective
-//! ForceReply, HTTPS-only webhooks. Faults (429, 5xx with the front proxy's HTML page, delays,
+//! ForceReply, HTTPS-only webhooks. Every version of every message is kept with its time, so a
+//! test can judge what a chat showed at any moment. Faults (429, 5xx with the front proxy's HTML page, delays,
 //! API errors) can be injected per method. Error strings are Telegram's own, word for word
 //! (tdlib/telegram-bot-api `Client.cpp`).
 
