@@ -1826,7 +1826,8 @@ impl World {
     /// true or plainly historical when shown. An outcome "by" a person needs a write of it that
     /// WeChat may have applied (for a refusal, with the reason shown); "changed outside the bot"
     /// needs WeChat to have had that status by then, and "no longer in the list" the applicant
-    /// removed by then (apart: what a glitching listing makes the bot say).
+    /// removed by then (apart: what a glitching listing makes the bot say); "pending again, a
+    /// newer card below" needs a newer card, even if a later edit hid the line.
     fn check_what_people_saw(&mut self, all: &[FakeMessage], calls: &[WxCall]) {
         let t = texts();
         // Each status an applicant may have had, and from when when the simulation knows it
@@ -1884,6 +1885,7 @@ impl World {
         let gone = t.line_gone.split(" · ").next().unwrap_or(t.line_gone);
         let mut found: Vec<(String, String)> = Vec::new();
         let mut gone_while_listed: Vec<(String, String)> = Vec::new();
+        let mut orphaned: Vec<(String, String)> = Vec::new();
         for m in all.iter().filter(|m| m.from_bot) {
             for (n, v) in m.history.iter().enumerate() {
                 if !v.plain_text.starts_with(t.card_title) {
@@ -1912,6 +1914,25 @@ impl World {
                             .then(|| format!("WeChat had not been {name} by then")),
                         None => None,
                     }
+                } else if line.starts_with(prefix(t.line_superseded)) {
+                    // Even if a later edit hid it, "a newer card below" needs a newer card.
+                    let newer = all.iter().any(|n| {
+                        n.from_bot
+                            && n.message_id > m.message_id
+                            && is_card(n)
+                            && n.plain_text.contains(appid.as_str())
+                    });
+                    if !newer {
+                        orphaned.push((
+                            appid.clone(),
+                            format!(
+                                "card {} version {n} ({} ms after the start) said {line:?}, and no newer card of the applicant was ever posted",
+                                m.message_id,
+                                v.at.saturating_duration_since(self.started).as_millis(),
+                            ),
+                        ));
+                    }
+                    None
                 } else if line.starts_with(gone) {
                     if !had_by(&appid, None, v.at) {
                         gone_while_listed.push((
@@ -1945,6 +1966,9 @@ impl World {
         }
         for (appid, detail) in gone_while_listed {
             self.violation("shown-gone-while-listed", Some(&appid), detail);
+        }
+        for (appid, detail) in orphaned {
+            self.violation("superseded-without-successor", Some(&appid), detail);
         }
     }
 
