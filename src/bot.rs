@@ -61,6 +61,14 @@ pub async fn serve(app: Arc<App>, shutdown: CancellationToken) -> anyhow::Result
         Some(addr) => Some((addr, crate::telemetry::install()?)),
         None => None,
     };
+    // A stop ends every wait for Telegram's budgets at once: a burst of paced cards takes
+    // minutes, and the unit gives a stop 30 s before SIGKILL.
+    let stopping = app.stopping.clone();
+    let stop_signal = shutdown.clone();
+    tokio::spawn(async move {
+        stop_signal.cancelled().await;
+        stopping.cancel();
+    });
     let me = start_up(&app).await?;
     let poller = tokio::spawn(crate::lifecycle::poller::run(
         Arc::clone(&app),

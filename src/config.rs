@@ -32,6 +32,14 @@ impl ConfigError {
     }
 }
 
+/// How far apart two listings that leave an applicant out must begin before it is taken for gone.
+/// WeChat sometimes answers errcode 0 with an empty or partial list; such a glitch lasts one
+/// answer or a few seconds of one backend, and a poll and a 🔄 or `/refresh` seconds later can
+/// both meet it. Thirty seconds is more than one list call with all its retries takes (the
+/// client's timeout and backoff stay under 20 s), so one glitch cannot be both listings; with the
+/// default 60 s interval the next poll already counts, so a true absence shows within a minute.
+pub const ABSENCE_PROOF_AFTER: Duration = Duration::from_secs(30);
+
 /// Everything the bot needs, validated.
 #[derive(Clone)]
 pub struct Settings {
@@ -55,6 +63,10 @@ pub struct Settings {
     pub poll_alert_after: u32,
     /// `QUOTA_PAUSE_SECS`: how long polling rests after WeChat says the daily quota is used up.
     pub quota_pause: Duration,
+    /// How far apart the first and the last of the listings that leave an applicant out must
+    /// begin before the bot believes it is gone ([`ABSENCE_PROOF_AFTER`]; not configurable by
+    /// the environment, tests shorten it).
+    pub absence_proof_after: Duration,
     /// `DATABASE_URL`.
     pub database_url: String,
     /// `BOT_LANG`.
@@ -206,6 +218,7 @@ impl Settings {
             poll_interval: Duration::from_secs(number(var, "POLL_INTERVAL_SECS", 60, 5, 86_400)?),
             poll_alert_after: number(var, "POLL_ALERT_AFTER", 3, 1, 1000)? as u32,
             quota_pause: Duration::from_secs(number(var, "QUOTA_PAUSE_SECS", 1800, 1, 86_400)?),
+            absence_proof_after: ABSENCE_PROOF_AFTER,
             database_url: var("DATABASE_URL")
                 .unwrap_or_else(|| "sqlite:wxplugin-bot.db".to_owned()),
             lang,

@@ -8,7 +8,7 @@ use std::time::Duration;
 use common::*;
 use sqlx::Row;
 use wxplugin_bot::testbed::fake_telegram::{FakeMessage, TgFault};
-use wxplugin_bot::testbed::sandbox::{Fault, Paging};
+use wxplugin_bot::testbed::sandbox::{Fault, NewApplicant, Paging};
 
 /// Every message the bot posted as a card for `appid`, live or not.
 fn card_messages(app: &TestApp, appid: &str) -> Vec<FakeMessage> {
@@ -59,6 +59,39 @@ async fn db(app: &TestApp) -> sqlx::SqlitePool {
         .connect(&url)
         .await
         .expect("the bot's database opens")
+}
+
+async fn card_id(pool: &sqlx::SqlitePool, appid: &str) -> i64 {
+    sqlx::query_scalar("SELECT id FROM cards WHERE appid = ?")
+        .bind(appid)
+        .fetch_one(pool)
+        .await
+        .expect("card row")
+}
+
+/// The results the audit log holds for `appid`, oldest first (`attempt` for each attempt).
+async fn audit_results(pool: &sqlx::SqlitePool, appid: &str) -> Vec<String> {
+    sqlx::query_scalar("SELECT result FROM audit WHERE appid = ? ORDER BY id")
+        .bind(appid)
+        .fetch_all(pool)
+        .await
+        .expect("audit")
+}
+
+/// How many rows a recursive count must walk for SQLite to be busy about `busy` on this
+/// machine now (measured, so a loaded machine gets a count as slow as an idle one's).
+async fn rows_busy_for(pool: &sqlx::SqlitePool, busy: Duration) -> u64 {
+    const PROBE: u64 = 300_000;
+    let started = std::time::Instant::now();
+    sqlx::query(&format!(
+        "SELECT count(*) FROM (WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c
+             WHERE x < {PROBE}) SELECT x FROM c)"
+    ))
+    .execute(pool)
+    .await
+    .expect("probe");
+    let per_row = started.elapsed().as_secs_f64() / PROBE as f64;
+    ((busy.as_secs_f64() / per_row) as u64).clamp(PROBE, 200_000_000)
 }
 
 async fn card_state(pool: &sqlx::SqlitePool, appid: &str) -> String {
@@ -175,45 +208,62 @@ async fn a_deciding_card_that_no_decision_holds_is_settled_by_the_next_poll() {
 }
 
 #[tokio::test]
-async fn cancel_racing_a_command_approval_leaves_one_write() {
+async fn a_cancel_that_meets_a_command_approval_in_flight_leaves_one_write() {
+    // Alice's ❌ put the card in choosing a reason; Alice and Bob both see ↩ Cancel. Alice's
+    // Cancel goes first, and the edit that shows it is slow, so Bob's Cancel waits for the card
+    // while Bob's `/approve` claims it and WeChat holds the write: Bob's Cancel meets a card in
+    // the middle of a decision.
     let mut app = TestApp::new(1).await;
     app.vars.insert("WECHAT_TIMEOUT_SECS", "10".to_owned());
     app.start().await;
     app.wait_cards(1).await;
     let appid = app.appids()[0].clone();
-    let approve_data = data_of(&app.card(&appid), "✅");
+    let approve = data_of(&app.card(&appid), "✅");
     let message_id = app.card(&appid).message_id;
     app.press(ALICE, &appid, "❌");
-    app.wait_card_text(&appid, "choosing a reason").await;
-    // Cancel's answer is slow, and so is WeChat's answer to the approval.
+    let choosing = app.wait_card_text(&appid, "choosing a reason").await;
+    let cancel = data_of(&choosing, "↩");
+    // Wide windows: the staging must hold on a loaded machine too.
     app.tg.fake.inject(tg_fault(
-        "answerCallbackQuery",
-        TgFault::Delay(Duration::from_millis(1200)),
+        "editMessageText",
+        TgFault::Delay(Duration::from_millis(4000)),
         1,
     ));
     app.wx.sandbox.inject(wx_fault(
         "dev_agree",
-        Fault::Delay(Duration::from_millis(2500)),
+        Fault::Delay(Duration::from_millis(5000)),
         1,
     ));
 
-    app.press(ALICE, &appid, "↩");
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let first = app.tg.fake.press_raw(TEAM, message_id, ALICE, &cancel);
+    app.answer(&first).await;
+    // The card is open again and its edit is held: Bob's Cancel waits for the card meanwhile.
+    let second = app.tg.fake.press_raw(TEAM, message_id, BOB, &cancel);
     app.tg
         .fake
         .user_sends(TEAM, BOB, &format!("/approve {appid}"));
     let in_flight = until(|| app.wechat_calls("dev_agree") == 1).await;
-    assert!(in_flight);
-    tokio::time::sleep(Duration::from_millis(1200)).await;
-    let third = app
+    assert!(in_flight, "the approval reached WeChat");
+    let waiting = !app
         .tg
         .fake
-        .press_raw(TEAM, message_id, ALICE, &approve_data);
-    let (text, alert) = app.answer(&third).await;
+        .callback_answers()
+        .iter()
+        .any(|a| a.callback_query_id == second);
+    assert!(
+        waiting,
+        "staging: Bob's Cancel was still waiting for the card"
+    );
+    let (cancel_text, cancel_alert) = app.answer(&second).await;
+    let third = app.tg.fake.press_raw(TEAM, message_id, ALICE, &approve);
+    let (approve_text, approve_alert) = app.answer(&third).await;
 
-    app.wait_card_text(&appid, "Approved by @bob").await;
+    let card = app.wait_card_text(&appid, "Approved by @bob").await;
     assert_eq!(app.wechat_calls("dev_agree"), 1, "one write");
-    assert!(alert, "the third press is refused: {text:?}");
+    assert!(cancel_alert, "Bob's Cancel is refused: {cancel_text:?}");
+    assert!(approve_alert, "the stale ✅ is refused: {approve_text:?}");
+    assert!(button_labels(&card).is_empty(), "{:?}", card.buttons);
+    assert_eq!(card_state(&db(&app).await, &appid).await, "closed");
 }
 
 #[tokio::test]
@@ -508,4 +558,822 @@ async fn status_says_when_wechat_ignores_page_and_stops_saying_it_once_paging_wo
             .plain_text
             .contains(broken)
     );
+}
+
+// ---------------------------------------------------------------- issue 16: slow steps, moved
+// chats, stops mid-burst
+
+/// Messages of `appid` in `chat` that a person could take for a live card: posted by the bot, not
+/// deleted, and showing the card's title.
+fn cards_in(app: &TestApp, chat: i64, appid: &str) -> Vec<FakeMessage> {
+    app.tg
+        .fake
+        .messages(chat)
+        .into_iter()
+        .filter(|m| {
+            m.from_bot
+                && !m.deleted
+                && m.plain_text.starts_with("🧩")
+                && m.plain_text.contains(appid)
+        })
+        .collect()
+}
+
+/// `appid` applies again, as WeChat shows it: pending, with a newer application time.
+fn reapplies(app: &TestApp, appid: &str) {
+    app.wx.sandbox.update_applicant(appid, |a| {
+        a.status = 1;
+        a.create_time = jiff::Timestamp::now().as_second();
+    });
+}
+
+#[tokio::test]
+async fn a_decision_made_while_a_poll_paces_other_cards_is_not_taken_for_a_reapplication() {
+    let app = TestApp::spawn(1).await;
+    let appid = app.appids()[0].clone();
+    // The next listing changes a detail the card shows, and brings three newcomers listed before
+    // it, whose cards take 1.5 s each: the poll reaches the applicant seconds after recording it.
+    app.wx.sandbox.update_applicant(&appid, |a| {
+        a.headimgurl = "https://example.com/new-avatar.png".to_owned();
+    });
+    for _ in 0..3 {
+        app.wx.sandbox.add_applicant(NewApplicant::default());
+    }
+    app.tg.fake.inject(tg_fault(
+        "sendMessage",
+        TgFault::Delay(Duration::from_millis(1500)),
+        3,
+    ));
+    let sends_before = app.tg.fake.call_count("sendMessage");
+
+    let refresh = app.tg.fake.user_sends(TEAM, BOB, "/refresh");
+    let pacing = until(|| app.tg.fake.call_count("sendMessage") > sends_before).await;
+    assert!(pacing, "the poll began sending the newcomers' cards");
+    app.press(ALICE, &appid, "✅");
+    app.wait_card_text(&appid, "Approved by @alice").await;
+    let answered = app
+        .tg
+        .fake
+        .wait_until(Duration::from_secs(20), |f| {
+            f.bot_messages(TEAM)
+                .iter()
+                .any(|m| m.reply_to == Some(refresh))
+        })
+        .await;
+    assert!(answered, "/refresh finished");
+    app.command(ALICE, "/refresh").await;
+
+    let messages = card_messages(&app, &appid);
+    assert_eq!(messages.len(), 1, "no second card: {messages:?}");
+    let card = &messages[0];
+    assert!(
+        card.plain_text.contains("Approved by @alice")
+            && !card.plain_text.contains("Pending again"),
+        "{}",
+        card.plain_text
+    );
+    assert_eq!(offering_decision(&app, &appid), 0);
+    assert_eq!(app.status(&appid), Some(2));
+    assert_eq!(app.wechat_calls("dev_agree"), 1);
+    // The row still knows its message: a later change of status reaches it.
+    app.wx.sandbox.set_status(&appid, 3);
+    app.command(ALICE, "/refresh").await;
+    app.wait_card_text(&appid, "Changed outside the bot").await;
+}
+
+#[tokio::test]
+async fn a_reapplication_whose_card_is_never_sent_leaves_the_old_card_true() {
+    let app = TestApp::spawn(1).await;
+    let appid = app.appids()[0].clone();
+    app.wx.sandbox.set_status(&appid, 3);
+    app.command(ALICE, "/refresh").await;
+    app.wait_card_text(&appid, "Changed outside the bot").await;
+    let old = app.card(&appid).message_id;
+
+    // Pending again, but Telegram refuses the new card; then the console approves it.
+    reapplies(&app, &appid);
+    app.tg.fake.inject(tg_fault(
+        "sendMessage",
+        TgFault::Api {
+            code: 400,
+            description: "Bad Request: not enough rights to send text messages to the chat"
+                .to_owned(),
+        },
+        1,
+    ));
+    let sends_before = app.tg.fake.call_count("sendMessage");
+    app.command(ALICE, "/refresh").await;
+    assert!(
+        app.tg.fake.call_count("sendMessage") > sends_before + 1,
+        "the card was tried"
+    );
+    let shown = app.tg.fake.message(TEAM, old).expect("the old card");
+    assert!(
+        !shown.plain_text.contains("Pending again"),
+        "the old card claims a newer card before one was sent: {}",
+        shown.plain_text
+    );
+    app.wx.sandbox.set_status(&appid, 2);
+    app.command(ALICE, "/refresh").await;
+    app.command(ALICE, "/refresh").await;
+
+    let shown = app.tg.fake.message(TEAM, old).expect("the old card");
+    assert!(
+        !shown.plain_text.contains("Pending again"),
+        "{}",
+        shown.plain_text
+    );
+    let messages = cards_in(&app, TEAM, &appid);
+    assert_eq!(messages.len(), 1, "{messages:?}");
+    assert!(
+        button_labels(&messages[0])
+            .iter()
+            .all(|l| !l.starts_with('✅'))
+    );
+    // The row kept its message: it shows where the applicant stands now.
+    assert!(
+        shown.plain_text.contains("pproved"),
+        "the old card does not show the approval: {}",
+        shown.plain_text
+    );
+}
+
+#[tokio::test]
+async fn a_reapplication_gets_its_card_even_when_the_old_one_cannot_be_edited() {
+    let app = TestApp::spawn(1).await;
+    let appid = app.appids()[0].clone();
+    app.wx.sandbox.set_status(&appid, 3);
+    app.command(ALICE, "/refresh").await;
+    app.wait_card_text(&appid, "Changed outside the bot").await;
+    let old = app.card(&appid).message_id;
+
+    reapplies(&app, &appid);
+    // Every edit of the old message is refused (the bot lost its rights to edit, say).
+    app.tg.fake.inject(tg_fault(
+        "editMessageText",
+        TgFault::Api {
+            code: 400,
+            description: "Bad Request: MESSAGE_ID_INVALID".to_owned(),
+        },
+        100,
+    ));
+    app.command(ALICE, "/refresh").await;
+    app.command(ALICE, "/refresh").await;
+
+    let live: Vec<FakeMessage> = cards_in(&app, TEAM, &appid)
+        .into_iter()
+        .filter(|m| m.message_id != old)
+        .collect();
+    assert_eq!(live.len(), 1, "the re-applicant has its new card");
+    assert_eq!(button_labels(&live[0]), ["✅ Approve", "❌ Reject"]);
+}
+
+#[tokio::test]
+async fn delete_works_for_an_applicant_that_never_had_a_card() {
+    let mut app = TestApp::new(0).await;
+    let refused = app.wx.sandbox.add_applicant(NewApplicant {
+        status: Some(3),
+        ..NewApplicant::default()
+    });
+    let expired = app.wx.sandbox.add_applicant(NewApplicant {
+        status: Some(4),
+        ..NewApplicant::default()
+    });
+    app.start().await;
+    let listed = until(|| app.wechat_calls("dev_apply_list") >= 1).await;
+    assert!(listed);
+    app.command(ALICE, "/refresh").await;
+    assert!(
+        cards_in(&app, TEAM, &refused).is_empty(),
+        "no card for a refused applicant"
+    );
+
+    for appid in [&refused, &expired] {
+        let reply = app.command(ALICE, &format!("/delete {appid}")).await;
+        assert!(
+            !reply.plain_text.contains("cannot be done"),
+            "{}",
+            reply.plain_text
+        );
+        assert!(reply.plain_text.contains("Deleted"), "{}", reply.plain_text);
+        assert!(app.status(appid).is_none(), "{appid} is deleted in WeChat");
+    }
+    assert_eq!(app.wechat_calls("dev_delete"), 2);
+    // Still no card: a record of the decision is not a message.
+    assert!(cards_in(&app, TEAM, &refused).is_empty());
+    let history = app.command(ALICE, "/history").await;
+    assert!(
+        history.plain_text.contains(&refused),
+        "{}",
+        history.plain_text
+    );
+
+    // /approve of an applicant that is not pending still says why not, with its status.
+    let timed_out = app.wx.sandbox.add_applicant(NewApplicant {
+        status: Some(4),
+        ..NewApplicant::default()
+    });
+    app.command(ALICE, "/refresh").await;
+    let reply = app.command(ALICE, &format!("/approve {timed_out}")).await;
+    assert!(
+        reply.plain_text.contains("cannot be done"),
+        "{}",
+        reply.plain_text
+    );
+    assert_eq!(app.wechat_calls("dev_agree"), 0);
+}
+
+#[tokio::test]
+async fn a_moved_team_chat_closes_the_old_cards_and_cards_the_new_chat() {
+    let mut app = TestApp::spawn(3).await;
+    let ids = app.appids();
+    let (approved, open, choosing) = (&ids[0], &ids[1], &ids[2]);
+    app.press(ALICE, approved, "✅");
+    app.wait_card_text(approved, "Approved by @alice").await;
+    app.press(BOB, choosing, "❌");
+    app.wait_card_text(choosing, "is choosing a reason").await;
+    let old_cards: Vec<FakeMessage> = app.cards();
+    app.stop().await;
+
+    app.vars.insert("TEAM_CHAT_ID", OTHER_CHAT.to_string());
+    app.restart_stopped().await;
+
+    // The new chat gets a card for each pending applicant, with buttons.
+    let carded = app
+        .tg
+        .fake
+        .wait_until(WAIT, |_| {
+            [open, choosing]
+                .iter()
+                .all(|id| cards_in(&app, OTHER_CHAT, id).len() == 1)
+        })
+        .await;
+    assert!(carded, "the new chat has its cards");
+    for id in [open, choosing] {
+        let card = &cards_in(&app, OTHER_CHAT, id)[0];
+        assert_eq!(button_labels(card), ["✅ Approve", "❌ Reject"], "{id}");
+    }
+    assert!(cards_in(&app, OTHER_CHAT, approved).is_empty());
+
+    // Every card of the old chat is closed, says where the team went, and offers nothing.
+    let closed = app
+        .tg
+        .fake
+        .wait_until(WAIT, |f| {
+            old_cards.iter().all(|c| {
+                f.message(TEAM, c.message_id)
+                    .is_some_and(|m| m.plain_text.contains("The team chat moved to"))
+            })
+        })
+        .await;
+    for c in &old_cards {
+        let m = app.tg.fake.message(TEAM, c.message_id).expect("old card");
+        assert!(closed, "not closed for the move: {}", m.plain_text);
+        assert!(m.plain_text.contains("Somewhere else"), "{}", m.plain_text);
+        assert!(
+            m.buttons.iter().flatten().next().is_none(),
+            "{:?}",
+            m.buttons
+        );
+    }
+    let old_approved = old_cards
+        .iter()
+        .find(|c| c.plain_text.contains(approved.as_str()))
+        .expect("approved card");
+    let shown = app
+        .tg
+        .fake
+        .message(TEAM, old_approved.message_id)
+        .expect("old card");
+    assert!(
+        shown.plain_text.contains("Approved by @alice"),
+        "{}",
+        shown.plain_text
+    );
+
+    // Deciding in the new chat works; nothing in the old chat changes again.
+    let edits: Vec<u32> = old_cards
+        .iter()
+        .map(|c| {
+            app.tg
+                .fake
+                .message(TEAM, c.message_id)
+                .map_or(0, |m| m.edits)
+        })
+        .collect();
+    let card = cards_in(&app, OTHER_CHAT, open).remove(0);
+    app.tg
+        .fake
+        .user_presses(OTHER_CHAT, card.message_id, ALICE, "✅")
+        .expect("✅ on the new card");
+    let approved_there = app
+        .tg
+        .fake
+        .wait_until(WAIT, |f| {
+            f.message(OTHER_CHAT, card.message_id)
+                .is_some_and(|m| m.plain_text.contains("Approved by @alice"))
+        })
+        .await;
+    assert!(approved_there);
+    app.command_in(OTHER_CHAT, ALICE, "/refresh").await;
+    for (c, before) in old_cards.iter().zip(edits) {
+        let m = app.tg.fake.message(TEAM, c.message_id).expect("old card");
+        assert_eq!(m.edits, before, "an old card was edited again");
+    }
+    assert_eq!(app.wechat_calls("dev_agree"), 2);
+}
+
+#[tokio::test]
+async fn a_stop_during_a_paced_burst_ends_within_seconds_with_every_sent_card_recorded() {
+    let mut app = TestApp::new(40).await;
+    // Telegram's own limits: 20 messages a minute in a group, so 40 cards take two minutes.
+    app.tg.fake.enforce_telegram_limits();
+    app.start().await;
+    let some_sent = app
+        .tg
+        .fake
+        .wait_until(Duration::from_secs(20), |_| app.cards().len() >= 3)
+        .await;
+    assert!(some_sent, "cards began to arrive");
+
+    let stopping = std::time::Instant::now();
+    app.stop().await;
+    let took = stopping.elapsed();
+    assert!(
+        took < Duration::from_secs(6),
+        "a stop mid-burst took {took:?}"
+    );
+    let posted = app.cards();
+    assert!(
+        posted.len() < 40,
+        "the burst was still being paced when the stop came"
+    );
+    let pool = db(&app).await;
+    let recorded: Vec<i64> = sqlx::query_scalar(
+        "SELECT message_id FROM cards WHERE message_id IS NOT NULL ORDER BY message_id",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("cards");
+    let mut shown: Vec<i64> = posted.iter().map(|m| i64::from(m.message_id)).collect();
+    shown.sort_unstable();
+    assert_eq!(
+        recorded, shown,
+        "every card sent is recorded, and only those"
+    );
+    pool.close().await;
+
+    // The rest come after the restart, each once.
+    app.tg.fake.enforce_flood_limits(None);
+    app.vars.insert("TELEGRAM_THROTTLE", "off".into());
+    app.restart_stopped().await;
+    app.wait_cards(40).await;
+    for id in app.appids() {
+        assert_eq!(cards_in(&app, TEAM, &id).len(), 1, "{id}");
+    }
+}
+
+#[tokio::test]
+async fn a_press_is_answered_while_an_edit_of_its_card_waits_out_a_429() {
+    let app = TestApp::spawn(1).await;
+    let appid = app.appids()[0].clone();
+    // The edit that shows ❌'s reasons is told to wait 3 s (that chat's pause).
+    app.tg
+        .fake
+        .inject(tg_fault("editMessageText", TgFault::RetryAfter(3), 1));
+    let reject = app.press(BOB, &appid, "❌");
+    app.answer(&reject).await;
+    let refused = until(|| {
+        app.tg
+            .fake
+            .calls()
+            .iter()
+            .any(|c| c.method == "editMessageText" && c.error_code == Some(429))
+    })
+    .await;
+    assert!(refused, "the edit met its 429");
+
+    // A press on the same card meanwhile is judged and answered without waiting for the edit.
+    let pressed = std::time::Instant::now();
+    let again = app.press(ALICE, &appid, "❌");
+    app.answer(&again).await;
+    let waited = pressed.elapsed();
+    assert!(
+        waited < Duration::from_millis(1500),
+        "a press waited {waited:?} behind the card's 429"
+    );
+    app.wait_card_text(&appid, "is choosing a reason").await;
+}
+
+#[tokio::test]
+async fn a_slow_answer_to_a_press_does_not_hold_up_the_wechat_write() {
+    let app = TestApp::spawn(1).await;
+    let appid = app.appids()[0].clone();
+    app.tg.fake.inject(tg_fault(
+        "answerCallbackQuery",
+        TgFault::Delay(Duration::from_secs(3)),
+        1,
+    ));
+    let pressed = std::time::Instant::now();
+    app.press(ALICE, &appid, "✅");
+    let written = until(|| app.wechat_calls("dev_agree") == 1).await;
+    let waited = pressed.elapsed();
+    assert!(written);
+    assert!(
+        waited < Duration::from_millis(1500),
+        "the write waited {waited:?} for the answer to the press"
+    );
+    app.wait_card_text(&appid, "Approved by @alice").await;
+}
+
+#[tokio::test]
+async fn two_empty_listings_seconds_apart_are_no_proof_of_absence() {
+    let mut app = TestApp::new(2).await;
+    app.absence_proof_after = Duration::from_secs(3);
+    app.start().await;
+    app.wait_cards(2).await;
+    let ids = app.appids();
+    // One glitch of WeChat's met by a poll and by a /refresh seconds later.
+    app.wx
+        .sandbox
+        .inject(wx_fault("dev_apply_list", Fault::EmptyListArray, 2));
+    app.command(ALICE, "/refresh").await;
+    app.command(ALICE, "/refresh").await;
+    for id in &ids {
+        let card = app.card(id);
+        assert!(
+            !card
+                .plain_text
+                .contains("No longer in WeChat's application list"),
+            "two listings {:?} apart closed {id}'s card",
+            app.absence_proof_after
+        );
+        assert_eq!(button_labels(&card), ["✅ Approve", "❌ Reject"]);
+    }
+
+    // Listings far enough apart are the proof.
+    app.wx.sandbox.remove_applicant(&ids[0]);
+    app.command(ALICE, "/refresh").await;
+    tokio::time::sleep(app.absence_proof_after).await;
+    app.command(ALICE, "/refresh").await;
+    app.wait_card_text(&ids[0], "No longer in WeChat's application list")
+        .await;
+    assert_eq!(
+        button_labels(&app.card(&ids[1])),
+        ["✅ Approve", "❌ Reject"]
+    );
+}
+
+#[tokio::test]
+async fn a_stale_listing_of_a_decided_applicant_as_pending_reopens_nothing() {
+    let app = TestApp::spawn(1).await;
+    let appid = app.appids()[0].clone();
+    app.press(ALICE, &appid, "✅");
+    app.wait_card_text(&appid, "Approved by @alice").await;
+
+    // One answer from a stale copy: pending, with the application time it always had.
+    app.wx.sandbox.set_status(&appid, 1);
+    app.command(ALICE, "/refresh").await;
+    app.wx.sandbox.set_status(&appid, 2);
+    app.command(ALICE, "/refresh").await;
+    let messages = card_messages(&app, &appid);
+    assert_eq!(
+        messages.len(),
+        1,
+        "a stale listing posted a card: {messages:?}"
+    );
+    assert!(
+        messages[0].plain_text.contains("Approved by @alice"),
+        "{}",
+        messages[0].plain_text
+    );
+    assert_eq!(offering_decision(&app, &appid), 0);
+
+    // Moved back to pending for good (the console, same time): two listings confirm it.
+    app.wx.sandbox.set_status(&appid, 1);
+    app.command(ALICE, "/refresh").await;
+    assert_eq!(
+        offering_decision(&app, &appid),
+        0,
+        "one listing is no proof"
+    );
+    app.command(ALICE, "/refresh").await;
+    assert_eq!(offering_decision(&app, &appid), 1, "two listings are");
+
+    // A real re-application (a newer time) is believed at once.
+    let live = card_messages(&app, &appid)
+        .into_iter()
+        .find(|m| button_labels(m).iter().any(|l| l.starts_with('✅')))
+        .expect("the live card");
+    app.tg
+        .fake
+        .user_presses(TEAM, live.message_id, BOB, "✅")
+        .expect("✅");
+    let approved = app
+        .tg
+        .fake
+        .wait_until(WAIT, |_| offering_decision(&app, &appid) == 0)
+        .await;
+    assert!(approved);
+    reapplies(&app, &appid);
+    app.command(ALICE, "/refresh").await;
+    assert_eq!(offering_decision(&app, &appid), 1);
+    assert_eq!(card_messages(&app, &appid).len(), 3);
+}
+
+#[tokio::test]
+async fn a_moved_chat_offers_no_buttons_while_the_old_chats_outcome_is_unknown() {
+    let mut app = TestApp::spawn(1).await;
+    let appid = app.appids()[0].clone();
+    // The approve's answer is lost (a 502 after it reached WeChat) and the re-read fails too.
+    app.wx
+        .sandbox
+        .inject(wx_fault("dev_agree", Fault::Http(502), 10));
+    app.wx
+        .sandbox
+        .inject(wx_fault("dev_apply_list", Fault::Http(502), 1000));
+    app.press(ALICE, &appid, "✅");
+    app.wait_card_text(&appid, "unknown").await;
+    let writes = app.wechat_calls("dev_agree");
+    let old = app.card(&appid).message_id;
+    app.stop().await;
+
+    app.vars.insert("TEAM_CHAT_ID", OTHER_CHAT.to_string());
+    app.restart_stopped().await;
+    // WeChat cannot be read yet: the start's first poll fails (the /refresh waits for it).
+    let failed = app.command_in(OTHER_CHAT, ALICE, "/refresh").await;
+    assert!(
+        failed.plain_text.starts_with("Refresh failed"),
+        "{}",
+        failed.plain_text
+    );
+    app.wx.sandbox.clear_faults();
+    // WeChat says it is still pending: the write did not take effect. The listing settles the
+    // old card; until it has, the new chat offers nothing that could write a second time.
+    app.command_in(OTHER_CHAT, ALICE, "/refresh").await;
+    assert!(
+        cards_in(&app, OTHER_CHAT, &appid).is_empty(),
+        "a card with buttons in the new chat while the old outcome was unknown"
+    );
+    let settled = app
+        .tg
+        .fake
+        .wait_until(WAIT, |f| {
+            f.message(TEAM, old)
+                .is_some_and(|m| m.plain_text.contains("The team chat moved to"))
+        })
+        .await;
+    assert!(settled, "the old card was settled and closed for the move");
+    let shown = app.tg.fake.message(TEAM, old).expect("old card");
+    assert!(shown.buttons.iter().flatten().next().is_none());
+    assert!(
+        !shown.plain_text.contains("unknown"),
+        "{}",
+        shown.plain_text
+    );
+
+    app.command_in(OTHER_CHAT, ALICE, "/refresh").await;
+    let live = cards_in(&app, OTHER_CHAT, &appid);
+    assert_eq!(live.len(), 1, "the new chat gets its card once settled");
+    assert_eq!(button_labels(&live[0]), ["✅ Approve", "❌ Reject"]);
+    assert_eq!(app.wechat_calls("dev_agree"), writes, "no second write");
+    assert_eq!(app.status(&appid), Some(1));
+}
+
+#[tokio::test]
+async fn a_replaced_card_whose_edit_failed_for_a_while_is_marked_by_the_sweep() {
+    let app = TestApp::spawn(1).await;
+    let appid = app.appids()[0].clone();
+    app.wx.sandbox.set_status(&appid, 3);
+    app.command(ALICE, "/refresh").await;
+    app.wait_card_text(&appid, "Changed outside the bot").await;
+    let old = app.card(&appid).message_id;
+
+    // Telegram keeps answering the edit with 429s past the bot's retries while the re-applicant
+    // is carded: a failure that passes.
+    app.tg
+        .fake
+        .inject(tg_fault("editMessageText", TgFault::RetryAfter(1), 6));
+    reapplies(&app, &appid);
+    app.command(ALICE, "/refresh").await;
+    let new_card = cards_in(&app, TEAM, &appid)
+        .into_iter()
+        .find(|m| m.message_id != old)
+        .expect("the new card does not wait for the old one's edit");
+    assert_eq!(button_labels(&new_card), ["✅ Approve", "❌ Reject"]);
+    // The first try gave up after its retries; the sweep at the end of the poll tried again.
+    let refused = app
+        .tg
+        .fake
+        .calls()
+        .iter()
+        .filter(|c| c.method == "editMessageText" && c.error_code == Some(429))
+        .count();
+    assert_eq!(refused, 6, "the first try went through all its retries");
+    let shown = app.tg.fake.message(TEAM, old).expect("old card");
+    assert!(
+        shown.plain_text.contains("Pending again"),
+        "{}",
+        shown.plain_text
+    );
+    assert!(shown.buttons.iter().flatten().next().is_none());
+}
+
+#[tokio::test]
+async fn a_refresh_that_read_the_card_before_a_claim_cannot_reopen_it() {
+    // 🔄 Refresh clears a failure note by compare-and-swap on the version it read. Staged: the
+    // refresh reads the card while a command's claim is written but not yet committed (the
+    // store is slow to append the attempt: a busy disk), so its settle runs on an old version
+    // after the claim, while WeChat holds the approval. Had it reopened the card, the stale ✅
+    // would claim it again and write twice.
+    let mut app = TestApp::new(1).await;
+    app.vars.insert("WECHAT_TIMEOUT_SECS", "10".to_owned());
+    app.start().await;
+    app.wait_cards(1).await;
+    let appid = app.appids()[0].clone();
+    let approve = data_of(&app.card(&appid), "✅");
+    let message_id = app.card(&appid).message_id;
+    app.wx
+        .sandbox
+        .inject(wx_fault("dev_agree", Fault::Errcode(48001), 1));
+    app.press(ALICE, &appid, "✅");
+    app.wait_card_text(&appid, "failed").await;
+    let pool = db(&app).await;
+    let rows = rows_busy_for(&pool, Duration::from_millis(2500)).await;
+    sqlx::query(&format!(
+        "CREATE TRIGGER slow_attempt AFTER INSERT ON audit WHEN NEW.result = 'attempt'
+         BEGIN
+             SELECT count(*) FROM (WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL
+                 SELECT x + 1 FROM c WHERE x < {rows}) SELECT x FROM c);
+         END"
+    ))
+    .execute(&pool)
+    .await
+    .expect("slow attempts");
+    app.wx.sandbox.inject(wx_fault(
+        "dev_apply_list",
+        Fault::Delay(Duration::from_millis(800)),
+        1,
+    ));
+    app.wx.sandbox.inject(wx_fault(
+        "dev_agree",
+        Fault::Delay(Duration::from_millis(2500)),
+        1,
+    ));
+    let listed_before = app.wechat_calls("dev_apply_list");
+    let edits_before = app.card(&appid).edits;
+
+    app.press(BOB, &appid, "🔄");
+    let listing = until(|| app.wechat_calls("dev_apply_list") > listed_before).await;
+    assert!(listing, "the refresh is reading WeChat");
+    app.tg
+        .fake
+        .user_sends(TEAM, BOB, &format!("/approve {appid}"));
+    let refreshed = app
+        .tg
+        .fake
+        .wait_until(WAIT, |_| app.card(&appid).edits > edits_before)
+        .await;
+    assert!(refreshed, "the refresh edited the card");
+    let in_flight = until(|| app.wechat_calls("dev_agree") == 2).await;
+    assert!(in_flight, "the approval reached WeChat");
+    assert!(
+        !app.card(&appid).plain_text.contains("Approved"),
+        "staging: the refresh finished while WeChat held the approval"
+    );
+    let stale = app.tg.fake.press_raw(TEAM, message_id, ALICE, &approve);
+    let (text, alert) = app.answer(&stale).await;
+
+    let card = app.wait_card_text(&appid, "Approved by @bob").await;
+    assert!(alert, "the stale ✅ is refused: {text:?}");
+    assert_eq!(
+        app.wechat_calls("dev_agree"),
+        2,
+        "the failed one and one approval"
+    );
+    assert!(button_labels(&card).is_empty(), "{:?}", card.buttons);
+}
+
+/// Stages a decision whose outcome is unknown: `lost` answers `dev_agree`, and the re-read
+/// fails. Then `/approve`, a stale ✅ and a 🔁 Retry (while WeChat still cannot be read) must
+/// write nothing. Returns the app with WeChat readable again.
+async fn approval_with_an_unknown_outcome(lost: Fault) -> (TestApp, String) {
+    let app = TestApp::spawn(1).await;
+    let appid = app.appids()[0].clone();
+    let approve = data_of(&app.card(&appid), "✅");
+    let message_id = app.card(&appid).message_id;
+    app.wx.sandbox.inject(wx_fault("dev_agree", lost, 1));
+    app.wx
+        .sandbox
+        .inject(wx_fault("dev_apply_list", Fault::Http(502), 1000));
+
+    app.press(ALICE, &appid, "✅");
+    let card = app.wait_card_text(&appid, "unknown").await;
+    assert!(
+        !button_labels(&card).iter().any(|l| l.starts_with('✅')),
+        "{:?}",
+        card.buttons
+    );
+    let command = app.command(BOB, &format!("/approve {appid}")).await;
+    let stale = app.tg.fake.press_raw(TEAM, message_id, BOB, &approve);
+    let (stale_text, stale_alert) = app.answer(&stale).await;
+    assert_eq!(
+        app.wechat_calls("dev_agree"),
+        1,
+        "/approve or the stale ✅ wrote"
+    );
+    let id = card_id(&db(&app).await, &appid).await;
+    let retry = wxplugin_bot::telegram::callback::Press::Retry(id).encode();
+    let listed = app.wechat_calls("dev_apply_list");
+    let retried = app.tg.fake.press_raw(TEAM, message_id, ALICE, &retry);
+    app.answer(&retried).await;
+    // 🔁 Retry re-reads instead of writing: its listing fails (three tries) like the first.
+    let read = until(|| app.wechat_calls("dev_apply_list") >= listed + 3).await;
+    assert!(read, "🔁 Retry re-read WeChat");
+
+    assert_eq!(
+        app.wechat_calls("dev_agree"),
+        1,
+        "nothing written after the unknown outcome"
+    );
+    assert!(
+        command.plain_text.contains("not known yet"),
+        "{}",
+        command.plain_text
+    );
+    assert!(stale_alert, "{stale_text:?}");
+    assert!(app.card(&appid).plain_text.contains("unknown"));
+    app.wx.sandbox.clear_faults();
+    (app, appid)
+}
+
+#[tokio::test]
+async fn an_unknown_outcome_that_had_applied_blocks_writes_then_is_credited() {
+    // WeChat applied the approval but its answer came after the bot gave up (1 s).
+    let lost = Fault::Delay(Duration::from_millis(2500));
+    let (app, appid) = approval_with_an_unknown_outcome(lost).await;
+
+    app.command(BOB, "/refresh").await;
+
+    let card = app.wait_card_text(&appid, "Approved by @alice").await;
+    assert!(button_labels(&card).is_empty(), "{:?}", card.buttons);
+    assert_eq!(app.wechat_calls("dev_agree"), 1);
+    assert_eq!(app.status(&appid), Some(2));
+}
+
+#[tokio::test]
+async fn an_unknown_outcome_that_had_not_applied_blocks_writes_then_offers_the_decision_again() {
+    // The write reached WeChat's front and got a 502: nothing was applied, nobody can tell.
+    let (app, appid) = approval_with_an_unknown_outcome(Fault::Http(502)).await;
+
+    app.command(BOB, "/refresh").await;
+
+    let plain = app
+        .tg
+        .fake
+        .wait_until(WAIT, |_| !app.card(&appid).plain_text.contains("unknown"))
+        .await;
+    let card = app.card(&appid);
+    assert!(plain, "{}", card.plain_text);
+    assert_eq!(button_labels(&card), ["✅ Approve", "❌ Reject"]);
+    assert!(card.plain_text.contains("Pending"), "{}", card.plain_text);
+    assert_eq!(app.wechat_calls("dev_agree"), 1);
+    assert_eq!(app.status(&appid), Some(1));
+}
+
+#[tokio::test]
+async fn a_decision_whose_last_store_write_fails_is_settled_by_the_next_poll() {
+    // The approval reaches WeChat, then the store refuses to close the card (a disk error), so
+    // the decision ends with its card `deciding` and nothing recorded. The disk recovers; the
+    // next poll's sweep settles the card from WeChat's truth and logs the result.
+    let app = TestApp::spawn(1).await;
+    let appid = app.appids()[0].clone();
+    let pool = db(&app).await;
+    sqlx::query(
+        "CREATE TRIGGER failing_disk BEFORE UPDATE ON cards WHEN NEW.state = 'closed'
+         BEGIN SELECT RAISE(ABORT, 'disk I/O error'); END",
+    )
+    .execute(&pool)
+    .await
+    .expect("failing disk");
+
+    app.press(ALICE, &appid, "✅");
+    let applied = until(|| app.status(&appid) == Some(2)).await;
+    assert!(applied, "the approval reached WeChat");
+    // Nothing tells the chat that the last write failed; give it the moment it takes.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    sqlx::query("DROP TRIGGER failing_disk")
+        .execute(&pool)
+        .await
+        .expect("the disk recovers");
+    assert_eq!(card_state(&pool, &appid).await, "deciding", "staging");
+    assert_eq!(audit_results(&pool, &appid).await, ["attempt"], "staging");
+
+    app.command(BOB, "/refresh").await;
+
+    let card = app.wait_card_text(&appid, "Approved by @alice").await;
+    assert!(button_labels(&card).is_empty(), "{:?}", card.buttons);
+    assert_eq!(card_state(&pool, &appid).await, "closed");
+    assert_eq!(audit_results(&pool, &appid).await, ["attempt", "ok"]);
+    assert_eq!(app.wechat_calls("dev_agree"), 1, "re-read, never resent");
 }

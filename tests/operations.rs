@@ -550,3 +550,44 @@ async fn status_says_while_another_instance_polls_the_same_token() {
         status.plain_text
     );
 }
+
+#[tokio::test]
+async fn a_reminder_counts_everyone_past_its_list_and_none_of_them_comes_again_the_same_day() {
+    let mut app = TestApp::new(0).await;
+    app.vars.insert("TELEGRAM_THROTTLE", "off".into());
+    let now = jiff::Timestamp::now().as_second();
+    let overdue: Vec<String> = (0..25)
+        .map(|i| {
+            app.wx.sandbox.add_applicant(NewApplicant {
+                create_time: Some(now - 30 * 3600 - i),
+                ..NewApplicant::default()
+            })
+        })
+        .collect();
+    app.start().await;
+    app.wait_cards(25).await;
+    wait_reminders(&app, 1).await;
+    let first = reminders(&app).remove(0);
+    assert!(first.plain_text.contains("(25)"), "{}", first.plain_text);
+    assert!(first.plain_text.contains("5 more"), "{}", first.plain_text);
+
+    // The next check (a restart runs one at once) lists only an applicant that became due since:
+    // the five that were counted were reminded of too.
+    let later = app.wx.sandbox.add_applicant(NewApplicant {
+        create_time: Some(now - 50 * 3600),
+        ..NewApplicant::default()
+    });
+    app.restart().await;
+    wait_reminders(&app, 2).await;
+    let second = reminders(&app).remove(1);
+    assert!(second.plain_text.contains(&later), "{}", second.plain_text);
+    assert!(second.plain_text.contains("(1)"), "{}", second.plain_text);
+    for appid in &overdue {
+        assert!(
+            !second.plain_text.contains(appid.as_str()),
+            "{}",
+            second.plain_text
+        );
+    }
+    app.stop().await;
+}

@@ -264,8 +264,16 @@ async fn decide(
             tracing::warn!(appid = %appid, error = %e, "could not post the card before a command decision");
         }
     }
-    let Some(card) = app.store.card_for(app.chat.0, appid).await? else {
-        return Ok(escape(t.alert_not_applicable));
+    // An applicant refused or timed out before the bot first saw it pending never had a card:
+    // the decision goes by WeChat's state all the same, on a card that is only a record.
+    let card = if action.applies_to(stored.applicant.status) {
+        app.store.card_or_record(app.chat.0, appid).await?
+    } else {
+        app.store.card_for(app.chat.0, appid).await?
+    };
+    let Some(card) = card else {
+        let status = status_name(stored.applicant.status, t);
+        return Ok(format!("{} ({status})", escape(t.alert_not_applicable)));
     };
     let outcome = decision::decide(app, &card, actor, action, reason, Via::Command).await?;
     let line = match outcome {

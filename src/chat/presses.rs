@@ -239,6 +239,7 @@ async fn busy_or_stale(app: &App, q: &CallbackQuery, card: &Card) -> HandlerResu
             let name = c.actor.map(|a| a.name).unwrap_or_default();
             fill(t.alert_busy, &[("name", &name)])
         }
+        Some(c) if matches!(c.note, Some(Note::Unknown { .. })) => t.alert_unsettled.to_owned(),
         _ => t.alert_not_applicable.to_owned(),
     };
     courtesy(alert(app, q, text).await);
@@ -258,8 +259,14 @@ async fn decide_answering(
     let t = app.texts();
     match decision::begin(app, card, actor, action, reason, Via::Button).await? {
         Begin::Claimed(claim) => {
-            courtesy(toast(app, q, t.toast_working).await);
-            decision::execute(app, claim).await?;
+            // The answer and the WeChat call go together: a paced answer (the overall budget
+            // spent, a 429 pause) must not hold up the decision itself.
+            let (answered, decided) = tokio::join!(
+                toast(app, q, t.toast_working),
+                decision::execute(app, claim)
+            );
+            courtesy(answered);
+            decided?;
             Ok(())
         }
         Begin::Busy(name) => {

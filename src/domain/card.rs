@@ -91,6 +91,17 @@ pub enum Note {
     },
 }
 
+/// Where the team chat went, shown on a card left behind in the chat it moved from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Moved {
+    /// The new team chat.
+    pub to: i64,
+    /// Its title, when Telegram told it.
+    pub title: Option<String>,
+    /// When the card was closed for the move (unix seconds).
+    pub at: i64,
+}
+
 /// A stored card.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Card {
@@ -116,6 +127,11 @@ pub struct Card {
     pub prompt_message_id: Option<i32>,
     /// A person deleted the message.
     pub message_gone: bool,
+    /// The message this card's row stood for before it was reused for a re-application, until
+    /// that message says a newer card replaced it.
+    pub previous_message_id: Option<i32>,
+    /// Closed because the team chat moved elsewhere.
+    pub moved: Option<Moved>,
     /// Bumped by every change; the message shows the version last edited in.
     pub version: i64,
 }

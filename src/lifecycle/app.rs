@@ -11,7 +11,8 @@ use teloxide::payloads::{EditMessageTextSetters, SendMessageSetters};
 use teloxide::prelude::*;
 use teloxide::types::{InlineKeyboardMarkup, LinkPreviewOptions, MessageId, ParseMode};
 use teloxide::{ApiError, RequestError};
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, OwnedMutexGuard};
+use tokio_util::sync::CancellationToken;
 
 use crate::config::Settings;
 use crate::domain::applicant::{AppId, Applicant, ApplyStatus};
@@ -39,6 +40,15 @@ pub struct Seen {
     pub carded: bool,
     /// Listings in a row that did not include it: one missing listing is no proof it is gone.
     pub missed: u8,
+    /// When the first of those listings began: the proof needs listings far enough apart that
+    /// one glitch of WeChat's cannot be all of them.
+    pub missing_since: Option<std::time::Instant>,
+    /// Listings in a row that showed it pending again after a decision, with no newer
+    /// application time: a stale answer looks exactly like this, so it needs the same proof as
+    /// an absence before its card is re-opened.
+    pub relisted: u8,
+    /// When the first of those listings began.
+    pub relisted_since: Option<std::time::Instant>,
 }
 
 impl Seen {
@@ -49,6 +59,9 @@ impl Seen {
             rest: fingerprint(applicant),
             carded,
             missed,
+            missing_since: None,
+            relisted: 0,
+            relisted_since: None,
         }
     }
 
@@ -119,6 +132,27 @@ impl Drop for Hold {
     }
 }
 
+/// One lock per card in use; an entry lives only while someone holds or waits for it, so the map
+/// does not grow with every card ever made.
+type CardLocks = DashMap<i64, Arc<Mutex<()>>>;
+
+/// A card's lock, held; the last holder removes the card's entry on release.
+pub struct CardGuard {
+    guard: Option<OwnedMutexGuard<()>>,
+    locks: Arc<CardLocks>,
+    card_id: i64,
+}
+
+impl Drop for CardGuard {
+    fn drop(&mut self) {
+        self.guard.take();
+        // Waiters hold a clone of the mutex (taken under the map's shard lock, as this check
+        // is): only the map's own reference left means nobody holds or waits for it.
+        self.locks
+            .remove_if(&self.card_id, |_, lock| Arc::strong_count(lock) == 1);
+    }
+}
+
 /// Everything handlers, the poller and decisions share.
 pub struct App {
     /// Validated settings.
@@ -144,7 +178,11 @@ pub struct App {
     pub poll_lock: Mutex<()>,
     /// Cards held by decisions in flight.
     pub holds: Arc<Holds>,
-    card_locks: DashMap<i64, Arc<Mutex<()>>>,
+    card_locks: Arc<CardLocks>,
+    /// Fired when the bot is asked to stop: every wait for Telegram's budgets (a paced burst, a
+    /// 429 pause, a backoff) ends at once, so a stop never waits on pacing. A call already on the
+    /// wire finishes and is recorded.
+    pub stopping: CancellationToken,
     /// When this run started (unix seconds), for health before the first poll.
     pub started_at: i64,
     /// Another instance long-polling this bot token (409 Conflict), for the log and `/status`.
@@ -173,6 +211,11 @@ enum Edited {
 /// Most times an edit waits out `RetryAfter` before giving up until the next change.
 const EDIT_RETRIES: usize = 5;
 
+/// How long, once the bot is stopping, a decision's edit or an answer to a person may still wait
+/// for Telegram's budget: the edit of a decision in flight goes out (its budget is reserved, so
+/// it rarely waits at all), and a stop still ends well within the unit's 30 s before SIGKILL.
+pub const STOP_GRACE: Duration = Duration::from_secs(5);
+
 /// Most times a send waits out `RetryAfter` before giving up (a card stays `sending`, and the
 /// next poll sends it).
 const SEND_RETRIES: usize = 3;
@@ -199,7 +242,8 @@ impl App {
             health: std::sync::Mutex::new(PollHealth::default()),
             poll_lock: Mutex::new(()),
             holds: Arc::default(),
-            card_locks: DashMap::new(),
+            card_locks: Arc::default(),
+            stopping: CancellationToken::new(),
             started_at: now_secs(),
             telegram_conflicts: TelegramConflicts::default(),
         })
@@ -240,33 +284,45 @@ impl App {
             // A gone applicant whose card still offers something: one more listing without it
             // settles the card.
             let missed = if stored.gone { MISSING_PROOF - 1 } else { 0 };
-            self.seen.insert(
-                stored.applicant.appid.clone(),
-                Seen::new(&stored.applicant, carded, missed),
-            );
+            let mut seen = Seen::new(&stored.applicant, carded, missed);
+            if stored.gone {
+                // Its absence was proven before the restart.
+                seen.missing_since =
+                    std::time::Instant::now().checked_sub(self.settings.absence_proof_after);
+            }
+            self.seen.insert(stored.applicant.appid.clone(), seen);
         }
         Ok(())
     }
 
     /// Re-renders every card whose message lags behind the store (after a crash or a failed
-    /// edit). Returns how many were edited.
+    /// edit), and tells each re-applicant's old message, if that edit failed before, that a newer
+    /// card replaced it. Returns how many it edited.
     pub async fn refresh_stale_cards(&self) -> Result<usize, CardError> {
-        let stale = self.store.stale_cards(self.chat.0).await?;
+        let stale = self.store.stale_cards().await?;
         for card_id in &stale {
             if let Err(e) = self.refresh_card(*card_id).await {
                 tracing::warn!(card = card_id, error = %e, "could not bring a card up to date");
             }
         }
-        Ok(stale.len())
-    }
-
-    fn card_lock(&self, card_id: i64) -> Arc<Mutex<()>> {
-        self.card_locks.entry(card_id).or_default().clone()
+        // Old messages of re-applicants whose "replaced" edit failed for a reason that may pass.
+        let replaced = self.store.cards_to_supersede(self.chat.0).await?;
+        for card in &replaced {
+            if let Err(e) = self.supersede(card.id).await {
+                tracing::warn!(card = card.id, error = %e, "could not mark a replaced card");
+            }
+        }
+        Ok(stale.len() + replaced.len())
     }
 
     /// Holds a card while its message is sent and recorded, so nobody judges it half-recorded.
-    pub async fn lock_card(&self, card_id: i64) -> tokio::sync::OwnedMutexGuard<()> {
-        self.card_lock(card_id).lock_owned().await
+    pub async fn lock_card(&self, card_id: i64) -> CardGuard {
+        let lock = Arc::clone(&self.card_locks.entry(card_id).or_default());
+        CardGuard {
+            guard: Some(lock.lock_owned().await),
+            locks: Arc::clone(&self.card_locks),
+            card_id,
+        }
     }
 
     /// The card once no send or edit of it is under way: a press that arrives between Telegram
@@ -291,27 +347,31 @@ impl App {
     }
 
     /// Makes sure a pending applicant has a card: writes the card first, then sends it, then
-    /// records the message. Returns whether a message was sent. A failed send leaves the card
-    /// in `sending`, and the next poll sends it again.
+    /// records the message, and only then tells the message it replaces (a re-application) that
+    /// a newer card stands for the applicant. Returns whether a message was sent. A failed send
+    /// leaves the card in `sending`, and the next poll sends it again.
     pub async fn ensure_card(&self, appid: &AppId) -> Result<bool, CardError> {
+        if self.store.unsettled_elsewhere(self.chat.0, appid).await? {
+            // Its card in a former team chat may still write through (a decision in flight, an
+            // unknown outcome): no buttons here until that is settled; the next poll looks again.
+            return Ok(false);
+        }
         let card = match self.store.card_for(self.chat.0, appid).await? {
             Some(card) if card.state == CardState::Sending => card,
             Some(card) if card.state == CardState::Deciding => return Ok(false),
             Some(card) if card.state != CardState::Closed && !card.message_gone => {
                 return Ok(false);
             }
-            old => {
-                if let Some(old) = &old {
-                    self.supersede(old).await?;
-                }
-                match self.store.begin_card(self.chat.0, appid).await? {
-                    Some(card) => card,
-                    None => return Ok(false),
-                }
-            }
+            Some(old) => match self.reuse_card(&old).await? {
+                Some(card) => card,
+                None => return Ok(false),
+            },
+            None => match self.store.begin_card(self.chat.0, appid, None).await? {
+                Some(card) => card,
+                None => return Ok(false),
+            },
         };
-        let lock = self.card_lock(card.id);
-        let _guard = lock.lock().await;
+        let guard = self.lock_card(card.id).await;
         // Someone may have sent it while we waited for the lock.
         let Some(card) = self.store.card(card.id).await? else {
             return Ok(false);
@@ -323,7 +383,8 @@ impl App {
             return Ok(false);
         };
         if stored.gone || !stored.applicant.status.is_decidable() {
-            // Decided or gone since the caller looked: a card with buttons would lie.
+            // Decided or gone since the caller looked: a card with buttons would lie. A reused
+            // row takes its old message back, which still tells the last outcome.
             self.store.abandon_card(card.id).await?;
             return Ok(false);
         }
@@ -344,36 +405,83 @@ impl App {
                     .send()
             })
             .await?;
-        self.store.card_sent(card.id, sent.id.0).await?;
+        if !self.store.card_sent(card.id, sent.id.0).await? {
+            // Cannot happen while the lock is held; if it ever does, the message stands for
+            // nothing and must not offer buttons.
+            tracing::error!(appid = %appid, card = card.id, "a card was sent but its row had moved on; taking the message back");
+            drop(guard);
+            let _ = self
+                .paced(self.chat, Lane::Decision, || {
+                    self.bot.delete_message(self.chat, sent.id).send()
+                })
+                .await;
+            return Ok(false);
+        }
+        drop(guard);
         crate::telemetry::card_posted();
         tracing::info!(appid = %appid, card = card.id, message_id = sent.id.0, "posted a card");
+        if card.previous_message_id.is_some()
+            && let Err(e) = self.supersede(card.id).await
+        {
+            tracing::warn!(card = card.id, error = %e, "could not mark the replaced card; will try again after the next poll");
+        }
         Ok(true)
     }
 
-    /// Before a card's row is reused for a new message (the applicant is pending again), its old
-    /// message says so and loses its buttons, so no old card contradicts the new one. Until that
-    /// edit lands, the new card is not posted (the next poll tries again).
-    async fn supersede(&self, old: &Card) -> Result<(), CardError> {
-        let (Some(message_id), false) = (old.message_id, old.message_gone) else {
-            return Ok(());
-        };
+    /// Reuses a closed card's row for a new message (the applicant is pending again), or a live
+    /// one whose message a person deleted — judged under the card's lock against the record as
+    /// it is now, not as the caller saw it: a decision made while a poll was busy elsewhere is
+    /// no re-application. Returns the card now being sent, or `None`.
+    async fn reuse_card(&self, old: &Card) -> Result<Option<Card>, CardError> {
+        let _judging = self.lock_card(old.id).await;
         let Some(stored) = self.store.applicant(&old.appid).await? else {
-            return Ok(());
+            return Ok(None);
         };
-        let shown = Card {
-            state: CardState::Closed,
-            note: Some(Note::Superseded { at: now_secs() }),
-            ..old.clone()
+        if stored.gone || !stored.applicant.status.is_decidable() {
+            return Ok(None);
+        }
+        // Compare-and-swap from the version judged: a card that moved since is not reused.
+        Ok(self
+            .store
+            .begin_card(old.chat_id, &old.appid, Some(old.version))
+            .await?)
+    }
+
+    /// Tells a card's old message (kept in `previous_message_id` when its row was reused for a
+    /// re-application) that a newer card stands for the applicant, and removes its buttons. A
+    /// message that is gone or that Telegram refuses to edit is given up on; a failure that may
+    /// pass is tried again after the next poll. The new card never waits for this.
+    pub async fn supersede(&self, card_id: i64) -> Result<(), CardError> {
+        let edited = self
+            .edit_card(card_id, |card, stored| {
+                if card.state == CardState::Sending {
+                    return None;
+                }
+                let old = card.previous_message_id?;
+                let shown = Card {
+                    state: CardState::Closed,
+                    note: Some(Note::Superseded { at: now_secs() }),
+                    ..card.clone()
+                };
+                let text = self.view(stored, &shown).text();
+                Some((old, text, InlineKeyboardMarkup::default()))
+            })
+            .await;
+        let card = match edited {
+            Ok(Some((_, card))) => card,
+            Ok(None) => return Ok(()),
+            Err(CardError::Telegram(RequestError::Api(e))) => {
+                tracing::warn!(card = card_id, error = %e, "Telegram refuses to edit a replaced card; leaving it as it is");
+                match self.store.card(card_id).await? {
+                    Some(card) => card,
+                    None => return Ok(()),
+                }
+            }
+            Err(e) => return Err(e),
         };
-        let text = self.view(&stored, &shown).text();
-        self.edit_message(
-            old.id,
-            ChatId(old.chat_id),
-            message_id,
-            text,
-            InlineKeyboardMarkup::default(),
-        )
-        .await?;
+        if let Some(old) = card.previous_message_id {
+            self.store.superseded(card_id, old).await?;
+        }
         Ok(())
     }
 
@@ -381,30 +489,19 @@ impl App {
     /// overlap, and each renders the state as it is when it runs, so the last edit shows the
     /// final truth. "Not modified" is success; a message a person deleted is recorded and left.
     pub async fn refresh_card(&self, card_id: i64) -> Result<(), CardError> {
-        let lock = self.card_lock(card_id);
-        let _guard = lock.lock().await;
-        let Some(card) = self.store.card(card_id).await? else {
-            return Ok(());
-        };
-        let (Some(message_id), false) = (card.message_id, card.message_gone) else {
-            return Ok(());
-        };
-        let Some(stored) = self.store.applicant(&card.appid).await? else {
-            return Ok(());
-        };
-        let view = self.view(&stored, &card);
         let edited = self
-            .edit_message(
-                card_id,
-                ChatId(card.chat_id),
-                message_id,
-                view.text(),
-                view.keyboard(),
-            )
+            .edit_card(card_id, |card, stored| {
+                let (Some(message_id), false) = (card.message_id, card.message_gone) else {
+                    return None;
+                };
+                let view = self.view(stored, card);
+                Some((message_id, view.text(), view.keyboard()))
+            })
             .await?;
         match edited {
-            Edited::Shown => self.store.card_shown(card_id, card.version).await?,
-            Edited::MessageGone => {
+            None => {}
+            Some((Edited::Shown, card)) => self.store.card_shown(card_id, card.version).await?,
+            Some((Edited::MessageGone, card)) => {
                 tracing::info!(
                     card = card_id,
                     "the card's message was deleted; not editing it again"
@@ -420,28 +517,47 @@ impl App {
         Ok(())
     }
 
-    /// Edits a card's message in the team chat, waiting out 429s and retrying network errors a
-    /// few times. "Not modified" counts as shown. An error means the message still lags: the
-    /// store says so, and the next poll edits it again.
-    async fn edit_message(
+    /// Edits a message of a card with what `render` makes of the card and its applicant as they
+    /// are when the edit goes out (`None`: nothing to edit). Each attempt waits for Telegram's
+    /// budget first and only then takes the card's lock for the one call, so a 429 pause or a
+    /// network backoff never holds presses and polls on this card. Waits out 429s and retries
+    /// network errors a few times; "not modified" counts as shown. Returns how the edit ended
+    /// and the card as rendered.
+    async fn edit_card<R>(
         &self,
         card_id: i64,
-        chat: ChatId,
-        message_id: i32,
-        text: String,
-        keyboard: InlineKeyboardMarkup,
-    ) -> Result<Edited, RequestError> {
+        render: R,
+    ) -> Result<Option<(Edited, Card)>, CardError>
+    where
+        R: Fn(&Card, &StoredApplicant) -> Option<(i32, String, InlineKeyboardMarkup)>,
+    {
+        // A card never changes chat: its chat can be read before the lock.
+        let Some(card) = self.store.card(card_id).await? else {
+            return Ok(None);
+        };
+        let chat = ChatId(card.chat_id);
         let mut attempt = 0;
         loop {
             // A card's edit shows a decision or a change of status: it goes before new cards.
-            self.limiter.ready(chat.0, Lane::Decision).await;
+            self.ready(Some(chat.0), Lane::Decision).await?;
+            let guard = self.lock_card(card_id).await;
+            let Some(card) = self.store.card(card_id).await? else {
+                return Ok(None);
+            };
+            let Some(stored) = self.store.applicant(&card.appid).await? else {
+                return Ok(None);
+            };
+            let Some((message_id, text, keyboard)) = render(&card, &stored) else {
+                return Ok(None);
+            };
             let result = self
                 .bot
-                .edit_message_text(chat, MessageId(message_id), text.clone())
+                .edit_message_text(chat, MessageId(message_id), text)
                 .parse_mode(ParseMode::Html)
-                .reply_markup(keyboard.clone())
+                .reply_markup(keyboard)
                 .link_preview_options(no_preview())
                 .await;
+            drop(guard);
             if let Err(e) = &result
                 && !matches!(e, RequestError::Api(ApiError::MessageNotModified))
             {
@@ -449,11 +565,11 @@ impl App {
             }
             match result {
                 Ok(_) | Err(RequestError::Api(ApiError::MessageNotModified)) => {
-                    return Ok(Edited::Shown);
+                    return Ok(Some((Edited::Shown, card)));
                 }
-                Err(RequestError::Api(
-                    ApiError::MessageToEditNotFound | ApiError::MessageCantBeEdited,
-                )) => return Ok(Edited::MessageGone),
+                Err(RequestError::Api(e)) if out_of_reach(&e) => {
+                    return Ok(Some((Edited::MessageGone, card)));
+                }
                 Err(RequestError::RetryAfter(wait)) if attempt < EDIT_RETRIES => {
                     tracing::warn!(
                         card = card_id,
@@ -464,11 +580,49 @@ impl App {
                     self.limiter.retry_after(chat.0, wait.duration());
                 }
                 Err(RequestError::Network(_) | RequestError::Io(_)) if attempt < EDIT_RETRIES => {
-                    tokio::time::sleep(Duration::from_millis(200 << attempt.min(4))).await;
+                    self.pause(Duration::from_millis(200 << attempt.min(4)))
+                        .await?;
                 }
-                Err(other) => return Err(other),
+                Err(other) => return Err(other.into()),
             }
             attempt += 1;
+        }
+    }
+
+    /// Waits for Telegram's flood budgets (`chat`'s and the overall one; `None`: only the
+    /// overall one) in `lane`. Once the bot is stopping, a new card or an announcement is not
+    /// sent at all, and what shows a decision or answers a person waits at most [`STOP_GRACE`].
+    async fn ready(&self, chat: Option<i64>, lane: Lane) -> Result<(), RequestError> {
+        let budget = async {
+            match chat {
+                Some(chat) => self.limiter.ready(chat, lane).await,
+                None => self.limiter.ready_global(lane).await,
+            }
+        };
+        if lane == Lane::Card && self.stopping.is_cancelled() {
+            return Err(stopping());
+        }
+        tokio::select! {
+            () = budget => Ok(()),
+            () = self.stopped_for(lane) => Err(stopping()),
+        }
+    }
+
+    /// Sleeps for `wait` (a backoff before an edit is tried again), or until a stop's grace is
+    /// over.
+    async fn pause(&self, wait: Duration) -> Result<(), RequestError> {
+        tokio::select! {
+            () = tokio::time::sleep(wait) => Ok(()),
+            () = self.stopped_for(Lane::Decision) => Err(stopping()),
+        }
+    }
+
+    /// Resolves once a wait in `lane` must end because the bot is stopping: at once for new
+    /// cards, after [`STOP_GRACE`] for the rest.
+    async fn stopped_for(&self, lane: Lane) {
+        self.stopping.cancelled().await;
+        if lane != Lane::Card {
+            tokio::time::sleep(STOP_GRACE).await;
         }
     }
 
@@ -529,10 +683,7 @@ impl App {
     {
         let mut attempt = 0;
         loop {
-            match chat {
-                Some(chat) => self.limiter.ready(chat.0, lane).await,
-                None => self.limiter.ready_global(lane).await,
-            }
+            self.ready(chat.map(|c| c.0), lane).await?;
             let result = call().await;
             match &result {
                 Err(e @ RequestError::RetryAfter(wait)) if attempt < SEND_RETRIES => {
@@ -564,6 +715,36 @@ impl App {
         let channel = (-id).checked_sub(1_000_000_000_000).filter(|c| *c > 0)?;
         Some(format!("https://t.me/c/{channel}/{message_id}"))
     }
+}
+
+/// Whether an edit failed because the message can never be edited again: deleted, too old, or
+/// in a chat the bot is no longer in (a former team chat it was removed from).
+fn out_of_reach(error: &ApiError) -> bool {
+    match error {
+        ApiError::MessageToEditNotFound
+        | ApiError::MessageCantBeEdited
+        | ApiError::MessageIdInvalid
+        | ApiError::ChatNotFound
+        | ApiError::BotKicked
+        | ApiError::BotKickedFromSupergroup => true,
+        ApiError::Unknown(description) => {
+            description.contains("bot was kicked") || description.contains("not a member")
+        }
+        _ => false,
+    }
+}
+
+/// What a paced call returns when the bot stopped before it could go out: nothing was sent.
+fn stopping() -> RequestError {
+    RequestError::Io(Arc::new(std::io::Error::new(
+        std::io::ErrorKind::Interrupted,
+        "not sent: the bot is stopping",
+    )))
+}
+
+/// Whether `error` is [`App::paced`]'s "not sent: the bot is stopping".
+pub fn is_stopping(error: &RequestError) -> bool {
+    matches!(error, RequestError::Io(e) if e.kind() == std::io::ErrorKind::Interrupted)
 }
 
 /// Cards link to images; previews would bury the buttons.

@@ -476,7 +476,7 @@ async fn fail(app: &App, s: &Settling, error: &WeChatError) -> Result<(), StoreE
 /// so its card shows the truth and the audit log gets the result that was swallowed. Runs at
 /// start and after every poll. Returns how many it settled.
 pub async fn recover_abandoned(app: &App) -> Result<usize, StoreError> {
-    let cards = app.store.deciding_cards(app.chat.0).await?;
+    let cards = app.store.deciding_cards().await?;
     let mut count = 0;
     for card in cards {
         if app.holds.is_held(card.id) {
@@ -512,7 +512,10 @@ pub async fn recover_abandoned(app: &App) -> Result<usize, StoreError> {
         };
         reconcile(app, &s, cause).await?;
         look_again(app, &card.appid);
-        if let Err(e) = app.refresh_card(card.id).await {
+        // A card in a former team chat is edited once, when it is closed for the move.
+        if card.chat_id == app.chat.0
+            && let Err(e) = app.refresh_card(card.id).await
+        {
             tracing::warn!(card = card.id, error = %e, "could not edit a reconciled card");
         }
     }

@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use teloxide::prelude::Requester;
 use tokio_util::sync::CancellationToken;
 
 use crate::domain::action::Action;
@@ -46,6 +47,9 @@ pub enum PollError {
         /// When polling resumes.
         until: i64,
     },
+    /// The bot is stopping; the poll ended where it was (everything sent so far is recorded).
+    #[error("the bot is stopping")]
+    Stopping,
 }
 
 /// How many of `listed` have each status, every known status included (a count that drops to
@@ -72,6 +76,7 @@ pub async fn poll_once(app: &App) -> Result<PollReport, PollError> {
     let label = match &result {
         Ok(_) => "ok",
         Err(PollError::QuotaPaused { .. }) => "paused",
+        Err(PollError::Stopping) => "stopped",
         Err(_) => "error",
     };
     crate::telemetry::poll(label, started.elapsed());
@@ -90,7 +95,13 @@ async fn poll_locked(app: &App) -> Result<PollReport, PollError> {
     // Read before listing: what this poll learns is no newer than this, and must not overwrite
     // what a decision records while the listing is still being paged.
     let as_of = app.store.clock().await?;
-    let listed = app.wechat.list_all().await;
+    let listing_began = std::time::Instant::now();
+    // Reading is safe to drop halfway: a stop does not wait for WeChat's backoffs.
+    let listed = tokio::select! {
+        biased;
+        () = app.stopping.cancelled() => return Err(PollError::Stopping),
+        listed = app.wechat.list_all() => listed,
+    };
     note_health(app, listed.as_ref().err()).await;
     let listed = listed?;
     crate::telemetry::applicants_listed(&status_counts(&listed));
@@ -105,6 +116,11 @@ async fn poll_locked(app: &App) -> Result<PollReport, PollError> {
         let unchanged = match app.seen.get_mut(&applicant.appid) {
             Some(mut seen) => {
                 seen.missed = 0;
+                seen.missing_since = None;
+                if seen.status == applicant.status {
+                    seen.relisted = 0;
+                    seen.relisted_since = None;
+                }
                 // `carded`: its card agrees with it (or it needs none).
                 seen.lists(&applicant) && seen.carded
             }
@@ -115,7 +131,12 @@ async fn poll_locked(app: &App) -> Result<PollReport, PollError> {
         }
         present.insert(applicant.appid.clone(), applicant);
     }
-    apply_changes(app, changed, as_of, &mut report).await?;
+    apply_changes(app, changed, as_of, listing_began, &mut report).await?;
+    if app.stopping.is_cancelled() {
+        // What is left (absences, unknown outcomes, the sweep, stale edits) is judged at the
+        // next start, from the store.
+        return Err(PollError::Stopping);
+    }
     // A WeChat that ignores `page` hides everyone past the first page: no proof of absence.
     let complete = !app.wechat.paging_broken();
     let missing: Vec<AppId> = app
@@ -125,7 +146,10 @@ async fn poll_locked(app: &App) -> Result<PollReport, PollError> {
         .filter(|entry| !present.contains_key(entry.key()))
         .filter_map(|mut entry| {
             entry.missed = entry.missed.saturating_add(1);
-            (entry.missed >= MISSING_PROOF).then(|| entry.key().clone())
+            let since = *entry.missing_since.get_or_insert(listing_began);
+            let apart = listing_began.saturating_duration_since(since);
+            (entry.missed >= MISSING_PROOF && apart >= app.settings.absence_proof_after)
+                .then(|| entry.key().clone())
         })
         .collect();
     for appid in missing {
@@ -136,6 +160,10 @@ async fn poll_locked(app: &App) -> Result<PollReport, PollError> {
         Ok(0) => {}
         Ok(n) => report.updated_cards += n,
         Err(e) => tracing::warn!(error = %e, "could not settle abandoned decisions"),
+    }
+    match close_moved_cards(app).await {
+        Ok(n) => report.updated_cards += n,
+        Err(e) => tracing::warn!(error = %e, "could not close the cards of a former team chat"),
     }
     // Any edit a failure swallowed (a 429 past its retries, a 5xx, a timeout) is redone now: a
     // read of the store when there is none.
@@ -153,8 +181,66 @@ async fn poll_locked(app: &App) -> Result<PollReport, PollError> {
     Ok(report)
 }
 
-/// Listings in a row an applicant must be missing from before the bot believes it is gone. One
-/// listing is no proof: WeChat can answer errcode 0 with an empty or partial list.
+/// Closes every card left in a chat that is no longer the team chat (`TEAM_CHAT_ID` changed):
+/// its buttons go and it says where the team moved. A card whose decision is in flight or whose
+/// outcome is unknown is settled first (by the sweep and the listing, in every chat), and only
+/// then closed; until then the new chat offers no buttons for that applicant. Returns how many
+/// it closed.
+async fn close_moved_cards(app: &App) -> Result<usize, PollError> {
+    let left = app.store.cards_elsewhere(app.chat.0).await?;
+    if left.is_empty() {
+        return Ok(0);
+    }
+    let title = match app.bot.get_chat(app.chat).await {
+        Ok(chat) => chat.title().map(str::to_owned),
+        Err(e) => {
+            tracing::info!(error = %e, "could not read the team chat's title");
+            None
+        }
+    };
+    let moved = crate::domain::card::Moved {
+        to: app.chat.0,
+        title,
+        at: now_secs(),
+    };
+    let mut closed = 0;
+    for card in left {
+        let unsettled =
+            card.state == CardState::Deciding || matches!(card.note, Some(Note::Unknown { .. }));
+        if unsettled || app.stopping.is_cancelled() {
+            continue;
+        }
+        let version = {
+            let _sending_done = app.lock_card(card.id).await;
+            let Some(card) = app.store.card(card.id).await? else {
+                continue;
+            };
+            if card.state == CardState::Sending {
+                // Never recorded as sent: a reused row takes its old message back first.
+                app.store.abandon_card(card.id).await?;
+            }
+            match app.store.card(card.id).await? {
+                Some(card) => card.version,
+                None => continue,
+            }
+        };
+        if app.store.close_moved(card.id, version, &moved).await? {
+            tracing::info!(
+                card = card.id,
+                from = card.chat_id,
+                to = app.chat.0,
+                "closed a card of a former team chat"
+            );
+            refresh(app, card.id).await;
+            closed += 1;
+        }
+    }
+    Ok(closed)
+}
+
+/// Listings in a row an applicant must be missing from before the bot believes it is gone (the
+/// first and the last at least `absence_proof_after` apart). One listing is no proof: WeChat can
+/// answer errcode 0 with an empty or partial list.
 pub const MISSING_PROOF: u8 = 2;
 
 /// Cards whose last decision's outcome is unknown are settled by the first listing that began
@@ -165,7 +251,7 @@ async fn settle_unknown_outcomes(
     as_of: i64,
 ) -> Result<usize, PollError> {
     let mut settled = 0;
-    for card in app.store.unknown_cards(app.chat.0).await? {
+    for card in app.store.unknown_cards().await? {
         let Some(stored) = app.store.applicant(&card.appid).await? else {
             continue;
         };
@@ -175,7 +261,10 @@ async fn settle_unknown_outcomes(
             continue;
         }
         if crate::lifecycle::decision::settle_unknown(app, &card, listed).await? {
-            refresh(app, card.id).await;
+            // A card in a former team chat is edited once, when it is closed for the move.
+            if card.chat_id == app.chat.0 {
+                refresh(app, card.id).await;
+            }
             settled += 1;
         }
     }
@@ -231,12 +320,14 @@ async fn apply_changes(
     app: &App,
     changed: Vec<Applicant>,
     as_of: i64,
+    listing_began: std::time::Instant,
     report: &mut PollReport,
 ) -> Result<(), PollError> {
     if changed.is_empty() {
         return Ok(());
     }
     let cards = known_cards(app, &changed).await?;
+    let changed = hold_unproven_relistings(app, changed, &cards, listing_began).await?;
     // A decision holds these cards; it re-reads and shows the truth itself. Look again next poll.
     let changed: Vec<Applicant> = changed
         .into_iter()
@@ -249,6 +340,11 @@ async fn apply_changes(
     let written = app.store.record_listing(&changed, as_of).await?;
     report.changed += written.len();
     for applicant in changed {
+        if app.stopping.is_cancelled() {
+            // Every card sent so far is recorded; the rest are posted after the restart (their
+            // records say pending, and no card agrees with them).
+            break;
+        }
         let appid = applicant.appid.clone();
         if !written.contains(&appid) {
             // Decided or re-read while this poll was paging: its view is older. Next poll.
@@ -271,6 +367,8 @@ async fn apply_changes(
                         refresh(app, card.id).await;
                     }
                 }
+                Err(crate::lifecycle::app::CardError::Telegram(e))
+                    if crate::lifecycle::app::is_stopping(&e) => {}
                 Err(e) => {
                     tracing::warn!(appid = %appid, error = %e, "could not post a card; will try again next poll")
                 }
@@ -292,6 +390,60 @@ async fn apply_changes(
         app.seen.insert(appid, Seen::new(&applicant, carded, 0));
     }
     Ok(())
+}
+
+/// Leaves out of `changed` every applicant listed as pending again after a decision with no
+/// newer application time, until listings at least `absence_proof_after` apart have all said so.
+/// A re-application brings a newer `create_time` and is believed at once; the same time means
+/// either the console moved it back or WeChat answered from a stale copy, and a stale copy must
+/// not re-open a decided card (its next listing would close it again, after a new card with
+/// buttons had offered a decision WeChat already has).
+async fn hold_unproven_relistings(
+    app: &App,
+    changed: Vec<Applicant>,
+    cards: &HashMap<AppId, Card>,
+    listing_began: std::time::Instant,
+) -> Result<Vec<Applicant>, PollError> {
+    let mut kept = Vec::with_capacity(changed.len());
+    for applicant in changed {
+        let reopens = applicant.status.is_decidable()
+            && cards
+                .get(&applicant.appid)
+                .is_some_and(|c| c.state == CardState::Closed);
+        if !reopens {
+            kept.push(applicant);
+            continue;
+        }
+        let Some(stored) = app.store.applicant(&applicant.appid).await? else {
+            kept.push(applicant);
+            continue;
+        };
+        let decided = !stored.gone && !stored.applicant.status.is_decidable();
+        let newer = match (applicant.applied_at, stored.applicant.applied_at) {
+            (Some(now), Some(before)) => now > before,
+            _ => false,
+        };
+        if !decided || newer {
+            kept.push(applicant);
+            continue;
+        }
+        let proven = match app.seen.get_mut(&applicant.appid) {
+            Some(mut seen) => {
+                seen.relisted = seen.relisted.saturating_add(1);
+                let since = *seen.relisted_since.get_or_insert(listing_began);
+                seen.relisted >= MISSING_PROOF
+                    && listing_began.saturating_duration_since(since)
+                        >= app.settings.absence_proof_after
+            }
+            None => true,
+        };
+        if proven {
+            kept.push(applicant);
+        } else {
+            tracing::info!(appid = %applicant.appid, "listed as pending again with no newer application time; waiting for the next listing to confirm it");
+        }
+    }
+    Ok(kept)
 }
 
 /// The cards of `changed`, by appid.
@@ -502,8 +654,11 @@ pub async fn run(app: std::sync::Arc<App>, interval: Duration, shutdown: Cancell
                     tracing::warn!(error = %e, "could not look for applicants to remind of");
                 }
             }
-            Ok(_) => {}
+            Ok(_) | Err(PollError::Stopping) => {}
             Err(e) => tracing::warn!(error = %e, "poll failed"),
+        }
+        if shutdown.is_cancelled() {
+            break;
         }
         if let Err(e) = app.store.checkpoint().await {
             tracing::warn!(error = %e, "WAL checkpoint failed");

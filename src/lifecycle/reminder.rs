@@ -20,8 +20,8 @@ pub const CHECK_EVERY: Duration = Duration::from_secs(600);
 pub const REMIND_EVERY_SECS: i64 = 24 * 3600;
 
 /// Posts one reminder listing the pending applicants older than `REMIND_AFTER_HOURS` that were
-/// not mentioned in the last day; returns how many it listed (0 when none are due, or when
-/// reminders are off).
+/// not mentioned in the last day (the first [`LISTED`] by name, the rest counted); returns how
+/// many it reminded of (0 when none are due, or when reminders are off).
 pub async fn remind(app: &App) -> Result<usize, StoreError> {
     let Some(after) = app.settings.remind_after else {
         return Ok(0);
@@ -81,11 +81,14 @@ pub async fn remind(app: &App) -> Result<usize, StoreError> {
     if !app.announce(text).await {
         return Ok(0);
     }
-    let ids: Vec<i64> = listed.iter().map(|due| due.card.id).collect();
+    // Those past the first LISTED were counted in the message: they were reminded of too, or 45
+    // overdue applicants would bring three reminders in twenty minutes.
+    let ids: Vec<i64> = due.iter().map(|due| due.card.id).collect();
     app.store.mark_reminded(&ids, now).await?;
     crate::telemetry::reminder_sent();
     tracing::info!(
-        listed = ids.len(),
+        listed = listed.len(),
+        counted = ids.len(),
         "reminded the team of waiting applicants"
     );
     Ok(ids.len())

@@ -10,7 +10,7 @@ use super::{Store, StoreError, StoreResult, StoredApplicant};
 use crate::domain::action::Action;
 use crate::domain::applicant::{AppId, ApplyStatus};
 use crate::domain::audit::{Attempt, AuditResult};
-use crate::domain::card::{Actor, Card, CardState, Note};
+use crate::domain::card::{Actor, Card, CardState, Moved, Note};
 use crate::domain::now_secs;
 
 /// What a decision's claim won: the attempt logged for it and the card's version as claimed
@@ -45,7 +45,9 @@ row! {
         note: Option<String>,
         prompt_message_id: Option<i32>,
         message_gone: bool,
+        previous_message_id: Option<i32>,
         version: i64,
+        moved: Option<String>,
     }
 }
 
@@ -64,6 +66,13 @@ impl TryFrom<CardRow> for Card {
             .map(|n| {
                 serde_json::from_str::<Note>(&n)
                     .map_err(|e| corrupt(format!("card {} note {n:?}: {e}", row.id)))
+            })
+            .transpose()?;
+        let moved = row
+            .moved
+            .map(|m| {
+                serde_json::from_str::<Moved>(&m)
+                    .map_err(|e| corrupt(format!("card {} moved {m:?}: {e}", row.id)))
             })
             .transpose()?;
         let actor = match (row.actor_id, row.actor_name) {
@@ -85,6 +94,8 @@ impl TryFrom<CardRow> for Card {
             note,
             prompt_message_id: row.prompt_message_id,
             message_gone: row.message_gone,
+            previous_message_id: row.previous_message_id,
+            moved,
             version: row.version,
         })
     }
@@ -165,8 +176,15 @@ impl Store {
     /// Starts a card for `appid` in `chat_id`: writes it in state `sending` before anything is
     /// sent. Returns `None` when a card that still stands exists (never two live cards); a closed
     /// card (the applicant is pending again) or a live one whose message a person deleted is
-    /// reused for the new message.
-    pub async fn begin_card(&self, chat_id: i64, appid: &AppId) -> StoreResult<Option<Card>> {
+    /// reused for the new message — only if it is still at `read_version`, the version the
+    /// caller judged it at (`None`: the caller found no card). A reused card moves to a new
+    /// version and keeps its live old message in `previous_message_id`.
+    pub async fn begin_card(
+        &self,
+        chat_id: i64,
+        appid: &AppId,
+        read_version: Option<i64>,
+    ) -> StoreResult<Option<Card>> {
         let now = now_secs();
         let changed = sql::cards::BEGIN
             .query()
@@ -174,6 +192,7 @@ impl Store {
             .bind(appid.as_str())
             .bind(now)
             .bind(now)
+            .bind(read_version)
             .execute(&self.pool)
             .await?
             .rows_affected();
@@ -181,6 +200,64 @@ impl Store {
             return Ok(None);
         }
         self.card_for(chat_id, appid).await
+    }
+
+    /// The card of `appid` in `chat_id`, written as a closed card without a message when there
+    /// is none, so a command can decide on an applicant that never had a card (the decision's
+    /// claim, audit attempt and outcome live on it, as on any card).
+    pub async fn card_or_record(&self, chat_id: i64, appid: &AppId) -> StoreResult<Option<Card>> {
+        let now = now_secs();
+        sql::cards::RECORD_ONLY
+            .query()
+            .bind(chat_id)
+            .bind(appid.as_str())
+            .bind(now)
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        self.card_for(chat_id, appid).await
+    }
+
+    /// Cards in chats other than `chat_id` not yet closed for the move (the team chat changed).
+    pub async fn cards_elsewhere(&self, chat_id: i64) -> StoreResult<Vec<Card>> {
+        self.cards_by(&sql::cards::ELSEWHERE, chat_id).await
+    }
+
+    /// Closes a card left in a former team chat, saying where the team went, if it is still
+    /// at `version` and nobody is sending or deciding on it. Returns whether it was closed.
+    pub async fn close_moved(
+        &self,
+        card_id: i64,
+        version: i64,
+        moved: &Moved,
+    ) -> StoreResult<bool> {
+        let moved = serde_json::to_string(moved).map_err(|e| StoreError::Corrupt {
+            table: "cards",
+            detail: format!("card {card_id}: {e}"),
+        })?;
+        let done = sql::cards::MOVE
+            .query()
+            .bind(moved)
+            .bind(now_secs())
+            .bind(card_id)
+            .bind(version)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(done == 1)
+    }
+
+    /// Whether a card of `appid` in a chat other than `chat_id` may still be written through:
+    /// a decision in flight there, or one whose outcome is unknown. The new team chat offers no
+    /// buttons for it until that is settled.
+    pub async fn unsettled_elsewhere(&self, chat_id: i64, appid: &AppId) -> StoreResult<bool> {
+        let n = sql::cards::UNSETTLED_ELSEWHERE
+            .query()
+            .bind(chat_id)
+            .bind(appid.as_str())
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n > 0)
     }
 
     /// Takes back a card written but not sent, for an applicant no longer pending: a card that
@@ -195,13 +272,33 @@ impl Store {
         Ok(())
     }
 
-    /// Records the message a card was sent as; the card is now open.
-    pub async fn card_sent(&self, card_id: i64, message_id: i32) -> StoreResult<()> {
-        sql::cards::SENT
+    /// Records the message a card was sent as; the card is now open. Returns whether it was
+    /// recorded: `false` when the card was no longer being sent (its message stands for nothing
+    /// and must not offer buttons).
+    pub async fn card_sent(&self, card_id: i64, message_id: i32) -> StoreResult<bool> {
+        let done = sql::cards::SENT
             .query()
             .bind(message_id)
             .bind(now_secs())
             .bind(card_id)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(done == 1)
+    }
+
+    /// Cards of a chat whose old message still has to say that a newer card replaced it.
+    pub async fn cards_to_supersede(&self, chat_id: i64) -> StoreResult<Vec<Card>> {
+        self.cards_by(&sql::cards::TO_SUPERSEDE, chat_id).await
+    }
+
+    /// Records that `message_id`, the card's old message, now says a newer card replaced it (or
+    /// can no longer be edited).
+    pub async fn superseded(&self, card_id: i64, message_id: i32) -> StoreResult<()> {
+        sql::cards::SUPERSEDED
+            .query()
+            .bind(card_id)
+            .bind(message_id)
             .execute(&self.pool)
             .await?;
         Ok(())
@@ -217,15 +314,15 @@ impl Store {
         self.cards_by(&sql::cards::UNSENT, chat_id).await
     }
 
-    /// Cards left mid-decision (a crash between claiming and finishing).
-    pub async fn deciding_cards(&self, chat_id: i64) -> StoreResult<Vec<Card>> {
-        self.cards_by(&sql::cards::DECIDING, chat_id).await
+    /// Cards left mid-decision (a crash between claiming and finishing), in every chat.
+    pub async fn deciding_cards(&self) -> StoreResult<Vec<Card>> {
+        cards(sql::cards::DECIDING.query().fetch_all(&self.pool).await?)
     }
 
     /// Cards whose last decision has an unknown outcome (WeChat's answer was lost and the re-read
-    /// failed): the poller settles them from the next listing that began after.
-    pub async fn unknown_cards(&self, chat_id: i64) -> StoreResult<Vec<Card>> {
-        self.cards_by(&sql::cards::UNKNOWN, chat_id).await
+    /// failed), in every chat: the poller settles them from the next listing that began after.
+    pub async fn unknown_cards(&self) -> StoreResult<Vec<Card>> {
+        cards(sql::cards::UNKNOWN.query().fetch_all(&self.pool).await?)
     }
 
     /// The cards of a chat that `statement` selects (its one bind is the chat).
@@ -289,7 +386,8 @@ impl Store {
 
     /// Atomically moves a card from one of `from` to `to`, recording who and what. Returns the
     /// card's new version when this caller made the move: of two simultaneous presses, exactly
-    /// one gets it.
+    /// one gets it. A card whose last outcome is unknown is not moved (it offers no decision,
+    /// not even the first step of one).
     pub async fn claim(
         &self,
         card_id: i64,
@@ -305,7 +403,6 @@ impl Store {
             actor,
             action,
             reason,
-            unless_unknown: false,
         };
         claim_with(&self.pool, card_id, &claim).await
     }
@@ -357,7 +454,6 @@ impl Store {
             actor: attempt.actor,
             action: Some(attempt.action),
             reason: attempt.reason,
-            unless_unknown: true,
         };
         let Some(version) = claim_with(&mut *tx, card_id, &claim).await? else {
             tx.rollback().await?;
@@ -431,13 +527,9 @@ impl Store {
     }
 
     /// Cards whose message shows an older state than the store holds (an edit a crash or a
-    /// Telegram failure swallowed).
-    pub async fn stale_cards(&self, chat_id: i64) -> StoreResult<Vec<i64>> {
-        Ok(sql::cards::STALE
-            .query()
-            .bind(chat_id)
-            .fetch_all(&self.pool)
-            .await?)
+    /// Telegram failure swallowed), in every chat.
+    pub async fn stale_cards(&self) -> StoreResult<Vec<i64>> {
+        Ok(sql::cards::STALE.query().fetch_all(&self.pool).await?)
     }
 
     /// Records that a person deleted the card's message; it is not edited again.
@@ -480,7 +572,6 @@ struct Claiming<'a> {
     actor: &'a Actor,
     action: Option<Action>,
     reason: Option<&'a str>,
-    unless_unknown: bool,
 }
 
 async fn claim_with<'e>(
@@ -503,5 +594,151 @@ async fn claim_with<'e>(
     for state in slots {
         query = query.bind(state);
     }
-    Ok(query.bind(claim.unless_unknown).fetch_optional(e).await?)
+    Ok(query.fetch_optional(e).await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::action::Via;
+    use crate::domain::applicant::{Applicant, ApplyStatus};
+    use crate::domain::audit::AuditOutcome;
+
+    /// A store with one sent card for a pending applicant.
+    async fn store_with_a_card() -> (Store, AppId, Card) {
+        let store = Store::in_memory().await.expect("store");
+        let appid = AppId::parse("wx1234567890abcdef").expect("appid");
+        store
+            .upsert_applicant(&Applicant {
+                appid: appid.clone(),
+                status: ApplyStatus::Pending,
+                nickname: None,
+                avatar_url: None,
+                reason: None,
+                apply_url: None,
+                applied_at: None,
+                categories: Vec::new(),
+            })
+            .await
+            .expect("applicant");
+        let card = store
+            .begin_card(-1, &appid, None)
+            .await
+            .expect("begin")
+            .expect("a new card");
+        store.card_sent(card.id, 7).await.expect("sent");
+        let card = store.card(card.id).await.expect("read").expect("card");
+        (store, appid, card)
+    }
+
+    fn alice() -> Actor {
+        Actor {
+            id: 1,
+            name: "@alice".to_owned(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_settle_from_an_old_version_changes_nothing_and_says_so() {
+        let (store, _, read) = store_with_a_card().await;
+        let claimed = store
+            .claim(
+                read.id,
+                &[CardState::Open],
+                CardState::ChoosingReason,
+                &alice(),
+                Some(Action::Reject),
+                None,
+            )
+            .await
+            .expect("claim")
+            .expect("the claim wins");
+        let note = Note::Gone { at: 1 };
+
+        let stale = store
+            .settle_card(read.id, read.version, CardState::Closed, Some(&note))
+            .await
+            .expect("stale settle");
+        let after_stale = store.card(read.id).await.expect("read").expect("card");
+        let current = store
+            .settle_card(read.id, claimed, CardState::Closed, Some(&note))
+            .await
+            .expect("settle");
+        let after = store.card(read.id).await.expect("read").expect("card");
+
+        assert!(
+            !stale,
+            "a settle from an old version said it changed the card"
+        );
+        assert_eq!(after_stale.state, CardState::ChoosingReason);
+        assert_eq!(after_stale.version, claimed);
+        assert_eq!(after_stale.note, None);
+        assert!(current, "a settle from the current version was refused");
+        assert_eq!(after.state, CardState::Closed);
+        assert_eq!(after.note, Some(note));
+        assert_eq!(after.version, claimed + 1);
+    }
+
+    #[tokio::test]
+    async fn a_decision_recorded_from_an_old_version_leaves_the_card_to_whoever_moved_it() {
+        let (store, appid, card) = store_with_a_card().await;
+        let actor = alice();
+        let attempt = Attempt {
+            appid: &appid,
+            action: Action::Approve,
+            actor: &actor,
+            via: Via::Button,
+            reason: None,
+        };
+        let claim = store
+            .claim_for_decision(card.id, &[CardState::Open], &attempt)
+            .await
+            .expect("claim")
+            .expect("the claim wins");
+        // Someone else settled the card meanwhile (another instance's sweep).
+        let elsewhere = Note::Elsewhere { status: 3, at: 1 };
+        let moved = store
+            .settle_card(card.id, claim.version, CardState::Closed, Some(&elsewhere))
+            .await
+            .expect("settle");
+        let decided = Note::Decided {
+            action: Action::Approve,
+            by: actor.name.clone(),
+            at: 2,
+            reason: None,
+        };
+
+        let settled = store
+            .record_decision(
+                card.id,
+                claim.version,
+                &appid,
+                Some(ApplyStatus::Approved),
+                &decided,
+                Some(AuditResult {
+                    attempt: claim.attempt,
+                    result: AuditOutcome::Ok,
+                    detail: None,
+                }),
+            )
+            .await
+            .expect("record");
+
+        assert!(moved);
+        assert!(
+            !settled,
+            "the decision said it settled a card that had moved"
+        );
+        let after = store.card(card.id).await.expect("read").expect("card");
+        assert_eq!(after.note, Some(elsewhere));
+        assert_eq!(after.version, claim.version + 1);
+        let stored = store.applicant(&appid).await.expect("read").expect("row");
+        assert_eq!(
+            stored.applicant.status,
+            ApplyStatus::Approved,
+            "the status is kept"
+        );
+        let history = store.history(Some(&appid), 10).await.expect("history");
+        assert_eq!(history[0].result, AuditOutcome::Ok, "and the audit result");
+    }
 }

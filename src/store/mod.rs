@@ -213,7 +213,7 @@ mod tests {
         let a = applicant("wx1234567890abcdef", "n");
         store.upsert_applicant(&a).await.expect("applicant");
         let card = store
-            .begin_card(-1, &a.appid)
+            .begin_card(-1, &a.appid, None)
             .await
             .expect("begin")
             .expect("a new card");
@@ -281,5 +281,60 @@ mod tests {
         assert_eq!(history.len(), 1);
         assert_eq!(history[0].result, AuditOutcome::InFlight);
         assert_eq!(history[0].via, Via::Command);
+    }
+
+    #[tokio::test]
+    async fn a_reused_card_moves_to_a_new_version_and_only_from_the_version_judged() {
+        let store = Store::in_memory().await.expect("store");
+        let a = applicant("wx1234567890abcdef", "n");
+        store.upsert_applicant(&a).await.expect("applicant");
+        let card = store
+            .begin_card(-1, &a.appid, None)
+            .await
+            .expect("begin")
+            .expect("a new card");
+        assert!(store.card_sent(card.id, 7).await.expect("sent"));
+        let open = store.card(card.id).await.expect("read").expect("card");
+        assert!(
+            store
+                .settle_card(card.id, open.version, CardState::Closed, None)
+                .await
+                .expect("close")
+        );
+        let closed = store.card(card.id).await.expect("read").expect("card");
+
+        // Judged at an older version: not reused.
+        let stale = store
+            .begin_card(-1, &a.appid, Some(open.version))
+            .await
+            .expect("begin");
+        assert!(stale.is_none(), "a card reused from a version it had left");
+        let reused = store
+            .begin_card(-1, &a.appid, Some(closed.version))
+            .await
+            .expect("begin")
+            .expect("reused");
+        assert_eq!(reused.id, card.id);
+        assert!(
+            reused.version > closed.version,
+            "a reused row keeps its version"
+        );
+        assert_eq!(reused.previous_message_id, Some(7));
+        assert_eq!(reused.message_id, None);
+        // Whoever read the closed card cannot settle the new one.
+        assert!(
+            !store
+                .settle_card(card.id, closed.version, CardState::Closed, None)
+                .await
+                .expect("settle")
+        );
+        // Abandoned before it was sent: the row takes its old message back.
+        store.abandon_card(card.id).await.expect("abandon");
+        let back = store.card(card.id).await.expect("read").expect("card");
+        assert_eq!(back.message_id, Some(7));
+        assert_eq!(back.previous_message_id, None);
+        assert!(back.version > reused.version);
+        // Not being sent any more: a late `card_sent` records nothing and says so.
+        assert!(!store.card_sent(card.id, 8).await.expect("sent"));
     }
 }

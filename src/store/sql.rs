@@ -244,27 +244,61 @@ statements! {
                AND (c.reminded_at IS NULL OR c.reminded_at <= ?)
              ORDER BY COALESCE(a.applied_at, a.first_seen), a.appid";
         MARK_REMINDED: Exec = "UPDATE cards SET reminded_at = ? WHERE id = ?";
-        /// Binds: chat, appid, now, now.
+        /// Binds: chat, appid, now, now, the version the caller read (NULL: no row expected).
+        /// A reused row's version moves on, so nothing that read it before can settle the new
+        /// card; its live old message waits in `previous_message_id` to be superseded.
         BEGIN: Exec = "INSERT INTO cards (chat_id, appid, state, created_at, updated_at)
-             VALUES (?, ?, 'sending', ?, ?)
+             VALUES (?1, ?2, 'sending', ?3, ?4)
              ON CONFLICT (chat_id, appid) DO UPDATE SET state = 'sending', message_id = NULL,
+                 previous_message_id = CASE
+                     WHEN cards.message_id IS NOT NULL AND cards.message_gone = 0
+                     THEN cards.message_id ELSE cards.previous_message_id END,
                  actor_id = NULL, actor_name = NULL, action = NULL, reason = NULL, note = NULL,
-                 prompt_message_id = NULL, message_gone = 0, updated_at = excluded.updated_at
-             WHERE cards.state = 'closed'
+                 prompt_message_id = NULL, message_gone = 0, reminded_at = NULL, moved = NULL,
+                 version = cards.version + 1, updated_at = excluded.updated_at
+             WHERE (?5 IS NULL OR cards.version = ?5)
+               AND (cards.state = 'closed'
                 OR (cards.message_gone = 1
                     AND cards.state IN ('open', 'choosing_reason', 'awaiting_reason')
                     -- An unknown outcome stays until a listing settles it: no fresh buttons.
-                    AND (cards.note IS NULL OR json_extract(cards.note, '$.kind') != 'unknown'))";
-        ABANDON: Exec = "UPDATE cards SET state = 'closed', version = version + 1, updated_at = ?
+                    AND (cards.note IS NULL OR json_extract(cards.note, '$.kind') != 'unknown')))";
+        /// A row reused for a re-application takes its old message back (still showing the
+        /// last outcome; the bump has it re-rendered from the record).
+        /// Binds: chat, appid, now, now. A card that is only a record, never a message: what a
+        /// command's decision claims when the applicant never had a card (refused or timed out
+        /// before the bot first saw it pending).
+        RECORD_ONLY: Exec = "INSERT INTO cards (chat_id, appid, state, created_at, updated_at)
+             VALUES (?, ?, 'closed', ?, ?) ON CONFLICT (chat_id, appid) DO NOTHING";
+        ABANDON: Exec = "UPDATE cards SET state = 'closed',
+                 message_id = COALESCE(message_id, previous_message_id), previous_message_id = NULL,
+                 version = version + 1, updated_at = ?
              WHERE id = ? AND state = 'sending'";
         SENT: Exec = "UPDATE cards SET message_id = ?, state = 'open', version = version + 1,
                  shown_version = version + 1, updated_at = ? WHERE id = ? AND state = 'sending'";
         IN_CHAT: Rows<CardRow> = "SELECT * FROM cards WHERE chat_id = ?";
+        ELSEWHERE: Rows<CardRow> =
+            "SELECT * FROM cards WHERE chat_id != ? AND moved IS NULL ORDER BY id";
+        /// Binds: moved, now, card, version.
+        MOVE: Exec = "UPDATE cards SET state = 'closed', prompt_message_id = NULL, moved = ?,
+                 version = version + 1, updated_at = ?
+             WHERE id = ? AND version = ? AND state NOT IN ('sending', 'deciding')";
+        /// Binds: chat, appid.
+        UNSETTLED_ELSEWHERE: Scalar<i64> = "SELECT COUNT(*) FROM cards
+             WHERE chat_id != ? AND appid = ?
+               AND (state = 'deciding' OR json_extract(note, '$.kind') = 'unknown')";
+        /// Cards whose old message still waits to say a newer card replaced it.
+        TO_SUPERSEDE: Rows<CardRow> = "SELECT * FROM cards
+             WHERE chat_id = ? AND previous_message_id IS NOT NULL AND state != 'sending'
+             ORDER BY id";
+        /// Binds: card, the old message.
+        SUPERSEDED: Exec = "UPDATE cards SET previous_message_id = NULL
+             WHERE id = ? AND previous_message_id = ?";
         UNSENT: Rows<CardRow> =
             "SELECT * FROM cards WHERE chat_id = ? AND state = 'sending' ORDER BY id";
-        DECIDING: Rows<CardRow> =
-            "SELECT * FROM cards WHERE chat_id = ? AND state = 'deciding' ORDER BY id";
-        UNKNOWN: Rows<CardRow> = "SELECT * FROM cards WHERE chat_id = ? AND state != 'deciding'
+        /// In every chat: a decision left in a former team chat is settled too.
+        DECIDING: Rows<CardRow> = "SELECT * FROM cards WHERE state = 'deciding' ORDER BY id";
+        /// In every chat, as `DECIDING`.
+        UNKNOWN: Rows<CardRow> = "SELECT * FROM cards WHERE state != 'deciding'
                AND json_extract(note, '$.kind') = 'unknown' ORDER BY id";
         BY_ID: Rows<CardRow> = "SELECT * FROM cards WHERE id = ?";
         FOR_APPLICANT: Rows<CardRow> = "SELECT * FROM cards WHERE chat_id = ? AND appid = ?";
@@ -272,12 +306,12 @@ statements! {
              WHERE chat_id = ? AND prompt_message_id = ? AND state = 'awaiting_reason'";
         AWAITING_REASON: Scalar<i64> =
             "SELECT id FROM cards WHERE chat_id = ? AND state = 'awaiting_reason'";
-        /// Binds: to, actor id, actor name, action, reason, now, card, six `from` slots, whether
-        /// a card whose outcome is unknown is left alone.
+        /// Binds: to, actor id, actor name, action, reason, now, card, six `from` slots. A card
+        /// whose last outcome is unknown is never claimed: the write may have happened.
         CLAIM: Scalar<i64> = concat!(
             "UPDATE cards SET state = ?, actor_id = ?, actor_name = ?, action = ?, reason = ?,
                  version = version + 1, updated_at = ? WHERE id = ? AND ", state_in!(), "
-               AND (? = 0 OR note IS NULL OR json_extract(note, '$.kind') != 'unknown')
+               AND (note IS NULL OR json_extract(note, '$.kind') != 'unknown')
              RETURNING version"
         );
         /// Binds: state, note, now, card, version.
@@ -291,8 +325,9 @@ statements! {
         SET_PROMPT: Exec = "UPDATE cards SET prompt_message_id = ?, updated_at = ?
              WHERE id = ? AND state = 'awaiting_reason'";
         SHOWN: Exec = "UPDATE cards SET shown_version = MAX(shown_version, ?) WHERE id = ?";
+        /// In every chat: a card closed for a move is edited in the chat it was left in.
         STALE: Scalar<i64> = "SELECT id FROM cards
-             WHERE chat_id = ? AND message_id IS NOT NULL AND message_gone = 0
+             WHERE message_id IS NOT NULL AND message_gone = 0
                AND state != 'deciding' AND shown_version < version ORDER BY id";
         MESSAGE_GONE: Exec = "UPDATE cards SET message_gone = 1, updated_at = ? WHERE id = ?";
     }

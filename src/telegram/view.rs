@@ -125,6 +125,17 @@ impl CardView<'_> {
         }
         s.push('\n');
         s.push_str(&self.outcome_line());
+        if let Some(moved) = &self.card.moved {
+            let chat = moved.title.clone().unwrap_or_else(|| moved.to.to_string());
+            s.push('\n');
+            s.push_str(&fill(
+                t.line_moved,
+                &[
+                    ("chat", &escape(&chat)),
+                    ("time", &format_time(moved.at, self.tz)),
+                ],
+            ));
+        }
         s
     }
 
@@ -292,6 +303,8 @@ impl CardView<'_> {
         let t = self.lang.texts();
         let id = self.card.id;
         let rows = match self.card.state {
+            // Left in a former team chat: decisions are made in the new one.
+            _ if self.card.moved.is_some() => vec![],
             CardState::Sending | CardState::Deciding => vec![],
             CardState::ChoosingReason => self.reason_rows(),
             CardState::AwaitingReason => vec![vec![button(t.button_cancel, Press::Cancel(id))]],
@@ -398,6 +411,8 @@ mod tests {
             reason: None,
             note: None,
             prompt_message_id: None,
+            previous_message_id: None,
+            moved: None,
             message_gone: false,
             version: 0,
         }

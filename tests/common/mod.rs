@@ -70,6 +70,9 @@ pub struct TestApp {
     pub wx: RunningSandbox,
     pub db: tempfile::TempDir,
     pub vars: HashMap<&'static str, String>,
+    /// [`Settings::absence_proof_after`] for the bot started in-process (zero unless a test sets
+    /// it).
+    pub absence_proof_after: Duration,
     bot: Option<(CancellationToken, JoinHandle<anyhow::Result<()>>)>,
     restarts: usize,
 }
@@ -130,6 +133,7 @@ impl TestApp {
             wx,
             db,
             vars,
+            absence_proof_after: Duration::ZERO,
             bot: None,
             restarts: 0,
         }
@@ -146,6 +150,9 @@ impl TestApp {
     pub fn settings(&self) -> Settings {
         let mut settings =
             Settings::from_vars(|k| self.vars.get(k).cloned()).expect("test settings are valid");
+        // Absence is proven by two listings in a row, however close: the test that stages a
+        // glitch met twice within seconds sets the real gap itself.
+        settings.absence_proof_after = self.absence_proof_after;
         settings.wechat.retry = RetryPolicy {
             min_delay: Duration::from_millis(1),
             max_delay: Duration::from_millis(5),
@@ -196,6 +203,12 @@ impl TestApp {
                 .expect("bot task");
             result.expect("bot ran without error");
         }
+    }
+
+    /// Starts again after [`TestApp::stop`] (with whatever `vars` say now).
+    pub async fn restart_stopped(&mut self) {
+        self.restarts += 1;
+        self.start().await;
     }
 
     /// A clean restart on the same database and fakes.

@@ -529,6 +529,23 @@ impl Sandbox {
         }
     }
 
+    /// Changes an applicant's details as WeChat would when it re-lists them (a new avatar, a
+    /// reworded reason); `false` for an unknown appid.
+    pub fn update_applicant(
+        &self,
+        appid: &str,
+        change: impl FnOnce(&mut SandboxApplicant),
+    ) -> bool {
+        let mut state = self.state();
+        match state.applicants.iter_mut().find(|a| a.appid == appid) {
+            Some(a) => {
+                change(a);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Removes an applicant; `false` if unknown.
     pub fn remove_applicant(&self, appid: &str) -> bool {
         let mut state = self.state();
