@@ -42,6 +42,9 @@ const DEFAULT_SCHEDULES: u64 = 300;
 /// Schedules run at once by default: each mostly waits on its own servers (400 schedules used
 /// 85 s of CPU in 209 s).
 const DEFAULT_JOBS: usize = 8;
+/// The simulated bot's `absence_proof_after`.
+const ABSENCE_PROOF: Duration = Duration::from_secs(5);
+
 /// How long a start, a stop or an answer may take before the simulation calls it a failure
 /// (teloxide holds a request 10 s after a Telegram 5xx, and a graceful stop waits for it).
 const PATIENCE: Duration = Duration::from_secs(25);
@@ -492,6 +495,10 @@ impl World {
         });
         let mut settings = app.settings();
         settings.poll_interval = Duration::from_millis(plan.poll_ms);
+        // Absence (and a decided applicant listed as pending again) needs listings this far
+        // apart, as in production (30 s there): longer than any glitch a schedule injects (at
+        // most four listing calls, at most a poll interval apart), so one glitch is never proof.
+        settings.absence_proof_after = ABSENCE_PROOF;
         let mut world = Self {
             plan,
             app,
@@ -928,10 +935,14 @@ impl World {
         // Lost answers still held by the sandbox land while the new life starts.
         tokio::time::sleep(Duration::from_millis(200)).await;
         let fake = self.app.tg.fake.clone();
+        // A removal is proven by listings ABSENCE_PROOF apart: quiet is not declared before one
+        // such span of fault-free polls has passed.
+        let quiet_from = Instant::now() + ABSENCE_PROOF + Duration::from_millis(500);
         let mut stable = 0;
         let mut unreadable: Option<String> = None;
         // Up to ~20 s of polls: a decision can be held 10 s by teloxide after a Telegram 5xx.
-        let rounds = (20_000 / self.plan.poll_ms.max(150)).max(10);
+        let rounds =
+            ((20_000 + ABSENCE_PROOF.as_millis() as u64) / self.plan.poll_ms.max(150)).max(10);
         for round in 0..rounds {
             // Whoever opened a reject flow walks away from it.
             for m in self.live_messages() {
@@ -971,7 +982,7 @@ impl World {
             if before == self.fingerprint() && !deciding {
                 unreadable = None;
                 stable += 1;
-                if stable == 2 {
+                if stable >= 2 && Instant::now() >= quiet_from {
                     break;
                 }
             } else {
