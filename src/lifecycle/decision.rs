@@ -279,6 +279,16 @@ async fn resolve(
         }
         (Some(a), _) => moved_elsewhere(app, s, a, maybe_applied, error).await,
         (None, None) => deleted(app, s, error).await,
+        // WeChat answered that it did nothing (89240 and the like, not after a -1): whatever a
+        // listing leaves out, this decision took no effect. Say so; the next poll shows where the
+        // applicant stands.
+        (None, Some(_)) if !maybe_applied => match error {
+            Some(error) => {
+                fail(app, s, &error).await?;
+                Ok(Outcome::Failed(error))
+            }
+            None => Ok(Outcome::NotApplicable),
+        },
         // Missing from one listing is no proof it is gone (listings can come back empty or
         // partial): the outcome stays unknown until the poller has its proof.
         (None, Some(_)) => {
