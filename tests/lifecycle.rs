@@ -1377,3 +1377,32 @@ async fn a_decision_whose_last_store_write_fails_is_settled_by_the_next_poll() {
     assert_eq!(audit_results(&pool, &appid).await, ["attempt", "ok"]);
     assert_eq!(app.wechat_calls("dev_agree"), 1, "re-read, never resent");
 }
+
+#[tokio::test]
+async fn a_refused_write_whose_reread_leaves_the_applicant_out_is_never_credited() {
+    let app = TestApp::spawn(1).await;
+    let appid = app.appids()[0].clone();
+    // Approved in the console: the bot's write is told 89240, and the re-read that follows
+    // comes back empty (a glitch), so it cannot show where the applicant stands.
+    app.wx.sandbox.set_status(&appid, 2);
+    app.wx
+        .sandbox
+        .inject(wx_fault("dev_apply_list", Fault::EmptyListArray, 1));
+
+    app.press(ALICE, &appid, "✅");
+    let failed = app.wait_card_text(&appid, "89240").await;
+    assert!(
+        !failed.plain_text.contains("unknown"),
+        "{}",
+        failed.plain_text
+    );
+    app.command(BOB, "/refresh").await;
+
+    let card = app.wait_card_text(&appid, "Changed outside the bot").await;
+    assert!(
+        !card.plain_text.contains("Approved by @alice"),
+        "{}",
+        card.plain_text
+    );
+    assert_eq!(app.wechat_calls("dev_agree"), 1);
+}
