@@ -630,3 +630,91 @@ async fn faults_for_one_kind_of_call_wait_for_it_and_the_control_api_checks_targ
     assert!(refusals.iter().all(|s| *s == 400), "{refusals:?}");
     assert!(accepts.iter().all(|s| *s == 204), "{accepts:?}");
 }
+
+#[tokio::test]
+async fn the_hostile_answers_of_issue_22_are_injected_over_the_control_api() {
+    let sb = sandbox(1).await;
+    let base = format!("{}/__sandbox", sb.base_url);
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let inject = |body: Value| {
+        let http = http.clone();
+        let url = format!("{base}/faults");
+        async move { http.post(url).json(&body).send().await.unwrap().status() }
+    };
+    let d = SandboxConfig::default();
+    let token_body =
+        json!({"grant_type": "client_credential", "appid": d.appid, "secret": d.secret});
+    let stable_raw = || {
+        let http = http.clone();
+        let url = format!("{}/cgi-bin/stable_token", sb.base_url);
+        let body = token_body.clone();
+        async move { http.post(url).json(&body).send().await.unwrap() }
+    };
+
+    let huge = inject(
+        json!({"target": "token", "kind": "expires_in", "value": 9_223_372_036_854_775_808u64}),
+    )
+    .await;
+    let huge_answer = stable_raw().await.text().await.unwrap();
+    let redirect = inject(json!({"target": "token", "kind": "redirect", "status": 308, "location": "http://127.0.0.1:9/x"})).await;
+    let redirected = stable_raw().await;
+    let long =
+        inject(json!({"target": "token", "kind": "long_errmsg", "errcode": 40164, "n": 4096}))
+            .await;
+    let long_answer: Value = stable_raw().await.json().await.unwrap();
+    let raw =
+        inject(json!({"target": "token", "kind": "body", "body": "{\"access_token\":5}"})).await;
+    let raw_answer = stable_raw().await.text().await.unwrap();
+    let big = inject(json!({"target": "token", "kind": "oversized", "n": 100_000})).await;
+    let big_answer = stable_raw().await.bytes().await.unwrap();
+    let wrong_list =
+        inject(json!({"target": "dev_apply_list", "kind": "apply_list", "value": "nobody"})).await;
+    let not_for_tokens =
+        inject(json!({"target": "token", "kind": "apply_list", "value": {}})).await;
+    let not_a_redirect =
+        inject(json!({"target": "any", "kind": "redirect", "status": 200, "location": "/"})).await;
+    let token = stable(&sb, false).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let listed: Value = http
+        .post(format!(
+            "{}/wxa/devplugin?access_token={token}",
+            sb.base_url
+        ))
+        .json(&json!({"action": "dev_apply_list", "page": 1, "num": 10}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+
+    for status in [huge, redirect, long, raw, big, wrong_list] {
+        assert_eq!(status, 204);
+    }
+    assert_eq!(
+        (not_for_tokens.as_u16(), not_a_redirect.as_u16()),
+        (400, 400)
+    );
+    assert!(
+        huge_answer.contains(r#""expires_in":9223372036854775808"#),
+        "{huge_answer}"
+    );
+    assert_eq!(redirected.status(), 308);
+    assert_eq!(redirected.headers()["location"], "http://127.0.0.1:9/x");
+    assert_eq!(long_answer["errcode"], 40164);
+    assert_eq!(
+        long_answer["errmsg"].as_str().unwrap().chars().count(),
+        4096
+    );
+    assert_eq!(raw_answer, r#"{"access_token":5}"#);
+    assert!(big_answer.len() >= 100_000);
+    assert_eq!(
+        listed,
+        json!({"errcode": 0, "errmsg": "ok", "apply_list": "nobody"})
+    );
+}

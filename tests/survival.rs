@@ -198,6 +198,105 @@ async fn a_long_outage_is_announced_once_not_per_poll() {
     assert_eq!(cards_of(&app, &newcomer), 1);
 }
 
+#[tokio::test]
+async fn listings_of_the_wrong_shape_close_no_card_and_bring_no_second_one() {
+    let app = TestApp::spawn(2).await;
+    let appids = app.appids();
+
+    for wrong in ["\"nobody\"", "{}"] {
+        app.wx.sandbox.inject(wx_fault(
+            "dev_apply_list",
+            Fault::ApplyList(wrong.to_owned()),
+            1000,
+        ));
+        let failed = app.command(ALICE, "/refresh").await;
+        app.wx.sandbox.clear_faults();
+        assert!(
+            failed.plain_text.starts_with("Refresh failed"),
+            "{wrong}: {}",
+            failed.plain_text
+        );
+    }
+    app.command(ALICE, "/refresh").await;
+
+    for appid in &appids {
+        assert_eq!(cards_of(&app, appid), 1, "{appid}: one card, not two");
+        let card = app.card(appid);
+        assert!(
+            button_labels(&card).iter().any(|b| b.starts_with("✅")),
+            "{appid} lost its buttons: {:?}",
+            card.plain_text
+        );
+        assert!(
+            !card.plain_text.contains("No longer in WeChat"),
+            "{}",
+            card.plain_text
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_4kb_errmsg_still_reaches_the_chat_in_the_reply_the_status_and_the_alert() {
+    let app = TestApp::spawn(0).await;
+    app.wx.sandbox.inject(wx_fault(
+        "dev_apply_list",
+        Fault::LongErrmsg(48001, 4096),
+        1000,
+    ));
+
+    let first = app.command(ALICE, "/refresh").await;
+    let second = app.command(ALICE, "/refresh").await;
+    let status = app.command(EVE, "/status").await;
+
+    for reply in [&first, &second] {
+        assert!(
+            reply.plain_text.starts_with("Refresh failed") && reply.plain_text.contains("48001"),
+            "{}",
+            reply.plain_text
+        );
+    }
+    assert!(
+        status
+            .plain_text
+            .contains("Last error: WeChat errcode 48001")
+            && status.plain_text.contains("(errmsg: api unauthorized")
+            && status.plain_text.contains('…'),
+        "{}",
+        status.plain_text
+    );
+    let alerts: Vec<String> = app
+        .tg
+        .fake
+        .bot_messages(TEAM)
+        .into_iter()
+        .map(|m| m.plain_text)
+        .filter(|t| t.starts_with("⚠️ WeChat's application list could not be read"))
+        .collect();
+    assert_eq!(alerts.len(), 1, "the outage alert never arrived");
+    assert!(
+        alerts[0].contains("48001") && alerts[0].contains('…'),
+        "{}",
+        alerts[0]
+    );
+}
+
+#[tokio::test]
+async fn a_token_lifetime_beyond_any_clock_does_not_stop_polling() {
+    let mut app = TestApp::new(1).await;
+    app.wx.sandbox.inject(wx_fault(
+        "token",
+        Fault::ExpiresIn("9223372036854775808".to_owned()),
+        1,
+    ));
+
+    app.start().await;
+
+    app.wait_cards(1).await;
+    let newcomer = app.wx.sandbox.add_applicant(NewApplicant::default());
+    app.command(ALICE, "/refresh").await;
+    assert_eq!(cards_of(&app, &newcomer), 1);
+}
+
 // ---------- faults from Telegram ----------
 
 #[tokio::test]

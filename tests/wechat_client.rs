@@ -927,3 +927,229 @@ async fn no_error_text_ever_holds_the_secret_or_the_token() {
         assert!(!shown.contains(&secret), "secret leaked: {shown}");
     }
 }
+
+// ---------- hostile and broken answers (issue 22) ----------
+
+#[tokio::test]
+async fn a_token_lifetime_beyond_any_clock_is_capped_at_what_wechat_documents() {
+    for huge in [
+        "9223372036854775808",
+        "18446744073709551615",
+        "99999999999999999999999",
+        "1e300",
+    ] {
+        let sb = sandbox(1).await;
+        sb.sandbox
+            .inject(wx_fault("token", Fault::ExpiresIn(huge.to_owned()), 1));
+        let wx = client(&sb);
+
+        let listed = wx.list_all().await;
+
+        assert_eq!(listed.map(|l| l.len()).ok(), Some(1), "{huge}");
+        let refresh_in = wx.tokens().state().await.refresh_in_secs;
+        assert!(
+            refresh_in.is_some_and(|s| s <= 7200 - 300),
+            "{huge}: refresh in {refresh_in:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_token_lifetime_that_means_nothing_is_a_token_error() {
+    for nonsense in ["-5", "0", "-9223372036854775809", "\"soon\"", "{}", "true"] {
+        let sb = sandbox(1).await;
+        sb.sandbox.inject(wx_fault(
+            "token",
+            Fault::ExpiresIn(nonsense.to_owned()),
+            100,
+        ));
+        let wx = client(&sb);
+
+        let err = wx.list_all().await.unwrap_err();
+
+        assert!(
+            matches!(err, WeChatError::Decode { .. }),
+            "{nonsense}: {err:?}"
+        );
+        assert!(err.to_string().contains("expires_in"), "{nonsense}: {err}");
+        assert_eq!(calls_of(&sb, "dev_apply_list"), 0, "{nonsense}");
+    }
+}
+
+/// A listener on 127.0.0.1 port 0 that counts the connections it gets.
+async fn bystander() -> (std::net::SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let reached = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = reached.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            drop(stream);
+        }
+    });
+    (addr, reached)
+}
+
+#[tokio::test]
+async fn no_answer_that_redirects_is_followed_and_the_error_names_where_it_pointed() {
+    let cases = [
+        ("stable_token", "token", TokenMode::Stable, 307),
+        ("stable_token", "token", TokenMode::Stable, 308),
+        ("classic token", "token", TokenMode::Classic, 302),
+        ("dev_apply_list", "dev_apply_list", TokenMode::Stable, 307),
+        ("dev_agree", "dev_agree", TokenMode::Stable, 308),
+    ];
+    for (name, target, mode, status) in cases {
+        let sb = sandbox(0).await;
+        let appid = pending(&sb);
+        let (addr, reached) = bystander().await;
+        let location = format!("http://{addr}/stolen");
+        sb.sandbox.inject(wx_fault(
+            target,
+            Fault::Redirect(status, location.clone()),
+            100,
+        ));
+        let wx = client_with(&sb, |c| c.token_mode = mode);
+
+        let err = if target == "dev_agree" {
+            wx.agree(&appid).await.unwrap_err()
+        } else {
+            wx.list_all().await.unwrap_err()
+        };
+        tokio::time::sleep(Duration::from_millis(100)).await;
+
+        assert_eq!(
+            reached.load(std::sync::atomic::Ordering::SeqCst),
+            0,
+            "{name} {status}: the redirect was followed"
+        );
+        let shown = err.to_string();
+        assert!(
+            shown.contains(&location) && shown.contains(&status.to_string()),
+            "{name} {status}: {shown}"
+        );
+        assert_eq!(status_of(&sb, &appid), Some(1), "{name}");
+    }
+}
+
+#[tokio::test]
+async fn a_listing_that_is_not_a_list_is_a_failed_read_not_an_empty_one() {
+    for wrong in [
+        "\"nobody\"",
+        "{}",
+        "{\"appid\":\"wx1234567890abcdef\"}",
+        "42",
+        "true",
+    ] {
+        let sb = sandbox(3).await;
+        sb.sandbox.inject(wx_fault(
+            "dev_apply_list",
+            Fault::ApplyList(wrong.to_owned()),
+            100,
+        ));
+        let wx = client(&sb);
+
+        let err = wx.list_all().await.unwrap_err();
+
+        assert!(
+            matches!(err, WeChatError::Decode { .. }),
+            "{wrong}: {err:?}"
+        );
+        assert!(err.to_string().contains("apply_list"), "{wrong}: {err}");
+    }
+    // `null` is what many serializers write for an empty list: it stays an empty listing.
+    let sb = sandbox(3).await;
+    sb.sandbox.inject(wx_fault(
+        "dev_apply_list",
+        Fault::ApplyList("null".into()),
+        1,
+    ));
+    assert_eq!(client(&sb).list_all().await.unwrap().len(), 0);
+}
+
+#[tokio::test]
+async fn a_4kb_errmsg_is_cut_before_it_reaches_any_text() {
+    let sb = sandbox(1).await;
+    sb.sandbox.inject(wx_fault(
+        "dev_apply_list",
+        Fault::LongErrmsg(48001, 4096),
+        1,
+    ));
+    let wx = client(&sb);
+
+    let err = wx.list_all().await.unwrap_err();
+
+    assert_eq!(err.errcode(), Some(48001));
+    let errmsg = err.errmsg().unwrap_or_default();
+    assert!(
+        errmsg.chars().count() <= 201 && errmsg.ends_with('…'),
+        "{} chars",
+        errmsg.chars().count()
+    );
+    assert!(errmsg.starts_with("api unauthorized"), "{errmsg}");
+    for text in [
+        err.to_string(),
+        wxplugin_bot::telegram::view::wechat_error_text(&err, Lang::En),
+    ] {
+        assert!(text.chars().count() < 500, "{} chars", text.chars().count());
+    }
+}
+
+#[tokio::test]
+async fn an_answer_larger_than_the_cap_is_refused_and_says_so() {
+    let oversized = 9 * 1024 * 1024;
+    for target in ["dev_apply_list", "token"] {
+        let sb = sandbox(1).await;
+        sb.sandbox
+            .inject(wx_fault(target, Fault::Oversized(oversized), 100));
+        let wx = client(&sb);
+
+        let err = wx.list_all().await.unwrap_err();
+
+        assert!(
+            matches!(err, WeChatError::Decode { .. }),
+            "{target}: {err:?}"
+        );
+        assert!(err.to_string().contains("8 MiB"), "{target}: {err}");
+    }
+}
+
+#[tokio::test]
+async fn a_token_answer_of_the_wrong_shape_never_echoes_its_values() {
+    for (body, values) in [
+        (
+            r#"{"access_token":98765432109876543,"expires_in":7200}"#,
+            &["98765432109876543"][..],
+        ),
+        (
+            r#"{"access_token":["tok-leak-1"],"expires_in":7200}"#,
+            &["tok-leak-1"][..],
+        ),
+        (
+            r#"{"access_token":"tok-leak-2","expires_in":"leak-3"}"#,
+            &["tok-leak-2", "leak-3"][..],
+        ),
+        (
+            r#"{"errcode":"leak-4","errmsg":7,"access_token":"tok-leak-5"}"#,
+            &["leak-4", "tok-leak-5"][..],
+        ),
+        (
+            r#"{"access_token":{"token":"tok-leak-6"},"expires_in":7200}"#,
+            &["tok-leak-6"][..],
+        ),
+    ] {
+        let sb = sandbox(1).await;
+        sb.sandbox
+            .inject(wx_fault("token", Fault::Body(body.to_owned()), 100));
+        let wx = client(&sb);
+
+        let err = wx.list_all().await.unwrap_err();
+
+        let shown = format!("{err} | {err:?}");
+        for value in values {
+            assert!(!shown.contains(value), "{body} echoed {value}: {shown}");
+        }
+        assert!(matches!(err, WeChatError::Decode { .. }), "{body}: {err:?}");
+    }
+}

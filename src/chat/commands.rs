@@ -193,7 +193,11 @@ async fn team_chat_upgraded_to(app: &App) -> Option<ChatId> {
 fn describe_error(app: &App, e: &crate::lifecycle::poller::PollError) -> String {
     match e {
         crate::lifecycle::poller::PollError::WeChat(w) => wechat_error_text(w, app.lang()),
-        other => other.to_string(),
+        other => clean(
+            &other.to_string(),
+            crate::telegram::view::ERROR_TEXT_MAX_CHARS,
+            false,
+        ),
     }
 }
 

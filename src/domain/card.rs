@@ -62,6 +62,17 @@ pub enum Note {
         /// Whether trying again can help.
         retryable: bool,
     },
+    /// A decision cut off by a restart (or an abandoned one) before WeChat's answer was recorded,
+    /// after which WeChat showed the status it aimed at: the bot cannot tell whether its write
+    /// or someone in the console did it, so it credits nobody.
+    Interrupted {
+        /// What was tried.
+        action: Action,
+        /// Who tried.
+        by: String,
+        /// When the bot settled it (unix seconds).
+        at: i64,
+    },
     /// No reliable answer and the re-read failed too: the truth is not known yet.
     Unknown {
         /// What was tried.

@@ -53,6 +53,9 @@ struct Settling {
     actor: Actor,
     reason: Option<String>,
     attempt: Option<i64>,
+    /// Cut off before WeChat's answer was recorded (a restart, a failed store write): a re-read
+    /// that shows the status aimed at cannot tell this write from the console's.
+    interrupted: bool,
 }
 
 /// The result of trying to claim a card for a decision.
@@ -126,6 +129,7 @@ pub async fn begin(
             actor: actor.clone(),
             reason,
             attempt: Some(claimed.attempt),
+            interrupted: false,
         },
         _hold: hold,
     }))
@@ -435,11 +439,24 @@ async fn confirm(
     result: AuditOutcome,
     detail: Option<&str>,
 ) -> Result<(), StoreError> {
-    let note = Note::Decided {
-        action: s.action,
-        by: s.actor.name.clone(),
-        at: now_secs(),
-        reason: s.reason.clone(),
+    // An interrupted decision that WeChat shows done may have been done in the console: the
+    // card says what WeChat shows and credits nobody; the audit log says the outcome is unknown.
+    let (note, result, detail) = if s.interrupted && detail.is_some() {
+        let note = Note::Interrupted {
+            action: s.action,
+            by: s.actor.name.clone(),
+            at: now_secs(),
+        };
+        let detail = "interrupted before WeChat's answer was recorded; WeChat shows it done";
+        (note, AuditOutcome::Unknown, Some(detail))
+    } else {
+        let note = Note::Decided {
+            action: s.action,
+            by: s.actor.name.clone(),
+            at: now_secs(),
+            reason: s.reason.clone(),
+        };
+        (note, result, detail)
     };
     let status = s.action.target_status();
     let audit = s.attempt.map(|attempt| AuditResult {
@@ -512,6 +529,7 @@ pub async fn recover_abandoned(app: &App) -> Result<usize, StoreError> {
             actor,
             reason: card.reason.clone(),
             attempt,
+            interrupted: true,
         };
         let cause = WeChatError::OutcomeUnknown {
             action: "restart",
@@ -572,6 +590,7 @@ pub async fn settle_unknown(
         actor,
         reason: card.reason.clone(),
         attempt,
+        interrupted: false,
     };
     match listed {
         Some(listed) => {

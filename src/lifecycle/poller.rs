@@ -541,6 +541,10 @@ pub fn card_agrees(card: &Card, status: ApplyStatus, gone: bool) -> bool {
         _ if gone => matches!(
             card.note,
             Some(Note::Gone { .. })
+                | Some(Note::Interrupted {
+                    action: Action::Delete,
+                    ..
+                })
                 | Some(Note::Decided {
                     action: Action::Delete,
                     ..
@@ -550,7 +554,9 @@ pub fn card_agrees(card: &Card, status: ApplyStatus, gone: bool) -> bool {
         _ if offers_decision => status.is_decidable() && !card.message_gone,
         _ if status.is_decidable() => false,
         _ => match &card.note {
-            Some(Note::Decided { action, .. }) => action.target_status() == Some(status),
+            Some(Note::Decided { action, .. } | Note::Interrupted { action, .. }) => {
+                action.target_status() == Some(status)
+            }
             Some(Note::Elsewhere { status: code, .. }) => *code == status.code(),
             Some(Note::Failed { .. } | Note::Unknown { .. }) => status.is_deletable(),
             Some(Note::Gone { .. }) | Some(Note::Superseded { .. }) => false,

@@ -12,7 +12,7 @@ use crate::domain::card::{Card, CardState, Note};
 use crate::i18n::{Lang, Texts, fill};
 use crate::telegram::callback::{Press, reason_key};
 use crate::telegram::html::{clean, escape, name_html, nickname_html, safe_url};
-use crate::wechat::{WeChatError, errcode_meaning};
+use crate::wechat::{OUTSIDE_TEXT_MAX_CHARS, WeChatError, errcode_meaning};
 
 /// Formats a timestamp in the configured zone.
 pub fn format_time(at: i64, tz: &jiff::tz::TimeZone) -> String {
@@ -60,20 +60,27 @@ pub fn errcode_text(code: i64, lang: Lang) -> String {
 
 /// A WeChat error as the chat shows it: [`errcode_text`] and WeChat's own errmsg (it may name
 /// what to fix, such as the refused IP) when WeChat answered with a code, else the error itself.
-/// Plain text: the caller escapes it.
+/// Plain text: the caller escapes it. Whatever WeChat sent is cut (an errmsg to
+/// [`OUTSIDE_TEXT_MAX_CHARS`], an error without a code to [`ERROR_TEXT_MAX_CHARS`]), so the
+/// `/refresh` reply, `/status` and the outage alert quoting it always fit in a message.
 pub fn wechat_error_text(error: &WeChatError, lang: Lang) -> String {
     let Some(code) = error.errcode() else {
-        return error.to_string();
+        return clean(&error.to_string(), ERROR_TEXT_MAX_CHARS, false);
     };
     let mut text = fill(
         lang.texts().wechat_errcode,
         &[("error", &errcode_text(code, lang))],
     );
     if let Some(errmsg) = error.errmsg() {
+        let errmsg = clean(&errmsg, OUTSIDE_TEXT_MAX_CHARS, false);
         text.push_str(&format!(" (errmsg: {errmsg})"));
     }
     text
 }
+
+/// Most characters of an error shown in a chat message: our words around at most a few texts
+/// from outside, each already cut to [`OUTSIDE_TEXT_MAX_CHARS`].
+pub const ERROR_TEXT_MAX_CHARS: usize = 400;
 
 /// Everything a card's look depends on.
 pub struct CardView<'a> {
@@ -258,6 +265,21 @@ impl CardView<'_> {
                     ("time", &time(*at)),
                 ],
             ),
+            Note::Interrupted { action, by, at } => {
+                let status = match action.target_status() {
+                    Some(status) => status_name(status, t),
+                    None => t.status_deleted.to_owned(),
+                };
+                fill(
+                    t.line_interrupted,
+                    &[
+                        ("status", &status),
+                        ("time", &time(*at)),
+                        ("name", &name_html(by)),
+                        ("action", action_name(*action, t)),
+                    ],
+                )
+            }
             Note::Gone { at } => fill(t.line_gone, &[("time", &time(*at))]),
             Note::Superseded { at } => fill(t.line_superseded, &[("time", &time(*at))]),
         }

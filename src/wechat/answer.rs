@@ -158,8 +158,67 @@ fn drain_map<'de, A: MapAccess<'de>>(map: &mut A) -> Result<(), A::Error> {
 pub(crate) struct RawAnswer {
     errcode: Option<Loose>,
     errmsg: Option<Loose>,
-    /// `None` for an item that is not an object.
-    apply_list: Option<Vec<Option<RawItem>>>,
+    apply_list: ListShape,
+}
+
+/// What `apply_list` held.
+#[derive(Default)]
+enum ListShape {
+    /// No `apply_list`, or `null`: an empty listing.
+    #[default]
+    Absent,
+    /// A list; `None` for an item that is not an object.
+    List(Vec<Option<RawItem>>),
+    /// Anything else, by kind (named as `json_kind` names it): not a listing at all.
+    Not(&'static str),
+}
+
+struct ListShapeVisitor;
+
+impl<'de> Visitor<'de> for ListShapeVisitor {
+    type Value = ListShape;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a list of applicants")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<ListShape, E> {
+        Ok(ListShape::Not("true or false"))
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<ListShape, E> {
+        Ok(ListShape::Not("a number"))
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<ListShape, E> {
+        Ok(ListShape::Not("a number"))
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<ListShape, E> {
+        Ok(ListShape::Not("a number"))
+    }
+    fn visit_str<E>(self, _: &str) -> Result<ListShape, E> {
+        Ok(ListShape::Not("a string"))
+    }
+    fn visit_unit<E>(self) -> Result<ListShape, E> {
+        Ok(ListShape::Absent)
+    }
+    fn visit_none<E>(self) -> Result<ListShape, E> {
+        Ok(ListShape::Absent)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ListShape, A::Error> {
+        drain_map(&mut map)?;
+        Ok(ListShape::Not("an object"))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<ListShape, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1000));
+        while let Some(item) = seq.next_element::<Shaped<MaybeItem>>()? {
+            items.push(item.0.0);
+        }
+        Ok(ListShape::List(items))
+    }
+}
+
+impl<'de> Deserialize<'de> for ListShape {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(ListShapeVisitor)
+    }
 }
 
 #[derive(Default)]
@@ -173,9 +232,6 @@ struct RawItem {
     create_time: Option<Loose>,
     categories: Vec<Category>,
 }
-
-#[derive(Default)]
-struct Items(Vec<Option<RawItem>>);
 
 #[derive(Default)]
 struct Categories(Vec<Category>);
@@ -193,9 +249,7 @@ map: |map| {
         match key.as_ref() {
             "errcode" => answer.errcode = Some(map.next_value()?),
             "errmsg" => answer.errmsg = Some(map.next_value()?),
-            "apply_list" => {
-                answer.apply_list = Some(map.next_value::<Shaped<Items>>()?.0 .0)
-            }
+            "apply_list" => answer.apply_list = map.next_value()?,
             _ => {
                 map.next_value::<IgnoredAny>()?;
             }
@@ -206,19 +260,6 @@ map: |map| {
 seq: |seq| {
     drain_seq(&mut seq)?;
     Ok(RawAnswer::default())
-});
-
-shape_visitor!(ItemsVisitor, Items, "a list of applicants",
-map: |map| {
-    drain_map(&mut map)?;
-    Ok(Items::default())
-},
-seq: |seq| {
-    let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1000));
-    while let Some(item) = seq.next_element::<Shaped<MaybeItem>>()? {
-        items.push(item.0 .0);
-    }
-    Ok(Items(items))
 });
 
 shape_visitor!(ItemVisitor, MaybeItem, "an applicant",
@@ -307,9 +348,14 @@ impl RawAnswer {
     }
 
     /// The applicants, skipping (with a warning) items without a usable appid, and how many
-    /// items `apply_list` held as sent: paging counts those, not the ones that decoded.
-    pub(crate) fn into_page(self) -> (Vec<Applicant>, usize) {
-        let items = self.apply_list.unwrap_or_default();
+    /// items `apply_list` held as sent: paging counts those, not the ones that decoded. An
+    /// `apply_list` that is not a list (nor null) gives its kind instead.
+    pub(crate) fn into_page(self) -> Result<(Vec<Applicant>, usize), &'static str> {
+        let items = match self.apply_list {
+            ListShape::Absent => Vec::new(),
+            ListShape::List(items) => items,
+            ListShape::Not(kind) => return Err(kind),
+        };
         let sent = items.len();
         let applicants = items
             .into_iter()
@@ -321,7 +367,7 @@ impl RawAnswer {
                 decoded
             })
             .collect();
-        (applicants, sent)
+        Ok((applicants, sent))
     }
 }
 

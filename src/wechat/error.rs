@@ -41,6 +41,15 @@ pub enum WeChatError {
     /// An HTTP status other than 2xx.
     #[error("WeChat answered HTTP {status}")]
     Http { status: u16 },
+    /// An answer that redirects (3xx). It is never followed: a followed `stable_token` redirect
+    /// would send the AppSecret wherever `Location` points.
+    #[error("WeChat answered HTTP {status} redirecting to {location}; not followed")]
+    Redirect {
+        /// The HTTP status.
+        status: u16,
+        /// Where it pointed (without its query, cut to [`OUTSIDE_TEXT_MAX_CHARS`]).
+        location: String,
+    },
     /// A 2xx answer whose body is not what the API sends.
     #[error("WeChat answered HTTP {status} with a body that could not be read: {detail}")]
     Decode {
@@ -86,6 +95,18 @@ pub enum WeChatError {
     TokenFile { path: String, reason: String },
 }
 
+/// Most characters of any text from outside (an errmsg, what a body held, a `Location`) that an
+/// error keeps: a 4 KB errmsg must not make every chat message quoting it too long to send.
+pub const OUTSIDE_TEXT_MAX_CHARS: usize = 200;
+
+/// `text` cut to [`OUTSIDE_TEXT_MAX_CHARS`] characters (never inside one), with "…" when cut.
+pub fn cut_outside_text(text: &str) -> String {
+    match text.char_indices().nth(OUTSIDE_TEXT_MAX_CHARS) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text.to_owned(),
+    }
+}
+
 fn errmsg_suffix(errmsg: &str) -> String {
     if errmsg.is_empty() {
         String::new()
@@ -95,6 +116,23 @@ fn errmsg_suffix(errmsg: &str) -> String {
 }
 
 impl WeChatError {
+    /// An errcode answer, its errmsg redacted and cut to [`OUTSIDE_TEXT_MAX_CHARS`] (in that
+    /// order, so a token is never cut in two and left half visible).
+    pub(crate) fn api(code: i64, errmsg: &str) -> Self {
+        Self::Api {
+            code,
+            errmsg: cut_outside_text(&redact(errmsg)),
+        }
+    }
+
+    /// An unreadable 2xx body, the description cut to [`OUTSIDE_TEXT_MAX_CHARS`].
+    pub(crate) fn decode(status: u16, detail: &str) -> Self {
+        Self::Decode {
+            status,
+            detail: cut_outside_text(&redact(detail)),
+        }
+    }
+
     /// The `errcode` label of the calls metric: WeChat's code, or what failed instead
     /// (`transport`, `http_503`, `decode`, `other`).
     pub fn metric_label(&self) -> String {
@@ -102,6 +140,7 @@ impl WeChatError {
             (Some(code), _) => code.to_string(),
             (None, Self::Transport { .. }) => "transport".to_owned(),
             (None, Self::Http { status }) => format!("http_{status}"),
+            (None, Self::Redirect { status, .. }) => format!("redirect_{status}"),
             (None, Self::Decode { .. }) => "decode".to_owned(),
             (None, _) => "other".to_owned(),
         }
@@ -127,7 +166,7 @@ impl WeChatError {
             detail.push_str(&cause.to_string());
             source = cause.source();
         }
-        let detail = redact(&detail);
+        let detail = cut_outside_text(&redact(&detail));
         Self::Transport { kind, detail }
     }
 
@@ -190,9 +229,36 @@ impl WeChatError {
             Self::Api { code, .. } => {
                 *code == errcode::SYSTEM_BUSY || *code == errcode::RATE_LIMITED
             }
-            Self::Http { .. } | Self::Transport { .. } | Self::Decode { .. } => true,
+            Self::Http { .. }
+            | Self::Redirect { .. }
+            | Self::Transport { .. }
+            | Self::Decode { .. } => true,
             Self::OutcomeUnknown { .. } | Self::NotSent { .. } => true,
             _ => false,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outside_text_is_cut_on_a_char_boundary_with_an_ellipsis() {
+        let short = "invalid ip 203.0.113.7, not in whitelist rid: 60196b9b";
+        assert_eq!(cut_outside_text(short), short);
+        let exact = "错".repeat(OUTSIDE_TEXT_MAX_CHARS);
+        assert_eq!(cut_outside_text(&exact), exact);
+        for long in ["错误".repeat(2048), "a😀".repeat(2048), "x".repeat(4096)] {
+            let cut = cut_outside_text(&long);
+            assert_eq!(cut.chars().count(), OUTSIDE_TEXT_MAX_CHARS + 1);
+            assert!(cut.ends_with('…') && long.starts_with(cut.trim_end_matches('…')));
+        }
+    }
+
+    #[test]
+    fn an_errmsg_is_kept_to_200_characters_and_an_ellipsis() {
+        let error = WeChatError::api(40001, &"x".repeat(4096));
+        assert_eq!(error.errmsg().map(|m| m.chars().count()), Some(201));
     }
 }

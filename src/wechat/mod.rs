@@ -32,7 +32,7 @@ use crate::domain::applicant::{ApplyStatus, Category};
 
 pub use errcode::{DAILY_QUOTA, meaning as errcode_meaning};
 use errcode::{STALE_STATE, SYSTEM_BUSY};
-pub use error::{TransportKind, WeChatError};
+pub use error::{OUTSIDE_TEXT_MAX_CHARS, TransportKind, WeChatError, cut_outside_text};
 pub use token::{AccessToken, TokenMode, TokenProvider, TokenState};
 
 /// The real API's root.
@@ -175,6 +175,9 @@ impl WeChatClient {
     /// Builds the client and its token provider.
     pub fn new(config: WeChatConfig) -> Result<Self, WeChatError> {
         let http = reqwest::Client::builder()
+            // Never follow: a redirected `stable_token` POST would carry the AppSecret to
+            // wherever `Location` points. An answer that redirects is an error (`Redirect`).
+            .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(config.connect_timeout)
             .timeout(config.request_timeout)
             .user_agent(concat!("wxplugin-bot/", env!("CARGO_PKG_VERSION")))
@@ -251,7 +254,8 @@ impl WeChatClient {
     /// Every applicant, read by position (see the module docs) until an empty page, whatever cap
     /// WeChat puts on `num`; de-duplicated by appid (items shift between pages while paging);
     /// at most `max_pages` calls. Stops early, with what it has, when WeChat ignores `page`.
-    /// An absent or empty `apply_list` is an empty listing: what that proves is the caller's call.
+    /// An absent, null or empty `apply_list` is an empty listing: what that proves is the
+    /// caller's call. One that is anything else (a string, an object) is a decode error.
     pub async fn list_all(&self) -> Result<Vec<Applicant>, WeChatError> {
         let mut seen = HashSet::new();
         let mut all = Vec::new();
@@ -459,9 +463,10 @@ impl WeChatClient {
             .await
             .map_err(WeChatError::from_reqwest)
             .inspect_err(|e| crate::telemetry::wechat_call(request.action, e.metric_label()))?;
-        let status = response.status().as_u16();
-        let bytes = response.bytes().await.map_err(WeChatError::from_reqwest)?;
-        let value = decode(status, &bytes);
+        let value = match read_body(response).await {
+            Ok((status, bytes)) => decode(status, &bytes),
+            Err(e) => Err(e),
+        };
         crate::telemetry::wechat_call(
             request.action,
             value
@@ -487,7 +492,10 @@ fn write_error(action: &'static str, appid: &AppId, failure: Failure) -> WeChatE
     } = failure;
     let unclear = matches!(
         error,
-        WeChatError::Transport { .. } | WeChatError::Http { .. } | WeChatError::Decode { .. }
+        WeChatError::Transport { .. }
+            | WeChatError::Http { .. }
+            | WeChatError::Redirect { .. }
+            | WeChatError::Decode { .. }
     );
     // After a -1, "not pending" / "not in the list" most likely means the busy write was applied.
     let stale_after_busy = busy_before
@@ -523,23 +531,17 @@ pub fn read_answer(status: u16, bytes: &[u8]) -> Result<Value, WeChatError> {
     if !(200..300).contains(&status) {
         return Err(WeChatError::Http { status });
     }
-    let value: Value = serde_json::from_slice(bytes).map_err(|e| WeChatError::Decode {
-        status,
-        detail: describe_bad_body(bytes, &e),
-    })?;
+    let value: Value = serde_json::from_slice(bytes)
+        .map_err(|e| WeChatError::decode(status, &describe_bad_body(bytes, &e)))?;
     let Some(code) = value.get("errcode").and_then(lenient_i64) else {
-        return Err(WeChatError::Decode {
-            status,
-            detail: "the answer has no errcode".to_owned(),
-        });
+        return Err(WeChatError::decode(status, "the answer has no errcode"));
     };
     if code != 0 {
         let errmsg = value
             .get("errmsg")
             .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned();
-        return Err(WeChatError::Api { code, errmsg });
+            .unwrap_or_default();
+        return Err(WeChatError::api(code, errmsg));
     }
     Ok(value)
 }
@@ -556,24 +558,99 @@ pub fn decode_apply_list_page(status: u16, bytes: &[u8]) -> Result<ListPage, WeC
     if !(200..300).contains(&status) {
         return Err(WeChatError::Http { status });
     }
-    let answer = answer::RawAnswer::parse(bytes).map_err(|e| WeChatError::Decode {
-        status,
-        detail: describe_bad_body(bytes, &e),
-    })?;
+    let answer = answer::RawAnswer::parse(bytes)
+        .map_err(|e| WeChatError::decode(status, &describe_bad_body(bytes, &e)))?;
     let Some(code) = answer.errcode() else {
-        return Err(WeChatError::Decode {
-            status,
-            detail: "the answer has no errcode".to_owned(),
-        });
+        return Err(WeChatError::decode(status, "the answer has no errcode"));
     };
     if code != 0 {
-        return Err(WeChatError::Api {
-            code,
-            errmsg: answer.errmsg(),
-        });
+        return Err(WeChatError::api(code, &answer.errmsg()));
     }
-    let (applicants, sent) = answer.into_page();
+    let (applicants, sent) = answer
+        .into_page()
+        .map_err(|kind| not_a_list(status, kind))?;
     Ok(ListPage { applicants, sent })
+}
+
+/// A listing whose `apply_list` is neither a list nor null: a failed read, never an empty list
+/// (an empty one would close every card as gone).
+fn not_a_list(status: u16, kind: &str) -> WeChatError {
+    WeChatError::decode(status, &format!("apply_list is {kind}, not a list"))
+}
+
+/// What kind of JSON value `value` is, for errors that must not quote it.
+fn json_kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "true or false",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Most bytes read of any WeChat answer. A listing page of 50 applicants is tens of KB; this is
+/// far above any real answer and keeps a hostile or broken one from taking the memory.
+pub const MAX_ANSWER_BYTES: usize = 8 * 1024 * 1024;
+
+/// An answer's status and body: a redirect is an error naming where it pointed (never followed),
+/// a body over [`MAX_ANSWER_BYTES`] is refused unread, and a non-2xx body is not read at all.
+async fn read_body(mut response: reqwest::Response) -> Result<(u16, Vec<u8>), WeChatError> {
+    let status = response.status().as_u16();
+    if response.status().is_redirection() {
+        let location = response
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .map_or_else(
+                || "nowhere (no Location)".to_owned(),
+                |v| describe_location(&String::from_utf8_lossy(v.as_bytes())),
+            );
+        return Err(WeChatError::Redirect { status, location });
+    }
+    if !response.status().is_success() {
+        return Ok((status, Vec::new()));
+    }
+    let too_big = || {
+        WeChatError::decode(
+            status,
+            &format!(
+                "the answer is larger than 8 MiB ({MAX_ANSWER_BYTES} bytes): stopped reading it"
+            ),
+        )
+    };
+    if response
+        .content_length()
+        .is_some_and(|n| n > MAX_ANSWER_BYTES as u64)
+    {
+        return Err(too_big());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(WeChatError::from_reqwest)? {
+        if body.len() + chunk.len() > MAX_ANSWER_BYTES {
+            return Err(too_big());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok((status, body))
+}
+
+/// Where a redirect pointed, without its query or fragment (a classic token URL carries the
+/// AppSecret there), redacted and cut.
+fn describe_location(location: &str) -> String {
+    let shown = match Url::parse(location.trim()) {
+        Ok(mut url) => {
+            url.set_query(None);
+            url.set_fragment(None);
+            url.to_string()
+        }
+        Err(_) => location
+            .split(['?', '#'])
+            .next()
+            .unwrap_or_default()
+            .to_owned(),
+    };
+    cut_outside_text(&crate::redact::redact(&shown))
 }
 
 /// Says what kind of body came back instead of JSON, without quoting much of it.
@@ -768,7 +845,13 @@ mod tests {
 
     /// The reference: parse to a `Value`, then decode.
     fn reference(status: u16, bytes: &[u8]) -> Result<Vec<Applicant>, WeChatError> {
-        read_answer(status, bytes).map(|value| decode_apply_list(&value))
+        let value = read_answer(status, bytes)?;
+        match value.get("apply_list") {
+            Some(list) if !list.is_array() && !list.is_null() => {
+                Err(not_a_list(status, json_kind(list)))
+            }
+            _ => Ok(decode_apply_list(&value)),
+        }
     }
 
     fn same(bytes: &[u8]) {
@@ -795,6 +878,13 @@ mod tests {
             r#"{"errcode":0,"apply_list":[{"appid":"wx1234567890abcdef","status":"1","create_time":"1700000000","categories":{"first":"x"}}]}"#,
             r#"{"errcode":0,"apply_list":[7,"x",null,[],{"appid":12345678901},{"appid":{"a":1}},{"appid":"wx1234567890abcdef","status":18446744073709551615,"create_time":1.5e9,"nickname":3.25,"categories":[{"first":1,"second":null},5,{"second":"b"},{}]}]}"#,
             r#"{"errcode":0,"apply_list":{"appid":"wx1234567890abcdef"}}"#,
+            r#"{"errcode":0,"apply_list":"nobody"}"#,
+            r#"{"errcode":0,"apply_list":12}"#,
+            r#"{"errcode":0,"apply_list":false}"#,
+            r#"{"errcode":0,"apply_list":null}"#,
+            r#"{"errcode":0,"apply_list":"x","apply_list":[]}"#,
+            r#"{"errcode":0,"apply_list":[],"apply_list":{}}"#,
+            r#"{"errcode":45011,"apply_list":"x"}"#,
             r#"{"errcode":0,"apply_list":[{"appid":"wxaaaaaaaaaaaaaaaa","appid":"wx1234567890abcdef","status":2,"status":1}],"apply_list":[]}"#,
             r#"{"errcode":"0","errmsg":5}"#,
             r#"{"errcode":-1,"errmsg":"system error","apply_list":[{"appid":"wx1234567890abcdef"}]}"#,
@@ -841,6 +931,12 @@ mod tests {
         ) {
             let mut body = serde_json::json!({ "apply_list": items });
             body["errcode"] = if use_errcode { errcode } else { serde_json::json!(0) };
+            same(body.to_string().as_bytes());
+        }
+
+        #[test]
+        fn the_decoders_agree_on_an_apply_list_of_any_shape(list in json_value()) {
+            let body = serde_json::json!({ "errcode": 0, "apply_list": list });
             same(body.to_string().as_bytes());
         }
     }

@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime};
 
 use reqwest::Url;
 use secrecy::{ExposeSecret, SecretString};
-use serde::Deserialize;
+use serde_json::Value;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
@@ -95,19 +95,11 @@ pub struct TokenProvider {
     fetches: AtomicU64,
 }
 
-#[derive(Deserialize)]
-struct TokenAnswer {
-    #[serde(default)]
-    errcode: i64,
-    #[serde(default)]
-    errmsg: String,
-    access_token: Option<String>,
-    expires_in: Option<u64>,
-}
-
 impl TokenProvider {
     /// A provider for `appid` against `base` (WeChat's API root), sharing the client's HTTP pool.
-    pub fn new(
+    /// Only the WeChat client builds one, so every token chain runs on its client, which follows
+    /// no redirect (a followed `stable_token` redirect would carry the AppSecret away).
+    pub(crate) fn new(
         http: reqwest::Client,
         base: Url,
         appid: String,
@@ -232,7 +224,8 @@ impl TokenProvider {
             .send()
             .await
             .map_err(WeChatError::from_reqwest)?;
-        read_token_answer(response).await
+        let (status, bytes) = super::read_body(response).await?;
+        decode_token_answer(status, &bytes)
     }
 
     async fn fetch_classic(&self) -> Result<(String, u64), WeChatError> {
@@ -247,7 +240,8 @@ impl TokenProvider {
             .send()
             .await
             .map_err(WeChatError::from_reqwest)?;
-        read_token_answer(response).await
+        let (status, bytes) = super::read_body(response).await?;
+        decode_token_answer(status, &bytes)
     }
 
     async fn read_file(&self, path: &PathBuf, generation: u64) -> Result<Cached, WeChatError> {
@@ -297,9 +291,15 @@ fn token_from_file_text(text: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// The longest life WeChat documents for a token (`expires_in` is up to 7200 s): a longer one
+/// from the answer is taken as this.
+pub const MAX_TOKEN_LIFETIME_SECS: u64 = 7200;
+
 /// Refresh 5 minutes before expiry (the stable endpoint renews in its last 5 minutes), or at half
-/// the lifetime when the token has less than 10 minutes left.
+/// the lifetime when the token has less than 10 minutes left. Lifetimes are capped at
+/// [`MAX_TOKEN_LIFETIME_SECS`], so the instant it gives never overflows.
 fn refresh_after(expires_in: u64) -> Duration {
+    let expires_in = expires_in.min(MAX_TOKEN_LIFETIME_SECS);
     let secs = if expires_in > 600 {
         expires_in - 300
     } else {
@@ -308,29 +308,85 @@ fn refresh_after(expires_in: u64) -> Duration {
     Duration::from_secs(secs.max(1))
 }
 
-async fn read_token_answer(response: reqwest::Response) -> Result<(String, u64), WeChatError> {
-    let status = response.status().as_u16();
-    if !response.status().is_success() {
+/// A token's lifetime from `expires_in`: a positive number of seconds, capped at
+/// [`MAX_TOKEN_LIFETIME_SECS`] however large; `None` for nonsense (zero, negative, not a number).
+fn token_lifetime(value: &Value) -> Option<u64> {
+    let Value::Number(n) = value else {
+        return None;
+    };
+    if let Some(secs) = n.as_u64() {
+        return (secs > 0).then(|| secs.min(MAX_TOKEN_LIFETIME_SECS));
+    }
+    // Negative, fractional or beyond u64: as a float, which saturates instead of overflowing.
+    let secs = n.as_f64()?;
+    (secs >= 1.0).then(|| (secs.min(MAX_TOKEN_LIFETIME_SECS as f64)) as u64)
+}
+
+/// Reads a token answer. It is read as a JSON value and checked field by field, so no error
+/// quotes a value from it (serde's type errors would: the token itself, when it is not a string).
+fn decode_token_answer(status: u16, bytes: &[u8]) -> Result<(String, u64), WeChatError> {
+    if !(200..300).contains(&status) {
         return Err(WeChatError::Http { status });
     }
-    let bytes = response.bytes().await.map_err(WeChatError::from_reqwest)?;
-    let answer: TokenAnswer = serde_json::from_slice(&bytes).map_err(|e| WeChatError::Decode {
-        status,
-        detail: super::describe_bad_body(&bytes, &e),
-    })?;
-    if answer.errcode != 0 {
-        return Err(WeChatError::Api {
-            code: answer.errcode,
-            errmsg: answer.errmsg,
-        });
-    }
-    match answer.access_token {
-        Some(token) if !token.is_empty() => Ok((token, answer.expires_in.unwrap_or(7200))),
-        _ => Err(WeChatError::Decode {
+    let value: Value = serde_json::from_slice(bytes)
+        .map_err(|e| WeChatError::decode(status, &super::describe_bad_body(bytes, &e)))?;
+    let bad = |what: String| WeChatError::decode(status, &format!("the token answer's {what}"));
+    let Some(answer) = value.as_object() else {
+        return Err(WeChatError::decode(
             status,
-            detail: "the token answer has neither errcode nor access_token".to_owned(),
-        }),
+            &format!(
+                "the token answer is {}, not an object",
+                super::json_kind(&value)
+            ),
+        ));
+    };
+    match answer.get("errcode") {
+        None | Some(Value::Null) => {}
+        Some(code) => match super::lenient_i64(code) {
+            Some(0) => {}
+            Some(code) => {
+                let errmsg = answer
+                    .get("errmsg")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                return Err(WeChatError::api(code, errmsg));
+            }
+            None => {
+                return Err(bad(format!(
+                    "errcode is {}, not a number",
+                    super::json_kind(code)
+                )));
+            }
+        },
     }
+    let token = match answer.get("access_token") {
+        Some(Value::String(token)) if !token.is_empty() => token.clone(),
+        None | Some(Value::Null) | Some(Value::String(_)) => {
+            return Err(WeChatError::decode(
+                status,
+                "the token answer has neither errcode nor access_token",
+            ));
+        }
+        Some(other) => {
+            return Err(bad(format!(
+                "access_token is {}, not a string",
+                super::json_kind(other)
+            )));
+        }
+    };
+    let expires_in = match answer.get("expires_in") {
+        None | Some(Value::Null) => MAX_TOKEN_LIFETIME_SECS,
+        Some(value) => token_lifetime(value).ok_or_else(|| {
+            bad(format!(
+                "expires_in is {}, not a positive number of seconds",
+                match value {
+                    Value::Number(_) => "zero or negative",
+                    other => super::json_kind(other),
+                }
+            ))
+        })?,
+    };
+    Ok((token, expires_in))
 }
 
 /// `base` + `path`, whether or not `base` ends in a slash.
@@ -361,6 +417,20 @@ mod tests {
         assert_eq!(refresh_after(7200), Duration::from_secs(6900));
         assert_eq!(refresh_after(400), Duration::from_secs(200));
         assert_eq!(refresh_after(0), Duration::from_secs(1));
+        assert_eq!(refresh_after(u64::MAX), Duration::from_secs(6900));
+    }
+
+    #[test]
+    fn token_lifetimes_are_capped_and_nonsense_is_refused() {
+        let life = |text: &str| token_lifetime(&serde_json::from_str(text).unwrap());
+        assert_eq!(life("7200"), Some(7200));
+        assert_eq!(life("60"), Some(60));
+        assert_eq!(life("9223372036854775808"), Some(7200));
+        assert_eq!(life("1e300"), Some(7200));
+        assert_eq!(life("90.5"), Some(90));
+        for nonsense in ["0", "-5", "0.5", "-1e300", "\"7200\"", "null", "[]"] {
+            assert_eq!(life(nonsense), None, "{nonsense}");
+        }
     }
 
     #[test]

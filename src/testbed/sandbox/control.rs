@@ -120,6 +120,12 @@ struct FaultBody {
     status: Option<u16>,
     ms: Option<u64>,
     n: Option<usize>,
+    /// A URL (`redirect`).
+    location: Option<String>,
+    /// Any JSON value (`expires_in`, `apply_list`).
+    value: Option<serde_json::Value>,
+    /// A raw answer body (`body`).
+    body: Option<String>,
     #[serde(default = "one")]
     times: u32,
     #[serde(default)]
@@ -165,10 +171,37 @@ fn fault_rule(body: FaultBody) -> Result<FaultRule, String> {
             body.errcode
                 .ok_or("kind applied_then_errcode needs \"errcode\"")?,
         ),
+        "expires_in" => Fault::ExpiresIn(
+            body.value
+                .ok_or("kind expires_in needs \"value\"")?
+                .to_string(),
+        ),
+        "redirect" => {
+            let status = body.status.unwrap_or(307);
+            if !(300..=399).contains(&status) {
+                return Err(format!("{status} is not a redirect status"));
+            }
+            Fault::Redirect(
+                status,
+                body.location.ok_or("kind redirect needs \"location\"")?,
+            )
+        }
+        "apply_list" => Fault::ApplyList(
+            body.value
+                .ok_or("kind apply_list needs \"value\"")?
+                .to_string(),
+        ),
+        "long_errmsg" => Fault::LongErrmsg(
+            body.errcode.ok_or("kind long_errmsg needs \"errcode\"")?,
+            body.n.ok_or("kind long_errmsg needs \"n\"")?,
+        ),
+        "body" => Fault::Body(body.body.ok_or("kind body needs \"body\"")?),
+        "oversized" => Fault::Oversized(body.n.ok_or("kind oversized needs \"n\"")?),
         other => {
             return Err(format!(
                 "unknown kind {other:?}: errcode, http, non_json, delay, new_applicant_first, \
-                 empty_list, empty_list_array, truncate, applied_then_errcode"
+                 empty_list, empty_list_array, truncate, applied_then_errcode, expires_in, \
+                 redirect, apply_list, long_errmsg, body, oversized"
             ));
         }
     };

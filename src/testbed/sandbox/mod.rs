@@ -11,7 +11,11 @@
 //!   `empty_list` (errcode 0, no `apply_list`), `empty_list_array` (`"apply_list": []`) and
 //!   `truncate` (`"n"`: only the page's first n items) for `dev_apply_list`;
 //!   `applied_then_errcode` (`"errcode"`: the write takes effect, the answer carries the code) for
-//!   writes. A fault matches only calls it applies to.
+//!   writes; the hostile and broken answers of issue 22: `expires_in` (`"value"`: any JSON, a real
+//!   token with that lifetime) for the token endpoints, `redirect` (`"status"` 3xx, `"location"`),
+//!   `long_errmsg` (`"errcode"`, `"n"` characters), `body` (`"body"`: this exact 200 answer) and
+//!   `oversized` (`"n"` bytes) for any call, `apply_list` (`"value"`: any JSON where the list
+//!   belongs) for `dev_apply_list`. A fault matches only calls it applies to.
 
 mod control;
 mod seed;
@@ -186,15 +190,29 @@ pub enum Fault {
     /// Writes only: the write is handled as usual (applied when it can be), then the answer
     /// carries this errcode instead (-1: a busy answer to a write that took effect).
     AppliedThenErrcode(i64),
+    /// Token endpoints only: a real token is issued, but `expires_in` is this JSON text
+    /// (`9223372036854775808`, `-5`, `"soon"`).
+    ExpiresIn(String),
+    /// This 3xx status with `Location` set to this URL; nothing is applied.
+    Redirect(u16, String),
+    /// `dev_apply_list` only: errcode 0 with `apply_list` set to this JSON text (`"none"`, `{}`).
+    ApplyList(String),
+    /// This errcode with an errmsg of this many characters (WeChat's text, then padding).
+    LongErrmsg(i64, usize),
+    /// HTTP 200 with this exact body; nothing is applied.
+    Body(String),
+    /// An errcode-0 answer padded to at least this many bytes; nothing is applied.
+    Oversized(usize),
 }
 
 impl Fault {
     /// Whether this fault can act on a call to `action` (`None`: a token endpoint).
     pub fn applies_to(&self, action: Option<&str>) -> bool {
         match self {
-            Self::EmptyList | Self::EmptyListArray | Self::Truncate(_) => {
+            Self::EmptyList | Self::EmptyListArray | Self::Truncate(_) | Self::ApplyList(_) => {
                 action == Some("dev_apply_list")
             }
+            Self::ExpiresIn(_) => action.is_none(),
             Self::AppliedThenErrcode(_) => {
                 matches!(action, Some("dev_agree" | "dev_refuse" | "dev_delete"))
             }
@@ -713,11 +731,49 @@ fn fault_answer(fault: &Fault) -> Option<Injected> {
             axum::Json(json!({ "errcode": errcode::OK, "errmsg": "ok", "apply_list": [] })).into_response(),
             Some(errcode::OK),
         )),
+        Fault::Redirect(status, location) => {
+            let status = StatusCode::from_u16(*status).unwrap_or(StatusCode::TEMPORARY_REDIRECT);
+            let location = header::HeaderValue::from_str(location)
+                .unwrap_or(header::HeaderValue::from_static("/"));
+            Some(((status, [(header::LOCATION, location)]).into_response(), None))
+        }
+        Fault::ApplyList(json) => Some((
+            json_text(format!(r#"{{"errcode":0,"errmsg":"ok","apply_list":{json}}}"#)),
+            Some(errcode::OK),
+        )),
+        Fault::LongErrmsg(code, chars) => {
+            let mut text = errmsg(*code);
+            let padding = " 请稍后再试 please retry later";
+            while text.chars().count() < *chars {
+                text.push_str(padding);
+            }
+            let text: String = text.chars().take(*chars).collect();
+            Some((
+                axum::Json(json!({ "errcode": code, "errmsg": text })).into_response(),
+                Some(*code),
+            ))
+        }
+        Fault::Body(body) => Some((json_text(body.clone()), None)),
+        Fault::Oversized(bytes) => {
+            let pad = "x".repeat(*bytes);
+            Some((
+                json_text(format!(
+                    r#"{{"errcode":0,"errmsg":"ok","apply_list":[],"padding":"{pad}"}}"#
+                )),
+                Some(errcode::OK),
+            ))
+        }
         Fault::Delay(_)
         | Fault::NewApplicantFirst
         | Fault::Truncate(_)
-        | Fault::AppliedThenErrcode(_) => None,
+        | Fault::AppliedThenErrcode(_)
+        | Fault::ExpiresIn(_) => None,
     }
+}
+
+/// HTTP 200 with `body` as JSON, whatever it holds.
+fn json_text(body: String) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
 /// A fault that changes the handler's answer rather than replacing it.
@@ -731,9 +787,9 @@ fn before(state: &mut World, call: &Call<'_>) -> (Option<Injected>, Option<Durat
             state.add(NewApplicant::default());
             (None, None, None)
         }
-        Some(rewrite @ (Fault::Truncate(_) | Fault::AppliedThenErrcode(_))) => {
-            (None, None, Some(rewrite))
-        }
+        Some(
+            rewrite @ (Fault::Truncate(_) | Fault::AppliedThenErrcode(_) | Fault::ExpiresIn(_)),
+        ) => (None, None, Some(rewrite)),
         Some(other) => (fault_answer(&other), None, None),
         None => (None, None, None),
     }
@@ -762,6 +818,17 @@ async fn after(answer: Response, delay: Option<Duration>) -> Response {
     answer
 }
 
+/// A token answer, with `expires_in` as an [`Fault::ExpiresIn`] fault says when there is one.
+fn token_answer(token: &str, expires_in: u64, fault: Rewrite) -> Response {
+    match fault {
+        Some(Fault::ExpiresIn(raw)) => json_text(format!(
+            r#"{{"access_token":{},"expires_in":{raw}}}"#,
+            Value::from(token)
+        )),
+        _ => axum::Json(json!({ "access_token": token, "expires_in": expires_in })).into_response(),
+    }
+}
+
 #[derive(Deserialize)]
 struct StableTokenRequest {
     grant_type: Option<String>,
@@ -776,7 +843,7 @@ async fn stable_token(State(sb): State<Sandbox>, body: Bytes) -> Response {
     let (answer, delay) = {
         let mut state = sb.state();
         state.stats.stable_token_requests += 1;
-        let (faulted, delay, _) = before(&mut state, &Call::Token);
+        let (faulted, delay, rewritten) = before(&mut state, &Call::Token);
         let answer = faulted.map(|(answer, _)| answer).unwrap_or_else(|| {
             let Ok(request) = serde_json::from_slice::<StableTokenRequest>(&body) else {
                 return errcode_answer(errcode::BAD_REQUEST);
@@ -806,7 +873,7 @@ async fn stable_token(State(sb): State<Sandbox>, body: Bytes) -> Response {
             };
             state.stable = Some(token.clone());
             let expires_in = state.remaining(&token).unwrap_or(0);
-            axum::Json(json!({ "access_token": token, "expires_in": expires_in })).into_response()
+            token_answer(&token, expires_in, rewritten)
         });
         (answer, delay)
     };
@@ -821,7 +888,7 @@ async fn classic_token(
     let (answer, delay) = {
         let mut state = sb.state();
         state.stats.classic_token_requests += 1;
-        let (faulted, delay, _) = before(&mut state, &Call::Token);
+        let (faulted, delay, rewritten) = before(&mut state, &Call::Token);
         let answer = faulted.map(|(answer, _)| answer).unwrap_or_else(|| {
             if q.get("grant_type").map(String::as_str) != Some("client_credential") {
                 return errcode_answer(errcode::BAD_REQUEST);
@@ -841,8 +908,7 @@ async fn classic_token(
             }
             let token = state.issue(config.token_ttl);
             state.classic = Some(token.clone());
-            axum::Json(json!({ "access_token": token, "expires_in": config.token_ttl.as_secs() }))
-                .into_response()
+            token_answer(&token, config.token_ttl.as_secs(), rewritten)
         });
         (answer, delay)
     };
