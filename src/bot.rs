@@ -29,6 +29,10 @@ use crate::lifecycle::decision;
 use crate::store::Store;
 use crate::wechat::WeChatClient;
 
+pub mod listen;
+
+use listen::Connections;
+
 /// Builds a Telegram client from settings (`TELOXIDE_TOKEN`, `TELOXIDE_API_URL`,
 /// `TELEGRAM_TIMEOUT_SECS`).
 pub fn telegram_bot(settings: &Settings) -> anyhow::Result<Bot> {
@@ -174,17 +178,28 @@ async fn listen(
             .as_ref()
             .is_some_and(|w| w.listen == addr)
     };
+    // Both listeners draw on the one process's descriptors.
+    let connections = Connections::for_this_process();
     let (alone, with_webhook) = match telemetry {
         Some(t) if shared(t.0) => (None, Some(t)),
         other => (other, None),
     };
     if let Some(telemetry) = alone {
-        serve_telemetry(app, telemetry, shutdown).await?;
+        serve_telemetry(app, telemetry, shutdown, Arc::clone(&connections)).await?;
     }
     match &app.settings.webhook {
         None => listen_by_polling(app, me, dispatcher, shutdown).await,
         Some(webhook) => {
-            listen_by_webhook(app, me, dispatcher, webhook, with_webhook, shutdown).await
+            listen_by_webhook(
+                app,
+                me,
+                dispatcher,
+                webhook,
+                with_webhook,
+                shutdown,
+                connections,
+            )
+            .await
         }
     }
 }
@@ -194,6 +209,7 @@ async fn serve_telemetry(
     app: &Arc<App>,
     (addr, handle): Telemetry,
     shutdown: &CancellationToken,
+    connections: Arc<Connections>,
 ) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -202,11 +218,12 @@ async fn serve_telemetry(
     tracing::info!("metrics on http://{bound}/metrics, health on http://{bound}/healthz");
     let router = telemetry_router(Arc::clone(app), handle);
     let stop = shutdown.clone();
-    spawn_http(
+    listen::spawn_http(
         listener,
         router,
         async move { stop.cancelled().await },
         "metrics",
+        connections,
     );
     Ok(())
 }
@@ -246,6 +263,7 @@ async fn listen_by_webhook(
     webhook: &crate::config::Webhook,
     telemetry: Option<Telemetry>,
     shutdown: &CancellationToken,
+    connections: Arc<Connections>,
 ) -> anyhow::Result<()> {
     let tcp = tokio::net::TcpListener::bind(webhook.listen)
         .await
@@ -263,12 +281,12 @@ async fn listen_by_webhook(
             .await
             .context("Telegram refused the webhook (setWebhook)")?;
     stop_listener_too(&mut listener, shutdown);
-    let mut router = refuse_without_secret(router, webhook.secret.clone());
+    let mut router = refuse_without_secret(screen_updates(router), webhook.secret.clone());
     if let Some((_, handle)) = telemetry {
         router = router.merge(telemetry_router(Arc::clone(app), handle));
         tracing::info!("metrics on http://{bound}/metrics, health on http://{bound}/healthz");
     }
-    spawn_http(tcp, router, stopped, "webhook");
+    listen::spawn_http(tcp, router, stopped, "webhook", connections);
     tracing::info!(bot = %me.username(), chat = app.chat.0, approvers = %app.approvers.describe(), url = %webhook.url, listen = %bound, "bot started (webhook)");
     let errors = CountingErrorHandler::new("getUpdates failed", Arc::clone(app));
     Ok(dispatcher
@@ -301,6 +319,49 @@ fn refuse_without_secret(router: Router, expected: SecretString) -> Router {
     ))
 }
 
+/// Most bytes of one update the webhook reads: Telegram's are far smaller.
+const UPDATE_MAX_BYTES: usize = 2 << 20;
+
+/// Most characters of a parse error logged: serde quotes the values it meets, which come from
+/// outside.
+const PARSE_ERROR_MAX_CHARS: usize = 160;
+
+/// teloxide logs an update that does not parse whole, at ERROR: a peer with the secret could fill
+/// the log. This layer (behind the secret check) reads the body within [`UPDATE_MAX_BYTES`],
+/// drops an update that does not parse with a line giving its size and the parse error, and
+/// answers 200 as teloxide does, so Telegram does not send it again.
+fn screen_updates(router: Router) -> Router {
+    router.layer(axum::middleware::from_fn(
+        |request: axum::extract::Request, next: axum::middleware::Next| async move {
+            if request.method() != axum::http::Method::POST {
+                return next.run(request).await;
+            }
+            let (parts, body) = request.into_parts();
+            let bytes = match axum::body::to_bytes(body, UPDATE_MAX_BYTES).await {
+                Ok(bytes) => bytes,
+                Err(e) => {
+                    tracing::warn!(limit = UPDATE_MAX_BYTES, error = %e, "could not read a webhook body, or it was over the limit; refused");
+                    return StatusCode::PAYLOAD_TOO_LARGE.into_response();
+                }
+            };
+            if let Err(e) = serde_json::from_slice::<teloxide::types::Update>(&bytes) {
+                let error: String = e.to_string().chars().take(PARSE_ERROR_MAX_CHARS).collect();
+                tracing::error!(
+                    bytes = bytes.len(),
+                    error = %error,
+                    "a webhook update did not parse; dropped it (the body is not logged)"
+                );
+                return StatusCode::OK.into_response();
+            }
+            next.run(axum::extract::Request::from_parts(
+                parts,
+                axum::body::Body::from(bytes),
+            ))
+            .await
+        },
+    ))
+}
+
 /// How long the dispatcher has to stop by itself before its update listener is stopped too.
 const STOP_GRACE: Duration = Duration::from_secs(2);
 
@@ -315,24 +376,6 @@ fn stop_listener_too<L: UpdateListener>(listener: &mut L, shutdown: &Cancellatio
         signal.cancelled().await;
         tokio::time::sleep(STOP_GRACE).await;
         stop.stop();
-    });
-}
-
-/// Serves `router` on `listener` in a task until `until` completes; `what` names it in the log if
-/// it fails.
-pub(crate) fn spawn_http(
-    listener: tokio::net::TcpListener,
-    router: axum::Router,
-    until: impl std::future::Future<Output = ()> + Send + 'static,
-    what: &'static str,
-) {
-    tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, router)
-            .with_graceful_shutdown(until)
-            .await
-        {
-            tracing::error!(error = %e, server = what, "an HTTP server stopped");
-        }
     });
 }
 

@@ -301,3 +301,73 @@ async fn demo_starts_from_nothing_and_stops_on_sigterm() {
     assert!(status.success(), "{status}");
     drop(lines);
 }
+
+/// Runs the bot on `db` against both fakes until it exits, or for at most 10 s (then kills it:
+/// `None`).
+async fn run_on(
+    wx: &RunningSandbox,
+    tg: &RunningFakeTelegram,
+    db: &std::path::Path,
+) -> Option<Output> {
+    let mut cmd = bot();
+    valid(&mut cmd, &wx.base_url)
+        .env("TELOXIDE_TOKEN", FAKE_BOT_TOKEN)
+        .env("TELOXIDE_API_URL", tg.api_url.as_str())
+        .env("TEAM_CHAT_ID", TEAM.to_string())
+        .env("DATABASE_URL", format!("sqlite:{}", db.display()))
+        .env("POLL_INTERVAL_SECS", "3600")
+        .arg("run")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = tokio::process::Command::from(cmd)
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    match tokio::time::timeout(std::time::Duration::from_secs(10), child.wait()).await {
+        Ok(_) => Some(child.wait_with_output().await.unwrap()),
+        Err(_) => None,
+    }
+}
+
+#[tokio::test]
+async fn a_database_the_migrations_did_not_make_stops_the_start_naming_what_is_wrong() {
+    let (wx, tg) = world(1).await;
+    let dir = tempfile::tempdir().unwrap();
+    for (damage, named) in [
+        ("DROP TABLE audit", "no such table: audit"),
+        (
+            "ALTER TABLE cards DROP COLUMN moved",
+            "no such column: moved",
+        ),
+    ] {
+        // Arrange: a database the bot made, then damaged by hand.
+        let db = dir
+            .path()
+            .join(format!("{}.db", named.replace([' ', ':'], "-")));
+        let url = format!("sqlite:{}", db.display());
+        wxplugin_bot::store::Store::open(&url)
+            .await
+            .unwrap()
+            .close()
+            .await;
+        let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+        sqlx::query(damage).execute(&pool).await.unwrap();
+        pool.close().await;
+
+        // Act
+        let output = run_on(&wx, &tg, &db).await;
+
+        // Assert
+        let output = output.unwrap_or_else(|| panic!("the bot ran on a database after {damage:?}"));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{stderr}");
+        let last = stderr.trim().lines().last().unwrap_or_default();
+        assert!(last.starts_with("wxplugin-bot: "), "{stderr}");
+        assert!(last.contains(named), "{damage}: {stderr}");
+        assert!(last.contains("migrations"), "{damage}: {stderr}");
+        assert!(
+            tg.fake.calls().iter().all(|c| c.method != "sendMessage"),
+            "the bot posted on a damaged database"
+        );
+    }
+}

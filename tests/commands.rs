@@ -10,7 +10,7 @@ use wxplugin_bot::domain::applicant::AppId;
 use wxplugin_bot::domain::audit::{Attempt, AuditOutcome};
 use wxplugin_bot::domain::card::Actor;
 use wxplugin_bot::store::Store;
-use wxplugin_bot::testbed::sandbox::Fault;
+use wxplugin_bot::testbed::sandbox::{Fault, NewApplicant};
 
 /// 60 decisions on `appid`, each with a 200-character reason full of characters HTML escapes:
 /// far more than one message holds.
@@ -171,4 +171,147 @@ async fn status_tells_the_last_wechat_error_in_the_chat_language() {
     assert!(line.contains("微信错误码 48001: "), "{line}");
     assert!(line.contains("api 功能未授权"), "{line}");
     app.stop().await;
+}
+
+/// Telegram counts a text's length in UTF-16 code units: an emoji outside the BMP is two.
+fn utf16_len(plain: &str) -> usize {
+    plain.encode_utf16().count()
+}
+
+#[tokio::test]
+async fn emoji_heavy_lists_and_history_stay_within_telegrams_count() {
+    // 35 applicants whose nicknames are 70 emoji (cut to 64: 129 UTF-16 units each), and 60
+    // decisions whose reasons are 200 emoji (400 units each).
+    let mut app = TestApp::new(0).await;
+    for _ in 0..35 {
+        app.wx.sandbox.add_applicant(NewApplicant {
+            nickname: Some("😀".repeat(70)),
+            ..NewApplicant::default()
+        });
+    }
+    let appid = AppId::parse(&app.appids()[0]).unwrap();
+    let store = Store::open(&app.vars["DATABASE_URL"]).await.unwrap();
+    let actor = Actor {
+        id: ALICE as u64,
+        name: "🦀".repeat(64),
+    };
+    let reason = "🚫".repeat(200);
+    for _ in 0..60 {
+        let attempt = store
+            .audit_attempt(&Attempt {
+                appid: &appid,
+                action: Action::Reject,
+                actor: &actor,
+                via: Via::Command,
+                reason: Some(&reason),
+            })
+            .await
+            .unwrap();
+        store
+            .audit_result(attempt, AuditOutcome::Ok, None, None)
+            .await
+            .unwrap();
+    }
+    store.close().await;
+    app.start().await;
+    // Listed at the first poll; their cards follow at Telegram's pace, not awaited here.
+    app.wait_cards(1).await;
+
+    for command in ["/pending", "/list", "/list pending", "/history"] {
+        let reply = app.command(ALICE, command).await;
+
+        let plain = &reply.plain_text;
+        eprintln!(
+            "{command}: {} UTF-16 units ({} characters), {} entries",
+            utf16_len(plain),
+            plain.chars().count(),
+            entries(plain)
+        );
+        assert!(
+            utf16_len(plain) <= 4096,
+            "{command}: {} UTF-16 units",
+            utf16_len(plain)
+        );
+        assert!(
+            entries(plain) >= 5,
+            "{command} shows only {} entries",
+            entries(plain)
+        );
+        assert!(
+            plain.lines().last().is_some_and(|l| l.starts_with('…')),
+            "{command} does not say what it left out: {plain}"
+        );
+    }
+}
+
+/// Characters that show nothing, or less than they are, and so can make a name or reason lie.
+const INVISIBLE: &[char] = &[
+    '\u{061C}',
+    '\u{2060}',
+    '\u{FEFF}',
+    '\u{00AD}',
+    '\u{180E}',
+    '\u{2028}',
+    '\u{2029}',
+    '\u{E0041}',
+    '\u{E007F}',
+    '\u{3164}',
+    '\u{200B}',
+    '\u{200D}',
+];
+
+#[tokio::test]
+async fn invisible_characters_reach_neither_cards_nor_wechat_but_emoji_sequences_stay_whole() {
+    // A ZWJ family, a keycap, a flag of tag characters (England) and a VS16 heart.
+    let emoji = "👨\u{200D}👩\u{200D}👧 1\u{FE0F}\u{20E3} 🏴\u{E0067}\u{E0062}\u{E0065}\u{E006E}\u{E0067}\u{E007F} ❤\u{FE0F}";
+    let hostile: String = INVISIBLE.iter().map(|c| format!("a{c}")).collect();
+    let mut app = TestApp::new(0).await;
+    let appid = app.wx.sandbox.add_applicant(NewApplicant {
+        nickname: Some(format!("{hostile} {emoji}")),
+        reason: Some(format!("{hostile} {emoji}")),
+        ..NewApplicant::default()
+    });
+    app.start().await;
+    app.wait_cards(1).await;
+
+    let card = app.card(&appid);
+    let refused = app
+        .command(
+            ALICE,
+            &format!("/reject {appid} no\u{2060}pe{hostile} {emoji}"),
+        )
+        .await;
+
+    for (what, text) in [
+        ("card", card.plain_text.clone()),
+        ("refusal", refused.plain_text.clone()),
+    ] {
+        assert!(
+            text.contains(emoji),
+            "{what} broke an emoji sequence: {text:?}"
+        );
+        let rest = text.replace(emoji, "");
+        for c in INVISIBLE {
+            assert!(
+                !rest.contains(*c),
+                "{what} shows U+{:04X}: {text:?}",
+                *c as u32
+            );
+        }
+    }
+    let reason = app
+        .wx
+        .sandbox
+        .applicant(&appid)
+        .and_then(|a| a.refuse_reason)
+        .expect("refused with a reason");
+    assert!(reason.ends_with(emoji), "{reason:?}");
+    for c in INVISIBLE {
+        assert!(
+            !reason.replace(emoji, "").contains(*c),
+            "WeChat was sent U+{:04X}: {reason:?}",
+            *c as u32
+        );
+    }
+    assert!(reason.starts_with("nope"), "{reason:?}");
 }

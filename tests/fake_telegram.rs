@@ -942,3 +942,35 @@ async fn the_send_limiter_earns_no_429_from_telegrams_limits() {
         "{took:?}"
     );
 }
+
+#[tokio::test]
+async fn text_length_is_counted_in_utf16_units_as_telegram_counts_it() {
+    let (tg, bot) = setup().await;
+    // 2,048 emoji outside the BMP: 2,048 characters but 4,096 UTF-16 units, Telegram's most.
+    let fits = "😀".repeat(2048);
+    let over = "😀".repeat(2049);
+
+    let sent = bot.send_message(ChatId(GROUP), fits.clone()).await;
+    let long = bot.send_message(ChatId(GROUP), over.clone()).await;
+    let one = bot.send_message(ChatId(GROUP), "x").await.unwrap();
+    let edit = bot.edit_message_text(ChatId(GROUP), one.id, over).await;
+    let entity = bot
+        .send_message(ChatId(GROUP), format!("<b>{fits}</b>&amp;"))
+        .parse_mode(ParseMode::Html)
+        .await;
+
+    assert!(sent.is_ok(), "{sent:?}");
+    assert!(
+        matches!(long, Err(RequestError::Api(ApiError::MessageIsTooLong))),
+        "{:?}",
+        long.err()
+    );
+    let edit = edit.expect_err("an edit over 4,096 UTF-16 units is refused");
+    assert!(edit.to_string().contains("MESSAGE_TOO_LONG"), "{edit}");
+    assert!(
+        matches!(entity, Err(RequestError::Api(ApiError::MessageIsTooLong))),
+        "{:?}",
+        entity.err()
+    );
+    assert_eq!(tg.fake.message(GROUP, one.id.0).unwrap().plain_text, "x");
+}

@@ -379,6 +379,150 @@ async fn webhook_mode_takes_updates_only_with_the_secret_and_shares_its_listener
     assert_eq!(app.tg.fake.webhook(), None);
 }
 
+/// Connections a flood opens, far past what 1,024 descriptors allow.
+const FLOOD: usize = 1_100;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_idle_connections_neither_starves_a_press_nor_the_health_check() {
+    let mut app = TestApp::new(2).await;
+    let port = free_port();
+    let secret = "flood-secret-1";
+    app.vars.insert(
+        "TELEGRAM_WEBHOOK_URL",
+        format!("https://127.0.0.1:{port}/telegram/hook"),
+    );
+    app.vars
+        .insert("TELEGRAM_WEBHOOK_LISTEN", format!("127.0.0.1:{port}"));
+    app.vars
+        .insert("TELEGRAM_WEBHOOK_SECRET", secret.to_owned());
+    app.vars.insert("METRICS_ADDR", format!("127.0.0.1:{port}"));
+    // The default descriptor limit of a service without `LimitNOFILE`.
+    let process = app.start_process_limited(1, &[], 1024).await;
+    app.wait_cards(2).await;
+
+    // Arrange: idle connections that never send a byte, held open by this test (loopback only,
+    // bounded in count, each connect bounded in time: a SYN the loaded machine drops is sent
+    // again after 1 s).
+    let mut flood = Vec::with_capacity(FLOOD);
+    for _ in 0..FLOOD {
+        let connect = tokio::net::TcpStream::connect(("127.0.0.1", port));
+        match tokio::time::timeout(Duration::from_secs(2), connect).await {
+            Ok(Ok(stream)) => flood.push(stream),
+            Ok(Err(e)) => panic!("connection {} failed: {e}", flood.len()),
+            Err(_) => panic!("connection {} was not accepted within 2 s", flood.len()),
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // Act: a real press through the webhook while the flood is held.
+    let appid = app.appids()[0].clone();
+    let pressed = std::time::Instant::now();
+    let callback = app.press(ALICE, &appid, "✅");
+    let decided = app
+        .tg
+        .fake
+        .wait_until(Duration::from_secs(5), |_| {
+            app.card_for(&appid)
+                .is_some_and(|m| m.plain_text.contains("✅ Approved by @alice"))
+        })
+        .await;
+    let latency = pressed.elapsed();
+    let health = tokio::time::timeout(
+        Duration::from_secs(2),
+        reqwest::get(format!("http://127.0.0.1:{port}/healthz")),
+    )
+    .await;
+
+    // Assert
+    let held = flood.len();
+    // The newest connection is never made room for; it is closed for sending no headers.
+    let mut newest = flood.pop().expect("a flood");
+    drop(flood);
+    let mut byte = [0u8; 1];
+    let closed = tokio::time::timeout(
+        Duration::from_secs(7),
+        tokio::io::AsyncReadExt::read(&mut newest, &mut byte),
+    )
+    .await;
+    assert!(
+        matches!(closed, Ok(Ok(0)) | Ok(Err(_))),
+        "a connection that sent nothing was kept open: {closed:?}"
+    );
+    assert!(
+        decided,
+        "the press was not decided during a flood of {held} connections; the bot printed:\n{}",
+        process.printed()
+    );
+    eprintln!("flood of {held} idle connections: press decided in {latency:?}");
+    assert!(
+        latency < Duration::from_secs(1),
+        "the press took {latency:?} during the flood"
+    );
+    let (answer, _) = app.answer(&callback).await;
+    assert!(answer.is_some());
+    let health = health
+        .expect("/healthz answered within 2 s during the flood")
+        .expect("/healthz reachable");
+    assert_eq!(health.status().as_u16(), 200);
+    drop(process);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_body_that_does_not_parse_is_logged_by_size_not_whole() {
+    let mut app = TestApp::new(1).await;
+    let port = free_port();
+    let secret = "body-secret-1";
+    app.vars.insert(
+        "TELEGRAM_WEBHOOK_URL",
+        format!("https://127.0.0.1:{port}/telegram/hook"),
+    );
+    app.vars
+        .insert("TELEGRAM_WEBHOOK_LISTEN", format!("127.0.0.1:{port}"));
+    app.vars
+        .insert("TELEGRAM_WEBHOOK_SECRET", secret.to_owned());
+    let process = app.start_process(1, &[]).await;
+    app.wait_cards(1).await;
+    // Valid JSON that is not an update, 500 KB of it, with a marker that must not reach the log.
+    let body = serde_json::json!({
+        "update_id": "not a number",
+        "junk": format!("MARKER-{}", "x".repeat(500_000)),
+    })
+    .to_string();
+
+    let status = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{port}/telegram/hook"))
+        .header("X-Telegram-Bot-Api-Secret-Token", secret)
+        .header("Content-Type", "application/json")
+        .body(body.clone())
+        .send()
+        .await
+        .expect("POST")
+        .status()
+        .as_u16();
+    // A real press still goes through afterwards.
+    let appid = app.appids()[0].clone();
+    app.press(ALICE, &appid, "✅");
+    app.wait_card_text_of(&process, &appid, "✅ Approved by @alice")
+        .await;
+
+    let printed = process.printed();
+    assert_eq!(status, 200, "Telegram would retry a refused update forever");
+    assert!(
+        !printed.contains("MARKER-"),
+        "the body reached the log ({} bytes printed)",
+        printed.len()
+    );
+    assert!(printed.len() < 20_000, "{} bytes printed", printed.len());
+    let line = printed
+        .lines()
+        .find(|l| l.contains("did not parse"))
+        .unwrap_or_else(|| panic!("no line about the update: {printed}"));
+    assert!(line.contains("ERROR"), "{line}");
+    eprintln!("a {}-byte update that does not parse: {line}", body.len());
+    assert!(line.contains(&body.len().to_string()), "{line}");
+    drop(process);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn log_format_json_writes_one_json_object_per_line() {
     let app = TestApp::new(1).await;

@@ -17,7 +17,7 @@ use crate::domain::card::Actor;
 use crate::i18n::{Texts, fill};
 use crate::lifecycle::app::{App, no_preview};
 use crate::lifecycle::decision::{self, Outcome};
-use crate::telegram::html::{clean, escape, nickname_html};
+use crate::telegram::html::{TEXT_MAX_UTF16, clean, escape, nickname_html, telegram_len};
 use crate::telegram::limiter::Lane;
 use crate::telegram::view::{CardView, errcode_text, format_time, status_name, wechat_error_text};
 
@@ -337,6 +337,9 @@ async fn listing(app: &App, status: Option<ApplyStatus>) -> anyhow::Result<Strin
             ],
         ),
     };
+    // Room for the "left out" line at its longest.
+    let mut used = telegram_len(&out) + telegram_len(&format!("\n… +{}", rows.len()));
+    let mut shown = 0;
     for row in rows.iter().take(LIST_MAX_LINES) {
         let (a, card) = (&row.applicant.applicant, &row.card);
         let name = nickname_html(a.nickname.as_deref(), t);
@@ -354,13 +357,20 @@ async fn listing(app: &App, status: Option<ApplyStatus>) -> anyhow::Result<Strin
         } else {
             String::new()
         };
-        out.push_str(&format!(
+        let line = format!(
             "\n• <b>{name}</b> <code>{}</code>{status_part} {link}",
             escape(a.appid.as_str())
-        ));
+        );
+        let len = telegram_len(&line);
+        if used + len > TEXT_MAX_UTF16 {
+            break;
+        }
+        used += len;
+        out.push_str(&line);
+        shown += 1;
     }
-    if rows.len() > LIST_MAX_LINES {
-        out.push_str(&format!("\n… +{}", rows.len() - LIST_MAX_LINES));
+    if rows.len() > shown {
+        out.push_str(&format!("\n… +{}", rows.len() - shown));
     }
     Ok(out)
 }
@@ -370,9 +380,6 @@ const HISTORY_MAX_LINES: usize = 30;
 
 /// Most entries `/history` reads to count what it leaves out ("N+" beyond).
 const HISTORY_SCAN: usize = 1000;
-
-/// Telegram's limit on a message's text, in characters after entity parsing.
-const TELEGRAM_TEXT_MAX: usize = 4096;
 
 /// `/history [appid]`: the latest decisions, newest first, as many as fit in one message, then a
 /// line saying how many were left out. Never longer than Telegram takes, so it always arrives.
@@ -414,18 +421,18 @@ async fn history(app: &App, arg: &str) -> anyhow::Result<String> {
         None => fill(t.history_more, &[("n", left)]),
     };
     // Room for the header and the "left out" line at their longest.
-    let reserve = visible_len(&fill(
+    let reserve = telegram_len(&fill(
         t.history_header,
         &[("n", &entries.len().to_string())],
     )) + 1
-        + visible_len(&more(&total(0)));
+        + telegram_len(&more(&total(0)));
     let mut used = reserve;
     let mut lines = String::new();
     let mut shown = 0;
     for e in entries.iter().take(HISTORY_MAX_LINES) {
         let line = history_line(app, e);
-        let len = visible_len(&line);
-        if used + len > TELEGRAM_TEXT_MAX {
+        let len = telegram_len(&line);
+        if used + len > TEXT_MAX_UTF16 {
             break;
         }
         used += len;
@@ -471,33 +478,6 @@ fn history_line(app: &App, e: &crate::domain::audit::HistoryEntry) -> String {
         ));
     }
     line
-}
-
-/// The length of `html` as Telegram counts it: characters after entity parsing (tags dropped,
-/// each `&...;` one character).
-fn visible_len(html: &str) -> usize {
-    let mut count = 0;
-    let mut chars = html.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '<' => {
-                for c in chars.by_ref() {
-                    if c == '>' {
-                        break;
-                    }
-                }
-            }
-            '&' => {
-                count += 1;
-                let rest = chars.as_str();
-                if let Some(end) = rest.find(';').filter(|&i| i <= 8) {
-                    chars = rest[end + 1..].chars();
-                }
-            }
-            _ => count += 1,
-        }
-    }
-    count
 }
 
 async fn status(app: &App) -> anyhow::Result<String> {
@@ -562,23 +542,4 @@ async fn status(app: &App) -> anyhow::Result<String> {
         text.push_str(t.status_paging_broken);
     }
     Ok(text)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::visible_len;
-    use crate::testbed::fake_telegram::html_to_plain;
-
-    #[test]
-    fn visible_length_counts_what_telegram_counts() {
-        for html in [
-            "plain",
-            "<b>Decision history (latest 3):</b>\n• <code>wx1</code> → done",
-            "&lt;&amp;&gt;&quot;x — <a href=\"https://t.me/c/1/2?a=1&amp;b=2\">card</a>",
-            "中文 🧩 &lt;appid&gt;",
-        ] {
-            let plain = html_to_plain(html).expect("valid HTML");
-            assert_eq!(visible_len(html), plain.chars().count(), "{html}");
-        }
-    }
 }

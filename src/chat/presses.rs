@@ -54,14 +54,10 @@ async fn toast(app: &App, q: &CallbackQuery, text: &str) -> HandlerResult {
 /// Longest answer to a press Telegram takes (longer is refused, and the press spins on).
 const CALLBACK_TEXT_MAX_CHARS: usize = 200;
 
-/// `text` cut to what Telegram takes in a callback answer (names can be long), by characters.
+/// `text` cut to what Telegram takes in a callback answer (names can be long), counted in
+/// UTF-16 units as Telegram counts.
 fn callback_text(text: &str) -> String {
-    if text.chars().count() <= CALLBACK_TEXT_MAX_CHARS {
-        return text.to_owned();
-    }
-    let mut cut: String = text.chars().take(CALLBACK_TEXT_MAX_CHARS - 1).collect();
-    cut.push('…');
-    cut
+    crate::telegram::html::cut_utf16(text, CALLBACK_TEXT_MAX_CHARS)
 }
 
 /// Checks a press against stored state: known data, the team chat, the very message of the card,

@@ -64,6 +64,12 @@ pub enum StoreError {
     /// Migrations failed.
     #[error("database migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The database is not what the migrations made (a table or column gone or changed by hand):
+    /// running on it would leave presses unanswered.
+    #[error(
+        "the database is not what this version's migrations made: {0}; restore a backup or point DATABASE_URL at a new file"
+    )]
+    Schema(String),
     /// A stored value is not what this version writes.
     #[error("corrupt row in {table}: {detail}")]
     Corrupt {
@@ -118,6 +124,13 @@ impl Store {
 
     async fn migrated(pool: SqlitePool) -> StoreResult<Self> {
         sqlx::migrate!("./migrations").run(&pool).await?;
+        // Migrations recorded as applied say nothing of a table dropped since: every statement
+        // must prepare against what is there, or the bot refuses to start.
+        let problems = sql::schema_problems(&pool).await;
+        if !problems.is_empty() {
+            pool.close().await;
+            return Err(StoreError::Schema(problems.join("; ")));
+        }
         Ok(Self { pool })
     }
 

@@ -39,9 +39,8 @@ impl<A: Columns, B: Columns> Columns for Joined<A, B> {
     }
 }
 
-/// What the test checks of a statement: its text, and the columns its reader needs (`None`: it
-/// returns nothing that is read by name).
-#[cfg_attr(not(test), allow(dead_code))]
+/// What is checked of a statement (by the test, and at every start): its text, and the columns
+/// its reader needs (`None`: it returns nothing that is read by name).
 pub(crate) struct Check {
     pub sql: &'static str,
     pub reads: Option<Vec<&'static str>>,
@@ -165,8 +164,7 @@ macro_rules! statements {
             }
         )*
 
-        /// Every statement with its name (`table::NAME`), for the test that prepares each.
-        #[cfg_attr(not(test), allow(dead_code))]
+        /// Every statement with its name (`table::NAME`), for the check that prepares each.
         pub(crate) fn all() -> Vec<(&'static str, Check)> {
             vec![$($((concat!(stringify!($table), "::", stringify!($name)), $table::$name.check()),)*)*]
         }
@@ -360,38 +358,58 @@ statements! {
     }
 }
 
-#[cfg(test)]
-mod tests {
+/// What is wrong with `pool`'s schema for these statements, one entry per distinct problem
+/// naming the first statement it breaks: a missing table or column, or a column a reader needs
+/// that a statement no longer returns. Empty when every statement prepares and returns what is
+/// read.
+pub(crate) async fn schema_problems(pool: &sqlx::SqlitePool) -> Vec<String> {
     use sqlx::{Column, Executor, Statement};
 
+    let mut problems: Vec<(String, &'static str)> = Vec::new();
+    let mut note = |problem: String, name: &'static str| {
+        if !problems.iter().any(|(p, _)| *p == problem) {
+            problems.push((problem, name));
+        }
+    };
+    for (name, check) in all() {
+        let prepared = match pool.prepare(check.sql).await {
+            Ok(prepared) => prepared,
+            Err(e) => {
+                let problem = match e.as_database_error() {
+                    Some(db) => db.message().to_owned(),
+                    None => e.to_string(),
+                };
+                note(problem, name);
+                continue;
+            }
+        };
+        let returned: Vec<&str> = prepared.columns().iter().map(|c| c.name()).collect();
+        if check.returns && returned.is_empty() {
+            note("returns no column".to_owned(), name);
+        }
+        for column in check.reads.iter().flatten() {
+            if !returned.contains(column) {
+                note(format!("column {column:?} is not returned"), name);
+            }
+        }
+    }
+    problems
+        .into_iter()
+        .map(|(problem, name)| format!("{problem} ({name})"))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
     use super::*;
     use crate::store::Store;
 
     #[tokio::test]
     async fn every_statement_prepares_against_the_migrated_schema_and_returns_what_is_read() {
         let store = Store::in_memory().await.expect("a migrated database");
-        let mut failures = Vec::new();
-        let statements = all();
-        assert!(!statements.is_empty());
+        assert!(!all().is_empty());
 
-        for (name, check) in statements {
-            let prepared = match store.pool.prepare(check.sql).await {
-                Ok(prepared) => prepared,
-                Err(e) => {
-                    failures.push(format!("{name}: {e}"));
-                    continue;
-                }
-            };
-            let returned: Vec<&str> = prepared.columns().iter().map(|c| c.name()).collect();
-            if check.returns && returned.is_empty() {
-                failures.push(format!("{name}: returns no column"));
-            }
-            for column in check.reads.iter().flatten() {
-                if !returned.contains(column) {
-                    failures.push(format!("{name}: reads {column:?}, returns {returned:?}"));
-                }
-            }
-        }
+        let failures = schema_problems(&store.pool).await;
 
         assert!(failures.is_empty(), "{}", failures.join("\n"));
     }

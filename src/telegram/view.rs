@@ -11,7 +11,7 @@ use crate::domain::applicant::{Applicant, ApplyStatus};
 use crate::domain::card::{Card, CardState, Note};
 use crate::i18n::{Lang, Texts, fill};
 use crate::telegram::callback::{Press, reason_key};
-use crate::telegram::html::{clean, escape, name_html, nickname_html, safe_url};
+use crate::telegram::html::{clean, cut_utf16, escape, name_html, nickname_html, safe_url};
 use crate::wechat::{OUTSIDE_TEXT_MAX_CHARS, WeChatError, errcode_meaning};
 
 /// Formats a timestamp in the configured zone.
@@ -113,7 +113,8 @@ impl CardView<'_> {
                 s,
                 "{}: {}",
                 t.label_reason,
-                escape(&clean(reason, 1200, true))
+                // Counted as Telegram counts (UTF-16 units): 1,200 emoji would be 2,400.
+                escape(&cut_utf16(&clean(reason, 1200, true), 1200))
             );
         }
         if !a.categories.is_empty() {
@@ -138,7 +139,7 @@ impl CardView<'_> {
             s.push_str(&fill(
                 t.line_moved,
                 &[
-                    ("chat", &escape(&chat)),
+                    ("chat", &escape(&clean(&chat, 128, false))),
                     ("time", &format_time(moved.at, self.tz)),
                 ],
             ));
@@ -461,6 +462,40 @@ mod tests {
         assert!(text.chars().count() < 4096);
         assert!(text.contains("2018-09-07 07:24 UTC"));
         assert!(text.ends_with("⏳ Pending"));
+    }
+
+    #[test]
+    fn an_emoji_heavy_rejected_card_stays_within_telegrams_count() {
+        let mut a = applicant();
+        a.nickname = Some("😀".repeat(70));
+        a.reason = Some("😀".repeat(3000));
+        a.categories = (0..6)
+            .map(|_| Category {
+                first: "🧩".repeat(50),
+                second: "🧩".repeat(50),
+            })
+            .collect();
+        let mut c = card(CardState::Closed);
+        c.note = Some(Note::Decided {
+            action: crate::domain::action::Action::Reject,
+            by: "🦀".repeat(70),
+            at: 1_536_305_096,
+            reason: Some("🚫".repeat(500)),
+        });
+        let tz = jiff::tz::TimeZone::UTC;
+        let view = CardView {
+            applicant: &a,
+            gone: false,
+            card: &c,
+            reasons: &[],
+            lang: Lang::En,
+            tz: &tz,
+        };
+
+        let text = view.text();
+
+        let len = crate::telegram::html::telegram_len(&text);
+        assert!(len <= 4096, "{len} UTF-16 units");
     }
 
     #[test]

@@ -458,3 +458,39 @@ impl Drop for TestApp {
         }
     }
 }
+
+impl TestApp {
+    /// [`TestApp::start_process`] with the process's open-file limit (soft and hard) set to
+    /// `open_files`, as systemd's `LimitNOFILE` would.
+    pub async fn start_process_limited(
+        &self,
+        nth: usize,
+        extra: &[(&str, &str)],
+        open_files: u32,
+    ) -> BotProcess {
+        let output = self.db.path().join(format!("bot-{nth}.log"));
+        let log = std::fs::File::create(&output).expect("log file");
+        let mut cmd = std::process::Command::new("/bin/sh");
+        cmd.env_clear()
+            .current_dir(self.db.path())
+            .envs(self.vars.iter().map(|(k, v)| (*k, v.as_str())))
+            .envs(extra.iter().copied())
+            .args([
+                "-c",
+                r#"ulimit -n "$1" && exec "$0" run"#,
+                env!("CARGO_BIN_EXE_wxplugin-bot"),
+                &open_files.to_string(),
+            ])
+            .stdout(log.try_clone().expect("log file"))
+            .stderr(log);
+        let child = cmd.spawn().expect("bot binary starts");
+        let process = BotProcess { child, output };
+        let started = self
+            .tg
+            .fake
+            .wait_until(WAIT, |f| f.call_count("setMyCommands") >= nth)
+            .await;
+        assert!(started, "bot process did not start: {}", process.printed());
+        process
+    }
+}

@@ -162,11 +162,12 @@ pub async fn start(config: DemoConfig) -> anyhow::Result<RunningDemo> {
     let stop = CancellationToken::new();
     let page = router(fake.clone(), Arc::clone(&app));
     let page_stop = stop.clone();
-    crate::bot::spawn_http(
+    crate::bot::listen::spawn_http(
         listener,
         page,
         async move { page_stop.cancelled().await },
         "demo page",
+        crate::bot::listen::Connections::for_this_process(),
     );
     let bot = tokio::spawn(crate::bot::serve(app, stop.clone()));
     Ok(RunningDemo {

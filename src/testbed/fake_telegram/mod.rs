@@ -1077,7 +1077,12 @@ fn chat_id_of(params: &Value) -> Option<i64> {
     }
 }
 
-fn text_of(params: &Value) -> Result<(String, String, Option<String>), ApiError> {
+/// Telegram's most for a message's text: UTF-16 code units of the text after entity parsing.
+const TEXT_MAX_UTF16: usize = 4096;
+
+/// A message's text, its plain form and parse mode, refused as Telegram refuses it; `edit` picks
+/// the edit methods' words for a text too long.
+fn text_of(params: &Value, edit: bool) -> Result<(String, String, Option<String>), ApiError> {
     let text = params
         .get("text")
         .and_then(Value::as_str)
@@ -1099,8 +1104,12 @@ fn text_of(params: &Value) -> Result<(String, String, Option<String>), ApiError>
     if plain.trim().is_empty() {
         return Err(bad("text must be non-empty"));
     }
-    if plain.chars().count() > 4096 {
-        return Err(bad("message is too long"));
+    if plain.encode_utf16().count() > TEXT_MAX_UTF16 {
+        return Err(bad(if edit {
+            "MESSAGE_TOO_LONG"
+        } else {
+            "message is too long"
+        }));
     }
     Ok((text, plain, parse_mode))
 }
@@ -1411,7 +1420,7 @@ impl World {
                     .unwrap_or_default()
                     .to_owned();
                 let text = params.get("text").and_then(Value::as_str);
-                if text.is_some_and(|t| t.chars().count() > CALLBACK_ANSWER_MAX_CHARS) {
+                if text.is_some_and(|t| t.encode_utf16().count() > CALLBACK_ANSWER_MAX_CHARS) {
                     // Telegram's own code for it (the Bot API passes the server's error through).
                     return Err(bad("MESSAGE_TOO_LONG"));
                 }
@@ -1444,7 +1453,7 @@ impl World {
 
     fn send_message(&mut self, params: &Value, event: &mut Option<ChatEvent>) -> ApiResult {
         let limit = self.group_rate_limit;
-        let (text, plain, parse_mode) = text_of(params)?;
+        let (text, plain, parse_mode) = text_of(params, false)?;
         let (buttons, force_reply) = parse_markup(params.get("reply_markup"))?;
         let reply_parameters = params.get("reply_parameters");
         let mut reply_to = reply_parameters
@@ -1518,7 +1527,7 @@ impl World {
             .and_then(Value::as_i64)
             .unwrap_or_default() as i32;
         let new_text = if method == "editMessageText" {
-            Some(text_of(params)?)
+            Some(text_of(params, true)?)
         } else {
             None
         };
