@@ -110,6 +110,61 @@ async fn edits_report_not_modified_and_deleted_messages() {
     assert_eq!(tg.fake.message(GROUP, sent.id.0).unwrap().edits, 1);
 }
 
+/// The simulation judges every version a chat ever showed, so the fake keeps them all: the send,
+/// each edit that changed something (a refused edit adds none), and when the message went.
+#[tokio::test]
+async fn every_version_of_a_message_is_kept_with_its_time() {
+    let (tg, bot) = setup().await;
+    let before = std::time::Instant::now();
+
+    let sent = bot
+        .send_message(ChatId(GROUP), "<b>one</b>")
+        .parse_mode(ParseMode::Html)
+        .reply_markup(keyboard("ap:1"))
+        .await
+        .unwrap();
+    bot.edit_message_text(ChatId(GROUP), sent.id, "two")
+        .await
+        .unwrap();
+    let _ = bot.edit_message_text(ChatId(GROUP), sent.id, "two").await;
+    bot.edit_message_reply_markup(ChatId(GROUP), sent.id)
+        .reply_markup(keyboard("ap:2"))
+        .await
+        .unwrap();
+    bot.delete_message(ChatId(GROUP), sent.id).await.unwrap();
+    let said = tg.fake.user_sends(GROUP, 7, "hello");
+
+    let message = tg.fake.message(GROUP, sent.id.0).unwrap();
+    let shown: Vec<(&str, Vec<Option<&str>>)> = message
+        .history
+        .iter()
+        .map(|v| {
+            let data = v
+                .buttons
+                .iter()
+                .flatten()
+                .map(|b| b.callback_data.as_deref())
+                .collect();
+            (v.plain_text.as_str(), data)
+        })
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            ("one", vec![Some("ap:1")]),
+            ("two", vec![]),
+            ("two", vec![Some("ap:2")]),
+        ]
+    );
+    let times: Vec<_> = message.history.iter().map(|v| v.at).collect();
+    assert!(before <= times[0] && times.is_sorted(), "{times:?}");
+    assert!(message.deleted_at.is_some_and(|at| at >= times[2]));
+    let person = tg.fake.message(GROUP, said).unwrap();
+    assert_eq!(person.history.len(), 1);
+    assert_eq!(person.history[0].plain_text, "hello");
+    assert_eq!(person.deleted_at, None);
+}
+
 #[tokio::test]
 async fn updates_carry_messages_presses_and_replies() {
     let (tg, bot) = setup().await;

@@ -5,7 +5,8 @@
 //! and SIGKILL-equivalent: each life of the bot runs in its own tokio runtime, dropped with
 //! `shutdown_background`, so every task dies wherever it is while the SQLite file stays). After
 //! each schedule the world quiesces and the invariants are checked against what Telegram shows,
-//! what WeChat holds, every WeChat call and the bot's own database.
+//! every version of every message it ever showed, what WeChat holds, every WeChat call and the
+//! bot's own database (its cards and its audit log).
 //!
 //! `SIM_SCHEDULES=<n>` runs n schedules (seeds `SIM_BASE_SEED`.., default 1..), `SIM_SEED=<n>`
 //! replays one (printing its schedule and run log), `SIM_JOBS=<n>` runs n schedules at a time,
@@ -31,18 +32,42 @@ use sqlx::sqlite::SqliteConnectOptions;
 use tokio_util::sync::CancellationToken;
 use wxplugin_bot::config::Settings;
 use wxplugin_bot::i18n::{Lang, Texts, fill};
-use wxplugin_bot::testbed::fake_telegram::{FakeMessage, TgFault};
+use wxplugin_bot::testbed::fake_telegram::{FakeButton, FakeMessage, TgFault};
 use wxplugin_bot::testbed::sandbox::{Fault, NewApplicant, Paging};
 
 /// Schedules the test command runs by default: 400 took 3 min 29 s of a debug build on two
-/// shared cores, eight at a time, so 300 stay within about 2 min 40 s.
+/// shared cores, eight at a time, so 300 stay within about 2 min 40 s (126 s with issue 16's
+/// checks, 133 s without them, on the same shared machine).
 const DEFAULT_SCHEDULES: u64 = 300;
 /// Schedules run at once by default: each mostly waits on its own servers (400 schedules used
 /// 85 s of CPU in 209 s).
 const DEFAULT_JOBS: usize = 8;
+/// Violations the bot cannot yet avoid, counted and printed but not failing the run, each with
+/// why. Issue 16 stays open for them.
+const KNOWN: &[(&str, &str)] = &[(
+    "window-card-offers-decision",
+    "a card Telegram took in the moment before a kill is a message the bot never recorded, so \
+     it cannot take its buttons away when the applicant is decided (a press on it is refused)",
+)];
+
+/// The simulated bot's `absence_proof_after`.
+const ABSENCE_PROOF: Duration = Duration::from_secs(4);
+
 /// How long a start, a stop or an answer may take before the simulation calls it a failure
 /// (teloxide holds a request 10 s after a Telegram 5xx, and a graceful stop waits for it).
 const PATIENCE: Duration = Duration::from_secs(25);
+/// How long the first poll may take to card the seeded applicants (it takes well under a second
+/// alone; eight schedules share two cores).
+const FIRST_CARDS: Duration = Duration::from_secs(10);
+/// How far from a kill the fake may have taken a card the killed life never recorded, for it to
+/// count as the documented duplicate window: before the kill, the answer's way back and one
+/// SQLite write on two shared cores; after it, a request already on the wire (the fake may hold
+/// a call up to 300 ms before acting on it).
+/// Seen: from 3 ms after the kill to 22 ms before it.
+const WINDOW_BEFORE_KILL: Duration = Duration::from_millis(1_000);
+const WINDOW_AFTER_KILL: Duration = Duration::from_millis(500);
+/// The refusal reason `/reject` gives.
+const COMMAND_REASON: &str = "sim command reason";
 
 fn texts() -> &'static Texts {
     Lang::En.texts()
@@ -398,6 +423,34 @@ impl Life {
 
 // ---------------------------------------------------------------- the world
 
+/// A moment in the run: when, and the highest message id in the team chat then (an exact
+/// order for messages, where instants are only as good as the clocks).
+#[derive(Clone, Copy, Debug)]
+struct Mark {
+    at: Instant,
+    last_message: i32,
+}
+
+/// A kill: the life it ended, the moment of it, and the card messages the database held
+/// right after it (a window card is one it did not hold then, whatever its row held later).
+#[derive(Clone, Debug)]
+struct Kill {
+    life: usize,
+    mark: Mark,
+    recorded: HashSet<i64>,
+}
+
+/// A press of a decision button: who pressed what on whose card, and the query's id.
+#[derive(Clone, Debug)]
+struct PressLog {
+    query: String,
+    who: i64,
+    appid: String,
+    action: &'static str,
+    /// A preset's reason, as its label shows it.
+    reason: Option<String>,
+}
+
 /// What the invariants are about.
 #[derive(Clone, Debug)]
 struct Violation {
@@ -417,11 +470,22 @@ struct World {
     known: Vec<String>,
     /// Card messages a person deleted.
     deleted_by_people: HashSet<i32>,
-    /// Lives ended by a kill.
-    kills: usize,
-    /// Card messages the bot never recorded, after a kill: the documented duplicate window (a
-    /// kill between Telegram taking a card and the bot recording it). Counted, not violations.
+    /// When each life started, with the highest message id in the team chat then, in order.
+    life_starts: Vec<Mark>,
+    /// Every kill, in order.
+    kills: Vec<Kill>,
+    /// Card messages the bot never recorded, each tied to the kill just after its send: the
+    /// documented duplicate window (a kill between Telegram taking a card and the bot recording
+    /// it). At most one per kill; counted and reported, not violations.
     windows: usize,
+    /// What WeChat's applicants were when the world began (all pending).
+    initial: HashMap<String, i64>,
+    /// What the console did and when: the appid and its new status (`None`: removed).
+    console: Vec<(String, Instant, Option<i64>)>,
+    /// Presses of decision buttons, to hold each one the bot accepted to its audit attempt.
+    presses: Vec<PressLog>,
+    /// Refusal reasons people chose, per appid: presets pressed, reasons typed and commanded.
+    chosen: HashMap<String, Vec<String>>,
     log: Vec<String>,
     violations: Vec<Violation>,
 }
@@ -439,6 +503,10 @@ impl World {
         });
         let mut settings = app.settings();
         settings.poll_interval = Duration::from_millis(plan.poll_ms);
+        // Absence (and a decided applicant listed as pending again) needs listings this far
+        // apart, as in production (30 s there): longer than any glitch a schedule injects (at
+        // most four listing calls, at most a poll interval apart), so one glitch is never proof.
+        settings.absence_proof_after = ABSENCE_PROOF;
         let mut world = Self {
             plan,
             app,
@@ -448,12 +516,25 @@ impl World {
             started: Instant::now(),
             known: Vec::new(),
             deleted_by_people: HashSet::new(),
-            kills: 0,
+            life_starts: Vec::new(),
+            kills: Vec::new(),
             windows: 0,
+            initial: HashMap::new(),
+            console: Vec::new(),
+            presses: Vec::new(),
+            chosen: HashMap::new(),
             log: Vec::new(),
             violations: Vec::new(),
         };
         world.learn_appids();
+        world.initial = world
+            .app
+            .wx
+            .sandbox
+            .applicants()
+            .into_iter()
+            .map(|a| (a.appid, a.status))
+            .collect();
         world
     }
 
@@ -483,9 +564,25 @@ impl World {
         (!self.known.is_empty()).then(|| self.known[usize::from(index) % self.known.len()].clone())
     }
 
+    /// Now, with the highest message id in the team chat.
+    fn mark(&self) -> Mark {
+        let last_message = self
+            .app
+            .tg
+            .fake
+            .messages(TEAM)
+            .last()
+            .map_or(0, |m| m.message_id);
+        Mark {
+            at: Instant::now(),
+            last_message,
+        }
+    }
+
     /// Starts a life and waits until it registered its commands (its first act with Telegram).
     async fn start(&mut self) {
         self.lives += 1;
+        self.life_starts.push(self.mark());
         let life = Life::start(
             self.settings.clone(),
             format!("sim-{}-life-{}", self.plan.seed, self.lives),
@@ -515,8 +612,24 @@ impl World {
             return;
         };
         if kill {
-            self.kills += 1;
             life.kill();
+            // A request already on the wire may still be handled by the fake after this: the
+            // window is judged around the kill, and the next life's start bounds it exactly.
+            let mark = self.mark();
+            let recorded = match read_db(&self.app.db.path().join("bot.db")).await {
+                Ok((cards, _)) => cards.iter().filter_map(|c| c.message_id).collect(),
+                Err(e) => {
+                    self.note(format!(
+                        "the database after the kill could not be read: {e}"
+                    ));
+                    HashSet::new()
+                }
+            };
+            self.kills.push(Kill {
+                life: self.lives,
+                mark,
+                recorded,
+            });
             self.note(format!("life {} killed", self.lives));
         } else {
             let stopped = life.stop().await;
@@ -554,13 +667,25 @@ impl World {
 
     async fn run(&mut self) {
         self.start().await;
-        // Let the first poll post the seeded cards so early presses have something to press.
+        // Let the first poll post the seeded cards so early presses have something to press. No
+        // fault is injected yet: a first poll that does not card every pending applicant fails.
         let n = self.plan.applicants;
         let fake = self.app.tg.fake.clone();
-        fake.wait_until(Duration::from_secs(3), |f| {
-            f.bot_messages(TEAM).iter().filter(|m| is_card(m)).count() >= n
-        })
-        .await;
+        let carded = fake
+            .wait_until(FIRST_CARDS, |f| {
+                f.bot_messages(TEAM).iter().filter(|m| is_card(m)).count() >= n
+            })
+            .await;
+        if !carded {
+            let cards = self.live_messages().iter().filter(|m| is_card(m)).count();
+            self.violation(
+                "first-poll-cards-missing",
+                None,
+                format!(
+                    "{cards} of {n} pending applicants carded within {FIRST_CARDS:?} of the start"
+                ),
+            );
+        }
         let steps = self.plan.steps.clone();
         for (i, timed) in steps.into_iter().enumerate() {
             tokio::time::sleep(Duration::from_millis(timed.gap_ms)).await;
@@ -591,9 +716,9 @@ impl World {
                     return "no applicant to press".into();
                 };
                 let cards = self.cards_of(&appid);
-                let with_button: Vec<(&FakeMessage, String)> = cards
+                let with_button: Vec<(&FakeMessage, &FakeButton)> = cards
                     .iter()
-                    .filter_map(|m| button_data(m, button).map(|d| (m, d)))
+                    .filter_map(|m| button_of(m, button).map(|b| (m, b)))
                     .collect();
                 let chosen = if older {
                     with_button.first()
@@ -601,8 +726,31 @@ impl World {
                     with_button.last()
                 };
                 match chosen {
-                    Some((m, data)) => {
-                        let q = fake.press_raw(TEAM, m.message_id, who, data);
+                    Some((m, b)) => {
+                        let data = b.callback_data.clone().unwrap_or_default();
+                        let q = fake.press_raw(TEAM, m.message_id, who, &data);
+                        let decision = match button {
+                            Button::Approve => Some(("approve", None)),
+                            Button::Delete => Some(("delete", None)),
+                            Button::Preset(_) => {
+                                let reason = b.text.trim_start_matches("❌ ").to_owned();
+                                self.chosen
+                                    .entry(appid.clone())
+                                    .or_default()
+                                    .push(reason.clone());
+                                Some(("reject", Some(reason)))
+                            }
+                            _ => None,
+                        };
+                        if let Some((action, reason)) = decision {
+                            self.presses.push(PressLog {
+                                query: q.clone(),
+                                who,
+                                appid: appid.clone(),
+                                action,
+                                reason,
+                            });
+                        }
                         format!(
                             "{who} presses {button:?} ({data}) on {appid}'s card {} → {q}",
                             m.message_id
@@ -632,6 +780,10 @@ impl World {
                 } else {
                     format!("sim typed reason {}", self.log.len())
                 };
+                self.chosen
+                    .entry(appid.clone())
+                    .or_default()
+                    .push(text.clone());
                 let id = fake.user_replies(TEAM, who, prompt, &text);
                 format!(
                     "{who} replies to prompt {prompt} for {appid} ({} chars, message {id})",
@@ -648,7 +800,13 @@ impl World {
                 };
                 let text = match command {
                     Cmd::Approve => format!("/approve {appid}"),
-                    Cmd::Reject => format!("/reject {appid} sim command reason"),
+                    Cmd::Reject => {
+                        self.chosen
+                            .entry(appid.clone())
+                            .or_default()
+                            .push(COMMAND_REASON.to_owned());
+                        format!("/reject {appid} {COMMAND_REASON}")
+                    }
                     Cmd::Delete => format!("/delete {appid}"),
                     Cmd::Pending => "/pending".to_owned(),
                 };
@@ -660,20 +818,27 @@ impl World {
                     return "no applicant for the console".into();
                 };
                 let status = sandbox.applicant(&appid).map(|a| a.status);
-                let done = match (change, status) {
-                    (Console::Approve, Some(1)) => sandbox.set_status(&appid, 2),
-                    (Console::Refuse, Some(1)) => sandbox.set_status(&appid, 3),
-                    (Console::TimeOut, Some(1)) => sandbox.set_status(&appid, 4),
-                    (Console::Remove, Some(3 | 4)) => sandbox.remove_applicant(&appid),
-                    _ => false,
+                // Taken before the change: a card may show it the moment after.
+                let at = Instant::now();
+                let (done, now) = match (change, status) {
+                    (Console::Approve, Some(1)) => (sandbox.set_status(&appid, 2), Some(2)),
+                    (Console::Refuse, Some(1)) => (sandbox.set_status(&appid, 3), Some(3)),
+                    (Console::TimeOut, Some(1)) => (sandbox.set_status(&appid, 4), Some(4)),
+                    (Console::Remove, Some(3 | 4)) => (sandbox.remove_applicant(&appid), None),
+                    _ => (false, None),
                 };
+                if done {
+                    self.console.push((appid.clone(), at, now));
+                }
                 format!(
                     "console {change:?} {appid} (status {status:?}): {}",
                     if done { "done" } else { "not applicable" }
                 )
             }
             Step::NewApplicant => {
+                let at = Instant::now();
                 let appid = sandbox.add_applicant(NewApplicant::default());
+                self.console.push((appid.clone(), at, Some(1)));
                 self.learn_appids();
                 format!("{appid} applies")
             }
@@ -778,9 +943,15 @@ impl World {
         // Lost answers still held by the sandbox land while the new life starts.
         tokio::time::sleep(Duration::from_millis(200)).await;
         let fake = self.app.tg.fake.clone();
+        // A removal is proven by listings ABSENCE_PROOF apart, the first of which may have begun
+        // late (a lost answer is waited out): quiet is not declared before two such spans of
+        // fault-free polls have passed.
+        let quiet_from = Instant::now() + 2 * ABSENCE_PROOF + Duration::from_millis(500);
         let mut stable = 0;
+        let mut unreadable: Option<String> = None;
         // Up to ~20 s of polls: a decision can be held 10 s by teloxide after a Telegram 5xx.
-        let rounds = (20_000 / self.plan.poll_ms.max(150)).max(10);
+        let rounds =
+            ((20_000 + 2 * ABSENCE_PROOF.as_millis() as u64) / self.plan.poll_ms.max(150)).max(10);
         for round in 0..rounds {
             // Whoever opened a reject flow walks away from it.
             for m in self.live_messages() {
@@ -807,13 +978,20 @@ impl World {
             tokio::time::sleep(Duration::from_millis(self.plan.poll_ms.max(150))).await;
             // A decision still in flight (teloxide holds a request 10 s after a Telegram 5xx)
             // is not quiet, whatever the chat shows.
+            // A database that cannot be read is no sign of quiet either.
             let db_path: PathBuf = self.app.db.path().join("bot.db");
-            let deciding = read_db(&db_path)
-                .await
-                .is_ok_and(|(cards, _)| cards.iter().any(|c| c.state == "deciding"));
+            let deciding = match read_db(&db_path).await {
+                Ok((cards, _)) => cards.iter().any(|c| c.state == "deciding"),
+                Err(e) => {
+                    self.note(format!("quiesce round {round}: database unreadable: {e}"));
+                    unreadable = Some(e.to_string());
+                    true
+                }
+            };
             if before == self.fingerprint() && !deciding {
+                unreadable = None;
                 stable += 1;
-                if stable == 2 {
+                if stable >= 2 && Instant::now() >= quiet_from {
                     break;
                 }
             } else {
@@ -821,10 +999,14 @@ impl World {
             }
         }
         if stable < 2 {
+            let why = match unreadable {
+                Some(e) => format!("the bot's database could not be read: {e}"),
+                None => "cards or WeChat kept changing".to_owned(),
+            };
             self.violation(
                 "no-quiescence",
                 None,
-                format!("cards or WeChat kept changing over {rounds} polls without faults"),
+                format!("{why} over {rounds} polls without faults"),
             );
         }
         self.check_alive().await;
@@ -848,6 +1030,11 @@ fn decides(label: &str) -> bool {
 
 /// The callback data of `button` on a message, if it shows one.
 fn button_data(m: &FakeMessage, button: Button) -> Option<String> {
+    button_of(m, button).and_then(|b| b.callback_data.clone())
+}
+
+/// `button` on a message, if it shows one.
+fn button_of(m: &FakeMessage, button: Button) -> Option<&FakeButton> {
     let t = texts();
     let buttons: Vec<_> = m.buttons.iter().flatten().collect();
     let found = match button {
@@ -866,7 +1053,7 @@ fn button_data(m: &FakeMessage, button: Button) -> Option<String> {
         Button::Retry => buttons.iter().find(|b| b.text == t.button_retry),
         Button::Refresh => buttons.iter().find(|b| b.text == t.button_refresh),
     };
-    found.and_then(|b| b.callback_data.clone())
+    found.copied()
 }
 
 // ---------------------------------------------------------------- the invariants
@@ -886,7 +1073,11 @@ struct AuditRow {
     id: i64,
     appid: String,
     action: String,
+    actor_id: Option<i64>,
+    via: String,
+    reason: Option<String>,
     result: String,
+    errcode: Option<i64>,
     attempt_id: Option<i64>,
 }
 
@@ -922,7 +1113,9 @@ async fn read_db_with_applicants(
             })
         })
         .collect::<Result<_, sqlx::Error>>()?;
-    let audit = sqlx::query("SELECT id, appid, action, result, attempt_id FROM audit ORDER BY id")
+    let audit = sqlx::query(
+        "SELECT id, appid, action, actor_id, via, reason, result, errcode, attempt_id FROM audit ORDER BY id",
+    )
         .fetch_all(&mut db)
         .await?
         .iter()
@@ -931,7 +1124,11 @@ async fn read_db_with_applicants(
                 id: r.try_get("id")?,
                 appid: r.try_get("appid")?,
                 action: r.try_get("action")?,
+                actor_id: r.try_get("actor_id")?,
+                via: r.try_get("via")?,
+                reason: r.try_get("reason")?,
                 result: r.try_get("result")?,
+                errcode: r.try_get("errcode")?,
                 attempt_id: r.try_get("attempt_id")?,
             })
         })
@@ -958,37 +1155,52 @@ async fn read_db_with_applicants(
     Ok((cards, audit, stored))
 }
 
-/// What the last line of a card must say for each final WeChat status (`None`: deleted).
-fn agrees(outcome: &str, status: Option<i64>) -> bool {
+/// What the last line of a card must say for each final WeChat status (`None`: deleted), given
+/// whether the card offers ✅/❌. A pending applicant's card says so, or that a decision failed,
+/// and offers the decision; a "pending again" line is judged apart (it needs a newer card).
+fn agrees(outcome: &str, status: Option<i64>, offers_decision: bool) -> bool {
     let t = texts();
-    let prefix = |template: &str| template.split('{').next().unwrap_or(template).to_owned();
+    let failed = |action: &str| {
+        [t.line_failed, t.line_failed_plain]
+            .iter()
+            .any(|template| outcome.starts_with(prefix(&fill(template, &[("action", action)]))))
+    };
     // A refused or timed-out applicant stays so when deleting it failed.
-    let failed_delete = outcome.starts_with(&prefix(t.line_failed))
-        && outcome.contains(&format!("{} ", t.action_delete));
-    // An old message whose applicant became pending again defers to the newer card.
-    if outcome.starts_with(&prefix(t.line_superseded)) {
-        return true;
-    }
+    let failed_delete = failed(t.action_delete);
     let elsewhere = |name: &str| {
         fill(t.line_elsewhere, &[("status", name), ("time", "")])
             .trim_end_matches([' ', '·'])
             .to_owned()
     };
+    // A decision cut off before WeChat's answer was recorded, settled by a re-read that showed
+    // the status it aimed at: it credits nobody.
+    let interrupted = |name: &str| {
+        let line = fill(t.line_interrupted, &[("status", name)]);
+        line.split(" · ").next().unwrap_or_default().to_owned()
+    };
     match status {
-        Some(1) => outcome == t.line_pending || outcome.starts_with(&prefix(t.line_failed)),
+        Some(1) => {
+            offers_decision
+                && (outcome == t.line_pending
+                    || failed(t.action_approve)
+                    || failed(t.action_reject))
+        }
         Some(2) => {
-            outcome.starts_with(&prefix(t.line_approved))
+            outcome.starts_with(prefix(t.line_approved))
                 || outcome.starts_with(&elsewhere(t.status_approved))
+                || outcome.starts_with(&interrupted(t.status_approved))
         }
         Some(3) => {
-            outcome.starts_with(&prefix(t.line_rejected))
+            outcome.starts_with(prefix(t.line_rejected))
                 || outcome.starts_with(&elsewhere(t.status_refused))
+                || outcome.starts_with(&interrupted(t.status_refused))
                 || failed_delete
         }
         Some(4) => outcome.starts_with(&elsewhere(t.status_expired)) || failed_delete,
         None => {
-            outcome.starts_with(&prefix(t.line_deleted))
-                || outcome.starts_with(&prefix(t.line_gone))
+            outcome.starts_with(prefix(t.line_deleted))
+                || outcome.starts_with(prefix(t.line_gone))
+                || outcome.starts_with(&interrupted(t.status_deleted))
         }
         Some(_) => false,
     }
@@ -1008,9 +1220,157 @@ fn audit_action(wechat_action: &str) -> &'static str {
     }
 }
 
+/// A status an applicant had (`None`: removed), and from when if the simulation knows it.
+type Had = (Option<i64>, Option<Instant>);
+
+/// A sandbox call, as its log keeps it.
+type WxCall = wxplugin_bot::testbed::sandbox::RecordedCall;
+
+/// A template's fixed start: what every filled line of it begins with.
+fn prefix(template: &str) -> &str {
+    template.split('{').next().unwrap_or(template)
+}
+
+/// A message's last line: where a card says how the application stands.
+fn outcome_of(m: &FakeMessage) -> &str {
+    m.plain_text.lines().last().unwrap_or_default()
+}
+
+/// When the fake took the message.
+fn sent_at(m: &FakeMessage) -> Instant {
+    m.history.first().map_or_else(Instant::now, |v| v.at)
+}
+
+/// Milliseconds from `from` to `to`, negative when `to` came first.
+fn signed_ms(from: Instant, to: Instant) -> i128 {
+    match to.checked_duration_since(from) {
+        Some(d) => d.as_millis() as i128,
+        None => -(from.duration_since(to).as_millis() as i128),
+    }
+}
+
+fn is_write(c: &WxCall) -> bool {
+    matches!(
+        c.action.as_deref(),
+        Some("dev_agree" | "dev_refuse" | "dev_delete")
+    )
+}
+
+/// Whether WeChat may have applied a write, judged from its log alone: answered 0 (or 0 and
+/// the answer lost), or answered with an errcode the simulation also injects after applying
+/// a write (-1, 45011). Generous on purpose: a claim is a lie only if no write could back it.
+fn may_have_applied(c: &WxCall) -> bool {
+    matches!(c.errcode, Some(0 | -1 | 45011))
+}
+
+/// The reason of a "Rejected by {name}: {reason} · {time}" line.
+fn rejected_reason(line: &str) -> &str {
+    let rest = line
+        .strip_prefix(prefix(texts().line_rejected))
+        .unwrap_or(line);
+    let rest = rest.split_once(": ").map_or(rest, |(_, r)| r);
+    rest.rsplit_once(" · ").map_or(rest, |(r, _)| r)
+}
+
+/// Whether two renderings of a reason are the same reason: equal once trimmed, or one cut
+/// short with "…" where a label or a card shortened it.
+fn same_reason(a: &str, b: &str) -> bool {
+    let (a, b) = (a.trim(), b.trim());
+    let cut = |short: &str, long: &str| {
+        short
+            .strip_suffix('…')
+            .is_some_and(|s| !s.is_empty() && long.starts_with(s))
+    };
+    a == b || cut(a, b) || cut(b, a)
+}
+
+/// Ties an applicant's writes (in WeChat's order) to its audit attempts (in the log's order,
+/// each with its latest result): each attempt takes a run of the writes that follow, possibly
+/// none, all of its action (a refusal with the attempt's reason), resendable but for the last;
+/// `ok` needs a write WeChat may have applied, `error` no write answered 0. Every write must be taken. Says which
+/// write could not be tied, and the evidence, when no such tying exists.
+fn tie_writes_to_attempts(
+    writes: &[&WxCall],
+    attempts: &[(&AuditRow, Option<&AuditRow>)],
+) -> Result<(), String> {
+    let fits = |attempt: &AuditRow, result: Option<&AuditRow>, run: &[&WxCall]| {
+        let of_attempt = run.iter().all(|c| {
+            c.action.as_deref().map(audit_action) == Some(attempt.action.as_str())
+                && (attempt.action != "reject"
+                    || c.body.get("reason").and_then(|r| r.as_str()).map(str::trim)
+                        == attempt.reason.as_deref().map(str::trim))
+        });
+        let resends = run.iter().rev().skip(1).all(|c| resendable(c.errcode));
+        let agrees = match result.map(|r| r.result.as_str()) {
+            Some("ok") => run.iter().any(|c| may_have_applied(c)),
+            Some("error") => run.iter().all(|c| c.errcode != Some(0)),
+            _ => true,
+        };
+        of_attempt && resends && agrees
+    };
+    // reach[i][j]: the first i attempts can take exactly the first j writes.
+    let (n, m) = (attempts.len(), writes.len());
+    let mut reach = vec![vec![false; m + 1]; n + 1];
+    reach[0][0] = true;
+    for i in 0..n {
+        let (attempt, result) = attempts[i];
+        for j in 0..=m {
+            if !reach[i][j] {
+                continue;
+            }
+            for k in j..=m {
+                if fits(attempt, result, &writes[j..k]) {
+                    reach[i + 1][k] = true;
+                }
+            }
+        }
+    }
+    if reach[n][m] {
+        return Ok(());
+    }
+    let tied = (0..=m)
+        .rev()
+        .find(|&j| (0..=n).any(|i| reach[i][j]))
+        .unwrap_or(0);
+    let shown_writes: Vec<String> = writes
+        .iter()
+        .map(|c| {
+            format!(
+                "{}→{:?}{}",
+                c.action.as_deref().unwrap_or("?"),
+                c.errcode,
+                c.body
+                    .get("reason")
+                    .and_then(|r| r.as_str())
+                    .map_or(String::new(), |r| format!(" {r:?}"))
+            )
+        })
+        .collect();
+    let shown_attempts: Vec<String> = attempts
+        .iter()
+        .map(|(a, r)| {
+            format!(
+                "#{} {}{} → {}{}",
+                a.id,
+                a.action,
+                a.reason
+                    .as_deref()
+                    .map_or(String::new(), |r| format!(" {r:?}")),
+                r.map_or("no result", |r| r.result.as_str()),
+                r.and_then(|r| r.errcode)
+                    .map_or(String::new(), |e| format!(" {e}"))
+            )
+        })
+        .collect();
+    Err(format!(
+        "no audit attempt can own WeChat's write {} ({}) with results that agree; writes {shown_writes:?}; attempts {shown_attempts:?}",
+        tied + 1,
+        shown_writes.get(tied).map_or("a result", String::as_str),
+    ))
+}
+
 impl World {
     async fn check(&mut self) {
-        let t = texts();
         self.learn_appids();
         let final_status: HashMap<String, i64> = self
             .app
@@ -1028,47 +1388,170 @@ impl World {
                 return;
             }
         };
-        let recorded: HashSet<i64> = cards.iter().filter_map(|c| c.message_id).collect();
-        let superseded = t.line_superseded.split('{').next().unwrap_or_default();
-        let (orphans, messages): (Vec<FakeMessage>, Vec<FakeMessage>) =
-            self.live_messages().into_iter().partition(|m| {
-                self.kills > 0
-                    && is_card(m)
-                    && !recorded.contains(&i64::from(m.message_id))
-                    && !m
-                        .plain_text
-                        .lines()
-                        .last()
-                        .is_some_and(|l| l.starts_with(superseded))
-            });
-        if !orphans.is_empty() {
-            self.windows += orphans.len();
-            let ids: Vec<i32> = orphans.iter().map(|m| m.message_id).collect();
-            self.note(format!(
-                "cards never recorded after a kill (documented window): {ids:?}"
-            ));
-        }
-        let known = self.known.clone();
-        let appid_of = |m: &FakeMessage| known.iter().find(|a| m.plain_text.contains(a.as_str()));
+        let all = self.app.tg.fake.messages(TEAM);
+        let messages = self.sort_out_unrecorded(&cards, &all, &final_status);
+        self.check_decisions_offered(&messages, &cards, &final_status);
+        self.check_card_texts(&messages, &all, &cards, &final_status);
+        let calls = self.app.wx.sandbox.calls();
+        self.check_writes(&calls, &audit);
+        self.check_audit_against_wechat(&calls, &audit);
+        self.check_claimed_decisions(&audit);
+        self.check_what_people_saw(&all, &calls);
+        self.check_cards_per_applicant(&all);
 
-        // 1. One card with ✅/❌ per pending applicant; no decision offered for anyone else.
-        let mut deciding_messages: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
-        for m in &messages {
+        // Nothing left mid-way.
+        for c in &cards {
+            if c.state == "deciding" {
+                self.violation("card-left-deciding", Some(&c.appid), format!("{c:?}"));
+            }
+            if c.state == "sending" && c.message_id.is_some() {
+                self.violation(
+                    "card-left-sending-with-message",
+                    Some(&c.appid),
+                    format!("{c:?}"),
+                );
+            }
+        }
+    }
+
+    fn appid_of(&self, m: &FakeMessage) -> Option<String> {
+        self.appid_in(&m.plain_text)
+    }
+
+    fn appid_in(&self, text: &str) -> Option<String> {
+        self.known
+            .iter()
+            .find(|a| text.contains(a.as_str()))
+            .cloned()
+    }
+
+    /// Sets apart the live cards the bot never recorded: each must be the one card of the
+    /// documented duplicate window of a kill (the last card the killed life sent, in the moment
+    /// around the kill; so at most one per kill), and even then it must not offer ✅/❌ for an
+    /// applicant that is not pending. Any other unrecorded card is a violation. Returns the
+    /// live messages the other checks judge: all but the window cards.
+    fn sort_out_unrecorded(
+        &mut self,
+        cards: &[CardRow],
+        all: &[FakeMessage],
+        final_status: &HashMap<String, i64>,
+    ) -> Vec<FakeMessage> {
+        let recorded: HashSet<i64> = cards.iter().filter_map(|c| c.message_id).collect();
+        let live: Vec<&FakeMessage> = all.iter().filter(|m| m.from_bot && !m.deleted).collect();
+        // A superseded message was recorded once: its row moved on to the newer card.
+        let mut unrecorded: Vec<&FakeMessage> = live
+            .iter()
+            .copied()
+            .filter(|m| {
+                is_card(m)
+                    && !recorded.contains(&i64::from(m.message_id))
+                    && !outcome_of(m).starts_with(prefix(texts().line_superseded))
+            })
+            .collect();
+        let mut window: HashSet<i32> = HashSet::new();
+        for kill in self.kills.clone() {
+            // The last card the killed life got Telegram to take: cards go one at a time and each
+            // is recorded before the next is sent, so only that one can be the kill's window.
+            let life_began = self.life_starts[kill.life - 1].last_message;
+            let next_began = self
+                .life_starts
+                .get(kill.life)
+                .map_or(i32::MAX, |m| m.last_message);
+            let last = all
+                .iter()
+                .filter(|m| {
+                    m.from_bot
+                        && is_card(m)
+                        && m.message_id > life_began
+                        && sent_at(m) <= kill.mark.at + WINDOW_AFTER_KILL
+                        && (m.message_id <= next_began
+                            || !recorded.contains(&i64::from(m.message_id)))
+                })
+                .max_by_key(|m| m.message_id);
+            let Some(last) = last else {
+                continue;
+            };
+            let in_the_moment =
+                kill.mark.at.saturating_duration_since(sent_at(last)) <= WINDOW_BEFORE_KILL;
+            if in_the_moment
+                && !kill.recorded.contains(&i64::from(last.message_id))
+                && unrecorded.iter().any(|m| m.message_id == last.message_id)
+            {
+                window.insert(last.message_id);
+                unrecorded.retain(|m| m.message_id != last.message_id);
+            }
+        }
+        for m in &unrecorded {
+            let sent = sent_at(m);
+            let nearest = self
+                .kills
+                .iter()
+                .map(|k| signed_ms(sent, k.mark.at))
+                .min_by_key(|ms| ms.abs());
+            self.violation(
+                "card-never-recorded",
+                self.appid_of(m).as_deref(),
+                format!(
+                    "live card {} is not in the database and is no kill's window card (sent {} ms after the start; nearest kill: {})",
+                    m.message_id,
+                    sent.saturating_duration_since(self.started).as_millis(),
+                    nearest.map_or("none".to_owned(), |ms| format!("{ms:+} ms from the send")),
+                ),
+            );
+        }
+        for m in live.iter().filter(|m| window.contains(&m.message_id)) {
+            self.windows += 1;
+            let appid = self.appid_of(m);
+            let status = appid.as_ref().and_then(|a| final_status.get(a)).copied();
+            let kill = self
+                .kills
+                .iter()
+                .map(|k| signed_ms(sent_at(m), k.mark.at))
+                .min_by_key(|ms| ms.abs())
+                .unwrap_or_default();
+            self.note(format!(
+                "card {} never recorded: the documented window of a kill ({kill:+} ms from its send)",
+                m.message_id
+            ));
+            if status != Some(1) && labels(m).iter().any(|l| decides(l)) {
+                self.violation(
+                    "window-card-offers-decision",
+                    appid.as_deref(),
+                    format!(
+                        "window card {} offers {:?}, but WeChat's status is {status:?}",
+                        m.message_id,
+                        labels(m)
+                    ),
+                );
+            }
+        }
+        live.into_iter()
+            .filter(|m| !window.contains(&m.message_id))
+            .cloned()
+            .collect()
+    }
+
+    /// One card with ✅/❌ per pending applicant; no decision offered for anyone else.
+    fn check_decisions_offered(
+        &mut self,
+        messages: &[FakeMessage],
+        cards: &[CardRow],
+        final_status: &HashMap<String, i64>,
+    ) {
+        let mut deciding_messages: BTreeMap<String, Vec<i32>> = BTreeMap::new();
+        for m in messages {
             if labels(m).iter().any(|l| decides(l))
-                && let Some(appid) = appid_of(m)
+                && let Some(appid) = self.appid_of(m)
             {
                 deciding_messages
-                    .entry(appid.as_str())
+                    .entry(appid)
                     .or_default()
                     .push(m.message_id);
             }
         }
-        for appid in &known {
-            let status = final_status.get(appid).copied();
-            let offering = deciding_messages
-                .get(appid.as_str())
-                .cloned()
-                .unwrap_or_default();
+        for appid in self.known.clone() {
+            let status = final_status.get(&appid).copied();
+            let offering = deciding_messages.get(&appid).cloned().unwrap_or_default();
             match (status, offering.len()) {
                 (Some(1), 1) => {}
                 (Some(1), 0) => {
@@ -1087,16 +1570,16 @@ impl World {
                     // bot records being deleted by a person is no violation until the bot learns it.
                     let deleted_by_people = cards
                         .iter()
-                        .find(|c| &c.appid == appid)
+                        .find(|c| c.appid == appid)
                         .and_then(|c| c.message_id)
                         .is_some_and(|id| {
                             i32::try_from(id).is_ok_and(|id| self.deleted_by_people.contains(&id))
                         });
-                    let known_gone = cards.iter().any(|c| &c.appid == appid && c.message_gone);
+                    let known_gone = cards.iter().any(|c| c.appid == appid && c.message_gone);
                     if !deleted_by_people {
                         self.violation(
                             "pending-without-card",
-                            Some(appid),
+                            Some(&appid),
                             format!(
                                 "pending, but no live card offers ✅/❌ (cards ever: {all_cards:?})"
                             ),
@@ -1104,14 +1587,14 @@ impl World {
                     } else if known_gone {
                         self.violation(
                             "pending-card-deleted-not-reposted",
-                            Some(appid),
+                            Some(&appid),
                             format!("pending; a person deleted its card {all_cards:?}, the bot knows (message_gone) and posted none"),
                         );
                     }
                 }
                 (Some(1), _) => self.violation(
                     "duplicate-decision-cards",
-                    Some(appid),
+                    Some(&appid),
                     format!(
                         "pending with {} cards offering ✅/❌: {offering:?}",
                         offering.len()
@@ -1120,18 +1603,27 @@ impl World {
                 (_, 0) => {}
                 (status, _) => self.violation(
                     "decision-offered-when-not-pending",
-                    Some(appid),
+                    Some(&appid),
                     format!("WeChat status {status:?}, yet cards {offering:?} offer ✅/❌"),
                 ),
             }
         }
+    }
 
-        // 2. Every card says what WeChat says.
-        for m in &messages {
-            if !is_card(m) {
-                continue;
-            }
-            let Some(appid) = appid_of(m) else {
+    /// Every card says what WeChat says; a "pending again" card has a successor: a newer card
+    /// of the applicant that is live and recorded, or that a person deleted (Telegram does not
+    /// tell the bot, and a decided card is not posted again).
+    fn check_card_texts(
+        &mut self,
+        messages: &[FakeMessage],
+        all: &[FakeMessage],
+        cards: &[CardRow],
+        final_status: &HashMap<String, i64>,
+    ) {
+        let t = texts();
+        let recorded: HashSet<i64> = cards.iter().filter_map(|c| c.message_id).collect();
+        for m in messages.iter().filter(|m| is_card(m)) {
+            let Some(appid) = self.appid_of(m) else {
                 self.violation(
                     "card-of-nobody",
                     None,
@@ -1142,20 +1634,43 @@ impl World {
                 );
                 continue;
             };
-            let status = final_status.get(appid).copied();
-            let outcome = m.plain_text.lines().last().unwrap_or_default();
-            if status == Some(1)
-                && outcome.starts_with(t.line_unknown.split('{').next().unwrap_or_default())
-            {
+            let status = final_status.get(&appid).copied();
+            let outcome = outcome_of(m);
+            if outcome.starts_with(prefix(t.line_superseded)) {
+                let successor = all.iter().find(|n| {
+                    n.from_bot
+                        && n.message_id > m.message_id
+                        && is_card(n)
+                        && n.plain_text.contains(appid.as_str())
+                        && !outcome_of(n).starts_with(prefix(t.line_superseded))
+                        && if n.deleted {
+                            self.deleted_by_people.contains(&n.message_id)
+                        } else {
+                            recorded.contains(&i64::from(n.message_id))
+                        }
+                });
+                if successor.is_none() {
+                    self.violation(
+                        "superseded-without-successor",
+                        Some(&appid),
+                        format!(
+                            "card {} says {outcome:?}, but no newer live card of the applicant stands (WeChat's status {status:?})",
+                            m.message_id
+                        ),
+                    );
+                }
+                continue;
+            }
+            if status == Some(1) && outcome.starts_with(prefix(t.line_unknown)) {
                 self.violation(
                     "unknown-left",
-                    Some(appid),
+                    Some(&appid),
                     format!("card {} still says the outcome is unknown, though WeChat answers: {outcome:?}", m.message_id),
                 );
-            } else if !agrees(outcome, status) {
+            } else if !agrees(outcome, status, labels(m).iter().any(|l| decides(l))) {
                 self.violation(
                     "text-disagrees",
-                    Some(appid),
+                    Some(&appid),
                     format!(
                         "card {} says {outcome:?} with buttons {:?}; WeChat's status is {}",
                         m.message_id,
@@ -1165,22 +1680,14 @@ impl World {
                 );
             }
         }
+    }
 
-        // 3–6. WeChat writes against the audit log.
-        let calls = self.app.wx.sandbox.calls();
-        let stats = self.app.wx.sandbox.stats();
-        let writes: Vec<_> = calls
-            .iter()
-            .filter(|c| {
-                matches!(
-                    c.action.as_deref(),
-                    Some("dev_agree" | "dev_refuse" | "dev_delete")
-                )
-            })
-            .collect();
-        let mut overlapped = 0;
+    /// Writes against each other and the audit log: never two in flight for one applicant
+    /// (seen by WeChat, and by the audit log's own order), none after a settled decision, and
+    /// every attempt answered.
+    fn check_writes(&mut self, calls: &[WxCall], audit: &[AuditRow]) {
+        let writes: Vec<&WxCall> = calls.iter().filter(|c| is_write(c)).collect();
         for c in writes.iter().filter(|c| c.overlapped) {
-            overlapped += 1;
             self.violation(
                 "two-writes-in-flight",
                 c.appid.as_deref(),
@@ -1190,18 +1697,30 @@ impl World {
                 ),
             );
         }
-        if stats.overlapping_writes != overlapped {
-            self.violation(
-                "two-writes-in-flight",
-                None,
-                format!(
-                    "the sandbox counted {} overlapping writes",
-                    stats.overlapping_writes
-                ),
-            );
+        // The bot's side of the same promise: an attempt is in flight from its row to its first
+        // result row, and no second attempt on the applicant may begin in between.
+        let mut open: HashMap<&str, i64> = HashMap::new();
+        let first_result: HashMap<i64, i64> = audit
+            .iter()
+            .rev()
+            .filter_map(|r| r.attempt_id.map(|a| (a, r.id)))
+            .collect();
+        for a in audit.iter().filter(|a| a.attempt_id.is_none()) {
+            if let Some(&before) = open.get(a.appid.as_str())
+                && first_result.get(&before).is_none_or(|&r| r > a.id)
+            {
+                self.violation(
+                    "two-attempts-in-flight",
+                    Some(&a.appid),
+                    format!(
+                        "audit attempt {} ({}) began while attempt {before} had no result yet",
+                        a.id, a.action
+                    ),
+                );
+            }
+            open.insert(a.appid.as_str(), a.id);
         }
         let mut settled: HashSet<&str> = HashSet::new();
-        let mut effective: BTreeMap<(&str, &'static str), usize> = BTreeMap::new();
         for c in &writes {
             let (Some(appid), Some(action)) = (c.appid.as_deref(), c.action.as_deref()) else {
                 self.violation("write-without-appid", None, format!("{:?}", c.body));
@@ -1221,15 +1740,8 @@ impl World {
             if decision && c.errcode == Some(0) {
                 settled.insert(appid);
             }
-            if !resendable(c.errcode) {
-                *effective.entry((appid, audit_action(action))).or_default() += 1;
-            }
         }
-        let mut attempts: BTreeMap<(&str, &str), usize> = BTreeMap::new();
         for a in audit.iter().filter(|a| a.attempt_id.is_none()) {
-            *attempts
-                .entry((a.appid.as_str(), a.action.as_str()))
-                .or_default() += 1;
             if !audit.iter().any(|r| r.attempt_id == Some(a.id)) {
                 self.violation(
                     "attempt-without-result",
@@ -1241,41 +1753,280 @@ impl World {
                 );
             }
         }
-        let mut per_appid: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
-        for (&(appid, action), &n) in &effective {
-            let claimed = attempts.get(&(appid, action)).copied().unwrap_or(0);
-            per_appid.entry(appid).or_default().0 += n;
-            if n > claimed {
-                self.violation(
-                    "write-without-attempt",
-                    Some(appid),
-                    format!("{n} {action} writes reached WeChat, {claimed} audit attempts"),
-                );
-            }
-        }
-        for (&(appid, _), &n) in &attempts {
-            per_appid.entry(appid).or_default().1 += n;
-        }
-        for (appid, (writes, claimed)) in per_appid {
-            if writes > claimed {
-                self.violation(
-                    "more-writes-than-decisions",
-                    Some(appid),
-                    format!("{writes} writes, {claimed} decisions claimed"),
-                );
-            }
-        }
+    }
 
-        // 7. Nothing left mid-way.
-        for c in &cards {
-            if c.state == "deciding" {
-                self.violation("card-left-deciding", Some(&c.appid), format!("{c:?}"));
+    /// The audit log against WeChat's calls: every write WeChat received belongs to exactly
+    /// one audit attempt (same applicant and action, the reason the attempt logged, in order),
+    /// an attempt's writes are resends after "busy" or a renewed token and then at most one
+    /// answered write, and each attempt's result agrees with what WeChat answered it: `ok` only
+    /// with a write WeChat may have applied (not one it refused, say with 89240), `error` only if
+    /// WeChat answered none of its writes with success. A second write of one claim has no attempt to belong to.
+    fn check_audit_against_wechat(&mut self, calls: &[WxCall], audit: &[AuditRow]) {
+        let mut appids: Vec<&str> = audit.iter().map(|a| a.appid.as_str()).collect();
+        appids.extend(
+            calls
+                .iter()
+                .filter(|c| is_write(c))
+                .filter_map(|c| c.appid.as_deref()),
+        );
+        appids.sort_unstable();
+        appids.dedup();
+        for appid in appids {
+            let writes: Vec<&WxCall> = calls
+                .iter()
+                .filter(|c| is_write(c) && c.appid.as_deref() == Some(appid))
+                .collect();
+            let attempts: Vec<(&AuditRow, Option<&AuditRow>)> = audit
+                .iter()
+                .filter(|a| a.attempt_id.is_none() && a.appid == appid)
+                .map(|a| (a, audit.iter().rev().find(|r| r.attempt_id == Some(a.id))))
+                .collect();
+            if let Err(why) = tie_writes_to_attempts(&writes, &attempts) {
+                self.violation("audit-disagrees-with-wechat", Some(appid), why);
             }
-            if c.state == "sending" && c.message_id.is_some() {
+        }
+    }
+
+    /// Liveness: every press the bot took up ("Working…") became an audit attempt of that
+    /// person on that applicant with that action and reason; every refusal WeChat was asked
+    /// for carries a reason somebody chose for that applicant.
+    fn check_claimed_decisions(&mut self, audit: &[AuditRow]) {
+        let t = texts();
+        let taken_up: HashSet<String> = self
+            .app
+            .tg
+            .fake
+            .callback_answers()
+            .into_iter()
+            .filter(|a| a.text.as_deref() == Some(t.toast_working))
+            .map(|a| a.callback_query_id)
+            .collect();
+        let mut used: HashSet<i64> = HashSet::new();
+        for p in self.presses.clone() {
+            if !taken_up.contains(&p.query) {
+                continue;
+            }
+            let attempt = audit.iter().find(|a| {
+                a.attempt_id.is_none()
+                    && !used.contains(&a.id)
+                    && a.appid == p.appid
+                    && a.actor_id == Some(p.who)
+                    && a.via == "button"
+                    && a.action == p.action
+                    && p.reason
+                        .as_deref()
+                        .is_none_or(|r| a.reason.as_deref().is_some_and(|ar| same_reason(ar, r)))
+            });
+            match attempt {
+                Some(a) => {
+                    used.insert(a.id);
+                }
+                None => self.violation(
+                    "taken-up-press-without-attempt",
+                    Some(&p.appid),
+                    format!(
+                        "{} pressed {} (reason {:?}) and was told \"Working…\", but the audit log has no such attempt",
+                        p.who, p.action, p.reason
+                    ),
+                ),
+            }
+        }
+        for a in audit
+            .iter()
+            .filter(|a| a.attempt_id.is_none() && a.action == "reject")
+        {
+            let chosen = self.chosen.get(&a.appid);
+            let ok = a.reason.as_deref().is_some_and(|r| {
+                chosen.is_some_and(|c| c.iter().any(|chosen| same_reason(r, chosen)))
+            });
+            if !ok {
                 self.violation(
-                    "card-left-sending-with-message",
-                    Some(&c.appid),
-                    format!("{c:?}"),
+                    "reason-not-chosen",
+                    Some(&a.appid),
+                    format!(
+                        "audit attempt {} refuses with {:?}; reasons chosen for it: {:?}",
+                        a.id, a.reason, chosen
+                    ),
+                );
+            }
+        }
+    }
+
+    /// What people saw: every version of every card the bot ever showed (deleted ones too) was
+    /// true or plainly historical when shown. An outcome "by" a person needs a write of it that
+    /// WeChat may have applied (for a refusal, with the reason shown); "changed outside the bot"
+    /// needs WeChat to have had that status by then, and "no longer in the list" the applicant
+    /// removed by then (apart: what a glitching listing makes the bot say); "pending again, a
+    /// newer card below" needs a newer card, even if a later edit hid the line.
+    fn check_what_people_saw(&mut self, all: &[FakeMessage], calls: &[WxCall]) {
+        let t = texts();
+        // Each status an applicant may have had, and from when when the simulation knows it
+        // (`None`: through a write, whose time the sandbox does not keep).
+        let mut had: HashMap<String, Vec<Had>> = HashMap::new();
+        for (appid, status) in &self.initial {
+            had.entry(appid.clone())
+                .or_default()
+                .push((Some(*status), Some(self.started)));
+        }
+        for (appid, at, status) in &self.console {
+            had.entry(appid.clone())
+                .or_default()
+                .push((*status, Some(*at)));
+        }
+        let mut refused_with: HashMap<String, Vec<String>> = HashMap::new();
+        for c in calls.iter().filter(|c| is_write(c) && may_have_applied(c)) {
+            let Some(appid) = c.appid.clone() else {
+                continue;
+            };
+            let status = match c.action.as_deref() {
+                Some("dev_agree") => Some(2),
+                Some("dev_refuse") => {
+                    let reason = c.body.get("reason").and_then(|r| r.as_str());
+                    refused_with
+                        .entry(appid.clone())
+                        .or_default()
+                        .push(reason.unwrap_or_default().trim().to_owned());
+                    Some(3)
+                }
+                _ => None,
+            };
+            had.entry(appid).or_default().push((status, None));
+        }
+        let had_by = |appid: &str, status: Option<i64>, at: Instant| {
+            had.get(appid).is_some_and(|h| {
+                h.iter()
+                    .any(|(s, when)| *s == status && when.is_none_or(|w| w <= at))
+            })
+        };
+        let written = |appid: &str, action: &str| {
+            calls.iter().any(|c| {
+                c.appid.as_deref() == Some(appid)
+                    && c.action.as_deref() == Some(action)
+                    && may_have_applied(c)
+            })
+        };
+        let statuses = [
+            (t.status_pending, 1),
+            (t.status_approved, 2),
+            (t.status_refused, 3),
+            (t.status_expired, 4),
+        ];
+        let elsewhere = prefix(t.line_elsewhere);
+        let gone = t.line_gone.split(" · ").next().unwrap_or(t.line_gone);
+        let mut found: Vec<(String, String)> = Vec::new();
+        let mut gone_while_listed: Vec<(String, String)> = Vec::new();
+        let mut orphaned: Vec<(String, String)> = Vec::new();
+        for m in all.iter().filter(|m| m.from_bot) {
+            for (n, v) in m.history.iter().enumerate() {
+                if !v.plain_text.starts_with(t.card_title) {
+                    continue;
+                }
+                let Some(appid) = self.appid_in(&v.plain_text) else {
+                    continue;
+                };
+                let line = v.plain_text.lines().last().unwrap_or_default();
+                let wrong = if line.starts_with(prefix(t.line_approved)) {
+                    (!written(&appid, "dev_agree"))
+                        .then(|| "no dev_agree WeChat may have applied".to_owned())
+                } else if line.starts_with(prefix(t.line_deleted)) {
+                    (!written(&appid, "dev_delete"))
+                        .then(|| "no dev_delete WeChat may have applied".to_owned())
+                } else if line.starts_with(prefix(t.line_rejected)) {
+                    let shown = rejected_reason(line);
+                    let sent = refused_with.get(&appid);
+                    let matches = sent.is_some_and(|s| s.iter().any(|r| same_reason(r, shown)));
+                    (!matches).then(|| {
+                        format!("no dev_refuse WeChat may have applied with that reason (sent: {sent:?})")
+                    })
+                } else if let Some(rest) = line.strip_prefix(elsewhere) {
+                    match statuses.iter().find(|(name, _)| rest.starts_with(name)) {
+                        Some(&(name, code)) => (!had_by(&appid, Some(code), v.at))
+                            .then(|| format!("WeChat had not been {name} by then")),
+                        None => None,
+                    }
+                } else if line.starts_with(prefix(t.line_superseded)) {
+                    // Even if a later edit hid it, "a newer card below" needs a newer card.
+                    let newer = all.iter().any(|n| {
+                        n.from_bot
+                            && n.message_id > m.message_id
+                            && is_card(n)
+                            && n.plain_text.contains(appid.as_str())
+                    });
+                    if !newer {
+                        orphaned.push((
+                            appid.clone(),
+                            format!(
+                                "card {} version {n} ({} ms after the start) said {line:?}, and no newer card of the applicant was ever posted",
+                                m.message_id,
+                                v.at.saturating_duration_since(self.started).as_millis(),
+                            ),
+                        ));
+                    }
+                    None
+                } else if line.starts_with(gone) {
+                    if !had_by(&appid, None, v.at) {
+                        gone_while_listed.push((
+                            appid.clone(),
+                            format!(
+                                "card {} version {n} ({} ms after the start) said {line:?}, yet WeChat still had the applicant",
+                                m.message_id,
+                                v.at.saturating_duration_since(self.started).as_millis(),
+                            ),
+                        ));
+                    }
+                    None
+                } else {
+                    None
+                };
+                if let Some(why) = wrong {
+                    found.push((
+                        appid,
+                        format!(
+                            "card {} version {n} ({} ms after the start{}) said {line:?}: {why}",
+                            m.message_id,
+                            v.at.saturating_duration_since(self.started).as_millis(),
+                            if m.deleted { ", since deleted" } else { "" },
+                        ),
+                    ));
+                }
+            }
+        }
+        for (appid, detail) in found {
+            self.violation("shown-outcome-never-in-wechat", Some(&appid), detail);
+        }
+        for (appid, detail) in gone_while_listed {
+            self.violation("shown-gone-while-listed", Some(&appid), detail);
+        }
+        for (appid, detail) in orphaned {
+            self.violation("superseded-without-successor", Some(&appid), detail);
+        }
+    }
+
+    /// Cards ever posted per applicant: one, plus one for each card of it a person deleted and
+    /// one for each kill (the duplicate window) — this world has no re-applications. More means
+    /// cards were posted again for nothing people or WeChat did.
+    fn check_cards_per_applicant(&mut self, all: &[FakeMessage]) {
+        let mut posted: BTreeMap<String, Vec<i32>> = BTreeMap::new();
+        for m in all.iter().filter(|m| m.from_bot && is_card(m)) {
+            if let Some(appid) = self.appid_of(m) {
+                posted.entry(appid).or_default().push(m.message_id);
+            }
+        }
+        for (appid, ids) in posted {
+            let deleted = ids
+                .iter()
+                .filter(|id| self.deleted_by_people.contains(id))
+                .count();
+            let bound = 1 + deleted + self.kills.len();
+            if ids.len() > bound {
+                self.violation(
+                    "too-many-cards",
+                    Some(&appid),
+                    format!(
+                        "{} cards posted {ids:?}; at most {bound} (1, {deleted} deleted by people, {} kills)",
+                        ids.len(),
+                        self.kills.len()
+                    ),
                 );
             }
         }
@@ -1353,8 +2104,8 @@ impl World {
 }
 
 /// Runs one schedule to its checks; returns its violations and, when there are any, the report,
-/// and how many cards fell in the documented duplicate window.
-async fn simulate(seed: u64) -> (u64, Vec<Violation>, String, usize) {
+/// how many cards fell in the documented duplicate window, and how many kills there were.
+async fn simulate(seed: u64) -> (u64, Vec<Violation>, String, usize, usize) {
     let plan = Plan::new(seed);
     let mut world = World::new(plan).await;
     world.run().await;
@@ -1364,7 +2115,13 @@ async fn simulate(seed: u64) -> (u64, Vec<Violation>, String, usize) {
     } else {
         world.report().await
     };
-    (seed, world.violations, report, world.windows)
+    (
+        seed,
+        world.violations,
+        report,
+        world.windows,
+        world.kills.len(),
+    )
 }
 
 fn env_number(name: &str) -> Option<u64> {
@@ -1412,6 +2169,7 @@ fn randomized_schedules_keep_one_truth_per_applicant() {
                         }],
                         format!("seed {seed} panicked: {e}\nreplay: SIM_SEED={seed} cargo test --release --test simulation -- --nocapture\n"),
                         0,
+                        0,
                     ),
                 }
             })
@@ -1424,17 +2182,26 @@ fn randomized_schedules_keep_one_truth_per_applicant() {
     let mut tally: BTreeMap<&'static str, Vec<u64>> = BTreeMap::new();
     let mut failed: Vec<u64> = Vec::new();
     let mut results = results;
-    results.sort_by_key(|(seed, _, _, _)| *seed);
-    let windows: usize = results.iter().map(|(_, _, _, w)| w).sum();
-    for (seed, violations, report, _) in &results {
-        if violations.is_empty() {
+    results.sort_by_key(|(seed, ..)| *seed);
+    let windows: usize = results.iter().map(|(_, _, _, w, _)| w).sum();
+    let kills: usize = results.iter().map(|(.., k)| k).sum();
+    let is_known = |v: &Violation| KNOWN.iter().any(|(name, _)| *name == v.invariant);
+    let mut known: BTreeMap<&'static str, Vec<u64>> = BTreeMap::new();
+    for (seed, violations, report, ..) in &results {
+        for v in violations.iter().filter(|v| is_known(v)) {
+            let seeds = known.entry(v.invariant).or_default();
+            if seeds.last() != Some(seed) {
+                seeds.push(*seed);
+            }
+        }
+        if violations.iter().all(is_known) {
             if !report.is_empty() {
                 eprintln!("{report}");
             }
             continue;
         }
         failed.push(*seed);
-        for v in violations {
+        for v in violations.iter().filter(|v| !is_known(v)) {
             let seeds = tally.entry(v.invariant).or_default();
             if seeds.last() != Some(seed) {
                 seeds.push(*seed);
@@ -1445,10 +2212,27 @@ fn randomized_schedules_keep_one_truth_per_applicant() {
         }
     }
     let mut summary = format!(
-        "simulation: {total} schedules in {:.0?}, {} with violations; {windows} cards in the documented duplicate window\n",
+        "simulation: {total} schedules in {:.0?}, {} with violations; {windows} cards in the documented duplicate window, each tied to one of {kills} kills\n",
         started.elapsed(),
         failed.len()
     );
+    for (invariant, seeds) in &known {
+        let why = KNOWN
+            .iter()
+            .find(|(name, _)| name == invariant)
+            .map_or("", |(_, why)| why);
+        let _ = writeln!(
+            summary,
+            "  known, not failing: {invariant}: {} schedules (seeds {}): {why}",
+            seeds.len(),
+            seeds
+                .iter()
+                .take(12)
+                .map(u64::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
+        );
+    }
     for (invariant, seeds) in &tally {
         let shown: Vec<String> = seeds.iter().take(12).map(u64::to_string).collect();
         let _ = writeln!(
@@ -1460,6 +2244,7 @@ fn randomized_schedules_keep_one_truth_per_applicant() {
         );
     }
     eprintln!("{summary}");
+    assert!(windows <= kills, "more window cards than kills: {summary}");
     assert!(failed.is_empty(), "{summary}");
 }
 

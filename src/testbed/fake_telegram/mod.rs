@@ -6,7 +6,8 @@
 //! flood limits on sends and edits (429 with `Retry-After`; on request Telegram's own per chat,
 //! per group and overall, with a count of refusals), two long pollers on one token (409),
 //! groups upgraded to supergroups (`migrate_to_chat_id`), anonymous admins, who sees a selective
-//! ForceReply, HTTPS-only webhooks. Faults (429, 5xx with the front proxy's HTML page, delays,
+//! ForceReply, HTTPS-only webhooks. Every version of every message is kept with its time, so a
+//! test can judge what a chat showed at any moment. Faults (429, 5xx with the front proxy's HTML page, delays,
 //! API errors) can be injected per method. Error strings are Telegram's own, word for word
 //! (tdlib/telegram-bot-api `Client.cpp`).
 
@@ -95,6 +96,33 @@ pub struct FakeMessage {
     pub deleted: bool,
     /// Unix seconds.
     pub date: i64,
+    /// Every version people were shown, oldest first: as sent, then after each edit. What a chat
+    /// showed at any moment, not only what it shows now, is what a test of truthfulness needs.
+    pub history: Vec<MessageVersion>,
+    /// When it was deleted, if it was.
+    pub deleted_at: Option<Instant>,
+}
+
+/// A message's text and buttons as shown from `at` until the next version (or its deletion).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MessageVersion {
+    /// When the fake made it (the send or the edit handled).
+    pub at: Instant,
+    /// What a person sees.
+    pub plain_text: String,
+    /// Inline keyboard rows.
+    pub buttons: Vec<Vec<FakeButton>>,
+}
+
+impl FakeMessage {
+    /// The version as it stands now, stamped `at`.
+    fn version(&self, at: Instant) -> MessageVersion {
+        MessageVersion {
+            at,
+            plain_text: self.plain_text.clone(),
+            buttons: self.buttons.clone(),
+        }
+    }
 }
 
 /// A Bot API call as received.
@@ -478,7 +506,12 @@ impl FakeTelegram {
                 .chats
                 .get_mut(&chat_id)
                 .and_then(|c| c.messages.iter_mut().find(|m| m.message_id == message_id))
-                .map(|m| m.deleted = true)
+                .map(|m| {
+                    if !m.deleted {
+                        m.deleted = true;
+                        m.deleted_at = Some(Instant::now());
+                    }
+                })
                 .is_some()
         };
         if deleted {
@@ -525,7 +558,7 @@ impl FakeTelegram {
             else {
                 return 0;
             };
-            let message = FakeMessage {
+            let mut message = FakeMessage {
                 chat_id,
                 message_id: chat.next_id(),
                 from_bot: false,
@@ -542,7 +575,10 @@ impl FakeTelegram {
                 edits: 0,
                 deleted: false,
                 date,
+                history: Vec::new(),
+                deleted_at: None,
             };
+            message.history.push(message.version(Instant::now()));
             chat.messages.push(message.clone());
             let json = world.message_json(&message, true);
             world.push_update("message", json);
@@ -1370,6 +1406,7 @@ impl World {
                     .find(|m| m.message_id == message_id && !m.deleted)
                     .ok_or_else(|| bad("message to delete not found"))?;
                 message.deleted = true;
+                message.deleted_at = Some(Instant::now());
                 *event = Some(ChatEvent::MessageDeleted {
                     chat_id,
                     message_id,
@@ -1458,7 +1495,7 @@ impl World {
             Vec::new()
         };
         chat.spend_budget(limit)?;
-        let message = FakeMessage {
+        let mut message = FakeMessage {
             chat_id,
             message_id: chat.next_id(),
             from_bot: true,
@@ -1475,7 +1512,10 @@ impl World {
             edits: 0,
             deleted: false,
             date: now(),
+            history: Vec::new(),
+            deleted_at: None,
         };
+        message.history.push(message.version(Instant::now()));
         chat.messages.push(message.clone());
         *event = Some(ChatEvent::MessageSent(message.clone()));
         Ok(self.message_json(&message, true))
@@ -1513,6 +1553,8 @@ impl World {
         }
         message.buttons = buttons;
         message.edits += 1;
+        let version = message.version(Instant::now());
+        message.history.push(version);
         let message = message.clone();
         *event = Some(ChatEvent::MessageEdited(message.clone()));
         Ok(self.message_json(&message, true))
