@@ -32,6 +32,10 @@ impl ConfigError {
     }
 }
 
+/// How long the bot must have known a pending applicant before a reminder lists it: the chat
+/// does not see the same names as cards and again in a reminder within seconds.
+pub const REMIND_SETTLE: Duration = Duration::from_secs(15 * 60);
+
 /// How far apart two listings that leave an applicant out must begin before it is taken for gone.
 /// WeChat sometimes answers errcode 0 with an empty or partial list; such a glitch lasts one
 /// answer or a few seconds of one backend, and a poll and a 🔄 or `/refresh` seconds later can
@@ -67,6 +71,10 @@ pub struct Settings {
     /// begin before the bot believes it is gone ([`ABSENCE_PROOF_AFTER`]; not configurable by
     /// the environment, tests shorten it).
     pub absence_proof_after: Duration,
+    /// How long an applicant must have been known before a reminder names it
+    /// ([`REMIND_SETTLE`]; tests shorten it): a first start with old applicants posts their
+    /// cards, and the reminder waits until those have been up for a while.
+    pub remind_settle: Duration,
     /// `DATABASE_URL`.
     pub database_url: String,
     /// `BOT_LANG`.
@@ -219,6 +227,7 @@ impl Settings {
             poll_alert_after: number(var, "POLL_ALERT_AFTER", 3, 1, 1000)? as u32,
             quota_pause: Duration::from_secs(number(var, "QUOTA_PAUSE_SECS", 1800, 1, 86_400)?),
             absence_proof_after: ABSENCE_PROOF_AFTER,
+            remind_settle: REMIND_SETTLE,
             database_url: var("DATABASE_URL")
                 .unwrap_or_else(|| "sqlite:wxplugin-bot.db".to_owned()),
             lang,
@@ -359,18 +368,59 @@ fn reject_reasons(list: &str) -> Result<Vec<String>, ConfigError> {
     Ok(reasons)
 }
 
-/// `TZ` (a leading `:` as glibc allows), else the system's zone.
+/// `TZ` (a leading `:` as glibc allows), else the system's zone. Besides IANA names it takes
+/// what Chinese servers often carry: `UTC+8`, `GMT+8` or `UTC+08:00` read as people mean them
+/// (eight hours ahead of UTC; POSIX would read `UTC+8` as behind), and POSIX rules such as
+/// `CST-8`.
 fn time_zone(var: Var<'_>) -> Result<jiff::tz::TimeZone, ConfigError> {
     let Some(name) = var("TZ") else {
         return Ok(jiff::tz::TimeZone::system());
     };
-    let name = name.trim_start_matches(':');
-    jiff::tz::TimeZone::get(name).map_err(|_| {
-        ConfigError::new(
-            "TZ",
-            format!("'{name}' is not a known time zone (e.g. Asia/Shanghai)"),
-        )
-    })
+    let name = name.trim().trim_start_matches(':');
+    if let Ok(tz) = jiff::tz::TimeZone::get(name) {
+        return Ok(tz);
+    }
+    if let Some(offset) = utc_offset(name) {
+        return Ok(jiff::tz::TimeZone::fixed(offset));
+    }
+    // A POSIX rule names its zone with letters first (`CST-8`, `CST6CDT,M3.2.0,M11.1.0`).
+    if name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '<')
+        && let Ok(tz) = jiff::tz::TimeZone::posix(name)
+    {
+        return Ok(tz);
+    }
+    Err(ConfigError::new(
+        "TZ",
+        format!("'{name}' is not a known time zone (e.g. Asia/Shanghai, UTC+8 or the POSIX CST-8)"),
+    ))
+}
+
+/// `UTC+8`, `GMT-3`, `UTC+05:30`, `UTC+0530`: an offset from UTC as people write it.
+fn utc_offset(name: &str) -> Option<jiff::tz::Offset> {
+    let upper = name.to_ascii_uppercase();
+    let rest = upper
+        .strip_prefix("UTC")
+        .or_else(|| upper.strip_prefix("GMT"))?;
+    let (sign, rest) = match rest.as_bytes().first()? {
+        b'+' => (1, &rest[1..]),
+        b'-' => (-1, &rest[1..]),
+        _ => return None,
+    };
+    let (hours, minutes) = match rest.split_once(':') {
+        Some((h, m)) => (h, m),
+        None if rest.len() > 2 => rest.split_at(rest.len() - 2),
+        None => (rest, "0"),
+    };
+    let all_digits =
+        |s: &str| !s.is_empty() && s.len() <= 2 && s.bytes().all(|b| b.is_ascii_digit());
+    if !all_digits(hours) || !all_digits(minutes) {
+        return None;
+    }
+    let (hours, minutes): (i32, i32) = (hours.parse().ok()?, minutes.parse().ok()?);
+    if hours > 14 || minutes >= 60 {
+        return None;
+    }
+    jiff::tz::Offset::from_seconds(sign * (hours * 3600 + minutes * 60)).ok()
 }
 
 /// Webhook mode, when `TELEGRAM_WEBHOOK_URL` is set: refused now rather than by Telegram after
@@ -478,6 +528,41 @@ fn number(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn time_zones_chinese_servers_carry_are_understood() {
+        let offset_of = |tz: &str| {
+            let mut vars = base();
+            vars.insert("TZ", tz);
+            let s = Settings::from_vars(|k| vars.get(k).map(|v| (*v).to_owned()))
+                .unwrap_or_else(|e| panic!("TZ={tz}: {e}"));
+            s.time_zone
+                .to_offset(jiff::Timestamp::from_second(1_700_000_000).expect("valid"))
+                .seconds()
+        };
+        for tz in [
+            "Asia/Shanghai",
+            ":Asia/Shanghai",
+            "CST-8",
+            "UTC+8",
+            "GMT+8",
+            "UTC+08:00",
+            "utc+0800",
+        ] {
+            assert_eq!(offset_of(tz), 8 * 3600, "{tz}");
+        }
+        assert_eq!(offset_of("UTC+5:30"), 5 * 3600 + 1800);
+        assert_eq!(offset_of("UTC-3"), -3 * 3600);
+        assert_eq!(offset_of("UTC"), 0);
+        for bad in ["UTC+25", "UTC+8:75", "GMT+", "8", "Mars/Olympus"] {
+            let mut vars = base();
+            vars.insert("TZ", bad);
+            let err = Settings::from_vars(|k| vars.get(k).map(|v| (*v).to_owned()))
+                .err()
+                .unwrap_or_else(|| panic!("TZ={bad} accepted"));
+            assert!(err.to_string().contains("TZ"), "{err}");
+        }
+    }
 
     fn base() -> HashMap<&'static str, &'static str> {
         HashMap::from([

@@ -35,11 +35,56 @@ impl Lang {
     }
 }
 
-/// Replaces each `{key}` in `template` with its value.
+/// Replaces each `{key}` in `template` with its value, in one pass over the template: a value
+/// is never read for placeholders (a nickname or reason holding `{name}` shows verbatim).
 pub fn fill(template: &str, values: &[(&str, &str)]) -> String {
-    let mut out = template.to_owned();
-    for (key, value) in values {
-        out = out.replace(&format!("{{{key}}}"), value);
+    let mut out = String::with_capacity(template.len() + 32);
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        let value = after.find('}').and_then(|close| {
+            let key = &after[..close];
+            values
+                .iter()
+                .find(|(k, _)| *k == key)
+                .map(|(_, v)| (*v, close))
+        });
+        match value {
+            Some((value, close)) => {
+                out.push_str(value);
+                rest = &after[close + 1..];
+            }
+            None => {
+                out.push('{');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The ASCII punctuation in a Chinese text where full-width belongs (`，：；（）！？`), outside
+/// HTML tags, entities and `{placeholders}`.
+#[cfg(test)]
+pub(crate) fn zh_punctuation_problems(text: &str) -> Vec<char> {
+    let mut out = Vec::new();
+    let mut skip_until: Option<char> = None;
+    for c in text.chars() {
+        if let Some(end) = skip_until {
+            if c == end {
+                skip_until = None;
+            }
+            continue;
+        }
+        match c {
+            '<' => skip_until = Some('>'),
+            '{' => skip_until = Some('}'),
+            '&' => skip_until = Some(';'),
+            ',' | ':' | ';' | '(' | ')' | '!' | '?' => out.push(c),
+            _ => {}
+        }
     }
     out
 }
@@ -172,12 +217,50 @@ pub struct Texts {
     pub status_telegram_conflict: &'static str,
     /// A `/status` line while WeChat seems to ignore `page` (full pages bring no new applicant).
     pub status_paging_broken: &'static str,
+    // issue 21
+    /// A command's decision that does not apply: `{appid}` (HTML), its `{status}`, the `{action}`.
+    pub cmd_not_applicable: &'static str,
+    /// `/reject <appid> <reason>` with a reason of `{len}` characters, over `{max}`.
+    pub reject_reason_too_long: &'static str,
+    /// A `/status` line while polling rests after 45009, until `{until}`.
+    pub status_quota_rests: &'static str,
+    /// The last line of a cut `/pending` or `/list`: `{n}` not listed.
+    pub list_more: &'static str,
+    /// An application time WeChat did not give, or gave as junk.
+    pub time_unknown: &'static str,
+    /// A duration of `{h}` hours and `{m}` minutes.
+    pub duration_hours: &'static str,
+    /// A duration of `{m}` minutes.
+    pub duration_minutes: &'static str,
+    /// A duration of `{s}` seconds.
+    pub duration_seconds: &'static str,
+    /// A decision whose write got an unclear answer (`{detail}`) and that a re-read shows did not
+    /// take effect: the applicant is still where it was.
+    pub line_not_applied: &'static str,
+    /// What an unclear answer was when WeChat sent no errcode (a timeout, a lost connection).
+    pub no_answer: &'static str,
+    pub appid_empty: &'static str,
+    /// `{len}` characters, at most `{max}`.
+    pub appid_too_long: &'static str,
+    pub appid_too_short: &'static str,
+    pub appid_bad_character: &'static str,
+    /// Between a card's label and its value.
+    pub label_sep: &'static str,
+    /// Between items of a list inside one line (categories).
+    pub list_sep: &'static str,
+    /// WeChat's own `{errmsg}` after an errcode.
+    pub errmsg: &'static str,
+    /// `/list` without a status: every applicant.
+    pub list_all_header: &'static str,
+    pub list_all_none: &'static str,
+    /// An aside after a text: `{text}` in parentheses.
+    pub aside: &'static str,
 }
 
 static ZH: Texts = Texts {
     card_title: "🧩 插件使用申请",
-    no_nickname: "(未提供名称)",
-    errcode: "{code}: {meaning}",
+    no_nickname: "（未提供名称）",
+    errcode: "{code}：{meaning}",
     wechat_errcode: "微信错误码 {error}",
     label_reason: "申请说明",
     label_categories: "类目",
@@ -186,13 +269,13 @@ static ZH: Texts = Texts {
     label_code: "小程序码",
     line_pending: "⏳ 待审核",
     line_approved: "✅ 已由 {name} 通过 · {time}",
-    line_rejected: "❌ 已由 {name} 拒绝:{reason} · {time}",
+    line_rejected: "❌ 已由 {name} 拒绝：{reason} · {time}",
     line_deleted: "🗑 已由 {name} 删除 · {time}",
     line_elsewhere: "ℹ️ 已在微信后台变为「{status}」· {time}",
     line_gone: "🗑 已不在微信申请列表中 · {time}",
-    line_failed: "⚠️ {name} {action}失败:错误码 {detail} · {time}",
-    line_failed_plain: "⚠️ {name} {action}失败:{detail} · {time}",
-    line_unknown: "❓ {name} {action}的结果未知:微信没有应答。请按 🔄 刷新 查看实际状态。",
+    line_failed: "⚠️ {name} 的{action}操作失败：错误码 {detail} · {time}",
+    line_failed_plain: "⚠️ {name} 的{action}操作失败：{detail} · {time}",
+    line_unknown: "❓ {name} 的{action}操作结果未知：微信没有应答。请点 🔄 刷新，查看微信中的实际状态。",
     line_deciding: "⏳ {name} 正在{action}…",
     line_choosing: "❌ {name} 正在选择拒绝理由…",
     line_awaiting: "✍️ 等待 {name} 回复拒绝理由…",
@@ -200,7 +283,7 @@ static ZH: Texts = Texts {
     status_approved: "已通过",
     status_refused: "已拒绝",
     status_expired: "已超时",
-    status_unknown: "未知状态",
+    status_unknown: "未知状态（{code}）",
     action_approve: "通过",
     action_reject: "拒绝",
     action_delete: "删除",
@@ -215,63 +298,63 @@ static ZH: Texts = Texts {
     alert_invalid: "这个按钮已失效。",
     alert_busy: "{name} 正在处理这个申请。",
     alert_not_applicable: "这个申请当前无法这样操作。",
-    line_superseded: "🔁 已重新进入待审核 · {time}:此卡片已由下方的新卡片取代",
-    line_moved: "➡️ 团队群已迁至「{chat}」· {time}:此卡片不再更新，请到新群处理",
-    line_interrupted: "ℹ️ 微信中现为{status} · {time}:{name} 的{action}没有收到微信的明确答复，无法确定是这次操作还是别处完成的",
+    line_superseded: "🔁 已重新进入待审核 · {time}：此卡片已由下方的新卡片取代",
+    line_moved: "➡️ 团队群已迁至「{chat}」· {time}：此卡片不再更新，请到新群处理",
+    line_interrupted: "ℹ️ 微信中现为{status} · {time}：{name} 的{action}没有收到微信的明确答复，无法确定是这次操作还是别处完成的",
     status_deleted: "已删除",
     alert_unsettled: "上一次操作的结果尚不确定，请先点 🔄 刷新，确认微信的状态后再处理。",
     alert_reason_gone: "这个预设理由已不再提供，请重新选择。",
     toast_working: "正在处理…",
     toast_cancelled: "已取消",
     toast_refreshed: "已刷新",
-    prompt_reason: "{name},请回复这条消息,写下拒绝 {nickname}({appid})的理由:",
-    reason_too_long: "理由太长了(最多 {max} 个字),请再回复一次。",
+    prompt_reason: "{name}，请回复这条消息，写下拒绝 {nickname}（{appid}）的理由：",
+    reason_too_long: "理由太长了（最多 {max} 个字），请再回复一次。",
     not_team_chat: "这个机器人只在团队群里工作。",
-    help_header: "插件申请审批机器人。新的申请会以卡片形式出现在群里,审批人可以直接按按钮处理。命令:",
+    help_header: "插件申请审批机器人。新的申请会以卡片形式出现在群里，审批人可以直接按按钮处理。命令：",
     cmd_help: "显示帮助",
     cmd_pending: "待审核的申请及其卡片",
-    cmd_list: "按状态列出申请:pending / approved / refused / expired",
-    cmd_approve: "通过申请:/approve <appid>",
-    cmd_reject: "拒绝申请:/reject <appid> <理由>",
-    cmd_delete: "删除已拒绝或已超时的申请:/delete <appid>",
+    cmd_list: "按状态列出申请：pending / approved / refused / expired",
+    cmd_approve: "通过申请：/approve <appid>",
+    cmd_reject: "拒绝申请：/reject <appid> <理由>",
+    cmd_delete: "删除已拒绝或已超时的申请：/delete <appid>",
     cmd_refresh: "立即从微信刷新申请列表",
-    cmd_history: "审批记录:/history [appid]",
+    cmd_history: "审批记录：/history [appid]",
     cmd_status: "机器人状态",
     cmd_chatid: "显示当前聊天的 ID",
     pending_none: "没有待审核的申请。",
-    pending_header: "待审核的申请({n}):",
+    pending_header: "待审核的申请（{n}）：",
     list_none: "没有「{status}」的申请。",
-    list_header: "「{status}」的申请({n}):",
-    list_usage: "用法:/list [pending|approved|refused|expired]",
-    approve_usage: "用法:/approve <appid>",
-    reject_usage: "用法:/reject <appid> <理由>",
-    delete_usage: "用法:/delete <appid>",
-    bad_appid: "「{input}」不是有效的 AppID:{why}",
+    list_header: "「{status}」的申请（{n}）：",
+    list_usage: "用法：/list [pending|approved|refused|expired]",
+    approve_usage: "用法：/approve <appid>",
+    reject_usage: "用法：/reject <appid> <理由>",
+    delete_usage: "用法：/delete <appid>",
+    bad_appid: "「{input}」不是有效的 AppID：{why}",
     unknown_applicant: "找不到申请者 {appid}。可以先 /refresh 再试。",
     not_approver_command: "只有审批人可以处理插件申请。",
-    no_card_link: "(无卡片)",
+    no_card_link: "（无卡片）",
     card_link: "卡片",
-    decided_reply: "{appid}:{line}",
-    refresh_done: "已刷新:共 {n} 个申请者,新卡片 {new} 张,更新 {updated} 张。",
-    refresh_failed: "刷新失败:{error}",
+    decided_reply: "{appid}：{line}",
+    refresh_done: "已刷新：共 {n} 个申请者，新卡片 {new} 张，更新 {updated} 张。",
+    refresh_failed: "刷新失败：{error}",
     history_none: "还没有审批记录。",
-    history_header: "审批记录(最近 {n} 条):",
-    status_text: "<b>状态</b>\n上次成功读取:{last_ok}\n上次读取:{last_poll}\n最近错误:{last_error}\n连续失败:{failures}\n访问令牌:{token}\n待审核 {pending} · 已通过 {approved} · 已拒绝 {refused} · 已超时 {expired}\n卡片:{cards}",
+    history_header: "审批记录（最近 {n} 条）：",
+    status_text: "<b>状态</b>\n上次成功读取：{last_ok}\n上次读取：{last_poll}\n最近错误：{last_error}\n连续失败：{failures}\n访问令牌：{token}\n待审核 {pending} · 已通过 {approved} · 已拒绝 {refused} · 已超时 {expired}\n卡片：{cards}",
     status_never: "从未",
     status_no_error: "无",
-    chat_id_is: "当前聊天的 ID:<code>{id}</code>",
-    poll_outage: "⚠️ 已连续 {n} 次无法读取微信申请列表(自 {since} 起)。最近的错误:{error}\n恢复后会再通知。",
-    poll_recovered: "✅ 已恢复读取微信申请列表(中断了 {minutes} 分钟)。",
-    quota_exhausted: "⚠️ 微信接口今日调用次数已用完(45009)。暂停读取申请列表,{until} 再试;恢复后会通知。",
-    quota_paused: "微信接口今日调用次数已用完,{until} 前不再读取。",
-    digest_header: "📥 {n} 份新的插件申请。卡片会按 Telegram 的限速陆续发出(每分钟约 20 张,约 {minutes} 分钟发完);/pending 可立即查看全部:",
+    chat_id_is: "当前聊天的 ID：<code>{id}</code>",
+    poll_outage: "⚠️ 已连续 {n} 次无法读取微信申请列表（自 {since} 起）。最近的错误：{error}\n恢复后会再通知。",
+    poll_recovered: "✅ 已恢复读取微信申请列表（中断了 {minutes} 分钟）。",
+    quota_exhausted: "⚠️ 微信接口今日调用次数已用完（45009）。暂停读取申请列表，{until} 再试；恢复后会通知。",
+    quota_paused: "微信接口今日调用次数已用完，{until} 前不再读取。",
+    digest_header: "📥 收到 {n} 份新的插件申请。卡片将按 Telegram 的发送限速陆续发出，预计约 {eta}内发完；/pending 可按申请时间从早到晚查看待审核的申请：",
     digest_more: "…以及另外 {n} 份",
-    reminder_header: "⏰ 以下 {n} 份插件申请已等待超过 {hours} 小时,请处理:",
-    reminder_line: "• {name} <code>{appid}</code>,已等待 {waited}",
-    reminder_more: "…以及另外 {n} 份(/pending 查看全部)",
+    reminder_header: "⏰ 以下 {n} 份插件申请已等待超过 {hours} 小时，请处理：",
+    reminder_line: "• {name} <code>{appid}</code>，已等待 {waited}",
+    reminder_more: "…以及另外 {n} 份（/pending 可按申请时间从早到晚查看）",
     waited_hours: "{n} 小时",
     waited_days: "{n} 天",
-    wechat_unreachable: "无法连接微信,未做任何操作",
+    wechat_unreachable: "无法连接微信，未做任何操作",
     history_ok: "成功",
     history_error: "失败",
     history_unknown: "结果未知",
@@ -280,12 +363,32 @@ static ZH: Texts = Texts {
     history_more_of_one: "…这个申请者另有 {n} 条更早的记录未显示。",
     status_token_cached: "已缓存",
     status_token_none: "尚未获取",
-    status_token_refresh: "{s} 秒后刷新",
-    reason_too_long_prompt: "{name},理由太长了(最多 {max} 个字),请回复这条消息再写一次。",
-    anonymous_cannot_decide: "匿名管理员无法审批插件申请:机器人看不出是谁。请关闭「匿名」后以本人身份发送(按钮不受影响)。",
-    team_chat_upgraded: "⚠️ 团队群已升级为超级群,新的 ID 是 <code>{id}</code>。Telegram 不再接受旧 ID:请把 TEAM_CHAT_ID 改为 {id} 并重启机器人。旧群里的卡片不会迁移过来。",
-    status_paging_broken: "⚠️ 微信的分页似乎失效了:连续两个满页都没有新的申请者。申请列表可能不完整。",
-    status_telegram_conflict: "⚠️ 另一个实例正在用同一个机器人令牌接收更新(自 {since} 起 {n} 次 409 冲突),只能运行一个实例。",
+    status_token_refresh: "约 {in}后刷新",
+    reason_too_long_prompt: "{name}，理由太长了（最多 {max} 个字），请回复这条消息再写一次。",
+    anonymous_cannot_decide: "匿名管理员无法审批插件申请：机器人无法识别您的身份。请关闭「匿名」后以本人身份发送（按钮不受影响）。",
+    team_chat_upgraded: "⚠️ 团队群已升级为超级群，新的 ID 是 <code>{id}</code>。Telegram 不再接受旧 ID：请把 TEAM_CHAT_ID 改为 {id} 并重启机器人。旧群里的卡片不会迁移过来。",
+    status_paging_broken: "⚠️ 微信的分页似乎失效了：连续两个满页都没有新的申请者。申请列表可能不完整。",
+    status_telegram_conflict: "⚠️ 另一个实例正在用同一个机器人令牌接收更新（自 {since} 起 {n} 次 409 冲突），只能运行一个实例。",
+    cmd_not_applicable: "{appid} 当前为「{status}」，无法{action}。",
+    reject_reason_too_long: "理由太长了（{len} 个字，最多 {max} 个字）。请缩短理由后重新发送 /reject &lt;appid&gt; &lt;理由&gt;。",
+    status_quota_rests: "⏸ 微信接口今日调用次数已用完（45009），暂停读取至 {until}",
+    list_more: "…另有 {n} 份未列出",
+    time_unknown: "未知",
+    duration_hours: "{h} 小时 {m} 分钟",
+    duration_minutes: "{m} 分钟",
+    duration_seconds: "{s} 秒",
+    line_not_applied: "⚠️ {name} 的{action}操作没有生效：微信的答复不明确（{detail}），重新读取后仍为待审核，可以再试一次 · {time}",
+    no_answer: "没有应答",
+    appid_empty: "AppID 为空",
+    appid_too_long: "AppID 有 {len} 个字符，最多 {max} 个",
+    appid_too_short: "AppID 太短",
+    appid_bad_character: "AppID 只能包含英文字母、数字、“_”和“-”",
+    label_sep: "：",
+    list_sep: "；",
+    errmsg: "（微信原文：{errmsg}）",
+    list_all_header: "全部申请（{n}）：",
+    list_all_none: "还没有任何申请。",
+    aside: "（{text}）",
 };
 
 static EN: Texts = Texts {
@@ -314,7 +417,7 @@ static EN: Texts = Texts {
     status_approved: "approved",
     status_refused: "rejected",
     status_expired: "timed out",
-    status_unknown: "unknown status",
+    status_unknown: "unknown status ({code})",
     action_approve: "Approve",
     action_reject: "Reject",
     action_delete: "Delete",
@@ -378,11 +481,11 @@ static EN: Texts = Texts {
     poll_recovered: "✅ Reading WeChat's application list again (it was down for {minutes} min).",
     quota_exhausted: "⚠️ WeChat's daily API quota is used up (45009). Polling rests until {until}; I'll say when it works again.",
     quota_paused: "WeChat's daily API quota is used up; not polling before {until}.",
-    digest_header: "📥 {n} new plugin applications. Their cards follow at Telegram's pace (about 20 a minute, all in about {minutes} min); /pending lists them all now:",
+    digest_header: "📥 {n} new plugin applications. Their cards follow at Telegram's pace, all within about {eta}; /pending lists pending applications now, oldest first:",
     digest_more: "… and {n} more",
     reminder_header: "⏰ Still waiting for a decision after more than {hours} h ({n}):",
     reminder_line: "• {name} <code>{appid}</code>, waiting {waited}",
-    reminder_more: "… and {n} more (/pending lists them all)",
+    reminder_more: "… and {n} more (/pending lists them, oldest first)",
     waited_hours: "{n} h",
     waited_days: "{n} days",
     wechat_unreachable: "WeChat could not be reached; nothing was done",
@@ -394,12 +497,32 @@ static EN: Texts = Texts {
     history_more_of_one: "… {n} earlier entries of this applicant not shown.",
     status_token_cached: "cached",
     status_token_none: "none yet",
-    status_token_refresh: "refresh in {s} s",
+    status_token_refresh: "refresh in about {in}",
     reason_too_long_prompt: "{name}, that reason is too long (at most {max} characters); please reply to this message again.",
     anonymous_cannot_decide: "Anonymous admins cannot decide on plugin applications: the bot cannot tell who you are. Turn off \"Remain anonymous\" and post as yourself (buttons work either way).",
     team_chat_upgraded: "⚠️ The team chat was upgraded to a supergroup; its new id is <code>{id}</code>. Telegram refuses the old id: set TEAM_CHAT_ID={id} and restart the bot. Cards in the old chat are not carried over.",
     status_paging_broken: "⚠️ WeChat's paging looks broken: two full pages in a row brought no new applicant. The list may be incomplete.",
     status_telegram_conflict: "⚠️ Another instance is long-polling this bot's token ({n} × 409 Conflict since {since}); only one may run.",
+    cmd_not_applicable: "{appid} is {status} now: “{action}” cannot be done to it.",
+    reject_reason_too_long: "That reason is {len} characters long; at most {max} are allowed. Send /reject &lt;appid&gt; &lt;reason&gt; again with a shorter one.",
+    status_quota_rests: "⏸ WeChat's daily quota is used up (45009): polling rests until {until}",
+    list_more: "… {n} more not listed",
+    time_unknown: "unknown",
+    duration_hours: "{h} h {m} min",
+    duration_minutes: "{m} min",
+    duration_seconds: "{s} s",
+    line_not_applied: "⚠️ {name}'s {action} did not take effect: WeChat's answer was unclear ({detail}); a re-read shows it still pending, so it can be tried again · {time}",
+    no_answer: "no answer",
+    appid_empty: "the appid is empty",
+    appid_too_long: "the appid is {len} characters long; at most {max} are allowed",
+    appid_too_short: "the appid is too short",
+    appid_bad_character: "the appid may hold only ASCII letters, digits, '_' and '-'",
+    label_sep: ": ",
+    list_sep: "; ",
+    errmsg: " (errmsg: {errmsg})",
+    list_all_header: "All applications ({n}):",
+    list_all_none: "No applications yet.",
+    aside: " ({text})",
 };
 
 #[cfg(test)]
@@ -421,6 +544,86 @@ mod tests {
             assert!(t.button_approve.starts_with('✅'));
             assert!(t.button_reject.starts_with('❌'));
         }
+    }
+
+    /// Every `name: "literal"` of the static `which` (`ZH` or `EN`) in this file's source: the
+    /// compiler makes both define every field, so reading them here misses none.
+    fn templates(which: &str) -> Vec<(String, String)> {
+        let source = include_str!("i18n.rs");
+        let start = source
+            .find(&format!("static {which}: Texts = Texts {{"))
+            .expect("the static is in this file");
+        let block = &source[start..];
+        let block = &block[..block.find("\n};").expect("the static ends")];
+        block
+            .lines()
+            .filter_map(|line| {
+                let (name, rest) = line.trim().split_once(": \"")?;
+                let literal = rest.strip_suffix("\",")?;
+                Some((name.to_owned(), literal.replace("\\\"", "\"")))
+            })
+            .collect()
+    }
+
+    /// The `{placeholders}` of a template, sorted.
+    fn placeholders(template: &str) -> Vec<String> {
+        let mut out: Vec<String> = template
+            .split('{')
+            .skip(1)
+            .filter_map(|rest| rest.split_once('}').map(|(name, _)| name.to_owned()))
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    #[test]
+    fn both_languages_use_the_same_placeholders_in_every_text() {
+        let (zh, en) = (templates("ZH"), templates("EN"));
+        assert!(zh.len() > 100, "read {} zh texts", zh.len());
+        assert_eq!(zh.len(), en.len());
+        for ((zh_name, zh_text), (en_name, en_text)) in zh.iter().zip(&en) {
+            assert_eq!(
+                zh_name, en_name,
+                "the statics list their fields in one order"
+            );
+            assert_eq!(
+                placeholders(zh_text),
+                placeholders(en_text),
+                "{zh_name}: {zh_text} / {en_text}"
+            );
+        }
+    }
+
+    #[test]
+    fn chinese_texts_use_full_width_punctuation() {
+        let zh = templates("ZH");
+        assert!(zh.len() > 100, "read {} zh texts", zh.len());
+        let problems: Vec<String> = zh
+            .iter()
+            .filter(|(_, text)| !zh_punctuation_problems(text).is_empty())
+            .map(|(name, text)| format!("{name}: {text}"))
+            .collect();
+        assert!(
+            problems.is_empty(),
+            "ASCII punctuation in zh texts:\n{}",
+            problems.join("\n")
+        );
+        // The check sees what it is for.
+        assert_eq!(
+            zh_punctuation_problems("理由太长了(最多 {max} 个字),请再回复"),
+            ['(', ')', ',']
+        );
+        assert!(zh_punctuation_problems("用法：/approve <appid> &lt;理由&gt; {a}").is_empty());
+    }
+
+    #[test]
+    fn fill_takes_values_verbatim() {
+        assert_eq!(
+            fill("{a}:{b}", &[("a", "{b}"), ("b", "x")]),
+            "{b}:x",
+            "a value holding a placeholder name is not filled again"
+        );
     }
 
     #[test]

@@ -444,7 +444,7 @@ async fn a_restart_posts_no_card_twice_and_keeps_decisions() {
     assert!(app.card(&appid).plain_text.contains("Approved by @alice"));
     let history = app.command(ALICE, &format!("/history {appid}")).await;
     assert!(
-        history.plain_text.contains("@alice"),
+        history.plain_text.contains(" alice ") && !history.plain_text.contains("@alice"),
         "{}",
         history.plain_text
     );
@@ -562,7 +562,12 @@ async fn commands_refuse_bad_input_and_non_approvers() {
     let long = app
         .command(ALICE, &format!("/reject {appid} {}", "x".repeat(5000)))
         .await;
-    assert!(long.plain_text.contains("too long"));
+    assert!(
+        long.plain_text
+            .contains("5000 characters long; at most 200"),
+        "{}",
+        long.plain_text
+    );
     let list = app.command(ALICE, "/list whatever").await;
     assert!(list.plain_text.contains("Usage: /list"));
 
@@ -765,7 +770,8 @@ async fn a_burst_of_applicants_gets_one_digest_before_its_cards() {
         digest.starts_with("📥 25 new plugin applications"),
         "{digest}"
     );
-    assert!(digest.contains("all in about 2 min"), "{digest}");
+    // Unthrottled (a local Bot API server), the cards go at once.
+    assert!(digest.contains("all within about 10 s"), "{digest}");
     assert!(digest.ends_with("… and 5 more"), "{digest}");
     assert_eq!(digest.lines().filter(|l| l.starts_with("• ")).count(), 20);
     assert_eq!(

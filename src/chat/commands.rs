@@ -140,9 +140,13 @@ pub async fn on_command(app: Arc<App>, message: Message, me: Me) -> HandlerResul
             if first.is_empty() || reason.is_empty() {
                 escape(t.reject_usage)
             } else if reason.chars().count() > crate::chat::REASON_MAX_CHARS {
+                // Nothing to reply to: say to send the command again, and how long it may be.
                 fill(
-                    t.reason_too_long,
-                    &[("max", &crate::chat::REASON_MAX_CHARS.to_string())],
+                    t.reject_reason_too_long,
+                    &[
+                        ("len", &reason.chars().count().to_string()),
+                        ("max", &crate::chat::REASON_MAX_CHARS.to_string()),
+                    ],
                 )
             } else {
                 match one_appid(first, t, t.reject_usage) {
@@ -193,6 +197,10 @@ async fn team_chat_upgraded_to(app: &App) -> Option<ChatId> {
 fn describe_error(app: &App, e: &crate::lifecycle::poller::PollError) -> String {
     match e {
         crate::lifecycle::poller::PollError::WeChat(w) => wechat_error_text(w, app.lang()),
+        crate::lifecycle::poller::PollError::QuotaPaused { until } => fill(
+            app.texts().quota_paused,
+            &[("until", &format_time(*until, &app.settings.time_zone))],
+        ),
         other => clean(
             &other.to_string(),
             crate::telegram::view::ERROR_TEXT_MAX_CHARS,
@@ -241,7 +249,7 @@ fn one_appid(arg: &str, t: &Texts, usage: &str) -> Result<AppId, String> {
             t.bad_appid,
             &[
                 ("input", &escape(&clean(arg, 40, false))),
-                ("why", &escape(&e.to_string())),
+                ("why", &escape(&appid_error_text(&e, t))),
             ],
         )
     })
@@ -276,16 +284,31 @@ async fn decide(
         app.store.card_for(app.chat.0, appid).await?
     };
     let Some(card) = card else {
-        let status = status_name(stored.applicant.status, t);
-        return Ok(format!("{} ({status})", escape(t.alert_not_applicable)));
+        return Ok(not_applicable(
+            app,
+            appid,
+            stored.applicant.status,
+            action,
+            None,
+        ));
     };
     let outcome = decision::decide(app, &card, actor, action, reason, Via::Command).await?;
     let line = match outcome {
         Outcome::Busy(name) => fill(t.alert_busy, &[("name", &escape(&name))]),
         Outcome::Unsettled => escape(t.alert_unsettled),
         Outcome::NotApplicable => {
-            let status = status_name(stored.applicant.status, t);
-            format!("{} ({status})", escape(t.alert_not_applicable))
+            // What the card knows of how it got there (who decided, when), if it knows.
+            let now = app.store.applicant(appid).await?;
+            let status = now
+                .as_ref()
+                .map_or(stored.applicant.status, |n| n.applicant.status);
+            let known = match (app.store.card(card.id).await?, now) {
+                (Some(card), Some(now)) if card.note.is_some() => {
+                    Some(app.view(&now, &card).outcome_line())
+                }
+                _ => None,
+            };
+            return Ok(not_applicable(app, appid, status, action, known));
         }
         Outcome::Done | Outcome::Failed(_) | Outcome::Unknown => {
             let (Some(card), Some(stored)) = (
@@ -316,7 +339,50 @@ async fn decide(
     ))
 }
 
-/// `/pending` and `/list`: one line per applicant with a link to its card.
+/// The answer to a command's decision that cannot be made: the appid, its status in WeChat as
+/// last read, the action, and what the card records of how it got there (`known`).
+fn not_applicable(
+    app: &App,
+    appid: &AppId,
+    status: ApplyStatus,
+    action: Action,
+    known: Option<String>,
+) -> String {
+    let t = app.texts();
+    let mut out = fill(
+        t.cmd_not_applicable,
+        &[
+            ("appid", &format!("<code>{}</code>", escape(appid.as_str()))),
+            ("status", &escape(&status_name(status, t))),
+            ("action", crate::telegram::view::action_name(action, t)),
+        ],
+    );
+    if let Some(line) = known {
+        out.push('\n');
+        out.push_str(&line);
+    }
+    out
+}
+
+/// Why a string is not an appid, in the chat's language.
+fn appid_error_text(e: &crate::domain::applicant::AppIdError, t: &Texts) -> String {
+    use crate::domain::applicant::{APPID_MAX_LEN, AppIdError};
+    match e {
+        AppIdError::Empty => t.appid_empty.to_owned(),
+        AppIdError::TooLong(len) => fill(
+            t.appid_too_long,
+            &[
+                ("len", &len.to_string()),
+                ("max", &APPID_MAX_LEN.to_string()),
+            ],
+        ),
+        AppIdError::TooShort => t.appid_too_short.to_owned(),
+        AppIdError::BadCharacter => t.appid_bad_character.to_owned(),
+    }
+}
+
+/// `/pending` and `/list`: one line per applicant with a link to its card, oldest application
+/// first (the first WeChat times out).
 async fn listing(app: &App, status: Option<ApplyStatus>) -> anyhow::Result<String> {
     let t = app.texts();
     let rows = app.store.applicants_with_cards(app.chat.0, status).await?;
@@ -324,11 +390,13 @@ async fn listing(app: &App, status: Option<ApplyStatus>) -> anyhow::Result<Strin
     if rows.is_empty() {
         return Ok(match status {
             Some(ApplyStatus::Pending) => escape(t.pending_none),
+            None => escape(t.list_all_none),
             _ => fill(t.list_none, &[("status", &escape(&status_label))]),
         });
     }
     let mut out = match status {
         Some(ApplyStatus::Pending) => fill(t.pending_header, &[("n", &rows.len().to_string())]),
+        None => fill(t.list_all_header, &[("n", &rows.len().to_string())]),
         _ => fill(
             t.list_header,
             &[
@@ -338,7 +406,8 @@ async fn listing(app: &App, status: Option<ApplyStatus>) -> anyhow::Result<Strin
         ),
     };
     // Room for the "left out" line at its longest.
-    let mut used = telegram_len(&out) + telegram_len(&format!("\n… +{}", rows.len()));
+    let more = |n: usize| fill(t.list_more, &[("n", &n.to_string())]);
+    let mut used = telegram_len(&out) + telegram_len(&format!("\n{}", more(rows.len())));
     let mut shown = 0;
     for row in rows.iter().take(LIST_MAX_LINES) {
         let (a, card) = (&row.applicant.applicant, &row.card);
@@ -370,7 +439,8 @@ async fn listing(app: &App, status: Option<ApplyStatus>) -> anyhow::Result<Strin
         shown += 1;
     }
     if rows.len() > shown {
-        out.push_str(&format!("\n… +{}", rows.len() - shown));
+        out.push('\n');
+        out.push_str(&more(rows.len() - shown));
     }
     Ok(out)
 }
@@ -395,7 +465,7 @@ async fn history(app: &App, arg: &str) -> anyhow::Result<String> {
                     t.bad_appid,
                     &[
                         ("input", &escape(&clean(arg, 40, false))),
-                        ("why", &escape(&e.to_string())),
+                        ("why", &escape(&appid_error_text(&e, t))),
                     ],
                 ));
             }
@@ -452,8 +522,13 @@ async fn history(app: &App, arg: &str) -> anyhow::Result<String> {
 fn history_line(app: &App, e: &crate::domain::audit::HistoryEntry) -> String {
     let t = app.texts();
     let when = format_time(e.at, &app.settings.time_zone);
+    // Named, not mentioned: an @username in a message notifies its owner each time someone
+    // reads the history.
     let who = escape(&clean(
-        e.actor_name.as_deref().unwrap_or_default(),
+        e.actor_name
+            .as_deref()
+            .unwrap_or_default()
+            .trim_start_matches('@'),
         64,
         false,
     ));
@@ -469,7 +544,10 @@ fn history_line(app: &App, e: &crate::domain::audit::HistoryEntry) -> String {
         escape(&e.appid),
     );
     if let Some(code) = e.errcode {
-        line.push_str(&format!(" ({})", escape(&errcode_text(code, app.lang()))));
+        line.push_str(&fill(
+            t.aside,
+            &[("text", &escape(&errcode_text(code, app.lang())))],
+        ));
     }
     if let Some(reason) = &e.reason {
         line.push_str(&format!(
@@ -502,7 +580,13 @@ async fn status(app: &App) -> anyhow::Result<String> {
     );
     if let Some(s) = token.refresh_in_secs {
         token_text.push_str(" · ");
-        token_text.push_str(&fill(t.status_token_refresh, &[("s", &s.to_string())]));
+        token_text.push_str(&fill(
+            t.status_token_refresh,
+            &[(
+                "in",
+                &crate::telegram::view::format_duration(std::time::Duration::from_secs(s), t),
+            )],
+        ));
     }
     let mut text = fill(
         t.status_text,
@@ -535,6 +619,15 @@ async fn status(app: &App) -> anyhow::Result<String> {
                 ("n", &conflict.count.to_string()),
                 ("since", &when(Some(conflict.since))),
             ],
+        ));
+    }
+    if let Some(until) = health.quota_paused_until
+        && crate::domain::now_secs() < until
+    {
+        text.push('\n');
+        text.push_str(&fill(
+            t.status_quota_rests,
+            &[("until", &when(Some(until)))],
         ));
     }
     if app.wechat.paging_broken() {

@@ -61,6 +61,10 @@ pub enum Note {
         errcode: Option<i64>,
         /// Whether trying again can help.
         retryable: bool,
+        /// The answer was unclear (lost, or -1 then "already done") and a re-read showed the
+        /// applicant still where it was: WeChat did answer, but did nothing.
+        #[serde(default)]
+        unclear: bool,
     },
     /// A decision whose answer was lost or never recorded (a timeout, a restart, a failed store
     /// write), after which WeChat showed the status it aimed at: the bot cannot tell whether its

@@ -335,7 +335,8 @@ impl App {
         self.store.card(card_id).await
     }
 
-    fn view<'a>(&'a self, stored: &'a StoredApplicant, card: &'a Card) -> CardView<'a> {
+    /// How `card` of `stored` looks now, in the chat's language and time zone.
+    pub(crate) fn view<'a>(&'a self, stored: &'a StoredApplicant, card: &'a Card) -> CardView<'a> {
         CardView {
             applicant: &stored.applicant,
             gone: stored.gone,

@@ -135,28 +135,49 @@ pub async fn begin(
     }))
 }
 
+/// How long a WeChat write may take before the card shows who is deciding.
+pub const SHOW_DECIDING_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Makes the WeChat call for a claimed card, records the result and edits the card.
 pub async fn execute(app: &App, claim: Claim) -> Result<Outcome, StoreError> {
     let Claim { settling: s, _hold } = claim;
     tracing::info!(appid = %s.appid, action = s.action.as_str(), by = %s.actor.name, "deciding");
-    let result = match s.action {
-        Action::Approve => app.wechat.agree(&s.appid).await,
-        Action::Reject => {
-            app.wechat
-                .refuse(&s.appid, s.reason.as_deref().unwrap_or_default())
-                .await
-        }
-        Action::Delete => app.wechat.delete(&s.appid).await,
+    let work = async {
+        let result = match s.action {
+            Action::Approve => app.wechat.agree(&s.appid).await,
+            Action::Reject => {
+                app.wechat
+                    .refuse(&s.appid, s.reason.as_deref().unwrap_or_default())
+                    .await
+            }
+            Action::Delete => app.wechat.delete(&s.appid).await,
+        };
+        crate::telemetry::decision(
+            s.action.as_str(),
+            match &result {
+                Ok(()) => "ok",
+                Err(WeChatError::OutcomeUnknown { .. }) => "unknown",
+                Err(_) => "error",
+            },
+        );
+        settle(app, &s, result).await
     };
-    crate::telemetry::decision(
-        s.action.as_str(),
-        match &result {
-            Ok(()) => "ok",
-            Err(WeChatError::OutcomeUnknown { .. }) => "unknown",
-            Err(_) => "error",
-        },
-    );
-    let outcome = settle(app, &s, result).await?;
+    tokio::pin!(work);
+    // A write that answers at once goes without an edit of its own; one that takes longer
+    // (WeChat slow, -1 retried) shows who is deciding meanwhile, so nobody presses in vain. That
+    // edit holds up neither the write nor its record (it runs beside them); the last edit below
+    // waits for it, so the card ends showing the outcome.
+    let outcome = tokio::select! {
+        outcome = &mut work => outcome,
+        () = tokio::time::sleep(SHOW_DECIDING_AFTER) => {
+            let show = async {
+                if let Err(e) = app.refresh_card(s.card_id).await {
+                    tracing::warn!(card = s.card_id, error = %e, "could not show who is deciding");
+                }
+            };
+            tokio::join!(&mut work, show).0
+        }
+    }?;
     if let Err(e) = app.refresh_card(s.card_id).await {
         tracing::warn!(card = s.card_id, error = %e, "could not edit the card after a decision");
     }
@@ -495,8 +516,9 @@ async fn fail(app: &App, s: &Settling, error: &WeChatError) -> Result<(), StoreE
         action: s.action,
         by: s.actor.name.clone(),
         at: now_secs(),
-        errcode: error.errcode().filter(|_| !maybe_applied(error)),
+        errcode: error.errcode(),
         retryable: error.is_retryable_by_person(),
+        unclear: maybe_applied(error),
     };
     app.store
         .settle_card(s.card_id, s.version, s.action.resting_state(), Some(&note))

@@ -286,12 +286,15 @@ async fn announce_burst(app: &App, listed: &[Applicant]) {
         return;
     }
     let t = app.texts();
-    let minutes = new.len().div_ceil(DIGEST_AFTER);
+    // The digest itself goes first, then one card each.
+    let eta = app
+        .limiter
+        .estimate(app.chat.0, u32::try_from(new.len() + 1).unwrap_or(u32::MAX));
     let mut text = fill(
         t.digest_header,
         &[
             ("n", &new.len().to_string()),
-            ("minutes", &minutes.to_string()),
+            ("eta", &crate::telegram::view::format_duration(eta, t)),
         ],
     );
     for a in new.iter().take(DIGEST_AFTER) {
@@ -627,8 +630,11 @@ async fn note_health(app: &App, error: Option<&WeChatError>) {
                 {
                     health.outage_announced = true;
                     let mut detail = wechat_error_text(e, app.lang());
-                    if let Some(hint) = e.hint() {
-                        detail = format!("{detail} ({hint})");
+                    if let Some(hint) = e
+                        .errcode()
+                        .and_then(|c| crate::wechat::config_hint_in(c, app.lang()))
+                    {
+                        detail.push_str(&fill(t.aside, &[("text", hint)]));
                     }
                     Some(fill(
                         t.poll_outage,

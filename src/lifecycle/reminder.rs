@@ -1,6 +1,6 @@
 //! Stale applicants: WeChat times an application out if nobody decides, so pending applicants
 //! older than `REMIND_AFTER_HOURS` are listed in the team chat, each at most once a day, with
-//! links to their cards.
+//! links to their cards, once their cards have been up for a while (`remind_settle`).
 
 use std::time::{Duration, Instant};
 
@@ -33,6 +33,7 @@ pub async fn remind(app: &App) -> Result<usize, StoreError> {
             app.chat.0,
             now - after.as_secs() as i64,
             now - REMIND_EVERY_SECS,
+            now - app.settings.remind_settle.as_secs() as i64,
         )
         .await?;
     if due.is_empty() {

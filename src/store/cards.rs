@@ -134,12 +134,14 @@ impl Store {
         chat_id: i64,
         applied_before: i64,
         reminded_before: i64,
+        seen_before: i64,
     ) -> StoreResult<Vec<DueReminder>> {
         let rows = sql::cards::DUE_REMINDERS
             .query()
             .bind(chat_id)
             .bind(applied_before)
             .bind(reminded_before)
+            .bind(seen_before)
             .fetch_all(&self.pool)
             .await?;
         let mut out = Vec::with_capacity(rows.len());

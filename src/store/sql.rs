@@ -223,7 +223,7 @@ statements! {
             "SELECT a.*, c.id AS card_id FROM applicants a
              LEFT JOIN cards c ON c.appid = a.appid AND c.chat_id = ?
              WHERE a.gone = 0 AND (? IS NULL OR a.status = ?)
-             ORDER BY a.applied_at DESC, a.appid";
+             ORDER BY COALESCE(a.applied_at, a.first_seen), a.appid";
         COUNT_BY_STATUS: Rows<StatusCount> =
             "SELECT status, COUNT(*) AS n FROM applicants WHERE gone = 0 GROUP BY status";
     }
@@ -232,7 +232,7 @@ statements! {
     mod cards {
         COUNT_LIVE: Scalar<i64> = "SELECT COUNT(*) FROM cards
              WHERE chat_id = ? AND message_id IS NOT NULL AND message_gone = 0";
-        /// Binds: chat, applied before, reminded before.
+        /// Binds: chat, applied before, reminded before, first seen before.
         DUE_REMINDERS: Rows<DueRow> =
             "SELECT c.id AS card_id, COALESCE(a.applied_at, a.first_seen) AS since
              FROM cards c JOIN applicants a ON a.appid = c.appid
@@ -240,6 +240,7 @@ statements! {
                AND c.state NOT IN ('sending', 'closed')
                AND COALESCE(a.applied_at, a.first_seen) <= ?
                AND (c.reminded_at IS NULL OR c.reminded_at <= ?)
+               AND a.first_seen <= ?
              ORDER BY COALESCE(a.applied_at, a.first_seen), a.appid";
         MARK_REMINDED: Exec = "UPDATE cards SET reminded_at = ? WHERE id = ?";
         /// Binds: chat, appid, now, now, the version the caller read (NULL: no row expected).

@@ -166,6 +166,36 @@ impl SendLimiter {
         }
     }
 
+    /// About how long `n` more card-lane messages to `chat` take to go out at these budgets, from
+    /// where the budgets stand now (zero when the limiter is off). For the digest's estimate: it
+    /// counts only the bot's own pace, not 429s Telegram may add.
+    pub fn estimate(&self, chat: i64, n: u32) -> Duration {
+        let Some(inner) = &self.inner else {
+            return Duration::ZERO;
+        };
+        let now = inner.now();
+        let tats = inner.tats.lock();
+        let mut budgets = vec![(inner.limits.per_chat, Key::Chat(chat))];
+        if chat < 0 {
+            budgets.push((inner.limits.per_group, Key::Group(chat)));
+        }
+        budgets.push((inner.limits.overall, Key::Overall));
+        budgets
+            .into_iter()
+            .map(|(rate, key)| {
+                // GCRA: the k-th message may go once the state is within the card lane's burst
+                // tolerance of now; each message moves the state on by one interval.
+                let interval = rate.interval();
+                let burst = rate.burst.max(1).saturating_sub(1).max(1);
+                let tat = tats.get(&key).map_or(now, |t| Duration::from(*t).max(now));
+                let last = tat + interval * n.saturating_sub(1);
+                let tolerance = interval * (burst - 1);
+                last.saturating_sub(tolerance).saturating_sub(now)
+            })
+            .max()
+            .unwrap_or_default()
+    }
+
     /// Telegram answered 429 for `chat`: nothing more goes to that chat for `wait`, and then at
     /// the steady pace (its budget counts as spent); other chats go on.
     pub fn retry_after(&self, chat: i64, wait: Duration) {
@@ -405,6 +435,22 @@ mod tests {
             times.push(start.elapsed());
         }
         times
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_estimate_is_what_sending_then_takes() {
+        for (n, spent) in [(1, 0), (3, 0), (21, 0), (45, 0), (30, 15)] {
+            let limiter = SendLimiter::new(Limits::TELEGRAM);
+            send_times(&limiter, GROUP, Lane::Card, spent).await;
+            let estimate = limiter.estimate(GROUP, n);
+            let times = send_times(&limiter, GROUP, Lane::Card, n as usize).await;
+            let took = *times.last().expect("n > 0");
+            assert!(
+                estimate.abs_diff(took) <= secs(1),
+                "{n} after {spent}: estimated {estimate:?}, took {took:?}"
+            );
+        }
+        assert_eq!(SendLimiter::off().estimate(GROUP, 100), Duration::ZERO);
     }
 
     #[tokio::test(start_paused = true)]

@@ -17,12 +17,38 @@ use crate::domain::card::Actor;
 pub fn actor(user: &teloxide::types::User) -> Actor {
     let name = match &user.username {
         Some(u) => format!("@{u}"),
-        None => user.full_name(),
+        None => full_name(&user.first_name, user.last_name.as_deref()),
     };
     Actor {
         id: user.id.0,
         name,
     }
+}
+
+/// A person's first and last name joined as their script joins them: "张三丰" from 张 and 三丰
+/// (Chinese, Japanese and Korean names are written without a space), "Ada Lovelace" otherwise.
+pub fn full_name(first: &str, last: Option<&str>) -> String {
+    let (first, last) = (first.trim(), last.map(str::trim).unwrap_or_default());
+    if first.is_empty() || last.is_empty() {
+        return format!("{first}{last}");
+    }
+    let cjk = |c: Option<char>| c.is_some_and(is_cjk);
+    if cjk(first.chars().last()) && cjk(last.chars().next()) {
+        format!("{first}{last}")
+    } else {
+        format!("{first} {last}")
+    }
+}
+
+/// Whether `c` is of a script written without spaces between names: Han, kana, Hangul.
+fn is_cjk(c: char) -> bool {
+    matches!(c,
+        '\u{3040}'..='\u{30FF}'   // Hiragana, Katakana
+        | '\u{3400}'..='\u{4DBF}' // CJK Extension A
+        | '\u{4E00}'..='\u{9FFF}' // CJK Unified Ideographs
+        | '\u{AC00}'..='\u{D7AF}' // Hangul syllables
+        | '\u{F900}'..='\u{FAFF}' // CJK Compatibility Ideographs
+        | '\u{20000}'..='\u{2FA1F}') // Extensions B–F, compatibility supplement
 }
 
 /// Records a failed Telegram call. A call refused because the team chat became a supergroup is
@@ -68,5 +94,20 @@ fn team_chat_upgraded(new: i64) {
             new_chat_id = new,
             "the team chat was upgraded to a supergroup and Telegram refuses every call about the old id: set TEAM_CHAT_ID={new} and restart (the bot does not follow it by itself; cards in the old chat stay as they are)"
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::full_name;
+
+    #[test]
+    fn names_are_joined_as_their_script_joins_them() {
+        assert_eq!(full_name("张", Some("三丰")), "张三丰");
+        assert_eq!(full_name("山田", Some("太郎")), "山田太郎");
+        assert_eq!(full_name("Ada", Some("Lovelace")), "Ada Lovelace");
+        assert_eq!(full_name("李", Some("Lee")), "李 Lee");
+        assert_eq!(full_name("Alice", None), "Alice");
+        assert_eq!(full_name(" 王 ", Some(" 小明 ")), "王小明");
     }
 }

@@ -17,12 +17,53 @@ use crate::wechat::{OUTSIDE_TEXT_MAX_CHARS, WeChatError, errcode_meaning};
 /// Formats a timestamp in the configured zone.
 pub fn format_time(at: i64, tz: &jiff::tz::TimeZone) -> String {
     match jiff::Timestamp::from_second(at) {
-        Ok(ts) => ts
-            .to_zoned(tz.clone())
-            .strftime("%Y-%m-%d %H:%M %Z")
-            .to_string(),
+        Ok(ts) => {
+            let zoned = ts.to_zoned(tz.clone());
+            format!(
+                "{} {}",
+                zoned.strftime("%Y-%m-%d %H:%M"),
+                utc_offset(zoned.offset().seconds())
+            )
+        }
         Err(_) => at.to_string(),
     }
+}
+
+/// A UTC offset as people read it, never an abbreviation that means several zones (`CST` is
+/// China, US Central and Cuba): `UTC`, `UTC+8`, `UTC+5:30`, `UTC-3`.
+pub fn utc_offset(seconds: i32) -> String {
+    if seconds == 0 {
+        return "UTC".to_owned();
+    }
+    let sign = if seconds < 0 { '-' } else { '+' };
+    let minutes = seconds.unsigned_abs() / 60;
+    let (h, m) = (minutes / 60, minutes % 60);
+    if m == 0 {
+        format!("UTC{sign}{h}")
+    } else {
+        format!("UTC{sign}{h}:{m:02}")
+    }
+}
+
+/// A duration as people say it, rounded up: "40 s", "3 min", "1 h 55 min" (in `t`'s language).
+pub fn format_duration(d: std::time::Duration, t: &Texts) -> String {
+    let secs = d.as_secs() + u64::from(d.subsec_nanos() > 0);
+    if secs < 90 {
+        // To the next ten seconds: an estimate, not a countdown.
+        let s = secs.div_ceil(10).max(1) * 10;
+        return fill(t.duration_seconds, &[("s", &s.to_string())]);
+    }
+    let minutes = secs.div_ceil(60);
+    if minutes < 60 {
+        return fill(t.duration_minutes, &[("m", &minutes.to_string())]);
+    }
+    fill(
+        t.duration_hours,
+        &[
+            ("h", &(minutes / 60).to_string()),
+            ("m", &(minutes % 60).to_string()),
+        ],
+    )
 }
 
 /// A status's name in `lang`.
@@ -32,7 +73,7 @@ pub fn status_name(status: ApplyStatus, t: &Texts) -> String {
         ApplyStatus::Approved => t.status_approved.to_owned(),
         ApplyStatus::Refused => t.status_refused.to_owned(),
         ApplyStatus::Expired => t.status_expired.to_owned(),
-        ApplyStatus::Unknown(code) => format!("{} ({code})", t.status_unknown),
+        ApplyStatus::Unknown(code) => fill(t.status_unknown, &[("code", &code.to_string())]),
     }
 }
 
@@ -73,7 +114,7 @@ pub fn wechat_error_text(error: &WeChatError, lang: Lang) -> String {
     );
     if let Some(errmsg) = error.errmsg() {
         let errmsg = clean(&errmsg, OUTSIDE_TEXT_MAX_CHARS, false);
-        text.push_str(&format!(" (errmsg: {errmsg})"));
+        text.push_str(&fill(lang.texts().errmsg, &[("errmsg", &errmsg)]));
     }
     text
 }
@@ -111,23 +152,27 @@ impl CardView<'_> {
         if let Some(reason) = &a.reason {
             let _ = writeln!(
                 s,
-                "{}: {}",
+                "{}{}{}",
                 t.label_reason,
+                t.label_sep,
                 // Counted as Telegram counts (UTF-16 units): 1,200 emoji would be 2,400.
                 escape(&cut_utf16(&clean(reason, 1200, true), 1200))
             );
         }
         if !a.categories.is_empty() {
-            let _ = writeln!(s, "{}: {}", t.label_categories, self.categories_html());
-        }
-        if let Some(at) = a.applied_at {
             let _ = writeln!(
                 s,
-                "{}: {}",
-                t.label_applied,
-                format_time(at.as_second(), self.tz)
+                "{}{}{}",
+                t.label_categories,
+                t.label_sep,
+                self.categories_html()
             );
         }
+        let applied = a.applied_at.map_or_else(
+            || t.time_unknown.to_owned(),
+            |at| format_time(at.as_second(), self.tz),
+        );
+        let _ = writeln!(s, "{}{}{applied}", t.label_applied, t.label_sep);
         if let Some(links) = self.links_html() {
             let _ = writeln!(s, "{links}");
         }
@@ -164,7 +209,7 @@ impl CardView<'_> {
                 })
             })
             .collect();
-        cats.join("; ")
+        cats.join(self.lang.texts().list_sep)
     }
 
     /// The avatar and mini-program code links, only those with a safe URL; `None` when neither.
@@ -245,6 +290,28 @@ impl CardView<'_> {
                     ],
                 )
             }
+            Note::Failed {
+                action,
+                by,
+                at,
+                errcode,
+                unclear: true,
+                ..
+            } => fill(
+                t.line_not_applied,
+                &[
+                    ("name", &name_html(by)),
+                    ("action", action_name(*action, t)),
+                    (
+                        "detail",
+                        &errcode.map_or_else(
+                            || t.no_answer.to_owned(),
+                            |code| escape(&errcode_text(code, self.lang)),
+                        ),
+                    ),
+                    ("time", &time(*at)),
+                ],
+            ),
             Note::Failed {
                 action,
                 by,
@@ -404,6 +471,45 @@ fn button(label: &str, press: Press) -> InlineKeyboardButton {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn times_name_their_offset_not_an_abbreviation() {
+        let shanghai = jiff::tz::TimeZone::get("Asia/Shanghai").expect("bundled");
+        assert_eq!(
+            format_time(1_536_305_096, &shanghai),
+            "2018-09-07 15:24 UTC+8"
+        );
+        let india = jiff::tz::TimeZone::get("Asia/Kolkata").expect("bundled");
+        assert_eq!(
+            format_time(1_536_305_096, &india),
+            "2018-09-07 12:54 UTC+5:30"
+        );
+        assert_eq!(utc_offset(-3 * 3600), "UTC-3");
+        assert_eq!(utc_offset(0), "UTC");
+    }
+
+    #[test]
+    fn durations_read_as_people_say_them() {
+        let t = Lang::Zh.texts();
+        assert_eq!(
+            format_duration(std::time::Duration::from_secs(6877), t),
+            "1 小时 55 分钟"
+        );
+        assert_eq!(
+            format_duration(std::time::Duration::from_secs(19), t),
+            "20 秒"
+        );
+        assert_eq!(format_duration(std::time::Duration::ZERO, t), "10 秒");
+        let t = Lang::En.texts();
+        assert_eq!(
+            format_duration(std::time::Duration::from_secs(78), t),
+            "80 s"
+        );
+        assert_eq!(
+            format_duration(std::time::Duration::from_secs(181), t),
+            "4 min"
+        );
+    }
     use crate::domain::applicant::{AppId, Category};
 
     fn applicant() -> Applicant {
@@ -536,6 +642,7 @@ mod tests {
             at: 0,
             errcode: Some(-1),
             retryable: true,
+            unclear: false,
         });
         assert_eq!(
             labels(&failed, &a),

@@ -389,8 +389,7 @@ impl RawItem {
             .create_time
             .as_ref()
             .and_then(Loose::as_i64)
-            .filter(|secs| *secs > 0)
-            .and_then(|secs| jiff::Timestamp::from_second(secs).ok());
+            .and_then(application_time);
         Some(Applicant {
             appid,
             status,
@@ -401,5 +400,33 @@ impl RawItem {
             applied_at,
             categories: self.categories,
         })
+    }
+}
+
+/// Above this a `create_time` cannot be seconds (it would be after the year 5000): it is taken
+/// for milliseconds, which some of WeChat's answers use.
+const MILLIS_ABOVE: i64 = 100_000_000_000;
+
+/// An application time from WeChat's `create_time`: unix seconds, or milliseconds when it can
+/// only be those; `None` for zero, negative or out-of-range values (the card says "unknown").
+pub(crate) fn application_time(raw: i64) -> Option<jiff::Timestamp> {
+    let secs = if raw > MILLIS_ABOVE { raw / 1000 } else { raw };
+    (secs > 0)
+        .then(|| jiff::Timestamp::from_second(secs).ok())
+        .flatten()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::application_time;
+
+    #[test]
+    fn application_times_in_seconds_or_milliseconds() {
+        let secs = |raw| application_time(raw).map(|t| t.as_second());
+        assert_eq!(secs(1_536_305_096), Some(1_536_305_096));
+        assert_eq!(secs(1_536_305_096_123), Some(1_536_305_096));
+        assert_eq!(secs(0), None);
+        assert_eq!(secs(-5), None);
+        assert_eq!(secs(i64::MAX), None);
     }
 }

@@ -32,7 +32,7 @@ struct Errcode {
 const TABLE: &[Errcode] = &[
     Errcode {
         code: -1,
-        zh: "系统繁忙,请稍后再试",
+        zh: "系统繁忙，请稍后再试",
         en: "system busy; try again later",
     },
     Errcode {
@@ -72,7 +72,7 @@ const TABLE: &[Errcode] = &[
     },
     Errcode {
         code: 45011,
-        zh: "API 调用太频繁,请稍后再试",
+        zh: "API 调用太频繁，请稍后再试",
         en: "API called too often; try again in a minute",
     },
     Errcode {
@@ -165,8 +165,43 @@ pub fn config_hint(code: i64) -> Option<&'static str> {
     }
 }
 
+/// [`config_hint`] for the chat, in its language.
+pub fn config_hint_in(code: i64, lang: Lang) -> Option<&'static str> {
+    match lang {
+        Lang::En => config_hint(code),
+        Lang::Zh => match code {
+            40164 => Some(
+                "请把本服务器的公网 IP 加入小程序的 IP 白名单（mp.weixin.qq.com → 开发管理 → 开发设置 → IP白名单）",
+            ),
+            40125 => Some("WECHAT_SECRET 不是这个小程序的 AppSecret"),
+            40013 => Some("WECHAT_APPID 不是有效的 AppID"),
+            48001 => Some("这个账号没有插件管理接口的权限"),
+            _ => None,
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn chinese_meanings_use_full_width_punctuation() {
+        for e in super::TABLE {
+            let problems = crate::i18n::zh_punctuation_problems(e.zh);
+            assert!(problems.is_empty(), "{}: {} ({problems:?})", e.code, e.zh);
+            let hint = super::config_hint_in(e.code, crate::i18n::Lang::Zh).unwrap_or_default();
+            assert!(
+                crate::i18n::zh_punctuation_problems(hint).is_empty(),
+                "{hint}"
+            );
+            assert_eq!(
+                super::config_hint_in(e.code, crate::i18n::Lang::Zh).is_some(),
+                super::config_hint(e.code).is_some(),
+                "{}: a hint in both languages or neither",
+                e.code
+            );
+        }
+    }
+
     use super::*;
 
     #[test]

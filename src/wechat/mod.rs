@@ -30,7 +30,7 @@ use crate::domain::applicant::{AppId, Applicant};
 #[cfg(test)]
 use crate::domain::applicant::{ApplyStatus, Category};
 
-pub use errcode::{DAILY_QUOTA, meaning as errcode_meaning};
+pub use errcode::{DAILY_QUOTA, config_hint_in, meaning as errcode_meaning};
 use errcode::{STALE_STATE, SYSTEM_BUSY};
 pub use error::{OUTSIDE_TEXT_MAX_CHARS, TransportKind, WeChatError, cut_outside_text};
 pub use token::{AccessToken, TokenMode, TokenProvider, TokenState};
@@ -702,8 +702,7 @@ fn decode_applicant(item: &Value) -> Option<Applicant> {
     let applied_at = item
         .get("create_time")
         .and_then(lenient_i64)
-        .filter(|secs| *secs > 0)
-        .and_then(|secs| jiff::Timestamp::from_second(secs).ok());
+        .and_then(answer::application_time);
     let categories = item
         .get("categories")
         .and_then(Value::as_array)

@@ -73,6 +73,8 @@ pub struct TestApp {
     /// [`Settings::absence_proof_after`] for the bot started in-process (zero unless a test sets
     /// it).
     pub absence_proof_after: Duration,
+    /// [`Settings::remind_settle`] for the bot started in-process (zero unless a test sets it).
+    pub remind_settle: Duration,
     bot: Option<(CancellationToken, JoinHandle<anyhow::Result<()>>)>,
     restarts: usize,
 }
@@ -134,6 +136,7 @@ impl TestApp {
             db,
             vars,
             absence_proof_after: Duration::ZERO,
+            remind_settle: Duration::ZERO,
             bot: None,
             restarts: 0,
         }
@@ -153,6 +156,7 @@ impl TestApp {
         // Absence is proven by two listings in a row, however close: the test that stages a
         // glitch met twice within seconds sets the real gap itself.
         settings.absence_proof_after = self.absence_proof_after;
+        settings.remind_settle = self.remind_settle;
         settings.wechat.retry = RetryPolicy {
             min_delay: Duration::from_millis(1),
             max_delay: Duration::from_millis(5),
