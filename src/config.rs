@@ -139,7 +139,7 @@ pub fn default_reject_reasons(lang: Lang) -> Vec<String> {
     let reasons: &[&str] = match lang {
         Lang::Zh => &[
             "小程序类目不在插件服务范围内",
-            "申请说明不清楚,请补充使用场景后重新申请",
+            "申请说明不清楚，请补充使用场景后重新申请",
             "插件暂不对外开放",
         ],
         Lang::En => &[
