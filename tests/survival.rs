@@ -728,7 +728,7 @@ async fn a_trace_level_session_never_prints_a_secret_or_a_token() {
         1,
     ));
     app.press(ALICE, &appid, "✅");
-    app.wait_card_text(&appid, "Approved").await;
+    app.wait_card_text(&appid, "Now approved in WeChat").await;
     let status = process.terminate();
     let printed = std::fs::read_to_string(process_output(&app)).unwrap();
 

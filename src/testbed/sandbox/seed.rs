@@ -58,13 +58,13 @@ const CATEGORIES: &[(&str, &str)] = &[
 ];
 
 const REASONS: &[&str] = &[
-    "我们需要在下单页展示地图选点,想接入贵插件。",
-    "用于会员积分兑换页面,预计日活 2000。",
+    "我们需要在下单页展示地图选点，想接入贵插件。",
+    "用于会员积分兑换页面，预计日活 2000。",
     "We'd like to show live delivery tracking on our order page.",
     "Needed for our class booking flow; we serve about 40 gyms.",
     "门店 <自提> & 配送 两种模式都需要用到定位能力",
     "Our \"Smart Reminder\" feature depends on this plugin's calendar component.",
-    "测试接入,上线前会再确认。",
+    "测试接入，上线前会再确认。",
     "We run a non-profit reading club & want the reader plugin for members <18.",
 ];
 
