@@ -234,11 +234,9 @@ pub struct Texts {
     pub duration_minutes: &'static str,
     /// A duration of `{s}` seconds.
     pub duration_seconds: &'static str,
-    /// A decision whose write got an unclear answer (`{detail}`) and that a re-read shows did not
-    /// take effect: the applicant is still where it was.
+    /// A decision whose write got an unclear answer (`{detail}`: its errcode as an aside, or
+    /// nothing) and that a re-read shows did not take effect: the applicant is still where it was.
     pub line_not_applied: &'static str,
-    /// What an unclear answer was when WeChat sent no errcode (a timeout, a lost connection).
-    pub no_answer: &'static str,
     pub appid_empty: &'static str,
     /// `{len}` characters, at most `{max}`.
     pub appid_too_long: &'static str,
@@ -377,8 +375,7 @@ static ZH: Texts = Texts {
     duration_hours: "{h} 小时 {m} 分钟",
     duration_minutes: "{m} 分钟",
     duration_seconds: "{s} 秒",
-    line_not_applied: "⚠️ {name} 的{action}操作没有生效：微信的答复不明确（{detail}），重新读取后仍为待审核，可以再试一次 · {time}",
-    no_answer: "没有应答",
+    line_not_applied: "⚠️ {name} 的{action}操作没有生效：微信没有给出明确答复{detail}，重新读取后仍为待审核，可以再试一次 · {time}",
     appid_empty: "AppID 为空",
     appid_too_long: "AppID 有 {len} 个字符，最多 {max} 个",
     appid_too_short: "AppID 太短",
@@ -511,8 +508,7 @@ static EN: Texts = Texts {
     duration_hours: "{h} h {m} min",
     duration_minutes: "{m} min",
     duration_seconds: "{s} s",
-    line_not_applied: "⚠️ {name}'s {action} did not take effect: WeChat's answer was unclear ({detail}); a re-read shows it still pending, so it can be tried again · {time}",
-    no_answer: "no answer",
+    line_not_applied: "⚠️ {action} by {name} did not take effect: WeChat gave no clear answer{detail}; a re-read shows it still pending, so it can be tried again · {time}",
     appid_empty: "the appid is empty",
     appid_too_long: "the appid is {len} characters long; at most {max} are allowed",
     appid_too_short: "the appid is too short",

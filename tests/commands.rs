@@ -116,7 +116,7 @@ async fn history_shows_results_in_the_chat_language() {
     let reply = app.command(ALICE, "/history").await;
 
     let plain = &reply.plain_text;
-    for word in ["→ 成功", "→ 失败 (89240", "→ 结果未知", "→ 进行中"] {
+    for word in ["→ 成功", "→ 失败（89240：", "→ 结果未知", "→ 进行中"] {
         assert!(plain.contains(word), "no {word:?} in {plain}");
     }
     for raw in ["→ ok", "→ error", "→ unknown", "→ in-flight", "earlier"] {

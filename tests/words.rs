@@ -202,7 +202,7 @@ async fn a_resend_told_already_done_that_a_re_read_shows_pending_says_what_is_kn
 
     let card = app.wait_card_text(&appid, "没有生效").await;
     let text = &card.plain_text;
-    assert!(text.contains("微信的答复不明确（89240："), "{text}");
+    assert!(text.contains("微信没有给出明确答复（89240："), "{text}");
     assert!(text.contains("重新读取后仍为待审核"), "{text}");
     assert!(!text.contains("无法连接微信"), "WeChat did answer: {text}");
     assert!(button_labels(&card).iter().any(|b| b.starts_with('✅')));

@@ -304,10 +304,12 @@ impl CardView<'_> {
                     ("action", action_name(*action, t)),
                     (
                         "detail",
-                        &errcode.map_or_else(
-                            || t.no_answer.to_owned(),
-                            |code| escape(&errcode_text(code, self.lang)),
-                        ),
+                        &errcode.map_or_else(String::new, |code| {
+                            fill(
+                                t.aside,
+                                &[("text", &escape(&errcode_text(code, self.lang)))],
+                            )
+                        }),
                     ),
                     ("time", &time(*at)),
                 ],
