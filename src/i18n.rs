@@ -253,6 +253,8 @@ pub struct Texts {
     pub list_all_none: &'static str,
     /// An aside after a text: `{text}` in parentheses.
     pub aside: &'static str,
+    /// A press on a stray copy of a card (sent twice around a restart): its buttons are removed.
+    pub alert_stray: &'static str,
 }
 
 static ZH: Texts = Texts {
@@ -386,6 +388,7 @@ static ZH: Texts = Texts {
     list_all_header: "全部申请（{n}）：",
     list_all_none: "还没有任何申请。",
     aside: "（{text}）",
+    alert_stray: "这是重启时多发的一张重复卡片，它的按钮已移除。请在这个申请最新的卡片上处理。",
 };
 
 static EN: Texts = Texts {
@@ -519,6 +522,7 @@ static EN: Texts = Texts {
     list_all_header: "All applications ({n}):",
     list_all_none: "No applications yet.",
     aside: " ({text})",
+    alert_stray: "This is an extra copy of a card, sent twice around a restart; its buttons are gone. Decide on the applicant's newest card.",
 };
 
 #[cfg(test)]

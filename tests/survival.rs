@@ -514,12 +514,53 @@ async fn sigkill_after_telegram_took_a_card_but_before_it_was_recorded_is_the_on
         .wait_until(WAIT, |_| cards_of(&app, &appid) == 2)
         .await;
     app.command(ALICE, "/refresh").await;
-    second.terminate();
 
     // README, "Restarts and the one duplicate window": Telegram cannot be asked whether a message
     // was sent, so a card taken by Telegram but not recorded is sent again — exactly once more.
     assert!(resent);
     assert_eq!(cards_of(&app, &appid), 2);
+
+    // A press on the stray copy takes its buttons away and points to the live card; nothing is
+    // decided, and the live card keeps its buttons.
+    let copies: Vec<_> = app
+        .tg
+        .fake
+        .bot_messages(TEAM)
+        .into_iter()
+        .filter(|m| m.plain_text.starts_with("🧩") && m.plain_text.contains(&appid))
+        .collect();
+    let (stray, live) = (&copies[0], &copies[1]);
+    let press = app
+        .tg
+        .fake
+        .user_presses(TEAM, stray.message_id, ALICE, "✅")
+        .expect("the stray copy still offers ✅");
+    let (answer, shown_as_alert) = app.answer(&press).await;
+    let cleared = app
+        .tg
+        .fake
+        .wait_until(WAIT, |f| {
+            f.bot_messages(TEAM)
+                .iter()
+                .any(|m| m.message_id == stray.message_id && m.buttons.is_empty())
+        })
+        .await;
+    second.terminate();
+    assert!(
+        answer.as_deref().is_some_and(|a| a.contains("extra copy")),
+        "{answer:?}"
+    );
+    assert!(shown_as_alert);
+    assert!(cleared, "the stray copy lost its buttons");
+    assert_eq!(app.wechat_calls("dev_agree"), 0);
+    let live = app
+        .tg
+        .fake
+        .bot_messages(TEAM)
+        .into_iter()
+        .find(|m| m.message_id == live.message_id)
+        .expect("the live card");
+    assert_eq!(button_labels(&live), ["✅ Approve", "❌ Reject"]);
 }
 
 #[tokio::test]

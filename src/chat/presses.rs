@@ -80,6 +80,33 @@ async fn check_press(app: &App, q: &CallbackQuery) -> anyhow::Result<Option<(Pre
         }
         _ => false,
     };
+    if let (Some(card), Some((chat, message_id)), false) = (&card, message, genuine)
+        && chat == app.chat
+        && card.chat_id == chat.0
+        && !app.store.knows_message(chat.0, message_id.0).await?
+    {
+        // A card message no card records: a copy Telegram took just before a kill, sent again
+        // since. Its buttons can never work; take them away and point to the card that does.
+        // Only the keyboard is touched, so even forged data cannot change what it says.
+        tracing::info!(
+            card = card.id,
+            message = message_id.0,
+            "a press on a stray copy of a card; removing its buttons"
+        );
+        let removed = app
+            .paced(chat, Lane::Decision, || {
+                app.bot
+                    .edit_message_reply_markup(chat, message_id)
+                    .reply_markup(teloxide::types::InlineKeyboardMarkup::default())
+                    .send()
+            })
+            .await;
+        if let Err(e) = removed {
+            tracing::warn!(card = card.id, error = %e, "could not remove a stray copy's buttons");
+        }
+        alert(app, q, t.alert_stray.to_owned()).await?;
+        return Ok(None);
+    }
     let (Some(press), Some(card), true) = (press, card, genuine) else {
         tracing::warn!(user = q.from.id.0, data = ?q.data, "rejected a press that matches no card");
         alert(app, q, t.alert_invalid.to_owned()).await?;

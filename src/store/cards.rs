@@ -262,6 +262,19 @@ impl Store {
         Ok(n > 0)
     }
 
+    /// Whether a card of `chat_id` records `message_id` (as its message, the one it replaced, or
+    /// its reason prompt). A card message no row records is a copy Telegram took in the moment
+    /// before a kill (the documented duplicate window).
+    pub async fn knows_message(&self, chat_id: i64, message_id: i32) -> StoreResult<bool> {
+        let n = sql::cards::KNOWS_MESSAGE
+            .query()
+            .bind(chat_id)
+            .bind(message_id)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n > 0)
+    }
+
     /// Takes back a card written but not sent, for an applicant no longer pending: a card that
     /// never had a message closes; one re-opened for a re-application goes back to closed.
     pub async fn abandon_card(&self, card_id: i64) -> StoreResult<()> {

@@ -300,6 +300,10 @@ statements! {
         UNKNOWN: Rows<CardRow> = "SELECT * FROM cards WHERE state != 'deciding'
                AND json_extract(note, '$.kind') = 'unknown' ORDER BY id";
         BY_ID: Rows<CardRow> = "SELECT * FROM cards WHERE id = ?";
+        /// Binds: chat, message. Whether any card of the chat knows the message: as its card, the
+        /// card it replaced, or its reason prompt.
+        KNOWS_MESSAGE: Scalar<i64> = "SELECT COUNT(*) FROM cards WHERE chat_id = ?1
+             AND (message_id = ?2 OR previous_message_id = ?2 OR prompt_message_id = ?2)";
         FOR_APPLICANT: Rows<CardRow> = "SELECT * FROM cards WHERE chat_id = ? AND appid = ?";
         BY_PROMPT: Rows<CardRow> = "SELECT * FROM cards
              WHERE chat_id = ? AND prompt_message_id = ? AND state = 'awaiting_reason'";
