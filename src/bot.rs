@@ -83,7 +83,7 @@ pub async fn serve(app: Arc<App>, shutdown: CancellationToken) -> anyhow::Result
     stop_on(&dispatcher, &shutdown);
     let dispatched = listen(&app, &me, &mut dispatcher, telemetry, &shutdown).await;
     if let Err(e) = &dispatched {
-        tracing::error!(error = %format!("{e:#}"), "could not receive updates from Telegram; stopping");
+        tracing::error!(error = %crate::report::one_line_anyhow(e), "could not receive updates from Telegram; stopping");
     }
     shutdown.cancel();
     let _ = poller.await;

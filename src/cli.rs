@@ -12,6 +12,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Settings;
 use crate::redact::{RedactingStderr, redact};
+use crate::report::one_line_anyhow;
+use crate::store::{DatabaseState, Store, StoreError};
 use crate::testbed::sandbox::{Sandbox, SandboxConfig};
 use crate::wechat::WeChatClient;
 
@@ -194,9 +196,26 @@ pub async fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("wxplugin-bot: {}", redact(&format!("{e:#}")));
-            ExitCode::FAILURE
+            eprintln!("wxplugin-bot: {}", redact(&one_line_anyhow(&e)));
+            exit_code(&e)
         }
+    }
+}
+
+/// 2 for a failure only the operator can fix (the configuration, a database that cannot be
+/// opened or is not what the migrations made): the systemd unit does not restart on it, since
+/// every restart would stop the same way. 1 for everything else, which a restart may cure.
+fn exit_code(error: &anyhow::Error) -> ExitCode {
+    let operator = error.chain().any(|cause| {
+        cause.is::<crate::config::ConfigError>()
+            || cause
+                .downcast_ref::<StoreError>()
+                .is_some_and(StoreError::needs_the_operator)
+    });
+    if operator {
+        ExitCode::from(2)
+    } else {
+        ExitCode::FAILURE
     }
 }
 
@@ -207,6 +226,7 @@ async fn check(settings: Settings) -> anyhow::Result<()> {
     println!("{}", redact(&format!("configuration: ok ({settings:?})")));
     let mut problems = Vec::new();
     for found in [
+        check_database(&settings).await,
         check_wechat(&settings).await,
         check_telegram(&settings).await,
     ] {
@@ -219,6 +239,23 @@ async fn check(settings: Settings) -> anyhow::Result<()> {
         Ok(())
     } else {
         anyhow::bail!(problems.join("\n"))
+    }
+}
+
+/// The database's side of `check`: does `DATABASE_URL` open, and what will the start do to it?
+/// Nothing is created or changed.
+async fn check_database(settings: &Settings) -> Result<String, String> {
+    match Store::inspect(&settings.database_url).await {
+        Ok(DatabaseState::WillBeCreated { path }) => Ok(format!(
+            "database: {path} does not exist yet; the bot creates it at start"
+        )),
+        Ok(DatabaseState::Ready { path, pending: 0 }) => {
+            Ok(format!("database: {path} opens; no migrations pending"))
+        }
+        Ok(DatabaseState::Ready { path, pending }) => Ok(format!(
+            "database: {path} opens; {pending} migrations pending (applied at start)"
+        )),
+        Err(e) => Err(format!("database: {}", crate::report::one_line(&e))),
     }
 }
 

@@ -360,7 +360,8 @@ async fn a_database_the_migrations_did_not_make_stops_the_start_naming_what_is_w
         // Assert
         let output = output.unwrap_or_else(|| panic!("the bot ran on a database after {damage:?}"));
         let stderr = String::from_utf8_lossy(&output.stderr);
-        assert_eq!(output.status.code(), Some(1), "{stderr}");
+        // 2: restarting cannot mend it, so the unit must not restart in a loop.
+        assert_eq!(output.status.code(), Some(2), "{stderr}");
         let last = stderr.trim().lines().last().unwrap_or_default();
         assert!(last.starts_with("wxplugin-bot: "), "{stderr}");
         assert!(last.contains(named), "{damage}: {stderr}");
@@ -370,4 +371,99 @@ async fn a_database_the_migrations_did_not_make_stops_the_start_naming_what_is_w
             "the bot posted on a damaged database"
         );
     }
+}
+
+/// Runs the bot with `database_url` and nothing else reachable: the database is opened before
+/// anything is asked of Telegram or WeChat.
+fn run_with_database(database_url: &str) -> Output {
+    valid(&mut bot(), "http://127.0.0.1:9")
+        .env("TELOXIDE_API_URL", "http://127.0.0.1:9")
+        .env("DATABASE_URL", database_url)
+        .arg("run")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn a_database_that_cannot_be_opened_is_named_once_with_its_cause_and_exit_code_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().display().to_string();
+    let cases = [
+        (
+            format!("sqlite:{root}/missing/bot.db"),
+            format!("the directory {root}/missing does not exist"),
+        ),
+        (
+            format!("sqlite:{root}"),
+            format!("{root} is a directory, not a database file"),
+        ),
+        (
+            "postgres://db.example/bot".to_owned(),
+            "'postgres' is not a database this bot can use".to_owned(),
+        ),
+    ];
+    for (url, cause) in cases {
+        let output = run_with_database(&url);
+
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{url}: {stderr}");
+        let lines: Vec<&str> = stderr.trim().lines().collect();
+        assert_eq!(lines.len(), 1, "{url}: {stderr}");
+        assert!(
+            lines[0].starts_with(&format!("wxplugin-bot: DATABASE_URL={url}: ")),
+            "{stderr}"
+        );
+        assert!(lines[0].contains(&cause), "{url}: {stderr}");
+        assert!(
+            !lines[0].contains("(code: 14)"),
+            "SQLite's code 14 says nothing an operator can act on: {stderr}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn check_opens_the_database_and_says_whether_migrations_are_pending() {
+    let (wx, tg) = world(1).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("bot.db");
+    let url = format!("sqlite:{}", db.display());
+
+    let fresh = check(&wx, &tg, &[("DATABASE_URL", &url)]).await;
+    let created = !db.exists();
+    wxplugin_bot::store::Store::open(&url)
+        .await
+        .unwrap()
+        .close()
+        .await;
+    let migrated = check(&wx, &tg, &[("DATABASE_URL", &url)]).await;
+    let missing = format!("sqlite:{}/nowhere/bot.db", dir.path().display());
+    let unopenable = check(&wx, &tg, &[("DATABASE_URL", &missing)]).await;
+
+    assert!(fresh.status.success(), "{fresh:?}");
+    assert!(created, "check created the database");
+    let said = String::from_utf8_lossy(&fresh.stdout);
+    assert!(
+        said.contains(&format!(
+            "database: {} does not exist yet; the bot creates it at start",
+            db.display()
+        )),
+        "{said}"
+    );
+    let said = String::from_utf8_lossy(&migrated.stdout);
+    assert!(
+        said.contains(&format!(
+            "database: {} opens; no migrations pending",
+            db.display()
+        )),
+        "{said}"
+    );
+    assert_eq!(unopenable.status.code(), Some(1));
+    assert_eq!(
+        problems(&unopenable),
+        [format!(
+            "database: DATABASE_URL={missing}: cannot create {}/nowhere/bot.db: the directory {}/nowhere does not exist",
+            dir.path().display(),
+            dir.path().display()
+        )]
+    );
 }
