@@ -151,6 +151,8 @@ pub struct Texts {
     pub waited_days: &'static str,
     pub quota_paused: &'static str,
     pub wechat_unreachable: &'static str,
+    /// A poll whose listing the database could not record; `{error}` is the database's words.
+    pub store_failed: &'static str,
     // `/history` and `/status` details
     pub history_ok: &'static str,
     pub history_error: &'static str,
@@ -272,6 +274,7 @@ static ZH: Texts = Texts {
     waited_hours: "{n} 小时",
     waited_days: "{n} 天",
     wechat_unreachable: "无法连接微信,未做任何操作",
+    store_failed: "机器人的数据库无法记录读取结果:{error}",
     history_ok: "成功",
     history_error: "失败",
     history_unknown: "结果未知",
@@ -386,6 +389,7 @@ static EN: Texts = Texts {
     waited_hours: "{n} h",
     waited_days: "{n} days",
     wechat_unreachable: "WeChat could not be reached; nothing was done",
+    store_failed: "the bot's database could not record the listing: {error}",
     history_ok: "done",
     history_error: "failed",
     history_unknown: "outcome unknown",

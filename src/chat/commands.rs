@@ -19,7 +19,7 @@ use crate::lifecycle::app::{App, no_preview};
 use crate::lifecycle::decision::{self, Outcome};
 use crate::telegram::html::{TEXT_MAX_UTF16, clean, escape, nickname_html, telegram_len};
 use crate::telegram::limiter::Lane;
-use crate::telegram::view::{CardView, errcode_text, format_time, status_name, wechat_error_text};
+use crate::telegram::view::{CardView, errcode_text, format_time, status_name};
 
 /// The commands. Descriptions come from the chat texts ([`bot_commands`]), not doc comments, so
 /// they exist in both languages.
@@ -191,14 +191,7 @@ async fn team_chat_upgraded_to(app: &App) -> Option<ChatId> {
 
 /// Why a `/refresh` failed, in plain text: WeChat's errcode in the chat's language when it sent one.
 fn describe_error(app: &App, e: &crate::lifecycle::poller::PollError) -> String {
-    match e {
-        crate::lifecycle::poller::PollError::WeChat(w) => wechat_error_text(w, app.lang()),
-        other => clean(
-            &other.to_string(),
-            crate::telegram::view::ERROR_TEXT_MAX_CHARS,
-            false,
-        ),
-    }
+    crate::lifecycle::poller::poll_error_text(e, app.lang())
 }
 
 async fn reply(app: &App, message: &Message, html: String) -> HandlerResult {
