@@ -69,21 +69,43 @@ enum Command {
     },
 }
 
+/// Whether log lines are JSON (`LOG_FORMAT=json`), so the program's last words are JSON too.
+static JSON_LOGS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// Sets up logging: human-readable, or JSON with `LOG_FORMAT=json`; level from `RUST_LOG`.
 /// Every line, in either format and from every crate (`log` records included), is written
-/// through [`RedactingStderr`], so a secret a library quotes never reaches the log.
+/// through [`RedactingStderr`], so a secret a library quotes never reaches the log. Colour only
+/// when stderr is a terminal and `NO_COLOR` is unset or empty (<https://no-color.org>): a
+/// journal or a log file gets no escape codes. Call it after `.env` is read, which may set
+/// `RUST_LOG` and `LOG_FORMAT`.
 pub fn init_tracing() {
+    use std::io::IsTerminal as _;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let colour = std::io::stderr().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour)
         .with_writer(RedactingStderr);
-    let json = std::env::var("LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"));
+    let json = std::env::var("LOG_FORMAT").is_ok_and(|v| v.trim().eq_ignore_ascii_case("json"));
+    JSON_LOGS.store(json, std::sync::atomic::Ordering::Relaxed);
     let _ = if json {
         builder.json().try_init()
     } else {
         builder.try_init()
     };
+}
+
+/// The program's last words on stderr: `wxplugin-bot: …`, as a JSON log line when the logs are
+/// JSON (so every line a log shipper reads parses), else as plain text.
+fn say_last(line: &str) {
+    let line = redact(line);
+    if JSON_LOGS.load(std::sync::atomic::Ordering::Relaxed) {
+        tracing::error!("wxplugin-bot: {line}");
+    } else {
+        eprintln!("wxplugin-bot: {line}");
+    }
 }
 
 /// A token cancelled on Ctrl-C or SIGTERM: the one shutdown path.
@@ -119,7 +141,7 @@ pub fn shutdown_on_signal() -> CancellationToken {
 
 fn settings_or_exit() -> Result<Settings, ExitCode> {
     let settings = Settings::from_env().map_err(|e| {
-        eprintln!("wxplugin-bot: configuration error: {e}");
+        say_last(&format!("configuration error: {e}"));
         ExitCode::from(2)
     })?;
     settings.register_secrets();
@@ -143,6 +165,10 @@ pub fn run() -> ExitCode {
 
 /// The whole program.
 pub async fn main() -> ExitCode {
+    // Before the command line (METRICS_ADDR for healthcheck) and before logging (RUST_LOG,
+    // LOG_FORMAT): a `.env` in the working directory counts for both. A malformed one is named
+    // by the configuration's check (Settings::from_env reads it again).
+    let _ = dotenvy::dotenv();
     let cli = Cli::parse();
     init_tracing();
     let result = match cli.command.unwrap_or(Command::Run) {
@@ -196,7 +222,7 @@ pub async fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("wxplugin-bot: {}", redact(&one_line_anyhow(&e)));
+            say_last(&one_line_anyhow(&e));
             exit_code(&e)
         }
     }

@@ -467,3 +467,101 @@ async fn check_opens_the_database_and_says_whether_migrations_are_pending() {
         )]
     );
 }
+
+/// `RUST_LOG` and `LOG_FORMAT` in `.env` count as if they were in the environment: logging
+/// starts after `.env` is read, and with `LOG_FORMAT=json` every line on stderr is JSON, the
+/// program's last words included; with no terminal there are no colour codes.
+#[test]
+fn log_settings_in_dotenv_give_json_on_every_stderr_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = SandboxConfig::default();
+    let db = dir.path().join("bot.db");
+    std::fs::write(
+        dir.path().join(".env"),
+        format!(
+            "LOG_FORMAT=json\nRUST_LOG=debug\nTELOXIDE_TOKEN=123:abc\nTELOXIDE_API_URL=http://127.0.0.1:9\nWECHAT_APPID={}\nWECHAT_SECRET={}\nWECHAT_API_BASE=http://127.0.0.1:9\nTEAM_CHAT_ID=-1001\nDATABASE_URL=sqlite:{}\n",
+            d.appid,
+            d.secret,
+            db.display()
+        ),
+    )
+    .unwrap();
+
+    let output = bot().current_dir(dir.path()).arg("run").output().unwrap();
+
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "Telegram is unreachable: {stderr}"
+    );
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert!(lines.len() >= 2, "{stderr}");
+    let mut levels = Vec::new();
+    for line in &lines {
+        let value: serde_json::Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {line:?}\n{stderr}"));
+        levels.push(value["level"].as_str().unwrap_or_default().to_owned());
+    }
+    assert!(
+        levels.iter().any(|l| l == "DEBUG"),
+        "RUST_LOG=debug from .env: {levels:?}"
+    );
+    let last: serde_json::Value = serde_json::from_str(lines[lines.len() - 1]).unwrap();
+    assert!(
+        last["fields"]["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("wxplugin-bot: ") && m.contains("Telegram")),
+        "{last}"
+    );
+    assert!(
+        !stderr.contains('\u{1b}'),
+        "colour codes without a terminal"
+    );
+}
+
+/// Colour codes on a terminal (here a pseudo-terminal from util-linux's `script`), none into a
+/// pipe or a file (a journal), and none on the terminal either with `NO_COLOR`.
+#[test]
+fn colour_only_on_a_terminal_and_never_with_no_color() {
+    let on_a_terminal = |no_color: Option<&str>| {
+        let mut cmd = Command::new("/usr/bin/script");
+        cmd.env_clear().current_dir(env!("CARGO_TARGET_TMPDIR"));
+        valid(&mut cmd, "http://127.0.0.1:9")
+            .env("TELOXIDE_API_URL", "http://127.0.0.1:9")
+            .env("DATABASE_URL", "sqlite::memory:")
+            .env("RUST_LOG", "debug")
+            .env("PATH", "/usr/bin:/bin");
+        if let Some(value) = no_color {
+            cmd.env("NO_COLOR", value);
+        }
+        let run = format!("{} run", env!("CARGO_BIN_EXE_wxplugin-bot"));
+        let output = cmd.args(["-qec", &run, "/dev/null"]).output().unwrap();
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+
+    let piped = valid(&mut bot(), "http://127.0.0.1:9")
+        .env("TELOXIDE_API_URL", "http://127.0.0.1:9")
+        .env("DATABASE_URL", "sqlite::memory:")
+        .env("RUST_LOG", "debug")
+        .arg("run")
+        .output()
+        .unwrap();
+    let coloured = on_a_terminal(None);
+    let plain = on_a_terminal(Some("1"));
+    let empty_no_color = on_a_terminal(Some(""));
+
+    let piped = String::from_utf8_lossy(&piped.stderr);
+    assert!(piped.contains("DEBUG"), "{piped}");
+    assert!(
+        !piped.contains('\u{1b}'),
+        "colour codes into a pipe: {piped:?}"
+    );
+    assert!(coloured.contains("\u{1b}["), "{coloured:?}");
+    assert!(plain.contains("wxplugin-bot: "), "{plain:?}");
+    assert!(!plain.contains("\u{1b}["), "{plain:?}");
+    assert!(
+        empty_no_color.contains("\u{1b}["),
+        "an empty NO_COLOR does not count: {empty_no_color:?}"
+    );
+}
