@@ -35,12 +35,35 @@ impl Lang {
     }
 }
 
-/// Replaces each `{key}` in `template` with its value.
+/// Replaces each `{key}` in `template` with its value, in one pass over the template: a value
+/// is never searched again, so a nickname or a reason that contains `{reason}` or `{time}`
+/// (text from WeChat or from a person) appears verbatim. A `{…}` with no value stays as it is.
 pub fn fill(template: &str, values: &[(&str, &str)]) -> String {
-    let mut out = template.to_owned();
-    for (key, value) in values {
-        out = out.replace(&format!("{{{key}}}"), value);
+    let mut out =
+        String::with_capacity(template.len() + values.iter().map(|(_, v)| v.len()).sum::<usize>());
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        let value = after.find('}').and_then(|close| {
+            let key = &after[..close];
+            values
+                .iter()
+                .find(|(k, _)| *k == key)
+                .map(|(_, v)| (*v, close))
+        });
+        match value {
+            Some((value, close)) => {
+                out.push_str(value);
+                rest = &after[close + 1..];
+            }
+            None => {
+                out.push('{');
+                rest = after;
+            }
+        }
     }
+    out.push_str(rest);
     out
 }
 
@@ -415,6 +438,119 @@ mod tests {
         assert_eq!(
             fill("{a} and {b} and {a}", &[("a", "1"), ("b", "2")]),
             "1 and 2 and 1"
+        );
+    }
+
+    /// Each text of a language as written in this file: (field, template), from the static's
+    /// opening line to its closing brace.
+    fn templates(lang: &str) -> Vec<(String, String)> {
+        let source = include_str!("i18n.rs");
+        let start = source
+            .find(&format!("static {lang}: Texts = Texts {{"))
+            .expect("the static");
+        let body = &source[start..];
+        let body = &body[..body.find("\n};").expect("its end")];
+        body.lines()
+            .skip(1)
+            .filter_map(|line| {
+                let (field, value) = line.trim().split_once(": \"")?;
+                let value = value.strip_suffix("\",")?;
+                Some((field.to_owned(), value.to_owned()))
+            })
+            .collect()
+    }
+
+    /// The `{name}` placeholders of a template, sorted, repeats removed.
+    fn placeholders(template: &str) -> Vec<String> {
+        let mut names: Vec<String> = template
+            .split('{')
+            .skip(1)
+            .filter_map(|s| s.split_once('}').map(|(name, _)| name.to_owned()))
+            .filter(|name| {
+                !name.is_empty() && name.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+            })
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+
+    #[test]
+    fn chinese_and_english_texts_use_the_same_placeholders() {
+        let zh = templates("ZH");
+        let en = templates("EN");
+        assert!(zh.len() > 100, "only {} texts read", zh.len());
+        let mut zh_fields: Vec<&String> = zh.iter().map(|(f, _)| f).collect();
+        let mut en_fields: Vec<&String> = en.iter().map(|(f, _)| f).collect();
+        zh_fields.sort();
+        en_fields.sort();
+        assert_eq!(zh_fields, en_fields, "both languages have every text");
+        for (field, zh_text) in &zh {
+            let en_text = &en.iter().find(|(f, _)| f == field).expect("same fields").1;
+            assert_eq!(
+                placeholders(zh_text),
+                placeholders(en_text),
+                "{field}: zh {zh_text:?} / en {en_text:?}"
+            );
+        }
+    }
+
+    /// Text from WeChat (a nickname) or from a person (a reason) that contains every placeholder
+    /// name comes out verbatim, in every template of both languages.
+    #[test]
+    fn values_that_contain_placeholders_appear_verbatim() {
+        let all: Vec<String> = templates("ZH")
+            .iter()
+            .chain(templates("EN").iter())
+            .flat_map(|(_, t)| placeholders(t))
+            .collect();
+        let every = all.iter().map(|n| format!("{{{n}}}")).collect::<String>();
+        let nickname = format!("Nick {every} end");
+        let reason = format!("因为 {every} 理由");
+        for lang in ["ZH", "EN"] {
+            for (field, template) in templates(lang) {
+                let names = placeholders(&template);
+                if names.is_empty() {
+                    continue;
+                }
+                let values: Vec<(String, String)> = names
+                    .iter()
+                    .map(|n| {
+                        let v = if n == "reason" {
+                            reason.clone()
+                        } else {
+                            format!("<{n}:{nickname}>")
+                        };
+                        (n.clone(), v)
+                    })
+                    .collect();
+                let pairs: Vec<(&str, &str)> = values
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str()))
+                    .collect();
+
+                let filled = fill(&template, &pairs);
+
+                let mut expected = template.clone();
+                for (i, (name, _)) in values.iter().enumerate() {
+                    expected = expected.replace(&format!("{{{name}}}"), &format!("\u{0}{i}\u{0}"));
+                }
+                for (i, (_, value)) in values.iter().enumerate() {
+                    expected = expected.replace(&format!("\u{0}{i}\u{0}"), value);
+                }
+                assert_eq!(filled, expected, "{lang}.{field}");
+            }
+        }
+        assert_eq!(
+            fill(
+                "❌ {name}: {reason} · {time}",
+                &[
+                    ("name", "{reason}"),
+                    ("reason", "{time}{name}"),
+                    ("time", "12:00")
+                ]
+            ),
+            "❌ {reason}: {time}{name} · 12:00"
         );
     }
 
