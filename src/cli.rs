@@ -38,19 +38,22 @@ enum Command {
         /// A new applicant arrives every this many seconds (0: never).
         #[arg(long, default_value_t = 40)]
         arrive_every_secs: u64,
-        /// Chat language: en or zh.
-        #[arg(long, default_value = "en")]
+        /// Chat language of the bot and of the page.
+        #[arg(long, default_value = "en", value_parser = ["en", "zh"])]
         lang: String,
     },
     /// Run the bot (the default).
+    #[command(after_help = crate::config::VARIABLES_HELP)]
     Run,
-    /// Validate the configuration, fetch a token and read one page of applicants.
+    /// Validate the configuration, open the database, fetch a token, read one page of
+    /// applicants and ask Telegram about the bot and the team chat.
+    #[command(after_help = crate::config::VARIABLES_HELP)]
     Check,
     /// Exit 0 when the running bot's /healthz says healthy, 1 otherwise (for Docker's HEALTHCHECK).
     Healthcheck {
-        /// The bot's METRICS_ADDR (0.0.0.0 means this host).
+        /// The bot's METRICS_ADDR (0.0.0.0 means this host; empty means unset, as for the bot).
         #[arg(long, env = "METRICS_ADDR")]
-        addr: Option<SocketAddr>,
+        addr: Option<String>,
     },
     /// Serve a local simulator of WeChat's token and devplugin endpoints.
     Sandbox {
@@ -140,8 +143,10 @@ pub fn shutdown_on_signal() -> CancellationToken {
 }
 
 fn settings_or_exit() -> Result<Settings, ExitCode> {
-    let settings = Settings::from_env().map_err(|e| {
-        say_last(&format!("configuration error: {e}"));
+    let settings = Settings::from_env().map_err(|errors| {
+        for e in &errors.0 {
+            say_last(&format!("configuration error: {e}"));
+        }
         ExitCode::from(2)
     })?;
     settings.register_secrets();
@@ -234,6 +239,7 @@ pub async fn main() -> ExitCode {
 fn exit_code(error: &anyhow::Error) -> ExitCode {
     let operator = error.chain().any(|cause| {
         cause.is::<crate::config::ConfigError>()
+            || cause.is::<crate::config::ConfigErrors>()
             || cause
                 .downcast_ref::<StoreError>()
                 .is_some_and(StoreError::needs_the_operator)
@@ -249,7 +255,7 @@ fn exit_code(error: &anyhow::Error) -> ExitCode {
 /// token, and that the bot is in `TEAM_CHAT_ID` and may post there). Prints what works; fails
 /// with one line per problem, so an operator fixes them all in one round.
 async fn check(settings: Settings) -> anyhow::Result<()> {
-    println!("{}", redact(&format!("configuration: ok ({settings:?})")));
+    println!("configuration: ok");
     let mut problems = Vec::new();
     for found in [
         check_database(&settings).await,
@@ -300,7 +306,8 @@ async fn check_wechat(settings: &Settings) -> Result<String, String> {
         }
         Err(e) => {
             let mut line = format!("wechat: {e}");
-            if let Some(meaning) = e.meaning(settings.lang) {
+            // In English like every other line of check, whatever BOT_LANG the chat speaks.
+            if let Some(meaning) = e.meaning(crate::i18n::Lang::En) {
                 line.push_str(&format!(" — {meaning}"));
             }
             if let Some(hint) = e.hint() {
@@ -402,9 +409,14 @@ fn not_in_chat(chat: teloxide::types::ChatId, why: &str) -> String {
     )
 }
 
-async fn healthcheck(addr: Option<SocketAddr>) -> anyhow::Result<()> {
-    let Some(mut addr) = addr else {
+async fn healthcheck(addr: Option<String>) -> anyhow::Result<()> {
+    let Some(addr) = addr.as_deref().map(str::trim).filter(|a| !a.is_empty()) else {
         anyhow::bail!("METRICS_ADDR is not set: the bot serves /healthz only when it is");
+    };
+    let Ok(mut addr) = addr.parse::<SocketAddr>() else {
+        anyhow::bail!(
+            "METRICS_ADDR: '{addr}' is not an address to listen on (such as 127.0.0.1:9100)"
+        );
     };
     if addr.ip().is_unspecified() {
         addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());

@@ -409,10 +409,13 @@ fn a_database_that_cannot_be_opened_is_named_once_with_its_cause_and_exit_code_2
         assert_eq!(output.status.code(), Some(2), "{url}: {stderr}");
         let lines: Vec<&str> = stderr.trim().lines().collect();
         assert_eq!(lines.len(), 1, "{url}: {stderr}");
-        assert!(
-            lines[0].starts_with(&format!("wxplugin-bot: DATABASE_URL={url}: ")),
-            "{stderr}"
-        );
+        // A foreign scheme is refused with the rest of the configuration, before any opening.
+        let prefix = if url.starts_with("sqlite:") {
+            format!("wxplugin-bot: DATABASE_URL={url}: ")
+        } else {
+            "wxplugin-bot: configuration error: DATABASE_URL: ".to_owned()
+        };
+        assert!(lines[0].starts_with(&prefix), "{stderr}");
         assert!(lines[0].contains(&cause), "{url}: {stderr}");
         assert!(
             !lines[0].contains("(code: 14)"),
@@ -564,4 +567,113 @@ fn colour_only_on_a_terminal_and_never_with_no_color() {
         empty_no_color.contains("\u{1b}["),
         "an empty NO_COLOR does not count: {empty_no_color:?}"
     );
+}
+
+#[test]
+fn every_configuration_problem_is_named_at_once_one_line_each() {
+    let output = bot()
+        .env("TELOXIDE_TOKEN", "123:abc")
+        .env("WECHAT_APPID", "wx5a4db0c0ffee0001")
+        .env("TEAM_CHAT_ID", "the team")
+        .env("POLL_INTERVAL_SECS", "soon")
+        .arg("run")
+        .output()
+        .unwrap();
+
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    let named: Vec<&str> = stderr
+        .lines()
+        .map(|l| {
+            l.strip_prefix("wxplugin-bot: configuration error: ")
+                .and_then(|rest| rest.split(':').next())
+                .unwrap_or(l)
+        })
+        .collect();
+    assert_eq!(
+        named,
+        ["WECHAT_SECRET", "TEAM_CHAT_ID", "POLL_INTERVAL_SECS"],
+        "{stderr}"
+    );
+}
+
+#[test]
+fn demo_with_an_unknown_language_names_the_option_and_the_values() {
+    let output = bot().args(["demo", "--lang", "fr"]).output().unwrap();
+
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("'fr'") && stderr.contains("--lang"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("[possible values: en, zh]"), "{stderr}");
+}
+
+#[test]
+fn the_help_of_run_and_check_lists_the_variables_they_read() {
+    for command in ["run", "check"] {
+        let output = bot().args([command, "--help"]).output().unwrap();
+
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success(), "{command}: {output:?}");
+        for line in wxplugin_bot::config::VARIABLES_HELP.lines().skip(1) {
+            let name = line.split_whitespace().next().unwrap_or_default();
+            assert!(
+                stdout
+                    .lines()
+                    .any(|l| l.trim_start().starts_with(&format!("{name} "))),
+                "{command} --help lacks {name}: {stdout}"
+            );
+        }
+    }
+}
+
+#[test]
+fn healthcheck_with_an_empty_metrics_addr_behaves_as_unset() {
+    let output = bot()
+        .env("METRICS_ADDR", "")
+        .arg("healthcheck")
+        .output()
+        .unwrap();
+
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert_eq!(
+        stderr.trim(),
+        "wxplugin-bot: METRICS_ADDR is not set: the bot serves /healthz only when it is"
+    );
+}
+
+/// `check` speaks English on every line whatever `BOT_LANG` the chat speaks, and prints no dump
+/// of the settings.
+#[tokio::test]
+async fn check_keeps_each_line_to_english_and_prints_no_settings_dump() {
+    let (wx, tg) = world(1).await;
+
+    let output = check(
+        &wx,
+        &tg,
+        &[("BOT_LANG", "zh"), ("WECHAT_SECRET", "wrong-secret")],
+    )
+    .await;
+
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(output.status.code(), Some(1), "{all}");
+    assert!(all.contains("40125"), "{all}");
+    assert!(
+        !all.contains("Settings {") && !all.contains("reject_reasons"),
+        "{all}"
+    );
+    let chinese = |c: char| ('\u{4e00}'..='\u{9fff}').contains(&c);
+    for line in all.lines().filter(|l| !l.contains("errmsg")) {
+        assert!(
+            !line.chars().any(chinese),
+            "a line in two languages: {line}"
+        );
+    }
 }
