@@ -144,6 +144,10 @@ pub struct Texts {
     pub pending_header: &'static str,
     pub list_none: &'static str,
     pub list_header: &'static str,
+    /// `/list` with no status: every applicant, whatever its status.
+    pub list_all_none: &'static str,
+    /// `{n}` applicants of every status.
+    pub list_all_header: &'static str,
     pub list_usage: &'static str,
     pub approve_usage: &'static str,
     pub reject_usage: &'static str,
@@ -198,6 +202,92 @@ pub struct Texts {
     /// A `/status` line while WeChat seems to ignore `page` (full pages bring no new applicant).
     pub status_paging_broken: &'static str,
 }
+
+/// The demo's chat page, around the chat: its own words in the same two languages. `hint` is
+/// HTML (the page links `/metrics` and `/healthz` after it).
+#[allow(missing_docs)]
+#[derive(serde::Serialize)]
+pub struct PageTexts {
+    pub html_lang: &'static str,
+    pub page_title: &'static str,
+    pub chat_title: &'static str,
+    pub connecting: &'static str,
+    pub live: &'static str,
+    pub reconnecting: &'static str,
+    pub failed: &'static str,
+    pub you_are: &'static str,
+    pub who_label: &'static str,
+    pub approver: &'static str,
+    pub not_approver: &'static str,
+    pub replying_to: &'static str,
+    pub do_not_reply: &'static str,
+    pub placeholder: &'static str,
+    pub message_label: &'static str,
+    pub send: &'static str,
+    pub hint: &'static str,
+    pub asks_reply: &'static str,
+    pub edited: &'static str,
+    pub could_not_press: &'static str,
+    pub could_not_send: &'static str,
+}
+
+impl Lang {
+    /// The demo page's words in this language.
+    pub fn page(self) -> &'static PageTexts {
+        match self {
+            Self::Zh => &PAGE_ZH,
+            Self::En => &PAGE_EN,
+        }
+    }
+}
+
+static PAGE_ZH: PageTexts = PageTexts {
+    html_lang: "zh-CN",
+    page_title: "wxplugin-bot 演示",
+    chat_title: "插件团队(演示)",
+    connecting: "正在连接…",
+    live: "已连接",
+    reconnecting: "正在重新连接…",
+    failed: "失败",
+    you_are: "你是",
+    who_label: "选择你的身份",
+    approver: "审批人",
+    not_approver: "不是审批人",
+    replying_to: "回复",
+    do_not_reply: "不回复",
+    placeholder: "输入命令:/pending、/status、/history、/help …",
+    message_label: "消息",
+    send: "发送",
+    hint: "这里的一切都是模拟的:一个微信沙盒、一个假的 Telegram,以及夹在两者之间的真实机器人。新的申请会不断到来。",
+    asks_reply: "↩ 机器人在等你回复:请在下方输入。",
+    edited: "已编辑",
+    could_not_press: "按钮没有按成",
+    could_not_send: "消息没有发出",
+};
+
+static PAGE_EN: PageTexts = PageTexts {
+    html_lang: "en",
+    page_title: "wxplugin-bot demo",
+    chat_title: "Plugin team (demo)",
+    connecting: "connecting…",
+    live: "live",
+    reconnecting: "reconnecting…",
+    failed: "failed",
+    you_are: "You are",
+    who_label: "Who you are",
+    approver: "approver",
+    not_approver: "not an approver",
+    replying_to: "Replying to",
+    do_not_reply: "Do not reply",
+    placeholder: "Type a command: /pending, /status, /history, /help …",
+    message_label: "Message",
+    send: "Send",
+    hint: "Everything here is simulated: a WeChat sandbox, a fake Telegram and the real bot between them. Applicants keep arriving.",
+    asks_reply: "↩ The bot asks for a reply: type it below.",
+    edited: "edited",
+    could_not_press: "Could not press",
+    could_not_send: "Could not send",
+};
 
 static ZH: Texts = Texts {
     card_title: "🧩 插件使用申请",
@@ -267,6 +357,8 @@ static ZH: Texts = Texts {
     pending_header: "待审核的申请({n}):",
     list_none: "没有「{status}」的申请。",
     list_header: "「{status}」的申请({n}):",
+    list_all_none: "还没有任何申请。",
+    list_all_header: "全部申请({n}):",
     list_usage: "用法:/list [pending|approved|refused|expired]",
     approve_usage: "用法:/approve <appid>",
     reject_usage: "用法:/reject <appid> <理由>",
@@ -382,6 +474,8 @@ static EN: Texts = Texts {
     pending_header: "Pending applications ({n}):",
     list_none: "No {status} applications.",
     list_header: "Applications, {status} ({n}):",
+    list_all_none: "No applications yet.",
+    list_all_header: "All applications ({n}):",
     list_usage: "Usage: /list [pending|approved|refused|expired]",
     approve_usage: "Usage: /approve <appid>",
     reject_usage: "Usage: /reject <appid> <reason>",

@@ -677,3 +677,68 @@ async fn check_keeps_each_line_to_english_and_prints_no_settings_dump() {
         );
     }
 }
+
+/// `demo --lang zh`: the page around the chat speaks Chinese too (before: `lang="en"`, "You
+/// are", "Send", the English hint and chat title).
+#[tokio::test]
+async fn the_demo_page_speaks_the_demos_language() {
+    use std::io::BufRead as _;
+    let mut child = bot()
+        .args([
+            "demo",
+            "--addr",
+            "127.0.0.1:0",
+            "--applicants",
+            "1",
+            "--lang",
+            "zh",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = std::io::BufReader::new(stdout).lines();
+    let first = lines.next().unwrap().unwrap();
+    let url = first
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no URL in {first:?}"))
+        .to_owned();
+
+    let page = reqwest::get(&url).await.unwrap().text().await.unwrap();
+    let state: serde_json::Value = reqwest::get(format!("{url}api/state"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    drop(lines);
+
+    assert!(page.contains("<html lang=\"zh-CN\">"), "{page}");
+    for words in [
+        "你是",
+        "发送",
+        "插件团队(演示)",
+        "输入命令",
+        "这里的一切都是模拟的",
+    ] {
+        assert!(page.contains(words), "{words} missing: {page}");
+    }
+    for english in [
+        "You are",
+        ">Send<",
+        "Type a command",
+        "Everything here is simulated",
+        "{send}",
+    ] {
+        assert!(!page.contains(english), "{english} on the zh page: {page}");
+    }
+    assert!(
+        page.contains("\"asks_reply\":\"↩ 机器人在等你回复"),
+        "{page}"
+    );
+    assert_eq!(state["chat"]["title"], "插件团队(演示)");
+}

@@ -317,12 +317,15 @@ async fn listing(app: &App, status: Option<ApplyStatus>) -> anyhow::Result<Strin
     if rows.is_empty() {
         return Ok(match status {
             Some(ApplyStatus::Pending) => escape(t.pending_none),
-            _ => fill(t.list_none, &[("status", &escape(&status_label))]),
+            None => escape(t.list_all_none),
+            Some(_) => fill(t.list_none, &[("status", &escape(&status_label))]),
         });
     }
     let mut out = match status {
         Some(ApplyStatus::Pending) => fill(t.pending_header, &[("n", &rows.len().to_string())]),
-        _ => fill(
+        // No status word to name: every status is listed, each line saying its own.
+        None => fill(t.list_all_header, &[("n", &rows.len().to_string())]),
+        Some(_) => fill(
             t.list_header,
             &[
                 ("status", &escape(&status_label)),
