@@ -436,6 +436,8 @@ pub fn telemetry_router(app: Arc<App>, handle: PrometheusHandle) -> Router {
             get(
                 |State((_, handle)): State<(Arc<App>, PrometheusHandle)>| async move {
                     handle.run_upkeep();
+                    // CPU, memory and descriptors as of this scrape.
+                    crate::telemetry::collect_process();
                     (
                         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
                         handle.render(),

@@ -824,3 +824,39 @@ async fn a_poll_the_database_cannot_record_is_a_failed_poll() {
         "{logged} 'poll failed' lines for {failed_polls} failed polls (plus /status's refresh?): {printed}"
     );
 }
+
+/// `/metrics` carries the process's own figures, read from the OS at the scrape, and which build
+/// is running.
+#[tokio::test]
+async fn metrics_include_the_process_and_the_build() {
+    let app = TestApp::new(1).await;
+    let process = app
+        .start_process(1, &[("METRICS_ADDR", "127.0.0.1:0")])
+        .await;
+    let base = metrics_base(&process).await;
+    let now = jiff::Timestamp::now().as_second() as f64;
+
+    let (status, text) = get(&format!("{base}/metrics")).await;
+    drop(process);
+
+    assert_eq!(status, 200);
+    let value =
+        |series: &str| metric(&text, series).unwrap_or_else(|| panic!("no {series}: {text}"));
+    let rss = value("process_resident_memory_bytes");
+    assert!((1e6..1e9).contains(&rss), "RSS {rss}");
+    assert!(value("process_open_fds") >= 3.0);
+    assert!(value("process_max_fds") >= value("process_open_fds"));
+    assert!(value("process_cpu_seconds_total") > 0.0);
+    let started = value("process_start_time_seconds");
+    assert!(
+        (now - 60.0..=now + 1.0).contains(&started),
+        "started {started}, now {now}"
+    );
+    assert_eq!(
+        value(&format!(
+            "wxplugin_build_info{{version=\"{}\"}}",
+            env!("CARGO_PKG_VERSION")
+        )),
+        1.0
+    );
+}
