@@ -742,3 +742,67 @@ async fn the_demo_page_speaks_the_demos_language() {
     );
     assert_eq!(state["chat"]["title"], "插件团队(演示)");
 }
+
+/// A directory this user may not write (the unit's DynamicUser meeting a directory made by
+/// root): named with the user. Run as root, the bot is started as `nobody` through util-linux's
+/// `setpriv`, since root may write anywhere.
+#[test]
+fn a_database_directory_this_user_may_not_write_is_named_with_the_user() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let locked = dir.path().join("locked");
+    std::fs::create_dir(&locked).unwrap();
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o555)).unwrap();
+    let hidden = dir.path().join("hidden");
+    std::fs::create_dir_all(hidden.join("inner")).unwrap();
+    std::fs::set_permissions(&hidden, std::fs::Permissions::from_mode(0o700)).unwrap();
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    let run_as_another_user = |url: &str| {
+        let mut cmd = if root {
+            let mut cmd = Command::new("/usr/bin/setpriv");
+            cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+                .arg(env!("CARGO_BIN_EXE_wxplugin-bot"));
+            cmd
+        } else {
+            Command::new(env!("CARGO_BIN_EXE_wxplugin-bot"))
+        };
+        cmd.env_clear().current_dir("/");
+        valid(&mut cmd, "http://127.0.0.1:9")
+            .env("TELOXIDE_API_URL", "http://127.0.0.1:9")
+            .env("DATABASE_URL", url)
+            .arg("run")
+            .output()
+            .unwrap()
+    };
+
+    let unwritable = run_as_another_user(&format!("sqlite:{}/bot.db", locked.display()));
+    let unreachable = run_as_another_user(&format!("sqlite:{}/inner/bot.db", hidden.display()));
+
+    let uid = if root {
+        65534
+    } else {
+        unsafe { libc::getuid() }
+    };
+    let stderr = String::from_utf8_lossy(&unwritable.stderr);
+    assert_eq!(unwritable.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.trim().ends_with(&format!(
+            "cannot create {0}/bot.db: this user (uid {uid}) may not write the directory {0}",
+            locked.display()
+        )),
+        "{stderr}"
+    );
+    let stderr = String::from_utf8_lossy(&unreachable.stderr);
+    if root {
+        assert_eq!(unreachable.status.code(), Some(2), "{stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "cannot reach the directory {}/inner as this user (uid 65534)",
+                hidden.display()
+            )),
+            "{stderr}"
+        );
+    }
+}

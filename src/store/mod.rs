@@ -161,18 +161,29 @@ fn path_problem(path: &std::path::Path) -> Option<String> {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => std::path::PathBuf::from("."),
     };
-    if !parent.is_dir() {
-        return Some(if parent.exists() {
-            format!(
+    match std::fs::metadata(&parent) {
+        Ok(meta) if meta.is_dir() => {}
+        Ok(_) => {
+            return Some(format!(
                 "cannot create {shown}: {} is not a directory",
                 parent.display()
-            )
-        } else {
-            format!(
+            ));
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Some(format!(
                 "cannot create {shown}: the directory {} does not exist",
                 parent.display()
-            )
-        });
+            ));
+        }
+        // A directory on the way that this user may not enter.
+        Err(e) => {
+            return Some(format!(
+                "cannot reach the directory {} as this user (uid {}): {e}",
+                parent.display(),
+                // SAFETY: getuid has no preconditions and cannot fail.
+                unsafe { libc::getuid() }
+            ));
+        }
     }
     let writable = |p: &std::path::Path| {
         use std::os::unix::ffi::OsStrExt as _;
