@@ -83,7 +83,7 @@ pub async fn serve(app: Arc<App>, shutdown: CancellationToken) -> anyhow::Result
     stop_on(&dispatcher, &shutdown);
     let dispatched = listen(&app, &me, &mut dispatcher, telemetry, &shutdown).await;
     if let Err(e) = &dispatched {
-        tracing::error!(error = %format!("{e:#}"), "could not receive updates from Telegram; stopping");
+        tracing::error!(error = %crate::report::one_line_anyhow(e), "could not receive updates from Telegram; stopping");
     }
     shutdown.cancel();
     let _ = poller.await;
@@ -379,13 +379,11 @@ fn stop_listener_too<L: UpdateListener>(listener: &mut L, shutdown: &Cancellatio
     });
 }
 
-/// Compares secrets in time that depends only on their lengths.
+/// Compares secrets with `subtle`'s constant-time equality: the time taken depends only on the
+/// lengths, never on where the first differing byte is.
 fn same_secret(given: &[u8], expected: &[u8]) -> bool {
-    let diff = given
-        .iter()
-        .zip(expected)
-        .fold(0u8, |acc, (a, b)| acc | (a ^ b));
-    std::hint::black_box(diff) == 0 && given.len() == expected.len()
+    use subtle::ConstantTimeEq as _;
+    given.ct_eq(expected).into()
 }
 
 /// Logs listener errors and counts the Telegram ones. A 409 Conflict (another instance polling
@@ -438,6 +436,8 @@ pub fn telemetry_router(app: Arc<App>, handle: PrometheusHandle) -> Router {
             get(
                 |State((_, handle)): State<(Arc<App>, PrometheusHandle)>| async move {
                     handle.run_upkeep();
+                    // CPU, memory and descriptors as of this scrape.
+                    crate::telemetry::collect_process();
                     (
                         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
                         handle.render(),

@@ -12,6 +12,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Settings;
 use crate::redact::{RedactingStderr, redact};
+use crate::report::one_line_anyhow;
+use crate::store::{DatabaseState, Store, StoreError};
 use crate::testbed::sandbox::{Sandbox, SandboxConfig};
 use crate::wechat::WeChatClient;
 
@@ -36,19 +38,22 @@ enum Command {
         /// A new applicant arrives every this many seconds (0: never).
         #[arg(long, default_value_t = 40)]
         arrive_every_secs: u64,
-        /// Chat language: en or zh.
-        #[arg(long, default_value = "en")]
+        /// Chat language of the bot and of the page.
+        #[arg(long, default_value = "en", value_parser = ["en", "zh"])]
         lang: String,
     },
     /// Run the bot (the default).
+    #[command(after_help = crate::config::VARIABLES_HELP)]
     Run,
-    /// Validate the configuration, fetch a token and read one page of applicants.
+    /// Validate the configuration, open the database, fetch a token, read one page of
+    /// applicants and ask Telegram about the bot and the team chat.
+    #[command(after_help = crate::config::VARIABLES_HELP)]
     Check,
     /// Exit 0 when the running bot's /healthz says healthy, 1 otherwise (for Docker's HEALTHCHECK).
     Healthcheck {
-        /// The bot's METRICS_ADDR (0.0.0.0 means this host).
+        /// The bot's METRICS_ADDR (0.0.0.0 means this host; empty means unset, as for the bot).
         #[arg(long, env = "METRICS_ADDR")]
-        addr: Option<SocketAddr>,
+        addr: Option<String>,
     },
     /// Serve a local simulator of WeChat's token and devplugin endpoints.
     Sandbox {
@@ -67,21 +72,43 @@ enum Command {
     },
 }
 
+/// Whether log lines are JSON (`LOG_FORMAT=json`), so the program's last words are JSON too.
+static JSON_LOGS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// Sets up logging: human-readable, or JSON with `LOG_FORMAT=json`; level from `RUST_LOG`.
 /// Every line, in either format and from every crate (`log` records included), is written
-/// through [`RedactingStderr`], so a secret a library quotes never reaches the log.
+/// through [`RedactingStderr`], so a secret a library quotes never reaches the log. Colour only
+/// when stderr is a terminal and `NO_COLOR` is unset or empty (<https://no-color.org>): a
+/// journal or a log file gets no escape codes. Call it after `.env` is read, which may set
+/// `RUST_LOG` and `LOG_FORMAT`.
 pub fn init_tracing() {
+    use std::io::IsTerminal as _;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let colour = std::io::stderr().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour)
         .with_writer(RedactingStderr);
-    let json = std::env::var("LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"));
+    let json = std::env::var("LOG_FORMAT").is_ok_and(|v| v.trim().eq_ignore_ascii_case("json"));
+    JSON_LOGS.store(json, std::sync::atomic::Ordering::Relaxed);
     let _ = if json {
         builder.json().try_init()
     } else {
         builder.try_init()
     };
+}
+
+/// The program's last words on stderr: `wxplugin-bot: …`, as a JSON log line when the logs are
+/// JSON (so every line a log shipper reads parses), else as plain text.
+fn say_last(line: &str) {
+    let line = redact(line);
+    if JSON_LOGS.load(std::sync::atomic::Ordering::Relaxed) {
+        tracing::error!("wxplugin-bot: {line}");
+    } else {
+        eprintln!("wxplugin-bot: {line}");
+    }
 }
 
 /// A token cancelled on Ctrl-C or SIGTERM: the one shutdown path.
@@ -116,8 +143,10 @@ pub fn shutdown_on_signal() -> CancellationToken {
 }
 
 fn settings_or_exit() -> Result<Settings, ExitCode> {
-    let settings = Settings::from_env().map_err(|e| {
-        eprintln!("wxplugin-bot: configuration error: {e}");
+    let settings = Settings::from_env().map_err(|errors| {
+        for e in &errors.0 {
+            say_last(&format!("configuration error: {e}"));
+        }
         ExitCode::from(2)
     })?;
     settings.register_secrets();
@@ -141,6 +170,10 @@ pub fn run() -> ExitCode {
 
 /// The whole program.
 pub async fn main() -> ExitCode {
+    // Before the command line (METRICS_ADDR for healthcheck) and before logging (RUST_LOG,
+    // LOG_FORMAT): a `.env` in the working directory counts for both. A malformed one is named
+    // by the configuration's check (Settings::from_env reads it again).
+    let _ = dotenvy::dotenv();
     let cli = Cli::parse();
     init_tracing();
     let result = match cli.command.unwrap_or(Command::Run) {
@@ -194,9 +227,27 @@ pub async fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("wxplugin-bot: {}", redact(&format!("{e:#}")));
-            ExitCode::FAILURE
+            say_last(&one_line_anyhow(&e));
+            exit_code(&e)
         }
+    }
+}
+
+/// 2 for a failure only the operator can fix (the configuration, a database that cannot be
+/// opened or is not what the migrations made): the systemd unit does not restart on it, since
+/// every restart would stop the same way. 1 for everything else, which a restart may cure.
+fn exit_code(error: &anyhow::Error) -> ExitCode {
+    let operator = error.chain().any(|cause| {
+        cause.is::<crate::config::ConfigError>()
+            || cause.is::<crate::config::ConfigErrors>()
+            || cause
+                .downcast_ref::<StoreError>()
+                .is_some_and(StoreError::needs_the_operator)
+    });
+    if operator {
+        ExitCode::from(2)
+    } else {
+        ExitCode::FAILURE
     }
 }
 
@@ -204,9 +255,10 @@ pub async fn main() -> ExitCode {
 /// token, and that the bot is in `TEAM_CHAT_ID` and may post there). Prints what works; fails
 /// with one line per problem, so an operator fixes them all in one round.
 async fn check(settings: Settings) -> anyhow::Result<()> {
-    println!("{}", redact(&format!("configuration: ok ({settings:?})")));
+    println!("configuration: ok");
     let mut problems = Vec::new();
     for found in [
+        check_database(&settings).await,
         check_wechat(&settings).await,
         check_telegram(&settings).await,
     ] {
@@ -219,6 +271,23 @@ async fn check(settings: Settings) -> anyhow::Result<()> {
         Ok(())
     } else {
         anyhow::bail!(problems.join("\n"))
+    }
+}
+
+/// The database's side of `check`: does `DATABASE_URL` open, and what will the start do to it?
+/// Nothing is created or changed.
+async fn check_database(settings: &Settings) -> Result<String, String> {
+    match Store::inspect(&settings.database_url).await {
+        Ok(DatabaseState::WillBeCreated { path }) => Ok(format!(
+            "database: {path} does not exist yet; the bot creates it at start"
+        )),
+        Ok(DatabaseState::Ready { path, pending: 0 }) => {
+            Ok(format!("database: {path} opens; no migrations pending"))
+        }
+        Ok(DatabaseState::Ready { path, pending }) => Ok(format!(
+            "database: {path} opens; {pending} migrations pending (applied at start)"
+        )),
+        Err(e) => Err(format!("database: {}", crate::report::one_line(&e))),
     }
 }
 
@@ -237,7 +306,8 @@ async fn check_wechat(settings: &Settings) -> Result<String, String> {
         }
         Err(e) => {
             let mut line = format!("wechat: {e}");
-            if let Some(meaning) = e.meaning(settings.lang) {
+            // In English like every other line of check, whatever BOT_LANG the chat speaks.
+            if let Some(meaning) = e.meaning(crate::i18n::Lang::En) {
                 line.push_str(&format!(" — {meaning}"));
             }
             if let Some(hint) = e.hint() {
@@ -339,9 +409,14 @@ fn not_in_chat(chat: teloxide::types::ChatId, why: &str) -> String {
     )
 }
 
-async fn healthcheck(addr: Option<SocketAddr>) -> anyhow::Result<()> {
-    let Some(mut addr) = addr else {
+async fn healthcheck(addr: Option<String>) -> anyhow::Result<()> {
+    let Some(addr) = addr.as_deref().map(str::trim).filter(|a| !a.is_empty()) else {
         anyhow::bail!("METRICS_ADDR is not set: the bot serves /healthz only when it is");
+    };
+    let Ok(mut addr) = addr.parse::<SocketAddr>() else {
+        anyhow::bail!(
+            "METRICS_ADDR: '{addr}' is not an address to listen on (such as 127.0.0.1:9100)"
+        );
     };
     if addr.ip().is_unspecified() {
         addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());

@@ -23,6 +23,29 @@ pub struct ConfigError {
     pub problem: String,
 }
 
+/// Every configuration problem found at start, so an operator fixes them all in one round.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl ConfigErrors {
+    /// The first problem, in the order the variables are checked.
+    pub fn first(&self) -> Option<&ConfigError> {
+        self.0.first()
+    }
+}
+
+/// Collects problems while the rest of the configuration is still read.
+#[derive(Default)]
+struct Problems(std::cell::RefCell<Vec<ConfigError>>);
+
+impl Problems {
+    /// The value, or `None` with its problem noted.
+    fn check<T>(&self, result: Result<T, ConfigError>) -> Option<T> {
+        result.map_err(|e| self.0.borrow_mut().push(e)).ok()
+    }
+}
+
 impl ConfigError {
     fn new(var: &'static str, problem: impl Into<String>) -> Self {
         Self {
@@ -35,6 +58,40 @@ impl ConfigError {
 /// How long the bot must have known a pending applicant before a reminder lists it: the chat
 /// does not see the same names as cards and again in a reminder within seconds.
 pub const REMIND_SETTLE: Duration = Duration::from_secs(15 * 60);
+
+/// The variables `run` and `check` read, for their `--help` (one per line, indented two spaces:
+/// a test checks that every variable the configuration reads is here).
+pub const VARIABLES_HELP: &str = "\
+Environment variables (also read from .env in the working directory; the environment wins):
+  TELOXIDE_TOKEN  bot token from @BotFather (required)
+  TEAM_CHAT_ID  the team chat's id; /chatid tells it (required)
+  WECHAT_APPID  the plugin's AppID (required)
+  WECHAT_SECRET  its AppSecret, never logged (required)
+  TELOXIDE_API_URL  Bot API root (default: Telegram's)
+  TELEGRAM_THROTTLE  telegram (default) or off, for a fake Bot API only
+  TELEGRAM_TIMEOUT_SECS  whole-request timeout for Telegram calls (default 30)
+  APPROVER_IDS  comma-separated Telegram user ids who may decide (default: the chat's admins)
+  WECHAT_API_BASE  WeChat's API root (default https://api.weixin.qq.com)
+  WECHAT_TOKEN_MODE  stable (default), classic or file
+  WECHAT_ACCESS_TOKEN_FILE  with file: where the central token service writes the token
+  WECHAT_TIMEOUT_SECS  WeChat request timeout (default 10)
+  WECHAT_PAGE_SIZE  applicants per page (default 50)
+  POLL_INTERVAL_SECS  seconds between polls (default 60)
+  POLL_ALERT_AFTER  failed polls in a row before the chat is told (default 3)
+  QUOTA_PAUSE_SECS  rest after WeChat's daily quota is used up (default 1800)
+  DATABASE_URL  the SQLite database (default sqlite:wxplugin-bot.db)
+  BOT_LANG  chat language, zh (default) or en
+  REJECT_REASONS  preset refusal reasons, |-separated
+  TZ  time zone for times in the chat: Asia/Shanghai, UTC+8 or POSIX CST-8 (default: the system's)
+  REMIND_AFTER_HOURS  remind of applicants pending longer (default 24; 0: never)
+  METRICS_ADDR  serve /metrics and /healthz here, e.g. 127.0.0.1:9100 (default: off)
+  TELEGRAM_WEBHOOK_URL  public HTTPS URL for webhook mode (default: long polling)
+  TELEGRAM_WEBHOOK_LISTEN  local address of the webhook (default 0.0.0.0:8443)
+  TELEGRAM_WEBHOOK_SECRET  the webhook's secret token (default: random per start)
+  RUST_LOG  log filter (default info)
+  LOG_FORMAT  text (default) or json
+  NO_COLOR  set and not empty: no colour in logs, even on a terminal
+";
 
 /// How far apart two listings that leave an applicant out must begin before it is taken for gone.
 /// WeChat sometimes answers errcode 0 with an empty or partial list; such a glitch lasts one
@@ -164,72 +221,125 @@ impl Settings {
 
     /// Reads the process environment, after loading `.env` from the working directory if present
     /// (variables already set win).
-    pub fn from_env() -> Result<Self, ConfigError> {
+    pub fn from_env() -> Result<Self, ConfigErrors> {
         if let Err(e) = dotenvy::dotenv()
             && !e.not_found()
         {
-            return Err(ConfigError::new(".env", e.to_string()));
+            return Err(ConfigErrors(vec![ConfigError::new(".env", e.to_string())]));
         }
         let vars: HashMap<String, String> = std::env::vars().collect();
         Self::from_vars(|name| vars.get(name).cloned())
     }
 
-    /// Reads settings through `get`, so tests need not touch the process environment.
-    pub fn from_vars(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+    /// Reads settings through `get`, so tests need not touch the process environment. Every
+    /// variable is read even after a problem, and every problem is returned.
+    pub fn from_vars(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigErrors> {
         let var = |name: &'static str| {
             get(name)
                 .map(|v| v.trim().to_owned())
                 .filter(|v| !v.is_empty())
         };
         let var: Var<'_> = &var;
-        // Checked in this order, so the first problem reported is the same whatever else is wrong.
-        let telegram_token = telegram_token(var)?;
-        let telegram_api_url = var("TELOXIDE_API_URL")
-            .map(|v| parse_url("TELOXIDE_API_URL", &v))
-            .transpose()?;
-        let wechat = wechat(var)?;
-        let team_chat_id = team_chat_id(var)?;
-        let approvers = approvers(var)?;
-        let lang = var("BOT_LANG")
-            .map(|v| {
-                v.parse::<Lang>()
-                    .map_err(|e| ConfigError::new("BOT_LANG", e))
-            })
-            .transpose()?
+        let p = Problems::default();
+        // Reported in this order, so the list reads the same whatever else is wrong.
+        let telegram_token = p.check(telegram_token(var));
+        let telegram_api_url = p.check(
+            var("TELOXIDE_API_URL")
+                .map(|v| parse_url("TELOXIDE_API_URL", &v))
+                .transpose(),
+        );
+        let wechat = wechat(var, &p);
+        let team_chat_id = p.check(team_chat_id(var));
+        let approvers = p.check(approvers(var));
+        let lang = p
+            .check(
+                var("BOT_LANG")
+                    .map(|v| {
+                        v.parse::<Lang>()
+                            .map_err(|e| ConfigError::new("BOT_LANG", e))
+                    })
+                    .transpose(),
+            )
+            .flatten()
             .unwrap_or_default();
         let reject_reasons = match var("REJECT_REASONS") {
-            None => default_reject_reasons(lang),
-            Some(list) => reject_reasons(&list)?,
+            None => Some(default_reject_reasons(lang)),
+            Some(list) => p.check(reject_reasons(&list)),
         };
-        let time_zone = time_zone(var)?;
-        let remind_hours = number(var, "REMIND_AFTER_HOURS", 24, 0, 24 * 365)?;
-        let metrics_addr = var("METRICS_ADDR")
-            .map(|v| parse_addr("METRICS_ADDR", &v))
-            .transpose()?;
-        let webhook = var("TELEGRAM_WEBHOOK_URL")
-            .map(|url| webhook(var, &url))
-            .transpose()?;
-        Ok(Self {
-            telegram_token: SecretString::from(telegram_token),
+        let time_zone = p.check(time_zone(var));
+        let remind_hours = p.check(number(var, "REMIND_AFTER_HOURS", 24, 0, 24 * 365));
+        let metrics_addr = p.check(
+            var("METRICS_ADDR")
+                .map(|v| parse_addr("METRICS_ADDR", &v))
+                .transpose(),
+        );
+        let webhook = p.check(
+            var("TELEGRAM_WEBHOOK_URL")
+                .map(|url| webhook(var, &url))
+                .transpose(),
+        );
+        let telegram_throttle = p.check(telegram_throttle(var));
+        let telegram_timeout = p.check(number(var, "TELEGRAM_TIMEOUT_SECS", 30, 3, 600));
+        let poll_interval = p.check(number(var, "POLL_INTERVAL_SECS", 60, 5, 86_400));
+        let poll_alert_after = p.check(number(var, "POLL_ALERT_AFTER", 3, 1, 1000));
+        let quota_pause = p.check(number(var, "QUOTA_PAUSE_SECS", 1800, 1, 86_400));
+        let database_url = p.check(database_url(var));
+        let problems = p.0.into_inner();
+        let (
+            Some(telegram_token),
+            Some(telegram_api_url),
+            Some(wechat),
+            Some(team_chat_id),
+            Some(approvers),
+            Some(reject_reasons),
+            Some(time_zone),
+            Some(remind_hours),
+            Some(metrics_addr),
+            Some(webhook),
+            Some(telegram_throttle),
+            Some(telegram_timeout),
+            Some(poll_interval),
+            Some(poll_alert_after),
+            Some(quota_pause),
+            Some(database_url),
+        ) = (
+            telegram_token,
             telegram_api_url,
-            telegram_throttle: telegram_throttle(var)?,
-            telegram_timeout: Duration::from_secs(number(
-                var,
-                "TELEGRAM_TIMEOUT_SECS",
-                30,
-                3,
-                600,
-            )?),
             wechat,
             team_chat_id,
             approvers,
-            poll_interval: Duration::from_secs(number(var, "POLL_INTERVAL_SECS", 60, 5, 86_400)?),
-            poll_alert_after: number(var, "POLL_ALERT_AFTER", 3, 1, 1000)? as u32,
-            quota_pause: Duration::from_secs(number(var, "QUOTA_PAUSE_SECS", 1800, 1, 86_400)?),
+            reject_reasons,
+            time_zone,
+            remind_hours,
+            metrics_addr,
+            webhook,
+            telegram_throttle,
+            telegram_timeout,
+            poll_interval,
+            poll_alert_after,
+            quota_pause,
+            database_url,
+        )
+        else {
+            return Err(ConfigErrors(problems));
+        };
+        if !problems.is_empty() {
+            return Err(ConfigErrors(problems));
+        }
+        Ok(Self {
+            telegram_token: SecretString::from(telegram_token),
+            telegram_api_url,
+            telegram_throttle,
+            telegram_timeout: Duration::from_secs(telegram_timeout),
+            wechat,
+            team_chat_id,
+            approvers,
+            poll_interval: Duration::from_secs(poll_interval),
+            poll_alert_after: poll_alert_after as u32,
+            quota_pause: Duration::from_secs(quota_pause),
             absence_proof_after: ABSENCE_PROOF_AFTER,
             remind_settle: REMIND_SETTLE,
-            database_url: var("DATABASE_URL")
-                .unwrap_or_else(|| "sqlite:wxplugin-bot.db".to_owned()),
+            database_url,
             lang,
             reject_reasons,
             time_zone,
@@ -238,6 +348,22 @@ impl Settings {
             webhook,
         })
     }
+}
+
+/// `DATABASE_URL`: only SQLite (`sqlite:PATH`); another scheme is refused here rather than
+/// taken for a file name.
+fn database_url(var: Var<'_>) -> Result<String, ConfigError> {
+    let url = var("DATABASE_URL").unwrap_or_else(|| "sqlite:wxplugin-bot.db".to_owned());
+    if !url.starts_with("sqlite:") {
+        let scheme = url.split_once(':').map_or(url.as_str(), |(s, _)| s);
+        return Err(ConfigError::new(
+            "DATABASE_URL",
+            format!(
+                "'{scheme}' is not a database this bot can use: only SQLite, as sqlite:PATH (e.g. sqlite:/var/lib/wxplugin-bot/bot.db)"
+            ),
+        ));
+    }
+    Ok(url)
 }
 
 /// A variable's value, trimmed; `None` when unset or blank.
@@ -261,22 +387,29 @@ fn telegram_token(var: Var<'_>) -> Result<String, ConfigError> {
 }
 
 /// The `WECHAT_*` side: who the bot is to WeChat, where WeChat is, and how tokens are obtained.
-fn wechat(var: Var<'_>) -> Result<WeChatConfig, ConfigError> {
-    let appid = required(var, "WECHAT_APPID")?;
-    crate::domain::applicant::AppId::parse(&appid)
-        .map_err(|e| ConfigError::new("WECHAT_APPID", e.to_string()))?;
-    let secret = SecretString::from(required(var, "WECHAT_SECRET")?);
-    let base = parse_url(
+/// Each problem is noted in `p`.
+fn wechat(var: Var<'_>, p: &Problems) -> Option<WeChatConfig> {
+    let appid = p.check(required(var, "WECHAT_APPID").and_then(|appid| {
+        crate::domain::applicant::AppId::parse(&appid)
+            .map(|_| appid)
+            .map_err(|e| ConfigError::new("WECHAT_APPID", e.to_string()))
+    }));
+    let secret = p
+        .check(required(var, "WECHAT_SECRET"))
+        .map(SecretString::from);
+    let base = p.check(parse_url(
         "WECHAT_API_BASE",
         &var("WECHAT_API_BASE").unwrap_or_else(|| DEFAULT_API_BASE.to_owned()),
-    )?;
-    let token_mode = token_mode(var)?;
-    let mut wechat = WeChatConfig::new(base, appid, secret);
-    wechat.token_mode = token_mode;
-    wechat.request_timeout = Duration::from_secs(number(var, "WECHAT_TIMEOUT_SECS", 10, 1, 300)?);
-    wechat.page_size = number(var, "WECHAT_PAGE_SIZE", 50, 1, 1000)? as u32;
+    ));
+    let token_mode = p.check(token_mode(var));
+    let timeout = p.check(number(var, "WECHAT_TIMEOUT_SECS", 10, 1, 300));
+    let page_size = p.check(number(var, "WECHAT_PAGE_SIZE", 50, 1, 1000));
+    let mut wechat = WeChatConfig::new(base?, appid?, secret?);
+    wechat.token_mode = token_mode?;
+    wechat.request_timeout = Duration::from_secs(timeout?);
+    wechat.page_size = page_size? as u32;
     wechat.retry = RetryPolicy::default();
-    Ok(wechat)
+    Some(wechat)
 }
 
 /// `WECHAT_TOKEN_MODE`; `file` needs the file's path too.
@@ -441,7 +574,7 @@ fn webhook(var: Var<'_>, url: &str) -> Result<Webhook, ConfigError> {
     )?;
     let secret = match var("TELEGRAM_WEBHOOK_SECRET") {
         Some(s) => webhook_secret(s)?,
-        None => random_secret(),
+        None => random_secret()?,
     };
     Ok(Webhook {
         url,
@@ -477,12 +610,24 @@ fn telegram_throttle(var: Var<'_>) -> Result<bool, ConfigError> {
     }
 }
 
-/// 32 random characters Telegram accepts as a webhook secret.
-fn random_secret() -> String {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-";
-    (0..32)
-        .map(|_| char::from(ALPHABET[fastrand::usize(..ALPHABET.len())]))
-        .collect()
+/// 32 characters Telegram accepts as a webhook secret, from the operating system's random
+/// source (a guessable secret would let anyone post updates as Telegram). 64 symbols, so each
+/// random byte's low six bits pick one without bias.
+fn random_secret() -> Result<String, ConfigError> {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-";
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| {
+        ConfigError::new(
+            "TELEGRAM_WEBHOOK_SECRET",
+            format!(
+                "is not set and none could be generated (the OS gave no random bytes: {e}); set one"
+            ),
+        )
+    })?;
+    Ok(bytes
+        .iter()
+        .map(|b| char::from(ALPHABET[usize::from(b & 63)]))
+        .collect())
 }
 
 fn parse_addr(var: &'static str, value: &str) -> Result<SocketAddr, ConfigError> {
@@ -573,8 +718,57 @@ mod tests {
         ])
     }
 
+    /// The settings, or the first problem.
     fn load(vars: &HashMap<&'static str, &'static str>) -> Result<Settings, ConfigError> {
         Settings::from_vars(|k| vars.get(k).map(|v| (*v).to_owned()))
+            .map_err(|e| e.first().cloned().expect("an error names a problem"))
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once_in_the_order_checked() {
+        let mut vars = base();
+        vars.remove("WECHAT_SECRET");
+        vars.insert("TEAM_CHAT_ID", "team");
+        vars.insert("POLL_INTERVAL_SECS", "1");
+        vars.insert("DATABASE_URL", "postgres://db/bot");
+
+        let errors = Settings::from_vars(|k| vars.get(k).map(|v| (*v).to_owned())).unwrap_err();
+
+        let named: Vec<&str> = errors.0.iter().map(|e| e.var).collect();
+        assert_eq!(
+            named,
+            [
+                "WECHAT_SECRET",
+                "TEAM_CHAT_ID",
+                "POLL_INTERVAL_SECS",
+                "DATABASE_URL"
+            ]
+        );
+        assert_eq!(errors.to_string().lines().count(), 4, "{errors}");
+    }
+
+    /// Every variable the configuration reads is listed in `run --help` and `check --help`.
+    #[test]
+    fn the_help_lists_every_variable_read() {
+        let asked = std::cell::RefCell::new(Vec::new());
+        let mut vars = base();
+        vars.insert("WECHAT_TOKEN_MODE", "file");
+        vars.insert("TELEGRAM_WEBHOOK_URL", "https://bot.example.com/hook");
+        vars.insert("REJECT_REASONS", "a|b");
+        vars.insert("TZ", "UTC");
+        let _ = Settings::from_vars(|k| {
+            asked.borrow_mut().push(k.to_owned());
+            vars.get(k).map(|v| (*v).to_owned())
+        });
+
+        let asked = asked.into_inner();
+        assert!(asked.len() > 20, "{asked:?}");
+        for name in asked {
+            assert!(
+                VARIABLES_HELP.contains(&format!("\n  {name} ")),
+                "{name} is read but not in the help"
+            );
+        }
     }
 
     #[test]
@@ -593,6 +787,7 @@ mod tests {
     #[test]
     fn each_bad_value_names_its_variable() {
         let cases: &[(&str, &str)] = &[
+            ("DATABASE_URL", "postgres://db.example/bot"),
             ("TEAM_CHAT_ID", "abc"),
             ("POLL_INTERVAL_SECS", "0"),
             ("POLL_INTERVAL_SECS", "ten"),
@@ -671,6 +866,13 @@ mod tests {
         use secrecy::ExposeSecret;
         let generated = webhook.secret.expose_secret().to_owned();
         assert_eq!(generated.len(), 32);
+        assert!(webhook_secret(generated.clone()).is_ok(), "{generated}");
+        let again = load(&vars).unwrap().webhook.unwrap();
+        assert_ne!(
+            again.secret.expose_secret(),
+            generated,
+            "a new secret per start"
+        );
 
         vars.insert("TELEGRAM_WEBHOOK_SECRET", "has spaces");
         assert_eq!(load(&vars).unwrap_err().var, "TELEGRAM_WEBHOOK_SECRET");

@@ -36,9 +36,11 @@ impl Lang {
 }
 
 /// Replaces each `{key}` in `template` with its value, in one pass over the template: a value
-/// is never read for placeholders (a nickname or reason holding `{name}` shows verbatim).
+/// is never searched again, so a nickname or a reason that contains `{reason}` or `{time}`
+/// (text from WeChat or from a person) appears verbatim. A `{…}` with no value stays as it is.
 pub fn fill(template: &str, values: &[(&str, &str)]) -> String {
-    let mut out = String::with_capacity(template.len() + 32);
+    let mut out =
+        String::with_capacity(template.len() + values.iter().map(|(_, v)| v.len()).sum::<usize>());
     let mut rest = template;
     while let Some(open) = rest.find('{') {
         out.push_str(&rest[..open]);
@@ -166,6 +168,10 @@ pub struct Texts {
     pub pending_header: &'static str,
     pub list_none: &'static str,
     pub list_header: &'static str,
+    /// `/list` with no status: every applicant, whatever its status.
+    pub list_all_none: &'static str,
+    /// `{n}` applicants of every status.
+    pub list_all_header: &'static str,
     pub list_usage: &'static str,
     pub approve_usage: &'static str,
     pub reject_usage: &'static str,
@@ -196,6 +202,8 @@ pub struct Texts {
     pub waited_days: &'static str,
     pub quota_paused: &'static str,
     pub wechat_unreachable: &'static str,
+    /// A poll whose listing the database could not record; `{error}` is the database's words.
+    pub store_failed: &'static str,
     // `/history` and `/status` details
     pub history_ok: &'static str,
     pub history_error: &'static str,
@@ -248,14 +256,97 @@ pub struct Texts {
     pub list_sep: &'static str,
     /// WeChat's own `{errmsg}` after an errcode.
     pub errmsg: &'static str,
-    /// `/list` without a status: every applicant.
-    pub list_all_header: &'static str,
-    pub list_all_none: &'static str,
     /// An aside after a text: `{text}` in parentheses.
     pub aside: &'static str,
     /// A press on a stray copy of a card (sent twice around a restart): its buttons are removed.
     pub alert_stray: &'static str,
 }
+
+/// The demo's chat page, around the chat: its own words in the same two languages. `hint` is
+/// HTML (the page links `/metrics` and `/healthz` after it).
+#[allow(missing_docs)]
+#[derive(serde::Serialize)]
+pub struct PageTexts {
+    pub html_lang: &'static str,
+    pub page_title: &'static str,
+    pub chat_title: &'static str,
+    pub connecting: &'static str,
+    pub live: &'static str,
+    pub reconnecting: &'static str,
+    pub failed: &'static str,
+    pub you_are: &'static str,
+    pub who_label: &'static str,
+    pub approver: &'static str,
+    pub not_approver: &'static str,
+    pub replying_to: &'static str,
+    pub do_not_reply: &'static str,
+    pub placeholder: &'static str,
+    pub message_label: &'static str,
+    pub send: &'static str,
+    pub hint: &'static str,
+    pub asks_reply: &'static str,
+    pub edited: &'static str,
+    pub could_not_press: &'static str,
+    pub could_not_send: &'static str,
+}
+
+impl Lang {
+    /// The demo page's words in this language.
+    pub fn page(self) -> &'static PageTexts {
+        match self {
+            Self::Zh => &PAGE_ZH,
+            Self::En => &PAGE_EN,
+        }
+    }
+}
+
+static PAGE_ZH: PageTexts = PageTexts {
+    html_lang: "zh-CN",
+    page_title: "wxplugin-bot 演示",
+    chat_title: "插件团队（演示）",
+    connecting: "正在连接…",
+    live: "已连接",
+    reconnecting: "正在重新连接…",
+    failed: "失败",
+    you_are: "你是",
+    who_label: "选择你的身份",
+    approver: "审批人",
+    not_approver: "不是审批人",
+    replying_to: "回复",
+    do_not_reply: "不回复",
+    placeholder: "输入命令：/pending、/status、/history、/help …",
+    message_label: "消息",
+    send: "发送",
+    hint: "这里的一切都是模拟的：一个微信沙盒、一个假的 Telegram，以及夹在两者之间的真实机器人。新的申请会不断到来。",
+    asks_reply: "↩ 机器人在等你回复：请在下方输入。",
+    edited: "已编辑",
+    could_not_press: "按钮没有按成",
+    could_not_send: "消息没有发出",
+};
+
+static PAGE_EN: PageTexts = PageTexts {
+    html_lang: "en",
+    page_title: "wxplugin-bot demo",
+    chat_title: "Plugin team (demo)",
+    connecting: "connecting…",
+    live: "live",
+    reconnecting: "reconnecting…",
+    failed: "failed",
+    you_are: "You are",
+    who_label: "Who you are",
+    approver: "approver",
+    not_approver: "not an approver",
+    replying_to: "Replying to",
+    do_not_reply: "Do not reply",
+    placeholder: "Type a command: /pending, /status, /history, /help …",
+    message_label: "Message",
+    send: "Send",
+    hint: "Everything here is simulated: a WeChat sandbox, a fake Telegram and the real bot between them. Applicants keep arriving.",
+    asks_reply: "↩ The bot asks for a reply: type it below.",
+    edited: "edited",
+    could_not_press: "Could not press",
+    could_not_send: "Could not send",
+};
 
 static ZH: Texts = Texts {
     card_title: "🧩 插件使用申请",
@@ -355,6 +446,7 @@ static ZH: Texts = Texts {
     waited_hours: "{n} 小时",
     waited_days: "{n} 天",
     wechat_unreachable: "无法连接微信，未做任何操作",
+    store_failed: "机器人的数据库无法记录读取结果：{error}",
     history_ok: "成功",
     history_error: "失败",
     history_unknown: "结果未知",
@@ -489,6 +581,7 @@ static EN: Texts = Texts {
     waited_hours: "{n} h",
     waited_days: "{n} days",
     wechat_unreachable: "WeChat could not be reached; nothing was done",
+    store_failed: "the bot's database could not record the listing: {error}",
     history_ok: "done",
     history_error: "failed",
     history_unknown: "outcome unknown",
@@ -537,6 +630,119 @@ mod tests {
         );
     }
 
+    /// Each text of a language as written in this file: (field, template), from the static's
+    /// opening line to its closing brace.
+    fn templates(lang: &str) -> Vec<(String, String)> {
+        let source = include_str!("i18n.rs");
+        let start = source
+            .find(&format!("static {lang}: Texts = Texts {{"))
+            .expect("the static");
+        let body = &source[start..];
+        let body = &body[..body.find("\n};").expect("its end")];
+        body.lines()
+            .skip(1)
+            .filter_map(|line| {
+                let (field, value) = line.trim().split_once(": \"")?;
+                let value = value.strip_suffix("\",")?;
+                Some((field.to_owned(), value.to_owned()))
+            })
+            .collect()
+    }
+
+    /// The `{name}` placeholders of a template, sorted, repeats removed.
+    fn placeholders(template: &str) -> Vec<String> {
+        let mut names: Vec<String> = template
+            .split('{')
+            .skip(1)
+            .filter_map(|s| s.split_once('}').map(|(name, _)| name.to_owned()))
+            .filter(|name| {
+                !name.is_empty() && name.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+            })
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+
+    #[test]
+    fn chinese_and_english_texts_use_the_same_placeholders() {
+        let zh = templates("ZH");
+        let en = templates("EN");
+        assert!(zh.len() > 100, "only {} texts read", zh.len());
+        let mut zh_fields: Vec<&String> = zh.iter().map(|(f, _)| f).collect();
+        let mut en_fields: Vec<&String> = en.iter().map(|(f, _)| f).collect();
+        zh_fields.sort();
+        en_fields.sort();
+        assert_eq!(zh_fields, en_fields, "both languages have every text");
+        for (field, zh_text) in &zh {
+            let en_text = &en.iter().find(|(f, _)| f == field).expect("same fields").1;
+            assert_eq!(
+                placeholders(zh_text),
+                placeholders(en_text),
+                "{field}: zh {zh_text:?} / en {en_text:?}"
+            );
+        }
+    }
+
+    /// Text from WeChat (a nickname) or from a person (a reason) that contains every placeholder
+    /// name comes out verbatim, in every template of both languages.
+    #[test]
+    fn values_that_contain_placeholders_appear_verbatim() {
+        let all: Vec<String> = templates("ZH")
+            .iter()
+            .chain(templates("EN").iter())
+            .flat_map(|(_, t)| placeholders(t))
+            .collect();
+        let every = all.iter().map(|n| format!("{{{n}}}")).collect::<String>();
+        let nickname = format!("Nick {every} end");
+        let reason = format!("因为 {every} 理由");
+        for lang in ["ZH", "EN"] {
+            for (field, template) in templates(lang) {
+                let names = placeholders(&template);
+                if names.is_empty() {
+                    continue;
+                }
+                let values: Vec<(String, String)> = names
+                    .iter()
+                    .map(|n| {
+                        let v = if n == "reason" {
+                            reason.clone()
+                        } else {
+                            format!("<{n}:{nickname}>")
+                        };
+                        (n.clone(), v)
+                    })
+                    .collect();
+                let pairs: Vec<(&str, &str)> = values
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str()))
+                    .collect();
+
+                let filled = fill(&template, &pairs);
+
+                let mut expected = template.clone();
+                for (i, (name, _)) in values.iter().enumerate() {
+                    expected = expected.replace(&format!("{{{name}}}"), &format!("\u{0}{i}\u{0}"));
+                }
+                for (i, (_, value)) in values.iter().enumerate() {
+                    expected = expected.replace(&format!("\u{0}{i}\u{0}"), value);
+                }
+                assert_eq!(filled, expected, "{lang}.{field}");
+            }
+        }
+        assert_eq!(
+            fill(
+                "❌ {name}: {reason} · {time}",
+                &[
+                    ("name", "{reason}"),
+                    ("reason", "{time}{name}"),
+                    ("time", "12:00")
+                ]
+            ),
+            "❌ {reason}: {time}{name} · 12:00"
+        );
+    }
+
     #[test]
     fn buttons_keep_their_leading_emoji_in_both_languages() {
         for lang in [Lang::Zh, Lang::En] {
@@ -546,58 +752,23 @@ mod tests {
         }
     }
 
-    /// Every `name: "literal"` of the static `which` (`ZH` or `EN`) in this file's source: the
-    /// compiler makes both define every field, so reading them here misses none.
-    fn templates(which: &str) -> Vec<(String, String)> {
-        let source = include_str!("i18n.rs");
-        let start = source
-            .find(&format!("static {which}: Texts = Texts {{"))
-            .expect("the static is in this file");
-        let block = &source[start..];
-        let block = &block[..block.find("\n};").expect("the static ends")];
-        block
-            .lines()
-            .filter_map(|line| {
-                let (name, rest) = line.trim().split_once(": \"")?;
-                let literal = rest.strip_suffix("\",")?;
-                Some((name.to_owned(), literal.replace("\\\"", "\"")))
-            })
-            .collect()
-    }
-
-    /// The `{placeholders}` of a template, sorted.
-    fn placeholders(template: &str) -> Vec<String> {
-        let mut out: Vec<String> = template
-            .split('{')
-            .skip(1)
-            .filter_map(|rest| rest.split_once('}').map(|(name, _)| name.to_owned()))
-            .collect();
-        out.sort();
-        out.dedup();
-        out
-    }
-
-    #[test]
-    fn both_languages_use_the_same_placeholders_in_every_text() {
-        let (zh, en) = (templates("ZH"), templates("EN"));
-        assert!(zh.len() > 100, "read {} zh texts", zh.len());
-        assert_eq!(zh.len(), en.len());
-        for ((zh_name, zh_text), (en_name, en_text)) in zh.iter().zip(&en) {
-            assert_eq!(
-                zh_name, en_name,
-                "the statics list their fields in one order"
-            );
-            assert_eq!(
-                placeholders(zh_text),
-                placeholders(en_text),
-                "{zh_name}: {zh_text} / {en_text}"
-            );
-        }
-    }
-
     #[test]
     fn chinese_texts_use_full_width_punctuation() {
-        let zh = templates("ZH");
+        let source = include_str!("i18n.rs");
+        let page = &source[source
+            .find("static PAGE_ZH: PageTexts = PageTexts {")
+            .expect("the page")..];
+        let page = &page[..page.find("\n};").expect("its end")];
+        let zh: Vec<(String, String)> = templates("ZH")
+            .into_iter()
+            .chain(page.lines().filter_map(|line| {
+                let (field, value) = line.trim().split_once(": \"")?;
+                Some((
+                    format!("page.{field}"),
+                    value.strip_suffix("\",")?.to_owned(),
+                ))
+            }))
+            .collect();
         assert!(zh.len() > 100, "read {} zh texts", zh.len());
         let problems: Vec<String> = zh
             .iter()

@@ -5,7 +5,7 @@
 //!
 //! Layers, each using only those before it (checked by `tests/layering.rs`):
 //! `domain` → `store`, `wechat` → `config`, `telegram` → `lifecycle` → `chat` → `bot` (the
-//! wiring) → `cli`. `i18n`, `telemetry`, `redact` and `alloc` are leaves anyone may use; `testbed`
+//! wiring) → `cli`. `i18n`, `telemetry`, `redact`, `report` and `alloc` are leaves anyone may use; `testbed`
 //! (sandbox, fake Bot API, demo) is not the bot and only the CLI and tests use it.
 
 pub mod alloc;
@@ -17,6 +17,7 @@ pub mod domain;
 pub mod i18n;
 pub mod lifecycle;
 pub mod redact;
+pub mod report;
 pub mod store;
 pub mod telegram;
 pub mod telemetry;

@@ -35,7 +35,22 @@ pub const TELEGRAM_CONFLICTS: &str = "wxplugin_telegram_conflict_total";
 /// Telegram calls refused because the team chat was upgraded to a supergroup.
 pub const TEAM_CHAT_UPGRADED: &str = "wxplugin_telegram_chat_upgraded_total";
 
+/// Always 1, labelled with the running version: which build answers, and since when (with
+/// `process_start_time_seconds`).
+pub const BUILD_INFO: &str = "wxplugin_build_info";
+
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// The process's own metrics (`process_cpu_seconds_total`, `process_resident_memory_bytes`,
+/// `process_open_fds`, `process_start_time_seconds`, …), read from the OS by `metrics-process`.
+static PROCESS: OnceLock<metrics_process::Collector> = OnceLock::new();
+
+/// Reads the process metrics now: called on every `/metrics` scrape.
+pub fn collect_process() {
+    if let Some(collector) = PROCESS.get() {
+        collector.collect();
+    }
+}
 
 /// Installs the Prometheus recorder for this process (once; later calls return the same handle).
 pub fn install() -> anyhow::Result<PrometheusHandle> {
@@ -53,6 +68,9 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
     if metrics::set_global_recorder(recorder).is_ok() {
         let _ = HANDLE.set(handle.clone());
         describe();
+        let process = PROCESS.get_or_init(metrics_process::Collector::default);
+        process.describe();
+        metrics::gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
     }
     HANDLE
         .get()
@@ -67,6 +85,10 @@ fn describe() {
         "Applicants in the last successful poll, by status"
     );
     describe_counter!(CARDS_POSTED, "Cards posted to the team chat");
+    describe_gauge!(
+        BUILD_INFO,
+        "Always 1; the version label names the running build"
+    );
     describe_counter!(DECISIONS, "Decisions carried out, by action and result");
     describe_counter!(
         WECHAT_CALLS,

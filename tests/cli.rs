@@ -360,7 +360,8 @@ async fn a_database_the_migrations_did_not_make_stops_the_start_naming_what_is_w
         // Assert
         let output = output.unwrap_or_else(|| panic!("the bot ran on a database after {damage:?}"));
         let stderr = String::from_utf8_lossy(&output.stderr);
-        assert_eq!(output.status.code(), Some(1), "{stderr}");
+        // 2: restarting cannot mend it, so the unit must not restart in a loop.
+        assert_eq!(output.status.code(), Some(2), "{stderr}");
         let last = stderr.trim().lines().last().unwrap_or_default();
         assert!(last.starts_with("wxplugin-bot: "), "{stderr}");
         assert!(last.contains(named), "{damage}: {stderr}");
@@ -368,6 +369,440 @@ async fn a_database_the_migrations_did_not_make_stops_the_start_naming_what_is_w
         assert!(
             tg.fake.calls().iter().all(|c| c.method != "sendMessage"),
             "the bot posted on a damaged database"
+        );
+    }
+}
+
+/// Runs the bot with `database_url` and nothing else reachable: the database is opened before
+/// anything is asked of Telegram or WeChat.
+fn run_with_database(database_url: &str) -> Output {
+    valid(&mut bot(), "http://127.0.0.1:9")
+        .env("TELOXIDE_API_URL", "http://127.0.0.1:9")
+        .env("DATABASE_URL", database_url)
+        .arg("run")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn a_database_that_cannot_be_opened_is_named_once_with_its_cause_and_exit_code_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().display().to_string();
+    let cases = [
+        (
+            format!("sqlite:{root}/missing/bot.db"),
+            format!("the directory {root}/missing does not exist"),
+        ),
+        (
+            format!("sqlite:{root}"),
+            format!("{root} is a directory, not a database file"),
+        ),
+        (
+            "postgres://db.example/bot".to_owned(),
+            "'postgres' is not a database this bot can use".to_owned(),
+        ),
+    ];
+    for (url, cause) in cases {
+        let output = run_with_database(&url);
+
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{url}: {stderr}");
+        let lines: Vec<&str> = stderr.trim().lines().collect();
+        assert_eq!(lines.len(), 1, "{url}: {stderr}");
+        // A foreign scheme is refused with the rest of the configuration, before any opening.
+        let prefix = if url.starts_with("sqlite:") {
+            format!("wxplugin-bot: DATABASE_URL={url}: ")
+        } else {
+            "wxplugin-bot: configuration error: DATABASE_URL: ".to_owned()
+        };
+        assert!(lines[0].starts_with(&prefix), "{stderr}");
+        assert!(lines[0].contains(&cause), "{url}: {stderr}");
+        assert!(
+            !lines[0].contains("(code: 14)"),
+            "SQLite's code 14 says nothing an operator can act on: {stderr}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn check_opens_the_database_and_says_whether_migrations_are_pending() {
+    let (wx, tg) = world(1).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("bot.db");
+    let url = format!("sqlite:{}", db.display());
+
+    let fresh = check(&wx, &tg, &[("DATABASE_URL", &url)]).await;
+    let created = !db.exists();
+    wxplugin_bot::store::Store::open(&url)
+        .await
+        .unwrap()
+        .close()
+        .await;
+    let migrated = check(&wx, &tg, &[("DATABASE_URL", &url)]).await;
+    let missing = format!("sqlite:{}/nowhere/bot.db", dir.path().display());
+    let unopenable = check(&wx, &tg, &[("DATABASE_URL", &missing)]).await;
+
+    assert!(fresh.status.success(), "{fresh:?}");
+    assert!(created, "check created the database");
+    let said = String::from_utf8_lossy(&fresh.stdout);
+    assert!(
+        said.contains(&format!(
+            "database: {} does not exist yet; the bot creates it at start",
+            db.display()
+        )),
+        "{said}"
+    );
+    let said = String::from_utf8_lossy(&migrated.stdout);
+    assert!(
+        said.contains(&format!(
+            "database: {} opens; no migrations pending",
+            db.display()
+        )),
+        "{said}"
+    );
+    assert_eq!(unopenable.status.code(), Some(1));
+    assert_eq!(
+        problems(&unopenable),
+        [format!(
+            "database: DATABASE_URL={missing}: cannot create {}/nowhere/bot.db: the directory {}/nowhere does not exist",
+            dir.path().display(),
+            dir.path().display()
+        )]
+    );
+}
+
+/// `RUST_LOG` and `LOG_FORMAT` in `.env` count as if they were in the environment: logging
+/// starts after `.env` is read, and with `LOG_FORMAT=json` every line on stderr is JSON, the
+/// program's last words included; with no terminal there are no colour codes.
+#[test]
+fn log_settings_in_dotenv_give_json_on_every_stderr_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = SandboxConfig::default();
+    let db = dir.path().join("bot.db");
+    std::fs::write(
+        dir.path().join(".env"),
+        format!(
+            "LOG_FORMAT=json\nRUST_LOG=debug\nTELOXIDE_TOKEN=123:abc\nTELOXIDE_API_URL=http://127.0.0.1:9\nWECHAT_APPID={}\nWECHAT_SECRET={}\nWECHAT_API_BASE=http://127.0.0.1:9\nTEAM_CHAT_ID=-1001\nDATABASE_URL=sqlite:{}\n",
+            d.appid,
+            d.secret,
+            db.display()
+        ),
+    )
+    .unwrap();
+
+    let output = bot().current_dir(dir.path()).arg("run").output().unwrap();
+
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "Telegram is unreachable: {stderr}"
+    );
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert!(lines.len() >= 2, "{stderr}");
+    let mut levels = Vec::new();
+    for line in &lines {
+        let value: serde_json::Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {line:?}\n{stderr}"));
+        levels.push(value["level"].as_str().unwrap_or_default().to_owned());
+    }
+    assert!(
+        levels.iter().any(|l| l == "DEBUG"),
+        "RUST_LOG=debug from .env: {levels:?}"
+    );
+    let last: serde_json::Value = serde_json::from_str(lines[lines.len() - 1]).unwrap();
+    assert!(
+        last["fields"]["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("wxplugin-bot: ") && m.contains("Telegram")),
+        "{last}"
+    );
+    assert!(
+        !stderr.contains('\u{1b}'),
+        "colour codes without a terminal"
+    );
+}
+
+/// Colour codes on a terminal (here a pseudo-terminal from util-linux's `script`), none into a
+/// pipe or a file (a journal), and none on the terminal either with `NO_COLOR`.
+#[test]
+fn colour_only_on_a_terminal_and_never_with_no_color() {
+    let on_a_terminal = |no_color: Option<&str>| {
+        let mut cmd = Command::new("/usr/bin/script");
+        cmd.env_clear().current_dir(env!("CARGO_TARGET_TMPDIR"));
+        valid(&mut cmd, "http://127.0.0.1:9")
+            .env("TELOXIDE_API_URL", "http://127.0.0.1:9")
+            .env("DATABASE_URL", "sqlite::memory:")
+            .env("RUST_LOG", "debug")
+            .env("PATH", "/usr/bin:/bin");
+        if let Some(value) = no_color {
+            cmd.env("NO_COLOR", value);
+        }
+        let run = format!("{} run", env!("CARGO_BIN_EXE_wxplugin-bot"));
+        let output = cmd.args(["-qec", &run, "/dev/null"]).output().unwrap();
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+
+    let piped = valid(&mut bot(), "http://127.0.0.1:9")
+        .env("TELOXIDE_API_URL", "http://127.0.0.1:9")
+        .env("DATABASE_URL", "sqlite::memory:")
+        .env("RUST_LOG", "debug")
+        .arg("run")
+        .output()
+        .unwrap();
+    let coloured = on_a_terminal(None);
+    let plain = on_a_terminal(Some("1"));
+    let empty_no_color = on_a_terminal(Some(""));
+
+    let piped = String::from_utf8_lossy(&piped.stderr);
+    assert!(piped.contains("DEBUG"), "{piped}");
+    assert!(
+        !piped.contains('\u{1b}'),
+        "colour codes into a pipe: {piped:?}"
+    );
+    assert!(coloured.contains("\u{1b}["), "{coloured:?}");
+    assert!(plain.contains("wxplugin-bot: "), "{plain:?}");
+    assert!(!plain.contains("\u{1b}["), "{plain:?}");
+    assert!(
+        empty_no_color.contains("\u{1b}["),
+        "an empty NO_COLOR does not count: {empty_no_color:?}"
+    );
+}
+
+#[test]
+fn every_configuration_problem_is_named_at_once_one_line_each() {
+    let output = bot()
+        .env("TELOXIDE_TOKEN", "123:abc")
+        .env("WECHAT_APPID", "wx5a4db0c0ffee0001")
+        .env("TEAM_CHAT_ID", "the team")
+        .env("POLL_INTERVAL_SECS", "soon")
+        .arg("run")
+        .output()
+        .unwrap();
+
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    let named: Vec<&str> = stderr
+        .lines()
+        .map(|l| {
+            l.strip_prefix("wxplugin-bot: configuration error: ")
+                .and_then(|rest| rest.split(':').next())
+                .unwrap_or(l)
+        })
+        .collect();
+    assert_eq!(
+        named,
+        ["WECHAT_SECRET", "TEAM_CHAT_ID", "POLL_INTERVAL_SECS"],
+        "{stderr}"
+    );
+}
+
+#[test]
+fn demo_with_an_unknown_language_names_the_option_and_the_values() {
+    let output = bot().args(["demo", "--lang", "fr"]).output().unwrap();
+
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("'fr'") && stderr.contains("--lang"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("[possible values: en, zh]"), "{stderr}");
+}
+
+#[test]
+fn the_help_of_run_and_check_lists_the_variables_they_read() {
+    for command in ["run", "check"] {
+        let output = bot().args([command, "--help"]).output().unwrap();
+
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success(), "{command}: {output:?}");
+        for line in wxplugin_bot::config::VARIABLES_HELP.lines().skip(1) {
+            let name = line.split_whitespace().next().unwrap_or_default();
+            assert!(
+                stdout
+                    .lines()
+                    .any(|l| l.trim_start().starts_with(&format!("{name} "))),
+                "{command} --help lacks {name}: {stdout}"
+            );
+        }
+    }
+}
+
+#[test]
+fn healthcheck_with_an_empty_metrics_addr_behaves_as_unset() {
+    let output = bot()
+        .env("METRICS_ADDR", "")
+        .arg("healthcheck")
+        .output()
+        .unwrap();
+
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert_eq!(
+        stderr.trim(),
+        "wxplugin-bot: METRICS_ADDR is not set: the bot serves /healthz only when it is"
+    );
+}
+
+/// `check` speaks English on every line whatever `BOT_LANG` the chat speaks, and prints no dump
+/// of the settings.
+#[tokio::test]
+async fn check_keeps_each_line_to_english_and_prints_no_settings_dump() {
+    let (wx, tg) = world(1).await;
+
+    let output = check(
+        &wx,
+        &tg,
+        &[("BOT_LANG", "zh"), ("WECHAT_SECRET", "wrong-secret")],
+    )
+    .await;
+
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(output.status.code(), Some(1), "{all}");
+    assert!(all.contains("40125"), "{all}");
+    assert!(
+        !all.contains("Settings {") && !all.contains("reject_reasons"),
+        "{all}"
+    );
+    let chinese = |c: char| ('\u{4e00}'..='\u{9fff}').contains(&c);
+    for line in all.lines().filter(|l| !l.contains("errmsg")) {
+        assert!(
+            !line.chars().any(chinese),
+            "a line in two languages: {line}"
+        );
+    }
+}
+
+/// `demo --lang zh`: the page around the chat speaks Chinese too (before: `lang="en"`, "You
+/// are", "Send", the English hint and chat title).
+#[tokio::test]
+async fn the_demo_page_speaks_the_demos_language() {
+    use std::io::BufRead as _;
+    let mut child = bot()
+        .args([
+            "demo",
+            "--addr",
+            "127.0.0.1:0",
+            "--applicants",
+            "1",
+            "--lang",
+            "zh",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = std::io::BufReader::new(stdout).lines();
+    let first = lines.next().unwrap().unwrap();
+    let url = first
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no URL in {first:?}"))
+        .to_owned();
+
+    let page = reqwest::get(&url).await.unwrap().text().await.unwrap();
+    let state: serde_json::Value = reqwest::get(format!("{url}api/state"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    drop(lines);
+
+    assert!(page.contains("<html lang=\"zh-CN\">"), "{page}");
+    for words in [
+        "你是",
+        "发送",
+        "插件团队(演示)",
+        "输入命令",
+        "这里的一切都是模拟的",
+    ] {
+        assert!(page.contains(words), "{words} missing: {page}");
+    }
+    for english in [
+        "You are",
+        ">Send<",
+        "Type a command",
+        "Everything here is simulated",
+        "{send}",
+    ] {
+        assert!(!page.contains(english), "{english} on the zh page: {page}");
+    }
+    assert!(
+        page.contains("\"asks_reply\":\"↩ 机器人在等你回复"),
+        "{page}"
+    );
+    assert_eq!(state["chat"]["title"], "插件团队(演示)");
+}
+
+/// A directory this user may not write (the unit's DynamicUser meeting a directory made by
+/// root): named with the user. Run as root, the bot is started as `nobody` through util-linux's
+/// `setpriv`, since root may write anywhere.
+#[test]
+fn a_database_directory_this_user_may_not_write_is_named_with_the_user() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let locked = dir.path().join("locked");
+    std::fs::create_dir(&locked).unwrap();
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o555)).unwrap();
+    let hidden = dir.path().join("hidden");
+    std::fs::create_dir_all(hidden.join("inner")).unwrap();
+    std::fs::set_permissions(&hidden, std::fs::Permissions::from_mode(0o700)).unwrap();
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    let run_as_another_user = |url: &str| {
+        let mut cmd = if root {
+            let mut cmd = Command::new("/usr/bin/setpriv");
+            cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+                .arg(env!("CARGO_BIN_EXE_wxplugin-bot"));
+            cmd
+        } else {
+            Command::new(env!("CARGO_BIN_EXE_wxplugin-bot"))
+        };
+        cmd.env_clear().current_dir("/");
+        valid(&mut cmd, "http://127.0.0.1:9")
+            .env("TELOXIDE_API_URL", "http://127.0.0.1:9")
+            .env("DATABASE_URL", url)
+            .arg("run")
+            .output()
+            .unwrap()
+    };
+
+    let unwritable = run_as_another_user(&format!("sqlite:{}/bot.db", locked.display()));
+    let unreachable = run_as_another_user(&format!("sqlite:{}/inner/bot.db", hidden.display()));
+
+    let uid = if root {
+        65534
+    } else {
+        unsafe { libc::getuid() }
+    };
+    let stderr = String::from_utf8_lossy(&unwritable.stderr);
+    assert_eq!(unwritable.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.trim().ends_with(&format!(
+            "cannot create {0}/bot.db: this user (uid {uid}) may not write the directory {0}",
+            locked.display()
+        )),
+        "{stderr}"
+    );
+    let stderr = String::from_utf8_lossy(&unreachable.stderr);
+    if root {
+        assert_eq!(unreachable.status.code(), Some(2), "{stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "cannot reach the directory {}/inner as this user (uid 65534)",
+                hidden.display()
+            )),
+            "{stderr}"
         );
     }
 }

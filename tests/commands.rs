@@ -316,3 +316,19 @@ async fn invisible_characters_reach_neither_cards_nor_wechat_but_emoji_sequences
     }
     assert!(reason.starts_with("nope"), "{reason:?}");
 }
+
+/// `/list` with no status lists every applicant under a header that names no status (before:
+/// "Applications,  (2):" with an empty status word), and an empty store says so plainly.
+#[tokio::test]
+async fn list_without_a_status_has_a_header_of_its_own() {
+    let empty = TestApp::spawn(0).await;
+    let none = empty.command(ALICE, "/list").await.plain_text;
+    let mut app = TestApp::spawn(2).await;
+
+    let reply = app.command(ALICE, "/list").await.plain_text;
+
+    assert_eq!(none, "No applications yet.");
+    assert!(reply.starts_with("All applications (2):"), "{reply}");
+    assert!(!reply.contains(",  ") && !reply.contains(" ()"), "{reply}");
+    app.stop().await;
+}

@@ -8,11 +8,12 @@ use std::path::{Path, PathBuf};
 
 /// Bottom to top: a module may use only modules of a lower layer.
 const LAYERS: &[(&str, u8)] = &[
-    // Leaves: the vocabulary, the chat texts, metrics, log redaction, the allocator.
+    // Leaves: the vocabulary, the chat texts, metrics, log redaction, error lines, the allocator.
     ("domain", 0),
     ("i18n", 0),
     ("telemetry", 0),
     ("redact", 0),
+    ("report", 0),
     ("alloc", 0),
     // What the bot keeps and whom it asks; neither knows the other.
     ("store", 1),
@@ -39,6 +40,7 @@ const NO_TELEGRAM: &[&str] = &[
     "i18n",
     "telemetry",
     "redact",
+    "report",
     "alloc",
 ];
 

@@ -735,3 +735,128 @@ async fn a_reminder_counts_everyone_past_its_list_and_none_of_them_comes_again_t
     }
     app.stop().await;
 }
+
+/// A database the bot may read but not write (here `?mode=ro`; a read-only mount or a full
+/// disk answer the same): every poll fails to record what it read, and health, `/status`, the
+/// outage announcement, the metrics and the log all say so, with the cause.
+#[tokio::test]
+async fn a_poll_the_database_cannot_record_is_a_failed_poll() {
+    // Arrange: a database the bot made, then opened read-only.
+    let app = TestApp::new(1).await;
+    let url = app.vars["DATABASE_URL"].clone();
+    wxplugin_bot::store::Store::open(&url)
+        .await
+        .expect("a migrated database")
+        .close()
+        .await;
+    let read_only = format!("{url}?mode=ro");
+
+    // Act: polls every 5 s, the chat told after 2 failures.
+    let process = app
+        .start_process(
+            1,
+            &[
+                ("METRICS_ADDR", "127.0.0.1:0"),
+                ("POLL_INTERVAL_SECS", "5"),
+                ("DATABASE_URL", &read_only),
+            ],
+        )
+        .await;
+    let base = metrics_base(&process).await;
+    let outage = app
+        .tg
+        .fake
+        .wait_until(Duration::from_secs(20), |f| {
+            f.bot_messages(TEAM).iter().any(|m| {
+                m.plain_text
+                    .starts_with("⚠️ WeChat's application list could not be read")
+            })
+        })
+        .await;
+    let status = app.command(ALICE, "/status").await.plain_text;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let (code, body) = loop {
+        let (code, body) = get(&format!("{base}/healthz")).await;
+        if code != 200 || tokio::time::Instant::now() > deadline {
+            break (code, body);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let (_, metrics) = get(&format!("{base}/metrics")).await;
+    let printed = process.printed();
+    drop(process);
+
+    // Assert
+    assert!(
+        outage,
+        "no outage announcement: {:?}",
+        app.tg.fake.bot_messages(TEAM)
+    );
+    assert!(
+        status.contains("Last error: the bot's database could not record the listing: ")
+            && status.contains("readonly database"),
+        "{status}"
+    );
+    assert!(!status.contains("Last successful poll: 20"), "{status}");
+    assert_eq!(code, 503, "{body}");
+    let health: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(health["last_ok_at"], serde_json::Value::Null, "{body}");
+    assert!(
+        health["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("could not record the poll") && e.contains("readonly")),
+        "{body}"
+    );
+    assert_eq!(
+        metric(&metrics, r#"wxplugin_polls_total{result="ok"}"#),
+        None,
+        "{metrics}"
+    );
+    assert!(
+        metric(&metrics, r#"wxplugin_polls_total{result="error"}"#).is_some_and(|n| n >= 3.0),
+        "{metrics}"
+    );
+    let failed_polls = metric(&metrics, r#"wxplugin_polls_total{result="error"}"#).unwrap_or(0.0);
+    let logged = printed.matches("poll failed").count();
+    // Each failed poll once (a poll may end between the metrics and the log's reading).
+    assert!(
+        logged as f64 >= failed_polls && logged as f64 <= failed_polls + 1.0,
+        "{logged} 'poll failed' lines for {failed_polls} failed polls (plus /status's refresh?): {printed}"
+    );
+}
+
+/// `/metrics` carries the process's own figures, read from the OS at the scrape, and which build
+/// is running.
+#[tokio::test]
+async fn metrics_include_the_process_and_the_build() {
+    let app = TestApp::new(1).await;
+    let process = app
+        .start_process(1, &[("METRICS_ADDR", "127.0.0.1:0")])
+        .await;
+    let base = metrics_base(&process).await;
+    let now = jiff::Timestamp::now().as_second() as f64;
+
+    let (status, text) = get(&format!("{base}/metrics")).await;
+    drop(process);
+
+    assert_eq!(status, 200);
+    let value =
+        |series: &str| metric(&text, series).unwrap_or_else(|| panic!("no {series}: {text}"));
+    let rss = value("process_resident_memory_bytes");
+    assert!((1e6..1e9).contains(&rss), "RSS {rss}");
+    assert!(value("process_open_fds") >= 3.0);
+    assert!(value("process_max_fds") >= value("process_open_fds"));
+    assert!(value("process_cpu_seconds_total") > 0.0);
+    let started = value("process_start_time_seconds");
+    assert!(
+        (now - 60.0..=now + 1.0).contains(&started),
+        "started {started}, now {now}"
+    );
+    assert_eq!(
+        value(&format!(
+            "wxplugin_build_info{{version=\"{}\"}}",
+            env!("CARGO_PKG_VERSION")
+        )),
+        1.0
+    );
+}

@@ -776,6 +776,8 @@ async fn a_trace_level_session_never_prints_a_secret_or_a_token() {
         1,
     ));
     app.press(ALICE, &appid, "✅");
+    // The write's answer came after the timeout: the re-read finds it approved and, since the
+    // bot cannot tell its write from anyone else's, credits nobody.
     app.wait_card_text(&appid, "Now approved in WeChat").await;
     let status = process.terminate();
     let printed = std::fs::read_to_string(process_output(&app)).unwrap();

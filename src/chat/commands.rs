@@ -19,7 +19,7 @@ use crate::lifecycle::app::{App, no_preview};
 use crate::lifecycle::decision::{self, Outcome};
 use crate::telegram::html::{TEXT_MAX_UTF16, clean, escape, nickname_html, telegram_len};
 use crate::telegram::limiter::Lane;
-use crate::telegram::view::{CardView, errcode_text, format_time, status_name, wechat_error_text};
+use crate::telegram::view::{CardView, errcode_text, format_time, status_name};
 
 /// The commands. Descriptions come from the chat texts ([`bot_commands`]), not doc comments, so
 /// they exist in both languages.
@@ -196,16 +196,11 @@ async fn team_chat_upgraded_to(app: &App) -> Option<ChatId> {
 /// Why a `/refresh` failed, in plain text: WeChat's errcode in the chat's language when it sent one.
 fn describe_error(app: &App, e: &crate::lifecycle::poller::PollError) -> String {
     match e {
-        crate::lifecycle::poller::PollError::WeChat(w) => wechat_error_text(w, app.lang()),
         crate::lifecycle::poller::PollError::QuotaPaused { until } => fill(
             app.texts().quota_paused,
             &[("until", &format_time(*until, &app.settings.time_zone))],
         ),
-        other => clean(
-            &other.to_string(),
-            crate::telegram::view::ERROR_TEXT_MAX_CHARS,
-            false,
-        ),
+        other => crate::lifecycle::poller::poll_error_text(other, app.lang()),
     }
 }
 
@@ -391,13 +386,14 @@ async fn listing(app: &App, status: Option<ApplyStatus>) -> anyhow::Result<Strin
         return Ok(match status {
             Some(ApplyStatus::Pending) => escape(t.pending_none),
             None => escape(t.list_all_none),
-            _ => fill(t.list_none, &[("status", &escape(&status_label))]),
+            Some(_) => fill(t.list_none, &[("status", &escape(&status_label))]),
         });
     }
     let mut out = match status {
         Some(ApplyStatus::Pending) => fill(t.pending_header, &[("n", &rows.len().to_string())]),
+        // No status word to name: every status is listed, each line saying its own.
         None => fill(t.list_all_header, &[("n", &rows.len().to_string())]),
-        _ => fill(
+        Some(_) => fill(
             t.list_header,
             &[
                 ("status", &escape(&status_label)),

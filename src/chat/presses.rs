@@ -432,8 +432,8 @@ pub(crate) async fn on_reply(app: Arc<App>, message: Message, me: Me) -> Handler
 
 /// 🔄 Refresh: re-read WeChat; if nothing changed, clear a failure note so the card is plain again.
 pub(crate) async fn refresh_one(app: &App, card: &Card) -> HandlerResult {
-    if let Err(e) = crate::lifecycle::poller::poll_once(app).await {
-        tracing::warn!(error = %e, "refresh failed");
+    if crate::lifecycle::poller::poll_once(app).await.is_err() {
+        // The poll logged its failure, once.
         return Ok(());
     }
     let Some(now) = app.store.card(card.id).await? else {

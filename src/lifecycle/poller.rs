@@ -80,6 +80,13 @@ pub async fn poll_once(app: &App) -> Result<PollReport, PollError> {
         Err(_) => "error",
     };
     crate::telemetry::poll(label, started.elapsed());
+    // Judged on the whole poll, not on the listing alone: a listing the store could not record
+    // (a read-only or full disk) leaves the bot as blind as one WeChat did not send.
+    match &result {
+        Ok(_) => note_health(app, None).await,
+        Err(e @ (PollError::WeChat(_) | PollError::Store(_))) => note_health(app, Some(e)).await,
+        Err(PollError::QuotaPaused { .. } | PollError::Stopping) => {}
+    }
     // The listing and everything built from it are dropped by now.
     crate::alloc::trim();
     result
@@ -102,7 +109,12 @@ async fn poll_locked(app: &App) -> Result<PollReport, PollError> {
         () = app.stopping.cancelled() => return Err(PollError::Stopping),
         listed = app.wechat.list_all() => listed,
     };
-    note_health(app, listed.as_ref().err()).await;
+    if let Err(e) = &listed
+        && e.errcode() == Some(crate::wechat::DAILY_QUOTA)
+    {
+        // Rest at once, so a `/refresh` racing this poll does not spend more of the quota.
+        note_quota(app, e).await;
+    }
     let listed = listed?;
     crate::telemetry::applicants_listed(&status_counts(&listed));
     let mut report = PollReport {
@@ -579,9 +591,62 @@ pub fn quota_paused_until(app: &App) -> Option<i64> {
     app.health.lock().ok().and_then(|h| h.quota_paused_until)
 }
 
+/// A failed poll in the chat's language: WeChat's errcode and its meaning, or what the store
+/// could not do.
+pub fn poll_error_text(error: &PollError, lang: crate::i18n::Lang) -> String {
+    match error {
+        PollError::WeChat(e) => wechat_error_text(e, lang),
+        PollError::Store(e) => fill(
+            lang.texts().store_failed,
+            &[(
+                "error",
+                &crate::telegram::html::clean(
+                    &crate::report::one_line(e),
+                    crate::telegram::view::ERROR_TEXT_MAX_CHARS,
+                    false,
+                ),
+            )],
+        ),
+        other => crate::telegram::html::clean(
+            &other.to_string(),
+            crate::telegram::view::ERROR_TEXT_MAX_CHARS,
+            false,
+        ),
+    }
+}
+
+/// WeChat's daily quota is used up: not an outage (WeChat answers, and says to stop), so polling
+/// rests until the pause is over, and the chat is told once.
+async fn note_quota(app: &App, e: &WeChatError) {
+    let now = now_secs();
+    let message = {
+        let Ok(mut health) = app.health.lock() else {
+            return;
+        };
+        health.last_poll_at = Some(now);
+        tracing::warn!(error = %e, "daily quota used up; polling rests");
+        health.last_error = Some(e.to_string());
+        health.last_error_text = Some(wechat_error_text(e, app.lang()));
+        let until = now + app.settings.quota_pause.as_secs() as i64;
+        health.quota_paused_until = Some(until);
+        let first = !health.outage_announced;
+        health.outage_announced = true;
+        health.failing_since.get_or_insert(now);
+        first.then(|| {
+            fill(
+                app.texts().quota_exhausted,
+                &[("until", &format_time(until, &app.settings.time_zone))],
+            )
+        })
+    };
+    if let Some(message) = message {
+        app.announce(message).await;
+    }
+}
+
 /// Tracks failures and tells the chat once when polls have failed `POLL_ALERT_AFTER` times in a
-/// row, and once when they recover.
-async fn note_health(app: &App, error: Option<&WeChatError>) {
+/// row, and once when they recover. The one place a failed poll is logged.
+async fn note_health(app: &App, error: Option<&PollError>) {
     let now = now_secs();
     let t = app.texts();
     let message = {
@@ -602,37 +667,34 @@ async fn note_health(app: &App, error: Option<&WeChatError>) {
                     fill(t.poll_recovered, &[("minutes", &minutes.to_string())])
                 })
             }
-            Some(e) if e.errcode() == Some(crate::wechat::DAILY_QUOTA) => {
-                // Not an outage: WeChat answers, and says to stop. Rest, say so once.
-                tracing::warn!(error = %e, "daily quota used up; polling rests");
-                health.last_error = Some(e.to_string());
-                health.last_error_text = Some(wechat_error_text(e, app.lang()));
-                let until = now + app.settings.quota_pause.as_secs() as i64;
-                health.quota_paused_until = Some(until);
-                let first = !health.outage_announced;
-                health.outage_announced = true;
-                health.failing_since.get_or_insert(now);
-                first.then(|| {
-                    fill(
-                        t.quota_exhausted,
-                        &[("until", &format_time(until, &app.settings.time_zone))],
-                    )
-                })
+            Some(PollError::WeChat(e)) if e.errcode() == Some(crate::wechat::DAILY_QUOTA) => {
+                // Told by note_quota when the listing came back.
+                None
             }
             Some(e) => {
-                tracing::warn!(error = %e, "poll failed");
-                health.last_error = Some(e.to_string());
-                health.last_error_text = Some(wechat_error_text(e, app.lang()));
+                let line = match e {
+                    PollError::Store(store) => {
+                        format!(
+                            "the store could not record the poll: {}",
+                            crate::report::one_line(store)
+                        )
+                    }
+                    other => crate::report::one_line(other),
+                };
+                tracing::warn!(error = %line, "poll failed");
+                health.last_error = Some(line);
+                health.last_error_text = Some(poll_error_text(e, app.lang()));
                 health.failures_in_row += 1;
                 let since = *health.failing_since.get_or_insert(now);
                 if health.failures_in_row >= app.settings.poll_alert_after
                     && !health.outage_announced
                 {
                     health.outage_announced = true;
-                    let mut detail = wechat_error_text(e, app.lang());
-                    if let Some(hint) = e
-                        .errcode()
-                        .and_then(|c| crate::wechat::config_hint_in(c, app.lang()))
+                    let mut detail = poll_error_text(e, app.lang());
+                    if let PollError::WeChat(w) = e
+                        && let Some(hint) = w
+                            .errcode()
+                            .and_then(|c| crate::wechat::config_hint_in(c, app.lang()))
                     {
                         detail.push_str(&fill(t.aside, &[("text", hint)]));
                     }
@@ -666,8 +728,8 @@ pub async fn run(app: std::sync::Arc<App>, interval: Duration, shutdown: Cancell
                     tracing::warn!(error = %e, "could not look for applicants to remind of");
                 }
             }
-            Ok(_) | Err(PollError::Stopping) => {}
-            Err(e) => tracing::warn!(error = %e, "poll failed"),
+            // A failed poll was logged, once, where it was noted (note_health).
+            Ok(_) | Err(_) => {}
         }
         if shutdown.is_cancelled() {
             break;

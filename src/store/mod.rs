@@ -25,6 +25,8 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::SqlitePool;
+
+use crate::report::one_line;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 /// Declares a `FromRow` struct and its `Columns` (the field names: the columns it reads), from
@@ -70,6 +72,14 @@ pub enum StoreError {
         "the database is not what this version's migrations made: {0}; restore a backup or point DATABASE_URL at a new file"
     )]
     Schema(String),
+    /// The database named by `DATABASE_URL` cannot be opened: which URL, and why, in one line.
+    #[error("DATABASE_URL={url}: {cause}")]
+    Open {
+        /// `DATABASE_URL` as given.
+        url: String,
+        /// Why it cannot be opened (a missing directory, a directory in place of the file, …).
+        cause: String,
+    },
     /// A stored value is not what this version writes.
     #[error("corrupt row in {table}: {detail}")]
     Corrupt {
@@ -83,6 +93,122 @@ pub enum StoreError {
 /// Shorthand.
 pub type StoreResult<T> = Result<T, StoreError>;
 
+impl StoreError {
+    /// Whether the operator must change something before a restart can help (the database
+    /// cannot be opened, or is not what this version's migrations made): restarting in a loop
+    /// would only repeat the same line.
+    pub fn needs_the_operator(&self) -> bool {
+        matches!(self, Self::Open { .. } | Self::Schema(_) | Self::Migrate(_))
+    }
+}
+
+/// What `check` learns of the database without changing it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DatabaseState {
+    /// No file yet: the bot creates it at start (its directory exists and may be written).
+    WillBeCreated {
+        /// The file's path.
+        path: String,
+    },
+    /// The file opens; this many of this version's migrations are not applied yet (they are
+    /// applied at start).
+    Ready {
+        /// The file's path.
+        path: String,
+        /// Migrations the start will apply.
+        pending: usize,
+    },
+}
+
+/// The file a `sqlite:` URL names, or `None` for an in-memory database.
+fn sqlite_path(url: &str) -> Result<Option<std::path::PathBuf>, String> {
+    let Some(rest) = url.strip_prefix("sqlite:") else {
+        let scheme = url.split_once(':').map_or(url, |(s, _)| s);
+        return Err(format!(
+            "'{scheme}' is not a database this bot can use: only SQLite, as sqlite:PATH (e.g. sqlite:/var/lib/wxplugin-bot/bot.db)"
+        ));
+    };
+    let rest = rest.strip_prefix("//").unwrap_or(rest);
+    let file = rest.split_once('?').map_or(rest, |(f, _)| f);
+    if file.is_empty() || file == ":memory:" || url.contains("mode=memory") {
+        return Ok(None);
+    }
+    Ok(Some(std::path::PathBuf::from(file)))
+}
+
+/// Why the database at `url` cannot be opened, in words an operator acts on: the scheme, the
+/// directory, the path, or failing those what SQLite said (`fallback`).
+fn why_unopenable(url: &str, fallback: &dyn std::fmt::Display) -> StoreError {
+    let cause = match sqlite_path(url) {
+        Err(scheme) => scheme,
+        Ok(None) => format!("cannot open an in-memory database: {fallback}"),
+        Ok(Some(path)) => path_problem(&path)
+            .unwrap_or_else(|| format!("cannot open {}: {fallback}", path.display())),
+    };
+    StoreError::Open {
+        url: url.to_owned(),
+        cause,
+    }
+}
+
+/// What stands in the way of using `path` as a database file, if anything visible does.
+fn path_problem(path: &std::path::Path) -> Option<String> {
+    let shown = path.display();
+    if path.is_dir() {
+        return Some(format!("{shown} is a directory, not a database file"));
+    }
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    match std::fs::metadata(&parent) {
+        Ok(meta) if meta.is_dir() => {}
+        Ok(_) => {
+            return Some(format!(
+                "cannot create {shown}: {} is not a directory",
+                parent.display()
+            ));
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Some(format!(
+                "cannot create {shown}: the directory {} does not exist",
+                parent.display()
+            ));
+        }
+        // A directory on the way that this user may not enter.
+        Err(e) => {
+            return Some(format!(
+                "cannot reach the directory {} as this user (uid {}): {e}",
+                parent.display(),
+                // SAFETY: getuid has no preconditions and cannot fail.
+                unsafe { libc::getuid() }
+            ));
+        }
+    }
+    let writable = |p: &std::path::Path| {
+        use std::os::unix::ffi::OsStrExt as _;
+        std::ffi::CString::new(p.as_os_str().as_bytes())
+            // SAFETY: a valid NUL-terminated path; access(2) only reads it.
+            .is_ok_and(|c| unsafe { libc::access(c.as_ptr(), libc::W_OK) } == 0)
+    };
+    if !path.exists() && !writable(&parent) {
+        return Some(format!(
+            "cannot create {shown}: this user (uid {}) may not write the directory {}",
+            // SAFETY: getuid has no preconditions and cannot fail.
+            unsafe { libc::getuid() },
+            parent.display()
+        ));
+    }
+    if path.exists() && !writable(path) {
+        return Some(format!(
+            "{shown} may not be written by this user (uid {})",
+            // SAFETY: as above.
+            unsafe { libc::getuid() }
+        ));
+    }
+    None
+}
+
 /// The SQLite-backed store. Cheap to clone.
 #[derive(Clone)]
 pub struct Store {
@@ -91,8 +217,16 @@ pub struct Store {
 
 impl Store {
     /// Opens (creating if missing) the database at `url` (`sqlite:path.db`) and migrates it.
+    /// A database that cannot be opened is [`StoreError::Open`], naming the path and the cause.
     pub async fn open(url: &str) -> StoreResult<Self> {
-        let options = SqliteConnectOptions::from_str(url)?
+        if let Err(scheme) = sqlite_path(url) {
+            return Err(StoreError::Open {
+                url: url.to_owned(),
+                cause: scheme,
+            });
+        }
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|e| why_unopenable(url, &e))?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
@@ -108,8 +242,64 @@ impl Store {
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(options)
-            .await?;
+            .await
+            .map_err(|e| why_unopenable(url, &one_line(&e)))?;
         Self::migrated(pool).await
+    }
+
+    /// What `check` says of the database at `url`, without creating or changing it: whether it
+    /// opens, and how many migrations the start will apply.
+    pub async fn inspect(url: &str) -> StoreResult<DatabaseState> {
+        use sqlx::migrate::Migrate as _;
+        let path = match sqlite_path(url) {
+            Err(scheme) => {
+                return Err(StoreError::Open {
+                    url: url.to_owned(),
+                    cause: scheme,
+                });
+            }
+            Ok(None) => {
+                return Ok(DatabaseState::WillBeCreated {
+                    path: ":memory:".to_owned(),
+                });
+            }
+            Ok(Some(path)) => path,
+        };
+        let shown = path.display().to_string();
+        if !path.exists() {
+            return match path_problem(&path) {
+                Some(cause) => Err(StoreError::Open {
+                    url: url.to_owned(),
+                    cause,
+                }),
+                None => Ok(DatabaseState::WillBeCreated { path: shown }),
+            };
+        }
+        if let Some(cause) = path_problem(&path) {
+            return Err(StoreError::Open {
+                url: url.to_owned(),
+                cause,
+            });
+        }
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|e| why_unopenable(url, &e))?
+            .read_only(true);
+        let mut conn = sqlx::ConnectOptions::connect(&options)
+            .await
+            .map_err(|e| why_unopenable(url, &one_line(&e)))?;
+        let migrator = sqlx::migrate!("./migrations");
+        // No migrations table: a database this bot never started on, so every one is pending.
+        let applied = conn.list_applied_migrations().await.unwrap_or_default();
+        let pending = migrator
+            .iter()
+            .filter(|m| m.migration_type.is_up_migration())
+            .filter(|m| !applied.iter().any(|a| a.version == m.version))
+            .count();
+        let _ = sqlx::Connection::close(conn).await;
+        Ok(DatabaseState::Ready {
+            path: shown,
+            pending,
+        })
     }
 
     /// A private in-memory database, for tests.

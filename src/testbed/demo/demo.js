@@ -108,12 +108,12 @@ function render(m) {
   if (m.force_reply) {
     const prompt = document.createElement("div");
     prompt.className = "prompt";
-    prompt.textContent = "↩ The bot asks for a reply: type it below.";
+    prompt.textContent = TEXTS.asks_reply;
     el.appendChild(prompt);
   }
   const meta = document.createElement("div");
   meta.className = "meta";
-  meta.textContent = (m.edits ? "edited · " : "") + new Date(m.date * 1000).toLocaleTimeString();
+  meta.textContent = (m.edits ? `${TEXTS.edited} · ` : "") + new Date(m.date * 1000).toLocaleTimeString();
   el.appendChild(meta);
   if (fresh) {
     const atBottom = chat.scrollHeight - chat.scrollTop - chat.clientHeight < 80;
@@ -136,7 +136,7 @@ async function press(id, data) {
     const early = earlyAnswers.get(query);
     if (early) { earlyAnswers.delete(query); if (early.text) showToast(early.text, early.alert); }
     else myQueries.add(query);
-  } catch (e) { showToast(`Could not press: ${e.message}`, true); }
+  } catch (e) { showToast(`${TEXTS.could_not_press}: ${e.message}`, true); }
 }
 
 async function load() {
@@ -157,7 +157,7 @@ async function loadState() {
     for (const p of people) {
       const option = document.createElement("option");
       option.value = p.id;
-      option.textContent = `${p.name} (@${p.username}) — ${p.approver ? "approver" : "not an approver"}`;
+      option.textContent = `${p.name} (@${p.username}) — ${p.approver ? TEXTS.approver : TEXTS.not_approver}`;
       who.appendChild(option);
     }
   }
@@ -171,10 +171,10 @@ async function loadState() {
 function connect() {
   const events = new EventSource("/api/events");
   events.addEventListener("open", () => {
-    load().then(() => { live.textContent = "live"; document.body.dataset.live = "1"; })
-      .catch((e) => { live.textContent = `failed: ${e.message}`; });
+    load().then(() => { live.textContent = TEXTS.live; document.body.dataset.live = "1"; })
+      .catch((e) => { live.textContent = `${TEXTS.failed}: ${e.message}`; });
   });
-  events.addEventListener("error", () => { live.textContent = "reconnecting…"; document.body.dataset.live = "0"; });
+  events.addEventListener("error", () => { live.textContent = TEXTS.reconnecting; document.body.dataset.live = "0"; });
   events.addEventListener("message", (e) => apply(onMessage, JSON.parse(e.data)));
   events.addEventListener("deleted", (e) => apply((id) => {
     messages.delete(id);
@@ -198,7 +198,7 @@ document.getElementById("composer").addEventListener("submit", async (e) => {
     await post("/api/send", { user: me().id, text: value, reply_to: replyTo });
     text.value = "";
     setReply(null);
-  } catch (err) { showToast(`Could not send: ${err.message}`, true); }
+  } catch (err) { showToast(`${TEXTS.could_not_send}: ${err.message}`, true); }
 });
 document.getElementById("reply-cancel").addEventListener("click", () => setReply(null));
 who.addEventListener("change", () => { for (const m of messages.values()) render(m); });

@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Settings;
+use crate::i18n::Lang;
 use crate::lifecycle::app::App;
 use crate::store::Store;
 use crate::testbed::fake_telegram::{
@@ -114,7 +115,11 @@ pub async fn start(config: DemoConfig) -> anyhow::Result<RunningDemo> {
         .await
         .context("could not start the fake Bot API")?;
     let fake = telegram.fake.clone();
-    fake.add_group(TEAM_CHAT, "Plugin team (demo)");
+    let lang: Lang = config
+        .lang
+        .parse()
+        .map_err(|e: String| anyhow::anyhow!("--lang: {e}"))?;
+    fake.add_group(TEAM_CHAT, lang.page().chat_title);
     for (id, name, username, _) in PEOPLE {
         fake.add_user(FakeUser {
             id,
@@ -160,7 +165,7 @@ pub async fn start(config: DemoConfig) -> anyhow::Result<RunningDemo> {
         .with_context(|| format!("cannot listen on {} (try --addr)", config.addr))?;
     let bound = listener.local_addr()?;
     let stop = CancellationToken::new();
-    let page = router(fake.clone(), Arc::clone(&app));
+    let page = router(fake.clone(), Arc::clone(&app), lang);
     let page_stop = stop.clone();
     crate::bot::listen::spawn_http(
         listener,
@@ -200,9 +205,11 @@ pub async fn run(config: DemoConfig, shutdown: CancellationToken) -> anyhow::Res
 #[derive(Clone)]
 struct Page {
     fake: FakeTelegram,
+    /// The page's own words are in the bot's language.
+    lang: Lang,
 }
 
-fn router(fake: FakeTelegram, app: Arc<App>) -> Router {
+fn router(fake: FakeTelegram, app: Arc<App>, lang: Lang) -> Router {
     let mut router = Router::new()
         .route("/", get(index))
         .route("/demo.js", get(script))
@@ -211,7 +218,7 @@ fn router(fake: FakeTelegram, app: Arc<App>) -> Router {
         .route("/api/events", get(events))
         .route("/api/press", post(press))
         .route("/api/send", post(send))
-        .with_state(Page { fake });
+        .with_state(Page { fake, lang });
     match crate::telemetry::install() {
         Ok(handle) => router = router.merge(crate::bot::telemetry_router(app, handle)),
         Err(e) => tracing::warn!(error = %e, "demo runs without /metrics"),
@@ -219,12 +226,32 @@ fn router(fake: FakeTelegram, app: Arc<App>) -> Router {
     router
 }
 
-async fn index() -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+/// The page in the demo's language: its words from [`Lang::page`], the script's as JSON.
+async fn index(State(page): State<Page>) -> Response {
+    let t = page.lang.page();
+    // Our own words; `<` is escaped so no text can end the script element early.
+    let json = serde_json::to_string(t)
+        .unwrap_or_else(|_| "{}".to_owned())
+        .replace('<', "\\u003c");
+    let html = crate::i18n::fill(
         include_str!("page.html"),
-    )
-        .into_response()
+        &[
+            ("html_lang", t.html_lang),
+            ("page_title", t.page_title),
+            ("chat_title", t.chat_title),
+            ("connecting", t.connecting),
+            ("you_are", t.you_are),
+            ("who_label", t.who_label),
+            ("replying_to", t.replying_to),
+            ("do_not_reply", t.do_not_reply),
+            ("placeholder", t.placeholder),
+            ("message_label", t.message_label),
+            ("send", t.send),
+            ("hint", t.hint),
+            ("texts_json", &json),
+        ],
+    );
+    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response()
 }
 
 async fn script() -> Response {
@@ -328,7 +355,7 @@ async fn state(State(page): State<Page>) -> Response {
         })
         .collect();
     axum::Json(serde_json::json!({
-        "chat": { "id": TEAM_CHAT, "title": "Plugin team (demo)" },
+        "chat": { "id": TEAM_CHAT, "title": page.lang.page().chat_title },
         "bot": FAKE_BOT_USERNAME,
         "people": people,
         "messages": messages,
