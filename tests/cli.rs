@@ -721,7 +721,7 @@ async fn the_demo_page_speaks_the_demos_language() {
     for words in [
         "你是",
         "发送",
-        "插件团队(演示)",
+        "插件团队（演示）",
         "输入命令",
         "这里的一切都是模拟的",
     ] {
@@ -740,7 +740,7 @@ async fn the_demo_page_speaks_the_demos_language() {
         page.contains("\"asks_reply\":\"↩ 机器人在等你回复"),
         "{page}"
     );
-    assert_eq!(state["chat"]["title"], "插件团队(演示)");
+    assert_eq!(state["chat"]["title"], "插件团队（演示）");
 }
 
 /// A directory this user may not write (the unit's DynamicUser meeting a directory made by
