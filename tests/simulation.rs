@@ -56,6 +56,13 @@ const ABSENCE_PROOF: Duration = Duration::from_secs(4);
 /// How long a start, a stop or an answer may take before the simulation calls it a failure
 /// (teloxide holds a request 10 s after a Telegram 5xx, and a graceful stop waits for it).
 const PATIENCE: Duration = Duration::from_secs(25);
+/// The most a graceful stop may take (issue 16: a stop ends within seconds, whatever is being
+/// paced, well within the unit's 30 s before SIGKILL). What it may wait for, one after another: a
+/// decision in flight finishes its WeChat call (a 1 s timeout here, resent at most twice after
+/// "busy": about 3 s), its edit waits for Telegram's budget at most the bot's `STOP_GRACE` (5 s),
+/// and teloxide holds a request 10 s after a Telegram 5xx before it reports it; 2 s more for eight
+/// schedules on two shared cores. New cards are not waited for at all.
+const STOP_BOUND: Duration = Duration::from_secs(20);
 /// How long the first poll may take to card the seeded applicants (it takes well under a second
 /// alone; eight schedules share two cores).
 const FIRST_CARDS: Duration = Duration::from_secs(10);
@@ -66,6 +73,17 @@ const FIRST_CARDS: Duration = Duration::from_secs(10);
 /// Seen: from 3 ms after the kill to 22 ms before it.
 const WINDOW_BEFORE_KILL: Duration = Duration::from_millis(1_000);
 const WINDOW_AFTER_KILL: Duration = Duration::from_millis(500);
+/// Where a redirecting token endpoint points: the sandbox's own devplugin endpoint, which records
+/// every body it is sent, so a followed redirect shows as a recorded call carrying the AppSecret
+/// (no extra listener needed). `{sandbox}` is the sandbox's base URL.
+const REDIRECT_TO: &str = "{sandbox}/wxa/devplugin";
+/// Calls the fake may refuse over Telegram's flood limits in a schedule that enforces them. The
+/// bot's limiter keeps the same budgets, but it spends a slot when it sends and the fake counts
+/// one when the request arrives: two requests sent exactly one interval apart can arrive closer
+/// together on two loaded cores (seen once in 40 schedules: one refusal, which the bot waited
+/// out). Without the limiter a first poll of 21 cards earns a refusal for nearly every card past
+/// the burst.
+const FLOOD_REFUSALS_TOLERATED: u64 = 2;
 /// The refusal reason `/reject` gives.
 const COMMAND_REASON: &str = "sim command reason";
 
@@ -105,6 +123,11 @@ enum Console {
     Refuse,
     TimeOut,
     Remove,
+    /// A decided applicant (approved, refused or timed out) applies again: pending, with a newer
+    /// `create_time` (issue 16: the bot must take it for a re-application and card it anew).
+    Reapply,
+    /// A pending applicant's listing changes a field the card does not show (the avatar link).
+    Touch,
 }
 
 /// One thing that happens. `target` picks an applicant among every appid seen so far (modulo).
@@ -153,6 +176,12 @@ enum Step {
     Restart {
         kill: bool,
     },
+    /// Every token WeChat issued now answers 40001.
+    RevokeTokens,
+    /// WeChat starts or stops answering page 1 whatever `page` asks (reset before quiescence).
+    IgnorePage(bool),
+    /// Many applicants at once (a paced burst where flood limits are enforced).
+    Burst(usize),
 }
 
 /// A step and the pause before it.
@@ -175,6 +204,15 @@ struct Plan {
     /// Whether the bot restarts before the quiescent run: `None` keeps it running, `Some(kill)`
     /// kills it or stops it through the shutdown path.
     restart_before_quiesce: Option<bool>,
+    /// Applicants WeChat already had as refused (3) or timed out (4) before the bot's first
+    /// poll: they never had a card, and commands on them must work from WeChat's state.
+    decided_at_start: Vec<i64>,
+    /// Telegram's flood limits enforced by the fake and the bot's own limiter on.
+    flood: bool,
+    /// Reminders of applicants pending longer than this (`None`: off).
+    remind_after: Option<Duration>,
+    /// Approvers are the team chat's administrators (`APPROVER_IDS` unset).
+    approvers_from_admins: bool,
 }
 
 fn pick<T: Copy>(rng: &mut fastrand::Rng, items: &[T]) -> T {
@@ -189,12 +227,57 @@ impl Plan {
         let max_num = (rng.u8(..3) == 0).then(|| rng.u32(1..=page_size));
         let poll_ms = rng.u64(150..=600);
         let count = rng.usize(20..=45);
-        let steps = (0..count)
+        let steps: Vec<Timed> = (0..count)
             .map(|_| Timed {
                 gap_ms: rng.u64(0..=60),
                 step: Self::step(&mut rng),
             })
             .collect();
+        let restart_before_quiesce = match rng.u8(..3) {
+            0 => None,
+            1 => Some(false),
+            _ => Some(true),
+        };
+        // The knobs below are drawn after everything above, so that a seed's schedule is the one
+        // it was before they existed, give or take the new step kinds.
+        let decided_at_start = if rng.u8(..4) == 0 {
+            (0..rng.usize(1..=3))
+                .map(|_| pick(&mut rng, &[3, 4]))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let remind_after = (rng.u8(..8) == 0).then(|| Duration::from_secs(rng.u64(1..=3)));
+        let approvers_from_admins = rng.u8(..6) == 0;
+        // About one in 40 schedules paces against Telegram's real limits (20 messages a minute
+        // in a group): their first poll brings a burst of over 20 cards and its digest, and
+        // they stay short, since every message costs seconds. About one in 100 of the others
+        // has a couple of hundred applicants.
+        let (flood, applicants, steps) = match rng.u32(..200) {
+            0..5 => {
+                // A stop in the middle of a paced burst, which takes many seconds at Telegram's
+                // pace: it must still end within STOP_BOUND.
+                let mut steps = steps[..steps.len().min(10)].to_vec();
+                let at = rng.usize(..=steps.len());
+                steps.insert(
+                    at,
+                    Timed {
+                        gap_ms: rng.u64(0..=3_000),
+                        step: Step::Restart { kill: false },
+                    },
+                );
+                steps.insert(
+                    at,
+                    Timed {
+                        gap_ms: 0,
+                        step: Step::Burst(rng.usize(5..=12)),
+                    },
+                );
+                (true, rng.usize(21..=28), steps)
+            }
+            5..7 => (false, rng.usize(150..=250), steps),
+            _ => (false, applicants, steps),
+        };
         Self {
             seed,
             applicants,
@@ -202,11 +285,11 @@ impl Plan {
             max_num,
             poll_ms,
             steps,
-            restart_before_quiesce: match rng.u8(..3) {
-                0 => None,
-                1 => Some(false),
-                _ => Some(true),
-            },
+            restart_before_quiesce,
+            decided_at_start,
+            flood,
+            remind_after,
+            approvers_from_admins,
         }
     }
 
@@ -251,6 +334,8 @@ impl Plan {
                         Console::Refuse,
                         Console::TimeOut,
                         Console::Remove,
+                        Console::Reapply,
+                        Console::Touch,
                     ],
                 ),
             },
@@ -264,7 +349,7 @@ impl Plan {
                     9 => "any",
                     _ => "token",
                 };
-                let fault = match rng.u32(..15) {
+                let fault = match rng.u32(..22) {
                     // Partial listings: the bot must not take them for the truth.
                     10 => Fault::EmptyList,
                     11 => Fault::EmptyListArray,
@@ -278,14 +363,49 @@ impl Plan {
                     4 => Fault::NonJson,
                     // Slow, but answered within the client's timeout (1 s).
                     5..=7 => Fault::Delay(Duration::from_millis(rng.u64(30..=400))),
+                    // Hostile and broken answers (issue 22). A token whose lifetime is nonsense
+                    // or past any clock: a token error, never a panic.
+                    15 => Fault::ExpiresIn(
+                        pick(
+                            rng,
+                            &[
+                                "9223372036854775808",
+                                "18446744073709551615",
+                                "-5",
+                                "0",
+                                "\"soon\"",
+                                "1e300",
+                            ],
+                        )
+                        .to_owned(),
+                    ),
+                    // A listing that is not a list: a failed poll, never an empty one.
+                    16 => Fault::ApplyList(
+                        pick(
+                            rng,
+                            &["\"none\"", "{}", "{\"appid\":\"wx0\"}", "42", "true"],
+                        )
+                        .to_owned(),
+                    ),
+                    // A 4 KB errmsg: every text quoting it must still fit a message.
+                    17 => Fault::LongErrmsg(pick(rng, &[-1, 45009, 45011, 89240]), 4096),
+                    // Over the client's 8 MiB cap: an error, read no further.
+                    18 => Fault::Oversized(9 * 1024 * 1024),
+                    // A token endpoint that redirects to where the sandbox records every body:
+                    // followed, the AppSecret would land there.
+                    19 => Fault::Redirect(pick(rng, &[302, 307, 308]), REDIRECT_TO.to_owned()),
+                    // The daily quota: polling rests (the simulated bot's pause is short).
+                    20 | 21 => Fault::Errcode(45009),
                     // Lost: the call is applied, the answer comes after the client gave up.
                     _ => Fault::Delay(Duration::from_millis(rng.u64(1_100..=1_500))),
                 };
                 // Faults that only act on one kind of call go where they act.
                 let target = match fault {
-                    Fault::EmptyList | Fault::EmptyListArray | Fault::Truncate(_) => {
-                        "dev_apply_list"
-                    }
+                    Fault::EmptyList
+                    | Fault::EmptyListArray
+                    | Fault::Truncate(_)
+                    | Fault::ApplyList(_) => "dev_apply_list",
+                    Fault::ExpiresIn(_) | Fault::Redirect(..) => "token",
                     Fault::AppliedThenErrcode(_)
                         if !target.starts_with("dev_") || target == "dev_apply_list" =>
                     {
@@ -293,10 +413,17 @@ impl Plan {
                     }
                     _ => target,
                 };
+                // A listing of the wrong shape fails the poll, so a streak of them may outlast
+                // the absence proof: taken for an empty listing, it would close every card.
+                let times = match fault {
+                    Fault::ApplyList(_) => rng.u32(4..=16),
+                    Fault::Oversized(_) => 1,
+                    _ => rng.u32(1..=4),
+                };
                 Step::WeChatFault {
                     target,
                     fault,
-                    times: rng.u32(1..=4),
+                    times,
                     skip: rng.u32(0..=2),
                 }
             }
@@ -331,6 +458,9 @@ impl Plan {
             }
             85..88 => Step::DeleteCardMessage { target },
             88..92 => Step::Restart { kill: rng.bool() },
+            92 => Step::RevokeTokens,
+            93 => Step::IgnorePage(rng.u8(..3) != 0),
+            94 if rng.u8(..3) == 0 => Step::Burst(rng.usize(5..=25)),
             // Weighted again toward the heart of it: approvals and refusals racing polls.
             _ => Step::Press {
                 who: approver,
@@ -354,6 +484,18 @@ impl Plan {
                 Some(false) => "graceful restart",
                 Some(true) => "kill and restart",
             }
+        );
+        let _ = writeln!(
+            s,
+            "  decided before the first poll {:?}, flood limits {}, reminders {:?}, approvers {}",
+            self.decided_at_start,
+            if self.flood { "enforced" } else { "off" },
+            self.remind_after,
+            if self.approvers_from_admins {
+                "the chat's administrators"
+            } else {
+                "APPROVER_IDS"
+            },
         );
         for (i, t) in self.steps.iter().enumerate() {
             let _ = writeln!(s, "  {i:>2}. +{:>2} ms {:?}", t.gap_ms, t.step);
@@ -395,11 +537,12 @@ impl Life {
         self.runtime.shutdown_background();
     }
 
-    /// The shutdown path; an error says why it did not end cleanly.
-    async fn stop(mut self) -> Result<(), String> {
+    /// The shutdown path: how long it took, or why it did not end cleanly.
+    async fn stop(mut self) -> Result<Duration, String> {
+        let asked = Instant::now();
         self.stop.cancel();
         let result = match tokio::time::timeout(PATIENCE, &mut self.handle).await {
-            Ok(Ok(Ok(()))) => Ok(()),
+            Ok(Ok(Ok(()))) => Ok(asked.elapsed()),
             Ok(Ok(Err(e))) => Err(format!("the bot ended with an error: {e:#}")),
             Ok(Err(e)) => Err(format!("the bot task failed: {e}")),
             Err(_) => Err(format!("the bot did not stop within {PATIENCE:?}")),
@@ -486,6 +629,15 @@ struct World {
     presses: Vec<PressLog>,
     /// Refusal reasons people chose, per appid: presets pressed, reasons typed and commanded.
     chosen: HashMap<String, Vec<String>>,
+    /// Re-applications: the appid and how many sandbox calls had been made by then (writes
+    /// after that mark are about the new application).
+    reapplied: Vec<(String, usize)>,
+    /// `/delete` commands: the message, the appid, and when it was sent.
+    deletes: Vec<(i32, String, Instant)>,
+    /// The slowest graceful stop.
+    slowest_stop: Duration,
+    /// The fake's flood refusals when the first life ended.
+    first_life_refusals: Option<u64>,
     log: Vec<String>,
     violations: Vec<Violation>,
 }
@@ -507,6 +659,28 @@ impl World {
         // apart, as in production (30 s there): longer than any glitch a schedule injects (at
         // most four listing calls, at most a poll interval apart), so one glitch is never proof.
         settings.absence_proof_after = ABSENCE_PROOF;
+        // The daily quota (45009) rests polling this long: short, so a schedule gets past it.
+        settings.quota_pause = Duration::from_secs(1);
+        settings.remind_after = plan.remind_after;
+        if plan.approvers_from_admins {
+            settings.approvers = None;
+            app.tg.fake.set_admins(TEAM, &[ALICE, BOB]);
+        }
+        if plan.flood {
+            settings.telegram_throttle = true;
+            app.tg.fake.enforce_telegram_limits();
+        }
+        // Refused or timed out before the bot ever looked: listed, never carded.
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        for (i, status) in plan.decided_at_start.iter().enumerate() {
+            app.wx.sandbox.add_applicant(NewApplicant {
+                status: Some(*status),
+                create_time: Some(now - 86_400 * (2 + i as i64)),
+                ..NewApplicant::default()
+            });
+        }
         let mut world = Self {
             plan,
             app,
@@ -523,6 +697,10 @@ impl World {
             console: Vec::new(),
             presses: Vec::new(),
             chosen: HashMap::new(),
+            reapplied: Vec::new(),
+            deletes: Vec::new(),
+            slowest_stop: Duration::ZERO,
+            first_life_refusals: None,
             log: Vec::new(),
             violations: Vec::new(),
         };
@@ -611,6 +789,9 @@ impl World {
         let Some(life) = self.life.take() else {
             return;
         };
+        if self.lives == 1 {
+            self.first_life_refusals = Some(self.app.tg.fake.flood_refusals());
+        }
         if kill {
             life.kill();
             // A request already on the wire may still be handled by the fake after this: the
@@ -633,9 +814,25 @@ impl World {
             self.note(format!("life {} killed", self.lives));
         } else {
             let stopped = life.stop().await;
-            self.note(format!("life {} stopped", self.lives));
-            if let Err(why) = stopped {
-                self.violation("graceful-stop-failed", None, why);
+            match stopped {
+                Ok(took) => {
+                    self.note(format!("life {} stopped in {took:?}", self.lives));
+                    self.slowest_stop = self.slowest_stop.max(took);
+                    if took > STOP_BOUND {
+                        self.violation(
+                            "graceful-stop-too-slow",
+                            None,
+                            format!(
+                                "life {} took {took:?} to stop; the bound is {STOP_BOUND:?}",
+                                self.lives
+                            ),
+                        );
+                    }
+                }
+                Err(why) => {
+                    self.note(format!("life {} stopped", self.lives));
+                    self.violation("graceful-stop-failed", None, why);
+                }
             }
         }
     }
@@ -671,8 +868,14 @@ impl World {
         // fault is injected yet: a first poll that does not card every pending applicant fails.
         let n = self.plan.applicants;
         let fake = self.app.tg.fake.clone();
+        // Paced at Telegram's limits (one a second in a chat, 20 a minute in a group), or many.
+        let first_cards = if self.plan.flood {
+            FIRST_CARDS + Duration::from_secs(3 * n as u64)
+        } else {
+            FIRST_CARDS + Duration::from_millis(40 * n as u64)
+        };
         let carded = fake
-            .wait_until(FIRST_CARDS, |f| {
+            .wait_until(first_cards, |f| {
                 f.bot_messages(TEAM).iter().filter(|m| is_card(m)).count() >= n
             })
             .await;
@@ -682,7 +885,7 @@ impl World {
                 "first-poll-cards-missing",
                 None,
                 format!(
-                    "{cards} of {n} pending applicants carded within {FIRST_CARDS:?} of the start"
+                    "{cards} of {n} pending applicants carded within {first_cards:?} of the start"
                 ),
             );
         }
@@ -810,7 +1013,11 @@ impl World {
                     Cmd::Delete => format!("/delete {appid}"),
                     Cmd::Pending => "/pending".to_owned(),
                 };
+                let at = Instant::now();
                 let id = fake.user_sends(TEAM, who, &text);
+                if matches!(command, Cmd::Delete) {
+                    self.deletes.push((id, appid.clone(), at));
+                }
                 format!("{who} sends {text} (message {id})")
             }
             Step::Console { target, change } => {
@@ -825,6 +1032,31 @@ impl World {
                     (Console::Refuse, Some(1)) => (sandbox.set_status(&appid, 3), Some(3)),
                     (Console::TimeOut, Some(1)) => (sandbox.set_status(&appid, 4), Some(4)),
                     (Console::Remove, Some(3 | 4)) => (sandbox.remove_applicant(&appid), None),
+                    (Console::Reapply, Some(2..=4)) => {
+                        let unix_now = std::time::SystemTime::now()
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .map_or(0, |d| d.as_secs() as i64);
+                        let done = sandbox.update_applicant(&appid, |a| {
+                            a.status = 1;
+                            a.create_time = unix_now.max(a.create_time + 1);
+                            a.refuse_reason = None;
+                        });
+                        if done {
+                            self.reapplied.push((appid.clone(), sandbox.calls().len()));
+                        }
+                        (done, Some(1))
+                    }
+                    (Console::Touch, Some(1)) => {
+                        let done = sandbox.update_applicant(&appid, |a| {
+                            a.headimgurl =
+                                format!("https://example.com/avatar/{}.png", fastrand::u32(..));
+                        });
+                        // Not a change of status: nothing for the history of statuses.
+                        return format!(
+                            "console Touch {appid}: avatar {}",
+                            if done { "changed" } else { "not applicable" }
+                        );
+                    }
                     _ => (false, None),
                 };
                 if done {
@@ -848,6 +1080,12 @@ impl World {
                 times,
                 skip,
             } => {
+                let fault = match fault {
+                    Fault::Redirect(status, to) => {
+                        Fault::Redirect(*status, to.replace("{sandbox}", &self.app.wx.base_url))
+                    }
+                    other => other.clone(),
+                };
                 let mut rule = wx_fault(target, fault.clone(), times);
                 rule.skip = skip;
                 sandbox.inject(rule);
@@ -878,6 +1116,29 @@ impl World {
                 self.end(kill).await;
                 self.start().await;
                 format!("restart ({})", if kill { "killed" } else { "graceful" })
+            }
+            Step::RevokeTokens => {
+                sandbox.revoke_tokens();
+                "WeChat revokes every token".to_owned()
+            }
+            Step::IgnorePage(ignore) => {
+                sandbox.set_paging(Paging {
+                    max_num: self.plan.max_num,
+                    ignore_page: ignore,
+                });
+                format!(
+                    "WeChat {} `page`",
+                    if ignore { "ignores" } else { "honours" }
+                )
+            }
+            Step::Burst(n) => {
+                let at = Instant::now();
+                for _ in 0..n {
+                    let appid = sandbox.add_applicant(NewApplicant::default());
+                    self.console.push((appid, at, Some(1)));
+                }
+                self.learn_appids();
+                format!("{n} applicants apply at once")
             }
         }
         .replace(t.card_title, "card")
@@ -934,6 +1195,10 @@ impl World {
     /// nothing changes, then the bot stops through its shutdown path.
     async fn quiesce(&mut self) {
         self.app.wx.sandbox.clear_faults();
+        self.app.wx.sandbox.set_paging(Paging {
+            max_num: self.plan.max_num,
+            ignore_page: false,
+        });
         self.app.tg.fake.clear_faults();
         self.note("quiesce: faults cleared".into());
         if let Some(kill) = self.plan.restart_before_quiesce {
@@ -949,6 +1214,13 @@ impl World {
         let quiet_from = Instant::now() + 2 * ABSENCE_PROOF + Duration::from_millis(500);
         let mut stable = 0;
         let mut unreadable: Option<String> = None;
+        // `/refresh` answers once its poll has sent the cards it brought: at Telegram's pace
+        // (20 a minute in a group) that is about 3 s a card.
+        let patience = if self.plan.flood {
+            PATIENCE + Duration::from_secs(3 * self.known.len() as u64)
+        } else {
+            PATIENCE
+        };
         // Up to ~20 s of polls: a decision can be held 10 s by teloxide after a Telegram 5xx.
         let rounds =
             ((20_000 + 2 * ABSENCE_PROOF.as_millis() as u64) / self.plan.poll_ms.max(150)).max(10);
@@ -963,7 +1235,7 @@ impl World {
             let before = self.fingerprint();
             let id = fake.user_sends(TEAM, ALICE, "/refresh");
             let answered = fake
-                .wait_until(PATIENCE, |f| {
+                .wait_until(patience, |f| {
                     f.bot_messages(TEAM).iter().any(|m| m.reply_to == Some(id))
                 })
                 .await;
@@ -971,7 +1243,7 @@ impl World {
                 self.violation(
                     "no-quiescence",
                     None,
-                    format!("round {round}: /refresh got no answer within {PATIENCE:?}"),
+                    format!("round {round}: /refresh got no answer within {patience:?}"),
                 );
                 break;
             }
@@ -1398,6 +1670,10 @@ impl World {
         self.check_claimed_decisions(&audit);
         self.check_what_people_saw(&all, &calls);
         self.check_cards_per_applicant(&all);
+        self.check_secret_stayed(&calls);
+        self.check_texts_fit();
+        self.check_deletes_without_card(&all);
+        self.check_flood();
 
         // Nothing left mid-way.
         for c in &cards {
@@ -1720,14 +1996,21 @@ impl World {
             }
             open.insert(a.appid.as_str(), a.id);
         }
-        let mut settled: HashSet<&str> = HashSet::new();
-        for c in &writes {
+        // Each applicant's settling write, by its place in WeChat's log: a re-application after
+        // it opens a new decision, so writes after that are about the new application.
+        let mut settled: HashMap<&str, usize> = HashMap::new();
+        for (index, c) in calls.iter().enumerate().filter(|(_, c)| is_write(c)) {
             let (Some(appid), Some(action)) = (c.appid.as_deref(), c.action.as_deref()) else {
                 self.violation("write-without-appid", None, format!("{:?}", c.body));
                 continue;
             };
             let decision = action != "dev_delete";
-            if decision && settled.contains(appid) {
+            let reapplied_since = |at: usize| {
+                self.reapplied
+                    .iter()
+                    .any(|(a, mark)| a == appid && at < *mark && *mark <= index)
+            };
+            if decision && settled.get(appid).is_some_and(|&at| !reapplied_since(at)) {
                 self.violation(
                     "write-after-settled",
                     Some(appid),
@@ -1738,7 +2021,7 @@ impl World {
                 );
             }
             if decision && c.errcode == Some(0) {
-                settled.insert(appid);
+                settled.insert(appid, index);
             }
         }
         for a in audit.iter().filter(|a| a.attempt_id.is_none()) {
@@ -2002,9 +2285,9 @@ impl World {
         }
     }
 
-    /// Cards ever posted per applicant: one, plus one for each card of it a person deleted and
-    /// one for each kill (the duplicate window) — this world has no re-applications. More means
-    /// cards were posted again for nothing people or WeChat did.
+    /// Cards ever posted per applicant: one, plus one for each card of it a person deleted, one
+    /// for each kill (the duplicate window) and one for each re-application. More means cards
+    /// were posted again for nothing people or WeChat did.
     fn check_cards_per_applicant(&mut self, all: &[FakeMessage]) {
         let mut posted: BTreeMap<String, Vec<i32>> = BTreeMap::new();
         for m in all.iter().filter(|m| m.from_bot && is_card(m)) {
@@ -2017,18 +2300,147 @@ impl World {
                 .iter()
                 .filter(|id| self.deleted_by_people.contains(id))
                 .count();
-            let bound = 1 + deleted + self.kills.len();
+            let reapplied = self.reapplied.iter().filter(|(a, _)| *a == appid).count();
+            let bound = 1 + deleted + self.kills.len() + reapplied;
             if ids.len() > bound {
                 self.violation(
                     "too-many-cards",
                     Some(&appid),
                     format!(
-                        "{} cards posted {ids:?}; at most {bound} (1, {deleted} deleted by people, {} kills)",
+                        "{} cards posted {ids:?}; at most {bound} (1, {deleted} deleted by people, {} kills, {reapplied} re-applications)",
                         ids.len(),
                         self.kills.len()
                     ),
                 );
             }
+        }
+    }
+
+    /// The AppSecret went nowhere but the token endpoint: a followed redirect of `stable_token`
+    /// would have posted it to where [`REDIRECT_TO`] points, which records every body.
+    fn check_secret_stayed(&mut self, calls: &[WxCall]) {
+        let secret = self.app.vars["WECHAT_SECRET"].clone();
+        for c in calls {
+            if c.body.to_string().contains(&secret) {
+                self.violation(
+                    "secret-followed-redirect",
+                    None,
+                    format!(
+                        "the devplugin endpoint received the AppSecret: {:?}",
+                        c.body
+                    ),
+                );
+            }
+        }
+    }
+
+    /// No text the bot sent was refused as too long (Telegram's 4,096 UTF-16 units after
+    /// entity parsing): a 4 KB errmsg quoted whole would silence the alert or reply carrying it.
+    fn check_texts_fit(&mut self) {
+        for c in self.app.tg.fake.calls() {
+            if c.error_code != Some(400)
+                || !matches!(c.method.as_str(), "sendMessage" | "editMessageText")
+            {
+                continue;
+            }
+            let text = c
+                .params
+                .get("text")
+                .and_then(|t| t.as_str())
+                .unwrap_or_default();
+            let plain = wxplugin_bot::testbed::fake_telegram::html::to_plain(text)
+                .unwrap_or_else(|_| text.to_owned());
+            let units = plain.encode_utf16().count();
+            if units > 4096 {
+                self.violation(
+                    "text-too-long",
+                    self.appid_in(&plain).as_deref(),
+                    format!(
+                        "{} refused: {units} UTF-16 units, starting {:?}",
+                        c.method,
+                        plain.chars().take(120).collect::<String>()
+                    ),
+                );
+            }
+        }
+    }
+
+    /// `/delete` of an applicant WeChat had refused or timed out before the bot first looked
+    /// (it never had a card) goes by WeChat's state: it is never answered "cannot be done", as
+    /// long as the console left the applicant alone until the answer.
+    fn check_deletes_without_card(&mut self, all: &[FakeMessage]) {
+        let t = texts();
+        for (id, appid, _) in self.deletes.clone() {
+            if !matches!(self.initial.get(&appid), Some(3 | 4)) {
+                continue;
+            }
+            let Some(reply) = all.iter().find(|m| m.from_bot && m.reply_to == Some(id)) else {
+                continue;
+            };
+            let answered = sent_at(reply);
+            let touched = self
+                .console
+                .iter()
+                .any(|(a, at, _)| *a == appid && *at <= answered);
+            if !touched && reply.plain_text.starts_with(t.alert_not_applicable) {
+                self.violation(
+                    "delete-without-card-refused",
+                    Some(&appid),
+                    format!(
+                        "/delete (message {id}) of an applicant refused or timed out before the first poll was answered {:?}",
+                        reply.plain_text
+                    ),
+                );
+            }
+        }
+    }
+
+    /// Where Telegram's flood limits are enforced, the bot's limiter paces so that the fake
+    /// never has to refuse a call, and a first poll of over 20 cards comes with its digest.
+    fn check_flood(&mut self) {
+        if !self.plan.flood {
+            return;
+        }
+        let fake = self.app.tg.fake.clone();
+        // Judged over the first life only: a restarted bot's limiter starts with untouched
+        // budgets, while Telegram remembers what the last life sent in the last minute (a known
+        // limit of an in-memory limiter, reported; every refusal is waited out).
+        let refused = self
+            .first_life_refusals
+            .unwrap_or_else(|| fake.flood_refusals());
+        if refused > FLOOD_REFUSALS_TOLERATED {
+            self.violation(
+                "flood-limit-refused",
+                None,
+                format!(
+                    "the fake refused {refused} calls over Telegram's flood limits in the first life; calls answered 429 (any life): {:?}",
+                    fake.calls()
+                        .iter()
+                        .filter(|c| c.error_code == Some(429))
+                        .map(|c| format!(
+                            "{} at {} ms",
+                            c.method,
+                            c.at.saturating_duration_since(self.started).as_millis()
+                        ))
+                        .collect::<Vec<_>>()
+                ),
+            );
+        }
+        let digest = prefix(texts().digest_header);
+        if self.plan.applicants > 20
+            && !fake
+                .messages(TEAM)
+                .iter()
+                .any(|m| m.from_bot && m.plain_text.starts_with(digest))
+        {
+            self.violation(
+                "burst-without-digest",
+                None,
+                format!(
+                    "{} applicants at the first poll, and no digest",
+                    self.plan.applicants
+                ),
+            );
         }
     }
 
@@ -2105,7 +2517,7 @@ impl World {
 
 /// Runs one schedule to its checks; returns its violations and, when there are any, the report,
 /// how many cards fell in the documented duplicate window, and how many kills there were.
-async fn simulate(seed: u64) -> (u64, Vec<Violation>, String, usize, usize) {
+async fn simulate(seed: u64) -> (u64, Vec<Violation>, String, usize, usize, Duration) {
     let plan = Plan::new(seed);
     let mut world = World::new(plan).await;
     world.run().await;
@@ -2121,6 +2533,7 @@ async fn simulate(seed: u64) -> (u64, Vec<Violation>, String, usize, usize) {
         report,
         world.windows,
         world.kills.len(),
+        world.slowest_stop,
     )
 }
 
@@ -2131,14 +2544,25 @@ fn env_number(name: &str) -> Option<u64> {
 #[test]
 fn randomized_schedules_keep_one_truth_per_applicant() {
     let replay = env_number("SIM_SEED");
-    let seeds: Vec<u64> = match replay {
-        Some(seed) => vec![seed],
-        None => {
+    let listed: Option<Vec<u64>> = std::env::var("SIM_SEEDS")
+        .ok()
+        .map(|v| v.split(',').filter_map(|n| n.trim().parse().ok()).collect());
+    let seeds: Vec<u64> = match (replay, listed) {
+        (Some(seed), _) => vec![seed],
+        (None, Some(listed)) => listed,
+        (None, None) => {
             let base = env_number("SIM_BASE_SEED").unwrap_or(1);
             let count = env_number("SIM_SCHEDULES").unwrap_or(DEFAULT_SCHEDULES);
             (base..base + count).collect()
         }
     };
+    if std::env::var_os("SIM_PLANS").is_some() {
+        // Only the schedules, to find the seeds that draw a given knob or step.
+        for seed in seeds {
+            eprint!("{}", Plan::new(seed).describe());
+        }
+        return;
+    }
     let jobs = env_number("SIM_JOBS").map_or(DEFAULT_JOBS, |n| n.max(1) as usize);
     if let Ok(filter) = std::env::var("SIM_LOG") {
         let _ = tracing_subscriber::fmt()
@@ -2170,6 +2594,7 @@ fn randomized_schedules_keep_one_truth_per_applicant() {
                         format!("seed {seed} panicked: {e}\nreplay: SIM_SEED={seed} cargo test --release --test simulation -- --nocapture\n"),
                         0,
                         0,
+                        Duration::ZERO,
                     ),
                 }
             })
@@ -2183,8 +2608,9 @@ fn randomized_schedules_keep_one_truth_per_applicant() {
     let mut failed: Vec<u64> = Vec::new();
     let mut results = results;
     results.sort_by_key(|(seed, ..)| *seed);
-    let windows: usize = results.iter().map(|(_, _, _, w, _)| w).sum();
-    let kills: usize = results.iter().map(|(.., k)| k).sum();
+    let windows: usize = results.iter().map(|(_, _, _, w, ..)| w).sum();
+    let kills: usize = results.iter().map(|(_, _, _, _, k, _)| k).sum();
+    let slowest_stop = results.iter().map(|(.., s)| *s).max().unwrap_or_default();
     let is_known = |v: &Violation| KNOWN.iter().any(|(name, _)| *name == v.invariant);
     let mut known: BTreeMap<&'static str, Vec<u64>> = BTreeMap::new();
     for (seed, violations, report, ..) in &results {
@@ -2212,7 +2638,7 @@ fn randomized_schedules_keep_one_truth_per_applicant() {
         }
     }
     let mut summary = format!(
-        "simulation: {total} schedules in {:.0?}, {} with violations; {windows} cards in the documented duplicate window, each tied to one of {kills} kills\n",
+        "simulation: {total} schedules in {:.0?}, {} with violations; {windows} cards in the documented duplicate window, each tied to one of {kills} kills; slowest graceful stop {slowest_stop:.1?} (bound {STOP_BOUND:?})\n",
         started.elapsed(),
         failed.len()
     );
