@@ -84,6 +84,9 @@ const REDIRECT_TO: &str = "{sandbox}/wxa/devplugin";
 /// out). Without the limiter a first poll of 21 cards earns a refusal for nearly every card past
 /// the burst.
 const FLOOD_REFUSALS_TOLERATED: u64 = 2;
+/// How long a spell of a broken WeChat lasts at least: longer than the absence proof, so that
+/// a bot taking the spell's listings for the truth would close cards as gone.
+const SPELL: Duration = Duration::from_millis(ABSENCE_PROOF.as_millis() as u64 + 1_500);
 /// The refusal reason `/reject` gives.
 const COMMAND_REASON: &str = "sim command reason";
 
@@ -178,10 +181,17 @@ enum Step {
     },
     /// Every token WeChat issued now answers 40001.
     RevokeTokens,
-    /// WeChat starts or stops answering page 1 whatever `page` asks (reset before quiescence).
-    IgnorePage(bool),
+    /// WeChat answers page 1 whatever `page` asks, for longer than the absence proof (people
+    /// go on acting; quiescence waits for the spell to end): a listing that pages like this
+    /// hides everyone past the first page, so it proves no absence.
+    IgnorePageSpell,
     /// Many applicants at once (a paced burst where flood limits are enforced).
     Burst(usize),
+    /// WeChat answers every listing with an `apply_list` that is not a list, for longer than
+    /// the absence proof (people go on acting; quiescence waits for the spell to end): each is
+    /// a failed poll, so no card may close as gone (taken for empty listings, two of them that
+    /// far apart would close them all).
+    WrongShapeSpell(&'static str),
 }
 
 /// A step and the pause before it.
@@ -270,7 +280,9 @@ impl Plan {
                     at,
                     Timed {
                         gap_ms: 0,
-                        step: Step::Burst(rng.usize(5..=12)),
+                        // Enough that the cards left when the stop comes take longer than
+                        // STOP_BOUND at 3 s each, if a stop waited for them.
+                        step: Step::Burst(rng.usize(10..=16)),
                     },
                 );
                 (true, rng.usize(21..=28), steps)
@@ -413,10 +425,7 @@ impl Plan {
                     }
                     _ => target,
                 };
-                // A listing of the wrong shape fails the poll, so a streak of them may outlast
-                // the absence proof: taken for an empty listing, it would close every card.
                 let times = match fault {
-                    Fault::ApplyList(_) => rng.u32(4..=16),
                     Fault::Oversized(_) => 1,
                     _ => rng.u32(1..=4),
                 };
@@ -459,8 +468,12 @@ impl Plan {
             85..88 => Step::DeleteCardMessage { target },
             88..92 => Step::Restart { kill: rng.bool() },
             92 => Step::RevokeTokens,
-            93 => Step::IgnorePage(rng.u8(..3) != 0),
+            93 if rng.bool() => Step::IgnorePageSpell,
             94 if rng.u8(..3) == 0 => Step::Burst(rng.usize(5..=25)),
+            94 if rng.u8(..2) == 0 => Step::WrongShapeSpell(pick(
+                rng,
+                &["\"none\"", "{}", "{\"appid\":\"wx0\"}", "42", "true"],
+            )),
             // Weighted again toward the heart of it: approvals and refusals racing polls.
             _ => Step::Press {
                 who: approver,
@@ -636,6 +649,8 @@ struct World {
     deletes: Vec<(i32, String, Instant)>,
     /// The slowest graceful stop.
     slowest_stop: Duration,
+    /// When the last spell of a broken WeChat may end: quiescence waits for it.
+    spells_until: Instant,
     /// The fake's flood refusals when the first life ended.
     first_life_refusals: Option<u64>,
     log: Vec<String>,
@@ -701,6 +716,7 @@ impl World {
             deletes: Vec::new(),
             slowest_stop: Duration::ZERO,
             first_life_refusals: None,
+            spells_until: Instant::now(),
             log: Vec::new(),
             violations: Vec::new(),
         };
@@ -1088,7 +1104,16 @@ impl World {
                 };
                 let mut rule = wx_fault(target, fault.clone(), times);
                 rule.skip = skip;
+                // The token is fetched rarely (at a start, or when WeChat refuses it): these two
+                // act on the very next fetch, which a revocation brings at once.
+                let at_next_fetch = matches!(fault, Fault::Redirect(..) | Fault::ExpiresIn(_));
+                if at_next_fetch {
+                    rule.skip = 0;
+                }
                 sandbox.inject(rule);
+                if at_next_fetch {
+                    sandbox.revoke_tokens();
+                }
                 format!("WeChat fault on {target}: {fault:?} ×{times} after {skip}")
             }
             Step::TelegramFault {
@@ -1121,15 +1146,23 @@ impl World {
                 sandbox.revoke_tokens();
                 "WeChat revokes every token".to_owned()
             }
-            Step::IgnorePage(ignore) => {
+            Step::WrongShapeSpell(shape) => {
+                // Until quiescence clears it, at least SPELL from now.
+                sandbox.inject(wx_fault(
+                    "dev_apply_list",
+                    Fault::ApplyList(shape.to_owned()),
+                    u32::MAX,
+                ));
+                self.spells_until = self.spells_until.max(Instant::now() + SPELL);
+                format!("WeChat lists apply_list as {shape} for at least {SPELL:?}")
+            }
+            Step::IgnorePageSpell => {
                 sandbox.set_paging(Paging {
                     max_num: self.plan.max_num,
-                    ignore_page: ignore,
+                    ignore_page: true,
                 });
-                format!(
-                    "WeChat {} `page`",
-                    if ignore { "ignores" } else { "honours" }
-                )
+                self.spells_until = self.spells_until.max(Instant::now() + SPELL);
+                format!("WeChat ignores `page` for at least {SPELL:?}")
             }
             Step::Burst(n) => {
                 let at = Instant::now();
@@ -1194,6 +1227,7 @@ impl World {
     /// No more faults, a restart (killed or not), people finish what they started, polls until
     /// nothing changes, then the bot stops through its shutdown path.
     async fn quiesce(&mut self) {
+        tokio::time::sleep_until(self.spells_until.into()).await;
         self.app.wx.sandbox.clear_faults();
         self.app.wx.sandbox.set_paging(Paging {
             max_num: self.plan.max_num,
