@@ -24,7 +24,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::{ALICE, BOB, EVE, TEAM, TestApp, tg_fault, wx_fault};
+use common::{ALICE, BOB, EVE, OTHER_CHAT, TEAM, TestApp, tg_fault, wx_fault};
 use futures::StreamExt as _;
 use serde_json::json;
 use sqlx::Row as _;
@@ -187,6 +187,11 @@ enum Step {
     IgnorePageSpell,
     /// Many applicants at once (a paced burst where flood limits are enforced).
     Burst(usize),
+    /// The bot restarts (killed or stopped) with another `TEAM_CHAT_ID`: the old chat's cards
+    /// must close with the moved line and no ✅/❌, the new chat gets the cards.
+    MoveChat {
+        kill: bool,
+    },
     /// WeChat answers every listing with an `apply_list` that is not a list, for longer than
     /// the absence proof (people go on acting; quiescence waits for the spell to end): each is
     /// a failed poll, so no card may close as gone (taken for empty listings, two of them that
@@ -243,6 +248,18 @@ impl Plan {
                 step: Self::step(&mut rng),
             })
             .collect();
+        let mut steps = steps;
+        // One schedule in 12 moves the team chat once, at a step of its own.
+        if rng.u8(..12) == 0 {
+            let at = rng.usize(..=steps.len());
+            steps.insert(
+                at,
+                Timed {
+                    gap_ms: rng.u64(0..=60),
+                    step: Step::MoveChat { kill: rng.bool() },
+                },
+            );
+        }
         let restart_before_quiesce = match rng.u8(..3) {
             0 => None,
             1 => Some(false),
@@ -584,7 +601,21 @@ impl Life {
 #[derive(Clone, Copy, Debug)]
 struct Mark {
     at: Instant,
+    /// In the first team chat.
     last_message: i32,
+    /// In the chat the team moved to.
+    last_moved: i32,
+}
+
+impl Mark {
+    /// The highest message id in `chat` then.
+    fn last(&self, chat: i64) -> i32 {
+        if chat == TEAM {
+            self.last_message
+        } else {
+            self.last_moved
+        }
+    }
 }
 
 /// A kill: the life it ended, the moment of it, and the card messages the database held
@@ -593,7 +624,8 @@ struct Mark {
 struct Kill {
     life: usize,
     mark: Mark,
-    recorded: HashSet<i64>,
+    /// Chat and message of every card row.
+    recorded: HashSet<(i64, i64)>,
 }
 
 /// A press of a decision button: who pressed what on whose card, and the query's id.
@@ -624,8 +656,8 @@ struct World {
     started: Instant,
     /// Every appid seen, in the order first seen: targets index into it.
     known: Vec<String>,
-    /// Card messages a person deleted.
-    deleted_by_people: HashSet<i32>,
+    /// Card messages a person deleted, with their chat.
+    deleted_by_people: HashSet<(i64, i32)>,
     /// When each life started, with the highest message id in the team chat then, in order.
     life_starts: Vec<Mark>,
     /// Every kill, in order.
@@ -645,10 +677,14 @@ struct World {
     /// Re-applications: the appid and how many sandbox calls had been made by then (writes
     /// after that mark are about the new application).
     reapplied: Vec<(String, usize)>,
-    /// `/delete` commands: the message, the appid, and when it was sent.
-    deletes: Vec<(i32, String, Instant)>,
+    /// `/delete` commands: the chat and message, the appid, and when it was sent.
+    deletes: Vec<(i64, i32, String, Instant)>,
     /// The slowest graceful stop.
     slowest_stop: Duration,
+    /// The team chat now (it moves at most once, from TEAM to OTHER_CHAT).
+    chat: i64,
+    /// When the team chat moved.
+    moved_at: Option<Instant>,
     /// When the last spell of a broken WeChat may end: quiescence waits for it.
     spells_until: Instant,
     /// The fake's flood refusals when the first life ended.
@@ -680,6 +716,7 @@ impl World {
         if plan.approvers_from_admins {
             settings.approvers = None;
             app.tg.fake.set_admins(TEAM, &[ALICE, BOB]);
+            app.tg.fake.set_admins(OTHER_CHAT, &[ALICE, BOB]);
         }
         if plan.flood {
             settings.telegram_throttle = true;
@@ -717,6 +754,8 @@ impl World {
             slowest_stop: Duration::ZERO,
             first_life_refusals: None,
             spells_until: Instant::now(),
+            chat: TEAM,
+            moved_at: None,
             log: Vec::new(),
             violations: Vec::new(),
         };
@@ -760,16 +799,18 @@ impl World {
 
     /// Now, with the highest message id in the team chat.
     fn mark(&self) -> Mark {
-        let last_message = self
-            .app
-            .tg
-            .fake
-            .messages(TEAM)
-            .last()
-            .map_or(0, |m| m.message_id);
+        let last = |chat| {
+            self.app
+                .tg
+                .fake
+                .messages(chat)
+                .last()
+                .map_or(0, |m| m.message_id)
+        };
         Mark {
             at: Instant::now(),
-            last_message,
+            last_message: last(TEAM),
+            last_moved: last(OTHER_CHAT),
         }
     }
 
@@ -814,7 +855,10 @@ impl World {
             // window is judged around the kill, and the next life's start bounds it exactly.
             let mark = self.mark();
             let recorded = match read_db(&self.app.db.path().join("bot.db")).await {
-                Ok((cards, _)) => cards.iter().filter_map(|c| c.message_id).collect(),
+                Ok((cards, _)) => cards
+                    .iter()
+                    .filter_map(|c| c.message_id.map(|m| (c.chat_id, m)))
+                    .collect(),
                 Err(e) => {
                     self.note(format!(
                         "the database after the kill could not be read: {e}"
@@ -867,7 +911,7 @@ impl World {
     }
 
     fn live_messages(&self) -> Vec<FakeMessage> {
-        self.app.tg.fake.bot_messages(TEAM)
+        self.app.tg.fake.bot_messages(self.chat)
     }
 
     /// Live card messages of `appid`, oldest first.
@@ -922,7 +966,7 @@ impl World {
         let sandbox = self.app.wx.sandbox.clone();
         match *step {
             Step::Refresh { who } => {
-                let id = fake.user_sends(TEAM, who, "/refresh");
+                let id = fake.user_sends(self.chat, who, "/refresh");
                 format!("{who} sends /refresh (message {id})")
             }
             Step::Press {
@@ -947,7 +991,7 @@ impl World {
                 match chosen {
                     Some((m, b)) => {
                         let data = b.callback_data.clone().unwrap_or_default();
-                        let q = fake.press_raw(TEAM, m.message_id, who, &data);
+                        let q = fake.press_raw(self.chat, m.message_id, who, &data);
                         let decision = match button {
                             Button::Approve => Some(("approve", None)),
                             Button::Delete => Some(("delete", None)),
@@ -1003,7 +1047,7 @@ impl World {
                     .entry(appid.clone())
                     .or_default()
                     .push(text.clone());
-                let id = fake.user_replies(TEAM, who, prompt, &text);
+                let id = fake.user_replies(self.chat, who, prompt, &text);
                 format!(
                     "{who} replies to prompt {prompt} for {appid} ({} chars, message {id})",
                     text.chars().count()
@@ -1030,9 +1074,9 @@ impl World {
                     Cmd::Pending => "/pending".to_owned(),
                 };
                 let at = Instant::now();
-                let id = fake.user_sends(TEAM, who, &text);
+                let id = fake.user_sends(self.chat, who, &text);
                 if matches!(command, Cmd::Delete) {
-                    self.deletes.push((id, appid.clone(), at));
+                    self.deletes.push((self.chat, id, appid.clone(), at));
                 }
                 format!("{who} sends {text} (message {id})")
             }
@@ -1130,8 +1174,8 @@ impl World {
                 };
                 match self.cards_of(&appid).last() {
                     Some(m) => {
-                        fake.delete_message_as_user(TEAM, m.message_id);
-                        self.deleted_by_people.insert(m.message_id);
+                        fake.delete_message_as_user(self.chat, m.message_id);
+                        self.deleted_by_people.insert((self.chat, m.message_id));
                         format!("a person deletes {appid}'s card {}", m.message_id)
                     }
                     None => format!("{appid} has no card to delete"),
@@ -1141,6 +1185,24 @@ impl World {
                 self.end(kill).await;
                 self.start().await;
                 format!("restart ({})", if kill { "killed" } else { "graceful" })
+            }
+            Step::MoveChat { kill } => {
+                if self.chat != TEAM {
+                    return "the team chat moved already".into();
+                }
+                let mut staged = String::new();
+                if kill {
+                    staged = self.decision_in_flight_at_the_move().await;
+                }
+                self.end(kill).await;
+                self.chat = OTHER_CHAT;
+                self.moved_at = Some(Instant::now());
+                self.settings.team_chat_id = teloxide::types::ChatId(OTHER_CHAT);
+                self.start().await;
+                format!(
+                    "{staged}the team chat moves to {OTHER_CHAT} ({})",
+                    if kill { "killed" } else { "graceful" }
+                )
             }
             Step::RevokeTokens => {
                 sandbox.revoke_tokens();
@@ -1177,10 +1239,49 @@ impl World {
         .replace(t.card_title, "card")
     }
 
+    /// Before a killed move: an approval whose answer WeChat will lose is in flight, and a spell
+    /// of wrong-shaped listings keeps the new life from settling it for a while, so its outcome
+    /// stays unknown in the old chat while the new chat gets its cards. Says what it staged.
+    async fn decision_in_flight_at_the_move(&mut self) -> String {
+        let fake = self.app.tg.fake.clone();
+        let sandbox = self.app.wx.sandbox.clone();
+        let Some((m, data, appid)) = self.live_messages().into_iter().find_map(|m| {
+            let data = button_data(&m, Button::Approve)?;
+            let appid = self.appid_of(&m)?;
+            Some((m, data, appid))
+        }) else {
+            return String::new();
+        };
+        sandbox.inject(wx_fault(
+            "dev_agree",
+            Fault::Delay(Duration::from_millis(1_500)),
+            1,
+        ));
+        sandbox.inject(wx_fault(
+            "dev_apply_list",
+            Fault::ApplyList("\"none\"".to_owned()),
+            u32::MAX,
+        ));
+        self.spells_until = self.spells_until.max(Instant::now() + SPELL);
+        let q = fake.press_raw(self.chat, m.message_id, ALICE, &data);
+        self.presses.push(PressLog {
+            query: q.clone(),
+            who: ALICE,
+            appid: appid.clone(),
+            action: "approve",
+            reason: None,
+        });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        format!(
+            "{ALICE} approves {appid} on card {} ({q}), WeChat loses the answer and lists nonsense for {SPELL:?}; ",
+            m.message_id
+        )
+    }
+
     /// The newest ForceReply prompt about `appid` (a reason prompt, or a "too long, again" one
     /// that follows a reply to it), with the approver it asks.
     fn prompt_for(&self, appid: &str) -> Option<(i32, Option<i64>)> {
-        let all = self.app.tg.fake.messages(TEAM);
+        let all = self.app.tg.fake.messages(self.chat);
         let by_id: HashMap<i32, &FakeMessage> = all.iter().map(|m| (m.message_id, m)).collect();
         let addressee = |m: &FakeMessage| {
             if m.plain_text.starts_with("@alice") {
@@ -1262,15 +1363,16 @@ impl World {
             // Whoever opened a reject flow walks away from it.
             for m in self.live_messages() {
                 if let Some(data) = button_data(&m, Button::Cancel) {
-                    fake.press_raw(TEAM, m.message_id, ALICE, &data);
+                    fake.press_raw(self.chat, m.message_id, ALICE, &data);
                     self.note(format!("quiesce: cancel on card {}", m.message_id));
                 }
             }
             let before = self.fingerprint();
-            let id = fake.user_sends(TEAM, ALICE, "/refresh");
+            let chat = self.chat;
+            let id = fake.user_sends(chat, ALICE, "/refresh");
             let answered = fake
                 .wait_until(patience, |f| {
-                    f.bot_messages(TEAM).iter().any(|m| m.reply_to == Some(id))
+                    f.bot_messages(chat).iter().any(|m| m.reply_to == Some(id))
                 })
                 .await;
             if !answered {
@@ -1365,8 +1467,9 @@ fn button_of(m: &FakeMessage, button: Button) -> Option<&FakeButton> {
 // ---------------------------------------------------------------- the invariants
 
 /// A card row of the bot's database.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct CardRow {
+    chat_id: i64,
     appid: String,
     state: String,
     message_id: Option<i64>,
@@ -1406,12 +1509,13 @@ async fn read_db_with_applicants(
         .read_only(true)
         .connect()
         .await?;
-    let cards = sqlx::query("SELECT appid, state, message_id, message_gone FROM cards")
+    let cards = sqlx::query("SELECT chat_id, appid, state, message_id, message_gone FROM cards")
         .fetch_all(&mut db)
         .await?
         .iter()
         .map(|r| {
             Ok(CardRow {
+                chat_id: r.try_get("chat_id")?,
                 appid: r.try_get("appid")?,
                 state: r.try_get("state")?,
                 message_id: r.try_get("message_id")?,
@@ -1694,19 +1798,40 @@ impl World {
                 return;
             }
         };
-        let all = self.app.tg.fake.messages(TEAM);
-        let messages = self.sort_out_unrecorded(&cards, &all, &final_status);
-        self.check_decisions_offered(&messages, &cards, &final_status);
-        self.check_card_texts(&messages, &all, &cards, &final_status);
         let calls = self.app.wx.sandbox.calls();
+        // Cards are judged per chat: message ids are per chat, and a chat the team left is
+        // judged apart (its cards closed with the moved line).
+        let chats = if self.moved_at.is_some() {
+            vec![TEAM, OTHER_CHAT]
+        } else {
+            vec![TEAM]
+        };
+        for chat in chats {
+            let all = self.app.tg.fake.messages(chat);
+            let rows: Vec<CardRow> = cards
+                .iter()
+                .filter(|c| c.chat_id == chat)
+                .cloned()
+                .collect();
+            let messages = self.sort_out_unrecorded(chat, &rows, &all, &final_status);
+            if chat == self.chat {
+                self.check_decisions_offered(chat, &messages, &rows, &final_status);
+                self.check_card_texts(chat, &messages, &all, &rows, &final_status);
+            } else {
+                self.check_left_chat(chat, &messages);
+            }
+            self.check_what_people_saw(&all, &calls);
+            self.check_cards_per_applicant(chat, &all);
+            self.check_deletes_without_card(chat, &all);
+        }
+        if self.moved_at.is_some() {
+            self.check_no_decision_while_unsettled_elsewhere();
+        }
         self.check_writes(&calls, &audit);
         self.check_audit_against_wechat(&calls, &audit);
         self.check_claimed_decisions(&audit);
-        self.check_what_people_saw(&all, &calls);
-        self.check_cards_per_applicant(&all);
         self.check_secret_stayed(&calls);
         self.check_texts_fit();
-        self.check_deletes_without_card(&all);
         self.check_flood();
 
         // Nothing left mid-way.
@@ -1742,6 +1867,7 @@ impl World {
     /// live messages the other checks judge: all but the window cards.
     fn sort_out_unrecorded(
         &mut self,
+        chat: i64,
         cards: &[CardRow],
         all: &[FakeMessage],
         final_status: &HashMap<String, i64>,
@@ -1762,11 +1888,11 @@ impl World {
         for kill in self.kills.clone() {
             // The last card the killed life got Telegram to take: cards go one at a time and each
             // is recorded before the next is sent, so only that one can be the kill's window.
-            let life_began = self.life_starts[kill.life - 1].last_message;
+            let life_began = self.life_starts[kill.life - 1].last(chat);
             let next_began = self
                 .life_starts
                 .get(kill.life)
-                .map_or(i32::MAX, |m| m.last_message);
+                .map_or(i32::MAX, |m| m.last(chat));
             let last = all
                 .iter()
                 .filter(|m| {
@@ -1784,7 +1910,7 @@ impl World {
             let in_the_moment =
                 kill.mark.at.saturating_duration_since(sent_at(last)) <= WINDOW_BEFORE_KILL;
             if in_the_moment
-                && !kill.recorded.contains(&i64::from(last.message_id))
+                && !kill.recorded.contains(&(chat, i64::from(last.message_id)))
                 && unrecorded.iter().any(|m| m.message_id == last.message_id)
             {
                 window.insert(last.message_id);
@@ -1844,6 +1970,7 @@ impl World {
     /// One card with ✅/❌ per pending applicant; no decision offered for anyone else.
     fn check_decisions_offered(
         &mut self,
+        chat: i64,
         messages: &[FakeMessage],
         cards: &[CardRow],
         final_status: &HashMap<String, i64>,
@@ -1869,7 +1996,7 @@ impl World {
                         .app
                         .tg
                         .fake
-                        .messages(TEAM)
+                        .messages(chat)
                         .iter()
                         .filter(|m| {
                             m.from_bot && is_card(m) && m.plain_text.contains(appid.as_str())
@@ -1883,7 +2010,8 @@ impl World {
                         .find(|c| c.appid == appid)
                         .and_then(|c| c.message_id)
                         .is_some_and(|id| {
-                            i32::try_from(id).is_ok_and(|id| self.deleted_by_people.contains(&id))
+                            i32::try_from(id)
+                                .is_ok_and(|id| self.deleted_by_people.contains(&(chat, id)))
                         });
                     let known_gone = cards.iter().any(|c| c.appid == appid && c.message_gone);
                     if !deleted_by_people {
@@ -1925,6 +2053,7 @@ impl World {
     /// tell the bot, and a decided card is not posted again).
     fn check_card_texts(
         &mut self,
+        chat: i64,
         messages: &[FakeMessage],
         all: &[FakeMessage],
         cards: &[CardRow],
@@ -1954,7 +2083,7 @@ impl World {
                         && n.plain_text.contains(appid.as_str())
                         && !outcome_of(n).starts_with(prefix(t.line_superseded))
                         && if n.deleted {
-                            self.deleted_by_people.contains(&n.message_id)
+                            self.deleted_by_people.contains(&(chat, n.message_id))
                         } else {
                             recorded.contains(&i64::from(n.message_id))
                         }
@@ -2241,7 +2370,12 @@ impl World {
                 let Some(appid) = self.appid_in(&v.plain_text) else {
                     continue;
                 };
-                let line = v.plain_text.lines().last().unwrap_or_default();
+                // A card of a chat the team left says so below its outcome: judge the outcome.
+                let mut lines = v.plain_text.lines().rev();
+                let mut line = lines.next().unwrap_or_default();
+                if line.starts_with(prefix(t.line_moved)) {
+                    line = lines.next().unwrap_or_default();
+                }
                 let wrong = if line.starts_with(prefix(t.line_approved)) {
                     (!written(&appid, "dev_agree"))
                         .then(|| "no dev_agree WeChat may have applied".to_owned())
@@ -2322,7 +2456,7 @@ impl World {
     /// Cards ever posted per applicant: one, plus one for each card of it a person deleted, one
     /// for each kill (the duplicate window) and one for each re-application. More means cards
     /// were posted again for nothing people or WeChat did.
-    fn check_cards_per_applicant(&mut self, all: &[FakeMessage]) {
+    fn check_cards_per_applicant(&mut self, chat: i64, all: &[FakeMessage]) {
         let mut posted: BTreeMap<String, Vec<i32>> = BTreeMap::new();
         for m in all.iter().filter(|m| m.from_bot && is_card(m)) {
             if let Some(appid) = self.appid_of(m) {
@@ -2332,7 +2466,7 @@ impl World {
         for (appid, ids) in posted {
             let deleted = ids
                 .iter()
-                .filter(|id| self.deleted_by_people.contains(id))
+                .filter(|id| self.deleted_by_people.contains(&(chat, **id)))
                 .count();
             let reapplied = self.reapplied.iter().filter(|(a, _)| *a == appid).count();
             let bound = 1 + deleted + self.kills.len() + reapplied;
@@ -2347,6 +2481,82 @@ impl World {
                     ),
                 );
             }
+        }
+    }
+
+    /// The chat the team left: every card the bot recorded there says where the team moved and
+    /// offers no ✅/❌ (a press there is refused), or says a newer card replaced it.
+    fn check_left_chat(&mut self, chat: i64, messages: &[FakeMessage]) {
+        let t = texts();
+        for m in messages.iter().filter(|m| is_card(m)) {
+            let appid = self.appid_of(m);
+            let outcome = outcome_of(m);
+            let closed = outcome.starts_with(prefix(t.line_moved))
+                || outcome.starts_with(prefix(t.line_superseded));
+            if !closed || labels(m).iter().any(|l| decides(l)) {
+                self.violation(
+                    "left-chat-card-open",
+                    appid.as_deref(),
+                    format!(
+                        "card {} in the chat the team left ({chat}) says {outcome:?} with buttons {:?}",
+                        m.message_id,
+                        labels(m)
+                    ),
+                );
+            }
+        }
+    }
+
+    /// While a decision on an applicant is unsettled in the chat the team left (its card shows
+    /// it in progress, or its outcome unknown), no card of it in the new chat offers ✅/❌: a
+    /// second decision could be made before the first is known.
+    fn check_no_decision_while_unsettled_elsewhere(&mut self) {
+        let t = texts();
+        let deciding_suffix = t.line_deciding.rsplit('}').next().unwrap_or_default();
+        let unknown = prefix(t.line_unknown);
+        let old = self.app.tg.fake.messages(TEAM);
+        let new = self.app.tg.fake.messages(OTHER_CHAT);
+        let mut found = Vec::new();
+        for m in new.iter().filter(|m| m.from_bot) {
+            for v in &m.history {
+                let offers = v.buttons.iter().flatten().any(|b| decides(&b.text));
+                let Some(appid) = self.appid_in(&v.plain_text) else {
+                    continue;
+                };
+                if !offers || !v.plain_text.starts_with(t.card_title) {
+                    continue;
+                }
+                // What the old chat's cards of the applicant showed at that moment.
+                for o in old
+                    .iter()
+                    .filter(|o| o.from_bot && o.plain_text.contains(appid.as_str()))
+                {
+                    let shown = o.history.iter().rev().find(|ov| ov.at <= v.at);
+                    let gone = o.deleted_at.is_some_and(|d| d <= v.at);
+                    let Some(shown) = shown.filter(|_| !gone) else {
+                        continue;
+                    };
+                    let line = shown.plain_text.lines().last().unwrap_or_default();
+                    if line.starts_with(unknown) || line.ends_with(deciding_suffix) {
+                        found.push((
+                            appid.clone(),
+                            format!(
+                                "new chat card {} offered ✅/❌ ({} ms after the start) while old chat card {} showed {line:?}",
+                                m.message_id,
+                                v.at.saturating_duration_since(self.started).as_millis(),
+                                o.message_id
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+        for (appid, detail) in found {
+            self.violation(
+                "decision-offered-while-unsettled-elsewhere",
+                Some(&appid),
+                detail,
+            );
         }
     }
 
@@ -2402,10 +2612,10 @@ impl World {
     /// `/delete` of an applicant WeChat had refused or timed out before the bot first looked
     /// (it never had a card) goes by WeChat's state: it is never answered "cannot be done", as
     /// long as the console left the applicant alone until the answer.
-    fn check_deletes_without_card(&mut self, all: &[FakeMessage]) {
+    fn check_deletes_without_card(&mut self, chat: i64, all: &[FakeMessage]) {
         let t = texts();
-        for (id, appid, _) in self.deletes.clone() {
-            if !matches!(self.initial.get(&appid), Some(3 | 4)) {
+        for (sent_in, id, appid, _) in self.deletes.clone() {
+            if sent_in != chat || !matches!(self.initial.get(&appid), Some(3 | 4)) {
                 continue;
             }
             let Some(reply) = all.iter().find(|m| m.from_bot && m.reply_to == Some(id)) else {
@@ -2527,11 +2737,19 @@ impl World {
                     );
                 }
             }
-            for m in self.app.tg.fake.messages(TEAM) {
+            for m in [TEAM, OTHER_CHAT]
+                .into_iter()
+                .flat_map(|chat| self.app.tg.fake.messages(chat))
+            {
                 if m.from_bot && m.plain_text.contains(appid) {
                     let _ = writeln!(
                         s,
-                        "  message {}{}: {:?} {:?}",
+                        "  message {}{}{}: {:?} {:?}",
+                        if m.chat_id == TEAM {
+                            ""
+                        } else {
+                            "(moved chat) "
+                        },
                         m.message_id,
                         if m.deleted { " (deleted)" } else { "" },
                         m.plain_text.lines().last().unwrap_or_default(),
