@@ -1413,3 +1413,43 @@ async fn a_refused_write_whose_reread_leaves_the_applicant_out_is_never_credited
     );
     assert_eq!(app.wechat_calls("dev_agree"), 1);
 }
+
+/// A pending applicant whose listing changes a field the card does not show (its avatar link)
+/// after a person deleted its card: the poll's re-render finds the message gone, and the next
+/// poll posts the card again. Before, the poll recorded the applicant as carded after the failed
+/// edit had said otherwise, so no later poll ever posted it (the simulation's seed 176).
+#[tokio::test]
+async fn a_deleted_card_whose_listing_changed_is_posted_again() {
+    let app = TestApp::spawn(1).await;
+    let appid = app.appids()[0].clone();
+    let card = app.card(&appid);
+    app.tg.fake.delete_message_as_user(TEAM, card.message_id);
+    app.wx.sandbox.update_applicant(&appid, |a| {
+        a.headimgurl = "https://example.com/avatar/new.png".to_owned();
+    });
+
+    app.command(ALICE, "/refresh").await;
+    app.command(ALICE, "/refresh").await;
+
+    let again = app
+        .tg
+        .fake
+        .wait_until(WAIT, |_| {
+            app.cards()
+                .iter()
+                .any(|m| m.plain_text.contains(&appid) && m.message_id != card.message_id)
+        })
+        .await;
+    assert!(
+        again,
+        "no new card for {appid}; cards: {:?}",
+        app.cards().iter().map(|m| m.message_id).collect::<Vec<_>>()
+    );
+    let offering: Vec<i32> = app
+        .cards()
+        .iter()
+        .filter(|m| button_labels(m).iter().any(|l| l.starts_with('✅')))
+        .map(|m| m.message_id)
+        .collect();
+    assert_eq!(offering.len(), 1, "{offering:?}");
+}
