@@ -187,6 +187,13 @@ enum Step {
     IgnorePageSpell,
     /// Many applicants at once (a paced burst where flood limits are enforced).
     Burst(usize),
+    /// The bot's disk fails some writes for a while (a SQLite trigger raising "disk I/O error",
+    /// as `tests/lifecycle.rs` stages it): closing a card (`true`) or recording an audit result
+    /// (`false`).
+    StoreFault {
+        closing: bool,
+        ms: u64,
+    },
     /// The bot restarts (killed or stopped) with another `TEAM_CHAT_ID`: the old chat's cards
     /// must close with the moved line and no ✅/❌, the new chat gets the cards.
     MoveChat {
@@ -487,6 +494,10 @@ impl Plan {
             92 => Step::RevokeTokens,
             93 if rng.bool() => Step::IgnorePageSpell,
             94 if rng.u8(..3) == 0 => Step::Burst(rng.usize(5..=25)),
+            94 if rng.bool() => Step::StoreFault {
+                closing: rng.bool(),
+                ms: rng.u64(100..=2_000),
+            },
             94 if rng.u8(..2) == 0 => Step::WrongShapeSpell(pick(
                 rng,
                 &["\"none\"", "{}", "{\"appid\":\"wx0\"}", "42", "true"],
@@ -687,6 +698,8 @@ struct World {
     moved_at: Option<Instant>,
     /// When the last spell of a broken WeChat may end: quiescence waits for it.
     spells_until: Instant,
+    /// When the last store fault ends, if there was one.
+    disk_failing_until: Option<Instant>,
     /// The fake's flood refusals when the first life ended.
     first_life_refusals: Option<u64>,
     log: Vec<String>,
@@ -754,6 +767,7 @@ impl World {
             slowest_stop: Duration::ZERO,
             first_life_refusals: None,
             spells_until: Instant::now(),
+            disk_failing_until: None,
             chat: TEAM,
             moved_at: None,
             log: Vec::new(),
@@ -888,6 +902,19 @@ impl World {
                             ),
                         );
                     }
+                }
+                // A stop while the disk fails may end with the write that failed: the stop ended,
+                // and its exit says why.
+                Err(why)
+                    if why.contains("disk I/O error")
+                        && self
+                            .disk_failing_until
+                            .is_some_and(|until| Instant::now() <= until) =>
+                {
+                    self.note(format!(
+                        "life {} stopped with the disk failing: {why}",
+                        self.lives
+                    ));
                 }
                 Err(why) => {
                     self.note(format!("life {} stopped", self.lives));
@@ -1204,6 +1231,22 @@ impl World {
                     if kill { "killed" } else { "graceful" }
                 )
             }
+            Step::StoreFault { closing, ms } => {
+                let (name, trigger) = STORE_FAULTS[usize::from(!closing)];
+                let db = self.app.db.path().join("bot.db");
+                if let Err(e) = store_exec(&db, trigger).await {
+                    return format!("the disk could not be made to fail: {e}");
+                }
+                let heal = format!("DROP TRIGGER IF EXISTS {name}");
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_millis(ms)).await;
+                    let _ = store_exec(&db, &heal).await;
+                });
+                let until = Instant::now() + Duration::from_millis(ms + 100);
+                self.spells_until = self.spells_until.max(until);
+                self.disk_failing_until = Some(until);
+                format!("the disk fails {name} for {ms} ms")
+            }
             Step::RevokeTokens => {
                 sandbox.revoke_tokens();
                 "WeChat revokes every token".to_owned()
@@ -1329,6 +1372,12 @@ impl World {
     /// nothing changes, then the bot stops through its shutdown path.
     async fn quiesce(&mut self) {
         tokio::time::sleep_until(self.spells_until.into()).await;
+        let db = self.app.db.path().join("bot.db");
+        for (name, _) in STORE_FAULTS {
+            if let Err(e) = store_exec(&db, &format!("DROP TRIGGER IF EXISTS {name}")).await {
+                self.violation("disk-not-healed", None, e.to_string());
+            }
+        }
         self.app.wx.sandbox.clear_faults();
         self.app.wx.sandbox.set_paging(Paging {
             max_num: self.plan.max_num,
@@ -1488,6 +1537,32 @@ struct AuditRow {
     result: String,
     errcode: Option<i64>,
     attempt_id: Option<i64>,
+}
+
+/// The store faults a schedule stages: each a trigger that fails some writes like a failing disk.
+const STORE_FAULTS: [(&str, &str); 2] = [
+    (
+        "sim_failing_close",
+        "CREATE TRIGGER IF NOT EXISTS sim_failing_close BEFORE UPDATE ON cards
+         WHEN NEW.state = 'closed' BEGIN SELECT RAISE(ABORT, 'disk I/O error'); END",
+    ),
+    (
+        "sim_failing_result",
+        "CREATE TRIGGER IF NOT EXISTS sim_failing_result BEFORE INSERT ON audit
+         WHEN NEW.result != 'attempt' BEGIN SELECT RAISE(ABORT, 'disk I/O error'); END",
+    ),
+];
+
+/// Runs one statement on the bot's database beside the running bot (WAL: it waits its turn).
+async fn store_exec(path: &Path, statement: &str) -> Result<(), sqlx::Error> {
+    use sqlx::ConnectOptions as _;
+    let mut db = SqliteConnectOptions::new()
+        .filename(path)
+        .busy_timeout(Duration::from_secs(5))
+        .connect()
+        .await?;
+    sqlx::query(statement).execute(&mut db).await?;
+    Ok(())
 }
 
 /// The bot's database, read-only, after the bot stopped.
