@@ -931,7 +931,10 @@ impl World {
             None => None,
         };
         if let Some(why) = ended {
-            self.life = None;
+            // Its runtime must not be dropped here, in the world's own async context.
+            if let Some(life) = self.life.take() {
+                life.kill();
+            }
             self.violation("bot-died", None, format!("life {}: {why}", self.lives));
             self.start().await;
         }
