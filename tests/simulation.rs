@@ -967,7 +967,17 @@ impl World {
             if let Some(life) = self.life.take() {
                 life.kill();
             }
-            self.violation("bot-died", None, format!("life {}: {why}", self.lives));
+            // Only the simulation's own triggers raise "disk I/O error": a bot that stops on a
+            // failing disk (its start reconciles through the store) ends honestly, and the
+            // next life carries on; any other end is a death.
+            if why.contains("disk I/O error") && self.disk_failing_until.is_some() {
+                self.note(format!(
+                    "life {} ended on the failing disk: {why}",
+                    self.lives
+                ));
+            } else {
+                self.violation("bot-died", None, format!("life {}: {why}", self.lives));
+            }
             self.start().await;
         }
     }
