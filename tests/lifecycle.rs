@@ -1413,3 +1413,87 @@ async fn a_refused_write_whose_reread_leaves_the_applicant_out_is_never_credited
     );
     assert_eq!(app.wechat_calls("dev_agree"), 1);
 }
+
+/// A pending applicant whose listing changes a field the card does not show (its avatar link)
+/// after a person deleted its card: the poll's re-render finds the message gone, and the next
+/// poll posts the card again. Before, the poll recorded the applicant as carded after the failed
+/// edit had said otherwise, so no later poll ever posted it (the simulation's seed 176).
+#[tokio::test]
+async fn a_deleted_card_whose_listing_changed_is_posted_again() {
+    let app = TestApp::spawn(1).await;
+    let appid = app.appids()[0].clone();
+    let card = app.card(&appid);
+    app.tg.fake.delete_message_as_user(TEAM, card.message_id);
+    app.wx.sandbox.update_applicant(&appid, |a| {
+        a.headimgurl = "https://example.com/avatar/new.png".to_owned();
+    });
+
+    app.command(ALICE, "/refresh").await;
+    app.command(ALICE, "/refresh").await;
+
+    let again = app
+        .tg
+        .fake
+        .wait_until(WAIT, |_| {
+            app.cards()
+                .iter()
+                .any(|m| m.plain_text.contains(&appid) && m.message_id != card.message_id)
+        })
+        .await;
+    assert!(
+        again,
+        "no new card for {appid}; cards: {:?}",
+        app.cards().iter().map(|m| m.message_id).collect::<Vec<_>>()
+    );
+    let offering: Vec<i32> = app
+        .cards()
+        .iter()
+        .filter(|m| button_labels(m).iter().any(|l| l.starts_with('✅')))
+        .map(|m| m.message_id)
+        .collect();
+    assert_eq!(offering.len(), 1, "{offering:?}");
+}
+
+/// `/delete` of a refused applicant that has just applied again (pending, a newer application
+/// time) before the bot saw it: WeChat refuses the delete (89243), and the re-read shows the new
+/// application. The old card must not close saying "now pending" with no buttons; the new
+/// application gets a card with ✅/❌. Before, the decision closed the card as changed outside
+/// the bot to "pending" and recorded the new application as seen, so no card ever offered a
+/// decision (the simulation's seed 254).
+#[tokio::test]
+async fn a_delete_that_meets_a_re_application_leaves_it_a_card() {
+    let app = TestApp::spawn(1).await;
+    let appid = app.appids()[0].clone();
+    app.wx.sandbox.set_status(&appid, 3);
+    app.command(ALICE, "/refresh").await;
+    app.wait_card_text(&appid, "now rejected").await;
+    app.wx.sandbox.update_applicant(&appid, |a| {
+        a.status = 1;
+        a.create_time += 3_600;
+    });
+
+    app.command(ALICE, &format!("/delete {appid}")).await;
+    app.command(ALICE, "/refresh").await;
+    app.command(ALICE, "/refresh").await;
+
+    let offered = app
+        .tg
+        .fake
+        .wait_until(WAIT, |_| {
+            app.cards().iter().any(|m| {
+                m.plain_text.contains(&appid)
+                    && button_labels(m).iter().any(|l| l.starts_with('✅'))
+            })
+        })
+        .await;
+    let shown: Vec<String> = app
+        .cards()
+        .iter()
+        .map(|m| m.plain_text.lines().last().unwrap_or_default().to_owned())
+        .collect();
+    assert!(offered, "no card offers a decision; cards say {shown:?}");
+    assert!(
+        !shown.iter().any(|l| l.contains("now pending")),
+        "{shown:?}"
+    );
+}

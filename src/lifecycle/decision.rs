@@ -276,6 +276,11 @@ async fn resolve(
     maybe_applied: bool,
     error: Option<WeChatError>,
 ) -> Result<Outcome, StoreError> {
+    if let Some(a) = current
+        && reapplied_since_claim(app, s, a).await?
+    {
+        return reapplied(app, s, maybe_applied, error).await;
+    }
     match (current, s.action.target_status()) {
         // It took effect.
         (Some(a), Some(target)) if a.status == target && maybe_applied => {
@@ -370,6 +375,58 @@ async fn not_applied(
         }
     }
     Ok(failed_or_not_applicable(error))
+}
+
+/// Whether the listing shows an application newer than the one the store held when the
+/// decision was claimed: the applicant applied again in between.
+async fn reapplied_since_claim(app: &App, s: &Settling, a: &Applicant) -> Result<bool, StoreError> {
+    let stored = app.store.applicant(&s.appid).await?;
+    Ok(stored.is_some_and(|stored| {
+        matches!(
+            (stored.applicant.applied_at, a.applied_at),
+            (Some(before), Some(now)) if now > before
+        )
+    }))
+}
+
+/// The applicant applied again while the decision was on its way: the application it was about
+/// is over, and this listing cannot tell whether the write reached it before that, so nobody is
+/// credited and the outcome is unknown (or, when WeChat answered that nothing was done, an
+/// error). The card goes back to how it stood, its record is left as it was, and the next poll
+/// takes the re-application up as any other: a new card with ✅/❌ for a pending applicant.
+async fn reapplied(
+    app: &App,
+    s: &Settling,
+    maybe_applied: bool,
+    error: Option<WeChatError>,
+) -> Result<Outcome, StoreError> {
+    let detail = "the applicant applied again before the re-read";
+    // An unknown outcome was about the application that is over: it is recorded as such.
+    let note = app
+        .store
+        .card(s.card_id)
+        .await?
+        .and_then(|c| c.note)
+        .filter(|n| !matches!(n, Note::Unknown { .. }));
+    if maybe_applied {
+        record(app, s, AuditOutcome::Unknown, detail).await?;
+    } else {
+        record(app, s, AuditOutcome::Error, detail).await?;
+    }
+    app.store
+        .settle_card(
+            s.card_id,
+            s.version,
+            s.action.resting_state(),
+            note.as_ref(),
+        )
+        .await?;
+    look_again(app, &s.appid);
+    Ok(if maybe_applied {
+        Outcome::Unknown
+    } else {
+        failed_or_not_applicable(error)
+    })
 }
 
 /// It moved elsewhere (console, timeout, deletion): the card says where and closes.

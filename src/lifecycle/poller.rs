@@ -367,6 +367,10 @@ async fn apply_changes(
         }
         let card = cards.get(&appid);
         let mut carded = !applicant.status.is_decidable();
+        // A card whose details changed is re-rendered once the applicant is recorded as carded:
+        // an edit that finds the message deleted marks it not carded, and that must stand, so
+        // the next poll posts the card again.
+        let mut rerender = None;
         if applicant.status.is_decidable() {
             match app.ensure_card(&appid).await {
                 Ok(true) => {
@@ -379,7 +383,7 @@ async fn apply_changes(
                         && card.message_id.is_some()
                     {
                         // Details changed (nickname, reason): show them.
-                        refresh(app, card.id).await;
+                        rerender = Some(card.id);
                     }
                 }
                 Err(crate::lifecycle::app::CardError::Telegram(e))
@@ -403,6 +407,9 @@ async fn apply_changes(
             }
         }
         app.seen.insert(appid, Seen::new(&applicant, carded, 0));
+        if let Some(card_id) = rerender {
+            refresh(app, card_id).await;
+        }
     }
     Ok(())
 }

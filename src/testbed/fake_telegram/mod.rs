@@ -11,7 +11,7 @@
 //! API errors) can be injected per method. Error strings are Telegram's own, word for word
 //! (tdlib/telegram-bot-api `Client.cpp`).
 
-mod html;
+pub mod html;
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;

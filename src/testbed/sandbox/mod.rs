@@ -760,7 +760,9 @@ fn fault_answer(fault: &Fault) -> Option<Injected> {
                 json_text(format!(
                     r#"{{"errcode":0,"errmsg":"ok","apply_list":[],"padding":"{pad}"}}"#
                 )),
-                Some(errcode::OK),
+                // Recorded as no errcode: nothing was applied, so a log that showed a write
+                // answered 0 here would claim a write WeChat never made.
+                None,
             ))
         }
         Fault::Delay(_)
