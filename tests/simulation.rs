@@ -79,7 +79,8 @@ const DEFAULT_JOBS: usize = 16;
 const KNOWN: &[(&str, &str)] = &[(
     "window-card-offers-decision",
     "a card Telegram took in the moment before a kill is a message the bot never recorded, so \
-     it cannot take its buttons away when the applicant is decided (a press on it is refused)",
+     it cannot take its buttons away unasked when the applicant is decided (the first press on it \
+     removes them and decides nothing)",
 )];
 
 /// The simulated bot's `absence_proof_after`.
