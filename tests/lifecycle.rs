@@ -1497,3 +1497,61 @@ async fn a_delete_that_meets_a_re_application_leaves_it_a_card() {
         "{shown:?}"
     );
 }
+
+#[tokio::test]
+async fn a_partial_listing_proves_no_absence_even_when_a_complete_one_finishes_meanwhile() {
+    // Six applicants, pages of two. One empty listing counts every applicant missing once.
+    let mut app = TestApp::new(6).await;
+    app.vars.insert("WECHAT_PAGE_SIZE", "2".to_owned());
+    app.vars.insert("WECHAT_TIMEOUT_SECS", "10".to_owned());
+    app.start().await;
+    app.wait_cards(6).await;
+    app.wx
+        .sandbox
+        .inject(wx_fault("dev_apply_list", Fault::EmptyList, 1));
+    app.command(BOB, "/refresh").await;
+
+    // Now WeChat ignores `page`: a poll lists the first page only. Every avatar changed, so the
+    // poll edits the cards it does list, and the first edit is held 2 s.
+    app.wx.sandbox.set_paging(Paging {
+        max_num: None,
+        ignore_page: true,
+    });
+    for appid in app.appids() {
+        app.wx
+            .sandbox
+            .update_applicant(&appid, |a| a.headimgurl = format!("{}?v=2", a.headimgurl));
+    }
+    app.tg.fake.inject(tg_fault(
+        "editMessageText",
+        TgFault::Delay(Duration::from_millis(2000)),
+        1,
+    ));
+    app.tg.fake.user_sends(TEAM, BOB, "/refresh");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // While that poll waits on its edit, paging works again and a decision's re-read (a -1 the
+    // resend finds done) completes a full listing.
+    app.wx.sandbox.set_paging(Paging::default());
+    let pressed = app.appids()[5].clone();
+    app.wx
+        .sandbox
+        .inject(wx_fault("dev_agree", Fault::AppliedThenErrcode(-1), 1));
+    app.press(ALICE, &pressed, "✅");
+    app.wait_card_text(&pressed, "Now approved in WeChat").await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+
+    let gone: Vec<String> = app
+        .appids()
+        .into_iter()
+        .filter(|appid| {
+            app.card(appid)
+                .plain_text
+                .contains("No longer in WeChat's application list")
+        })
+        .collect();
+    assert!(
+        gone.is_empty(),
+        "the partial listing was taken for complete: {gone:?}"
+    );
+}

@@ -249,8 +249,8 @@ async fn settle(
 /// Re-reads WeChat's list to learn what is true after an unclear or stale-state answer, and
 /// shows it: the decision took effect, did not, or the status moved elsewhere.
 async fn reconcile(app: &App, s: &Settling, error: WeChatError) -> Result<Outcome, StoreError> {
-    let listed = match app.wechat.list_all().await {
-        Ok(list) => list,
+    let listed = match app.wechat.list_all_checked().await {
+        Ok(listing) => listing,
         Err(read_error) => {
             tracing::warn!(appid = %s.appid, error = %read_error, "could not re-read the status after an unclear answer");
             if !maybe_applied(&error) {
@@ -262,7 +262,19 @@ async fn reconcile(app: &App, s: &Settling, error: WeChatError) -> Result<Outcom
             return Ok(Outcome::Unknown);
         }
     };
-    let current = listed.into_iter().find(|a| a.appid == s.appid);
+    let complete = listed.complete;
+    let current = listed.applicants.into_iter().find(|a| a.appid == s.appid);
+    if current.is_none() && !complete {
+        // WeChat ignored `page`: a listing of the first page only says nothing of an applicant
+        // it leaves out. As if the re-read had failed.
+        tracing::warn!(appid = %s.appid, "the re-read was partial (WeChat ignores page); the outcome waits for a complete listing");
+        if !maybe_applied(&error) {
+            fail(app, s, &error).await?;
+            return Ok(Outcome::Failed(error));
+        }
+        unknown(app, s).await?;
+        return Ok(Outcome::Unknown);
+    }
     resolve(app, s, current.as_ref(), maybe_applied(&error), Some(error)).await
 }
 

@@ -107,7 +107,7 @@ async fn poll_locked(app: &App) -> Result<PollReport, PollError> {
     let listed = tokio::select! {
         biased;
         () = app.stopping.cancelled() => return Err(PollError::Stopping),
-        listed = app.wechat.list_all() => listed,
+        listed = app.wechat.list_all_checked() => listed,
     };
     if let Err(e) = &listed
         && e.errcode() == Some(crate::wechat::DAILY_QUOTA)
@@ -115,7 +115,10 @@ async fn poll_locked(app: &App) -> Result<PollReport, PollError> {
         // Rest at once, so a `/refresh` racing this poll does not spend more of the quota.
         note_quota(app, e).await;
     }
-    let listed = listed?;
+    let crate::wechat::Listing {
+        applicants: listed,
+        complete,
+    } = listed?;
     crate::telemetry::applicants_listed(&status_counts(&listed));
     let mut report = PollReport {
         listed: listed.len(),
@@ -149,8 +152,8 @@ async fn poll_locked(app: &App) -> Result<PollReport, PollError> {
         // next start, from the store.
         return Err(PollError::Stopping);
     }
-    // A WeChat that ignores `page` hides everyone past the first page: no proof of absence.
-    let complete = !app.wechat.paging_broken();
+    // A WeChat that ignores `page` hides everyone past the first page: this listing proves no
+    // absence (judged by this listing itself; another may have finished since).
     let missing: Vec<AppId> = app
         .seen
         .iter_mut()

@@ -131,6 +131,16 @@ struct DevPluginRequest<'a> {
     reason: Option<&'a str>,
 }
 
+/// Every applicant one `list_all` read, and whether that listing is complete.
+#[derive(Clone, Debug)]
+pub struct Listing {
+    /// The applicants, de-duplicated by appid.
+    pub applicants: Vec<Applicant>,
+    /// `false` when WeChat ignored `page`: only the first page's applicants are here, so an
+    /// applicant missing from them proves nothing.
+    pub complete: bool,
+}
+
 /// One `dev_apply_list` page as WeChat sent it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ListPage {
@@ -257,6 +267,16 @@ impl WeChatClient {
     /// An absent, null or empty `apply_list` is an empty listing: what that proves is the
     /// caller's call. One that is anything else (a string, an object) is a decode error.
     pub async fn list_all(&self) -> Result<Vec<Applicant>, WeChatError> {
+        self.list_all_checked()
+            .await
+            .map(|listing| listing.applicants)
+    }
+
+    /// [`Self::list_all`], saying whether this very listing is complete: `false` when WeChat
+    /// ignored `page` and only what the first page shows was listed. Each listing carries its own
+    /// answer: a flag shared by every caller would be reset by another listing that finished
+    /// meanwhile, and a partial listing taken for complete proves absences that are not.
+    pub async fn list_all_checked(&self) -> Result<Listing, WeChatError> {
         let mut seen = HashSet::new();
         let mut all = Vec::new();
         let mut size = self.page_size;
@@ -283,7 +303,10 @@ impl WeChatClient {
             }
             if sent == 0 {
                 self.note_paging(false);
-                return Ok(all);
+                return Ok(Listing {
+                    applicants: all,
+                    complete: true,
+                });
             }
             let sent = u32::try_from(sent).unwrap_or(u32::MAX);
             if sent >= size {
@@ -300,7 +323,10 @@ impl WeChatClient {
                     stale_pages += 1;
                     if stale_pages >= 2 {
                         self.note_paging(true);
-                        return Ok(all);
+                        return Ok(Listing {
+                            applicants: all,
+                            complete: false,
+                        });
                     }
                 } else if fresh > 0 {
                     stale_pages = 0;
