@@ -630,12 +630,12 @@ mod tests {
         );
     }
 
-    /// Each text of a language as written in this file: (field, template), from the static's
-    /// opening line to its closing brace.
+    /// Each text of a static (`ZH`, `EN`, `PAGE_ZH`…) as written in this file: (field,
+    /// template), from the static's opening line to its closing brace.
     fn templates(lang: &str) -> Vec<(String, String)> {
         let source = include_str!("i18n.rs");
         let start = source
-            .find(&format!("static {lang}: Texts = Texts {{"))
+            .find(&format!("static {lang}: "))
             .expect("the static");
         let body = &source[start..];
         let body = &body[..body.find("\n};").expect("its end")];
@@ -754,20 +754,9 @@ mod tests {
 
     #[test]
     fn chinese_texts_use_full_width_punctuation() {
-        let source = include_str!("i18n.rs");
-        let page = &source[source
-            .find("static PAGE_ZH: PageTexts = PageTexts {")
-            .expect("the page")..];
-        let page = &page[..page.find("\n};").expect("its end")];
         let zh: Vec<(String, String)> = templates("ZH")
             .into_iter()
-            .chain(page.lines().filter_map(|line| {
-                let (field, value) = line.trim().split_once(": \"")?;
-                Some((
-                    format!("page.{field}"),
-                    value.strip_suffix("\",")?.to_owned(),
-                ))
-            }))
+            .chain(templates("PAGE_ZH"))
             .collect();
         assert!(zh.len() > 100, "read {} zh texts", zh.len());
         let problems: Vec<String> = zh

@@ -175,14 +175,10 @@ impl SendLimiter {
         };
         let now = inner.now();
         let tats = inner.tats.lock();
-        let mut budgets = vec![(inner.limits.per_chat, Key::Chat(chat))];
-        if chat < 0 {
-            budgets.push((inner.limits.per_group, Key::Group(chat)));
-        }
-        budgets.push((inner.limits.overall, Key::Overall));
-        budgets
+        inner
+            .budgets(Some(chat))
             .into_iter()
-            .map(|(rate, key)| {
+            .map(|(_, rate, key)| {
                 // GCRA: the k-th message may go once the state is within the card lane's burst
                 // tolerance of now; each message moves the state on by one interval.
                 let interval = rate.interval();
@@ -359,23 +355,30 @@ impl Inner {
         }
     }
 
+    /// The budgets a call to `chat` counts against (none bound to a chat: the overall one
+    /// only), each with its rate and key.
+    fn budgets(&self, chat: Option<i64>) -> Vec<(&Budget, Rate, Key)> {
+        let mut budgets = Vec::with_capacity(3);
+        if let Some(chat) = chat {
+            budgets.push((&self.chat, self.limits.per_chat, Key::Chat(chat)));
+            if chat < 0 {
+                budgets.push((&self.group, self.limits.per_group, Key::Group(chat)));
+            }
+        }
+        budgets.push((&self.overall, self.limits.overall, Key::Overall));
+        budgets
+    }
+
     /// Counts one call if every budget it belongs to has room for it now, or says how long
     /// until they all may.
     fn try_pass(&self, chat: Option<i64>, lane: Lane) -> Result<(), Duration> {
-        let mut budgets = Vec::with_capacity(3);
-        if let Some(chat) = chat {
-            budgets.push((&self.chat, Key::Chat(chat)));
-            if chat < 0 {
-                budgets.push((&self.group, Key::Group(chat)));
-            }
-        }
-        budgets.push((&self.overall, Key::Overall));
+        let budgets = self.budgets(chat);
 
         let _turn = self.turn.lock().unwrap_or_else(PoisonError::into_inner);
         let now = self.now();
         let wait = budgets
             .iter()
-            .filter_map(|(budget, key)| budget.lane(lane).ask.check_key(key).err())
+            .filter_map(|(budget, _, key)| budget.lane(lane).ask.check_key(key).err())
             .map(|not_until| not_until.wait_time_from(now))
             .max();
         if let Some(wait) = wait {
@@ -383,7 +386,7 @@ impl Inner {
         }
         // Time only moves forward and nobody else spends while we hold the turn, so what was
         // just allowed is still allowed.
-        for (budget, key) in &budgets {
+        for (budget, _, key) in &budgets {
             let _ = budget.lane(lane).spend.check_key(key);
         }
         self.prune(now);
