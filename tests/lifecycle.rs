@@ -708,15 +708,16 @@ async fn a_reapplication_gets_its_card_even_when_the_old_one_cannot_be_edited() 
     let old = app.card(&appid).message_id;
 
     reapplies(&app, &appid);
-    // Every edit of the old message is refused (the bot lost its rights to edit, say).
-    app.tg.fake.inject(tg_fault(
-        "editMessageText",
+    // Every edit of the old message is refused; new messages are edited as usual.
+    app.tg.fake.refuse_edits_of(
+        TEAM,
+        old,
         TgFault::Api {
             code: 400,
             description: "Bad Request: MESSAGE_ID_INVALID".to_owned(),
         },
-        100,
-    ));
+        u32::MAX,
+    );
     app.command(ALICE, "/refresh").await;
     app.command(ALICE, "/refresh").await;
 
@@ -803,9 +804,10 @@ async fn a_moved_team_chat_closes_the_old_cards_and_cards_the_new_chat() {
         .tg
         .fake
         .wait_until(WAIT, |_| {
-            [open, choosing]
-                .iter()
-                .all(|id| cards_in(&app, OTHER_CHAT, id).len() == 1)
+            [open, choosing].iter().all(|id| {
+                let cards = cards_in(&app, OTHER_CHAT, id);
+                cards.len() == 1 && armed(&cards[0])
+            })
         })
         .await;
     assert!(carded, "the new chat has its cards");
@@ -1153,9 +1155,20 @@ async fn a_replaced_card_whose_edit_failed_for_a_while_is_marked_by_the_sweep() 
     // is carded: a failure that passes.
     app.tg
         .fake
-        .inject(tg_fault("editMessageText", TgFault::RetryAfter(1), 6));
+        .refuse_edits_of(TEAM, old, TgFault::RetryAfter(1), 6);
     reapplies(&app, &appid);
-    app.command(ALICE, "/refresh").await;
+    // The poll waits out six 429s of a second each before /refresh is answered: about 10 s.
+    let refresh = app.tg.fake.user_sends(TEAM, ALICE, "/refresh");
+    let answered = app
+        .tg
+        .fake
+        .wait_until(Duration::from_secs(30), |f| {
+            f.bot_messages(TEAM)
+                .iter()
+                .any(|m| m.reply_to == Some(refresh))
+        })
+        .await;
+    assert!(answered, "/refresh was never answered");
     let new_card = cards_in(&app, TEAM, &appid)
         .into_iter()
         .find(|m| m.message_id != old)
@@ -1554,4 +1567,42 @@ async fn a_partial_listing_proves_no_absence_even_when_a_complete_one_finishes_m
         gone.is_empty(),
         "the partial listing was taken for complete: {gone:?}"
     );
+}
+
+#[tokio::test]
+async fn a_card_whose_buttons_could_not_be_added_gets_them_from_the_sweep() {
+    // A card goes out without buttons and gets them by an edit once its message is recorded (a
+    // message the bot never recorded must not offer a decision). Telegram answers that edit with
+    // 429s past the bot's retries: the row still says its message is behind, and the sweep after
+    // the poll adds the buttons.
+    let mut app = TestApp::new(1).await;
+    app.tg
+        .fake
+        .inject(tg_fault("editMessageText", TgFault::RetryAfter(1), 6));
+    app.start().await;
+    let appid = app.appids()[0].clone();
+    let armed_card = app
+        .tg
+        .fake
+        .wait_until(Duration::from_secs(30), |_| {
+            app.card_for(&appid).is_some_and(|m| !m.buttons.is_empty())
+        })
+        .await;
+    let card = app.card(&appid);
+    assert!(armed_card, "the card never got its buttons: {card:?}");
+    assert_eq!(button_labels(&card), ["✅ Approve", "❌ Reject"]);
+    let edits: Vec<Option<u16>> = app
+        .tg
+        .fake
+        .calls()
+        .iter()
+        .filter(|c| c.method == "editMessageText")
+        .map(|c| c.error_code)
+        .collect();
+    assert_eq!(
+        edits,
+        [vec![Some(429); 6], vec![None]].concat(),
+        "six refused edits (the first try's retries), then the sweep's"
+    );
+    app.stop().await;
 }

@@ -347,9 +347,9 @@ impl App {
         }
     }
 
-    /// Makes sure a pending applicant has a card: writes the card first, then sends it, then
-    /// records the message, and only then tells the message it replaces (a re-application) that
-    /// a newer card stands for the applicant. Returns whether a message was sent. A failed send
+    /// Makes sure a pending applicant has a card: writes the card first, then sends it without
+    /// buttons, records the message, adds the buttons with an edit, and only then tells the
+    /// message it replaces (a re-application) that a newer card stands for the applicant. Returns whether a message was sent. A failed send
     /// leaves the card in `sending`, and the next poll sends it again.
     pub async fn ensure_card(&self, appid: &AppId) -> Result<bool, CardError> {
         if self.store.unsettled_elsewhere(self.chat.0, appid).await? {
@@ -389,19 +389,20 @@ impl App {
             self.store.abandon_card(card.id).await?;
             return Ok(false);
         }
-        // Rendered as it will stand once recorded: open, with its buttons.
+        // Rendered as it will stand once recorded, open, but sent without its buttons: a kill
+        // between Telegram taking the message and the store recording its id leaves a message
+        // the bot can never find again, and such a message must not offer ✅/❌ for an applicant
+        // someone decides later. The buttons come with an edit once the id is recorded.
         let card = Card {
             state: CardState::Open,
             ..card
         };
-        let view = self.view(&stored, &card);
-        let (text, keyboard) = (view.text(), view.keyboard());
+        let text = self.view(&stored, &card).text();
         let sent = self
             .paced(self.chat, Lane::Card, || {
                 self.bot
                     .send_message(self.chat, text.clone())
                     .parse_mode(ParseMode::Html)
-                    .reply_markup(keyboard.clone())
                     .link_preview_options(no_preview())
                     .send()
             })
@@ -421,6 +422,11 @@ impl App {
         drop(guard);
         crate::telemetry::card_posted();
         tracing::info!(appid = %appid, card = card.id, message_id = sent.id.0, "posted a card");
+        // The row now says its message shows an older state than it holds: if this edit fails
+        // or the bot stops first, the sweep after the next poll (or the next start) adds them.
+        if let Err(e) = self.show_card(card.id, Lane::Card).await {
+            tracing::warn!(card = card.id, error = %e, "could not add a card's buttons yet; will try again after the next poll");
+        }
         if card.previous_message_id.is_some()
             && let Err(e) = self.supersede(card.id).await
         {
@@ -454,7 +460,7 @@ impl App {
     /// pass is tried again after the next poll. The new card never waits for this.
     pub async fn supersede(&self, card_id: i64) -> Result<(), CardError> {
         let edited = self
-            .edit_card(card_id, |card, stored| {
+            .edit_card(card_id, Lane::Decision, |card, stored| {
                 if card.state == CardState::Sending {
                     return None;
                 }
@@ -490,8 +496,14 @@ impl App {
     /// overlap, and each renders the state as it is when it runs, so the last edit shows the
     /// final truth. "Not modified" is success; a message a person deleted is recorded and left.
     pub async fn refresh_card(&self, card_id: i64) -> Result<(), CardError> {
+        self.show_card(card_id, Lane::Decision).await
+    }
+
+    /// [`App::refresh_card`] with the edit waiting in `lane`: a new card's buttons go in the card
+    /// lane, so the slot kept for decisions stays free for a press made meanwhile.
+    async fn show_card(&self, card_id: i64, lane: Lane) -> Result<(), CardError> {
         let edited = self
-            .edit_card(card_id, |card, stored| {
+            .edit_card(card_id, lane, |card, stored| {
                 let (Some(message_id), false) = (card.message_id, card.message_gone) else {
                     return None;
                 };
@@ -520,13 +532,14 @@ impl App {
 
     /// Edits a message of a card with what `render` makes of the card and its applicant as they
     /// are when the edit goes out (`None`: nothing to edit). Each attempt waits for Telegram's
-    /// budget first and only then takes the card's lock for the one call, so a 429 pause or a
+    /// budget in `lane` first and only then takes the card's lock for the one call, so a 429 pause or a
     /// network backoff never holds presses and polls on this card. Waits out 429s and retries
     /// network errors a few times; "not modified" counts as shown. Returns how the edit ended
     /// and the card as rendered.
     async fn edit_card<R>(
         &self,
         card_id: i64,
+        lane: Lane,
         render: R,
     ) -> Result<Option<(Edited, Card)>, CardError>
     where
@@ -539,8 +552,9 @@ impl App {
         let chat = ChatId(card.chat_id);
         let mut attempt = 0;
         loop {
-            // A card's edit shows a decision or a change of status: it goes before new cards.
-            self.ready(Some(chat.0), Lane::Decision).await?;
+            // A card's edit shows a decision or a change of status: it goes before new cards
+            // (a new card's buttons go with the new cards).
+            self.ready(Some(chat.0), lane).await?;
             let guard = self.lock_card(card_id).await;
             let Some(card) = self.store.card(card_id).await? else {
                 return Ok(None);

@@ -301,10 +301,12 @@ async fn announce_burst(app: &App, listed: &[Applicant]) {
         return;
     }
     let t = app.texts();
-    // The digest itself goes first, then one card each.
-    let eta = app
-        .limiter
-        .estimate(app.chat.0, u32::try_from(new.len() + 1).unwrap_or(u32::MAX));
+    // The digest itself goes first, then each card: its message, and the edit that adds its
+    // buttons once the message is recorded.
+    let eta = app.limiter.estimate(
+        app.chat.0,
+        u32::try_from(2 * new.len() + 1).unwrap_or(u32::MAX),
+    );
     let mut text = fill(
         t.digest_header,
         &[

@@ -287,9 +287,10 @@ impl Store {
         Ok(())
     }
 
-    /// Records the message a card was sent as; the card is now open. Returns whether it was
-    /// recorded: `false` when the card was no longer being sent (its message stands for nothing
-    /// and must not offer buttons).
+    /// Records the message a card was sent as (without its buttons); the card is now open and
+    /// its message one version behind, until the edit that adds the buttons. Returns whether it
+    /// was recorded: `false` when the card was no longer being sent (its message stands for
+    /// nothing).
     pub async fn card_sent(&self, card_id: i64, message_id: i32) -> StoreResult<bool> {
         let done = sql::cards::SENT
             .query()

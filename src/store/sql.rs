@@ -272,8 +272,10 @@ statements! {
                  message_id = COALESCE(message_id, previous_message_id), previous_message_id = NULL,
                  version = version + 1, updated_at = ?
              WHERE id = ? AND state = 'sending'";
+        /// The message went out without its buttons: it shows an older version than the row's
+        /// until the edit that adds them (`SHOWN`), so the stale sweep adds them if that fails.
         SENT: Exec = "UPDATE cards SET message_id = ?, state = 'open', version = version + 1,
-                 shown_version = version + 1, updated_at = ? WHERE id = ? AND state = 'sending'";
+                 shown_version = version, updated_at = ? WHERE id = ? AND state = 'sending'";
         IN_CHAT: Rows<CardRow> = "SELECT * FROM cards WHERE chat_id = ?";
         ELSEWHERE: Rows<CardRow> =
             "SELECT * FROM cards WHERE chat_id != ? AND moved IS NULL ORDER BY id";

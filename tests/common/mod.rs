@@ -247,9 +247,16 @@ impl TestApp {
         let ok = self
             .tg
             .fake
-            .wait_until(WAIT, |_| self.cards().len() >= n)
+            .wait_until(WAIT, |_| {
+                let cards = self.cards();
+                cards.len() >= n && cards.iter().all(armed)
+            })
             .await;
-        assert!(ok, "expected {n} cards, have {}", self.cards().len());
+        assert!(
+            ok,
+            "expected {n} cards with their buttons added, have {:?}",
+            self.cards()
+        );
     }
 
     /// Whether the card of `appid` comes to show `needle` within [`WAIT`].
@@ -258,7 +265,7 @@ impl TestApp {
             .fake
             .wait_until(WAIT, |_| {
                 self.card_for(appid)
-                    .is_some_and(|m| m.plain_text.contains(needle))
+                    .is_some_and(|m| m.plain_text.contains(needle) && armed(&m))
             })
             .await
     }
@@ -497,4 +504,10 @@ impl TestApp {
         assert!(started, "bot process did not start: {}", process.printed());
         process
     }
+}
+
+/// Whether a card message has had the edit that follows its send: a card goes out without
+/// buttons and gets them once the bot has recorded it (or shows an outcome by then).
+pub fn armed(m: &FakeMessage) -> bool {
+    !m.buttons.is_empty() || m.history.len() > 1
 }

@@ -101,6 +101,10 @@ pub struct FakeMessage {
     pub history: Vec<MessageVersion>,
     /// When it was deleted, if it was.
     pub deleted_at: Option<Instant>,
+    /// The next edits of it fail with this fault, for this many (a 429 or an API error; Telegram
+    /// refuses to edit some messages and not others: MESSAGE_ID_INVALID, "message can't be
+    /// edited").
+    pub refuses_edits: Option<(TgFault, u32)>,
 }
 
 /// A message's text and buttons as shown from `at` until the next version (or its deletion).
@@ -169,7 +173,7 @@ pub enum ChatEvent {
 }
 
 /// An injected fault.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TgFault {
     /// 429 with this retry_after.
     RetryAfter(u32),
@@ -498,6 +502,19 @@ impl FakeTelegram {
         self.changed(None);
     }
 
+    /// The next `times` edits of this one message fail with `fault` (a 429 or an API error);
+    /// other messages are edited as before.
+    pub fn refuse_edits_of(&self, chat_id: i64, message_id: i32, fault: TgFault, times: u32) {
+        let mut world = self.world();
+        if let Some(m) = world
+            .chats
+            .get_mut(&chat_id)
+            .and_then(|c| c.messages.iter_mut().find(|m| m.message_id == message_id))
+        {
+            m.refuses_edits = Some((fault, times));
+        }
+    }
+
     /// A person deletes a message.
     pub fn delete_message_as_user(&self, chat_id: i64, message_id: i32) {
         let deleted = {
@@ -577,6 +594,7 @@ impl FakeTelegram {
                 date,
                 history: Vec::new(),
                 deleted_at: None,
+                refuses_edits: None,
             };
             message.history.push(message.version(Instant::now()));
             chat.messages.push(message.clone());
@@ -1514,6 +1532,7 @@ impl World {
             date: now(),
             history: Vec::new(),
             deleted_at: None,
+            refuses_edits: None,
         };
         message.history.push(message.version(Instant::now()));
         chat.messages.push(message.clone());
@@ -1540,6 +1559,16 @@ impl World {
             .iter_mut()
             .find(|m| m.message_id == message_id && !m.deleted && m.from_bot)
             .ok_or_else(|| bad("message to edit not found"))?;
+        if let Some((fault, times)) = &mut message.refuses_edits
+            && *times > 0
+        {
+            *times -= 1;
+            return Err(match fault.clone() {
+                TgFault::RetryAfter(n) => ApiError::retry_after(n),
+                TgFault::Api { code, description } => ApiError::new(code, description),
+                other => bad(format!("{other:?}")),
+            });
+        }
         let same_text = new_text
             .as_ref()
             .is_none_or(|(text, _, _)| *text == message.text);
