@@ -120,6 +120,23 @@ pub enum DatabaseState {
     },
 }
 
+/// A database URL as it may be shown: a password in it (`postgres://user:secret@host/db`)
+/// becomes `***`.
+pub fn without_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (authority, tail) = rest.split_once('/').map_or((rest, ""), |(a, t)| (a, t));
+    let Some((userinfo, host)) = authority.rsplit_once('@') else {
+        return url.to_owned();
+    };
+    let Some((user, _)) = userinfo.split_once(':') else {
+        return url.to_owned();
+    };
+    let slash = if rest.contains('/') { "/" } else { "" };
+    format!("{scheme}://{user}:***@{host}{slash}{tail}")
+}
+
 /// The file a `sqlite:` URL names, or `None` for an in-memory database.
 fn sqlite_path(url: &str) -> Result<Option<std::path::PathBuf>, String> {
     let Some(rest) = url.strip_prefix("sqlite:") else {
@@ -324,6 +341,25 @@ impl Store {
         Ok(Self { pool })
     }
 
+    /// Brings the PostgreSQL database at `url` to this version's schema (`migrations-postgres/`)
+    /// and says what is wrong with it for the store's statements, as the SQLite start does: one
+    /// entry per problem, empty when every statement prepares and returns what is read. The
+    /// first part of the PostgreSQL backend (issue 18): the statement list covers both.
+    pub async fn migrate_postgres(url: &str) -> StoreResult<Vec<String>> {
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(2)
+            .connect(url)
+            .await
+            .map_err(|e| StoreError::Open {
+                url: without_password(url),
+                cause: one_line(&e),
+            })?;
+        sqlx::migrate!("./migrations-postgres").run(&pool).await?;
+        let problems = sql::postgres_schema_problems(&pool).await;
+        pool.close().await;
+        Ok(problems)
+    }
+
     /// Copies the WAL into the database without blocking writers (a no-op when nothing new was
     /// written). The poller runs it after each poll, so presses never wait on a checkpoint.
     pub async fn checkpoint(&self) -> StoreResult<()> {
@@ -334,6 +370,28 @@ impl Store {
     /// Closes the pool, flushing the WAL.
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+}
+
+#[cfg(test)]
+mod url_tests {
+    use super::without_password;
+
+    #[test]
+    fn a_database_password_is_never_shown() {
+        assert_eq!(
+            without_password("postgres://bot:s3cr%40t@db.internal:5432/wx?sslmode=require"),
+            "postgres://bot:***@db.internal:5432/wx?sslmode=require"
+        );
+        assert_eq!(
+            without_password("postgres://bot@db/wx"),
+            "postgres://bot@db/wx"
+        );
+        assert_eq!(without_password("sqlite:bot.db"), "sqlite:bot.db");
+        assert_eq!(
+            without_password("postgres://u:p@host"),
+            "postgres://u:***@host"
+        );
     }
 }
 

@@ -43,6 +43,9 @@ impl<A: Columns, B: Columns> Columns for Joined<A, B> {
 /// its reader needs (`None`: it returns nothing that is read by name).
 pub(crate) struct Check {
     pub sql: &'static str,
+    /// The statement as PostgreSQL runs it: its own text where the dialects differ, else the
+    /// SQLite text with `$n` placeholders ([`postgres`]).
+    pub postgres: String,
     pub reads: Option<Vec<&'static str>>,
     /// Whether it must return at least one column (a scalar).
     pub returns: bool,
@@ -51,13 +54,15 @@ pub(crate) struct Check {
 /// A statement whose rows decode into `R`.
 pub(crate) struct Rows<R> {
     sql: &'static str,
+    pg: Option<&'static str>,
     row: PhantomData<fn() -> R>,
 }
 
 impl<R> Rows<R> {
-    pub const fn new(sql: &'static str) -> Self {
+    pub const fn new(sql: &'static str, pg: Option<&'static str>) -> Self {
         Self {
             sql,
+            pg,
             row: PhantomData,
         }
     }
@@ -75,6 +80,7 @@ where
     pub fn check(&self) -> Check {
         Check {
             sql: self.sql,
+            postgres: postgres_text(self.sql, self.pg),
             reads: Some(R::columns()),
             returns: true,
         }
@@ -84,13 +90,15 @@ where
 /// A statement whose first column is read as a `T`.
 pub(crate) struct Scalar<T> {
     sql: &'static str,
+    pg: Option<&'static str>,
     value: PhantomData<fn() -> T>,
 }
 
 impl<T> Scalar<T> {
-    pub const fn new(sql: &'static str) -> Self {
+    pub const fn new(sql: &'static str, pg: Option<&'static str>) -> Self {
         Self {
             sql,
+            pg,
             value: PhantomData,
         }
     }
@@ -108,6 +116,7 @@ where
     pub fn check(&self) -> Check {
         Check {
             sql: self.sql,
+            postgres: postgres_text(self.sql, self.pg),
             reads: None,
             returns: true,
         }
@@ -117,11 +126,12 @@ where
 /// A statement run for its effect (rows affected, the last insert id).
 pub(crate) struct Exec {
     sql: &'static str,
+    pg: Option<&'static str>,
 }
 
 impl Exec {
-    pub const fn new(sql: &'static str) -> Self {
-        Self { sql }
+    pub const fn new(sql: &'static str, pg: Option<&'static str>) -> Self {
+        Self { sql, pg }
     }
 
     /// The query, ready for binds.
@@ -132,6 +142,7 @@ impl Exec {
     pub fn check(&self) -> Check {
         Check {
             sql: self.sql,
+            postgres: postgres_text(self.sql, self.pg),
             reads: None,
             returns: false,
         }
@@ -146,7 +157,7 @@ macro_rules! statements {
         mod $table:ident {
             $(
                 $(#[doc = $doc:literal])*
-                $name:ident: $ty:ty = $sql:expr;
+                $name:ident: $ty:ty = $sql:expr $(, postgres: $pg:expr)?;
             )*
         }
     )*) => {
@@ -159,7 +170,8 @@ macro_rules! statements {
                 use crate::store::{applicants::*, audit::*, cards::*};
                 $(
                     $(#[doc = $doc])*
-                    pub(in crate::store) const $name: $ty = <$ty>::new($sql);
+                    pub(in crate::store) const $name: $ty =
+                        <$ty>::new($sql, postgres_only!($($pg)?));
                 )*
             }
         )*
@@ -169,6 +181,56 @@ macro_rules! statements {
             vec![$($((concat!(stringify!($table), "::", stringify!($name)), $table::$name.check()),)*)*]
         }
     };
+}
+
+/// A statement's own PostgreSQL text, if it has one.
+macro_rules! postgres_only {
+    () => {
+        None
+    };
+    ($pg:expr) => {
+        Some($pg)
+    };
+}
+
+/// A statement as PostgreSQL runs it: `own` where the dialects differ, else `sqlite` with its
+/// placeholders numbered PostgreSQL's way.
+fn postgres_text(sqlite: &str, own: Option<&str>) -> String {
+    own.map_or_else(|| postgres(sqlite), str::to_owned)
+}
+
+/// SQLite's placeholders in PostgreSQL's form: `?N` becomes `$N`, and each bare `?` the next
+/// `$n` in order, as SQLite numbers them; text inside single quotes is left alone.
+pub(crate) fn postgres(sqlite: &str) -> String {
+    let mut out = String::with_capacity(sqlite.len() + 8);
+    let mut next = 0;
+    let mut quoted = false;
+    let mut chars = sqlite.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' => {
+                quoted = !quoted;
+                out.push(c);
+            }
+            '?' if !quoted => {
+                let mut digits = String::new();
+                while let Some(d) = chars.peek().filter(|d| d.is_ascii_digit()) {
+                    digits.push(*d);
+                    chars.next();
+                }
+                let n = if digits.is_empty() {
+                    next + 1
+                } else {
+                    digits.parse().unwrap_or(next + 1)
+                };
+                next = next.max(n);
+                out.push('$');
+                out.push_str(&n.to_string());
+            }
+            _ => out.push(c),
+        }
+    }
+    out
 }
 
 /// A card's state in one of up to six states: `state IN` these slots, bound by
@@ -182,7 +244,8 @@ macro_rules! state_in {
 statements! {
     /// The store's own upkeep.
     mod upkeep {
-        CHECKPOINT: Exec = "PRAGMA wal_checkpoint(PASSIVE)";
+        /// SQLite's write-ahead log folded back into the file; PostgreSQL checkpoints by itself.
+        CHECKPOINT: Exec = "PRAGMA wal_checkpoint(PASSIVE)", postgres: "SELECT 1";
     }
 
     /// The applicant clock (one row).
@@ -203,40 +266,60 @@ statements! {
                  json_extract(value, '$.nickname'), json_extract(value, '$.avatar_url'),
                  json_extract(value, '$.reason'), json_extract(value, '$.apply_url'),
                  json_extract(value, '$.applied_at'), json_extract(value, '$.categories'),
-                 ?1, ?1, 0, ?2
+                 ?1, ?1, FALSE, ?2
              FROM json_each(?3) WHERE true
              ON CONFLICT (appid) DO UPDATE SET status = excluded.status,
                  nickname = excluded.nickname, avatar_url = excluded.avatar_url,
                  reason = excluded.reason, apply_url = excluded.apply_url,
                  applied_at = excluded.applied_at, categories = excluded.categories,
-                 updated_at = excluded.updated_at, gone = 0, touched = excluded.touched
-             WHERE ?4 = 0 OR applicants.touched <= excluded.touched
+                 updated_at = excluded.updated_at, gone = FALSE, touched = excluded.touched
+             WHERE ?4 = FALSE OR applicants.touched <= excluded.touched
+             RETURNING appid",
+        postgres: "INSERT INTO applicants (appid, status, nickname, avatar_url,
+                 reason, apply_url, applied_at, categories, first_seen, updated_at, gone, touched)
+             SELECT v ->> 'appid', (v ->> 'status')::BIGINT, v ->> 'nickname',
+                 v ->> 'avatar_url', v ->> 'reason', v ->> 'apply_url',
+                 (v ->> 'applied_at')::BIGINT, v ->> 'categories',
+                 $1::BIGINT, $1::BIGINT, FALSE, $2::BIGINT
+             FROM jsonb_array_elements($3::TEXT::JSONB) AS v
+             ON CONFLICT (appid) DO UPDATE SET status = excluded.status,
+                 nickname = excluded.nickname, avatar_url = excluded.avatar_url,
+                 reason = excluded.reason, apply_url = excluded.apply_url,
+                 applied_at = excluded.applied_at, categories = excluded.categories,
+                 updated_at = excluded.updated_at, gone = FALSE, touched = excluded.touched
+             WHERE $4::BOOLEAN = FALSE OR applicants.touched <= excluded.touched
              RETURNING appid";
         TOUCH: Exec = "UPDATE applicants SET touched = ? WHERE appid = ?";
         SET_STATUS: Exec =
             "UPDATE applicants SET status = ?, touched = ?, updated_at = ? WHERE appid = ?";
         /// Binds: tick, now, appid, `as_of` twice (NULL: unconditionally).
-        MARK_GONE: Exec = "UPDATE applicants SET gone = 1, touched = ?, updated_at = ?
-             WHERE appid = ? AND (? IS NULL OR touched <= ?)";
+        MARK_GONE: Exec = "UPDATE applicants SET gone = TRUE, touched = ?, updated_at = ?
+             WHERE appid = ? AND (? IS NULL OR touched <= ?)",
+        postgres: "UPDATE applicants SET gone = TRUE, touched = $1, updated_at = $2
+             WHERE appid = $3 AND ($4::BIGINT IS NULL OR touched <= $5)";
         /// Binds: chat, status code twice (NULL: any status).
         LISTED_WITH_CARDS: Rows<Joined<ApplicantRow, CardRef>> =
             "SELECT a.*, c.id AS card_id FROM applicants a
              LEFT JOIN cards c ON c.appid = a.appid AND c.chat_id = ?
-             WHERE a.gone = 0 AND (? IS NULL OR a.status = ?)
+             WHERE a.gone = FALSE AND (? IS NULL OR a.status = ?)
+             ORDER BY COALESCE(a.applied_at, a.first_seen), a.appid",
+        postgres: "SELECT a.*, c.id AS card_id FROM applicants a
+             LEFT JOIN cards c ON c.appid = a.appid AND c.chat_id = $1
+             WHERE a.gone = FALSE AND ($2::BIGINT IS NULL OR a.status = $3)
              ORDER BY COALESCE(a.applied_at, a.first_seen), a.appid";
         COUNT_BY_STATUS: Rows<StatusCount> =
-            "SELECT status, COUNT(*) AS n FROM applicants WHERE gone = 0 GROUP BY status";
+            "SELECT status, COUNT(*) AS n FROM applicants WHERE gone = FALSE GROUP BY status";
     }
 
     /// The card posted for each applicant in a chat.
     mod cards {
         COUNT_LIVE: Scalar<i64> = "SELECT COUNT(*) FROM cards
-             WHERE chat_id = ? AND message_id IS NOT NULL AND message_gone = 0";
+             WHERE chat_id = ? AND message_id IS NOT NULL AND message_gone = FALSE";
         /// Binds: chat, applied before, reminded before, first seen before.
         DUE_REMINDERS: Rows<DueRow> =
             "SELECT c.id AS card_id, COALESCE(a.applied_at, a.first_seen) AS since
              FROM cards c JOIN applicants a ON a.appid = c.appid
-             WHERE c.chat_id = ? AND a.gone = 0 AND a.status = 1
+             WHERE c.chat_id = ? AND a.gone = FALSE AND a.status = 1
                AND c.state NOT IN ('sending', 'closed')
                AND COALESCE(a.applied_at, a.first_seen) <= ?
                AND (c.reminded_at IS NULL OR c.reminded_at <= ?)
@@ -250,17 +333,32 @@ statements! {
              VALUES (?1, ?2, 'sending', ?3, ?4)
              ON CONFLICT (chat_id, appid) DO UPDATE SET state = 'sending', message_id = NULL,
                  previous_message_id = CASE
-                     WHEN cards.message_id IS NOT NULL AND cards.message_gone = 0
+                     WHEN cards.message_id IS NOT NULL AND cards.message_gone = FALSE
                      THEN cards.message_id ELSE cards.previous_message_id END,
                  actor_id = NULL, actor_name = NULL, action = NULL, reason = NULL, note = NULL,
-                 prompt_message_id = NULL, message_gone = 0, reminded_at = NULL, moved = NULL,
+                 prompt_message_id = NULL, message_gone = FALSE, reminded_at = NULL, moved = NULL,
                  version = cards.version + 1, updated_at = excluded.updated_at
              WHERE (?5 IS NULL OR cards.version = ?5)
                AND (cards.state = 'closed'
-                OR (cards.message_gone = 1
+                OR (cards.message_gone = TRUE
                     AND cards.state IN ('open', 'choosing_reason', 'awaiting_reason')
                     -- An unknown outcome stays until a listing settles it: no fresh buttons.
-                    AND (cards.note IS NULL OR json_extract(cards.note, '$.kind') != 'unknown')))";
+                    AND (cards.note IS NULL OR json_extract(cards.note, '$.kind') != 'unknown')))",
+        postgres: "INSERT INTO cards (chat_id, appid, state, created_at, updated_at)
+             VALUES ($1, $2, 'sending', $3, $4)
+             ON CONFLICT (chat_id, appid) DO UPDATE SET state = 'sending', message_id = NULL,
+                 previous_message_id = CASE
+                     WHEN cards.message_id IS NOT NULL AND cards.message_gone = FALSE
+                     THEN cards.message_id ELSE cards.previous_message_id END,
+                 actor_id = NULL, actor_name = NULL, action = NULL, reason = NULL, note = NULL,
+                 prompt_message_id = NULL, message_gone = FALSE, reminded_at = NULL, moved = NULL,
+                 version = cards.version + 1, updated_at = excluded.updated_at
+             WHERE ($5::BIGINT IS NULL OR cards.version = $5)
+               AND (cards.state = 'closed'
+                OR (cards.message_gone = TRUE
+                    AND cards.state IN ('open', 'choosing_reason', 'awaiting_reason')
+                    -- An unknown outcome stays until a listing settles it: no fresh buttons.
+                    AND (cards.note IS NULL OR (cards.note::JSONB ->> 'kind') != 'unknown')))";
         /// A row reused for a re-application takes its old message back (still showing the
         /// last outcome; the bump has it re-rendered from the record).
         /// Binds: chat, appid, now, now. A card that is only a record, never a message: what a
@@ -286,7 +384,10 @@ statements! {
         /// Binds: chat, appid.
         UNSETTLED_ELSEWHERE: Scalar<i64> = "SELECT COUNT(*) FROM cards
              WHERE chat_id != ? AND appid = ?
-               AND (state = 'deciding' OR json_extract(note, '$.kind') = 'unknown')";
+               AND (state = 'deciding' OR json_extract(note, '$.kind') = 'unknown')",
+        postgres: "SELECT COUNT(*) FROM cards
+             WHERE chat_id != $1 AND appid = $2
+               AND (state = 'deciding' OR (note::JSONB ->> 'kind') = 'unknown')";
         /// Cards whose old message still waits to say a newer card replaced it.
         TO_SUPERSEDE: Rows<CardRow> = "SELECT * FROM cards
              WHERE chat_id = ? AND previous_message_id IS NOT NULL AND state != 'sending'
@@ -300,7 +401,9 @@ statements! {
         DECIDING: Rows<CardRow> = "SELECT * FROM cards WHERE state = 'deciding' ORDER BY id";
         /// In every chat, as `DECIDING`.
         UNKNOWN: Rows<CardRow> = "SELECT * FROM cards WHERE state != 'deciding'
-               AND json_extract(note, '$.kind') = 'unknown' ORDER BY id";
+               AND json_extract(note, '$.kind') = 'unknown' ORDER BY id",
+        postgres: "SELECT * FROM cards WHERE state != 'deciding'
+               AND (note::JSONB ->> 'kind') = 'unknown' ORDER BY id";
         BY_ID: Rows<CardRow> = "SELECT * FROM cards WHERE id = ?";
         /// Binds: chat, message. Whether any card of the chat knows the message: as its card, the
         /// card it replaced, or its reason prompt.
@@ -318,7 +421,12 @@ statements! {
                  version = version + 1, updated_at = ? WHERE id = ? AND ", state_in!(), "
                AND (note IS NULL OR json_extract(note, '$.kind') != 'unknown')
              RETURNING version"
-        );
+        ),
+        postgres: "UPDATE cards SET state = $1, actor_id = $2, actor_name = $3, action = $4,
+                 reason = $5, version = version + 1, updated_at = $6
+             WHERE id = $7 AND state IN ($8, $9, $10, $11, $12, $13)
+               AND (note IS NULL OR (note::JSONB ->> 'kind') != 'unknown')
+             RETURNING version";
         /// Binds: state, note, now, card, version.
         SETTLE: Exec = "UPDATE cards SET state = ?, note = ?, prompt_message_id = NULL,
                  version = version + 1, updated_at = ? WHERE id = ? AND version = ?";
@@ -329,12 +437,13 @@ statements! {
         );
         SET_PROMPT: Exec = "UPDATE cards SET prompt_message_id = ?, updated_at = ?
              WHERE id = ? AND state = 'awaiting_reason'";
-        SHOWN: Exec = "UPDATE cards SET shown_version = MAX(shown_version, ?) WHERE id = ?";
+        SHOWN: Exec = "UPDATE cards SET shown_version = MAX(shown_version, ?) WHERE id = ?",
+        postgres: "UPDATE cards SET shown_version = GREATEST(shown_version, $1) WHERE id = $2";
         /// In every chat: a card closed for a move is edited in the chat it was left in.
         STALE: Scalar<i64> = "SELECT id FROM cards
-             WHERE message_id IS NOT NULL AND message_gone = 0
+             WHERE message_id IS NOT NULL AND message_gone = FALSE
                AND state != 'deciding' AND shown_version < version ORDER BY id";
-        MESSAGE_GONE: Exec = "UPDATE cards SET message_gone = 1, updated_at = ? WHERE id = ?";
+        MESSAGE_GONE: Exec = "UPDATE cards SET message_gone = TRUE, updated_at = ? WHERE id = ?";
     }
 
     /// The append-only audit log: an attempt row (its `result` is `attempt`) before WeChat is
@@ -361,7 +470,13 @@ statements! {
              FROM audit a
              LEFT JOIN audit r ON r.id = (SELECT MAX(id) FROM audit WHERE attempt_id = a.id)
              WHERE a.attempt_id IS NULL AND (? IS NULL OR a.appid = ?)
-             ORDER BY a.id DESC LIMIT ?";
+             ORDER BY a.id DESC LIMIT ?",
+        postgres: "SELECT a.at, a.appid, a.action, a.actor_name, a.via, a.reason,
+                    COALESCE(r.result, 'in-flight') AS result, r.errcode, r.detail
+             FROM audit a
+             LEFT JOIN audit r ON r.id = (SELECT MAX(id) FROM audit WHERE attempt_id = a.id)
+             WHERE a.attempt_id IS NULL AND ($1::TEXT IS NULL OR a.appid = $2)
+             ORDER BY a.id DESC LIMIT $3";
     }
 }
 
@@ -370,7 +485,20 @@ statements! {
 /// that a statement no longer returns. Empty when every statement prepares and returns what is
 /// read.
 pub(crate) async fn schema_problems(pool: &sqlx::SqlitePool) -> Vec<String> {
-    use sqlx::{Column, Executor, Statement};
+    problems_of(pool, |check| check.sql).await
+}
+
+/// [`schema_problems`] of a PostgreSQL database, for each statement's PostgreSQL text.
+pub(crate) async fn postgres_schema_problems(pool: &sqlx::PgPool) -> Vec<String> {
+    problems_of(pool, |check| check.postgres.as_str()).await
+}
+
+async fn problems_of<'p, DB, P>(pool: P, text: impl Fn(&Check) -> &str) -> Vec<String>
+where
+    DB: sqlx::Database,
+    P: sqlx::Executor<'p, Database = DB> + Copy,
+{
+    use sqlx::{Column, Statement};
 
     let mut problems: Vec<(String, &'static str)> = Vec::new();
     let mut note = |problem: String, name: &'static str| {
@@ -379,7 +507,7 @@ pub(crate) async fn schema_problems(pool: &sqlx::SqlitePool) -> Vec<String> {
         }
     };
     for (name, check) in all() {
-        let prepared = match pool.prepare(check.sql).await {
+        let prepared = match pool.prepare(text(&check)).await {
             Ok(prepared) => prepared,
             Err(e) => {
                 let problem = match e.as_database_error() {
@@ -419,6 +547,19 @@ mod tests {
         let failures = schema_problems(&store.pool).await;
 
         assert!(failures.is_empty(), "{}", failures.join("\n"));
+    }
+
+    #[test]
+    fn placeholders_become_postgres_numbered_ones_outside_quotes() {
+        assert_eq!(
+            postgres("UPDATE t SET a = ?, b = '?' WHERE id = ? AND c = ?"),
+            "UPDATE t SET a = $1, b = '?' WHERE id = $2 AND c = $3"
+        );
+        assert_eq!(
+            postgres("VALUES (?1, ?2, ?1) WHERE ?3 IS NULL OR x = ?"),
+            "VALUES ($1, $2, $1) WHERE $3 IS NULL OR x = $4"
+        );
+        assert_eq!(postgres("SELECT '$.kind'"), "SELECT '$.kind'");
     }
 
     /// The guard on the list itself: outside this file the store writes no SQL, so every

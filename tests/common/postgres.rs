@@ -1,0 +1,248 @@
+//! A throwaway PostgreSQL server for the tests: Debian's own binaries, a fresh cluster in a temp
+//! directory, listening on a free loopback port, stopped and removed when dropped. Tests run the
+//! store against the real server, never a stand-in; where PostgreSQL is not installed a test
+//! says it was skipped and why, except under `CI=true`, where missing PostgreSQL is a failure
+//! (`.ci/run` installs it).
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running PostgreSQL cluster of its own; stopped (immediately) and deleted on drop.
+pub struct ThrowawayPostgres {
+    bin: PathBuf,
+    data: PathBuf,
+    /// Holds the cluster's directory; removed after the server stops.
+    _dir: tempfile::TempDir,
+    port: u16,
+    as_user: Option<String>,
+}
+
+/// Why no throwaway server could be started.
+#[derive(Debug, thiserror::Error)]
+pub enum PostgresUnavailable {
+    /// No `initdb`/`pg_ctl` on this machine.
+    #[error(
+        "PostgreSQL is not installed here (no initdb in PATH or /usr/lib/postgresql/*/bin); install Debian's postgresql package to run these tests"
+    )]
+    NotInstalled,
+    /// Installed, but the cluster did not start.
+    #[error("PostgreSQL did not start: {0}")]
+    Failed(String),
+}
+
+impl ThrowawayPostgres {
+    /// Creates a cluster in a temp directory and starts it on a free port. As root, the server
+    /// runs as `nobody` (PostgreSQL refuses to run as root).
+    pub fn start() -> Result<Self, PostgresUnavailable> {
+        let bin = find_bin().ok_or(PostgresUnavailable::NotInstalled)?;
+        let dir = tempfile::Builder::new()
+            .prefix("wxplugin-pg-")
+            .tempdir()
+            .map_err(|e| PostgresUnavailable::Failed(format!("temp dir: {e}")))?;
+        let data = dir.path().join("data");
+        let as_user = is_root().then(|| "nobody".to_owned());
+        if as_user.is_some() {
+            // The server's user must own its directory (and reach it through the temp dir).
+            chown_nobody(dir.path()).map_err(PostgresUnavailable::Failed)?;
+        }
+        let port = free_port().map_err(|e| PostgresUnavailable::Failed(format!("port: {e}")))?;
+        let server = Self {
+            bin,
+            data,
+            _dir: dir,
+            port,
+            as_user,
+        };
+        server.run(
+            "initdb",
+            &[
+                "-D",
+                &server.data.to_string_lossy(),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--locale=C",
+                "--no-sync",
+            ],
+        )?;
+        let options = format!(
+            "-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories='{}' -c fsync=off -c max_connections=200",
+            server._dir.path().display()
+        );
+        server.run(
+            "pg_ctl",
+            &[
+                "-D",
+                &server.data.to_string_lossy(),
+                "-o",
+                &options,
+                "-l",
+                &server._dir.path().join("log").to_string_lossy(),
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ],
+        )?;
+        server.wait_ready()?;
+        Ok(server)
+    }
+
+    /// Starts a server, or, where PostgreSQL is not installed and `CI` is not `true`, prints why
+    /// the calling test is skipped and returns `None`. Under `CI=true` a missing or failing
+    /// PostgreSQL panics: CI never skips these tests.
+    pub fn start_or_skip(test: &str) -> Option<Self> {
+        match Self::start() {
+            Ok(server) => Some(server),
+            Err(e) if std::env::var("CI").is_ok_and(|v| v == "true") => {
+                panic!("{test}: {e} (CI runs every PostgreSQL test)")
+            }
+            Err(e) => {
+                eprintln!("SKIPPED {test}: {e}");
+                None
+            }
+        }
+    }
+
+    /// A URL for a new, empty database `name` on this server (created now).
+    pub async fn database(&self, name: &str) -> String {
+        use sqlx::Connection;
+        let mut admin = sqlx::PgConnection::connect(&self.url("postgres"))
+            .await
+            .expect("the throwaway server takes connections");
+        sqlx::Executor::execute(&mut admin, format!("CREATE DATABASE \"{name}\"").as_str())
+            .await
+            .expect("a new database");
+        self.url(name)
+    }
+
+    /// The URL of database `name` on this server.
+    pub fn url(&self, name: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{name}", self.port)
+    }
+
+    /// The port it listens on (loopback only).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    fn wait_ready(&self) -> Result<(), PostgresUnavailable> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(PostgresUnavailable::Failed(format!(
+                    "nothing listens on port {} after 30 s",
+                    self.port
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn run(&self, tool: &str, args: &[&str]) -> Result<(), PostgresUnavailable> {
+        let program = self.bin.join(tool);
+        let mut command = match &self.as_user {
+            Some(user) => {
+                let mut c = Command::new("setpriv");
+                c.args([
+                    &format!("--reuid={user}"),
+                    "--regid=nogroup",
+                    "--clear-groups",
+                    "--",
+                ])
+                .arg(&program);
+                c
+            }
+            None => Command::new(&program),
+        };
+        let output = command
+            .args(args)
+            .env("LC_ALL", "C")
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| PostgresUnavailable::Failed(format!("{}: {e}", program.display())))?;
+        if output.status.success() {
+            return Ok(());
+        }
+        Err(PostgresUnavailable::Failed(format!(
+            "{tool} {}: {}{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim(),
+            String::from_utf8_lossy(&output.stdout).trim()
+        )))
+    }
+}
+
+impl Drop for ThrowawayPostgres {
+    fn drop(&mut self) {
+        let _ = self.run(
+            "pg_ctl",
+            &[
+                "-D",
+                &self.data.to_string_lossy(),
+                "-m",
+                "immediate",
+                "-w",
+                "stop",
+            ],
+        );
+    }
+}
+
+/// The directory holding `initdb` and `pg_ctl`: PATH first, then Debian's versioned directories
+/// (the newest version).
+fn find_bin() -> Option<PathBuf> {
+    let has_tools = |dir: &Path| dir.join("initdb").is_file() && dir.join("pg_ctl").is_file();
+    let mut debian: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|entry| entry.path().join("bin"))
+        .filter(|dir| has_tools(dir))
+        .collect();
+    debian.sort_by_key(|dir| {
+        dir.parent()
+            .and_then(|v| v.file_name())
+            .and_then(|v| v.to_str())
+            .and_then(|v| v.parse::<u32>().ok())
+            .unwrap_or_default()
+    });
+    if let Some(dir) = debian.pop() {
+        return Some(dir);
+    }
+    std::env::var_os("PATH")
+        .map(|path| std::env::split_paths(&path).collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter()
+        .find(|dir| has_tools(dir))
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+fn chown_nobody(dir: &Path) -> Result<(), String> {
+    let status = Command::new("chown")
+        .args(["-R", "nobody:nogroup"])
+        .arg(dir)
+        .status()
+        .map_err(|e| format!("chown: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("chown nobody {}: {status}", dir.display()))
+    }
+}
+
+fn free_port() -> std::io::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
