@@ -55,6 +55,18 @@ enum Command {
         #[arg(long, env = "METRICS_ADDR")]
         addr: Option<String>,
     },
+    /// Copy the team's SQLite state (DATABASE_URL) into an empty PostgreSQL database, in one
+    /// transaction; a target that holds anything is refused. Stop the bot first. Hidden until
+    /// the bot itself runs on PostgreSQL.
+    #[command(hide = true)]
+    MigrateDb {
+        /// The PostgreSQL database to fill: postgres://USER:PASSWORD@HOST:PORT/DATABASE.
+        #[arg(long)]
+        to: String,
+        /// The SQLite database to copy (default: DATABASE_URL, else sqlite:wxplugin-bot.db).
+        #[arg(long, env = "DATABASE_URL", default_value = "sqlite:wxplugin-bot.db")]
+        from: String,
+    },
     /// Serve a local simulator of WeChat's token and devplugin endpoints.
     Sandbox {
         /// Address to listen on.
@@ -208,6 +220,7 @@ pub async fn main() -> ExitCode {
             crate::testbed::demo::run(config, shutdown_on_signal()).await
         }
         Command::Healthcheck { addr } => healthcheck(addr).await,
+        Command::MigrateDb { to, from } => migrate_db(&from, &to).await,
         Command::Sandbox {
             addr,
             applicants,
@@ -231,6 +244,32 @@ pub async fn main() -> ExitCode {
             exit_code(&e)
         }
     }
+}
+
+/// `migrate-db`: the SQLite database must exist (copying a new empty one would only hide a
+/// wrong path); it is brought to this version's schema as a start would, then copied.
+async fn migrate_db(from: &str, to: &str) -> anyhow::Result<()> {
+    crate::store::postgres_url(to)?;
+    if let DatabaseState::WillBeCreated { path } = Store::inspect(from).await? {
+        return Err(StoreError::Open {
+            url: from.to_owned(),
+            cause: format!("there is no database at {path} to copy"),
+        }
+        .into());
+    }
+    let store = Store::open(from).await?;
+    let copied = store.copy_to_postgres(to).await;
+    store.close().await;
+    let copied = copied?;
+    println!(
+        "copied into {}: {} applicants, {} cards, {} audit rows, clock at {}",
+        crate::store::without_password(to),
+        copied.applicants,
+        copied.cards,
+        copied.audit,
+        copied.tick
+    );
+    Ok(())
 }
 
 /// 2 for a failure only the operator can fix (the configuration, a database that cannot be

@@ -67,3 +67,194 @@ async fn an_unreachable_postgres_is_one_line_without_its_password() {
     assert!(error.contains("bot:***@127.0.0.1"), "{error}");
     assert!(!error.contains('\n'), "{error}");
 }
+
+/// A team's SQLite state, made by the real bot: cards decided, pending and waiting, an audit log.
+async fn a_team_with_history() -> (common::TestApp, String, String) {
+    let mut app = common::TestApp::new(3).await;
+    app.start().await;
+    app.wait_cards(3).await;
+    let ids = app.appids();
+    let (approved, refused) = (ids[0].clone(), ids[1].clone());
+    app.press(common::ALICE, &approved, "✅");
+    app.wait_card_text(&approved, "Approved by @alice").await;
+    app.command(common::BOB, &format!("/reject {refused} not for us"))
+        .await;
+    app.wait_card_text(&refused, "Rejected by @bob").await;
+    app.stop().await;
+    (app, approved, refused)
+}
+
+/// Every row of `table` from both databases, as text, in one order.
+async fn rows_of(
+    sqlite: &str,
+    postgres: &str,
+    table: &str,
+    order: &str,
+) -> (Vec<String>, Vec<String>) {
+    use sqlx::{Connection, Row};
+    let query = format!("SELECT * FROM {table} ORDER BY {order}");
+    let text =
+        |row: &dyn Fn(usize) -> String, n: usize| (0..n).map(row).collect::<Vec<_>>().join("|");
+    let mut lite = sqlx::SqliteConnection::connect(sqlite)
+        .await
+        .expect("sqlite");
+    let lite_rows: Vec<String> = sqlx::query(&query)
+        .fetch_all(&mut lite)
+        .await
+        .expect("sqlite rows")
+        .iter()
+        .map(|r| {
+            text(
+                &|i| {
+                    r.try_get::<Option<i64>, _>(i)
+                        .map(|v| format!("{v:?}"))
+                        .or_else(|_| r.try_get::<Option<String>, _>(i).map(|v| format!("{v:?}")))
+                        .unwrap_or_default()
+                },
+                r.len(),
+            )
+        })
+        .collect();
+    let mut pg = sqlx::PgConnection::connect(postgres)
+        .await
+        .expect("postgres");
+    let pg_rows: Vec<String> = sqlx::query(&query)
+        .fetch_all(&mut pg)
+        .await
+        .expect("postgres rows")
+        .iter()
+        .map(|r| {
+            text(
+                &|i| {
+                    r.try_get::<Option<i64>, _>(i)
+                        .map(|v| format!("{v:?}"))
+                        .or_else(|_| {
+                            r.try_get::<Option<i32>, _>(i)
+                                .map(|v| format!("{:?}", v.map(i64::from)))
+                        })
+                        .or_else(|_| {
+                            r.try_get::<Option<bool>, _>(i)
+                                .map(|v| format!("{:?}", v.map(i64::from)))
+                        })
+                        .or_else(|_| r.try_get::<Option<String>, _>(i).map(|v| format!("{v:?}")))
+                        .unwrap_or_default()
+                },
+                r.len(),
+            )
+        })
+        .collect();
+    (lite_rows, pg_rows)
+}
+
+#[tokio::test]
+async fn migrate_db_copies_every_row_and_the_clock_into_an_empty_postgres() {
+    let Some(server) = ThrowawayPostgres::start_or_skip("postgres::migrate_db_copies") else {
+        return;
+    };
+    let (app, _, _) = a_team_with_history().await;
+    let target = server.database("moved").await;
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_wxplugin-bot"))
+        .args(["migrate-db", "--to", &target])
+        .env("DATABASE_URL", app.vars["DATABASE_URL"].clone())
+        .output()
+        .expect("the binary runs");
+
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(said.contains("3 applicants, 3 cards"), "{said}");
+    for (table, order) in [
+        ("applicants", "appid"),
+        ("cards", "id"),
+        ("audit", "id"),
+        ("clock", "id"),
+    ] {
+        let (lite, pg) = rows_of(&app.vars["DATABASE_URL"], &target, table, order).await;
+        assert!(
+            !lite.is_empty(),
+            "{table} is empty: the test copied nothing"
+        );
+        assert_eq!(lite, pg, "{table} differs");
+    }
+    // New rows continue after the copied ids.
+    use sqlx::Connection;
+    let mut pg = sqlx::PgConnection::connect(&target)
+        .await
+        .expect("postgres");
+    let next: i64 = sqlx::query_scalar(
+        "INSERT INTO audit (at, appid, action, via, result) VALUES (0, 'wx0', 'approve', 'command', 'attempt') RETURNING id",
+    )
+    .fetch_one(&mut pg)
+    .await
+    .expect("a new audit row");
+    let max_copied: i64 = sqlx::query_scalar("SELECT MAX(id) FROM audit WHERE appid != 'wx0'")
+        .fetch_one(&mut pg)
+        .await
+        .expect("max");
+    assert_eq!(next, max_copied + 1);
+}
+
+#[tokio::test]
+async fn migrate_db_refuses_a_target_that_holds_anything_and_changes_nothing_there() {
+    let Some(server) = ThrowawayPostgres::start_or_skip("postgres::migrate_db_refuses") else {
+        return;
+    };
+    let (app, _, _) = a_team_with_history().await;
+    let target = server.database("taken").await;
+    let bin = env!("CARGO_BIN_EXE_wxplugin-bot");
+    let first = std::process::Command::new(bin)
+        .args(["migrate-db", "--to", &target])
+        .env("DATABASE_URL", app.vars["DATABASE_URL"].clone())
+        .output()
+        .expect("runs");
+    assert!(first.status.success());
+
+    let second = std::process::Command::new(bin)
+        .args(["migrate-db", "--to", &target])
+        .env("DATABASE_URL", app.vars["DATABASE_URL"].clone())
+        .output()
+        .expect("runs");
+
+    let said = String::from_utf8_lossy(&second.stderr);
+    assert_eq!(second.status.code(), Some(2), "{said}");
+    assert!(said.contains("already holds"), "{said}");
+    assert_eq!(said.trim().lines().count(), 1, "{said}");
+    let (lite, pg) = rows_of(&app.vars["DATABASE_URL"], &target, "audit", "id").await;
+    assert_eq!(lite, pg, "the refused copy changed the target");
+}
+
+#[test]
+fn migrate_db_names_a_wrong_target_or_a_missing_source_in_one_line() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let bin = env!("CARGO_BIN_EXE_wxplugin-bot");
+    let missing = format!("sqlite:{}", dir.path().join("nothing.db").display());
+    let out = std::process::Command::new(bin)
+        .args(["migrate-db", "--to", "postgres://bot:pw@127.0.0.1:1/wx"])
+        .env("DATABASE_URL", &missing)
+        .output()
+        .expect("runs");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{said}");
+    assert!(said.contains("there is no database at"), "{said}");
+    assert!(
+        !dir.path().join("nothing.db").exists(),
+        "a source was created"
+    );
+
+    let out = std::process::Command::new(bin)
+        .args(["migrate-db", "--to", "sqlite:other.db"])
+        .env(
+            "DATABASE_URL",
+            format!("sqlite:{}", dir.path().join("b.db").display()),
+        )
+        .output()
+        .expect("runs");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{said}");
+    assert!(said.contains("must be a PostgreSQL database"), "{said}");
+    assert_eq!(said.trim().lines().count(), 1, "{said}");
+}

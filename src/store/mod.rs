@@ -52,10 +52,12 @@ macro_rules! row {
 mod applicants;
 mod audit;
 mod cards;
+mod copy;
 mod sql;
 
 pub use applicants::{Listed, StatusCounts, StoredApplicant};
 pub use cards::{DecisionClaim, DueReminder};
+pub use copy::{Copied, postgres_url};
 
 /// Store failures: the database, or a row that no longer parses.
 #[derive(Debug, thiserror::Error)]
@@ -80,6 +82,16 @@ pub enum StoreError {
         /// Why it cannot be opened (a missing directory, a directory in place of the file, …).
         cause: String,
     },
+    /// `migrate-db` copies only into an empty database.
+    #[error(
+        "{url} already holds {rows} rows (applicants, cards, audit, clock ticks); migrate-db copies only into an empty database, and changed nothing there"
+    )]
+    NotEmpty {
+        /// The target, without its password.
+        url: String,
+        /// What it holds.
+        rows: i64,
+    },
     /// A stored value is not what this version writes.
     #[error("corrupt row in {table}: {detail}")]
     Corrupt {
@@ -98,7 +110,10 @@ impl StoreError {
     /// cannot be opened, or is not what this version's migrations made): restarting in a loop
     /// would only repeat the same line.
     pub fn needs_the_operator(&self) -> bool {
-        matches!(self, Self::Open { .. } | Self::Schema(_) | Self::Migrate(_))
+        matches!(
+            self,
+            Self::Open { .. } | Self::Schema(_) | Self::Migrate(_) | Self::NotEmpty { .. }
+        )
     }
 }
 
@@ -346,14 +361,7 @@ impl Store {
     /// entry per problem, empty when every statement prepares and returns what is read. The
     /// first part of the PostgreSQL backend (issue 18): the statement list covers both.
     pub async fn migrate_postgres(url: &str) -> StoreResult<Vec<String>> {
-        let pool = sqlx::postgres::PgPoolOptions::new()
-            .max_connections(2)
-            .connect(url)
-            .await
-            .map_err(|e| StoreError::Open {
-                url: without_password(url),
-                cause: one_line(&e),
-            })?;
+        let pool = copy::connect(url).await?;
         sqlx::migrate!("./migrations-postgres").run(&pool).await?;
         let problems = sql::postgres_schema_problems(&pool).await;
         pool.close().await;

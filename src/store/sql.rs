@@ -167,7 +167,7 @@ macro_rules! statements {
                 #[allow(unused_imports)]
                 use super::{Exec, Joined, Rows, Scalar};
                 #[allow(unused_imports)]
-                use crate::store::{applicants::*, audit::*, cards::*};
+                use crate::store::{applicants::*, audit::*, cards::*, copy::*};
                 $(
                     $(#[doc = $doc])*
                     pub(in crate::store) const $name: $ty =
@@ -181,6 +181,20 @@ macro_rules! statements {
             vec![$($((concat!(stringify!($table), "::", stringify!($name)), $table::$name.check()),)*)*]
         }
     };
+}
+
+impl<T> Scalar<T> {
+    /// The statement's PostgreSQL text (see [`Check::postgres`]).
+    pub fn pg_text(&self) -> String {
+        postgres_text(self.sql, self.pg)
+    }
+}
+
+impl Exec {
+    /// The statement's PostgreSQL text (see [`Check::postgres`]).
+    pub fn pg_text(&self) -> String {
+        postgres_text(self.sql, self.pg)
+    }
 }
 
 /// A statement's own PostgreSQL text, if it has one.
@@ -446,6 +460,36 @@ statements! {
         MESSAGE_GONE: Exec = "UPDATE cards SET message_gone = TRUE, updated_at = ? WHERE id = ?";
     }
 
+    /// Moving a team's state from SQLite into an empty PostgreSQL (`migrate-db`): every column of
+    /// every row read on one side, written with its own id on the other.
+    mod copy {
+        APPLICANTS: Rows<ApplicantCopy> = "SELECT * FROM applicants ORDER BY appid";
+        CARDS: Rows<CardCopy> = "SELECT * FROM cards ORDER BY id";
+        AUDIT: Rows<AuditCopy> = "SELECT * FROM audit ORDER BY id";
+        /// How many rows the three tables hold, and the clock: a target that is not empty (or
+        /// whose clock moved) is refused.
+        ROWS: Scalar<i64> = "SELECT (SELECT COUNT(*) FROM applicants)
+                 + (SELECT COUNT(*) FROM cards) + (SELECT COUNT(*) FROM audit)
+                 + (SELECT tick FROM clock WHERE id = 1)";
+        PUT_APPLICANT: Exec = "INSERT INTO applicants (appid, status, nickname, avatar_url, reason,
+                 apply_url, applied_at, categories, first_seen, updated_at, gone, touched)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+        PUT_CARD: Exec = "INSERT INTO cards (id, chat_id, appid, message_id, state, actor_id,
+                 actor_name, action, reason, note, prompt_message_id, message_gone, created_at,
+                 updated_at, version, shown_version, reminded_at, previous_message_id, moved)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+        PUT_AUDIT: Exec = "INSERT INTO audit (id, at, appid, action, actor_id, actor_name, via,
+                 reason, result, errcode, detail, attempt_id)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+        SET_CLOCK: Exec = "UPDATE clock SET tick = ? WHERE id = 1";
+        /// New ids continue after the copied ones (SQLite's AUTOINCREMENT needs nothing).
+        CONTINUE_IDS: Exec = "SELECT 1",
+        postgres: "SELECT setval(pg_get_serial_sequence('cards', 'id'),
+                     COALESCE((SELECT MAX(id) FROM cards), 0) + 1, false),
+                 setval(pg_get_serial_sequence('audit', 'id'),
+                     COALESCE((SELECT MAX(id) FROM audit), 0) + 1, false)";
+    }
+
     /// The append-only audit log: an attempt row (its `result` is `attempt`) before WeChat is
     /// called, and result rows pointing back to it.
     mod audit {
@@ -570,6 +614,7 @@ mod tests {
             ("mod.rs", include_str!("mod.rs")),
             ("applicants.rs", include_str!("applicants.rs")),
             ("cards.rs", include_str!("cards.rs")),
+            ("copy.rs", include_str!("copy.rs")),
             ("audit.rs", include_str!("audit.rs")),
         ];
         for (file, code) in sources {

@@ -1,0 +1,232 @@
+//! Moving a team's state from its SQLite database into an empty PostgreSQL one (`migrate-db`):
+//! every applicant, card and audit row with its own id, and the applicant clock, in one
+//! PostgreSQL transaction, so the target ends either with everything or with nothing.
+
+use std::str::FromStr;
+
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+
+use super::{Store, StoreError, StoreResult, sql, without_password};
+use crate::report::one_line;
+
+row! {
+    /// Every column of an applicant, as stored.
+    pub(super) struct ApplicantCopy {
+        appid: String,
+        status: i64,
+        nickname: Option<String>,
+        avatar_url: Option<String>,
+        reason: Option<String>,
+        apply_url: Option<String>,
+        applied_at: Option<i64>,
+        categories: String,
+        first_seen: i64,
+        updated_at: i64,
+        gone: bool,
+        touched: i64,
+    }
+}
+
+row! {
+    /// Every column of a card, as stored (states and actions as their stored names).
+    pub(super) struct CardCopy {
+        id: i64,
+        chat_id: i64,
+        appid: String,
+        message_id: Option<i32>,
+        state: String,
+        actor_id: Option<i64>,
+        actor_name: Option<String>,
+        action: Option<String>,
+        reason: Option<String>,
+        note: Option<String>,
+        prompt_message_id: Option<i32>,
+        message_gone: bool,
+        created_at: i64,
+        updated_at: i64,
+        version: i64,
+        shown_version: i64,
+        reminded_at: Option<i64>,
+        previous_message_id: Option<i32>,
+        moved: Option<String>,
+    }
+}
+
+row! {
+    /// Every column of an audit row, as stored.
+    pub(super) struct AuditCopy {
+        id: i64,
+        at: i64,
+        appid: String,
+        action: String,
+        actor_id: Option<i64>,
+        actor_name: Option<String>,
+        via: String,
+        reason: Option<String>,
+        result: String,
+        errcode: Option<i64>,
+        detail: Option<String>,
+        attempt_id: Option<i64>,
+    }
+}
+
+/// What a copy moved.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Copied {
+    /// Applicants.
+    pub applicants: usize,
+    /// Cards (live ones keep their message ids, so their buttons keep working).
+    pub cards: usize,
+    /// Audit rows.
+    pub audit: usize,
+    /// The applicant clock.
+    pub tick: i64,
+}
+
+impl Store {
+    /// Copies everything this store holds into the PostgreSQL database at `url`, which gets this
+    /// version's schema first and must hold nothing yet (a non-empty target is refused and left
+    /// as it was). One PostgreSQL transaction: a failure part-way leaves the target empty. The
+    /// SQLite side is only read. Run it with the bot stopped, or rows written meanwhile are not
+    /// copied.
+    pub async fn copy_to_postgres(&self, url: &str) -> StoreResult<Copied> {
+        let target = connect(url).await?;
+        let result = self.copy_into(&target, url).await;
+        target.close().await;
+        result
+    }
+
+    async fn copy_into(&self, target: &PgPool, url: &str) -> StoreResult<Copied> {
+        sqlx::migrate!("./migrations-postgres").run(target).await?;
+        let problems = sql::postgres_schema_problems(target).await;
+        if !problems.is_empty() {
+            return Err(StoreError::Schema(problems.join("; ")));
+        }
+        // Read everything first, in one SQLite transaction: one consistent moment.
+        let mut source = self.pool.begin().await?;
+        let applicants = sql::copy::APPLICANTS
+            .query()
+            .fetch_all(&mut *source)
+            .await?;
+        let cards = sql::copy::CARDS.query().fetch_all(&mut *source).await?;
+        let audit = sql::copy::AUDIT.query().fetch_all(&mut *source).await?;
+        let tick = sql::clock::READ.query().fetch_one(&mut *source).await?;
+        source.rollback().await?;
+
+        let mut tx = target.begin().await?;
+        let rows = sql::copy::ROWS.pg_text();
+        let held: i64 = sqlx::query_scalar(&rows).fetch_one(&mut *tx).await?;
+        if held != 0 {
+            return Err(StoreError::NotEmpty {
+                url: without_password(url),
+                rows: held,
+            });
+        }
+        let put = sql::copy::PUT_APPLICANT.pg_text();
+        for a in &applicants {
+            sqlx::query(&put)
+                .bind(&a.appid)
+                .bind(a.status)
+                .bind(&a.nickname)
+                .bind(&a.avatar_url)
+                .bind(&a.reason)
+                .bind(&a.apply_url)
+                .bind(a.applied_at)
+                .bind(&a.categories)
+                .bind(a.first_seen)
+                .bind(a.updated_at)
+                .bind(a.gone)
+                .bind(a.touched)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let put = sql::copy::PUT_CARD.pg_text();
+        for c in &cards {
+            sqlx::query(&put)
+                .bind(c.id)
+                .bind(c.chat_id)
+                .bind(&c.appid)
+                .bind(c.message_id)
+                .bind(&c.state)
+                .bind(c.actor_id)
+                .bind(&c.actor_name)
+                .bind(&c.action)
+                .bind(&c.reason)
+                .bind(&c.note)
+                .bind(c.prompt_message_id)
+                .bind(c.message_gone)
+                .bind(c.created_at)
+                .bind(c.updated_at)
+                .bind(c.version)
+                .bind(c.shown_version)
+                .bind(c.reminded_at)
+                .bind(c.previous_message_id)
+                .bind(&c.moved)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let put = sql::copy::PUT_AUDIT.pg_text();
+        for r in &audit {
+            sqlx::query(&put)
+                .bind(r.id)
+                .bind(r.at)
+                .bind(&r.appid)
+                .bind(&r.action)
+                .bind(r.actor_id)
+                .bind(&r.actor_name)
+                .bind(&r.via)
+                .bind(&r.reason)
+                .bind(&r.result)
+                .bind(r.errcode)
+                .bind(&r.detail)
+                .bind(r.attempt_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query(&sql::copy::SET_CLOCK.pg_text())
+            .bind(tick)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(&sql::copy::CONTINUE_IDS.pg_text())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Copied {
+            applicants: applicants.len(),
+            cards: cards.len(),
+            audit: audit.len(),
+            tick,
+        })
+    }
+}
+
+/// A pool on the PostgreSQL database at `url`; any other scheme, or a server that does not
+/// answer, is [`StoreError::Open`] with the password left out.
+pub(super) async fn connect(url: &str) -> StoreResult<PgPool> {
+    postgres_url(url)?;
+    let open_error = |e: sqlx::Error| StoreError::Open {
+        url: without_password(url),
+        cause: one_line(&e),
+    };
+    // PostgreSQL's notices ("relation … already exists, skipping") are not the operator's news.
+    let options = PgConnectOptions::from_str(url)
+        .map_err(open_error)?
+        .options([("client_min_messages", "warning")]);
+    PgPoolOptions::new()
+        .max_connections(2)
+        .connect_with(options)
+        .await
+        .map_err(open_error)
+}
+
+/// Whether `url` names a PostgreSQL database (`postgres://` or `postgresql://`), before anything
+/// is opened; the error names the URL without its password.
+pub fn postgres_url(url: &str) -> StoreResult<()> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Ok(());
+    }
+    Err(StoreError::Open {
+        url: without_password(url),
+        cause: "the target must be a PostgreSQL database, as postgres://USER:PASSWORD@HOST:PORT/DATABASE".to_owned(),
+    })
+}
