@@ -214,6 +214,8 @@ pub(super) async fn connect(url: &str) -> StoreResult<PgPool> {
         .options([("client_min_messages", "warning")]);
     PgPoolOptions::new()
         .max_connections(2)
+        // A server that does not answer is named within seconds, not after sqlx's 30 s.
+        .acquire_timeout(std::time::Duration::from_secs(5))
         .connect_with(options)
         .await
         .map_err(open_error)
