@@ -1446,9 +1446,11 @@ impl World {
         let mut stable = 0;
         let mut unreadable: Option<String> = None;
         // `/refresh` answers once its poll has sent the cards it brought: at Telegram's pace
-        // (20 a minute in a group) that is about 3 s a card.
+        // (20 a minute in a group) that is about 3 s a call, and an applicant may take three
+        // (its card's message and the edit adding its buttons, and, after a chat move, the edit
+        // closing its card in the chat the team left).
         let patience = if self.plan.flood {
-            PATIENCE + Duration::from_secs(3 * self.known.len() as u64)
+            PATIENCE + Duration::from_secs(9 * self.known.len() as u64)
         } else {
             PATIENCE
         };
