@@ -1432,6 +1432,9 @@ impl World {
         });
         self.app.tg.fake.clear_faults();
         self.note("quiesce: faults cleared".into());
+        // A life that stopped on the failing disk after the last step (its start reconciles
+        // through the store) is replaced before the quiet is judged, as between steps.
+        self.check_alive().await;
         if let Some(kill) = self.plan.restart_before_quiesce {
             self.end(kill).await;
             self.start().await;
