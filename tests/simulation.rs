@@ -80,6 +80,9 @@ const KNOWN: &[(&str, &str)] = &[];
 
 /// The simulated bot's `absence_proof_after`.
 const ABSENCE_PROOF: Duration = Duration::from_secs(4);
+/// The longest an injected WeChat fault lasts, however few of its calls came: shorter than
+/// [`ABSENCE_PROOF`], as the bot's design asks of a glitch.
+const GLITCH_FOR: Duration = Duration::from_secs(3);
 
 /// How long a start, a stop or an answer may take before the simulation calls it a failure
 /// (teloxide holds a request 10 s after a Telegram 5xx, and a graceful stop waits for it).
@@ -1228,10 +1231,19 @@ impl World {
                 if at_next_fetch {
                     rule.skip = 0;
                 }
+                let (rule_target, rule_fault) = (rule.target.clone(), rule.fault.clone());
                 sandbox.inject(rule);
                 if at_next_fetch {
                     sandbox.revoke_tokens();
                 }
+                // A glitch is short in time, not only in calls: four listing calls spread over a
+                // quota pause could otherwise span the absence proof, which by design no glitch
+                // outlasts (README, "One truth"). What is left of it ends within GLITCH_FOR.
+                let sandbox = sandbox.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(GLITCH_FOR).await;
+                    sandbox.drop_faults(&rule_target, &rule_fault);
+                });
                 format!("WeChat fault on {target}: {fault:?} ×{times} after {skip}")
             }
             Step::TelegramFault {
@@ -2020,7 +2032,7 @@ impl World {
                 .life_starts
                 .get(kill.life)
                 .map_or(i32::MAX, |m| m.last(chat));
-            let last = all
+            let candidates: Vec<&FakeMessage> = all
                 .iter()
                 .filter(|m| {
                     m.from_bot
@@ -2030,7 +2042,16 @@ impl World {
                         && (m.message_id <= next_began
                             || !recorded.contains(&i64::from(m.message_id)))
                 })
-                .max_by_key(|m| m.message_id);
+                .collect();
+            // One the fake took before the next life began is the killed life's; a later one
+            // (still on the wire at the kill) only when there is none: the next life's own
+            // unrecorded card (its answer held past the next kill) is that kill's window.
+            let last = candidates
+                .iter()
+                .copied()
+                .filter(|m| m.message_id <= next_began)
+                .max_by_key(|m| m.message_id)
+                .or_else(|| candidates.iter().copied().max_by_key(|m| m.message_id));
             let Some(last) = last else {
                 continue;
             };

@@ -33,6 +33,32 @@ pub enum Outcome {
 /// Errcodes that mean "the applicant is not in the state you think": re-read the truth.
 const STALE_STATE_ERRCODES: [i64; 4] = [89240, 89241, 89242, 89243];
 
+/// How often the record of a decision WeChat confirmed is tried again while the database fails,
+/// waiting 100 ms, then twice as long each time (1.5 s in all): long enough for a disk's hiccup,
+/// short enough for a graceful stop, which waits for decisions in flight.
+const RECORD_RETRIES: u32 = 4;
+
+/// Runs a store write again after a database failure, up to [`RECORD_RETRIES`] times.
+async fn durably<T, F, Fut>(mut write: F) -> Result<T, StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, StoreError>>,
+{
+    let mut wait = std::time::Duration::from_millis(100);
+    let mut tries = 0;
+    loop {
+        match write().await {
+            Err(StoreError::Db(e)) if tries < RECORD_RETRIES => {
+                tracing::warn!(error = %e, ?wait, "could not record what WeChat did; trying again");
+                tokio::time::sleep(wait).await;
+                wait *= 2;
+                tries += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
 /// A claimed card with its audit attempt written: the WeChat call may go out. While it lives,
 /// this process holds the card, so the sweep for abandoned decisions leaves it alone.
 #[derive(Debug)]
@@ -392,13 +418,24 @@ async fn not_applied(
 /// Whether the listing shows an application newer than the one the store held when the
 /// decision was claimed: the applicant applied again in between.
 async fn reapplied_since_claim(app: &App, s: &Settling, a: &Applicant) -> Result<bool, StoreError> {
+    let Some(applied) = a.applied_at else {
+        return Ok(false);
+    };
+    // An application made after the attempt was logged is not the one decided, whatever the
+    // store holds by now: a poll may already have recorded the re-application before this
+    // re-read (a listing during a long wait for WeChat's answer, or the sweep after a restart).
+    // The same second counts too: the attempt's time is in whole seconds, and taking an
+    // application for a new one only costs the credit (the outcome is unknown), never the truth.
+    if let Some(attempt) = s.attempt
+        && let Some(at) = app.store.attempt_at(attempt).await?
+        && applied.as_second() >= at
+    {
+        return Ok(true);
+    }
     let stored = app.store.applicant(&s.appid).await?;
-    Ok(stored.is_some_and(|stored| {
-        matches!(
-            (stored.applicant.applied_at, a.applied_at),
-            (Some(before), Some(now)) if now > before
-        )
-    }))
+    Ok(stored.is_some_and(
+        |stored| matches!(stored.applicant.applied_at, Some(before) if applied > before),
+    ))
 }
 
 /// The applicant applied again while the decision was on its way: the application it was about
@@ -560,10 +597,13 @@ async fn confirm(
         result,
         detail,
     });
-    let settled = app
-        .store
-        .record_decision(s.card_id, s.version, &s.appid, status, &note, audit)
-        .await?;
+    // What WeChat did is a fact no later re-read can recover (the applicant may apply again
+    // meanwhile): a store that fails for a moment is waited out rather than losing it.
+    let settled = durably(|| {
+        app.store
+            .record_decision(s.card_id, s.version, &s.appid, status, &note, audit)
+    })
+    .await?;
     if !settled {
         tracing::warn!(card = s.card_id, appid = %s.appid, "a decision was recorded but its card had moved on");
     }

@@ -246,10 +246,12 @@ impl TestApp {
     }
 
     pub async fn wait_cards(&self, n: usize) {
+        // Each card is two calls at about one a second in a chat after a burst of three.
+        let patience = WAIT + Duration::from_secs(2 * n as u64);
         let ok = self
             .tg
             .fake
-            .wait_until(WAIT, |_| {
+            .wait_until(patience, |_| {
                 let cards = self.cards();
                 cards.len() >= n && cards.iter().all(armed)
             })

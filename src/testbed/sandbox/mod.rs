@@ -629,6 +629,14 @@ impl Sandbox {
         self.state().faults.clear();
     }
 
+    /// Drops what is left of the queued faults that are `fault` on `target` (a glitch that
+    /// ends by time rather than by a count of calls).
+    pub fn drop_faults(&self, target: &FaultTarget, fault: &Fault) {
+        self.state()
+            .faults
+            .retain(|r| !(r.target == *target && r.fault == *fault));
+    }
+
     /// Counters.
     pub fn stats(&self) -> SandboxStats {
         self.state().stats.clone()
