@@ -70,6 +70,20 @@ async fn card_id(pool: &sqlx::SqlitePool, appid: &str) -> i64 {
 }
 
 /// The results the audit log holds for `appid`, oldest first (`attempt` for each attempt).
+/// Makes the store refuse every card close, as a failing disk would (`true`), or recover.
+async fn failing_disk(pool: &sqlx::SqlitePool, failing: bool) {
+    let statement = if failing {
+        "CREATE TRIGGER failing_disk BEFORE UPDATE ON cards WHEN NEW.state = 'closed'
+         BEGIN SELECT RAISE(ABORT, 'disk I/O error'); END"
+    } else {
+        "DROP TRIGGER failing_disk"
+    };
+    sqlx::query(statement)
+        .execute(pool)
+        .await
+        .expect("the disk fails or recovers");
+}
+
 async fn audit_results(pool: &sqlx::SqlitePool, appid: &str) -> Vec<String> {
     sqlx::query_scalar("SELECT result FROM audit WHERE appid = ? ORDER BY id")
         .bind(appid)
@@ -1370,23 +1384,14 @@ async fn a_decision_whose_last_store_write_fails_is_settled_by_the_next_poll() {
     let app = TestApp::spawn(1).await;
     let appid = app.appids()[0].clone();
     let pool = db(&app).await;
-    sqlx::query(
-        "CREATE TRIGGER failing_disk BEFORE UPDATE ON cards WHEN NEW.state = 'closed'
-         BEGIN SELECT RAISE(ABORT, 'disk I/O error'); END",
-    )
-    .execute(&pool)
-    .await
-    .expect("failing disk");
+    failing_disk(&pool, true).await;
 
     app.press(ALICE, &appid, "✅");
     let applied = until(|| app.status(&appid) == Some(2)).await;
     assert!(applied, "the approval reached WeChat");
     // Nothing tells the chat that the last write failed; give it the moment its tries take.
     tokio::time::sleep(Duration::from_millis(2_500)).await;
-    sqlx::query("DROP TRIGGER failing_disk")
-        .execute(&pool)
-        .await
-        .expect("the disk recovers");
+    failing_disk(&pool, false).await;
     assert_eq!(card_state(&pool, &appid).await, "deciding", "staging");
     assert_eq!(audit_results(&pool, &appid).await, ["attempt"], "staging");
 
@@ -1408,22 +1413,13 @@ async fn a_confirmed_decision_outlives_a_short_store_failure_with_its_credit() {
     let app = TestApp::spawn(1).await;
     let appid = app.appids()[0].clone();
     let pool = db(&app).await;
-    sqlx::query(
-        "CREATE TRIGGER failing_disk BEFORE UPDATE ON cards WHEN NEW.state = 'closed'
-         BEGIN SELECT RAISE(ABORT, 'disk I/O error'); END",
-    )
-    .execute(&pool)
-    .await
-    .expect("failing disk");
+    failing_disk(&pool, true).await;
 
     app.press(ALICE, &appid, "✅");
     let applied = until(|| app.status(&appid) == Some(2)).await;
     assert!(applied, "the approval reached WeChat");
     tokio::time::sleep(Duration::from_millis(250)).await;
-    sqlx::query("DROP TRIGGER failing_disk")
-        .execute(&pool)
-        .await
-        .expect("the disk recovers");
+    failing_disk(&pool, false).await;
 
     app.wait_card_text(&appid, "Approved by @alice").await;
     assert_eq!(card_state(&pool, &appid).await, "closed");

@@ -91,59 +91,58 @@ async fn rows_of(
     table: &str,
     order: &str,
 ) -> (Vec<String>, Vec<String>) {
-    use sqlx::{Connection, Row};
+    use sqlx::Connection;
     let query = format!("SELECT * FROM {table} ORDER BY {order}");
-    let text =
-        |row: &dyn Fn(usize) -> String, n: usize| (0..n).map(row).collect::<Vec<_>>().join("|");
     let mut lite = sqlx::SqliteConnection::connect(sqlite)
         .await
         .expect("sqlite");
-    let lite_rows: Vec<String> = sqlx::query(&query)
+    let lite_rows = sqlx::query(&query)
         .fetch_all(&mut lite)
         .await
-        .expect("sqlite rows")
-        .iter()
-        .map(|r| {
-            text(
-                &|i| {
-                    r.try_get::<Option<i64>, _>(i)
-                        .map(|v| format!("{v:?}"))
-                        .or_else(|_| r.try_get::<Option<String>, _>(i).map(|v| format!("{v:?}")))
-                        .unwrap_or_default()
-                },
-                r.len(),
-            )
-        })
-        .collect();
+        .expect("sqlite rows");
     let mut pg = sqlx::PgConnection::connect(postgres)
         .await
         .expect("postgres");
-    let pg_rows: Vec<String> = sqlx::query(&query)
+    let pg_rows = sqlx::query(&query)
         .fetch_all(&mut pg)
         .await
-        .expect("postgres rows")
-        .iter()
-        .map(|r| {
-            text(
-                &|i| {
-                    r.try_get::<Option<i64>, _>(i)
+        .expect("postgres rows");
+    (
+        lite_rows.iter().map(row_text).collect(),
+        pg_rows.iter().map(row_text).collect(),
+    )
+}
+
+/// A row as text, each column as the integer (flags and message ids widened) or text it holds.
+fn row_text<'r, R>(row: &'r R) -> String
+where
+    R: sqlx::Row,
+    usize: sqlx::ColumnIndex<R>,
+    Option<i64>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    Option<i32>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    Option<bool>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    (0..row.len())
+        .map(|i| {
+            row.try_get::<Option<i64>, _>(i)
+                .map(|v| format!("{v:?}"))
+                .or_else(|_| {
+                    row.try_get::<Option<i32>, _>(i)
+                        .map(|v| format!("{:?}", v.map(i64::from)))
+                })
+                .or_else(|_| {
+                    row.try_get::<Option<bool>, _>(i)
+                        .map(|v| format!("{:?}", v.map(i64::from)))
+                })
+                .or_else(|_| {
+                    row.try_get::<Option<String>, _>(i)
                         .map(|v| format!("{v:?}"))
-                        .or_else(|_| {
-                            r.try_get::<Option<i32>, _>(i)
-                                .map(|v| format!("{:?}", v.map(i64::from)))
-                        })
-                        .or_else(|_| {
-                            r.try_get::<Option<bool>, _>(i)
-                                .map(|v| format!("{:?}", v.map(i64::from)))
-                        })
-                        .or_else(|_| r.try_get::<Option<String>, _>(i).map(|v| format!("{v:?}")))
-                        .unwrap_or_default()
-                },
-                r.len(),
-            )
+                })
+                .unwrap_or_default()
         })
-        .collect();
-    (lite_rows, pg_rows)
+        .collect::<Vec<_>>()
+        .join("|")
 }
 
 #[tokio::test]

@@ -38,25 +38,24 @@ const STALE_STATE_ERRCODES: [i64; 4] = [89240, 89241, 89242, 89243];
 /// short enough for a graceful stop, which waits for decisions in flight.
 const RECORD_RETRIES: u32 = 4;
 
-/// Runs a store write again after a database failure, up to [`RECORD_RETRIES`] times.
-async fn durably<T, F, Fut>(mut write: F) -> Result<T, StoreError>
+/// Runs a store write again after a database failure, up to [`RECORD_RETRIES`] times, with the
+/// exponential backoff the WeChat client uses (`backon`).
+async fn durably<T, F, Fut>(write: F) -> Result<T, StoreError>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, StoreError>>,
 {
-    let mut wait = std::time::Duration::from_millis(100);
-    let mut tries = 0;
-    loop {
-        match write().await {
-            Err(StoreError::Db(e)) if tries < RECORD_RETRIES => {
-                tracing::warn!(error = %e, ?wait, "could not record what WeChat did; trying again");
-                tokio::time::sleep(wait).await;
-                wait *= 2;
-                tries += 1;
-            }
-            other => return other,
-        }
-    }
+    use backon::Retryable as _;
+    let backoff = backon::ExponentialBuilder::default()
+        .with_min_delay(std::time::Duration::from_millis(100))
+        .with_max_times(RECORD_RETRIES as usize);
+    write
+        .retry(backoff)
+        .when(|e| matches!(e, StoreError::Db(_)))
+        .notify(|e, wait| {
+            tracing::warn!(error = %e, ?wait, "could not record what WeChat did; trying again");
+        })
+        .await
 }
 
 /// A claimed card with its audit attempt written: the WeChat call may go out. While it lives,
