@@ -1123,6 +1123,21 @@ async fn a_moved_chat_offers_no_buttons_while_the_old_chats_outcome_is_unknown()
         "{}",
         failed.plain_text
     );
+    // A command in the new chat cannot write either while the old outcome is unknown: the store
+    // still says pending, but the write the old card lost may have happened.
+    let command = app
+        .command_in(OTHER_CHAT, BOB, &format!("/approve {appid}"))
+        .await;
+    assert!(
+        command.plain_text.contains("not known yet"),
+        "{}",
+        command.plain_text
+    );
+    assert_eq!(
+        app.wechat_calls("dev_agree"),
+        writes,
+        "a write after an unknown outcome"
+    );
     app.wx.sandbox.clear_faults();
     // WeChat says it is still pending: the write did not take effect. The listing settles the
     // old card; until it has, the new chat offers nothing that could write a second time.
@@ -1496,6 +1511,46 @@ async fn a_deleted_card_whose_listing_changed_is_posted_again() {
     assert_eq!(offering.len(), 1, "{offering:?}");
 }
 
+/// A person deletes a new card in the moment between its send and the edit that adds its
+/// buttons (the simulation's seed 32898, in a burst): the edit finds the message gone, and the
+/// next poll must post the card again. Before, the poll that sent it recorded the applicant as
+/// carded after the edit had marked it not carded, and no card ever came.
+#[tokio::test]
+async fn a_card_deleted_before_its_buttons_came_is_posted_again() {
+    let app = TestApp::spawn(0).await;
+    let appid = app.wx.sandbox.add_applicant(NewApplicant::default());
+    app.tg.fake.inject(tg_fault(
+        "editMessageText",
+        TgFault::Delay(Duration::from_millis(1_500)),
+        1,
+    ));
+    let refresh = app.tg.fake.user_sends(TEAM, ALICE, "/refresh");
+    let sent = app
+        .tg
+        .fake
+        .wait_until(WAIT, |_| !cards_in(&app, TEAM, &appid).is_empty())
+        .await;
+    assert!(sent, "no card was sent");
+    let first = cards_in(&app, TEAM, &appid)[0].message_id;
+    app.tg.fake.delete_message_as_user(TEAM, first);
+    let answered = app
+        .tg
+        .fake
+        .wait_until(WAIT, |f| {
+            f.bot_messages(TEAM)
+                .iter()
+                .any(|m| m.reply_to == Some(refresh))
+        })
+        .await;
+    assert!(answered, "/refresh was never answered");
+
+    app.command(ALICE, "/refresh").await;
+    let live = cards_in(&app, TEAM, &appid);
+    assert_eq!(live.len(), 1, "the deleted card was not posted again");
+    assert_ne!(live[0].message_id, first);
+    assert_eq!(button_labels(&live[0]), ["✅ Approve", "❌ Reject"]);
+}
+
 /// `/delete` of a refused applicant that has just applied again (pending, a newer application
 /// time) before the bot saw it: WeChat refuses the delete (89243), and the re-read shows the new
 /// application. The old card must not close saying "now pending" with no buttons; the new
@@ -1634,6 +1689,47 @@ async fn a_card_whose_buttons_could_not_be_added_gets_them_from_the_sweep() {
         "six refused edits (the first try's retries), then the sweep's"
     );
     app.stop().await;
+}
+
+#[tokio::test]
+async fn a_lost_approval_of_an_application_made_in_its_own_second_is_shown_approved() {
+    // WeChat's `create_time` and the attempt's time are whole seconds: an application made in
+    // the second the approve went out looks, to the re-read after a lost answer, like one made
+    // after it. A re-read showing the applicant approved is no re-application: the card must
+    // say approved and offer nothing (seed 31185 reopened it, and a second approve went out).
+    // A create_time a little ahead of the bot's clock stands for that second deterministically.
+    let mut app = TestApp::new(1).await;
+    let appid = app.wx.sandbox.applicants()[0].appid.clone();
+    app.wx.sandbox.update_applicant(&appid, |a| {
+        a.create_time = jiff::Timestamp::now().as_second() + 30;
+    });
+    app.start().await;
+    app.wait_cards(1).await;
+    app.wx.sandbox.inject(wx_fault(
+        "dev_agree",
+        Fault::Delay(Duration::from_millis(1_500)),
+        1,
+    ));
+
+    app.press(ALICE, &appid, "✅");
+    let shown = app.wait_card_text(&appid, "approved").await;
+    assert_eq!(
+        app.status(&appid),
+        Some(2),
+        "staging: the write took effect"
+    );
+    assert!(
+        shown.buttons.iter().flatten().next().is_none(),
+        "a decided applicant's card offers nothing: {:?}",
+        shown.buttons
+    );
+    let again = app.command(BOB, &format!("/approve {appid}")).await;
+    assert_eq!(
+        app.wechat_calls("dev_agree"),
+        1,
+        "no second write after WeChat showed it approved: {}",
+        again.plain_text
+    );
 }
 
 #[tokio::test]

@@ -2693,7 +2693,10 @@ impl World {
                 {
                     let shown = o.history.iter().rev().find(|ov| ov.at <= v.at);
                     let gone = o.deleted_at.is_some_and(|d| d <= v.at);
-                    let Some(shown) = shown.filter(|_| !gone) else {
+                    // A card, not a command's answer that quotes a card's outcome line.
+                    let Some(shown) =
+                        shown.filter(|s| !gone && s.plain_text.starts_with(t.card_title))
+                    else {
                         continue;
                     };
                     let line = shown.plain_text.lines().last().unwrap_or_default();

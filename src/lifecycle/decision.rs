@@ -142,6 +142,16 @@ pub async fn begin(
                 Begin::Busy(c.actor.map(|a| a.name).unwrap_or_default())
             }
             Some(c) if matches!(c.note, Some(Note::Unknown { .. })) => Begin::Unsettled,
+            // Its card in a former team chat is being decided or has an unknown outcome: the
+            // claim refused this one in the same statement, so no second write can follow.
+            Some(_)
+                if app
+                    .store
+                    .unsettled_elsewhere(card.chat_id, &card.appid)
+                    .await? =>
+            {
+                Begin::Unsettled
+            }
             _ => Begin::NotApplicable,
         });
     };
@@ -420,11 +430,17 @@ async fn reapplied_since_claim(app: &App, s: &Settling, a: &Applicant) -> Result
     let Some(applied) = a.applied_at else {
         return Ok(false);
     };
+    // Only a pending applicant has an application waiting for a card. One the re-read shows
+    // decided is shown as WeChat has it, whatever its time says (an application made in the
+    // attempt's own second and approved by it looks just like a re-application).
+    if !a.status.is_decidable() {
+        return Ok(false);
+    }
     // An application made after the attempt was logged is not the one decided, whatever the
     // store holds by now: a poll may already have recorded the re-application before this
     // re-read (a listing during a long wait for WeChat's answer, or the sweep after a restart).
-    // The same second counts too: the attempt's time is in whole seconds, and taking an
-    // application for a new one only costs the credit (the outcome is unknown), never the truth.
+    // The same second counts too: the attempt's time is in whole seconds, and a pending
+    // applicant taken for a new application only costs the credit (the outcome is unknown).
     if let Some(attempt) = s.attempt
         && let Some(at) = app.store.attempt_at(attempt).await?
         && applied.as_second() >= at

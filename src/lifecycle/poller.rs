@@ -380,7 +380,14 @@ async fn apply_changes(
             match app.ensure_card(&appid).await {
                 Ok(true) => {
                     report.new_cards += 1;
-                    carded = true;
+                    // A person may have deleted the message before its buttons were added (the
+                    // edit found it gone): then it is not carded, and the next poll posts it
+                    // again. Read from the store, which that edit wrote before this returned.
+                    carded = !app
+                        .store
+                        .card_for(app.chat.0, &appid)
+                        .await?
+                        .is_some_and(|c| c.message_gone);
                 }
                 Ok(false) => {
                     carded = true;

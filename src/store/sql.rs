@@ -391,10 +391,16 @@ statements! {
         IN_CHAT: Rows<CardRow> = "SELECT * FROM cards WHERE chat_id = ?";
         ELSEWHERE: Rows<CardRow> =
             "SELECT * FROM cards WHERE chat_id != ? AND moved IS NULL ORDER BY id";
-        /// Binds: moved, now, card, version.
+        /// Binds: moved, now, card, version. Never a card being decided or whose outcome is
+        /// unknown: it may still write through, and is settled first.
         MOVE: Exec = "UPDATE cards SET state = 'closed', prompt_message_id = NULL, moved = ?,
                  version = version + 1, updated_at = ?
-             WHERE id = ? AND version = ? AND state NOT IN ('sending', 'deciding')";
+             WHERE id = ? AND version = ? AND state NOT IN ('sending', 'deciding')
+               AND (note IS NULL OR json_extract(note, '$.kind') != 'unknown')",
+        postgres: "UPDATE cards SET state = 'closed', prompt_message_id = NULL, moved = $1,
+                 version = version + 1, updated_at = $2
+             WHERE id = $3 AND version = $4 AND state NOT IN ('sending', 'deciding')
+               AND (note IS NULL OR (note::JSONB ->> 'kind') != 'unknown')";
         /// Binds: chat, appid.
         UNSETTLED_ELSEWHERE: Scalar<i64> = "SELECT COUNT(*) FROM cards
              WHERE chat_id != ? AND appid = ?
@@ -429,17 +435,24 @@ statements! {
         AWAITING_REASON: Scalar<i64> =
             "SELECT id FROM cards WHERE chat_id = ? AND state = 'awaiting_reason'";
         /// Binds: to, actor id, actor name, action, reason, now, card, six `from` slots. A card
-        /// whose last outcome is unknown is never claimed: the write may have happened.
+        /// whose last outcome is unknown is never claimed: the write may have happened; nor is
+        /// one whose applicant has such a card (or one being decided) in a former team chat.
         CLAIM: Scalar<i64> = concat!(
             "UPDATE cards SET state = ?, actor_id = ?, actor_name = ?, action = ?, reason = ?,
                  version = version + 1, updated_at = ? WHERE id = ? AND ", state_in!(), "
                AND (note IS NULL OR json_extract(note, '$.kind') != 'unknown')
+               AND NOT EXISTS (SELECT 1 FROM cards AS o
+                   WHERE o.appid = cards.appid AND o.chat_id != cards.chat_id
+                     AND (o.state = 'deciding' OR json_extract(o.note, '$.kind') = 'unknown'))
              RETURNING version"
         ),
         postgres: "UPDATE cards SET state = $1, actor_id = $2, actor_name = $3, action = $4,
                  reason = $5, version = version + 1, updated_at = $6
              WHERE id = $7 AND state IN ($8, $9, $10, $11, $12, $13)
                AND (note IS NULL OR (note::JSONB ->> 'kind') != 'unknown')
+               AND NOT EXISTS (SELECT 1 FROM cards AS o
+                   WHERE o.appid = cards.appid AND o.chat_id != cards.chat_id
+                     AND (o.state = 'deciding' OR (o.note::JSONB ->> 'kind') = 'unknown'))
              RETURNING version";
         /// Binds: state, note, now, card, version.
         SETTLE: Exec = "UPDATE cards SET state = ?, note = ?, prompt_message_id = NULL,
