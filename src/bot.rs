@@ -247,7 +247,7 @@ async fn listen_by_polling(
         .await
         .build();
     stop_listener_too(&mut listener, shutdown);
-    tracing::info!(bot = %me.username(), chat = app.chat.0, approvers = %app.approvers.describe(), "bot started (long polling)");
+    tracing::info!(bot = %me.username(), chat = app.chat.0, approvers = %app.approvers.describe(), store = app.store.backend(), "bot started (long polling)");
     let errors = CountingErrorHandler::new("getUpdates failed", Arc::clone(app));
     Ok(dispatcher
         .try_dispatch_with_listener(listener, errors)
@@ -287,7 +287,7 @@ async fn listen_by_webhook(
         tracing::info!("metrics on http://{bound}/metrics, health on http://{bound}/healthz");
     }
     listen::spawn_http(tcp, router, stopped, "webhook", connections);
-    tracing::info!(bot = %me.username(), chat = app.chat.0, approvers = %app.approvers.describe(), url = %webhook.url, listen = %bound, "bot started (webhook)");
+    tracing::info!(bot = %me.username(), chat = app.chat.0, approvers = %app.approvers.describe(), store = app.store.backend(), url = %webhook.url, listen = %bound, "bot started (webhook)");
     let errors = CountingErrorHandler::new("getUpdates failed", Arc::clone(app));
     Ok(dispatcher
         .try_dispatch_with_listener(listener, errors)

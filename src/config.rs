@@ -79,7 +79,7 @@ Environment variables (also read from .env in the working directory; the environ
   POLL_INTERVAL_SECS  seconds between polls (default 60)
   POLL_ALERT_AFTER  failed polls in a row before the chat is told (default 3)
   QUOTA_PAUSE_SECS  rest after WeChat's daily quota is used up (default 1800)
-  DATABASE_URL  the SQLite database (default sqlite:wxplugin-bot.db)
+  DATABASE_URL  sqlite:PATH (default sqlite:wxplugin-bot.db) or postgres://USER:PASSWORD@HOST/DB
   BOT_LANG  chat language, zh (default) or en
   REJECT_REASONS  preset refusal reasons, |-separated
   TZ  time zone for times in the chat: Asia/Shanghai, UTC+8 or POSIX CST-8 (default: the system's)
@@ -175,7 +175,10 @@ impl std::fmt::Debug for Settings {
             .field("team_chat_id", &self.team_chat_id.0)
             .field("approvers", &self.approvers)
             .field("poll_interval", &self.poll_interval)
-            .field("database_url", &self.database_url)
+            .field(
+                "database_url",
+                &crate::store::without_password(&self.database_url),
+            )
             .field("lang", &self.lang)
             .field("reject_reasons", &self.reject_reasons)
             .field("remind_after", &self.remind_after)
@@ -350,16 +353,30 @@ impl Settings {
     }
 }
 
-/// `DATABASE_URL`: only SQLite (`sqlite:PATH`); another scheme is refused here rather than
-/// taken for a file name.
+/// `DATABASE_URL`: SQLite (`sqlite:PATH`, the default) or PostgreSQL (`postgres://…`); another
+/// scheme is refused here rather than taken for a file name, and a PostgreSQL URL that does not
+/// parse is named without its password.
 fn database_url(var: Var<'_>) -> Result<String, ConfigError> {
     let url = var("DATABASE_URL").unwrap_or_else(|| "sqlite:wxplugin-bot.db".to_owned());
+    if crate::store::is_postgres(&url) {
+        if let Err(e) = <sqlx::postgres::PgConnectOptions as std::str::FromStr>::from_str(&url) {
+            return Err(ConfigError::new(
+                "DATABASE_URL",
+                format!(
+                    "{} is not a PostgreSQL URL this bot can read (postgres://USER:PASSWORD@HOST:PORT/DATABASE): {}",
+                    crate::store::without_password(&url),
+                    crate::report::one_line(&e)
+                ),
+            ));
+        }
+        return Ok(url);
+    }
     if !url.starts_with("sqlite:") {
         let scheme = url.split_once(':').map_or(url.as_str(), |(s, _)| s);
         return Err(ConfigError::new(
             "DATABASE_URL",
             format!(
-                "'{scheme}' is not a database this bot can use: only SQLite, as sqlite:PATH (e.g. sqlite:/var/lib/wxplugin-bot/bot.db)"
+                "'{scheme}' is not a database this bot can use: SQLite as sqlite:PATH (e.g. sqlite:/var/lib/wxplugin-bot/bot.db), or PostgreSQL as postgres://USER:PASSWORD@HOST:PORT/DATABASE"
             ),
         ));
     }

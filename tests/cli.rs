@@ -398,8 +398,13 @@ fn a_database_that_cannot_be_opened_is_named_once_with_its_cause_and_exit_code_2
             format!("{root} is a directory, not a database file"),
         ),
         (
-            "postgres://db.example/bot".to_owned(),
-            "'postgres' is not a database this bot can use".to_owned(),
+            "mysql://db.example/bot".to_owned(),
+            "'mysql' is not a database this bot can use".to_owned(),
+        ),
+        (
+            "postgres://bot:hunter2@127.0.0.1:99999/bot".to_owned(),
+            "postgres://bot:***@127.0.0.1:99999/bot is not a PostgreSQL URL this bot can read"
+                .to_owned(),
         ),
     ];
     for (url, cause) in cases {
@@ -410,6 +415,10 @@ fn a_database_that_cannot_be_opened_is_named_once_with_its_cause_and_exit_code_2
         let lines: Vec<&str> = stderr.trim().lines().collect();
         assert_eq!(lines.len(), 1, "{url}: {stderr}");
         // A foreign scheme is refused with the rest of the configuration, before any opening.
+        assert!(
+            !stderr.contains("hunter2"),
+            "a password was shown: {stderr}"
+        );
         let prefix = if url.starts_with("sqlite:") {
             format!("wxplugin-bot: DATABASE_URL={url}: ")
         } else {
@@ -422,6 +431,29 @@ fn a_database_that_cannot_be_opened_is_named_once_with_its_cause_and_exit_code_2
             "SQLite's code 14 says nothing an operator can act on: {stderr}"
         );
     }
+}
+
+#[test]
+fn a_postgresql_server_that_cannot_be_reached_is_named_without_its_password_and_may_be_retried() {
+    // Nothing listens on port 1: the server is down or not up yet. A restart may mend that
+    // (exit 1, which the unit restarts), unlike a wrong URL (exit 2).
+    let url = "postgres://bot:hunter2@127.0.0.1:1/bot";
+    let output = run_with_database(url);
+
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let lines: Vec<&str> = stderr.trim().lines().collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert!(
+        lines[0].starts_with(
+            "wxplugin-bot: DATABASE_URL=postgres://bot:***@127.0.0.1:1/bot: cannot reach the server: "
+        ),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("hunter2"),
+        "a password was shown: {stderr}"
+    );
 }
 
 #[tokio::test]

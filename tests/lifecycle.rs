@@ -52,49 +52,66 @@ async fn until(cond: impl Fn() -> bool) -> bool {
     true
 }
 
-async fn db(app: &TestApp) -> sqlx::SqlitePool {
-    let url = format!("sqlite:{}", app.db.path().join("bot.db").display());
-    sqlx::sqlite::SqlitePoolOptions::new()
-        .max_connections(1)
-        .connect(&url)
-        .await
-        .expect("the bot's database opens")
+async fn db(app: &TestApp) -> sqlx::AnyPool {
+    app.database().await
 }
 
-async fn card_id(pool: &sqlx::SqlitePool, appid: &str) -> i64 {
-    sqlx::query_scalar("SELECT id FROM cards WHERE appid = ?")
+async fn card_id(pool: &sqlx::AnyPool, appid: &str) -> i64 {
+    sqlx::query_scalar("SELECT id FROM cards WHERE appid = $1")
         .bind(appid)
         .fetch_one(pool)
         .await
         .expect("card row")
 }
 
-/// The results the audit log holds for `appid`, oldest first (`attempt` for each attempt).
 /// Makes the store refuse every card close, as a failing disk would (`true`), or recover.
-async fn failing_disk(pool: &sqlx::SqlitePool, failing: bool) {
-    let statement = if failing {
-        "CREATE TRIGGER failing_disk BEFORE UPDATE ON cards WHEN NEW.state = 'closed'
-         BEGIN SELECT RAISE(ABORT, 'disk I/O error'); END"
-    } else {
-        "DROP TRIGGER failing_disk"
+async fn failing_disk(app: &TestApp, pool: &sqlx::AnyPool, failing: bool) {
+    let statement = match (app.on_postgres(), failing) {
+        (false, true) => {
+            "CREATE TRIGGER failing_disk BEFORE UPDATE ON cards WHEN NEW.state = 'closed'
+             BEGIN SELECT RAISE(ABORT, 'disk I/O error'); END"
+        }
+        (false, false) => "DROP TRIGGER failing_disk",
+        (true, true) => {
+            "CREATE FUNCTION failing_disk() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN RAISE EXCEPTION 'disk I/O error'; END $$;
+             CREATE TRIGGER failing_disk BEFORE UPDATE ON cards FOR EACH ROW
+             WHEN (NEW.state = 'closed') EXECUTE FUNCTION failing_disk()"
+        }
+        (true, false) => "DROP TRIGGER failing_disk ON cards; DROP FUNCTION failing_disk()",
     };
-    sqlx::query(statement)
+    sqlx::raw_sql(statement)
         .execute(pool)
         .await
         .expect("the disk fails or recovers");
 }
 
-async fn audit_results(pool: &sqlx::SqlitePool, appid: &str) -> Vec<String> {
-    sqlx::query_scalar("SELECT result FROM audit WHERE appid = ? ORDER BY id")
+/// The results the audit log holds for `appid`, oldest first (`attempt` for each attempt).
+async fn audit_results(pool: &sqlx::AnyPool, appid: &str) -> Vec<String> {
+    sqlx::query_scalar("SELECT result FROM audit WHERE appid = $1 ORDER BY id")
         .bind(appid)
         .fetch_all(pool)
         .await
         .expect("audit")
 }
 
-/// How many rows a recursive count must walk for SQLite to be busy about `busy` on this
-/// machine now (measured, so a loaded machine gets a count as slow as an idle one's).
-async fn rows_busy_for(pool: &sqlx::SqlitePool, busy: Duration) -> u64 {
+/// Makes every decision attempt's audit row take about `busy` to write, as a busy disk would:
+/// on SQLite a trigger that counts that many rows (measured, so a loaded machine gets a count as
+/// slow as an idle one's), on PostgreSQL one that sleeps.
+async fn slow_attempts(app: &TestApp, pool: &sqlx::AnyPool, busy: Duration) {
+    if app.on_postgres() {
+        sqlx::raw_sql(&format!(
+            "CREATE FUNCTION slow_attempt() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN PERFORM pg_sleep({}); RETURN NULL; END $$;
+             CREATE TRIGGER slow_attempt AFTER INSERT ON audit FOR EACH ROW
+             WHEN (NEW.result = 'attempt') EXECUTE FUNCTION slow_attempt()",
+            busy.as_secs_f64()
+        ))
+        .execute(pool)
+        .await
+        .expect("slow attempts");
+        return;
+    }
     const PROBE: u64 = 300_000;
     let started = std::time::Instant::now();
     sqlx::query(&format!(
@@ -105,11 +122,21 @@ async fn rows_busy_for(pool: &sqlx::SqlitePool, busy: Duration) -> u64 {
     .await
     .expect("probe");
     let per_row = started.elapsed().as_secs_f64() / PROBE as f64;
-    ((busy.as_secs_f64() / per_row) as u64).clamp(PROBE, 200_000_000)
+    let rows = ((busy.as_secs_f64() / per_row) as u64).clamp(PROBE, 200_000_000);
+    sqlx::query(&format!(
+        "CREATE TRIGGER slow_attempt AFTER INSERT ON audit WHEN NEW.result = 'attempt'
+         BEGIN
+             SELECT count(*) FROM (WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL
+                 SELECT x + 1 FROM c WHERE x < {rows}) SELECT x FROM c);
+         END"
+    ))
+    .execute(pool)
+    .await
+    .expect("slow attempts");
 }
 
-async fn card_state(pool: &sqlx::SqlitePool, appid: &str) -> String {
-    sqlx::query("SELECT state FROM cards WHERE appid = ?")
+async fn card_state(pool: &sqlx::AnyPool, appid: &str) -> String {
+    sqlx::query("SELECT state FROM cards WHERE appid = $1")
         .bind(appid)
         .fetch_one(pool)
         .await
@@ -204,8 +231,8 @@ async fn a_deciding_card_that_no_decision_holds_is_settled_by_the_next_poll() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     sqlx::query(
-        "UPDATE cards SET state = 'deciding', action = 'approve', actor_id = ?,
-             actor_name = '@alice', version = version + 1 WHERE appid = ? AND state = 'open'",
+        "UPDATE cards SET state = 'deciding', action = 'approve', actor_id = $1,
+             actor_name = '@alice', version = version + 1 WHERE appid = $2 AND state = 'open'",
     )
     .bind(ALICE)
     .bind(&appid)
@@ -339,9 +366,35 @@ async fn an_idle_poll_commits_nothing_to_the_database() {
     app.wait_card_text(&ids[0], "Approved").await;
     app.command(ALICE, "/refresh").await;
     let pool = db(&app).await;
-    // Changes whenever another connection commits to the database, whatever it wrote.
+    // SQLite's data_version changes whenever another connection commits to the database,
+    // whatever it wrote. PostgreSQL keeps no such number for one database (its statistics lag),
+    // so there a trigger counts every row written to the store's tables.
+    if app.on_postgres() {
+        sqlx::raw_sql(
+            "CREATE TABLE writes (n BIGINT NOT NULL); INSERT INTO writes VALUES (0);
+             CREATE FUNCTION count_write() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN UPDATE writes SET n = n + 1; RETURN NULL; END $$;
+             CREATE TRIGGER w1 AFTER INSERT OR UPDATE OR DELETE ON applicants
+                 FOR EACH ROW EXECUTE FUNCTION count_write();
+             CREATE TRIGGER w2 AFTER INSERT OR UPDATE OR DELETE ON cards
+                 FOR EACH ROW EXECUTE FUNCTION count_write();
+             CREATE TRIGGER w3 AFTER INSERT OR UPDATE OR DELETE ON audit
+                 FOR EACH ROW EXECUTE FUNCTION count_write();
+             CREATE TRIGGER w4 AFTER INSERT OR UPDATE OR DELETE ON clock
+                 FOR EACH ROW EXECUTE FUNCTION count_write();",
+        )
+        .execute(&pool)
+        .await
+        .expect("write counter");
+    }
+    let on_postgres = app.on_postgres();
     let version = || async {
-        sqlx::query_scalar::<_, i64>("PRAGMA data_version")
+        let statement = if on_postgres {
+            "SELECT n FROM writes"
+        } else {
+            "PRAGMA data_version"
+        };
+        sqlx::query_scalar::<_, i64>(statement)
             .fetch_one(&pool)
             .await
             .expect("data_version")
@@ -408,7 +461,7 @@ async fn sigkill_while_wechat_holds_the_write_is_settled_on_restart() {
     assert_eq!(card_state(&pool, &appid).await, "closed");
     assert_eq!(app.wechat_calls("dev_agree"), 1, "never resent");
     let results: Vec<String> =
-        sqlx::query_scalar("SELECT result FROM audit WHERE appid = ? ORDER BY id")
+        sqlx::query_scalar("SELECT result FROM audit WHERE appid = $1 ORDER BY id")
             .bind(&appid)
             .fetch_all(&pool)
             .await
@@ -926,7 +979,8 @@ async fn a_stop_during_a_paced_burst_ends_within_seconds_with_every_sent_card_re
     );
     let pool = db(&app).await;
     let recorded: Vec<i64> = sqlx::query_scalar(
-        "SELECT message_id FROM cards WHERE message_id IS NOT NULL ORDER BY message_id",
+        "SELECT CAST(message_id AS BIGINT) FROM cards WHERE message_id IS NOT NULL
+         ORDER BY message_id",
     )
     .fetch_all(&pool)
     .await
@@ -1241,17 +1295,7 @@ async fn a_refresh_that_read_the_card_before_a_claim_cannot_reopen_it() {
     app.press(ALICE, &appid, "✅");
     app.wait_card_text(&appid, "failed").await;
     let pool = db(&app).await;
-    let rows = rows_busy_for(&pool, Duration::from_millis(2500)).await;
-    sqlx::query(&format!(
-        "CREATE TRIGGER slow_attempt AFTER INSERT ON audit WHEN NEW.result = 'attempt'
-         BEGIN
-             SELECT count(*) FROM (WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL
-                 SELECT x + 1 FROM c WHERE x < {rows}) SELECT x FROM c);
-         END"
-    ))
-    .execute(&pool)
-    .await
-    .expect("slow attempts");
+    slow_attempts(&app, &pool, Duration::from_millis(2500)).await;
     app.wx.sandbox.inject(wx_fault(
         "dev_apply_list",
         Fault::Delay(Duration::from_millis(800)),
@@ -1399,14 +1443,14 @@ async fn a_decision_whose_last_store_write_fails_is_settled_by_the_next_poll() {
     let app = TestApp::spawn(1).await;
     let appid = app.appids()[0].clone();
     let pool = db(&app).await;
-    failing_disk(&pool, true).await;
+    failing_disk(&app, &pool, true).await;
 
     app.press(ALICE, &appid, "✅");
     let applied = until(|| app.status(&appid) == Some(2)).await;
     assert!(applied, "the approval reached WeChat");
     // Nothing tells the chat that the last write failed; give it the moment its tries take.
     tokio::time::sleep(Duration::from_millis(2_500)).await;
-    failing_disk(&pool, false).await;
+    failing_disk(&app, &pool, false).await;
     assert_eq!(card_state(&pool, &appid).await, "deciding", "staging");
     assert_eq!(audit_results(&pool, &appid).await, ["attempt"], "staging");
 
@@ -1428,13 +1472,13 @@ async fn a_confirmed_decision_outlives_a_short_store_failure_with_its_credit() {
     let app = TestApp::spawn(1).await;
     let appid = app.appids()[0].clone();
     let pool = db(&app).await;
-    failing_disk(&pool, true).await;
+    failing_disk(&app, &pool, true).await;
 
     app.press(ALICE, &appid, "✅");
     let applied = until(|| app.status(&appid) == Some(2)).await;
     assert!(applied, "the approval reached WeChat");
     tokio::time::sleep(Duration::from_millis(250)).await;
-    failing_disk(&pool, false).await;
+    failing_disk(&app, &pool, false).await;
 
     app.wait_card_text(&appid, "Approved by @alice").await;
     assert_eq!(card_state(&pool, &appid).await, "closed");
@@ -1593,6 +1637,54 @@ async fn a_delete_that_meets_a_re_application_leaves_it_a_card() {
         !shown.iter().any(|l| l.contains("now pending")),
         "{shown:?}"
     );
+}
+
+/// The same `/delete` refused as 89243 (the applicant applied again), when the re-read after it
+/// comes back empty: one listing is no proof of absence, and WeChat said it did nothing, so the
+/// card says the delete failed, never that the applicant left WeChat's list (the simulation's
+/// seed 40185 showed a listed applicant as gone).
+#[tokio::test]
+async fn a_refused_delete_whose_re_read_comes_back_empty_never_shows_the_applicant_gone() {
+    let app = TestApp::spawn(1).await;
+    let appid = app.appids()[0].clone();
+    app.wx.sandbox.set_status(&appid, 3);
+    app.command(ALICE, "/refresh").await;
+    app.wait_card_text(&appid, "now rejected").await;
+    app.wx.sandbox.update_applicant(&appid, |a| {
+        a.status = 1;
+        a.create_time += 3_600;
+    });
+    app.wx
+        .sandbox
+        .inject(wx_fault("dev_apply_list", Fault::EmptyListArray, 1));
+
+    let answer = app.command(ALICE, &format!("/delete {appid}")).await;
+
+    assert_eq!(
+        app.wechat_calls("dev_delete"),
+        1,
+        "staging: the delete went out"
+    );
+    let said: Vec<String> = app
+        .cards()
+        .iter()
+        .map(|m| m.plain_text.lines().last().unwrap_or_default().to_owned())
+        .collect();
+    assert!(
+        !said.iter().any(|l| l.contains("No longer in WeChat")),
+        "a listed applicant shown gone: {said:?}"
+    );
+    assert!(
+        answer.plain_text.contains("89243"),
+        "the answer names WeChat's refusal: {}",
+        answer.plain_text
+    );
+    // The next poll finds the re-application and cards it.
+    app.command(ALICE, "/refresh").await;
+    let offered = app.cards().iter().any(|m| {
+        m.plain_text.contains(&appid) && button_labels(m).iter().any(|l| l.starts_with('✅'))
+    });
+    assert!(offered, "the re-application got no card: {said:?}");
 }
 
 #[tokio::test]

@@ -150,7 +150,7 @@ async fn migrate_db_copies_every_row_and_the_clock_into_an_empty_postgres() {
     let Some(server) = ThrowawayPostgres::start_or_skip("postgres::migrate_db_copies") else {
         return;
     };
-    let (app, _, _) = a_team_with_history().await;
+    let (mut app, approved, refused) = a_team_with_history().await;
     let target = server.database("moved").await;
 
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_wxplugin-bot"))
@@ -195,6 +195,48 @@ async fn migrate_db_copies_every_row_and_the_clock_into_an_empty_postgres() {
         .await
         .expect("max");
     assert_eq!(next, max_copied + 1);
+    pg.close().await.expect("closed");
+
+    // The bot starts on the copy with every card still live: no card is posted again, the
+    // pending one's ✅ decides, the decided ones stay as they were.
+    let cards_before: Vec<i32> = app.cards().iter().map(|m| m.message_id).collect();
+    app.vars.insert("DATABASE_URL", target.clone());
+    app.restart_stopped().await;
+    app.command(common::ALICE, "/refresh").await;
+    let pending = app
+        .appids()
+        .into_iter()
+        .find(|a| *a != approved && *a != refused)
+        .expect("a pending applicant");
+    app.press(common::BOB, &pending, "✅");
+    app.wait_card_text(&pending, "Approved by @bob").await;
+    app.stop().await;
+
+    let cards_after: Vec<i32> = app.cards().iter().map(|m| m.message_id).collect();
+    assert_eq!(
+        cards_after, cards_before,
+        "a card was posted again after the move"
+    );
+    assert_eq!(
+        app.wechat_calls("dev_agree"),
+        2,
+        "one approval before, one after"
+    );
+    let history: Vec<String> = {
+        let mut pg = sqlx::PgConnection::connect(&target)
+            .await
+            .expect("postgres");
+        sqlx::query_scalar("SELECT result FROM audit WHERE appid = $1 ORDER BY id")
+            .bind(&pending)
+            .fetch_all(&mut pg)
+            .await
+            .expect("audit")
+    };
+    assert_eq!(
+        history,
+        ["attempt", "ok"],
+        "the decision is recorded on PostgreSQL"
+    );
 }
 
 #[tokio::test]

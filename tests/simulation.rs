@@ -51,14 +51,12 @@ mod common;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::{ALICE, BOB, EVE, OTHER_CHAT, TEAM, TestApp, tg_fault, wx_fault};
 use futures::StreamExt as _;
 use serde_json::json;
 use sqlx::Row as _;
-use sqlx::sqlite::SqliteConnectOptions;
 use tokio_util::sync::CancellationToken;
 use wxplugin_bot::config::Settings;
 use wxplugin_bot::i18n::{Lang, Texts, fill};
@@ -899,7 +897,7 @@ impl World {
             // A request already on the wire may still be handled by the fake after this: the
             // window is judged around the kill, and the next life's start bounds it exactly.
             let mark = self.mark();
-            let recorded = match read_db(&self.app.db.path().join("bot.db")).await {
+            let recorded = match read_db(&self.app.vars["DATABASE_URL"]).await {
                 Ok((cards, _)) => cards
                     .iter()
                     .filter_map(|c| c.message_id.map(|m| (c.chat_id, m)))
@@ -1291,12 +1289,13 @@ impl World {
                 )
             }
             Step::StoreFault { closing, ms } => {
-                let (name, trigger) = STORE_FAULTS[usize::from(!closing)];
-                let db = self.app.db.path().join("bot.db");
-                if let Err(e) = store_exec(&db, trigger).await {
+                let fault = &STORE_FAULTS[usize::from(!closing)];
+                let db = self.app.vars["DATABASE_URL"].clone();
+                let postgres = self.app.on_postgres();
+                if let Err(e) = store_exec(&db, &fault.fail(postgres)).await {
                     return format!("the disk could not be made to fail: {e}");
                 }
-                let heal = format!("DROP TRIGGER IF EXISTS {name}");
+                let heal = fault.heal(postgres);
                 tokio::spawn(async move {
                     tokio::time::sleep(Duration::from_millis(ms)).await;
                     let _ = store_exec(&db, &heal).await;
@@ -1304,7 +1303,7 @@ impl World {
                 let until = Instant::now() + Duration::from_millis(ms + 100);
                 self.spells_until = self.spells_until.max(until);
                 self.disk_failing_until = Some(until);
-                format!("the disk fails {name} for {ms} ms")
+                format!("the disk fails {} for {ms} ms", fault.name)
             }
             Step::RevokeTokens => {
                 sandbox.revoke_tokens();
@@ -1431,9 +1430,9 @@ impl World {
     /// nothing changes, then the bot stops through its shutdown path.
     async fn quiesce(&mut self) {
         tokio::time::sleep_until(self.spells_until.into()).await;
-        let db = self.app.db.path().join("bot.db");
-        for (name, _) in STORE_FAULTS {
-            if let Err(e) = store_exec(&db, &format!("DROP TRIGGER IF EXISTS {name}")).await {
+        let db = self.app.vars["DATABASE_URL"].clone();
+        for fault in &STORE_FAULTS {
+            if let Err(e) = store_exec(&db, &fault.heal(self.app.on_postgres())).await {
                 self.violation("disk-not-healed", None, e.to_string());
             }
         }
@@ -1500,8 +1499,7 @@ impl World {
             // A decision still in flight (teloxide holds a request 10 s after a Telegram 5xx)
             // is not quiet, whatever the chat shows.
             // A database that cannot be read is no sign of quiet either.
-            let db_path: PathBuf = self.app.db.path().join("bot.db");
-            let deciding = match read_db(&db_path).await {
+            let deciding = match read_db(&self.app.vars["DATABASE_URL"]).await {
                 Ok((cards, _)) => cards.iter().any(|c| c.state == "deciding"),
                 Err(e) => {
                     self.note(format!("quiesce round {round}: database unreadable: {e}"));
@@ -1603,35 +1601,90 @@ struct AuditRow {
     attempt_id: Option<i64>,
 }
 
-/// The store faults a schedule stages: each a trigger that fails some writes like a failing disk.
-const STORE_FAULTS: [(&str, &str); 2] = [
-    (
-        "sim_failing_close",
-        "CREATE TRIGGER IF NOT EXISTS sim_failing_close BEFORE UPDATE ON cards
+/// A store fault a schedule stages: a trigger that fails some writes like a failing disk.
+struct StoreFault {
+    name: &'static str,
+    table: &'static str,
+    /// SQLite's trigger.
+    sqlite: &'static str,
+    /// PostgreSQL's: the condition on `NEW` and the event.
+    postgres_when: &'static str,
+    postgres_event: &'static str,
+}
+
+impl StoreFault {
+    /// The statements that make the disk fail.
+    fn fail(&self, postgres: bool) -> String {
+        if !postgres {
+            return self.sqlite.to_owned();
+        }
+        let Self {
+            name,
+            table,
+            postgres_when,
+            postgres_event,
+            ..
+        } = self;
+        format!(
+            "CREATE OR REPLACE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN RAISE EXCEPTION 'disk I/O error'; END $$;
+             CREATE OR REPLACE TRIGGER {name} BEFORE {postgres_event} ON {table} FOR EACH ROW
+             WHEN ({postgres_when}) EXECUTE FUNCTION {name}()"
+        )
+    }
+
+    /// The statement that heals it (whether or not it failed).
+    fn heal(&self, postgres: bool) -> String {
+        let Self { name, table, .. } = self;
+        if postgres {
+            format!("DROP TRIGGER IF EXISTS {name} ON {table}")
+        } else {
+            format!("DROP TRIGGER IF EXISTS {name}")
+        }
+    }
+}
+
+/// The store faults a schedule stages.
+const STORE_FAULTS: [StoreFault; 2] = [
+    StoreFault {
+        name: "sim_failing_close",
+        table: "cards",
+        sqlite: "CREATE TRIGGER IF NOT EXISTS sim_failing_close BEFORE UPDATE ON cards
          WHEN NEW.state = 'closed' BEGIN SELECT RAISE(ABORT, 'disk I/O error'); END",
-    ),
-    (
-        "sim_failing_result",
-        "CREATE TRIGGER IF NOT EXISTS sim_failing_result BEFORE INSERT ON audit
+        postgres_when: "NEW.state = 'closed'",
+        postgres_event: "UPDATE",
+    },
+    StoreFault {
+        name: "sim_failing_result",
+        table: "audit",
+        sqlite: "CREATE TRIGGER IF NOT EXISTS sim_failing_result BEFORE INSERT ON audit
          WHEN NEW.result != 'attempt' BEGIN SELECT RAISE(ABORT, 'disk I/O error'); END",
-    ),
+        postgres_when: "NEW.result != 'attempt'",
+        postgres_event: "INSERT",
+    },
 ];
 
-/// Runs one statement on the bot's database beside the running bot (WAL: it waits its turn).
-async fn store_exec(path: &Path, statement: &str) -> Result<(), sqlx::Error> {
-    use sqlx::ConnectOptions as _;
-    let mut db = SqliteConnectOptions::new()
-        .filename(path)
-        .busy_timeout(Duration::from_secs(5))
-        .connect()
-        .await?;
-    sqlx::query(statement).execute(&mut db).await?;
+/// A connection to the bot's database (`DATABASE_URL`), beside the running bot or after it.
+async fn connect_db(url: &str) -> Result<sqlx::AnyPool, sqlx::Error> {
+    sqlx::any::install_default_drivers();
+    sqlx::any::AnyPoolOptions::new()
+        .max_connections(1)
+        .connect(url)
+        .await
+}
+
+/// Runs statements on the bot's database beside the running bot (SQLite's WAL: it waits its
+/// turn).
+async fn store_exec(url: &str, statement: &str) -> Result<(), sqlx::Error> {
+    let db = connect_db(url).await?;
+    sqlx::raw_sql(statement).execute(&db).await?;
+    db.close().await;
     Ok(())
 }
 
-/// The bot's database, read-only, after the bot stopped.
-async fn read_db(path: &Path) -> Result<(Vec<CardRow>, Vec<AuditRow>), sqlx::Error> {
-    let (cards, audit, _) = read_db_with_applicants(path).await?;
+/// The bot's database, after the bot stopped (or beside it).
+async fn read_db(url: &str) -> Result<(Vec<CardRow>, Vec<AuditRow>), sqlx::Error> {
+    let (cards, audit, _) = read_db_with_applicants(url).await?;
     Ok((cards, audit))
 }
 
@@ -1640,32 +1693,31 @@ async fn read_db(path: &Path) -> Result<(Vec<CardRow>, Vec<AuditRow>), sqlx::Err
 type StoredView = BTreeMap<String, String>;
 
 async fn read_db_with_applicants(
-    path: &Path,
+    url: &str,
 ) -> Result<(Vec<CardRow>, Vec<AuditRow>, StoredView), sqlx::Error> {
-    use sqlx::ConnectOptions as _;
-    let mut db = SqliteConnectOptions::new()
-        .filename(path)
-        .read_only(true)
-        .connect()
-        .await?;
-    let cards = sqlx::query("SELECT chat_id, appid, state, message_id, message_gone FROM cards")
-        .fetch_all(&mut db)
-        .await?
-        .iter()
-        .map(|r| {
-            Ok(CardRow {
-                chat_id: r.try_get("chat_id")?,
-                appid: r.try_get("appid")?,
-                state: r.try_get("state")?,
-                message_id: r.try_get("message_id")?,
-                message_gone: r.try_get::<i64, _>("message_gone")? != 0,
-            })
+    let db = connect_db(url).await?;
+    // Flags and message ids read as BIGINT on both databases.
+    let cards = sqlx::query(
+        "SELECT chat_id, appid, state, CAST(message_id AS BIGINT) AS message_id,
+             CASE WHEN message_gone THEN 1 ELSE 0 END AS message_gone FROM cards",
+    )
+    .fetch_all(&db)
+    .await?
+    .iter()
+    .map(|r| {
+        Ok(CardRow {
+            chat_id: r.try_get("chat_id")?,
+            appid: r.try_get("appid")?,
+            state: r.try_get("state")?,
+            message_id: r.try_get("message_id")?,
+            message_gone: r.try_get::<i64, _>("message_gone")? != 0,
         })
-        .collect::<Result<_, sqlx::Error>>()?;
+    })
+    .collect::<Result<_, sqlx::Error>>()?;
     let audit = sqlx::query(
         "SELECT id, appid, action, actor_id, via, reason, result, errcode, attempt_id FROM audit ORDER BY id",
     )
-        .fetch_all(&mut db)
+        .fetch_all(&db)
         .await?
         .iter()
         .map(|r| {
@@ -1684,10 +1736,11 @@ async fn read_db_with_applicants(
         .collect::<Result<_, sqlx::Error>>()?;
     let mut stored = StoredView::new();
     for r in sqlx::query(
-        "SELECT a.appid, a.status, a.gone, c.state, c.note, c.message_id FROM applicants a
+        "SELECT a.appid, a.status, CASE WHEN a.gone THEN 1 ELSE 0 END AS gone, c.state, c.note,
+             CAST(c.message_id AS BIGINT) AS message_id FROM applicants a
          LEFT JOIN cards c ON c.appid = a.appid",
     )
-    .fetch_all(&mut db)
+    .fetch_all(&db)
     .await?
     {
         let appid: String = r.try_get("appid")?;
@@ -1701,6 +1754,7 @@ async fn read_db_with_applicants(
         );
         stored.insert(appid, view);
     }
+    db.close().await;
     Ok((cards, audit, stored))
 }
 
@@ -1929,8 +1983,7 @@ impl World {
             .into_iter()
             .map(|a| (a.appid, a.status))
             .collect();
-        let db_path: PathBuf = self.app.db.path().join("bot.db");
-        let (cards, audit) = match read_db(&db_path).await {
+        let (cards, audit) = match read_db(&self.app.vars["DATABASE_URL"]).await {
             Ok(read) => read,
             Err(e) => {
                 self.violation("database-unreadable", None, e.to_string());
@@ -2853,7 +2906,7 @@ impl World {
 
     /// The seed, the schedule, what happened, the violations and the evidence for each appid.
     async fn report(&self) -> String {
-        let stored = read_db_with_applicants(&self.app.db.path().join("bot.db"))
+        let stored = read_db_with_applicants(&self.app.vars["DATABASE_URL"])
             .await
             .map(|(_, _, stored)| stored)
             .unwrap_or_default();

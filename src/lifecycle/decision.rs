@@ -31,7 +31,10 @@ pub enum Outcome {
 }
 
 /// Errcodes that mean "the applicant is not in the state you think": re-read the truth.
-const STALE_STATE_ERRCODES: [i64; 4] = [89240, 89241, 89242, 89243];
+const STALE_STATE_ERRCODES: [i64; 4] = [89240, 89241, NO_SUCH_APPLICANT, 89243];
+
+/// WeChat's answer to a write on an appid it does not know (NOTES.md: "unknown appid 89242").
+const NO_SUCH_APPLICANT: i64 = 89242;
 
 /// How often the record of a decision WeChat confirmed is tried again while the database fails,
 /// waiting 100 ms, then twice as long each time (1.5 s in all): long enough for a disk's hiccup,
@@ -355,11 +358,17 @@ async fn resolve(
             not_applied(app, s, a, maybe_applied, error).await
         }
         (Some(a), _) => moved_elsewhere(app, s, a, maybe_applied, error).await,
-        (None, None) => deleted(app, s, error).await,
+        // WeChat itself says it has no such applicant (89242 on a delete): gone for good.
+        (None, None)
+            if error.as_ref().and_then(WeChatError::errcode) == Some(NO_SUCH_APPLICANT) =>
+        {
+            deleted(app, s, error).await
+        }
         // WeChat answered that it did nothing (89240 and the like, not after a -1): whatever a
-        // listing leaves out, this decision took no effect. Say so; the next poll shows where the
-        // applicant stands.
-        (None, Some(_)) if !maybe_applied => match error {
+        // listing leaves out, this decision took no effect, and one listing is no proof that the
+        // applicant is gone (a delete refused as 89243 met an empty page). Say so; the next poll
+        // shows where the applicant stands.
+        (None, _) if !maybe_applied => match error {
             Some(error) => {
                 fail(app, s, &error).await?;
                 Ok(Outcome::Failed(error))
@@ -368,7 +377,7 @@ async fn resolve(
         },
         // Missing from one listing is no proof it is gone (listings can come back empty or
         // partial): the outcome stays unknown until the poller has its proof.
-        (None, Some(_)) => {
+        (None, _) => {
             if error.is_some() {
                 unknown(app, s).await?;
             }

@@ -1,10 +1,10 @@
 //! Applicants as WeChat last listed them, and the applicant clock that orders what the bot learns
 //! of them: a poll writes only over records no newer than the clock reading it took at its start.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 
 use serde::Serialize;
-use sqlx::{SqliteConnection, SqliteExecutor};
 
 use super::sql::{self, Joined};
 use super::{Store, StoreError, StoreResult};
@@ -109,46 +109,75 @@ row! {
 struct ApplicantJson<'a> {
     appid: &'a str,
     status: i64,
-    nickname: Option<&'a str>,
-    avatar_url: Option<&'a str>,
-    reason: Option<&'a str>,
-    apply_url: Option<&'a str>,
+    nickname: Option<Cow<'a, str>>,
+    avatar_url: Option<Cow<'a, str>>,
+    reason: Option<Cow<'a, str>>,
+    apply_url: Option<Cow<'a, str>>,
     applied_at: Option<i64>,
     /// The categories' JSON, stored as text.
     categories: String,
 }
 
+/// Writes applicants with `touched = tick` inside transaction `$tx`; with `only_older`, a
+/// record touched after `tick` is left alone. The appids written.
+macro_rules! upsert_with {
+    ($tx:expr, $list:expr, $tick:expr, $only_older:expr) => {{
+        let now = now_secs();
+        let mut written = HashSet::new();
+        for rows in upsert_slices($list) {
+            let appids: Vec<String> = sql::applicants::UPSERT
+                .query::<DB>()
+                .bind(now)
+                .bind($tick)
+                .bind(rows)
+                .bind($only_older)
+                .fetch_all(&mut *$tx)
+                .await?;
+            written.extend(appids.iter().filter_map(|appid| AppId::parse(appid).ok()));
+        }
+        written
+    }};
+}
+
 impl Store {
     /// Every stored applicant, to warm the poller's view at start.
     pub async fn applicants(&self) -> StoreResult<Vec<StoredApplicant>> {
-        let rows = sql::applicants::ALL.query().fetch_all(&self.pool).await?;
-        rows.into_iter().map(StoredApplicant::try_from).collect()
+        on_pool!(self, pool, {
+            let rows = sql::applicants::ALL.query::<DB>().fetch_all(pool).await?;
+            rows.into_iter().map(StoredApplicant::try_from).collect()
+        })
     }
 
     /// One stored applicant.
     pub async fn applicant(&self, appid: &AppId) -> StoreResult<Option<StoredApplicant>> {
-        let row = sql::applicants::ONE
-            .query()
-            .bind(appid.as_str())
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(StoredApplicant::try_from).transpose()
+        on_pool!(self, pool, {
+            let row = sql::applicants::ONE
+                .query::<DB>()
+                .bind(appid.as_str())
+                .fetch_optional(pool)
+                .await?;
+            row.map(StoredApplicant::try_from).transpose()
+        })
     }
 
     /// The applicant clock's reading: a poll takes it before it lists WeChat, and may then write
     /// only over records no newer than it ([`Store::record_listing`]).
     pub async fn clock(&self) -> StoreResult<i64> {
-        Ok(sql::clock::READ.query().fetch_one(&self.pool).await?)
+        on_pool!(self, pool, {
+            Ok(sql::clock::READ.query::<DB>().fetch_one(pool).await?)
+        })
     }
 
     /// Records what WeChat says about an applicant, learned just now (a re-read after a
     /// decision): it takes the next tick, so no poll that began earlier writes over it.
     pub async fn upsert_applicant(&self, a: &Applicant) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
-        let tick = tick_with(&mut *tx).await?;
-        upsert_with(&mut tx, std::slice::from_ref(a), tick, false).await?;
-        tx.commit().await?;
-        Ok(())
+        on_pool!(self, pool, {
+            let mut tx = pool.begin().await?;
+            let tick = tick_with!(&mut *tx);
+            upsert_with!(tx, std::slice::from_ref(a), tick, false);
+            tx.commit().await?;
+            Ok(())
+        })
     }
 
     /// Records a listing that began at clock reading `as_of`, in one transaction and one
@@ -160,44 +189,52 @@ impl Store {
         list: &[Applicant],
         as_of: i64,
     ) -> StoreResult<HashSet<AppId>> {
-        if list.is_empty() {
-            return Ok(HashSet::new());
-        }
-        let mut tx = self.pool.begin().await?;
-        let written = upsert_with(&mut tx, list, as_of, true).await?;
-        tx.commit().await?;
-        Ok(written)
+        on_pool!(self, pool, {
+            if list.is_empty() {
+                return Ok(HashSet::new());
+            }
+            let mut tx = pool.begin().await?;
+            let written = upsert_with!(tx, list, as_of, true);
+            tx.commit().await?;
+            Ok(written)
+        })
     }
 
     /// Takes the next tick for an applicant whose card now says its outcome is unknown, so only a
     /// listing begun after this moment may settle it.
     pub async fn touch(&self, appid: &AppId) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
-        let tick = tick_with(&mut *tx).await?;
-        sql::applicants::TOUCH
-            .query()
-            .bind(tick)
-            .bind(appid.as_str())
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(())
+        on_pool!(self, pool, {
+            let mut tx = pool.begin().await?;
+            let tick = tick_with!(&mut *tx);
+            sql::applicants::TOUCH
+                .query::<DB>()
+                .bind(tick)
+                .bind(appid.as_str())
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(())
+        })
     }
 
     /// Marks an applicant as vanished from WeChat's list, as learned just now (a re-read after a
     /// deletion).
     pub async fn mark_gone(&self, appid: &AppId) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
-        let tick = tick_with(&mut *tx).await?;
-        mark_gone_with(&mut *tx, appid, tick, None).await?;
-        tx.commit().await?;
-        Ok(())
+        on_pool!(self, pool, {
+            let mut tx = pool.begin().await?;
+            let tick = tick_with!(&mut *tx);
+            let _marked = mark_gone_with!(&mut *tx, appid, tick, None);
+            tx.commit().await?;
+            Ok(())
+        })
     }
 
     /// Marks an applicant as vanished according to listings begun at clock reading `as_of`,
     /// unless its record is newer. Returns whether it was marked.
     pub async fn mark_gone_as_of(&self, appid: &AppId, as_of: i64) -> StoreResult<bool> {
-        mark_gone_with(&self.pool, appid, as_of, Some(as_of)).await
+        on_pool!(self, pool, {
+            Ok(mark_gone_with!(pool, appid, as_of, Some(as_of)))
+        })
     }
 
     /// Listed applicants, optionally with one status, newest first, with their cards in `chat_id`.
@@ -206,117 +243,99 @@ impl Store {
         chat_id: i64,
         status: Option<ApplyStatus>,
     ) -> StoreResult<Vec<Listed>> {
-        let rows = sql::applicants::LISTED_WITH_CARDS
-            .query()
-            .bind(chat_id)
-            .bind(status.map(ApplyStatus::code))
-            .bind(status.map(ApplyStatus::code))
-            .fetch_all(&self.pool)
-            .await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for Joined(applicant, card) in rows {
-            let card = match card.card_id {
-                Some(id) => self.card(id).await?,
-                None => None,
-            };
-            out.push(Listed {
-                applicant: applicant.try_into()?,
-                card,
-            });
-        }
-        Ok(out)
+        on_pool!(self, pool, {
+            let rows = sql::applicants::LISTED_WITH_CARDS
+                .query::<DB>()
+                .bind(chat_id)
+                .bind(status.map(ApplyStatus::code))
+                .bind(status.map(ApplyStatus::code))
+                .fetch_all(pool)
+                .await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for Joined(applicant, card) in rows {
+                let card = match card.card_id {
+                    Some(id) => self.card(id).await?,
+                    None => None,
+                };
+                out.push(Listed {
+                    applicant: applicant.try_into()?,
+                    card,
+                });
+            }
+            Ok(out)
+        })
     }
 
     /// Counts for `/status`.
     pub async fn counts(&self, chat_id: i64) -> StoreResult<StatusCounts> {
-        let rows = sql::applicants::COUNT_BY_STATUS
-            .query()
-            .fetch_all(&self.pool)
-            .await?;
-        let mut counts = StatusCounts::default();
-        for StatusCount { status, n } in rows {
-            match ApplyStatus::from_code(status) {
-                ApplyStatus::Pending => counts.pending += n,
-                ApplyStatus::Approved => counts.approved += n,
-                ApplyStatus::Refused => counts.refused += n,
-                ApplyStatus::Expired => counts.expired += n,
-                ApplyStatus::Unknown(_) => counts.other += n,
+        on_pool!(self, pool, {
+            let rows = sql::applicants::COUNT_BY_STATUS
+                .query::<DB>()
+                .fetch_all(pool)
+                .await?;
+            let mut counts = StatusCounts::default();
+            for StatusCount { status, n } in rows {
+                match ApplyStatus::from_code(status) {
+                    ApplyStatus::Pending => counts.pending += n,
+                    ApplyStatus::Approved => counts.approved += n,
+                    ApplyStatus::Refused => counts.refused += n,
+                    ApplyStatus::Expired => counts.expired += n,
+                    ApplyStatus::Unknown(_) => counts.other += n,
+                }
             }
-        }
-        counts.cards = sql::cards::COUNT_LIVE
-            .query()
-            .bind(chat_id)
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(counts)
+            counts.cards = sql::cards::COUNT_LIVE
+                .query::<DB>()
+                .bind(chat_id)
+                .fetch_one(pool)
+                .await?;
+            Ok(counts)
+        })
     }
 }
 
-/// Takes the next tick of the applicant clock.
-pub(super) async fn tick_with<'e>(e: impl SqliteExecutor<'e>) -> StoreResult<i64> {
-    Ok(sql::clock::TICK.query().fetch_one(e).await?)
-}
-
-/// Writes applicants with `touched = tick`; with `only_older`, a record touched after `tick` is
-/// left alone. Returns the appids written.
-async fn upsert_with(
-    tx: &mut SqliteConnection,
-    list: &[Applicant],
-    tick: i64,
-    only_older: bool,
-) -> StoreResult<HashSet<AppId>> {
-    let now = now_secs();
-    let mut written = HashSet::new();
-    // In slices, so a first poll of a large plugin never holds the whole listing as one JSON
-    // text (and SQLite its parse) at once: that peak stayed in the process's resident memory.
-    for slice in list.chunks(UPSERT_SLICE) {
+/// The applicants as the upsert statement reads them: JSON arrays of [`ApplicantJson`], in
+/// slices, so a first poll of a large plugin never holds the whole listing as one JSON text
+/// (and the database its parse) at once: that peak stayed in the process's resident memory.
+///
+/// NUL characters are dropped: PostgreSQL's text cannot hold them, and a card never shows one,
+/// so both databases keep the same text.
+fn upsert_slices(list: &[Applicant]) -> impl Iterator<Item = String> + '_ {
+    list.chunks(UPSERT_SLICE).map(|slice| {
         let rows: Vec<ApplicantJson<'_>> = slice
             .iter()
             .map(|a| ApplicantJson {
                 appid: a.appid.as_str(),
                 status: a.status.code(),
-                nickname: a.nickname.as_deref(),
-                avatar_url: a.avatar_url.as_deref(),
-                reason: a.reason.as_deref(),
-                apply_url: a.apply_url.as_deref(),
+                nickname: a.nickname.as_deref().map(without_nul),
+                avatar_url: a.avatar_url.as_deref().map(without_nul),
+                reason: a.reason.as_deref().map(without_nul),
+                apply_url: a.apply_url.as_deref().map(without_nul),
                 applied_at: a.applied_at.map(|t| t.as_second()),
-                categories: serde_json::to_string(&a.categories).unwrap_or_else(|_| "[]".into()),
+                categories: serde_json::to_string(
+                    &a.categories
+                        .iter()
+                        .map(|c| Category {
+                            first: without_nul(&c.first).into_owned(),
+                            second: without_nul(&c.second).into_owned(),
+                        })
+                        .collect::<Vec<_>>(),
+                )
+                .unwrap_or_else(|_| "[]".into()),
             })
             .collect();
         // Strings and numbers only: encoding cannot fail.
-        let rows = serde_json::to_string(&rows).unwrap_or_else(|_| "[]".into());
-        let appids = sql::applicants::UPSERT
-            .query()
-            .bind(now)
-            .bind(tick)
-            .bind(rows)
-            .bind(only_older)
-            .fetch_all(&mut *tx)
-            .await?;
-        written.extend(appids.iter().filter_map(|appid| AppId::parse(appid).ok()));
+        serde_json::to_string(&rows).unwrap_or_else(|_| "[]".into())
+    })
+}
+
+/// `text` without NUL characters.
+fn without_nul(text: &str) -> Cow<'_, str> {
+    if text.contains('\0') {
+        Cow::Owned(text.replace('\0', ""))
+    } else {
+        Cow::Borrowed(text)
     }
-    Ok(written)
 }
 
 /// Applicants written by one upsert statement.
 const UPSERT_SLICE: usize = 256;
-
-/// Marks an applicant gone with `touched = tick`; with `as_of`, only if its record is no newer.
-pub(super) async fn mark_gone_with<'e>(
-    e: impl SqliteExecutor<'e>,
-    appid: &AppId,
-    tick: i64,
-    as_of: Option<i64>,
-) -> StoreResult<bool> {
-    let done = sql::applicants::MARK_GONE
-        .query()
-        .bind(tick)
-        .bind(now_secs())
-        .bind(appid.as_str())
-        .bind(as_of)
-        .bind(as_of)
-        .execute(e)
-        .await?
-        .rows_affected();
-    Ok(done == 1)
-}

@@ -1,14 +1,11 @@
 //! The audit log: append-only, an attempt row before WeChat is called and a result row for each
 //! thing learned of it after, so a crash mid-decision leaves an attempt without a result.
 
-use sqlx::SqliteExecutor;
-
 use super::sql;
 use super::{Store, StoreResult};
 use crate::domain::action::{Action, Via};
 use crate::domain::applicant::AppId;
 use crate::domain::audit::{Attempt, AuditOutcome, HistoryEntry};
-use crate::domain::now_secs;
 
 row! {
     /// An attempt with its latest result.
@@ -44,7 +41,7 @@ impl From<HistoryRow> for HistoryEntry {
 impl Store {
     /// Appends a decision attempt before WeChat is called; returns its id.
     pub async fn audit_attempt(&self, attempt: &Attempt<'_>) -> StoreResult<i64> {
-        attempt_with(&self.pool, attempt).await
+        on_pool!(self, pool, { Ok(attempt_with!(pool, attempt)) })
     }
 
     /// Appends the result of attempt `attempt_id`.
@@ -55,34 +52,43 @@ impl Store {
         errcode: Option<i64>,
         detail: Option<&str>,
     ) -> StoreResult<()> {
-        result_with(&self.pool, attempt_id, result, errcode, detail).await
+        on_pool!(self, pool, {
+            result_with!(pool, attempt_id, result, errcode, detail);
+            Ok(())
+        })
     }
 
     /// The open attempt on `appid` with no result yet (a crash mid-decision), if any.
     pub async fn open_attempt(&self, appid: &AppId) -> StoreResult<Option<i64>> {
-        Ok(sql::audit::OPEN_ATTEMPT
-            .query()
-            .bind(appid.as_str())
-            .fetch_optional(&self.pool)
-            .await?)
+        on_pool!(self, pool, {
+            Ok(sql::audit::OPEN_ATTEMPT
+                .query::<DB>()
+                .bind(appid.as_str())
+                .fetch_optional(pool)
+                .await?)
+        })
     }
 
     /// When attempt `id` was made (unix seconds).
     pub async fn attempt_at(&self, id: i64) -> StoreResult<Option<i64>> {
-        Ok(sql::audit::ATTEMPT_AT
-            .query()
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?)
+        on_pool!(self, pool, {
+            Ok(sql::audit::ATTEMPT_AT
+                .query::<DB>()
+                .bind(id)
+                .fetch_optional(pool)
+                .await?)
+        })
     }
 
     /// The latest attempt on `appid`, whatever its results.
     pub async fn last_attempt(&self, appid: &AppId) -> StoreResult<Option<i64>> {
-        Ok(sql::audit::LAST_ATTEMPT
-            .query()
-            .bind(appid.as_str())
-            .fetch_one(&self.pool)
-            .await?)
+        on_pool!(self, pool, {
+            Ok(sql::audit::LAST_ATTEMPT
+                .query::<DB>()
+                .bind(appid.as_str())
+                .fetch_one(pool)
+                .await?)
+        })
     }
 
     /// Attempts with their latest result, newest first.
@@ -91,51 +97,15 @@ impl Store {
         appid: Option<&AppId>,
         limit: i64,
     ) -> StoreResult<Vec<HistoryEntry>> {
-        let rows = sql::audit::HISTORY
-            .query()
-            .bind(appid.map(AppId::as_str))
-            .bind(appid.map(AppId::as_str))
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows.into_iter().map(HistoryEntry::from).collect())
+        on_pool!(self, pool, {
+            let rows = sql::audit::HISTORY
+                .query::<DB>()
+                .bind(appid.map(AppId::as_str))
+                .bind(appid.map(AppId::as_str))
+                .bind(limit)
+                .fetch_all(pool)
+                .await?;
+            Ok(rows.into_iter().map(HistoryEntry::from).collect())
+        })
     }
-}
-
-pub(super) async fn attempt_with<'e>(
-    e: impl SqliteExecutor<'e>,
-    attempt: &Attempt<'_>,
-) -> StoreResult<i64> {
-    let id = sql::audit::ATTEMPT
-        .query()
-        .bind(now_secs())
-        .bind(attempt.appid.as_str())
-        .bind(attempt.action)
-        .bind(attempt.actor.id as i64)
-        .bind(&attempt.actor.name)
-        .bind(attempt.via)
-        .bind(attempt.reason)
-        .execute(e)
-        .await?
-        .last_insert_rowid();
-    Ok(id)
-}
-
-pub(super) async fn result_with<'e>(
-    e: impl SqliteExecutor<'e>,
-    attempt_id: i64,
-    result: AuditOutcome,
-    errcode: Option<i64>,
-    detail: Option<&str>,
-) -> StoreResult<()> {
-    sql::audit::RESULT
-        .query()
-        .bind(now_secs())
-        .bind(result)
-        .bind(errcode)
-        .bind(detail)
-        .bind(attempt_id)
-        .execute(e)
-        .await?;
-    Ok(())
 }

@@ -1,10 +1,6 @@
 //! Cards: the chat message that stands for each applicant, where it is in its life, who holds it
 //! and what it shows. Every move is a compare-and-swap on its state or its version.
 
-use sqlx::SqliteExecutor;
-
-use super::applicants::{mark_gone_with, tick_with};
-use super::audit::{attempt_with, result_with};
 use super::sql;
 use super::{Store, StoreError, StoreResult, StoredApplicant};
 use crate::domain::action::Action;
@@ -136,43 +132,47 @@ impl Store {
         reminded_before: i64,
         seen_before: i64,
     ) -> StoreResult<Vec<DueReminder>> {
-        let rows = sql::cards::DUE_REMINDERS
-            .query()
-            .bind(chat_id)
-            .bind(applied_before)
-            .bind(reminded_before)
-            .bind(seen_before)
-            .fetch_all(&self.pool)
-            .await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for DueRow { card_id, since } in rows {
-            let Some(card) = self.card(card_id).await? else {
-                continue;
-            };
-            if let Some(applicant) = self.applicant(&card.appid).await? {
-                out.push(DueReminder {
-                    card,
-                    applicant,
-                    since,
-                });
+        on_pool!(self, pool, {
+            let rows = sql::cards::DUE_REMINDERS
+                .query::<DB>()
+                .bind(chat_id)
+                .bind(applied_before)
+                .bind(reminded_before)
+                .bind(seen_before)
+                .fetch_all(pool)
+                .await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for DueRow { card_id, since } in rows {
+                let Some(card) = self.card(card_id).await? else {
+                    continue;
+                };
+                if let Some(applicant) = self.applicant(&card.appid).await? {
+                    out.push(DueReminder {
+                        card,
+                        applicant,
+                        since,
+                    });
+                }
             }
-        }
-        Ok(out)
+            Ok(out)
+        })
     }
 
     /// Records that the chat was reminded of these cards at `at`.
     pub async fn mark_reminded(&self, card_ids: &[i64], at: i64) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
-        for id in card_ids {
-            sql::cards::MARK_REMINDED
-                .query()
-                .bind(at)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(())
+        on_pool!(self, pool, {
+            let mut tx = pool.begin().await?;
+            for id in card_ids {
+                sql::cards::MARK_REMINDED
+                    .query::<DB>()
+                    .bind(at)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        })
     }
 
     /// Starts a card for `appid` in `chat_id`: writes it in state `sending` before anything is
@@ -187,37 +187,41 @@ impl Store {
         appid: &AppId,
         read_version: Option<i64>,
     ) -> StoreResult<Option<Card>> {
-        let now = now_secs();
-        let changed = sql::cards::BEGIN
-            .query()
-            .bind(chat_id)
-            .bind(appid.as_str())
-            .bind(now)
-            .bind(now)
-            .bind(read_version)
-            .execute(&self.pool)
-            .await?
-            .rows_affected();
-        if changed == 0 {
-            return Ok(None);
-        }
-        self.card_for(chat_id, appid).await
+        on_pool!(self, pool, {
+            let now = now_secs();
+            let changed = sql::cards::BEGIN
+                .query::<DB>()
+                .bind(chat_id)
+                .bind(appid.as_str())
+                .bind(now)
+                .bind(now)
+                .bind(read_version)
+                .execute(pool)
+                .await?
+                .rows_affected();
+            if changed == 0 {
+                return Ok(None);
+            }
+            self.card_for(chat_id, appid).await
+        })
     }
 
     /// The card of `appid` in `chat_id`, written as a closed card without a message when there
     /// is none, so a command can decide on an applicant that never had a card (the decision's
     /// claim, audit attempt and outcome live on it, as on any card).
     pub async fn card_or_record(&self, chat_id: i64, appid: &AppId) -> StoreResult<Option<Card>> {
-        let now = now_secs();
-        sql::cards::RECORD_ONLY
-            .query()
-            .bind(chat_id)
-            .bind(appid.as_str())
-            .bind(now)
-            .bind(now)
-            .execute(&self.pool)
-            .await?;
-        self.card_for(chat_id, appid).await
+        on_pool!(self, pool, {
+            let now = now_secs();
+            sql::cards::RECORD_ONLY
+                .query::<DB>()
+                .bind(chat_id)
+                .bind(appid.as_str())
+                .bind(now)
+                .bind(now)
+                .execute(pool)
+                .await?;
+            self.card_for(chat_id, appid).await
+        })
     }
 
     /// Cards in chats other than `chat_id` not yet closed for the move (the team chat changed).
@@ -233,58 +237,66 @@ impl Store {
         version: i64,
         moved: &Moved,
     ) -> StoreResult<bool> {
-        let moved = serde_json::to_string(moved).map_err(|e| StoreError::Corrupt {
-            table: "cards",
-            detail: format!("card {card_id}: {e}"),
-        })?;
-        let done = sql::cards::MOVE
-            .query()
-            .bind(moved)
-            .bind(now_secs())
-            .bind(card_id)
-            .bind(version)
-            .execute(&self.pool)
-            .await?
-            .rows_affected();
-        Ok(done == 1)
+        on_pool!(self, pool, {
+            let moved = serde_json::to_string(moved).map_err(|e| StoreError::Corrupt {
+                table: "cards",
+                detail: format!("card {card_id}: {e}"),
+            })?;
+            let done = sql::cards::MOVE
+                .query::<DB>()
+                .bind(moved)
+                .bind(now_secs())
+                .bind(card_id)
+                .bind(version)
+                .execute(pool)
+                .await?
+                .rows_affected();
+            Ok(done == 1)
+        })
     }
 
     /// Whether a card of `appid` in a chat other than `chat_id` may still be written through:
     /// a decision in flight there, or one whose outcome is unknown. The new team chat offers no
     /// buttons for it until that is settled.
     pub async fn unsettled_elsewhere(&self, chat_id: i64, appid: &AppId) -> StoreResult<bool> {
-        let n = sql::cards::UNSETTLED_ELSEWHERE
-            .query()
-            .bind(chat_id)
-            .bind(appid.as_str())
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(n > 0)
+        on_pool!(self, pool, {
+            let n = sql::cards::UNSETTLED_ELSEWHERE
+                .query::<DB>()
+                .bind(chat_id)
+                .bind(appid.as_str())
+                .fetch_one(pool)
+                .await?;
+            Ok(n > 0)
+        })
     }
 
     /// Whether a card of `chat_id` records `message_id` (as its message, the one it replaced, or
     /// its reason prompt). A card message no row records is a copy Telegram took in the moment
     /// before a kill (the documented duplicate window).
     pub async fn knows_message(&self, chat_id: i64, message_id: i32) -> StoreResult<bool> {
-        let n = sql::cards::KNOWS_MESSAGE
-            .query()
-            .bind(chat_id)
-            .bind(message_id)
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(n > 0)
+        on_pool!(self, pool, {
+            let n = sql::cards::KNOWS_MESSAGE
+                .query::<DB>()
+                .bind(chat_id)
+                .bind(message_id)
+                .fetch_one(pool)
+                .await?;
+            Ok(n > 0)
+        })
     }
 
     /// Takes back a card written but not sent, for an applicant no longer pending: a card that
     /// never had a message closes; one re-opened for a re-application goes back to closed.
     pub async fn abandon_card(&self, card_id: i64) -> StoreResult<()> {
-        sql::cards::ABANDON
-            .query()
-            .bind(now_secs())
-            .bind(card_id)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        on_pool!(self, pool, {
+            sql::cards::ABANDON
+                .query::<DB>()
+                .bind(now_secs())
+                .bind(card_id)
+                .execute(pool)
+                .await?;
+            Ok(())
+        })
     }
 
     /// Records the message a card was sent as (without its buttons); the card is now open and
@@ -292,15 +304,17 @@ impl Store {
     /// was recorded: `false` when the card was no longer being sent (its message stands for
     /// nothing).
     pub async fn card_sent(&self, card_id: i64, message_id: i32) -> StoreResult<bool> {
-        let done = sql::cards::SENT
-            .query()
-            .bind(message_id)
-            .bind(now_secs())
-            .bind(card_id)
-            .execute(&self.pool)
-            .await?
-            .rows_affected();
-        Ok(done == 1)
+        on_pool!(self, pool, {
+            let done = sql::cards::SENT
+                .query::<DB>()
+                .bind(message_id)
+                .bind(now_secs())
+                .bind(card_id)
+                .execute(pool)
+                .await?
+                .rows_affected();
+            Ok(done == 1)
+        })
     }
 
     /// Cards of a chat whose old message still has to say that a newer card replaced it.
@@ -311,13 +325,15 @@ impl Store {
     /// Records that `message_id`, the card's old message, now says a newer card replaced it (or
     /// can no longer be edited).
     pub async fn superseded(&self, card_id: i64, message_id: i32) -> StoreResult<()> {
-        sql::cards::SUPERSEDED
-            .query()
-            .bind(card_id)
-            .bind(message_id)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        on_pool!(self, pool, {
+            sql::cards::SUPERSEDED
+                .query::<DB>()
+                .bind(card_id)
+                .bind(message_id)
+                .execute(pool)
+                .await?;
+            Ok(())
+        })
     }
 
     /// Every card in a chat (the poller reads them in bulk when many applicants changed).
@@ -332,48 +348,58 @@ impl Store {
 
     /// Cards left mid-decision (a crash between claiming and finishing), in every chat.
     pub async fn deciding_cards(&self) -> StoreResult<Vec<Card>> {
-        cards(sql::cards::DECIDING.query().fetch_all(&self.pool).await?)
+        on_pool!(self, pool, {
+            cards(sql::cards::DECIDING.query::<DB>().fetch_all(pool).await?)
+        })
     }
 
     /// Cards whose last decision has an unknown outcome (WeChat's answer was lost and the re-read
     /// failed), in every chat: the poller settles them from the next listing that began after.
     pub async fn unknown_cards(&self) -> StoreResult<Vec<Card>> {
-        cards(sql::cards::UNKNOWN.query().fetch_all(&self.pool).await?)
+        on_pool!(self, pool, {
+            cards(sql::cards::UNKNOWN.query::<DB>().fetch_all(pool).await?)
+        })
     }
 
     /// The cards of a chat that `statement` selects (its one bind is the chat).
     async fn cards_by(
         &self,
-        statement: &sql::Rows<CardRow>,
+        statement: &'static sql::Rows<CardRow>,
         chat_id: i64,
     ) -> StoreResult<Vec<Card>> {
-        let rows = statement
-            .query()
-            .bind(chat_id)
-            .fetch_all(&self.pool)
-            .await?;
-        cards(rows)
+        on_pool!(self, pool, {
+            let rows = statement
+                .query::<DB>()
+                .bind(chat_id)
+                .fetch_all(pool)
+                .await?;
+            cards(rows)
+        })
     }
 
     /// A card by id.
     pub async fn card(&self, id: i64) -> StoreResult<Option<Card>> {
-        let row = sql::cards::BY_ID
-            .query()
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(Card::try_from).transpose()
+        on_pool!(self, pool, {
+            let row = sql::cards::BY_ID
+                .query::<DB>()
+                .bind(id)
+                .fetch_optional(pool)
+                .await?;
+            row.map(Card::try_from).transpose()
+        })
     }
 
     /// The card for an applicant in a chat.
     pub async fn card_for(&self, chat_id: i64, appid: &AppId) -> StoreResult<Option<Card>> {
-        let row = sql::cards::FOR_APPLICANT
-            .query()
-            .bind(chat_id)
-            .bind(appid.as_str())
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(Card::try_from).transpose()
+        on_pool!(self, pool, {
+            let row = sql::cards::FOR_APPLICANT
+                .query::<DB>()
+                .bind(chat_id)
+                .bind(appid.as_str())
+                .fetch_optional(pool)
+                .await?;
+            row.map(Card::try_from).transpose()
+        })
     }
 
     /// The card whose ForceReply prompt is `prompt_message_id`.
@@ -382,22 +408,26 @@ impl Store {
         chat_id: i64,
         prompt_message_id: i32,
     ) -> StoreResult<Option<Card>> {
-        let row = sql::cards::BY_PROMPT
-            .query()
-            .bind(chat_id)
-            .bind(prompt_message_id)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(Card::try_from).transpose()
+        on_pool!(self, pool, {
+            let row = sql::cards::BY_PROMPT
+                .query::<DB>()
+                .bind(chat_id)
+                .bind(prompt_message_id)
+                .fetch_optional(pool)
+                .await?;
+            row.map(Card::try_from).transpose()
+        })
     }
 
     /// Ids of the cards waiting for a typed reason.
     pub async fn awaiting_reason_cards(&self, chat_id: i64) -> StoreResult<Vec<i64>> {
-        Ok(sql::cards::AWAITING_REASON
-            .query()
-            .bind(chat_id)
-            .fetch_all(&self.pool)
-            .await?)
+        on_pool!(self, pool, {
+            Ok(sql::cards::AWAITING_REASON
+                .query::<DB>()
+                .bind(chat_id)
+                .fetch_all(pool)
+                .await?)
+        })
     }
 
     /// Atomically moves a card from one of `from` to `to`, recording who and what. Returns the
@@ -413,14 +443,16 @@ impl Store {
         action: Option<Action>,
         reason: Option<&str>,
     ) -> StoreResult<Option<i64>> {
-        let claim = Claiming {
-            from,
-            to,
-            actor,
-            action,
-            reason,
-        };
-        claim_with(&self.pool, card_id, &claim).await
+        on_pool!(self, pool, {
+            let claim = Claiming {
+                from,
+                to,
+                actor,
+                action,
+                reason,
+            };
+            Ok(claim_with!(pool, card_id, &claim))
+        })
     }
 
     /// Sets a card's state and the outcome it shows, if the card is still at `version` (the one
@@ -433,24 +465,28 @@ impl Store {
         state: CardState,
         note: Option<&Note>,
     ) -> StoreResult<bool> {
-        settle_card_with(&self.pool, card_id, version, state, note).await
+        on_pool!(self, pool, {
+            Ok(settle_card_with!(pool, card_id, version, state, note))
+        })
     }
 
     /// Ends the reject flow (↩ Cancel): back to `open` from one of `from`, keeping the note, in
     /// one compare-and-swap. Returns whether this caller did it.
     pub async fn cancel_reason(&self, card_id: i64, from: &[CardState]) -> StoreResult<bool> {
-        let Some(slots) = state_slots(from) else {
-            return Ok(false);
-        };
-        let mut query = sql::cards::CANCEL_REASON
-            .query()
-            .bind(now_secs())
-            .bind(card_id);
-        for state in slots {
-            query = query.bind(state);
-        }
-        let done = query.execute(&self.pool).await?.rows_affected();
-        Ok(done == 1)
+        on_pool!(self, pool, {
+            let Some(slots) = state_slots(from) else {
+                return Ok(false);
+            };
+            let mut query = sql::cards::CANCEL_REASON
+                .query::<DB>()
+                .bind(now_secs())
+                .bind(card_id);
+            for state in slots {
+                query = query.bind(state);
+            }
+            let done = query.execute(pool).await?.rows_affected();
+            Ok(done == 1)
+        })
     }
 
     /// Claims a card for a decision and appends the attempt to the audit log in one transaction.
@@ -462,22 +498,24 @@ impl Store {
         from: &[CardState],
         attempt: &Attempt<'_>,
     ) -> StoreResult<Option<DecisionClaim>> {
-        let mut tx = self.pool.begin().await?;
-        // A card whose last outcome is unknown offers no decision: the write may have happened.
-        let claim = Claiming {
-            from,
-            to: CardState::Deciding,
-            actor: attempt.actor,
-            action: Some(attempt.action),
-            reason: attempt.reason,
-        };
-        let Some(version) = claim_with(&mut *tx, card_id, &claim).await? else {
-            tx.rollback().await?;
-            return Ok(None);
-        };
-        let attempt = attempt_with(&mut *tx, attempt).await?;
-        tx.commit().await?;
-        Ok(Some(DecisionClaim { attempt, version }))
+        on_pool!(self, pool, {
+            let mut tx = pool.begin().await?;
+            // A card whose last outcome is unknown offers no decision: the write may have happened.
+            let claim = Claiming {
+                from,
+                to: CardState::Deciding,
+                actor: attempt.actor,
+                action: Some(attempt.action),
+                reason: attempt.reason,
+            };
+            let Some(version) = claim_with!(&mut *tx, card_id, &claim) else {
+                tx.rollback().await?;
+                return Ok(None);
+            };
+            let attempt = attempt_with!(&mut *tx, attempt);
+            tx.commit().await?;
+            Ok(Some(DecisionClaim { attempt, version }))
+        })
     }
 
     /// Records a decision WeChat confirmed, in one transaction: the applicant's new status (or
@@ -492,93 +530,82 @@ impl Store {
         note: &Note,
         audit: Option<AuditResult<'_>>,
     ) -> StoreResult<bool> {
-        let mut tx = self.pool.begin().await?;
-        let tick = tick_with(&mut *tx).await?;
-        match status {
-            Some(status) => {
-                sql::applicants::SET_STATUS
-                    .query()
-                    .bind(status.code())
-                    .bind(tick)
-                    .bind(now_secs())
-                    .bind(appid.as_str())
-                    .execute(&mut *tx)
-                    .await?;
+        on_pool!(self, pool, {
+            let mut tx = pool.begin().await?;
+            let tick = tick_with!(&mut *tx);
+            match status {
+                Some(status) => {
+                    sql::applicants::SET_STATUS
+                        .query::<DB>()
+                        .bind(status.code())
+                        .bind(tick)
+                        .bind(now_secs())
+                        .bind(appid.as_str())
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                None => {
+                    let _marked = mark_gone_with!(&mut *tx, appid, tick, None);
+                }
             }
-            None => {
-                mark_gone_with(&mut *tx, appid, tick, None).await?;
+            let settled =
+                settle_card_with!(&mut *tx, card_id, version, CardState::Closed, Some(note));
+            if let Some(r) = audit {
+                result_with!(&mut *tx, r.attempt, r.result, None, r.detail);
             }
-        }
-        let settled =
-            settle_card_with(&mut *tx, card_id, version, CardState::Closed, Some(note)).await?;
-        if let Some(r) = audit {
-            result_with(&mut *tx, r.attempt, r.result, None, r.detail).await?;
-        }
-        tx.commit().await?;
-        Ok(settled)
+            tx.commit().await?;
+            Ok(settled)
+        })
     }
 
     /// Remembers the ForceReply prompt that asks for a typed reason (only while the card waits
     /// for one).
     pub async fn set_prompt(&self, card_id: i64, prompt_message_id: i32) -> StoreResult<()> {
-        sql::cards::SET_PROMPT
-            .query()
-            .bind(prompt_message_id)
-            .bind(now_secs())
-            .bind(card_id)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        on_pool!(self, pool, {
+            sql::cards::SET_PROMPT
+                .query::<DB>()
+                .bind(prompt_message_id)
+                .bind(now_secs())
+                .bind(card_id)
+                .execute(pool)
+                .await?;
+            Ok(())
+        })
     }
 
     /// Records that the message now shows `version` of the card.
     pub async fn card_shown(&self, card_id: i64, version: i64) -> StoreResult<()> {
-        sql::cards::SHOWN
-            .query()
-            .bind(version)
-            .bind(card_id)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        on_pool!(self, pool, {
+            sql::cards::SHOWN
+                .query::<DB>()
+                .bind(version)
+                .bind(card_id)
+                .execute(pool)
+                .await?;
+            Ok(())
+        })
     }
 
     /// Cards whose message shows an older state than the store holds (an edit a crash or a
     /// Telegram failure swallowed), in every chat.
     pub async fn stale_cards(&self) -> StoreResult<Vec<i64>> {
-        Ok(sql::cards::STALE.query().fetch_all(&self.pool).await?)
+        on_pool!(self, pool, {
+            Ok(sql::cards::STALE.query::<DB>().fetch_all(pool).await?)
+        })
     }
 
     /// Records that a person deleted the card's message; it is not edited again.
     pub async fn mark_message_gone(&self, card_id: i64) -> StoreResult<()> {
-        sql::cards::MESSAGE_GONE
-            .query()
-            .bind(now_secs())
-            .bind(card_id)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        on_pool!(self, pool, {
+            sql::cards::MESSAGE_GONE
+                .query::<DB>()
+                .bind(now_secs())
+                .bind(card_id)
+                .execute(pool)
+                .await?;
+            Ok(())
+        })
     }
-}
-
-async fn settle_card_with<'e>(
-    e: impl SqliteExecutor<'e>,
-    card_id: i64,
-    version: i64,
-    state: CardState,
-    note: Option<&Note>,
-) -> StoreResult<bool> {
-    let note = note.and_then(|n| serde_json::to_string(n).ok());
-    let done = sql::cards::SETTLE
-        .query()
-        .bind(state)
-        .bind(note)
-        .bind(now_secs())
-        .bind(card_id)
-        .bind(version)
-        .execute(e)
-        .await?
-        .rows_affected();
-    Ok(done == 1)
 }
 
 /// A claim's compare-and-swap: from one of `from` to `to`, recording who and what.
@@ -588,29 +615,6 @@ struct Claiming<'a> {
     actor: &'a Actor,
     action: Option<Action>,
     reason: Option<&'a str>,
-}
-
-async fn claim_with<'e>(
-    e: impl SqliteExecutor<'e>,
-    card_id: i64,
-    claim: &Claiming<'_>,
-) -> StoreResult<Option<i64>> {
-    let Some(slots) = state_slots(claim.from) else {
-        return Ok(None);
-    };
-    let mut query = sql::cards::CLAIM
-        .query()
-        .bind(claim.to)
-        .bind(claim.actor.id as i64)
-        .bind(&claim.actor.name)
-        .bind(claim.action)
-        .bind(claim.reason)
-        .bind(now_secs())
-        .bind(card_id);
-    for state in slots {
-        query = query.bind(state);
-    }
-    Ok(query.fetch_optional(e).await?)
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 
 use std::str::FromStr;
 
+use sqlx::Postgres;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
 use super::{Store, StoreError, StoreResult, sql, without_password};
@@ -90,131 +91,160 @@ impl Store {
     /// SQLite side is only read. Run it with the bot stopped, or rows written meanwhile are not
     /// copied.
     pub async fn copy_to_postgres(&self, url: &str) -> StoreResult<Copied> {
-        let target = connect(url).await?;
+        let target = connect(url, 2).await?;
         let result = self.copy_into(&target, url).await;
         target.close().await;
         result
     }
 
     async fn copy_into(&self, target: &PgPool, url: &str) -> StoreResult<Copied> {
-        sqlx::migrate!("./migrations-postgres").run(target).await?;
-        let problems = sql::postgres_schema_problems(target).await;
-        if !problems.is_empty() {
-            return Err(StoreError::Schema(problems.join("; ")));
-        }
-        // Read everything first, in one SQLite transaction: one consistent moment.
-        let mut source = self.pool.begin().await?;
-        let applicants = sql::copy::APPLICANTS
-            .query()
-            .fetch_all(&mut *source)
-            .await?;
-        let cards = sql::copy::CARDS.query().fetch_all(&mut *source).await?;
-        let audit = sql::copy::AUDIT.query().fetch_all(&mut *source).await?;
-        let tick = sql::clock::READ.query().fetch_one(&mut *source).await?;
-        source.rollback().await?;
+        on_pool!(self, pool, {
+            sqlx::migrate!("./migrations-postgres").run(target).await?;
+            let problems = sql::postgres_schema_problems(target).await;
+            if !problems.is_empty() {
+                return Err(StoreError::Schema(problems.join("; ")));
+            }
+            // Read everything first, in one transaction: one consistent moment.
+            let mut source = pool.begin().await?;
+            let applicants = sql::copy::APPLICANTS
+                .query::<DB>()
+                .fetch_all(&mut *source)
+                .await?;
+            let cards = sql::copy::CARDS
+                .query::<DB>()
+                .fetch_all(&mut *source)
+                .await?;
+            let audit = sql::copy::AUDIT
+                .query::<DB>()
+                .fetch_all(&mut *source)
+                .await?;
+            let tick = sql::clock::READ
+                .query::<DB>()
+                .fetch_one(&mut *source)
+                .await?;
+            source.rollback().await?;
 
-        let mut tx = target.begin().await?;
-        let rows = sql::copy::ROWS.pg_text();
-        let held: i64 = sqlx::query_scalar(&rows).fetch_one(&mut *tx).await?;
-        if held != 0 {
-            return Err(StoreError::NotEmpty {
-                url: without_password(url),
-                rows: held,
-            });
-        }
-        let put = sql::copy::PUT_APPLICANT.pg_text();
-        for a in &applicants {
-            sqlx::query(&put)
-                .bind(&a.appid)
-                .bind(a.status)
-                .bind(&a.nickname)
-                .bind(&a.avatar_url)
-                .bind(&a.reason)
-                .bind(&a.apply_url)
-                .bind(a.applied_at)
-                .bind(&a.categories)
-                .bind(a.first_seen)
-                .bind(a.updated_at)
-                .bind(a.gone)
-                .bind(a.touched)
+            let mut tx = target.begin().await?;
+            let held = sql::copy::ROWS
+                .query::<Postgres>()
+                .fetch_one(&mut *tx)
+                .await?;
+            if held != 0 {
+                return Err(StoreError::NotEmpty {
+                    url: without_password(url),
+                    rows: held,
+                });
+            }
+            for a in &applicants {
+                sql::copy::PUT_APPLICANT
+                    .query::<Postgres>()
+                    .bind(&a.appid)
+                    .bind(a.status)
+                    .bind(&a.nickname)
+                    .bind(&a.avatar_url)
+                    .bind(&a.reason)
+                    .bind(&a.apply_url)
+                    .bind(a.applied_at)
+                    .bind(&a.categories)
+                    .bind(a.first_seen)
+                    .bind(a.updated_at)
+                    .bind(a.gone)
+                    .bind(a.touched)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            for c in &cards {
+                sql::copy::PUT_CARD
+                    .query::<Postgres>()
+                    .bind(c.id)
+                    .bind(c.chat_id)
+                    .bind(&c.appid)
+                    .bind(c.message_id)
+                    .bind(&c.state)
+                    .bind(c.actor_id)
+                    .bind(&c.actor_name)
+                    .bind(&c.action)
+                    .bind(&c.reason)
+                    .bind(&c.note)
+                    .bind(c.prompt_message_id)
+                    .bind(c.message_gone)
+                    .bind(c.created_at)
+                    .bind(c.updated_at)
+                    .bind(c.version)
+                    .bind(c.shown_version)
+                    .bind(c.reminded_at)
+                    .bind(c.previous_message_id)
+                    .bind(&c.moved)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            for r in &audit {
+                sql::copy::PUT_AUDIT
+                    .query::<Postgres>()
+                    .bind(r.id)
+                    .bind(r.at)
+                    .bind(&r.appid)
+                    .bind(&r.action)
+                    .bind(r.actor_id)
+                    .bind(&r.actor_name)
+                    .bind(&r.via)
+                    .bind(&r.reason)
+                    .bind(&r.result)
+                    .bind(r.errcode)
+                    .bind(&r.detail)
+                    .bind(r.attempt_id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            sql::copy::SET_CLOCK
+                .query::<Postgres>()
+                .bind(tick)
                 .execute(&mut *tx)
                 .await?;
-        }
-        let put = sql::copy::PUT_CARD.pg_text();
-        for c in &cards {
-            sqlx::query(&put)
-                .bind(c.id)
-                .bind(c.chat_id)
-                .bind(&c.appid)
-                .bind(c.message_id)
-                .bind(&c.state)
-                .bind(c.actor_id)
-                .bind(&c.actor_name)
-                .bind(&c.action)
-                .bind(&c.reason)
-                .bind(&c.note)
-                .bind(c.prompt_message_id)
-                .bind(c.message_gone)
-                .bind(c.created_at)
-                .bind(c.updated_at)
-                .bind(c.version)
-                .bind(c.shown_version)
-                .bind(c.reminded_at)
-                .bind(c.previous_message_id)
-                .bind(&c.moved)
+            sql::copy::CONTINUE_IDS
+                .query::<Postgres>()
                 .execute(&mut *tx)
                 .await?;
-        }
-        let put = sql::copy::PUT_AUDIT.pg_text();
-        for r in &audit {
-            sqlx::query(&put)
-                .bind(r.id)
-                .bind(r.at)
-                .bind(&r.appid)
-                .bind(&r.action)
-                .bind(r.actor_id)
-                .bind(&r.actor_name)
-                .bind(&r.via)
-                .bind(&r.reason)
-                .bind(&r.result)
-                .bind(r.errcode)
-                .bind(&r.detail)
-                .bind(r.attempt_id)
-                .execute(&mut *tx)
-                .await?;
-        }
-        sqlx::query(&sql::copy::SET_CLOCK.pg_text())
-            .bind(tick)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query(&sql::copy::CONTINUE_IDS.pg_text())
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(Copied {
-            applicants: applicants.len(),
-            cards: cards.len(),
-            audit: audit.len(),
-            tick,
+            tx.commit().await?;
+            Ok(Copied {
+                applicants: applicants.len(),
+                cards: cards.len(),
+                audit: audit.len(),
+                tick,
+            })
         })
     }
 }
 
-/// A pool on the PostgreSQL database at `url`; any other scheme, or a server that does not
-/// answer, is [`StoreError::Open`] with the password left out.
-pub(super) async fn connect(url: &str) -> StoreResult<PgPool> {
+/// A pool of `connections` on the PostgreSQL database at `url`. Any other scheme, or a server
+/// that refuses the bot (a wrong password, no such database), is [`StoreError::Open`]; a server
+/// that cannot be reached (down, not yet up) is [`StoreError::Unreachable`], which a restart may
+/// mend. Both name the URL without its password.
+pub(super) async fn connect(url: &str, connections: u32) -> StoreResult<PgPool> {
     postgres_url(url)?;
-    let open_error = |e: sqlx::Error| StoreError::Open {
-        url: without_password(url),
-        cause: one_line(&e),
+    let open_error = |e: sqlx::Error| {
+        let cause = one_line(&e);
+        let url = without_password(url);
+        match e {
+            sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::Tls(_) => {
+                StoreError::Unreachable { url, cause }
+            }
+            _ => StoreError::Open { url, cause },
+        }
     };
     // PostgreSQL's notices ("relation … already exists, skipping") are not the operator's news.
     let options = PgConnectOptions::from_str(url)
         .map_err(open_error)?
         .options([("client_min_messages", "warning")]);
+    // One connection first, for the server's own words: a pool that cannot connect only says
+    // that it timed out.
+    let probe = sqlx::ConnectOptions::connect(&options)
+        .await
+        .map_err(open_error)?;
+    let _ = sqlx::Connection::close(probe).await;
     PgPoolOptions::new()
-        .max_connections(2)
-        // A server that does not answer is named within seconds, not after sqlx's 30 s.
+        .max_connections(connections)
+        // A server that stops answering is named within seconds, not after sqlx's 30 s.
         .acquire_timeout(std::time::Duration::from_secs(5))
         .connect_with(options)
         .await

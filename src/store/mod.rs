@@ -49,6 +49,140 @@ macro_rules! row {
     };
 }
 
+/// Runs `$body` once per backend, with `$pool` the store's pool and `DB` its sqlx database:
+/// the store's operations are written once and checked by the compiler for both.
+macro_rules! on_pool {
+    ($store:expr, $pool:ident, $body:block) => {
+        match &$store.db {
+            $crate::store::Db::Sqlite($pool) => {
+                #[allow(clippy::upper_case_acronyms)]
+                type DB = sqlx::Sqlite;
+                $body
+            }
+            $crate::store::Db::Postgres($pool) => {
+                #[allow(clippy::upper_case_acronyms)]
+                type DB = sqlx::Postgres;
+                $body
+            }
+        }
+    };
+}
+
+// Steps shared by several operations, each run on an executor of the `DB` that `on_pool!`
+// names (a pool, or `&mut *tx` inside a transaction). Macros rather than functions: one body
+// for both backends without restating sqlx's bounds for every bound value. Each evaluates to
+// its result and returns a database error from the enclosing operation.
+
+/// Takes the next tick of the applicant clock.
+macro_rules! tick_with {
+    ($e:expr) => {
+        $crate::store::sql::clock::TICK
+            .query::<DB>()
+            .fetch_one($e)
+            .await?
+    };
+}
+
+/// Marks an applicant gone with `touched = tick`; with `as_of`, only if its record is no
+/// newer. Whether it was marked.
+macro_rules! mark_gone_with {
+    ($e:expr, $appid:expr, $tick:expr, $as_of:expr) => {{
+        let as_of: Option<i64> = $as_of;
+        let done = $crate::store::sql::applicants::MARK_GONE
+            .query::<DB>()
+            .bind($tick)
+            .bind($crate::domain::now_secs())
+            .bind($appid.as_str())
+            .bind(as_of)
+            .bind(as_of)
+            .execute($e)
+            .await?
+            .rows_affected();
+        done == 1
+    }};
+}
+
+/// Appends a decision attempt; its id.
+macro_rules! attempt_with {
+    ($e:expr, $attempt:expr) => {{
+        let attempt: &$crate::domain::audit::Attempt<'_> = $attempt;
+        let id: i64 = $crate::store::sql::audit::ATTEMPT
+            .query::<DB>()
+            .bind($crate::domain::now_secs())
+            .bind(attempt.appid.as_str())
+            .bind(attempt.action)
+            .bind(attempt.actor.id as i64)
+            .bind(&attempt.actor.name)
+            .bind(attempt.via)
+            .bind(attempt.reason)
+            .fetch_one($e)
+            .await?;
+        id
+    }};
+}
+
+/// Appends a result of attempt `attempt_id`.
+macro_rules! result_with {
+    ($e:expr, $attempt_id:expr, $result:expr, $errcode:expr, $detail:expr) => {{
+        let errcode: Option<i64> = $errcode;
+        let detail: Option<&str> = $detail;
+        $crate::store::sql::audit::RESULT
+            .query::<DB>()
+            .bind($crate::domain::now_secs())
+            .bind($result)
+            .bind(errcode)
+            .bind(detail)
+            .bind($attempt_id)
+            .execute($e)
+            .await?;
+    }};
+}
+
+/// Sets a card's state and note if it is still at `version`; whether it was set.
+macro_rules! settle_card_with {
+    ($e:expr, $card_id:expr, $version:expr, $state:expr, $note:expr) => {{
+        let note: Option<&$crate::domain::card::Note> = $note;
+        let note = note.and_then(|n| serde_json::to_string(n).ok());
+        let done = $crate::store::sql::cards::SETTLE
+            .query::<DB>()
+            .bind($state)
+            .bind(note)
+            .bind($crate::domain::now_secs())
+            .bind($card_id)
+            .bind($version)
+            .execute($e)
+            .await?
+            .rows_affected();
+        done == 1
+    }};
+}
+
+/// A claim's compare-and-swap (a `cards::Claiming`); the new version, or `None` when the card
+/// was not in one of its states.
+macro_rules! claim_with {
+    ($e:expr, $card_id:expr, $claim:expr) => {{
+        let claim: &Claiming<'_> = $claim;
+        match state_slots(claim.from) {
+            None => None,
+            Some(slots) => {
+                let mut query = $crate::store::sql::cards::CLAIM
+                    .query::<DB>()
+                    .bind(claim.to)
+                    .bind(claim.actor.id as i64)
+                    .bind(&claim.actor.name)
+                    .bind(claim.action)
+                    .bind(claim.reason)
+                    .bind($crate::domain::now_secs())
+                    .bind($card_id);
+                for state in slots {
+                    query = query.bind(state);
+                }
+                query.fetch_optional($e).await?
+            }
+        }
+    }};
+}
+
 mod applicants;
 mod audit;
 mod cards;
@@ -80,6 +214,15 @@ pub enum StoreError {
         /// `DATABASE_URL` as given.
         url: String,
         /// Why it cannot be opened (a missing directory, a directory in place of the file, …).
+        cause: String,
+    },
+    /// The PostgreSQL server named by `DATABASE_URL` cannot be reached (down, not up yet, a
+    /// network cut): a restart may mend it.
+    #[error("DATABASE_URL={url}: cannot reach the server: {cause}")]
+    Unreachable {
+        /// `DATABASE_URL` without its password.
+        url: String,
+        /// What the connection said.
         cause: String,
     },
     /// `migrate-db` copies only into an empty database.
@@ -152,12 +295,21 @@ pub fn without_password(url: &str) -> String {
     format!("{scheme}://{user}:***@{host}{slash}{tail}")
 }
 
+/// Connections a PostgreSQL store keeps: presses, a poll and its card sends at once, with room
+/// for the server's other clients.
+const POSTGRES_CONNECTIONS: u32 = 8;
+
+/// Whether `url` names a PostgreSQL database (`postgres://` or `postgresql://`).
+pub fn is_postgres(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
 /// The file a `sqlite:` URL names, or `None` for an in-memory database.
 fn sqlite_path(url: &str) -> Result<Option<std::path::PathBuf>, String> {
     let Some(rest) = url.strip_prefix("sqlite:") else {
         let scheme = url.split_once(':').map_or(url, |(s, _)| s);
         return Err(format!(
-            "'{scheme}' is not a database this bot can use: only SQLite, as sqlite:PATH (e.g. sqlite:/var/lib/wxplugin-bot/bot.db)"
+            "'{scheme}' is not a database this bot can use: SQLite as sqlite:PATH (e.g. sqlite:/var/lib/wxplugin-bot/bot.db), or PostgreSQL as postgres://USER:PASSWORD@HOST:PORT/DATABASE"
         ));
     };
     let rest = rest.strip_prefix("//").unwrap_or(rest);
@@ -241,16 +393,29 @@ fn path_problem(path: &std::path::Path) -> Option<String> {
     None
 }
 
-/// The SQLite-backed store. Cheap to clone.
+/// The database behind a store.
+#[derive(Clone)]
+pub(crate) enum Db {
+    /// The embedded default: one file, one process.
+    Sqlite(SqlitePool),
+    /// A server several replicas can share.
+    Postgres(sqlx::PgPool),
+}
+
+/// The store, on SQLite or PostgreSQL (`DATABASE_URL` says which). Cheap to clone.
 #[derive(Clone)]
 pub struct Store {
-    pool: SqlitePool,
+    db: Db,
 }
 
 impl Store {
-    /// Opens (creating if missing) the database at `url` (`sqlite:path.db`) and migrates it.
-    /// A database that cannot be opened is [`StoreError::Open`], naming the path and the cause.
+    /// Opens the database at `url` and migrates it: `sqlite:path.db` (the file is created if
+    /// missing) or `postgres://…` (the database must exist). A database that cannot be opened is
+    /// [`StoreError::Open`], naming the path or server (never a password) and the cause.
     pub async fn open(url: &str) -> StoreResult<Self> {
+        if is_postgres(url) {
+            return Self::open_postgres(url).await;
+        }
         if let Err(scheme) = sqlite_path(url) {
             return Err(StoreError::Open {
                 url: url.to_owned(),
@@ -283,6 +448,31 @@ impl Store {
     /// opens, and how many migrations the start will apply.
     pub async fn inspect(url: &str) -> StoreResult<DatabaseState> {
         use sqlx::migrate::Migrate as _;
+        if is_postgres(url) {
+            let pool = copy::connect(url, 1).await?;
+            let pending = match pool.acquire().await {
+                Ok(mut conn) => {
+                    // No migrations table: a database this bot never started on.
+                    let applied = conn.list_applied_migrations().await.unwrap_or_default();
+                    sqlx::migrate!("./migrations-postgres")
+                        .iter()
+                        .filter(|m| m.migration_type.is_up_migration())
+                        .filter(|m| !applied.iter().any(|a| a.version == m.version))
+                        .count()
+                }
+                Err(e) => {
+                    return Err(StoreError::Open {
+                        url: without_password(url),
+                        cause: one_line(&e),
+                    });
+                }
+            };
+            pool.close().await;
+            return Ok(DatabaseState::Ready {
+                path: without_password(url),
+                pending,
+            });
+        }
         let path = match sqlite_path(url) {
             Err(scheme) => {
                 return Err(StoreError::Open {
@@ -353,7 +543,32 @@ impl Store {
             pool.close().await;
             return Err(StoreError::Schema(problems.join("; ")));
         }
-        Ok(Self { pool })
+        Ok(Self {
+            db: Db::Sqlite(pool),
+        })
+    }
+
+    /// [`Store::open`] for PostgreSQL: this version's migrations (`migrations-postgres/`), then
+    /// every statement prepared against what is there, as on SQLite.
+    async fn open_postgres(url: &str) -> StoreResult<Self> {
+        let pool = copy::connect(url, POSTGRES_CONNECTIONS).await?;
+        sqlx::migrate!("./migrations-postgres").run(&pool).await?;
+        let problems = sql::postgres_schema_problems(&pool).await;
+        if !problems.is_empty() {
+            pool.close().await;
+            return Err(StoreError::Schema(problems.join("; ")));
+        }
+        Ok(Self {
+            db: Db::Postgres(pool),
+        })
+    }
+
+    /// Which database this store runs on, for `/status` and the start's log line.
+    pub fn backend(&self) -> &'static str {
+        match self.db {
+            Db::Sqlite(_) => "SQLite",
+            Db::Postgres(_) => "PostgreSQL",
+        }
     }
 
     /// Brings the PostgreSQL database at `url` to this version's schema (`migrations-postgres/`)
@@ -361,7 +576,7 @@ impl Store {
     /// entry per problem, empty when every statement prepares and returns what is read. The
     /// first part of the PostgreSQL backend (issue 18): the statement list covers both.
     pub async fn migrate_postgres(url: &str) -> StoreResult<Vec<String>> {
-        let pool = copy::connect(url).await?;
+        let pool = copy::connect(url, 2).await?;
         sqlx::migrate!("./migrations-postgres").run(&pool).await?;
         let problems = sql::postgres_schema_problems(&pool).await;
         pool.close().await;
@@ -371,13 +586,21 @@ impl Store {
     /// Copies the WAL into the database without blocking writers (a no-op when nothing new was
     /// written). The poller runs it after each poll, so presses never wait on a checkpoint.
     pub async fn checkpoint(&self) -> StoreResult<()> {
-        sql::upkeep::CHECKPOINT.query().execute(&self.pool).await?;
+        if let Db::Sqlite(pool) = &self.db {
+            sql::upkeep::CHECKPOINT
+                .query::<sqlx::Sqlite>()
+                .execute(pool)
+                .await?;
+        }
         Ok(())
     }
 
-    /// Closes the pool, flushing the WAL.
+    /// Closes the pool (on SQLite, flushing the WAL).
     pub async fn close(&self) {
-        self.pool.close().await;
+        match &self.db {
+            Db::Sqlite(pool) => pool.close().await,
+            Db::Postgres(pool) => pool.close().await,
+        }
     }
 }
 
@@ -417,7 +640,7 @@ mod tests {
             status: ApplyStatus::Pending,
             nickname: Some(nickname.to_owned()),
             avatar_url: None,
-            reason: Some("{\"kind\": \"json-looking\"} 'quoted' \\ \u{0}nul".to_owned()),
+            reason: Some("{\"kind\": \"json-looking\"} 'quoted' \\ \\u0000 \u{7}".to_owned()),
             apply_url: Some("https://example.invalid/?a=1&b=\"2\"".to_owned()),
             applied_at: jiff::Timestamp::from_second(1_700_000_000).ok(),
             categories: vec![Category {
@@ -455,6 +678,22 @@ mod tests {
         assert_eq!(stored.map(|s| s.applicant), Some(newer));
         let stored = store.applicant(&b.appid).await.expect("read");
         assert_eq!(stored.map(|s| s.applicant), Some(b));
+    }
+
+    #[tokio::test]
+    async fn nul_characters_are_the_one_thing_dropped_from_an_applicants_text() {
+        // PostgreSQL's text cannot hold NUL; both databases keep the same text without it.
+        let store = Store::in_memory().await.expect("store");
+        let mut a = applicant("wx1234567890abcdef", "a\u{0}b");
+        a.reason = Some("x\u{0}y \\u0000".to_owned());
+        a.categories[0].second = "效\u{0}率".to_owned();
+
+        store.upsert_applicant(&a).await.expect("written");
+
+        let stored = store.applicant(&a.appid).await.expect("read").expect("row");
+        assert_eq!(stored.applicant.nickname.as_deref(), Some("ab"));
+        assert_eq!(stored.applicant.reason.as_deref(), Some("xy \\u0000"));
+        assert_eq!(stored.applicant.categories[0].second, "效率");
     }
 
     #[tokio::test]

@@ -4,13 +4,28 @@
 //!
 //! A statement is typed by what it yields — [`Rows`] of a row struct, a [`Scalar`], or nothing
 //! ([`Exec`]) — so the call site cannot decode a statement into a row type the test did not check
-//! it against. The text is SQLite's; a PostgreSQL backend gets a list of its own (`$1`
-//! placeholders, `jsonb` for `json_extract`) run through the same test against its database.
+//! it against. Each statement has SQLite's text and PostgreSQL's: its own where the dialects
+//! differ (`jsonb` for `json_extract`), else SQLite's with `$n` placeholders; `query::<DB>()`
+//! takes the one its database runs, and the same test prepares both.
 
 use std::marker::PhantomData;
+use std::sync::OnceLock;
 
-use sqlx::sqlite::{SqliteArguments, SqliteRow};
-use sqlx::{FromRow, Sqlite};
+use sqlx::{Database, FromRow, Postgres, Row, Sqlite};
+
+/// A database the store runs on: which of a statement's two texts it takes.
+pub(crate) trait Dialect: Database {
+    /// Whether this is PostgreSQL.
+    const POSTGRES: bool;
+}
+
+impl Dialect for Sqlite {
+    const POSTGRES: bool = false;
+}
+
+impl Dialect for Postgres {
+    const POSTGRES: bool = true;
+}
 
 /// A row struct whose field names are the columns it reads (declared with `row!`).
 pub(crate) trait Columns {
@@ -21,12 +36,13 @@ pub(crate) trait Columns {
 /// Two row structs read from one row (a join).
 pub(crate) struct Joined<A, B>(pub A, pub B);
 
-impl<'r, A, B> FromRow<'r, SqliteRow> for Joined<A, B>
+impl<'r, R, A, B> FromRow<'r, R> for Joined<A, B>
 where
-    A: FromRow<'r, SqliteRow>,
-    B: FromRow<'r, SqliteRow>,
+    R: Row,
+    A: FromRow<'r, R>,
+    B: FromRow<'r, R>,
 {
-    fn from_row(row: &'r SqliteRow) -> Result<Self, sqlx::Error> {
+    fn from_row(row: &'r R) -> Result<Self, sqlx::Error> {
         Ok(Self(A::from_row(row)?, B::from_row(row)?))
     }
 }
@@ -45,42 +61,77 @@ pub(crate) struct Check {
     pub sql: &'static str,
     /// The statement as PostgreSQL runs it: its own text where the dialects differ, else the
     /// SQLite text with `$n` placeholders ([`postgres`]).
-    pub postgres: String,
+    pub postgres: &'static str,
     pub reads: Option<Vec<&'static str>>,
     /// Whether it must return at least one column (a scalar).
     pub returns: bool,
 }
 
+/// A statement's two texts: SQLite's, and PostgreSQL's (its own, or SQLite's translated once).
+pub(crate) struct Text {
+    sql: &'static str,
+    own: Option<&'static str>,
+    translated: OnceLock<String>,
+}
+
+impl Text {
+    const fn new(sql: &'static str, own: Option<&'static str>) -> Self {
+        Self {
+            sql,
+            own,
+            translated: OnceLock::new(),
+        }
+    }
+
+    /// The text PostgreSQL runs.
+    fn postgres(&'static self) -> &'static str {
+        match self.own {
+            Some(own) => own,
+            None => self.translated.get_or_init(|| postgres(self.sql)),
+        }
+    }
+
+    /// The text `DB` runs.
+    fn of<DB: Dialect>(&'static self) -> &'static str {
+        if DB::POSTGRES {
+            self.postgres()
+        } else {
+            self.sql
+        }
+    }
+}
+
 /// A statement whose rows decode into `R`.
 pub(crate) struct Rows<R> {
-    sql: &'static str,
-    pg: Option<&'static str>,
+    text: Text,
     row: PhantomData<fn() -> R>,
 }
 
 impl<R> Rows<R> {
     pub const fn new(sql: &'static str, pg: Option<&'static str>) -> Self {
         Self {
-            sql,
-            pg,
+            text: Text::new(sql, pg),
             row: PhantomData,
         }
     }
+
+    /// The query on `DB`, ready for binds.
+    pub fn query<'q, DB>(
+        &'static self,
+    ) -> sqlx::query::QueryAs<'q, DB, R, <DB as Database>::Arguments<'q>>
+    where
+        DB: Dialect,
+        R: for<'r> FromRow<'r, DB::Row>,
+    {
+        sqlx::query_as(self.text.of::<DB>())
+    }
 }
 
-impl<R> Rows<R>
-where
-    R: for<'r> FromRow<'r, SqliteRow> + Columns + Send + Unpin,
-{
-    /// The query, ready for binds.
-    pub fn query<'q>(&self) -> sqlx::query::QueryAs<'q, Sqlite, R, SqliteArguments<'q>> {
-        sqlx::query_as(self.sql)
-    }
-
-    pub fn check(&self) -> Check {
+impl<R: Columns> Rows<R> {
+    pub fn check(&'static self) -> Check {
         Check {
-            sql: self.sql,
-            postgres: postgres_text(self.sql, self.pg),
+            sql: self.text.sql,
+            postgres: self.text.postgres(),
             reads: Some(R::columns()),
             returns: true,
         }
@@ -89,60 +140,62 @@ where
 
 /// A statement whose first column is read as a `T`.
 pub(crate) struct Scalar<T> {
-    sql: &'static str,
-    pg: Option<&'static str>,
+    text: Text,
     value: PhantomData<fn() -> T>,
 }
 
 impl<T> Scalar<T> {
     pub const fn new(sql: &'static str, pg: Option<&'static str>) -> Self {
         Self {
-            sql,
-            pg,
+            text: Text::new(sql, pg),
             value: PhantomData,
         }
     }
-}
 
-impl<T> Scalar<T>
-where
-    T: for<'r> sqlx::Decode<'r, Sqlite> + sqlx::Type<Sqlite> + Send + Unpin,
-{
-    /// The query, ready for binds.
-    pub fn query<'q>(&self) -> sqlx::query::QueryScalar<'q, Sqlite, T, SqliteArguments<'q>> {
-        sqlx::query_scalar(self.sql)
+    /// The query on `DB`, ready for binds.
+    pub fn query<'q, DB>(
+        &'static self,
+    ) -> sqlx::query::QueryScalar<'q, DB, T, <DB as Database>::Arguments<'q>>
+    where
+        DB: Dialect,
+        (T,): for<'r> FromRow<'r, DB::Row>,
+    {
+        sqlx::query_scalar(self.text.of::<DB>())
     }
 
-    pub fn check(&self) -> Check {
+    pub fn check(&'static self) -> Check {
         Check {
-            sql: self.sql,
-            postgres: postgres_text(self.sql, self.pg),
+            sql: self.text.sql,
+            postgres: self.text.postgres(),
             reads: None,
             returns: true,
         }
     }
 }
 
-/// A statement run for its effect (rows affected, the last insert id).
+/// A statement run for its effect (rows affected).
 pub(crate) struct Exec {
-    sql: &'static str,
-    pg: Option<&'static str>,
+    text: Text,
 }
 
 impl Exec {
     pub const fn new(sql: &'static str, pg: Option<&'static str>) -> Self {
-        Self { sql, pg }
+        Self {
+            text: Text::new(sql, pg),
+        }
     }
 
-    /// The query, ready for binds.
-    pub fn query<'q>(&self) -> sqlx::query::Query<'q, Sqlite, SqliteArguments<'q>> {
-        sqlx::query(self.sql)
+    /// The query on `DB`, ready for binds.
+    pub fn query<'q, DB: Dialect>(
+        &'static self,
+    ) -> sqlx::query::Query<'q, DB, <DB as Database>::Arguments<'q>> {
+        sqlx::query(self.text.of::<DB>())
     }
 
-    pub fn check(&self) -> Check {
+    pub fn check(&'static self) -> Check {
         Check {
-            sql: self.sql,
-            postgres: postgres_text(self.sql, self.pg),
+            sql: self.text.sql,
+            postgres: self.text.postgres(),
             reads: None,
             returns: false,
         }
@@ -170,7 +223,7 @@ macro_rules! statements {
                 use crate::store::{applicants::*, audit::*, cards::*, copy::*};
                 $(
                     $(#[doc = $doc])*
-                    pub(in crate::store) const $name: $ty =
+                    pub(in crate::store) static $name: $ty =
                         <$ty>::new($sql, postgres_only!($($pg)?));
                 )*
             }
@@ -183,20 +236,6 @@ macro_rules! statements {
     };
 }
 
-impl<T> Scalar<T> {
-    /// The statement's PostgreSQL text (see [`Check::postgres`]).
-    pub fn pg_text(&self) -> String {
-        postgres_text(self.sql, self.pg)
-    }
-}
-
-impl Exec {
-    /// The statement's PostgreSQL text (see [`Check::postgres`]).
-    pub fn pg_text(&self) -> String {
-        postgres_text(self.sql, self.pg)
-    }
-}
-
 /// A statement's own PostgreSQL text, if it has one.
 macro_rules! postgres_only {
     () => {
@@ -205,12 +244,6 @@ macro_rules! postgres_only {
     ($pg:expr) => {
         Some($pg)
     };
-}
-
-/// A statement as PostgreSQL runs it: `own` where the dialects differ, else `sqlite` with its
-/// placeholders numbered PostgreSQL's way.
-fn postgres_text(sqlite: &str, own: Option<&str>) -> String {
-    own.map_or_else(|| postgres(sqlite), str::to_owned)
 }
 
 /// SQLite's placeholders in PostgreSQL's form: `?N` becomes `$N`, and each bare `?` the next
@@ -507,8 +540,8 @@ statements! {
     /// called, and result rows pointing back to it.
     mod audit {
         /// Binds: now, appid, action, actor id, actor name, via, reason.
-        ATTEMPT: Exec = "INSERT INTO audit (at, appid, action, actor_id, actor_name, via, reason,
-                 result) VALUES (?, ?, ?, ?, ?, ?, ?, 'attempt')";
+        ATTEMPT: Scalar<i64> = "INSERT INTO audit (at, appid, action, actor_id, actor_name, via,
+                 reason, result) VALUES (?, ?, ?, ?, ?, ?, ?, 'attempt') RETURNING id";
         /// Binds: now, result, errcode, detail, attempt.
         RESULT: Exec = "INSERT INTO audit (at, appid, action, actor_id, actor_name, via, reason,
                  result, errcode, detail, attempt_id)
@@ -547,7 +580,7 @@ pub(crate) async fn schema_problems(pool: &sqlx::SqlitePool) -> Vec<String> {
 
 /// [`schema_problems`] of a PostgreSQL database, for each statement's PostgreSQL text.
 pub(crate) async fn postgres_schema_problems(pool: &sqlx::PgPool) -> Vec<String> {
-    problems_of(pool, |check| check.postgres.as_str()).await
+    problems_of(pool, |check| check.postgres).await
 }
 
 async fn problems_of<'p, DB, P>(pool: P, text: impl Fn(&Check) -> &str) -> Vec<String>
@@ -601,7 +634,10 @@ mod tests {
         let store = Store::in_memory().await.expect("a migrated database");
         assert!(!all().is_empty());
 
-        let failures = schema_problems(&store.pool).await;
+        let crate::store::Db::Sqlite(pool) = &store.db else {
+            panic!("an in-memory store is SQLite");
+        };
+        let failures = schema_problems(pool).await;
 
         assert!(failures.is_empty(), "{}", failures.join("\n"));
     }

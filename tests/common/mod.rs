@@ -113,6 +113,11 @@ impl TestApp {
         }
         tg.fake.set_admins(TEAM, &[ALICE]);
         let db = tempfile::tempdir().expect("temp dir");
+        let database_url = if postgres::suites_on_postgres() {
+            postgres::fresh_database().await
+        } else {
+            format!("sqlite:{}", db.path().join("bot.db").display())
+        };
         let defaults = SandboxConfig::default();
         let vars = HashMap::from([
             ("TELOXIDE_TOKEN", FAKE_BOT_TOKEN.to_owned()),
@@ -124,10 +129,7 @@ impl TestApp {
             ("APPROVER_IDS", format!("{ALICE},{BOB}")),
             ("POLL_INTERVAL_SECS", "3600".to_owned()),
             ("POLL_ALERT_AFTER", "2".to_owned()),
-            (
-                "DATABASE_URL",
-                format!("sqlite:{}", db.path().join("bot.db").display()),
-            ),
+            ("DATABASE_URL", database_url),
             ("BOT_LANG", "en".to_owned()),
             ("TZ", "UTC".to_owned()),
             ("WECHAT_TIMEOUT_SECS", "1".to_owned()),
@@ -142,6 +144,22 @@ impl TestApp {
             bot: None,
             restarts: 0,
         }
+    }
+
+    /// A connection to the bot's database beside the bot, on whichever backend it runs. Raw SQL
+    /// for it uses `$1`-style placeholders, which SQLite and PostgreSQL both read.
+    pub async fn database(&self) -> sqlx::AnyPool {
+        sqlx::any::install_default_drivers();
+        sqlx::any::AnyPoolOptions::new()
+            .max_connections(1)
+            .connect(&self.vars["DATABASE_URL"])
+            .await
+            .expect("the bot's database opens")
+    }
+
+    /// Whether the bot runs on PostgreSQL (`WXBOT_TEST_DB=postgres`).
+    pub fn on_postgres(&self) -> bool {
+        self.vars["DATABASE_URL"].starts_with("postgres")
     }
 
     /// [`TestApp::new`] and start the bot, waiting for the first poll's cards.

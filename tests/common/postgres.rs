@@ -7,7 +7,40 @@
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
+
+/// Whether the suites run on PostgreSQL: `WXBOT_TEST_DB=postgres` puts every [`super::TestApp`]
+/// (and every bot process it starts) on a database of its own on one throwaway server; without
+/// it they run on SQLite, the default.
+pub fn suites_on_postgres() -> bool {
+    std::env::var("WXBOT_TEST_DB").is_ok_and(|v| v == "postgres")
+}
+
+/// One throwaway server for the whole test binary, started at first use. A static is never
+/// dropped, so a reaper process stops the server and removes its directory once this process
+/// has ended, however it ended.
+pub fn shared() -> &'static ThrowawayPostgres {
+    static SHARED: OnceLock<ThrowawayPostgres> = OnceLock::new();
+    SHARED.get_or_init(|| {
+        let server = ThrowawayPostgres::start()
+            .unwrap_or_else(|e| panic!("WXBOT_TEST_DB=postgres, but {e}"));
+        server.reap_after(std::process::id());
+        server
+    })
+}
+
+/// A new, empty database on the shared server, named for this process and a counter.
+pub async fn fresh_database() -> String {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let name = format!(
+        "t{}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    );
+    shared().database(&name).await
+}
 
 /// A running PostgreSQL cluster of its own; stopped (immediately) and deleted on drop.
 pub struct ThrowawayPostgres {
@@ -122,6 +155,29 @@ impl ThrowawayPostgres {
     /// The URL of database `name` on this server.
     pub fn url(&self, name: &str) -> String {
         format!("postgres://postgres@127.0.0.1:{}/{name}", self.port)
+    }
+
+    /// Leaves a process behind that waits for process `pid` to end, then stops this server and
+    /// removes its directory.
+    fn reap_after(&self, pid: u32) {
+        let quote = |p: &Path| format!("'{}'", p.display().to_string().replace('\'', "'\\''"));
+        let pg_ctl = self.bin.join("pg_ctl");
+        let as_user = match &self.as_user {
+            Some(user) => format!("setpriv --reuid={user} --regid=nogroup --clear-groups -- "),
+            None => String::new(),
+        };
+        let script = format!(
+            "while kill -0 {pid} 2>/dev/null; do sleep 0.5; done; {as_user}{} -D {} -m immediate -w stop >/dev/null 2>&1; rm -rf {}",
+            quote(&pg_ctl),
+            quote(&self.data),
+            quote(self._dir.path()),
+        );
+        let _ = Command::new("sh")
+            .args(["-c", &script])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn();
     }
 
     /// The port it listens on (loopback only).
