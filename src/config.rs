@@ -747,7 +747,7 @@ mod tests {
         vars.remove("WECHAT_SECRET");
         vars.insert("TEAM_CHAT_ID", "team");
         vars.insert("POLL_INTERVAL_SECS", "1");
-        vars.insert("DATABASE_URL", "postgres://db/bot");
+        vars.insert("DATABASE_URL", "mysql://db/bot");
 
         let errors = Settings::from_vars(|k| vars.get(k).map(|v| (*v).to_owned())).unwrap_err();
 
@@ -802,9 +802,27 @@ mod tests {
     }
 
     #[test]
+    fn a_postgresql_url_is_accepted_and_its_password_never_printed() {
+        let mut vars = base();
+        vars.insert(
+            "DATABASE_URL",
+            "postgres://bot:hunter2-secret@db.example:5432/bot",
+        );
+        let s = load(&vars).expect("a PostgreSQL URL is a database this bot can use");
+        assert_eq!(
+            s.database_url,
+            "postgres://bot:hunter2-secret@db.example:5432/bot"
+        );
+        let shown = format!("{s:?}");
+        assert!(!shown.contains("hunter2-secret"), "{shown}");
+        assert!(shown.contains("db.example:5432/bot"), "{shown}");
+    }
+
+    #[test]
     fn each_bad_value_names_its_variable() {
         let cases: &[(&str, &str)] = &[
-            ("DATABASE_URL", "postgres://db.example/bot"),
+            ("DATABASE_URL", "mysql://db.example/bot"),
+            ("DATABASE_URL", "postgres://bot@db.example:notaport/bot"),
             ("TEAM_CHAT_ID", "abc"),
             ("POLL_INTERVAL_SECS", "0"),
             ("POLL_INTERVAL_SECS", "ten"),

@@ -1293,6 +1293,8 @@ impl World {
                 let db = self.app.vars["DATABASE_URL"].clone();
                 let postgres = self.app.on_postgres();
                 if let Err(e) = store_exec(&db, &fault.fail(postgres)).await {
+                    // The world failed to stage what the schedule says: the run proves less.
+                    self.violation("store-fault-not-staged", None, e.to_string());
                     return format!("the disk could not be made to fail: {e}");
                 }
                 let heal = fault.heal(postgres);
