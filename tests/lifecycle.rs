@@ -1825,6 +1825,60 @@ async fn a_lost_approval_of_an_application_made_in_its_own_second_is_shown_appro
 }
 
 #[tokio::test]
+async fn a_lost_approval_whose_applicant_applied_again_and_was_refused_is_not_logged_as_undone() {
+    // The approval takes effect but its answer comes after the bot stopped waiting. Meanwhile
+    // the applicant applies again and the console refuses that application: the re-read shows
+    // it refused, with an application newer than the attempt. Refused is not where an approval
+    // leads, yet it says nothing of whether this approval landed — WeChat did make it (seed 191
+    // of CI's run logged "error" for a write WeChat had made). The outcome is unknown, never
+    // "not done", and the card ends showing the refusal.
+    let app = TestApp::spawn(1).await;
+    let appid = app.appids()[0].clone();
+    let pool = db(&app).await;
+    app.wx.sandbox.inject(wx_fault(
+        "dev_agree",
+        Fault::Delay(Duration::from_millis(1_500)),
+        1,
+    ));
+
+    app.press(ALICE, &appid, "✅");
+    for _ in 0..100 {
+        if app.status(&appid) == Some(2) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        app.status(&appid),
+        Some(2),
+        "staging: the write took effect"
+    );
+    reapplies(&app, &appid);
+    app.wx.sandbox.update_applicant(&appid, |a| a.status = 3);
+    // The decision settles — its attempt's results: "unknown" when the answer is lost, then the
+    // re-read's — and only then does a poll show the refusal (a poll meanwhile leaves a card
+    // being decided alone).
+    let mut results = audit_results(&pool, &appid).await;
+    for _ in 0..500 {
+        if results.len() >= 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        results = audit_results(&pool, &appid).await;
+    }
+    app.command(BOB, "/refresh").await;
+    app.wait_card_text(&appid, "now rejected").await;
+
+    let results = audit_results(&pool, &appid).await;
+    assert_eq!(results.first().map(String::as_str), Some("attempt"));
+    assert!(
+        !results.iter().any(|r| r == "error"),
+        "WeChat made the write; nothing may log it as not done: {results:?}"
+    );
+    assert_eq!(app.wechat_calls("dev_agree"), 1);
+}
+
+#[tokio::test]
 async fn a_lost_approval_is_never_called_not_applied_when_a_poll_recorded_the_reapplication_first()
 {
     // The approval takes effect but its answer comes after the bot stopped waiting, and the

@@ -439,10 +439,12 @@ async fn reapplied_since_claim(app: &App, s: &Settling, a: &Applicant) -> Result
     let Some(applied) = a.applied_at else {
         return Ok(false);
     };
-    // Only a pending applicant has an application waiting for a card. One the re-read shows
-    // decided is shown as WeChat has it, whatever its time says (an application made in the
-    // attempt's own second and approved by it looks just like a re-application).
-    if !a.status.is_decidable() {
+    // An applicant the re-read shows where this decision leads is shown as WeChat has it,
+    // whatever its time says: an application made in the attempt's own second and approved by
+    // it looks just like a re-application (seed 31185). Shown anywhere else (pending, or
+    // refused or timed out after applying again), a newer application says the one decided is
+    // over, and the status says nothing of whether the write reached it (seed 191).
+    if Some(a.status) == s.action.target_status() {
         return Ok(false);
     }
     // An application made after the attempt was logged is not the one decided, whatever the
