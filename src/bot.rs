@@ -26,6 +26,7 @@ use crate::config::Settings;
 use crate::domain::now_secs;
 use crate::lifecycle::app::App;
 use crate::lifecycle::decision;
+use crate::lifecycle::leader::Step;
 use crate::store::Store;
 use crate::wechat::WeChatClient;
 
@@ -74,34 +75,44 @@ pub async fn serve(app: Arc<App>, shutdown: CancellationToken) -> anyhow::Result
         stopping.cancel();
     });
     let me = start_up(&app).await?;
-    let poller = tokio::spawn(crate::lifecycle::poller::run(
-        Arc::clone(&app),
-        app.settings.poll_interval,
-        shutdown.clone(),
-    ));
-    let mut dispatcher = dispatcher(&app);
-    stop_on(&dispatcher, &shutdown);
-    let dispatched = listen(&app, &me, &mut dispatcher, telemetry, &shutdown).await;
-    if let Err(e) = &dispatched {
+    // The first step of the lease comes before any update is taken: a replica that leads has
+    // settled what its last stop interrupted before a press can meet a stale card.
+    let first = match app.leadership.step(&app.store, true).await {
+        Step::Took(epoch) => {
+            if let Err(e) = begin_term(&app, epoch).await {
+                app.leadership.release(&app.store).await;
+                app.store.close().await;
+                return Err(e);
+            }
+            Some(epoch)
+        }
+        _ => None,
+    };
+    let leading = tokio::spawn(lead(Arc::clone(&app), me.clone(), first, shutdown.clone()));
+    let received = listen(&app, &me, telemetry, &shutdown).await;
+    if let Err(e) = &received {
         tracing::error!(error = %crate::report::one_line_anyhow(e), "could not receive updates from Telegram; stopping");
     }
     shutdown.cancel();
-    let _ = poller.await;
+    let led = match leading.await {
+        Ok(led) => led,
+        Err(e) => Err(anyhow::anyhow!("the lease's task failed: {e}")),
+    };
     app.store.close().await;
-    dispatched.context("the dispatcher could not start")?;
+    received.context("the dispatcher could not start")?;
+    led?;
     tracing::info!("bot stopped");
     Ok(())
 }
 
-/// Everything before the first update: Telegram knows the bot, the store is warm, the command list
-/// is registered, and what the last stop interrupted is settled, so no press meets a stale card.
+/// Everything before the first update that every replica does: Telegram knows the bot and the
+/// command list is registered.
 async fn start_up(app: &App) -> anyhow::Result<Me> {
     let me = app
         .bot
         .get_me()
         .await
         .context("Telegram refused the bot (check TELOXIDE_TOKEN and TELOXIDE_API_URL)")?;
-    app.warm_up().await?;
     if let Err(e) = app
         .bot
         .set_my_commands(commands::bot_commands(app.texts()))
@@ -109,6 +120,15 @@ async fn start_up(app: &App) -> anyhow::Result<Me> {
     {
         tracing::warn!(error = %e, "could not register the command list with Telegram");
     }
+    Ok(me)
+}
+
+/// What a replica does when it takes the lease, before it polls: its writes are fenced by the
+/// new epoch, the poller's memory is loaded from the store, and what the last leader left
+/// unfinished (a decision, a card edit) is settled.
+async fn begin_term(app: &App, epoch: i64) -> anyhow::Result<()> {
+    app.store.lead(epoch).await?;
+    app.warm_up().await?;
     let recovered = decision::recover_abandoned(app).await?;
     if recovered > 0 {
         tracing::info!(
@@ -123,7 +143,98 @@ async fn start_up(app: &App) -> anyhow::Result<Me> {
             "brought cards up to date that the last stop left behind"
         );
     }
-    Ok(me)
+    Ok(())
+}
+
+/// A term's duties once begun, until `term` ends: the poller (with reminders) and, in
+/// long-polling mode, reading Telegram's updates, which only one process may do.
+async fn run_term(app: Arc<App>, me: Me, term: CancellationToken) -> anyhow::Result<()> {
+    let poller = tokio::spawn(crate::lifecycle::poller::run(
+        Arc::clone(&app),
+        app.settings.poll_interval,
+        term.clone(),
+    ));
+    let received = if app.settings.webhook.is_none() {
+        let mut dispatcher = dispatcher(&app);
+        stop_on(&dispatcher, &term);
+        listen_by_polling(&app, &me, &mut dispatcher, &term).await
+    } else {
+        term.cancelled().await;
+        Ok(())
+    };
+    term.cancel();
+    let _ = poller.await;
+    received
+}
+
+/// The lease, for the process's life: renews it while this replica leads, tries to take it
+/// while another does, and starts and ends terms accordingly. At a stop the term's duties end
+/// first, then the lease is handed on.
+async fn lead(
+    app: Arc<App>,
+    me: Me,
+    first: Option<i64>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    type Duties = (
+        CancellationToken,
+        tokio::task::JoinHandle<anyhow::Result<()>>,
+    );
+    let start = |app: &Arc<App>| -> Duties {
+        let token = shutdown.child_token();
+        let duties = tokio::spawn(run_term(Arc::clone(app), me.clone(), token.clone()));
+        (token, duties)
+    };
+    let mut term: Option<Duties> = first.map(|_| start(&app));
+    let result = loop {
+        let ended = async {
+            match term.as_mut() {
+                Some((_, duties)) => duties.await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = shutdown.cancelled() => break Ok(()),
+            () = tokio::time::sleep(app.leadership.every()) => {}
+            done = ended => {
+                term = None;
+                match done {
+                    Ok(Ok(())) if shutdown.is_cancelled() => break Ok(()),
+                    Ok(Ok(())) => break Err(anyhow::anyhow!("the update listener ended by itself")),
+                    Ok(Err(e)) => break Err(e),
+                    Err(e) => break Err(anyhow::anyhow!("a term's task failed: {e}")),
+                }
+            }
+        }
+        match app.leadership.step(&app.store, false).await {
+            Step::Took(epoch) => {
+                if let Err(e) = begin_term(&app, epoch).await {
+                    tracing::error!(error = %crate::report::one_line_anyhow(&e), "could not take up the leader's duties; handing the lease on");
+                    app.store.follow().await;
+                    app.leadership.release(&app.store).await;
+                    continue;
+                }
+                term = Some(start(&app));
+            }
+            Step::Lost => {
+                if let Some((token, duties)) = term.take() {
+                    token.cancel();
+                    let _ = duties.await;
+                }
+                app.store.follow().await;
+            }
+            Step::Kept | Step::Standby => {}
+        }
+    };
+    if let Some((token, duties)) = term.take() {
+        token.cancel();
+        if let Ok(Err(e)) = duties.await {
+            tracing::warn!(error = %crate::report::one_line_anyhow(&e), "the term ended with an error");
+        }
+    }
+    app.store.follow().await;
+    app.leadership.release(&app.store).await;
+    result
 }
 
 /// The update dispatcher over the chat's handler tree.
@@ -162,12 +273,12 @@ type BotDispatcher = Dispatcher<Bot, anyhow::Error, ()>;
 /// The telemetry exporter and the address `/metrics` and `/healthz` are served on.
 type Telemetry = (SocketAddr, PrometheusHandle);
 
-/// Receives updates, by long polling or by webhook, and serves `/metrics` and `/healthz` when
-/// asked to, until the dispatcher stops.
+/// Serves `/metrics` and `/healthz` when asked to and, in webhook mode, receives updates for the
+/// process's whole life (every replica serves them), until `shutdown`. In long-polling mode the
+/// updates are read by the leader's term instead ([`run_term`]).
 async fn listen(
     app: &Arc<App>,
     me: &Me,
-    dispatcher: &mut BotDispatcher,
     telemetry: Option<Telemetry>,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<()> {
@@ -188,12 +299,20 @@ async fn listen(
         serve_telemetry(app, telemetry, shutdown, Arc::clone(&connections)).await?;
     }
     match &app.settings.webhook {
-        None => listen_by_polling(app, me, dispatcher, shutdown).await,
+        None => {
+            if !app.leadership.leads() {
+                tracing::info!(replica = %app.leadership.me, bot = %me.username(), chat = app.chat.0, store = app.store.backend(), "bot started as a standby (long polling): it reads updates once it leads");
+            }
+            shutdown.cancelled().await;
+            Ok(())
+        }
         Some(webhook) => {
+            let mut dispatcher = dispatcher(app);
+            stop_on(&dispatcher, shutdown);
             listen_by_webhook(
                 app,
                 me,
-                dispatcher,
+                &mut dispatcher,
                 webhook,
                 with_webhook,
                 shutdown,

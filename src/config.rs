@@ -80,6 +80,8 @@ Environment variables (also read from .env in the working directory; the environ
   POLL_ALERT_AFTER  failed polls in a row before the chat is told (default 3)
   QUOTA_PAUSE_SECS  rest after WeChat's daily quota is used up (default 1800)
   DATABASE_URL  sqlite:PATH (default sqlite:wxplugin-bot.db) or postgres://USER:PASSWORD@HOST/DB
+  REPLICA_NAME  this replica's name among several on one database (default: the host name)
+  LEASE_SECS  how long the leader's lease lasts unrenewed; renewed every third of it (default 15)
   BOT_LANG  chat language, zh (default) or en
   REJECT_REASONS  preset refusal reasons, |-separated
   TZ  time zone for times in the chat: Asia/Shanghai, UTC+8 or POSIX CST-8 (default: the system's)
@@ -134,6 +136,10 @@ pub struct Settings {
     pub remind_settle: Duration,
     /// `DATABASE_URL`.
     pub database_url: String,
+    /// `REPLICA_NAME`: this process among the replicas sharing the database.
+    pub replica: String,
+    /// `LEASE_SECS`: how long the leader's lease lasts without a renewal.
+    pub lease: Duration,
     /// `BOT_LANG`.
     pub lang: Lang,
     /// `REJECT_REASONS`.
@@ -179,6 +185,8 @@ impl std::fmt::Debug for Settings {
                 "database_url",
                 &crate::store::without_password(&self.database_url),
             )
+            .field("replica", &self.replica)
+            .field("lease", &self.lease)
             .field("lang", &self.lang)
             .field("reject_reasons", &self.reject_reasons)
             .field("remind_after", &self.remind_after)
@@ -287,6 +295,8 @@ impl Settings {
         let poll_alert_after = p.check(number(var, "POLL_ALERT_AFTER", 3, 1, 1000));
         let quota_pause = p.check(number(var, "QUOTA_PAUSE_SECS", 1800, 1, 86_400));
         let database_url = p.check(database_url(var));
+        let replica = p.check(replica_name(var));
+        let lease = p.check(number(var, "LEASE_SECS", 15, 3, 300));
         let problems = p.0.into_inner();
         let (
             Some(telegram_token),
@@ -305,6 +315,8 @@ impl Settings {
             Some(poll_alert_after),
             Some(quota_pause),
             Some(database_url),
+            Some(replica),
+            Some(lease),
         ) = (
             telegram_token,
             telegram_api_url,
@@ -322,6 +334,8 @@ impl Settings {
             poll_alert_after,
             quota_pause,
             database_url,
+            replica,
+            lease,
         )
         else {
             return Err(ConfigErrors(problems));
@@ -343,6 +357,8 @@ impl Settings {
             absence_proof_after: ABSENCE_PROOF_AFTER,
             remind_settle: REMIND_SETTLE,
             database_url,
+            replica,
+            lease: Duration::from_secs(lease),
             lang,
             reject_reasons,
             time_zone,
@@ -350,6 +366,35 @@ impl Settings {
             metrics_addr,
             webhook,
         })
+    }
+}
+
+/// `REPLICA_NAME`, else the host name: how `/status`, `/healthz` and the lease name this
+/// process. A replica that starts again under its own name takes its lease back at once, so
+/// two replicas on one host need names of their own.
+fn replica_name(var: Var<'_>) -> Result<String, ConfigError> {
+    let name = match var("REPLICA_NAME") {
+        Some(name) => name,
+        None => return Ok(host_name()),
+    };
+    if name.chars().count() > 64 || name.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err(ConfigError::new(
+            "REPLICA_NAME",
+            "must be at most 64 characters, without spaces or control characters",
+        ));
+    }
+    Ok(name)
+}
+
+/// This machine's host name (a container's id in Docker), or `replica` when it cannot be read.
+fn host_name() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most `buf.len()` bytes into the buffer it is given.
+    let ok = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0;
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    match std::str::from_utf8(&buf[..end]) {
+        Ok(name) if ok && !name.is_empty() => name.chars().take(64).collect(),
+        _ => "replica".to_owned(),
     }
 }
 
@@ -838,6 +883,8 @@ mod tests {
             ("METRICS_ADDR", "localhost"),
             ("REMIND_AFTER_HOURS", "-2"),
             ("TELEGRAM_WEBHOOK_URL", "ftp://example.com/hook"),
+            ("REPLICA_NAME", "bot one"),
+            ("LEASE_SECS", "2"),
             ("TELEGRAM_WEBHOOK_URL", "http://bot.example.com/tg/hook"),
         ];
         for (name, value) in cases {

@@ -201,6 +201,16 @@ pub struct Texts {
     pub waited_hours: &'static str,
     pub waited_days: &'static str,
     pub quota_paused: &'static str,
+    /// `/refresh` or 🔄 at a replica that does not lead ({leader}).
+    pub refresh_standby: &'static str,
+    /// Who leads when no replica does.
+    pub replica_none: &'static str,
+    /// `/status`: this replica leads ({me}, {since}).
+    pub status_replica_leads: &'static str,
+    /// `/status`: another replica leads ({me}, {leader}, {since}).
+    pub status_replica_standby: &'static str,
+    /// `/status`: no replica leads just now ({me}).
+    pub status_replica_none: &'static str,
     pub wechat_unreachable: &'static str,
     /// A poll whose listing the database could not record; `{error}` is the database's words.
     pub store_failed: &'static str,
@@ -438,6 +448,11 @@ static ZH: Texts = Texts {
     poll_recovered: "✅ 已恢复读取微信申请列表（中断了 {minutes} 分钟）。",
     quota_exhausted: "⚠️ 微信接口今日调用次数已用完（45009）。暂停读取申请列表，{until} 再试；恢复后会通知。",
     quota_paused: "微信接口今日调用次数已用完，{until} 前不再读取。",
+    refresh_standby: "这个副本处于待命状态，由 {leader} 读取微信的申请列表；它会在下一次读取时处理。",
+    replica_none: "暂无副本",
+    status_replica_leads: "副本：{me}（主副本，自 {since} 起负责读取微信）",
+    status_replica_standby: "副本：{me}（待命；{leader} 自 {since} 起负责读取微信）",
+    status_replica_none: "副本：{me}（待命；目前没有副本负责读取微信，租约到期后将由一个副本接手）",
     digest_header: "📥 收到 {n} 份新的插件申请。卡片将按 Telegram 的发送限速陆续发出，预计约 {eta}内发完；/pending 可按申请时间从早到晚查看待审核的申请：",
     digest_more: "…以及另外 {n} 份",
     reminder_header: "⏰ 以下 {n} 份插件申请已等待超过 {hours} 小时，请处理：",
@@ -573,6 +588,11 @@ static EN: Texts = Texts {
     poll_recovered: "✅ Reading WeChat's application list again (it was down for {minutes} min).",
     quota_exhausted: "⚠️ WeChat's daily API quota is used up (45009). Polling rests until {until}; I'll say when it works again.",
     quota_paused: "WeChat's daily API quota is used up; not polling before {until}.",
+    refresh_standby: "This replica stands by: {leader} polls WeChat and picks this up at its next poll.",
+    replica_none: "no replica",
+    status_replica_leads: "Replica: {me} (leading: polls WeChat since {since})",
+    status_replica_standby: "Replica: {me} (standing by; {leader} polls WeChat since {since})",
+    status_replica_none: "Replica: {me} (standing by; no replica polls WeChat just now: one takes over when the lease ends)",
     digest_header: "📥 {n} new plugin applications. Their cards follow at Telegram's pace, all within about {eta}; /pending lists pending applications now, oldest first:",
     digest_more: "… and {n} more",
     reminder_header: "⏰ Still waiting for a decision after more than {hours} h ({n}):",

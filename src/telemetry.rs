@@ -34,6 +34,12 @@ pub const WEBHOOK_REFUSED: &str = "wxplugin_webhook_refused_total";
 pub const TELEGRAM_CONFLICTS: &str = "wxplugin_telegram_conflict_total";
 /// Telegram calls refused because the team chat was upgraded to a supergroup.
 pub const TEAM_CHAT_UPGRADED: &str = "wxplugin_telegram_chat_upgraded_total";
+/// 1 while this replica leads (polls WeChat), else 0.
+pub const LEADER: &str = "wxplugin_leader";
+/// Lease renewals by this replica, by `result` (ok, lost, error).
+pub const LEASE_RENEWALS: &str = "wxplugin_lease_renewals_total";
+/// Times this replica took the lease.
+pub const LEASE_TAKEN: &str = "wxplugin_lease_taken_total";
 
 /// Always 1, labelled with the running version: which build answers, and since when (with
 /// `process_start_time_seconds`).
@@ -112,6 +118,12 @@ fn describe() {
         TELEGRAM_CONFLICTS,
         "Long polls ended by another instance polling the same bot token (409 Conflict)"
     );
+    describe_gauge!(LEADER, "1 while this replica leads (polls WeChat), else 0");
+    describe_counter!(
+        LEASE_RENEWALS,
+        "Renewals of the leader lease by this replica, by result (ok, lost, error)"
+    );
+    describe_counter!(LEASE_TAKEN, "Times this replica took the leader lease");
     describe_counter!(
         TEAM_CHAT_UPGRADED,
         "Telegram calls refused because the team chat became a supergroup (TEAM_CHAT_ID is outdated)"
@@ -182,4 +194,19 @@ pub fn applicants_listed(counts: &[(&'static str, usize)]) {
     for (status, n) in counts {
         metrics::gauge!(APPLICANTS, "status" => *status).set(*n as f64);
     }
+}
+
+/// Records whether this replica leads.
+pub fn leader(leads: bool) {
+    metrics::gauge!(LEADER).set(if leads { 1.0 } else { 0.0 });
+}
+
+/// Records a lease renewal: `ok`, `lost` (another replica took it) or `error`.
+pub fn lease_renewal(result: &'static str) {
+    metrics::counter!(LEASE_RENEWALS, "result" => result).increment(1);
+}
+
+/// Records this replica taking the lease.
+pub fn lease_taken() {
+    metrics::counter!(LEASE_TAKEN).increment(1);
 }

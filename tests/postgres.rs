@@ -299,3 +299,53 @@ fn migrate_db_names_a_wrong_target_or_a_missing_source_in_one_line() {
     assert!(said.contains("must be a PostgreSQL database"), "{said}");
     assert_eq!(said.trim().lines().count(), 1, "{said}");
 }
+
+#[tokio::test]
+async fn a_leader_whose_lease_was_taken_over_cannot_write_and_a_replica_not_leading_can() {
+    let Some(server) = ThrowawayPostgres::start_or_skip("postgres::fencing") else {
+        return;
+    };
+    let url = server.database("fencing").await;
+    let old = Store::open(&url).await.expect("the old leader's store");
+    let new = Store::open(&url).await.expect("the new leader's store");
+    let appid = wxplugin_bot::domain::applicant::AppId::parse("wx5a4db0c0ffee0001").expect("id");
+    let short = std::time::Duration::from_millis(300);
+
+    let epoch = old
+        .take_lease("old", short, false)
+        .await
+        .expect("take")
+        .expect("a free lease");
+    old.lead(epoch).await.expect("lead");
+    old.touch(&appid).await.expect("the leader writes");
+
+    // The old leader is paused past its lease; another replica takes over.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let taken = new
+        .take_lease("new", std::time::Duration::from_secs(60), false)
+        .await
+        .expect("take")
+        .expect("an ended lease is taken");
+    assert_eq!(taken, epoch + 1);
+    new.lead(taken).await.expect("lead");
+
+    let fenced = old
+        .touch(&appid)
+        .await
+        .expect_err("the stale leader's write");
+    assert!(fenced.is_fenced(), "refused by the fence: {fenced}");
+    assert!(
+        !old.renew_lease("old", epoch, short).await.expect("renew"),
+        "nor can it renew"
+    );
+    new.touch(&appid).await.expect("the new leader writes");
+
+    // Stepped down, it writes as any replica deciding a press does: unfenced, guarded by the
+    // compare-and-swaps of each operation.
+    old.follow().await;
+    old.touch(&appid)
+        .await
+        .expect("a replica not leading writes");
+    old.close().await;
+    new.close().await;
+}

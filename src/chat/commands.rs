@@ -200,6 +200,13 @@ fn describe_error(app: &App, e: &crate::lifecycle::poller::PollError) -> String 
             app.texts().quota_paused,
             &[("until", &format_time(*until, &app.settings.time_zone))],
         ),
+        crate::lifecycle::poller::PollError::Standby { leader } => fill(
+            app.texts().refresh_standby,
+            &[(
+                "leader",
+                &escape(leader.as_deref().unwrap_or(app.texts().replica_none)),
+            )],
+        ),
         other => crate::lifecycle::poller::poll_error_text(other, app.lang()),
     }
 }
@@ -630,5 +637,29 @@ async fn status(app: &App) -> anyhow::Result<String> {
         text.push('\n');
         text.push_str(t.status_paging_broken);
     }
+    text.push('\n');
+    text.push_str(&replica_line(app, &when));
     Ok(text)
+}
+
+/// `/status`'s line on the replicas: whether this one leads, else which does and since when.
+fn replica_line(app: &App, when: &dyn Fn(Option<i64>) -> String) -> String {
+    let t = app.texts();
+    let view = app.leadership.view();
+    let me = escape(&app.leadership.me);
+    match (&view.term, &view.leader) {
+        (Some(term), _) if app.leadership.leads() => fill(
+            t.status_replica_leads,
+            &[("me", &me), ("since", &when(Some(term.since)))],
+        ),
+        (_, Some((leader, since))) if *leader != app.leadership.me => fill(
+            t.status_replica_standby,
+            &[
+                ("me", &me),
+                ("leader", &escape(leader)),
+                ("since", &when(Some(*since))),
+            ],
+        ),
+        _ => fill(t.status_replica_none, &[("me", &me)]),
+    }
 }

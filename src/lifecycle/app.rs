@@ -187,6 +187,8 @@ pub struct App {
     pub started_at: i64,
     /// Another instance long-polling this bot token (409 Conflict), for the log and `/status`.
     pub telegram_conflicts: TelegramConflicts,
+    /// Whether this replica leads (polls WeChat), among those sharing the database.
+    pub leadership: crate::lifecycle::leader::Leadership,
 }
 
 /// A failure talking to Telegram about a card.
@@ -230,6 +232,11 @@ impl App {
         };
         let chat = settings.team_chat_id;
         let approvers = Approvers::new(settings.approvers.clone());
+        let leadership =
+            crate::lifecycle::leader::Leadership::new(settings.replica.clone(), settings.lease);
+        if !store.is_postgres() {
+            leadership.lead_when_unreachable();
+        }
         Arc::new(Self {
             settings,
             wechat,
@@ -246,6 +253,7 @@ impl App {
             stopping: CancellationToken::new(),
             started_at: now_secs(),
             telegram_conflicts: TelegramConflicts::default(),
+            leadership,
         })
     }
 
@@ -264,6 +272,8 @@ impl App {
     /// record (a crash between recording a listing and settling a card).
     pub async fn warm_up(&self) -> Result<(), crate::store::StoreError> {
         use crate::lifecycle::poller::{MISSING_PROOF, card_agrees};
+        // A replica taking the lease again forgets what it saw in its last term.
+        self.seen.clear();
         let cards: std::collections::HashMap<AppId, Card> = self
             .store
             .cards(self.chat.0)

@@ -40,6 +40,15 @@ pub struct Health {
     pub max_age_secs: i64,
     /// The last poll error, redacted.
     pub last_error: Option<String>,
+    /// This replica's name (`REPLICA_NAME`).
+    pub replica: String,
+    /// Whether this replica leads (polls WeChat). A standby is healthy while it reaches the
+    /// lease: it serves webhook updates and is ready to take over.
+    pub leading: bool,
+    /// The leading replica, as last read (`None`: none leads just now).
+    pub leader: Option<String>,
+    /// Since when it leads (unix seconds).
+    pub leader_since: Option<i64>,
 }
 
 /// The bot's health now.
@@ -48,13 +57,29 @@ pub fn health(app: &App) -> Health {
         Ok(h) => (h.last_ok_at, h.last_error.clone()),
         Err(_) => (None, Some("health state poisoned".to_owned())),
     };
-    health_at(
+    let mut health = health_at(
         now_secs(),
         app.started_at,
         last_ok_at,
         last_error,
         app.settings.poll_interval,
-    )
+    );
+    let view = app.leadership.view();
+    health.replica = app.leadership.me.clone();
+    health.leading = app.leadership.leads();
+    health.leader = view.leader.as_ref().map(|(name, _)| name.clone());
+    health.leader_since = view.leader.as_ref().map(|(_, since)| *since);
+    if !health.leading {
+        // A standby's own polls say nothing; what it needs is the database.
+        let reach = 3 * app.leadership.every();
+        health.ok = view
+            .lease_ok_at
+            .is_some_and(|at| at.elapsed() <= reach.max(Duration::from_secs(5)));
+        if !health.ok {
+            health.last_error = view.last_error.or(health.last_error);
+        }
+    }
+    health
 }
 
 /// Healthy while the last successful poll (or the start, before one) is at most three poll
@@ -74,6 +99,10 @@ pub fn health_at(
         age_secs,
         max_age_secs,
         last_error,
+        replica: String::new(),
+        leading: false,
+        leader: None,
+        leader_since: None,
     }
 }
 

@@ -5,5 +5,6 @@
 pub mod app;
 pub mod decision;
 pub mod health;
+pub mod leader;
 pub mod poller;
 pub mod reminder;

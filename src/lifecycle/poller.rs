@@ -50,6 +50,12 @@ pub enum PollError {
     /// The bot is stopping; the poll ended where it was (everything sent so far is recorded).
     #[error("the bot is stopping")]
     Stopping,
+    /// Another replica leads and polls; this one does not (a 🔄 or `/refresh` it received).
+    #[error("this replica stands by: {} polls WeChat", leader.as_deref().unwrap_or("no replica"))]
+    Standby {
+        /// The leading replica, as last read (`None`: none leads just now).
+        leader: Option<String>,
+    },
 }
 
 /// How many of `listed` have each status, every known status included (a count that drops to
@@ -77,6 +83,7 @@ pub async fn poll_once(app: &App) -> Result<PollReport, PollError> {
         Ok(_) => "ok",
         Err(PollError::QuotaPaused { .. }) => "paused",
         Err(PollError::Stopping) => "stopped",
+        Err(PollError::Standby { .. }) => "standby",
         Err(_) => "error",
     };
     crate::telemetry::poll(label, started.elapsed());
@@ -85,7 +92,7 @@ pub async fn poll_once(app: &App) -> Result<PollReport, PollError> {
     match &result {
         Ok(_) => note_health(app, None).await,
         Err(e @ (PollError::WeChat(_) | PollError::Store(_))) => note_health(app, Some(e)).await,
-        Err(PollError::QuotaPaused { .. } | PollError::Stopping) => {}
+        Err(PollError::QuotaPaused { .. } | PollError::Stopping | PollError::Standby { .. }) => {}
     }
     // The listing and everything built from it are dropped by now.
     crate::alloc::trim();
@@ -94,6 +101,13 @@ pub async fn poll_once(app: &App) -> Result<PollReport, PollError> {
 
 async fn poll_locked(app: &App) -> Result<PollReport, PollError> {
     let _one_at_a_time = app.poll_lock.lock().await;
+    // Only the leader polls: two replicas' polls would race on every card. Asked after the lock,
+    // so a poll that waited on another does not outlive the lease.
+    if !app.leadership.leads() {
+        return Err(PollError::Standby {
+            leader: app.leadership.view().leader.map(|(name, _)| name),
+        });
+    }
     if let Some(until) = quota_paused_until(app)
         && now_secs() < until
     {

@@ -53,6 +53,25 @@ macro_rules! row {
 /// the store's operations are written once and checked by the compiler for both.
 macro_rules! on_pool {
     ($store:expr, $pool:ident, $body:block) => {
+        match &$store.current() {
+            $crate::store::Db::Sqlite($pool) => {
+                #[allow(clippy::upper_case_acronyms)]
+                type DB = sqlx::Sqlite;
+                $body
+            }
+            $crate::store::Db::Postgres($pool) => {
+                #[allow(clippy::upper_case_acronyms)]
+                type DB = sqlx::Postgres;
+                $body
+            }
+        }
+    };
+}
+
+/// As [`on_pool!`], on the store's own pool whether or not it leads: the lease itself is never
+/// fenced.
+macro_rules! on_base {
+    ($store:expr, $pool:ident, $body:block) => {
         match &$store.db {
             $crate::store::Db::Sqlite($pool) => {
                 #[allow(clippy::upper_case_acronyms)]
@@ -187,7 +206,10 @@ mod applicants;
 mod audit;
 mod cards;
 mod copy;
+mod lease;
 mod sql;
+
+pub use lease::LeaseState;
 
 pub use applicants::{Listed, StatusCounts, StoredApplicant};
 pub use cards::{DecisionClaim, DueReminder};
@@ -406,6 +428,9 @@ pub(crate) enum Db {
 #[derive(Clone)]
 pub struct Store {
     db: Db,
+    /// While this replica leads on PostgreSQL: connections carrying its lease's epoch, which
+    /// every write goes through so that it is refused once another replica takes over.
+    fenced: std::sync::Arc<std::sync::Mutex<Option<sqlx::PgPool>>>,
 }
 
 impl Store {
@@ -543,9 +568,7 @@ impl Store {
             pool.close().await;
             return Err(StoreError::Schema(problems.join("; ")));
         }
-        Ok(Self {
-            db: Db::Sqlite(pool),
-        })
+        Ok(Self::on(Db::Sqlite(pool)))
     }
 
     /// [`Store::open`] for PostgreSQL: this version's migrations (`migrations-postgres/`), then
@@ -558,9 +581,27 @@ impl Store {
             pool.close().await;
             return Err(StoreError::Schema(problems.join("; ")));
         }
-        Ok(Self {
-            db: Db::Postgres(pool),
-        })
+        Ok(Self::on(Db::Postgres(pool)))
+    }
+
+    fn on(db: Db) -> Self {
+        Self {
+            db,
+            fenced: Default::default(),
+        }
+    }
+
+    /// The pool the next statement runs on: the fenced one while this replica leads.
+    fn current(&self) -> Db {
+        match &*self.fenced.lock().unwrap_or_else(|e| e.into_inner()) {
+            Some(fenced) => Db::Postgres(fenced.clone()),
+            None => self.db.clone(),
+        }
+    }
+
+    /// Whether this store is on PostgreSQL (replicas may share it).
+    pub fn is_postgres(&self) -> bool {
+        matches!(self.db, Db::Postgres(_))
     }
 
     /// Which database this store runs on, for `/status` and the start's log line.
@@ -597,6 +638,7 @@ impl Store {
 
     /// Closes the pool (on SQLite, flushing the WAL).
     pub async fn close(&self) {
+        self.follow().await;
         match &self.db {
             Db::Sqlite(pool) => pool.close().await,
             Db::Postgres(pool) => pool.close().await,

@@ -220,7 +220,7 @@ macro_rules! statements {
                 #[allow(unused_imports)]
                 use super::{Exec, Joined, Rows, Scalar};
                 #[allow(unused_imports)]
-                use crate::store::{applicants::*, audit::*, cards::*, copy::*};
+                use crate::store::{applicants::*, audit::*, cards::*, copy::*, lease::*};
                 $(
                     $(#[doc = $doc])*
                     pub(in crate::store) static $name: $ty =
@@ -293,6 +293,48 @@ statements! {
     mod upkeep {
         /// SQLite's write-ahead log folded back into the file; PostgreSQL checkpoints by itself.
         CHECKPOINT: Exec = "PRAGMA wal_checkpoint(PASSIVE)", postgres: "SELECT 1";
+    }
+
+    /// The leader lease (one row). Times are the database's clock in milliseconds, so replicas
+    /// whose machines' clocks differ agree on when a lease ends.
+    mod lease {
+        READ: Rows<LeaseRow> = "SELECT epoch, holder, since_ms, expires_ms,
+                 CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER) AS now_ms
+             FROM leader_lease WHERE id = 1",
+        postgres: "SELECT epoch, holder, since_ms, expires_ms,
+                 (EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT AS now_ms
+             FROM leader_lease WHERE id = 1";
+        /// Binds: holder, lease length (ms), whether the holder may take back a lease in its own
+        /// name before it ends (a replica starting again after a crash). Yields the new epoch
+        /// only to the one that took it.
+        TAKE: Scalar<i64> = "UPDATE leader_lease SET epoch = epoch + 1, holder = ?1,
+                 since_ms = CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER),
+                 renewed_ms = CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER),
+                 expires_ms = CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER) + ?2
+             WHERE id = 1 AND (holder IS NULL
+                 OR expires_ms < CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)
+                 OR (holder = ?1 AND ?3))
+             RETURNING epoch",
+        postgres: "UPDATE leader_lease SET epoch = epoch + 1, holder = $1,
+                 since_ms = (EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT,
+                 renewed_ms = (EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT,
+                 expires_ms = (EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT + $2
+             WHERE id = 1 AND (holder IS NULL
+                 OR expires_ms < (EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT
+                 OR (holder = $1 AND $3))
+             RETURNING epoch";
+        /// Binds: lease length (ms), epoch, holder. Nothing when another took the lease since.
+        RENEW: Exec = "UPDATE leader_lease SET
+                 renewed_ms = CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER),
+                 expires_ms = CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER) + ?1
+             WHERE id = 1 AND epoch = ?2 AND holder = ?3",
+        postgres: "UPDATE leader_lease SET
+                 renewed_ms = (EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT,
+                 expires_ms = (EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT + $1
+             WHERE id = 1 AND epoch = $2 AND holder = $3";
+        /// Binds: epoch, holder. A clean stop hands the lease on at once.
+        RELEASE: Exec = "UPDATE leader_lease SET holder = NULL, expires_ms = 0
+             WHERE id = 1 AND epoch = ? AND holder = ?";
     }
 
     /// The applicant clock (one row).
