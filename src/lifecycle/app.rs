@@ -408,6 +408,11 @@ impl App {
             ..card
         };
         let text = self.view(&stored, &card).text();
+        // A card is the leader's to send: a replica whose lease may have ended (it was paused,
+        // or could not renew) leaves the row to the next leader, who sends it.
+        if !self.leadership.leads() {
+            return Ok(false);
+        }
         let sent = self
             .paced(self.chat, Lane::Card, || {
                 self.bot
@@ -417,7 +422,23 @@ impl App {
                     .send()
             })
             .await?;
-        if !self.store.card_sent(card.id, sent.id.0).await? {
+        let recorded = match self.store.card_sent(card.id, sent.id.0).await {
+            Ok(recorded) => recorded,
+            Err(e) if e.is_fenced() => {
+                // Paused past the lease between the check and the send: the new leader sends
+                // this card itself, so this message would be a second one.
+                tracing::warn!(appid = %appid, card = card.id, "another replica took the lease while this card was sent; taking the message back");
+                drop(guard);
+                let _ = self
+                    .paced(self.chat, Lane::Decision, || {
+                        self.bot.delete_message(self.chat, sent.id).send()
+                    })
+                    .await;
+                return Err(e.into());
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if !recorded {
             // Cannot happen while the lock is held; if it ever does, the message stands for
             // nothing and must not offer buttons.
             tracing::error!(appid = %appid, card = card.id, "a card was sent but its row had moved on; taking the message back");

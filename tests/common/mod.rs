@@ -452,6 +452,16 @@ impl BotProcess {
         self.child.wait().expect("bot process exits")
     }
 
+    /// Sends signal `name` (`STOP`, `CONT`, …) without waiting for anything.
+    pub fn signal(&self, name: &str) {
+        let pid = self.child.id().to_string();
+        let sent = std::process::Command::new("kill")
+            .args([&format!("-{name}"), &pid])
+            .status()
+            .expect("kill runs");
+        assert!(sent.success(), "kill -{name} {pid}");
+    }
+
     /// Everything the process printed so far.
     pub fn printed(&self) -> String {
         std::fs::read_to_string(&self.output).unwrap_or_default()

@@ -31,6 +31,21 @@ pub fn shared() -> &'static ThrowawayPostgres {
     })
 }
 
+/// Whether PostgreSQL is here for `test`; where it is not, says the test was skipped and why —
+/// except under `CI=true`, where a missing PostgreSQL fails the test (`.ci/run` installs it).
+#[allow(dead_code)] // each test binary compiles this module; not every one asks
+pub fn installed_or_skip(test: &str) -> bool {
+    if find_bin().is_some() {
+        return true;
+    }
+    let why = PostgresUnavailable::NotInstalled;
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{test}: {why} (CI runs every PostgreSQL test)");
+    }
+    eprintln!("SKIPPED {test}: {why}");
+    false
+}
+
 /// A new, empty database on the shared server, named for this process and a counter.
 pub async fn fresh_database() -> String {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
