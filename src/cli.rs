@@ -56,9 +56,8 @@ enum Command {
         addr: Option<String>,
     },
     /// Copy the team's SQLite state (DATABASE_URL) into an empty PostgreSQL database, in one
-    /// transaction; a target that holds anything is refused. Stop the bot first. Hidden until
-    /// the bot itself runs on PostgreSQL.
-    #[command(hide = true)]
+    /// transaction; a target that holds anything is refused. Stop the bot first, then start it
+    /// with DATABASE_URL set to the target.
     MigrateDb {
         /// The PostgreSQL database to fill: postgres://USER:PASSWORD@HOST:PORT/DATABASE.
         #[arg(long)]

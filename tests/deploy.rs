@@ -61,3 +61,60 @@ fn the_build_context_leaves_out_target_and_env_but_not_what_the_image_needs() {
         );
     }
 }
+
+#[test]
+fn the_image_build_copies_every_migration_directory_the_binary_embeds() {
+    // `sqlx::migrate!` reads its directory at compile time: one the Dockerfile does not copy
+    // fails the image build (migrations-postgres/ was missing once).
+    let dockerfile = read("deploy/Dockerfile");
+    let mut embedded = Vec::new();
+    let mut dirs = vec![std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).expect("src") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&path).expect("source");
+                for part in text.split("sqlx::migrate!(\"./").skip(1) {
+                    if let Some(name) = part.split('"').next() {
+                        embedded.push(name.to_owned());
+                    }
+                }
+            }
+        }
+    }
+    embedded.sort();
+    embedded.dedup();
+    assert!(
+        embedded.len() >= 2,
+        "both backends' migrations: {embedded:?}"
+    );
+    for name in embedded {
+        assert!(
+            dockerfile.contains(&format!("COPY {name} ./{name}")),
+            "the Dockerfile does not copy {name}/, which the binary embeds"
+        );
+    }
+}
+
+#[test]
+fn the_replicas_compose_file_gives_each_replica_its_own_name_on_one_postgresql() {
+    let compose = read("deploy/docker-compose.replicas.yml");
+    let names: Vec<&str> = compose
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("REPLICA_NAME: "))
+        .collect();
+    assert_eq!(names, ["bot-a", "bot-b"], "{compose}");
+    let urls: Vec<&str> = compose
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("DATABASE_URL: "))
+        .collect();
+    assert_eq!(urls.len(), 2, "{compose}");
+    assert!(
+        urls.iter()
+            .all(|u| *u == "postgres://wxbot:${POSTGRES_PASSWORD}@db:5432/wxbot"),
+        "both replicas share the one database: {urls:?}"
+    );
+    assert!(compose.contains("condition: service_healthy"));
+}

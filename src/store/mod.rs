@@ -1,6 +1,7 @@
-//! The bot's memory: applicants as last seen, the card for each, and the audit log, in SQLite
-//! through sqlx with versioned migrations (`migrations/`), so nothing is lost across restarts.
-//! One room per table (`applicants`, `cards`, `audit`); every statement lives in [`sql`].
+//! The bot's memory: applicants as last seen, the card for each, and the audit log, in SQLite or
+//! PostgreSQL through sqlx with versioned migrations (`migrations/`, `migrations-postgres/`), so
+//! nothing is lost across restarts. One room per table (`applicants`, `cards`, `audit`, the
+//! leader `lease`); every statement lives in [`sql`].
 //!
 //! Every operation that guards a decision is one atomic compare-and-swap that says what it did
 //! ([`Store::claim`] returns the new version only to the caller that won; [`Store::settle_card`]
