@@ -250,9 +250,30 @@ async fn a_leader_paused_past_its_lease_is_fenced_when_it_wakes_and_stands_by() 
     let Some(app) = team(1, "replicas::paused_leader", LEASE_SECS).await else {
         return;
     };
-    let a = app.start_process(1, &[("REPLICA_NAME", "a")]).await;
+    let metrics = [("METRICS_ADDR", "127.0.0.1:0")];
+    let a = app
+        .start_process(1, &[("REPLICA_NAME", "a"), metrics[0]])
+        .await;
     app.wait_cards(1).await;
-    let b = app.start_process(2, &[("REPLICA_NAME", "b")]).await;
+    let b = app
+        .start_process(2, &[("REPLICA_NAME", "b"), metrics[0]])
+        .await;
+    let (a_base, b_base) = (metrics_base(&a).await, metrics_base(&b).await);
+    let health = healthz(&b_base).await;
+    assert_eq!(
+        (health["leading"].as_bool(), health["leader"].as_str()),
+        (Some(false), Some("a")),
+        "the standby names the leader: {health}"
+    );
+    assert_eq!(health["ok"].as_bool(), Some(true), "a standby is healthy");
+    assert_eq!(
+        metric(&get(&format!("{a_base}/metrics")).await, "wxplugin_leader"),
+        Some(1.0)
+    );
+    assert_eq!(
+        metric(&get(&format!("{b_base}/metrics")).await, "wxplugin_leader"),
+        Some(0.0)
+    );
 
     a.signal("STOP");
     assert!(leads(&app, "b", TAKEOVER_WAIT).await, "{}", b.printed());
@@ -283,6 +304,16 @@ async fn a_leader_paused_past_its_lease_is_fenced_when_it_wakes_and_stands_by() 
         Some("b"),
         "b keeps the lease"
     );
+    let health = healthz(&a_base).await;
+    assert_eq!(
+        (health["leading"].as_bool(), health["leader"].as_str()),
+        (Some(false), Some("b")),
+        "the old leader says who leads now: {health}"
+    );
+    assert_eq!(
+        metric(&get(&format!("{a_base}/metrics")).await, "wxplugin_leader"),
+        Some(0.0)
+    );
     let status = app.command(ALICE, "/status").await.plain_text;
     assert!(
         status.contains("Replica: b (leading"),
@@ -291,6 +322,40 @@ async fn a_leader_paused_past_its_lease_is_fenced_when_it_wakes_and_stands_by() 
     let a_status = a.terminate();
     assert!(a_status.success(), "{}", a_printed_or(&app));
     b.terminate();
+}
+
+/// The address a process printed for its metrics.
+async fn metrics_base(process: &BotProcess) -> String {
+    for _ in 0..100 {
+        let printed = process.printed();
+        if let Some(rest) = printed.split("metrics on http://").nth(1)
+            && let Some(addr) = rest.split("/metrics").next()
+        {
+            return format!("http://{addr}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("no metrics address printed: {}", process.printed());
+}
+
+async fn get(url: &str) -> String {
+    reqwest::get(url)
+        .await
+        .expect("GET")
+        .text()
+        .await
+        .expect("body")
+}
+
+async fn healthz(base: &str) -> serde_json::Value {
+    serde_json::from_str(&get(&format!("{base}/healthz")).await).expect("/healthz is JSON")
+}
+
+fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
 }
 
 fn a_printed_or(app: &TestApp) -> String {
