@@ -349,3 +349,33 @@ async fn a_leader_whose_lease_was_taken_over_cannot_write_and_a_replica_not_lead
     old.close().await;
     new.close().await;
 }
+
+#[tokio::test]
+async fn a_postgresql_that_requires_tls_is_reached_over_tls() {
+    // Managed PostgreSQL services take only TLS connections: `sslmode=require` (or
+    // `verify-full` with the provider's CA) in DATABASE_URL must work.
+    let server = match ThrowawayPostgres::start_with_tls() {
+        Ok(server) => server,
+        Err(e) if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("postgres::tls: {e} (CI runs every PostgreSQL test)")
+        }
+        Err(e) => {
+            eprintln!("SKIPPED postgres::tls: {e}");
+            return;
+        }
+    };
+    let url = format!("{}?sslmode=require", server.database("tls").await);
+
+    let store = Store::open(&url).await.expect("opened over TLS");
+    let pool = sqlx::PgPool::connect(&url).await.expect("connect");
+    let encrypted: bool =
+        sqlx::query_scalar("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+            .fetch_one(&pool)
+            .await
+            .expect("pg_stat_ssl");
+    assert!(encrypted, "the connection is encrypted");
+    assert_eq!(store.backend(), "PostgreSQL");
+    assert!(store.lease().await.is_ok(), "the store works over TLS");
+    pool.close().await;
+    store.close().await;
+}

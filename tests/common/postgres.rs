@@ -84,6 +84,18 @@ impl ThrowawayPostgres {
     /// Creates a cluster in a temp directory and starts it on a free port. As root, the server
     /// runs as `nobody` (PostgreSQL refuses to run as root).
     pub fn start() -> Result<Self, PostgresUnavailable> {
+        Self::start_with(false)
+    }
+
+    /// [`ThrowawayPostgres::start`] with TLS switched on: a self-signed certificate made by
+    /// `openssl` (which Debian's postgresql package brings, through ssl-cert). Plain connections
+    /// are still taken.
+    #[allow(dead_code)] // each test binary compiles this module; not every one asks
+    pub fn start_with_tls() -> Result<Self, PostgresUnavailable> {
+        Self::start_with(true)
+    }
+
+    fn start_with(tls: bool) -> Result<Self, PostgresUnavailable> {
         let bin = find_bin().ok_or(PostgresUnavailable::NotInstalled)?;
         let dir = tempfile::Builder::new()
             .prefix("wxplugin-pg-")
@@ -116,10 +128,14 @@ impl ThrowawayPostgres {
                 "--no-sync",
             ],
         )?;
-        let options = format!(
+        let mut options = format!(
             "-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories='{}' -c fsync=off -c max_connections=200",
             server._dir.path().display()
         );
+        if tls {
+            server.self_signed_certificate()?;
+            options.push_str(" -c ssl=on");
+        }
         server.run(
             "pg_ctl",
             &[
@@ -137,6 +153,38 @@ impl ThrowawayPostgres {
         )?;
         server.wait_ready()?;
         Ok(server)
+    }
+
+    /// `server.crt` and `server.key` in the data directory, as the server's user may read them.
+    fn self_signed_certificate(&self) -> Result<(), PostgresUnavailable> {
+        let key = self.data.join("server.key");
+        let crt = self.data.join("server.crt");
+        let made = Command::new("openssl")
+            .args([
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+            ])
+            .args(["-subj", "/CN=localhost", "-keyout"])
+            .arg(&key)
+            .arg("-out")
+            .arg(&crt)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .map_err(|e| PostgresUnavailable::Failed(format!("openssl: {e}")))?;
+        if !made.success() {
+            return Err(PostgresUnavailable::Failed(
+                "openssl could not make a certificate".into(),
+            ));
+        }
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| PostgresUnavailable::Failed(format!("server.key: {e}")))?;
+        if self.as_user.is_some() {
+            for file in [&key, &crt] {
+                chown_nobody(file).map_err(PostgresUnavailable::Failed)?;
+            }
+        }
+        Ok(())
     }
 
     /// Starts a server, or, where PostgreSQL is not installed and `CI` is not `true`, prints why
