@@ -395,11 +395,67 @@ async fn listen_by_webhook(
     let bound = tcp.local_addr()?;
     let options = teloxide::update_listeners::webhooks::Options::new(bound, webhook.url.clone())
         .secret_token(webhook.secret.expose_secret().to_owned());
+    if app.store.is_postgres() {
+        // Replicas share the webhook: each registers it, and none removes it when it stops (the
+        // others still serve it; a long-polling start removes it first anyway).
+        app.bot
+            .set_webhook(webhook.url.clone())
+            .secret_token(webhook.secret.expose_secret().to_owned())
+            .await
+            .context("Telegram refused the webhook (setWebhook)")?;
+        let (mut listener, stopped, router) =
+            teloxide::update_listeners::webhooks::axum_no_setup(options);
+        stop_listener_too(&mut listener, shutdown);
+        return serve_webhook(
+            app,
+            me,
+            dispatcher,
+            webhook,
+            (listener, stopped, router),
+            telemetry,
+            tcp,
+            connections,
+        )
+        .await;
+    }
     let (mut listener, stopped, router) =
         teloxide::update_listeners::webhooks::axum_to_router(app.bot.clone(), options)
             .await
             .context("Telegram refused the webhook (setWebhook)")?;
     stop_listener_too(&mut listener, shutdown);
+    serve_webhook(
+        app,
+        me,
+        dispatcher,
+        webhook,
+        (listener, stopped, router),
+        telemetry,
+        tcp,
+        connections,
+    )
+    .await
+}
+
+/// The webhook's listener and router, served until its listener stops.
+#[allow(clippy::too_many_arguments)]
+async fn serve_webhook<L>(
+    app: &Arc<App>,
+    me: &Me,
+    dispatcher: &mut BotDispatcher,
+    webhook: &crate::config::Webhook,
+    (listener, stopped, router): (
+        L,
+        impl std::future::Future<Output = ()> + Send + 'static,
+        Router,
+    ),
+    telemetry: Option<Telemetry>,
+    tcp: tokio::net::TcpListener,
+    connections: Arc<Connections>,
+) -> anyhow::Result<()>
+where
+    L: UpdateListener<Err = std::convert::Infallible> + Send,
+{
+    let bound = tcp.local_addr()?;
     let mut router = refuse_without_secret(screen_updates(router), webhook.secret.clone());
     if let Some((_, handle)) = telemetry {
         router = router.merge(telemetry_router(Arc::clone(app), handle));

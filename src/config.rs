@@ -634,8 +634,17 @@ fn webhook(var: Var<'_>, url: &str) -> Result<Webhook, ConfigError> {
         "TELEGRAM_WEBHOOK_LISTEN",
         &var("TELEGRAM_WEBHOOK_LISTEN").unwrap_or_else(|| "0.0.0.0:8443".to_owned()),
     )?;
+    let replicas = var("DATABASE_URL").is_some_and(|db| crate::store::is_postgres(&db));
     let secret = match var("TELEGRAM_WEBHOOK_SECRET") {
         Some(s) => webhook_secret(s)?,
+        // Each replica registers the webhook with its secret, and Telegram keeps the last one:
+        // a secret of its own per replica would lock every other replica out.
+        None if replicas => {
+            return Err(ConfigError::new(
+                "TELEGRAM_WEBHOOK_SECRET",
+                "must be set, the same for every replica, when the bot runs on PostgreSQL in webhook mode (replicas share one webhook)",
+            ));
+        }
         None => random_secret()?,
     };
     Ok(Webhook {
@@ -861,6 +870,21 @@ mod tests {
         let shown = format!("{s:?}");
         assert!(!shown.contains("hunter2-secret"), "{shown}");
         assert!(shown.contains("db.example:5432/bot"), "{shown}");
+    }
+
+    #[test]
+    fn replicas_in_webhook_mode_need_one_secret_they_all_share() {
+        let mut vars = base();
+        vars.insert("TELEGRAM_WEBHOOK_URL", "https://bot.example.com/tg/hook");
+        assert!(
+            load(&vars).is_ok(),
+            "one process may make up its own secret"
+        );
+        vars.insert("DATABASE_URL", "postgres://bot:pw@db.example/bot");
+        let err = load(&vars).unwrap_err();
+        assert_eq!(err.var, "TELEGRAM_WEBHOOK_SECRET", "{err}");
+        vars.insert("TELEGRAM_WEBHOOK_SECRET", "shared_secret-1");
+        assert!(load(&vars).is_ok());
     }
 
     #[test]

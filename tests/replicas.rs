@@ -435,3 +435,127 @@ fn rand_millis(n: usize, below: u64) -> u64 {
     h.write_usize(n);
     h.finish() % below.max(1)
 }
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+#[tokio::test]
+async fn in_webhook_mode_the_same_press_at_two_replicas_makes_one_write() {
+    let Some(mut app) = team(2, "replicas::webhook", LEASE_SECS).await else {
+        return;
+    };
+    let (port_a, port_b) = (free_port(), free_port());
+    // Telegram posts to one URL; the load balancer behind it (here: the fake, then this test)
+    // may hand an update to any replica, or, retrying, to two.
+    let secret = "shared_hook-secret-7";
+    app.vars.insert(
+        "TELEGRAM_WEBHOOK_URL",
+        format!("https://127.0.0.1:{port_a}/telegram/hook"),
+    );
+    app.vars
+        .insert("TELEGRAM_WEBHOOK_SECRET", secret.to_owned());
+    let listen_a = format!("127.0.0.1:{port_a}");
+    let listen_b = format!("127.0.0.1:{port_b}");
+    let a = app
+        .start_process(
+            1,
+            &[
+                ("REPLICA_NAME", "a"),
+                ("TELEGRAM_WEBHOOK_LISTEN", &listen_a),
+            ],
+        )
+        .await;
+    app.wait_cards(2).await;
+    let b = app
+        .start_process(
+            2,
+            &[
+                ("REPLICA_NAME", "b"),
+                ("TELEGRAM_WEBHOOK_LISTEN", &listen_b),
+            ],
+        )
+        .await;
+    let listening = app
+        .tg
+        .fake
+        .wait_until(WAIT, |_| b.printed().contains("bot started (webhook)"))
+        .await;
+    assert!(listening, "b serves the webhook: {}", b.printed());
+    app.wx.sandbox.inject(wx_fault(
+        "dev_agree",
+        Fault::Delay(Duration::from_millis(500)),
+        1,
+    ));
+
+    // One press, delivered to both replicas at once.
+    let appid = app.appids()[0].clone();
+    let card = app.card(&appid);
+    let data = card
+        .buttons
+        .iter()
+        .flatten()
+        .find(|b| b.text.starts_with('✅'))
+        .and_then(|b| b.callback_data.clone())
+        .expect("✅ on the card");
+    let press = serde_json::json!({
+        "update_id": 8_000_001,
+        "callback_query": {
+            "id": "pressed-once",
+            "from": { "id": ALICE, "is_bot": false, "first_name": "Alice", "username": "alice" },
+            "message": {
+                "message_id": card.message_id,
+                "date": 0,
+                "chat": { "id": TEAM, "type": "supergroup", "title": "Plugin team" },
+                "from": { "id": 123_456, "is_bot": true, "first_name": "WxPlugin Bot" },
+                "text": "card"
+            },
+            "chat_instance": "x",
+            "data": data
+        }
+    });
+    let http = reqwest::Client::new();
+    let post = |port: u16| {
+        http.post(format!("http://127.0.0.1:{port}/telegram/hook"))
+            .header("X-Telegram-Bot-Api-Secret-Token", secret)
+            .json(&press)
+            .send()
+    };
+    let (to_a, to_b) = tokio::join!(post(port_a), post(port_b));
+    assert_eq!(to_a.expect("POST a").status().as_u16(), 200);
+    assert_eq!(to_b.expect("POST b").status().as_u16(), 200);
+
+    app.wait_card_text(&appid, "✅ Approved by @alice").await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        app.wechat_calls("dev_agree"),
+        1,
+        "one write for one press, whichever replicas it reached"
+    );
+    // Telegram's own deliveries reach a replica too: a command is answered.
+    let reply = app.command(BOB, "/chatid").await;
+    assert!(reply.plain_text.contains(&TEAM.to_string()));
+    assert_eq!(
+        app.tg.fake.call_count("getUpdates"),
+        0,
+        "no replica long-polls"
+    );
+
+    // A replica that stops leaves the webhook to the others.
+    let stopped = b.terminate();
+    assert!(stopped.success(), "{}", a_printed_or(&app));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        app.tg.fake.call_count("deleteWebhook"),
+        0,
+        "a replica that stops leaves the webhook to the others"
+    );
+    assert!(app.tg.fake.webhook().is_some(), "the webhook stays set");
+    let other = app.appids()[1].clone();
+    app.press(BOB, &other, "✅");
+    app.wait_card_text(&other, "✅ Approved by @bob").await;
+    drop(a);
+}
