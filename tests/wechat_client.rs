@@ -332,6 +332,42 @@ async fn a_wechat_that_ignores_page_is_read_three_times_and_said_to_be_broken() 
 }
 
 #[tokio::test]
+async fn a_listing_that_met_page_one_twice_proves_no_absence_even_when_later_pages_come_right() {
+    // WeChat ignores `page` for one call mid-listing (simulation seed 50514): page 2 repeats
+    // page 1, page 3 is right, page 4 is empty. Page 2's applicants were never read, and the
+    // listing ends as normally as a whole one: it must not pass for complete.
+    let sb = sandbox(9).await;
+    sb.sandbox.inject(FaultRule {
+        skip: 1,
+        ..wx_fault("dev_apply_list", Fault::FirstPage, 1)
+    });
+    let wx = client_with(&sb, |c| c.page_size = 3);
+
+    let listing = wx.list_all_checked().await.unwrap();
+
+    // In WeChat's order: page 2 is the fourth to sixth.
+    let order: Vec<String> = sb
+        .sandbox
+        .applicants()
+        .into_iter()
+        .map(|a| a.appid)
+        .collect();
+    let expected: BTreeSet<String> = order[..3].iter().chain(&order[6..]).cloned().collect();
+    assert_eq!(appids(&listing.applicants), expected);
+    assert_eq!(calls_of(&sb, "dev_apply_list"), 4);
+    assert!(
+        !listing.complete,
+        "page 2's applicants were never read, yet the listing says it is complete"
+    );
+    assert!(!wx.paging_broken(), "one repeated page is no broken paging");
+
+    let whole = wx.list_all_checked().await.unwrap();
+
+    assert_eq!(appids(&whole.applicants), sandbox_appids(&sb));
+    assert!(whole.complete);
+}
+
+#[tokio::test]
 async fn one_applicant_arriving_while_paging_one_by_one_is_not_taken_for_broken_paging() {
     // Pages of one item: an arrival before page 2 makes page 2 repeat page 1's item.
     let sb = sandbox(3).await;

@@ -136,8 +136,9 @@ struct DevPluginRequest<'a> {
 pub struct Listing {
     /// The applicants, de-duplicated by appid.
     pub applicants: Vec<Applicant>,
-    /// `false` when WeChat ignored `page`: only the first page's applicants are here, so an
-    /// applicant missing from them proves nothing.
+    /// `false` when a full page brought nobody new (WeChat ignoring `page`, for the whole
+    /// listing or for a moment of it, or applicants arriving while it paged): what WeChat holds
+    /// at that page's position was not read, so an applicant missing here proves nothing.
     pub complete: bool,
 }
 
@@ -288,6 +289,10 @@ impl WeChatClient {
         let mut short_seen: Option<u32> = None;
         // Full pages in a row that brought nobody new.
         let mut stale_pages = 0;
+        // Whether any full page brought nobody new: what WeChat holds at that page's position
+        // was not read (applicants arriving while paging, or `page` ignored for a moment), so
+        // this listing proves nobody's absence, however it ends.
+        let mut skipped = false;
         for _ in 0..self.max_pages {
             let Ok(page) = u32::try_from(offset / u64::from(size) + 1) else {
                 break;
@@ -305,7 +310,7 @@ impl WeChatClient {
                 self.note_paging(false);
                 return Ok(Listing {
                     applicants: all,
-                    complete: true,
+                    complete: !skipped,
                 });
             }
             let sent = u32::try_from(sent).unwrap_or(u32::MAX);
@@ -320,6 +325,7 @@ impl WeChatClient {
                 // One such page can be items shifting under us (applicants arriving while
                 // paging); two in a row is a WeChat answering the same page whatever `page` says.
                 if decoded > 0 && fresh == 0 {
+                    skipped = true;
                     stale_pages += 1;
                     if stale_pages >= 2 {
                         self.note_paging(true);

@@ -167,6 +167,7 @@ fn fault_rule(body: FaultBody) -> Result<FaultRule, String> {
         "empty_list" => Fault::EmptyList,
         "empty_list_array" => Fault::EmptyListArray,
         "truncate" => Fault::Truncate(body.n.ok_or("kind truncate needs \"n\"")?),
+        "first_page" => Fault::FirstPage,
         "applied_then_errcode" => Fault::AppliedThenErrcode(
             body.errcode
                 .ok_or("kind applied_then_errcode needs \"errcode\"")?,

@@ -9,7 +9,8 @@
 //! - faults ([`Fault`], `POST /__sandbox/faults` with `{"target", "kind", "times", "skip", ...}`):
 //!   `errcode`, `http`, `non_json`, `delay` and `new_applicant_first` for any call;
 //!   `empty_list` (errcode 0, no `apply_list`), `empty_list_array` (`"apply_list": []`) and
-//!   `truncate` (`"n"`: only the page's first n items) for `dev_apply_list`;
+//!   `truncate` (`"n"`: only the page's first n items) and `first_page` (this call answered as
+//!   page 1: paging ignored for a moment, met mid-listing) for `dev_apply_list`;
 //!   `applied_then_errcode` (`"errcode"`: the write takes effect, the answer carries the code) for
 //!   writes; the hostile and broken answers of issue 22: `expires_in` (`"value"`: any JSON, a real
 //!   token with that lifetime) for the token endpoints, `redirect` (`"status"` 3xx, `"location"`),
@@ -187,6 +188,10 @@ pub enum Fault {
     EmptyListArray,
     /// `dev_apply_list` only: the page is served, but with only its first n items.
     Truncate(usize),
+    /// `dev_apply_list` only: answered as page 1 whatever `page` says, for this call alone — a
+    /// WeChat that ignores `page` for a while, met mid-listing: page 1 comes twice and what
+    /// the asked page holds never comes.
+    FirstPage,
     /// Writes only: the write is handled as usual (applied when it can be), then the answer
     /// carries this errcode instead (-1: a busy answer to a write that took effect).
     AppliedThenErrcode(i64),
@@ -209,9 +214,11 @@ impl Fault {
     /// Whether this fault can act on a call to `action` (`None`: a token endpoint).
     pub fn applies_to(&self, action: Option<&str>) -> bool {
         match self {
-            Self::EmptyList | Self::EmptyListArray | Self::Truncate(_) | Self::ApplyList(_) => {
-                action == Some("dev_apply_list")
-            }
+            Self::EmptyList
+            | Self::EmptyListArray
+            | Self::Truncate(_)
+            | Self::FirstPage
+            | Self::ApplyList(_) => action == Some("dev_apply_list"),
             Self::ExpiresIn(_) => action.is_none(),
             Self::AppliedThenErrcode(_) => {
                 matches!(action, Some("dev_agree" | "dev_refuse" | "dev_delete"))
@@ -776,6 +783,7 @@ fn fault_answer(fault: &Fault) -> Option<Injected> {
         Fault::Delay(_)
         | Fault::NewApplicantFirst
         | Fault::Truncate(_)
+        | Fault::FirstPage
         | Fault::AppliedThenErrcode(_)
         | Fault::ExpiresIn(_) => None,
     }
@@ -798,7 +806,10 @@ fn before(state: &mut World, call: &Call<'_>) -> (Option<Injected>, Option<Durat
             (None, None, None)
         }
         Some(
-            rewrite @ (Fault::Truncate(_) | Fault::AppliedThenErrcode(_) | Fault::ExpiresIn(_)),
+            rewrite @ (Fault::Truncate(_)
+            | Fault::FirstPage
+            | Fault::AppliedThenErrcode(_)
+            | Fault::ExpiresIn(_)),
         ) => (None, None, Some(rewrite)),
         Some(other) => (fault_answer(&other), None, None),
         None => (None, None, None),
@@ -968,10 +979,19 @@ async fn devplugin(
         let (answer, errcode) = match faulted {
             Some(injected) => injected,
             None => {
+                // A page answered as the first is asked as the first.
+                let asked = match (&rewritten, parsed.as_ref()) {
+                    (Some(Fault::FirstPage), Some(body)) => {
+                        let mut body = body.clone();
+                        body["page"] = json!(1);
+                        Some(body)
+                    }
+                    _ => parsed.clone(),
+                };
                 let (value, code) = handle(
                     &mut state,
                     q.get("access_token").map(String::as_str),
-                    parsed.as_ref(),
+                    asked.as_ref(),
                 );
                 let (value, code) = rewrite(rewritten, value, code);
                 listed = unlisted_appids(&state, &value);
