@@ -246,6 +246,100 @@ async fn a_leader_killed_mid_decision_leaves_one_write_that_the_next_leader_show
 }
 
 #[tokio::test]
+async fn a_leader_paused_between_its_claim_and_its_write_never_writes_after_the_next_leader_settled_it()
+ {
+    let Some(app) = team(1, "replicas::paused_mid_decision", LEASE_SECS).await else {
+        return;
+    };
+    let appid = app.appids()[0].clone();
+    let a = app.start_process(1, &[("REPLICA_NAME", "a")]).await;
+    app.wait_cards(1).await;
+    let b = app.start_process(2, &[("REPLICA_NAME", "b")]).await;
+    // The decision's write waits on a new token, which WeChat is slow to give: the card is
+    // claimed and its attempt logged, the write not yet sent, when the leader is paused.
+    let fetches = || {
+        let stats = app.wx.sandbox.stats();
+        stats.stable_token_requests + stats.classic_token_requests
+    };
+    let before = fetches();
+    app.wx.sandbox.revoke_tokens();
+    app.wx
+        .sandbox
+        .inject(wx_fault("token", Fault::Delay(Duration::from_secs(3)), 1));
+    app.press(ALICE, &appid, "✅");
+    let fetching = app.tg.fake.wait_until(WAIT, |_| fetches() > before).await;
+    assert!(fetching, "staging: the decision asks for a token");
+    a.signal("STOP");
+
+    // The next leader settles the abandoned decision from WeChat's list once the claimer's
+    // window to write and the request's timeout have passed: nothing was written.
+    assert!(leads(&app, "b", TAKEOVER_WAIT).await, "{}", b.printed());
+    let pool = app.database().await;
+    let results = || async {
+        sqlx::query_scalar::<_, String>("SELECT result FROM audit WHERE appid = $1 ORDER BY id")
+            .bind(&appid)
+            .fetch_all(&pool)
+            .await
+            .expect("audit")
+    };
+    let deadline = Instant::now() + TAKEOVER_WAIT;
+    while results().await.len() < 2 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let settled = results().await;
+    assert!(
+        settled.len() >= 2,
+        "b settles the decision: {settled:?}\n{}",
+        b.printed()
+    );
+    let offered = app
+        .tg
+        .fake
+        .wait_until(TAKEOVER_WAIT, |_| messages_of(&app, &appid).0 == 1)
+        .await;
+    assert!(
+        offered,
+        "the card offers ✅ again: {:?}",
+        app.card_for(&appid).map(|c| c.plain_text)
+    );
+
+    // Woken with its token, the old leader is past its window: it sends nothing.
+    a.signal("CONT");
+    let stepped_down = app
+        .tg
+        .fake
+        .wait_until(TAKEOVER_WAIT, |_| {
+            a.printed().contains("lease was taken over")
+        })
+        .await;
+    assert!(stepped_down, "a steps down: {}", a.printed());
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let applied = app
+        .wx
+        .sandbox
+        .calls()
+        .iter()
+        .filter(|c| c.action.as_deref() == Some("dev_agree") && c.errcode == Some(0))
+        .count();
+    assert_eq!(
+        (applied, app.status(&appid)),
+        (0, Some(1)),
+        "a wrote after b had logged the decision as not made: {}",
+        a.printed()
+    );
+    assert_eq!(results().await, settled, "nothing more is logged");
+
+    // The decision is made again, once, by the leader.
+    app.press(BOB, &appid, "✅");
+    app.wait_card_text(&appid, "✅ Approved by @bob").await;
+    assert_eq!(app.status(&appid), Some(2));
+    one_live_card_each(&app, 0);
+    pool.close().await;
+    a.terminate();
+    b.terminate();
+}
+
+#[tokio::test]
 async fn a_leader_paused_past_its_lease_is_fenced_when_it_wakes_and_stands_by() {
     let Some(app) = team(1, "replicas::paused_leader", LEASE_SECS).await else {
         return;

@@ -54,7 +54,8 @@ where
         .with_max_times(RECORD_RETRIES as usize);
     write
         .retry(backoff)
-        .when(|e| matches!(e, StoreError::Db(_)))
+        // A fenced write stays fenced: another replica leads and settles this decision.
+        .when(|e| matches!(e, StoreError::Db(_)) && !e.is_fenced())
         .notify(|e, wait| {
             tracing::warn!(error = %e, ?wait, "could not record what WeChat did; trying again");
         })
@@ -66,8 +67,18 @@ where
 #[derive(Debug)]
 pub struct Claim {
     settling: Settling,
+    /// No write (nor resend) leaves after this ([`WRITE_WINDOW`]).
+    until: Option<std::time::Instant>,
     _hold: Hold,
 }
+
+/// How long after its claim a decision may send its write, or resend it after -1, where
+/// replicas share the database. Another replica settles a decision it finds abandoned (its
+/// claimer died, or was paused past its lease) from WeChat's list only once this window and the
+/// request timeout have passed since the claim, so no write of the claimer's can land after
+/// that re-read and contradict what it records. On SQLite one process runs, and a decision left
+/// behind is its own last life's: no window.
+pub const WRITE_WINDOW: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Everything needed to settle a decision's card: which card at which version, what was tried
 /// by whom, and the audit attempt to answer.
@@ -134,6 +145,9 @@ pub async fn begin(
         via,
         reason: reason.as_deref(),
     };
+    // Counted from before the claim is asked for: the window never outlasts what another
+    // replica reading the claim's time allows for.
+    let asked = std::time::Instant::now();
     let claimed = app
         .store
         .claim_for_decision(card.id, action.starting_states(), &attempt)
@@ -169,6 +183,7 @@ pub async fn begin(
             attempt: Some(claimed.attempt),
             interrupted: false,
         },
+        until: app.store.is_postgres().then(|| asked + WRITE_WINDOW),
         _hold: hold,
     }))
 }
@@ -178,17 +193,21 @@ pub const SHOW_DECIDING_AFTER: std::time::Duration = std::time::Duration::from_s
 
 /// Makes the WeChat call for a claimed card, records the result and edits the card.
 pub async fn execute(app: &App, claim: Claim) -> Result<Outcome, StoreError> {
-    let Claim { settling: s, _hold } = claim;
+    let Claim {
+        settling: s,
+        until,
+        _hold,
+    } = claim;
     tracing::info!(appid = %s.appid, action = s.action.as_str(), by = %s.actor.name, "deciding");
     let work = async {
         let result = match s.action {
-            Action::Approve => app.wechat.agree(&s.appid).await,
+            Action::Approve => app.wechat.agree_before(&s.appid, until).await,
             Action::Reject => {
                 app.wechat
-                    .refuse(&s.appid, s.reason.as_deref().unwrap_or_default())
+                    .refuse_before(&s.appid, s.reason.as_deref().unwrap_or_default(), until)
                     .await
             }
-            Action::Delete => app.wechat.delete(&s.appid).await,
+            Action::Delete => app.wechat.delete_before(&s.appid, until).await,
         };
         crate::telemetry::decision(
             s.action.as_str(),
@@ -680,8 +699,10 @@ pub async fn recover_abandoned(app: &App) -> Result<usize, StoreError> {
             continue;
         };
         let attempt = app.store.open_attempt(&card.appid).await?;
-        if let Some(attempt) = attempt {
-            wait_out_the_write(app, attempt).await?;
+        if let Some(attempt) = attempt
+            && !wait_out_the_write(app, attempt).await?
+        {
+            break;
         }
         tracing::info!(appid = %card.appid, action = action.as_str(), "settling a decision that was interrupted");
         let s = Settling {
@@ -715,22 +736,33 @@ pub async fn recover_abandoned(app: &App) -> Result<usize, StoreError> {
 
 /// A write sent just before the decision was interrupted may still reach WeChat after a re-read
 /// (a crash does not recall what is on the wire): re-read only once it would have timed out.
-async fn wait_out_the_write(app: &App, attempt: i64) -> Result<(), StoreError> {
+/// Returns `false` when the bot began to stop meanwhile: the decision is left for the next start.
+async fn wait_out_the_write(app: &App, attempt: i64) -> Result<bool, StoreError> {
     let Some(at) = app.store.attempt_at(attempt).await? else {
-        return Ok(());
+        return Ok(true);
     };
     let timeout = app.settings.wechat.request_timeout.as_secs() as i64;
+    // Another replica's decision may still be sending within its window; the attempt's time is
+    // that replica's clock (replicas' clocks agree within a second, as NTP keeps them).
+    let window = if app.store.is_postgres() {
+        WRITE_WINDOW.as_secs() as i64 + 1
+    } else {
+        0
+    };
     // Whole seconds on both sides: one more for the attempt's own rounding.
-    let landed_by = at + timeout + 1;
+    let landed_by = at + window + timeout + 1;
     let wait = landed_by - now_secs();
     if wait > 0 {
         tracing::info!(
             seconds = wait,
             "waiting out a write that may still be on its way before re-reading"
         );
-        tokio::time::sleep(std::time::Duration::from_secs(wait as u64)).await;
+        tokio::select! {
+            () = tokio::time::sleep(std::time::Duration::from_secs(wait as u64)) => {}
+            () = app.stopping.cancelled() => return Ok(false),
+        }
     }
-    Ok(())
+    Ok(true)
 }
 
 /// Settles a card whose last decision has an unknown outcome from a listing that began after

@@ -84,6 +84,11 @@ pub enum WeChatError {
     /// The request was refused before anything was sent (for example a refuse without a reason).
     #[error("invalid request: {0}")]
     InvalidRequest(String),
+    /// A write's time to be sent passed before it (or its resend after -1) could leave: the
+    /// process was paused or starved, and another replica may already be settling the decision
+    /// from WeChat's list, so a late write would contradict what it records.
+    #[error("too late to send: this replica was held up past the decision's window to write")]
+    TooLate,
     /// `list_all` hit its bound on calls: the server never sent the empty page that ends a listing.
     #[error("WeChat kept sending applicants: stopped after {pages} pages")]
     TooManyPages {

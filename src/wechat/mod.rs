@@ -18,7 +18,7 @@ mod token;
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use backon::{BackoffBuilder, ExponentialBuilder};
 use reqwest::Url;
@@ -111,11 +111,18 @@ impl WeChatConfig {
     }
 }
 
-/// Whether a call may be sent again after an unclear failure.
+/// Whether a call may be sent again after an unclear failure, and, for a write, until when it
+/// may be sent at all.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Kind {
     Read,
-    Write,
+    Write(Option<Instant>),
+}
+
+impl Kind {
+    fn too_late(self) -> bool {
+        matches!(self, Self::Write(Some(until)) if Instant::now() >= until)
+    }
 }
 
 #[derive(Serialize)]
@@ -380,30 +387,62 @@ impl WeChatClient {
 
     /// Approves a pending applicant (`dev_agree`).
     pub async fn agree(&self, appid: &AppId) -> Result<(), WeChatError> {
-        self.write("dev_agree", appid, None).await
+        self.write("dev_agree", appid, None, None).await
     }
 
     /// Refuses a pending applicant (`dev_refuse`) with a reason; an empty reason is refused here.
     pub async fn refuse(&self, appid: &AppId, reason: &str) -> Result<(), WeChatError> {
+        self.refuse_before(appid, reason, None).await
+    }
+
+    /// Deletes a refused or timed-out applicant (`dev_delete`).
+    pub async fn delete(&self, appid: &AppId) -> Result<(), WeChatError> {
+        self.write("dev_delete", appid, None, None).await
+    }
+
+    /// [`Self::agree`], sending (or resending after -1) only before `until`.
+    pub async fn agree_before(
+        &self,
+        appid: &AppId,
+        until: Option<Instant>,
+    ) -> Result<(), WeChatError> {
+        self.write("dev_agree", appid, None, until).await
+    }
+
+    /// [`Self::refuse`], sending (or resending after -1) only before `until`.
+    pub async fn refuse_before(
+        &self,
+        appid: &AppId,
+        reason: &str,
+        until: Option<Instant>,
+    ) -> Result<(), WeChatError> {
         let reason = reason.trim();
         if reason.is_empty() {
             return Err(WeChatError::InvalidRequest(
                 "a refusal needs a reason".to_owned(),
             ));
         }
-        self.write("dev_refuse", appid, Some(reason)).await
+        self.write("dev_refuse", appid, Some(reason), until).await
     }
 
-    /// Deletes a refused or timed-out applicant (`dev_delete`).
-    pub async fn delete(&self, appid: &AppId) -> Result<(), WeChatError> {
-        self.write("dev_delete", appid, None).await
+    /// [`Self::delete`], sending (or resending after -1) only before `until`.
+    pub async fn delete_before(
+        &self,
+        appid: &AppId,
+        until: Option<Instant>,
+    ) -> Result<(), WeChatError> {
+        self.write("dev_delete", appid, None, until).await
     }
 
+    /// A write; with `until`, no send or resend leaves after that moment (the process was paused
+    /// or starved past the time its caller gave it): [`WeChatError::TooLate`], as
+    /// [`WeChatError::NotSent`] when nothing went out before, else as an unknown outcome.
     async fn write(
         &self,
         action: &'static str,
         appid: &AppId,
         reason: Option<&str>,
+        until: Option<Instant>,
     ) -> Result<(), WeChatError> {
         let request = DevPluginRequest {
             action,
@@ -412,7 +451,7 @@ impl WeChatClient {
             num: None,
             reason,
         };
-        match self.call(&request, Kind::Write, read_answer).await {
+        match self.call(&request, Kind::Write(until), read_answer).await {
             Ok(_) => Ok(()),
             Err(failure) => Err(write_error(action, appid, failure)),
         }
@@ -433,6 +472,15 @@ impl WeChatClient {
         loop {
             let (error, sent) = match self.tokens.token().await {
                 Err(e) => (e, false),
+                // Checked after the token, the last wait before the send: nothing between this
+                // check and the request leaving awaits anything but the connection.
+                Ok(_) if kind.too_late() => {
+                    return Err(Failure {
+                        error: WeChatError::TooLate,
+                        maybe_applied,
+                        busy_before: busy_seen,
+                    });
+                }
                 Ok(token) => match self.send_once(request, &token, decode).await {
                     Ok(value) => return Ok(value),
                     Err(e) if e.is_token_error() && !token_retried => {
@@ -462,8 +510,8 @@ impl WeChatClient {
             // anyway shows in the resend's answer); a failure before sending (token fetch,
             // connect) is safe to retry for both kinds.
             let retry = match (kind, sent) {
-                (Kind::Read, _) | (Kind::Write, false) => error.is_retryable_read(),
-                (Kind::Write, true) => error.errcode() == Some(SYSTEM_BUSY),
+                (Kind::Read, _) | (Kind::Write(_), false) => error.is_retryable_read(),
+                (Kind::Write(_), true) => error.errcode() == Some(SYSTEM_BUSY),
             };
             if retry && let Some(delay) = delays.next() {
                 tracing::warn!(action = request.action, error = %error, ?delay, "WeChat call failed; retrying");
@@ -528,6 +576,7 @@ fn write_error(action: &'static str, appid: &AppId, failure: Failure) -> WeChatE
             | WeChatError::Http { .. }
             | WeChatError::Redirect { .. }
             | WeChatError::Decode { .. }
+            | WeChatError::TooLate
     );
     // After a -1, "not pending" / "not in the list" most likely means the busy write was applied.
     let stale_after_busy = busy_before
