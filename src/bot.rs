@@ -78,14 +78,18 @@ pub async fn serve(app: Arc<App>, shutdown: CancellationToken) -> anyhow::Result
     // The first step of the lease comes before any update is taken: a replica that leads has
     // settled what its last stop interrupted before a press can meet a stale card.
     let first = match app.leadership.step(&app.store, true).await {
-        Step::Took(epoch) => {
-            if let Err(e) = begin_term(&app, epoch).await {
+        Step::Took(epoch) => match begin_term_renewing(&app, epoch).await {
+            Ok(true) => Some(epoch),
+            Ok(false) => {
+                app.store.follow().await;
+                None
+            }
+            Err(e) => {
                 app.leadership.release(&app.store).await;
                 app.store.close().await;
                 return Err(e);
             }
-            Some(epoch)
-        }
+        },
         _ => None,
     };
     let leading = tokio::spawn(lead(Arc::clone(&app), me.clone(), first, shutdown.clone()));
@@ -144,6 +148,25 @@ async fn begin_term(app: &App, epoch: i64) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// [`begin_term`], renewing the lease meanwhile: settling a decision the last leader left waits
+/// out its write (its window and WeChat's timeout, seconds), which may outlast a short lease.
+/// `Ok(false)` when the lease was lost meanwhile (another replica leads; this one stands by).
+async fn begin_term_renewing(app: &App, epoch: i64) -> anyhow::Result<bool> {
+    let begin = begin_term(app, epoch);
+    tokio::pin!(begin);
+    loop {
+        tokio::select! {
+            begun = &mut begin => return begun.map(|()| true),
+            () = tokio::time::sleep(app.leadership.every()) => {
+                if !matches!(app.leadership.step(&app.store, false).await, Step::Kept) {
+                    tracing::warn!(epoch, "the lease ended while this replica took up the leader's duties; standing by");
+                    return Ok(false);
+                }
+            }
+        }
+    }
 }
 
 /// A term's duties once begun, until `term` ends: the poller (with reminders) and, in
@@ -207,15 +230,15 @@ async fn lead(
             }
         }
         match app.leadership.step(&app.store, false).await {
-            Step::Took(epoch) => {
-                if let Err(e) = begin_term(&app, epoch).await {
+            Step::Took(epoch) => match begin_term_renewing(&app, epoch).await {
+                Ok(true) => term = Some(start(&app)),
+                Ok(false) => app.store.follow().await,
+                Err(e) => {
                     tracing::error!(error = %crate::report::one_line_anyhow(&e), "could not take up the leader's duties; handing the lease on");
                     app.store.follow().await;
                     app.leadership.release(&app.store).await;
-                    continue;
                 }
-                term = Some(start(&app));
-            }
+            },
             Step::Lost => {
                 if let Some((token, duties)) = term.take() {
                     token.cancel();
