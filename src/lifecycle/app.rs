@@ -179,6 +179,10 @@ pub struct App {
     /// Cards held by decisions in flight.
     pub holds: Arc<Holds>,
     card_locks: Arc<CardLocks>,
+    /// One new card's message in flight at a time, from its send until its id is recorded: a
+    /// command's card and the poller's are never on the wire together, so a kill leaves at most
+    /// one message the store does not know (the documented duplicate window).
+    card_sends: Mutex<()>,
     /// Fired when the bot is asked to stop: every wait for Telegram's budgets (a paced burst, a
     /// 429 pause, a backoff) ends at once, so a stop never waits on pacing. A call already on the
     /// wire finishes and is recorded.
@@ -250,6 +254,7 @@ impl App {
             poll_lock: Mutex::new(()),
             holds: Arc::default(),
             card_locks: Arc::default(),
+            card_sends: Mutex::new(()),
             stopping: CancellationToken::new(),
             started_at: now_secs(),
             telegram_conflicts: TelegramConflicts::default(),
@@ -408,6 +413,7 @@ impl App {
             ..card
         };
         let text = self.view(&stored, &card).text();
+        let one_send = self.card_sends.lock().await;
         // A card is the leader's to send: a replica whose lease may have ended (it was paused,
         // or could not renew) leaves the row to the next leader, who sends it.
         if !self.leadership.leads() {
@@ -428,6 +434,7 @@ impl App {
                 // Paused past the lease between the check and the send: the new leader sends
                 // this card itself, so this message would be a second one.
                 tracing::warn!(appid = %appid, card = card.id, "another replica took the lease while this card was sent; taking the message back");
+                drop(one_send);
                 drop(guard);
                 let _ = self
                     .paced(self.chat, Lane::Decision, || {
@@ -438,6 +445,7 @@ impl App {
             }
             Err(e) => return Err(e.into()),
         };
+        drop(one_send);
         if !recorded {
             // Cannot happen while the lock is held; if it ever does, the message stands for
             // nothing and must not offer buttons.
@@ -530,6 +538,13 @@ impl App {
         self.show_card(card_id, Lane::Decision).await
     }
 
+    /// Whether this process may change what a card shows: always on SQLite (one process) and in
+    /// webhook mode (every replica serves presses, and edits what it decided); in long-polling
+    /// mode on PostgreSQL only while it leads.
+    fn may_show(&self) -> bool {
+        !self.store.is_postgres() || self.settings.webhook.is_some() || self.leadership.leads()
+    }
+
     /// [`App::refresh_card`] with the edit waiting in `lane`: a new card's buttons go in the card
     /// lane, so the slot kept for decisions stays free for a press made meanwhile.
     async fn show_card(&self, card_id: i64, lane: Lane) -> Result<(), CardError> {
@@ -596,6 +611,13 @@ impl App {
             let Some((message_id, text, keyboard)) = render(&card, &stored) else {
                 return Ok(None);
             };
+            // Rendered from the row as it is now, but this replica may have been paused since
+            // it read it: a leader whose lease ended leaves the card to the next leader, whose
+            // edit this one would otherwise overwrite with an older state. Unrecorded, the edit
+            // is redone by whoever leads (the sweep after a poll).
+            if !self.may_show() {
+                return Ok(None);
+            }
             let result = self
                 .bot
                 .edit_message_text(chat, MessageId(message_id), text)
