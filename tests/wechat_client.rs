@@ -368,6 +368,49 @@ async fn a_listing_that_met_page_one_twice_proves_no_absence_even_when_later_pag
 }
 
 #[tokio::test]
+async fn after_page_was_ignored_a_full_first_page_then_an_empty_one_proves_no_absence() {
+    // WeChat ignored `page`; then a listing meets a full page 1 and an empty page 2 (an empty
+    // answer, or paging working again with exactly one page of applicants): it cannot tell
+    // which (simulation seeds 55521 and 55531 closed live cards as gone on two such listings).
+    let sb = sandbox(6).await;
+    sb.sandbox.set_paging(Paging {
+        max_num: None,
+        ignore_page: true,
+    });
+    let wx = client_with(&sb, |c| c.page_size = 3);
+    assert!(!wx.list_all_checked().await.unwrap().complete);
+    assert!(wx.paging_broken());
+    sb.sandbox.set_paging(Paging::default());
+    sb.sandbox.inject(FaultRule {
+        skip: 1,
+        ..wx_fault("dev_apply_list", Fault::EmptyList, 1)
+    });
+
+    let glitched = wx.list_all_checked().await.unwrap();
+
+    assert_eq!(glitched.applicants.len(), 3);
+    assert!(
+        !glitched.complete,
+        "page 2 answered empty right after paging was broken: no proof of absence"
+    );
+
+    // Paging that brings newcomers past page 1 shows it works: complete again, and so is the
+    // next listing ending the same way.
+    let whole = wx.list_all_checked().await.unwrap();
+    assert_eq!(appids(&whole.applicants), sandbox_appids(&sb));
+    assert!(whole.complete);
+    assert!(!wx.paging_broken());
+    sb.sandbox.inject(FaultRule {
+        skip: 1,
+        ..wx_fault("dev_apply_list", Fault::EmptyList, 1)
+    });
+    assert!(
+        wx.list_all_checked().await.unwrap().complete,
+        "with paging working, one empty page is a glitch the absence proof's two listings absorb"
+    );
+}
+
+#[tokio::test]
 async fn one_applicant_arriving_while_paging_one_by_one_is_not_taken_for_broken_paging() {
     // Pages of one item: an arrival before page 2 makes page 2 repeat page 1's item.
     let sb = sandbox(3).await;

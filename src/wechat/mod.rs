@@ -300,6 +300,13 @@ impl WeChatClient {
         // was not read (applicants arriving while paging, or `page` ignored for a moment), so
         // this listing proves nobody's absence, however it ends.
         let mut skipped = false;
+        // After a listing that found `page` ignored, a full first page followed by an empty one
+        // cannot tell "paging works again, and there are exactly that many" from an empty
+        // answer (a glitch) to a page that would have repeated the first: only a later page
+        // bringing newcomers shows paging works. Until then no absence is proven.
+        let was_broken = self.paging_broken();
+        let mut first_full = false;
+        let mut later_fresh = false;
         for _ in 0..self.max_pages {
             let Ok(page) = u32::try_from(offset / u64::from(size) + 1) else {
                 break;
@@ -315,12 +322,18 @@ impl WeChatClient {
             }
             if sent == 0 {
                 self.note_paging(false);
+                let unproven = was_broken && first_full && !later_fresh;
                 return Ok(Listing {
                     applicants: all,
-                    complete: !skipped,
+                    complete: !skipped && !unproven,
                 });
             }
             let sent = u32::try_from(sent).unwrap_or(u32::MAX);
+            if offset == 0 {
+                first_full = sent >= size;
+            } else if fresh > 0 {
+                later_fresh = true;
+            }
             if sent >= size {
                 // A full page of newcomers after a short one: that short page was a cap.
                 if let Some(cap) = short_seen.take()
