@@ -49,6 +49,18 @@ async fn lease(app: &TestApp) -> (Option<String>, i64) {
     row
 }
 
+/// Waits until `process`, woken, says its lease was taken over; fails the test if it never does.
+async fn steps_down(app: &TestApp, process: &BotProcess) {
+    let stepped_down = app
+        .tg
+        .fake
+        .wait_until(TAKEOVER_WAIT, |_| {
+            process.printed().contains("lease was taken over")
+        })
+        .await;
+    assert!(stepped_down, "it steps down: {}", process.printed());
+}
+
 /// Waits until `replica` holds the lease; false if it never does within `wait`.
 async fn leads(app: &TestApp, replica: &str, wait: Duration) -> bool {
     let deadline = Instant::now() + wait;
@@ -305,14 +317,7 @@ async fn a_leader_paused_between_its_claim_and_its_write_never_writes_after_the_
 
     // Woken with its token, the old leader is past its window: it sends nothing.
     a.signal("CONT");
-    let stepped_down = app
-        .tg
-        .fake
-        .wait_until(TAKEOVER_WAIT, |_| {
-            a.printed().contains("lease was taken over")
-        })
-        .await;
-    assert!(stepped_down, "a steps down: {}", a.printed());
+    steps_down(&app, &a).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let applied = app
         .wx
@@ -377,14 +382,7 @@ async fn a_leader_paused_past_its_lease_is_fenced_when_it_wakes_and_stands_by() 
 
     // Woken, the old leader finds its lease taken and stops leading; its writes are refused.
     a.signal("CONT");
-    let stepped_down = app
-        .tg
-        .fake
-        .wait_until(TAKEOVER_WAIT, |_| {
-            a.printed().contains("lease was taken over")
-        })
-        .await;
-    assert!(stepped_down, "a steps down: {}", a.printed());
+    steps_down(&app, &a).await;
     let second = newcomer(&app, 2);
     app.command(BOB, "/refresh").await;
     assert!(every_pending_applicant_carded(&app, TAKEOVER_WAIT).await);

@@ -400,7 +400,7 @@ impl WeChatClient {
 
     /// Approves a pending applicant (`dev_agree`).
     pub async fn agree(&self, appid: &AppId) -> Result<(), WeChatError> {
-        self.write("dev_agree", appid, None, None).await
+        self.agree_before(appid, None).await
     }
 
     /// Refuses a pending applicant (`dev_refuse`) with a reason; an empty reason is refused here.
@@ -410,7 +410,7 @@ impl WeChatClient {
 
     /// Deletes a refused or timed-out applicant (`dev_delete`).
     pub async fn delete(&self, appid: &AppId) -> Result<(), WeChatError> {
-        self.write("dev_delete", appid, None, None).await
+        self.delete_before(appid, None).await
     }
 
     /// [`Self::agree`], sending (or resending after -1) only before `until`.
