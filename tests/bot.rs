@@ -363,7 +363,7 @@ async fn two_presses_at_once_make_one_wechat_call() {
             .0
             .as_deref()
             .unwrap_or_default()
-            .contains("is already deciding"),
+            .contains("has been deciding this since"),
         "{answers:?}"
     );
 }

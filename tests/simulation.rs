@@ -3084,7 +3084,14 @@ impl World {
                 .console
                 .iter()
                 .any(|(a, at, _)| *a == appid && *at <= answered);
-            if !touched && reply.plain_text.starts_with(t.alert_not_applicable) {
+            // The command's refusal ("{appid} is {status} now: … cannot be done"), up to the status.
+            let refused = t
+                .cmd_not_applicable
+                .split("{status}")
+                .next()
+                .unwrap_or_default()
+                .replace("{appid}", &appid);
+            if !touched && reply.plain_text.starts_with(&refused) {
                 self.violation(
                     "delete-without-card-refused",
                     Some(&appid),

@@ -401,3 +401,84 @@ async fn the_outage_alert_gives_its_hint_in_the_chat_language() {
     assert!(!alert.contains("add this server"), "{alert}");
     app.stop().await;
 }
+
+/// Waits for the answer to `press` and returns its text, which must be an alert.
+async fn alert_of(app: &TestApp, press: &str) -> String {
+    let (text, alert) = app.answer(press).await;
+    assert!(alert, "a refused press is answered with an alert: {text:?}");
+    text.unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_refused_press_says_who_holds_the_card_since_when_or_what_already_happened() {
+    let app = TestApp::spawn(1).await;
+    let appid = app.appids()[0].clone();
+    let card = app.card(&appid);
+    let approve = card.buttons[0][0].callback_data.clone().expect("✅ data");
+    let message = card.message_id;
+
+    app.press(BOB, &appid, "❌");
+    let choosing = app.wait_card_text(&appid, "choosing a reason").await;
+    let cancel = choosing
+        .buttons
+        .iter()
+        .flatten()
+        .find(|b| b.text.starts_with('↩'))
+        .and_then(|b| b.callback_data.clone())
+        .expect("↩ Cancel while choosing");
+    app.press(BOB, &appid, "↩");
+    app.wait_card_text(&appid, "⏳ Pending").await;
+    let cancelled = alert_of(&app, &app.tg.fake.press_raw(TEAM, message, ALICE, &cancel)).await;
+    assert_eq!(
+        cancelled,
+        "Nobody is rejecting this application now: there is nothing to cancel."
+    );
+
+    app.press(BOB, &appid, "❌");
+    app.wait_card_text(&appid, "choosing a reason").await;
+    // ✅ from a chat that still shows the first buttons.
+    let held = alert_of(&app, &app.tg.fake.press_raw(TEAM, message, ALICE, &approve)).await;
+    assert!(
+        held.starts_with("@bob has been choosing a reason to reject it since ")
+            && held.contains("UTC"),
+        "{held}"
+    );
+
+    app.press(BOB, &appid, "✍️");
+    let prompted = app
+        .tg
+        .fake
+        .wait_until(WAIT, |f| f.bot_messages(TEAM).iter().any(|m| m.force_reply))
+        .await;
+    assert!(prompted, "no ForceReply prompt");
+    let writing = alert_of(&app, &app.tg.fake.press_raw(TEAM, message, ALICE, &approve)).await;
+    assert!(
+        writing.starts_with("@bob has been writing a reason to reject it since "),
+        "{writing}"
+    );
+
+    let prompt = app
+        .tg
+        .fake
+        .bot_messages(TEAM)
+        .into_iter()
+        .find(|m| m.force_reply)
+        .expect("prompt");
+    app.tg
+        .fake
+        .user_replies(TEAM, BOB, prompt.message_id, "Sells <lottery> & tickets");
+    app.wait_card_text(&appid, "❌ Rejected by @bob").await;
+    let settled = alert_of(&app, &app.tg.fake.press_raw(TEAM, message, ALICE, &approve)).await;
+    assert!(
+        settled.starts_with("Nothing was done: ❌ Rejected by @bob: Sells <lottery> & tickets · ")
+            && settled.contains("UTC"),
+        "what happened, by whom and when, in plain text: {settled}"
+    );
+    let late = alert_of(&app, &app.tg.fake.press_raw(TEAM, message, ALICE, &cancel)).await;
+    assert!(
+        late.starts_with("Nothing was done: ❌ Rejected by @bob"),
+        "{late}"
+    );
+    assert_eq!(app.wechat_calls("dev_agree"), 0);
+    assert_eq!(app.wechat_calls("dev_refuse"), 1);
+}

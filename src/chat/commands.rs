@@ -296,7 +296,9 @@ async fn decide(
     };
     let outcome = decision::decide(app, &card, actor, action, reason, Via::Command).await?;
     let line = match outcome {
-        Outcome::Busy(name) => fill(t.alert_busy, &[("name", &escape(&name))]),
+        Outcome::Busy(_) => {
+            escape(&crate::chat::presses::refusal(app, card.id, Some(action)).await?)
+        }
         Outcome::Unsettled => escape(t.alert_unsettled),
         Outcome::NotApplicable => {
             // What the card knows of how it got there (who decided, when), if it knows.

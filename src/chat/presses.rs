@@ -150,7 +150,7 @@ pub(crate) async fn on_press(app: Arc<App>, q: CallbackQuery) -> HandlerResult {
                 return Ok(());
             };
             if card.state != CardState::ChoosingReason {
-                return busy_or_stale(&app, &q, &card).await;
+                return refuse(&app, &q, &card, Some(Action::Reject)).await;
             }
             decide_answering(&app, &q, &card, &actor, Action::Reject, Some(reason)).await
         }
@@ -162,10 +162,7 @@ pub(crate) async fn on_press(app: Arc<App>, q: CallbackQuery) -> HandlerResult {
                     courtesy(toast(&app, &q, t.toast_refreshed).await);
                     return refresh_one(&app, &card).await;
                 }
-                _ => {
-                    courtesy(alert(&app, &q, t.alert_not_applicable.to_owned()).await);
-                    return Ok(());
-                }
+                _ => return refuse(&app, &q, &card, card.action).await,
             };
             decide_answering(&app, &q, &card, &actor, action, card.reason.clone()).await
         }
@@ -186,7 +183,7 @@ pub(crate) async fn on_press(app: Arc<App>, q: CallbackQuery) -> HandlerResult {
         Press::Cancel(_) => {
             let from = [CardState::ChoosingReason, CardState::AwaitingReason];
             if !app.store.cancel_reason(card.id, &from).await? {
-                return busy_or_stale(&app, &q, &card).await;
+                return refuse(&app, &q, &card, None).await;
             }
             courtesy(toast(&app, &q, t.toast_cancelled).await);
             if let Some(prompt) = card.prompt_message_id {
@@ -227,7 +224,7 @@ async fn reason_step(
     to: CardState,
 ) -> anyhow::Result<bool> {
     if !claim(app, card, from, to, actor).await? {
-        busy_or_stale(app, q, card).await?;
+        refuse(app, q, card, Some(Action::Reject)).await?;
         return Ok(false);
     }
     courtesy(toast(app, q, app.texts().toast_working).await);
@@ -249,24 +246,32 @@ async fn claim(
         .is_some())
 }
 
-async fn busy_or_stale(app: &App, q: &CallbackQuery, card: &Card) -> HandlerResult {
-    let t = app.texts();
-    let now = app.store.card(card.id).await?;
-    let text = match now {
-        Some(c)
-            if matches!(
-                c.state,
-                CardState::Deciding | CardState::AwaitingReason | CardState::ChoosingReason
-            ) =>
-        {
-            let name = c.actor.map(|a| a.name).unwrap_or_default();
-            fill(t.alert_busy, &[("name", &name)])
-        }
-        Some(c) if matches!(c.note, Some(Note::Unknown { .. })) => t.alert_unsettled.to_owned(),
-        _ => t.alert_not_applicable.to_owned(),
-    };
-    courtesy(alert(app, q, text).await);
+/// Answers a press that did nothing with why, from the card as it is now: who holds it and
+/// since when, or what already happened ([`crate::telegram::view::CardView::refusal`]).
+/// `action` is what the press asked for (`None`: ↩ Cancel).
+async fn refuse(
+    app: &App,
+    q: &CallbackQuery,
+    card: &Card,
+    action: Option<Action>,
+) -> HandlerResult {
+    courtesy(alert(app, q, refusal(app, card.id, action).await?).await);
     Ok(())
+}
+
+/// Why `action` on card `card_id` does nothing now, in the chat's language (plain text).
+pub(crate) async fn refusal(
+    app: &App,
+    card_id: i64,
+    action: Option<Action>,
+) -> anyhow::Result<String> {
+    let Some(card) = app.store.card(card_id).await? else {
+        return Ok(app.texts().alert_invalid.to_owned());
+    };
+    let Some(stored) = app.store.applicant(&card.appid).await? else {
+        return Ok(app.texts().alert_invalid.to_owned());
+    };
+    Ok(app.view(&stored, &card).refusal(action))
 }
 
 /// Answers the press at once, then makes the decision. The answer's fate does not decide
@@ -292,17 +297,14 @@ async fn decide_answering(
             decided?;
             Ok(())
         }
-        Begin::Busy(name) => {
-            courtesy(alert(app, q, fill(t.alert_busy, &[("name", &name)])).await);
-            Ok(())
-        }
+        Begin::Busy(_) => refuse(app, q, card, Some(action)).await,
         Begin::Unsettled => {
             courtesy(alert(app, q, t.alert_unsettled.to_owned()).await);
             app.refresh_card(card.id).await?;
             Ok(())
         }
         Begin::NotApplicable => {
-            courtesy(alert(app, q, t.alert_not_applicable.to_owned()).await);
+            refuse(app, q, card, Some(action)).await?;
             app.refresh_card(card.id).await?;
             Ok(())
         }

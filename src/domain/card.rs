@@ -149,4 +149,6 @@ pub struct Card {
     pub moved: Option<Moved>,
     /// Bumped by every change; the message shows the version last edited in.
     pub version: i64,
+    /// When the row last changed (unix seconds): for a held card, when its holder took it.
+    pub changed_at: i64,
 }

@@ -44,6 +44,7 @@ row! {
         previous_message_id: Option<i32>,
         version: i64,
         moved: Option<String>,
+        updated_at: i64,
     }
 }
 
@@ -93,6 +94,7 @@ impl TryFrom<CardRow> for Card {
             previous_message_id: row.previous_message_id,
             moved,
             version: row.version,
+            changed_at: row.updated_at,
         })
     }
 }

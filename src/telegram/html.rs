@@ -18,6 +18,15 @@ pub fn escape(text: &str) -> String {
     out
 }
 
+/// Undoes [`escape`]: the plain text of HTML that holds no tags, such as a card's outcome line,
+/// for places Telegram shows without parsing (an answer to a press).
+pub fn unescape(html: &str) -> String {
+    html.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&amp;", "&")
+}
+
 /// Makes WeChat- or user-supplied text safe to show: control characters dropped (newlines kept
 /// when `multiline`), characters that show nothing or lie about the text dropped (bidi controls,
 /// zero-width and invisible ones, fillers, stray tag characters) while the joiners and tags inside
@@ -220,6 +229,9 @@ mod tests {
             escape(r#"<b>"x" & y</b>"#),
             "&lt;b&gt;&quot;x&quot; &amp; y&lt;/b&gt;"
         );
+        for text in [r#"<b>"x" & y</b>"#, "&amp;lt; 中 &", ""] {
+            assert_eq!(unescape(&escape(text)), text);
+        }
         assert_eq!(clean("a\u{0}b\u{202e}c\r\nd", 100, true), "a bc\nd");
         assert_eq!(clean("a\nb", 100, false), "a b");
         assert_eq!(clean("a\u{200d}b\u{e0041}\u{2028}c", 100, false), "ab c");

@@ -240,6 +240,71 @@ impl CardView<'_> {
         }
     }
 
+    /// Why `action` pressed on this card does nothing, in words the presser can act on (plain
+    /// text, for an answer to a press): who holds the card and since when, what already happened
+    /// and when, where the team chat moved, or the applicant's status. `None` for ↩ Cancel.
+    pub fn refusal(&self, action: Option<Action>) -> String {
+        let t = self.lang.texts();
+        let card = self.card;
+        let since = format_time(card.changed_at, self.tz);
+        let holder = card
+            .actor
+            .as_ref()
+            .map(|a| clean(&a.name, crate::telegram::html::NAME_MAX_CHARS, false))
+            .unwrap_or_default();
+        let held = |template: &str| {
+            fill(
+                template,
+                &[
+                    ("name", &holder),
+                    ("time", &since),
+                    (
+                        "action",
+                        card.action.map(|a| action_name(a, t)).unwrap_or_default(),
+                    ),
+                ],
+            )
+        };
+        match card.state {
+            CardState::Deciding => return held(t.alert_held_deciding),
+            CardState::ChoosingReason => return held(t.alert_held_choosing),
+            CardState::AwaitingReason => return held(t.alert_held_awaiting),
+            _ => {}
+        }
+        if let Some(moved) = &card.moved {
+            let chat = moved.title.clone().unwrap_or_else(|| moved.to.to_string());
+            return fill(t.alert_moved, &[("chat", &clean(&chat, 128, false))]);
+        }
+        match &card.note {
+            Some(Note::Unknown { .. }) => t.alert_unsettled.to_owned(),
+            Some(note) if !matches!(note, Note::Failed { .. }) => fill(
+                t.alert_settled,
+                &[(
+                    "line",
+                    &crate::telegram::html::unescape(&self.note_line(note)),
+                )],
+            ),
+            _ => match action {
+                None => t.alert_nothing_to_cancel.to_owned(),
+                Some(action) => fill(
+                    t.cmd_not_applicable,
+                    &[
+                        ("appid", self.applicant.appid.as_str()),
+                        (
+                            "status",
+                            &if self.gone {
+                                t.status_deleted.to_owned()
+                            } else {
+                                status_name(self.applicant.status, t)
+                            },
+                        ),
+                        ("action", action_name(action, t)),
+                    ],
+                ),
+            },
+        }
+    }
+
     /// While a decision is under way the card says who is making it, whatever its note says.
     fn in_progress_line(&self) -> Option<String> {
         let t = self.lang.texts();
@@ -546,6 +611,7 @@ mod tests {
             moved: None,
             message_gone: false,
             version: 0,
+            changed_at: 0,
         }
     }
 
