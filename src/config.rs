@@ -71,6 +71,7 @@ Environment variables (also read from .env in the working directory; the environ
   TELEGRAM_THROTTLE  telegram (default) or off, for a fake Bot API only
   TELEGRAM_TIMEOUT_SECS  whole-request timeout for Telegram calls (default 30)
   APPROVER_IDS  comma-separated Telegram user ids who may decide (default: the chat's admins)
+  DELETE_IDS  comma-separated Telegram user ids who may delete (default: the approvers)
   WECHAT_API_BASE  WeChat's API root (default https://api.weixin.qq.com)
   WECHAT_TOKEN_MODE  stable (default), classic or file
   WECHAT_ACCESS_TOKEN_FILE  with file: where the central token service writes the token
@@ -120,6 +121,8 @@ pub struct Settings {
     pub team_chat_id: ChatId,
     /// `APPROVER_IDS`; `None` means the team chat's administrators.
     pub approvers: Option<Vec<UserId>>,
+    /// `DELETE_IDS`: who may delete an application; `None` means the approvers.
+    pub delete_ids: Option<Vec<UserId>>,
     /// `POLL_INTERVAL_SECS`.
     pub poll_interval: Duration,
     /// `POLL_ALERT_AFTER`: failed polls in a row before the chat is told.
@@ -180,6 +183,7 @@ impl std::fmt::Debug for Settings {
             .field("wechat_token_mode", &self.wechat.token_mode.name())
             .field("team_chat_id", &self.team_chat_id.0)
             .field("approvers", &self.approvers)
+            .field("delete_ids", &self.delete_ids)
             .field("poll_interval", &self.poll_interval)
             .field(
                 "database_url",
@@ -261,7 +265,8 @@ impl Settings {
         );
         let wechat = wechat(var, &p);
         let team_chat_id = p.check(team_chat_id(var));
-        let approvers = p.check(approvers(var));
+        let approvers = p.check(user_ids(var, "APPROVER_IDS"));
+        let delete_ids = p.check(user_ids(var, "DELETE_IDS"));
         let lang = p
             .check(
                 var("BOT_LANG")
@@ -304,6 +309,7 @@ impl Settings {
             Some(wechat),
             Some(team_chat_id),
             Some(approvers),
+            Some(delete_ids),
             Some(reject_reasons),
             Some(time_zone),
             Some(remind_hours),
@@ -323,6 +329,7 @@ impl Settings {
             wechat,
             team_chat_id,
             approvers,
+            delete_ids,
             reject_reasons,
             time_zone,
             remind_hours,
@@ -351,6 +358,7 @@ impl Settings {
             wechat,
             team_chat_id,
             approvers,
+            delete_ids,
             poll_interval: Duration::from_secs(poll_interval),
             poll_alert_after: poll_alert_after as u32,
             quota_pause: Duration::from_secs(quota_pause),
@@ -511,10 +519,11 @@ fn team_chat_id(var: Var<'_>) -> Result<ChatId, ConfigError> {
     })
 }
 
-/// `APPROVER_IDS`: unset means the chat's administrators; set but empty is refused, since it
-/// would silently mean the same.
-fn approvers(var: Var<'_>) -> Result<Option<Vec<UserId>>, ConfigError> {
-    let Some(list) = var("APPROVER_IDS") else {
+/// A list of Telegram user ids (`APPROVER_IDS`, `DELETE_IDS`): unset means the default (the
+/// chat's administrators, the approvers); set but empty is refused, since it would silently mean
+/// the same.
+fn user_ids(var: Var<'_>, name: &'static str) -> Result<Option<Vec<UserId>>, ConfigError> {
+    let Some(list) = var(name) else {
         return Ok(None);
     };
     let ids = list
@@ -524,14 +533,14 @@ fn approvers(var: Var<'_>) -> Result<Option<Vec<UserId>>, ConfigError> {
         .map(|s| {
             s.parse::<u64>().map(UserId).map_err(|_| {
                 ConfigError::new(
-                    "APPROVER_IDS",
+                    name,
                     format!("'{s}' is not a Telegram user id (comma-separated numbers)"),
                 )
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
     if ids.is_empty() {
-        return Err(ConfigError::new("APPROVER_IDS", "lists no user id"));
+        return Err(ConfigError::new(name, "lists no user id"));
     }
     Ok(Some(ids))
 }
@@ -896,6 +905,8 @@ mod tests {
             ("POLL_INTERVAL_SECS", "0"),
             ("POLL_INTERVAL_SECS", "ten"),
             ("APPROVER_IDS", "1,x"),
+            ("DELETE_IDS", "alice"),
+            ("DELETE_IDS", " , "),
             ("BOT_LANG", "fr"),
             ("WECHAT_TOKEN_MODE", "magic"),
             ("WECHAT_API_BASE", "not a url"),
@@ -948,6 +959,7 @@ mod tests {
         vars.insert("TZ", "Asia/Shanghai");
         let s = load(&vars).unwrap();
         assert_eq!(s.approvers, Some(vec![UserId(11), UserId(22)]));
+        assert_eq!(s.delete_ids, None, "deleting defaults to the approvers");
         assert_eq!(s.reject_reasons, vec!["a", "b", "c"]);
         assert_eq!(s.lang, Lang::En);
         assert_eq!(s.wechat.token_mode, TokenMode::File("/run/wx/token".into()));

@@ -1028,3 +1028,42 @@ async fn a_5xx_page_from_telegrams_proxy_delays_a_card_and_an_edit_to_the_next_p
     assert_eq!(cards_of_new, 1);
     assert_eq!(app.wechat_calls("dev_agree"), 1);
 }
+
+#[tokio::test]
+async fn only_the_people_in_delete_ids_may_delete_by_button_or_command() {
+    let mut app = TestApp::new(1).await;
+    // Eve decides nothing, but cleans up; Alice and Bob approve and reject, and may not delete.
+    app.vars.insert("DELETE_IDS", EVE.to_string());
+    app.start().await;
+    app.wait_cards(1).await;
+    let appid = app.appids()[0].clone();
+    app.command(BOB, &format!("/reject {appid} not ours")).await;
+    app.wait_card_text(&appid, "❌ Rejected by @bob").await;
+
+    let press = app.press(ALICE, &appid, "🗑");
+    let (text, alert) = app.answer(&press).await;
+    assert!(alert);
+    assert_eq!(
+        text.as_deref(),
+        Some("Only the people listed in DELETE_IDS can delete plugin applications.")
+    );
+    let reply = app.command(BOB, &format!("/delete {appid}")).await;
+    assert_eq!(
+        reply.plain_text,
+        "Only the people listed in DELETE_IDS can delete plugin applications."
+    );
+    let approve = app.command(EVE, &format!("/approve {appid}")).await;
+    assert!(
+        approve.plain_text.starts_with("Only approvers"),
+        "DELETE_IDS gives no right to decide: {}",
+        approve.plain_text
+    );
+    assert_eq!(app.wechat_calls("dev_delete"), 0);
+
+    let press = app.press(EVE, &appid, "🗑");
+    app.wait_card_text(&appid, "🗑 Deleted by Eve").await;
+    let (_, alert) = app.answer(&press).await;
+    assert!(!alert);
+    assert_eq!(app.wechat_calls("dev_delete"), 1);
+    assert!(app.status(&appid).is_none(), "deleted in WeChat");
+}

@@ -108,7 +108,11 @@ pub async fn on_command(app: Arc<App>, message: Message, me: Me) -> HandlerResul
     if decides && crate::chat::posted_anonymously(&message) {
         return reply(&app, &message, escape(t.anonymous_cannot_decide)).await;
     }
-    if decides && !app.approvers.is_approver(&app.bot, app.chat, user.id).await {
+    if matches!(command, Command::Delete(_)) {
+        if !app.approvers.may_delete(&app.bot, app.chat, user.id).await {
+            return reply(&app, &message, escape(t.not_deleter_command)).await;
+        }
+    } else if decides && !app.approvers.is_approver(&app.bot, app.chat, user.id).await {
         return reply(&app, &message, escape(t.not_approver_command)).await;
     }
     let answer = match command {

@@ -112,17 +112,27 @@ async fn check_press(app: &App, q: &CallbackQuery) -> anyhow::Result<Option<(Pre
         alert(app, q, t.alert_invalid.to_owned()).await?;
         return Ok(None);
     };
-    if !app
-        .approvers
-        .is_approver(&app.bot, app.chat, q.from.id)
-        .await
-    {
+    let (allowed, refused) = match press {
+        Press::Delete(_) => (
+            app.approvers
+                .may_delete(&app.bot, app.chat, q.from.id)
+                .await,
+            t.alert_not_deleter,
+        ),
+        _ => (
+            app.approvers
+                .is_approver(&app.bot, app.chat, q.from.id)
+                .await,
+            t.alert_not_approver,
+        ),
+    };
+    if !allowed {
         tracing::info!(
             user = q.from.id.0,
             card = card.id,
-            "a non-approver pressed a card"
+            "a press by someone who may not do that"
         );
-        alert(app, q, t.alert_not_approver.to_owned()).await?;
+        alert(app, q, refused.to_owned()).await?;
         return Ok(None);
     }
     Ok(Some((

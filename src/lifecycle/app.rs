@@ -235,7 +235,7 @@ impl App {
             SendLimiter::off()
         };
         let chat = settings.team_chat_id;
-        let approvers = Approvers::new(settings.approvers.clone());
+        let approvers = Approvers::new(settings.approvers.clone(), settings.delete_ids.clone());
         let leadership =
             crate::lifecycle::leader::Leadership::new(settings.replica.clone(), settings.lease);
         if !store.is_postgres() {

@@ -1,5 +1,6 @@
 //! Who may decide: the users in `APPROVER_IDS`, or, when that is unset, the team chat's
-//! administrators as Telegram reports them (cached briefly). When in doubt, nobody.
+//! administrators as Telegram reports them (cached briefly); who may delete: the users in
+//! `DELETE_IDS`, or, when that is unset, the approvers. When in doubt, nobody.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -15,14 +16,17 @@ const ADMIN_CACHE_TTL: Duration = Duration::from_secs(300);
 /// The approver check.
 pub struct Approvers {
     fixed: Option<HashSet<UserId>>,
+    deleters: Option<HashSet<UserId>>,
     admins: Mutex<Option<(Instant, HashSet<UserId>)>>,
 }
 
 impl Approvers {
-    /// Fixed approvers, or `None` for "the chat's administrators".
-    pub fn new(fixed: Option<Vec<UserId>>) -> Self {
+    /// Fixed approvers, or `None` for "the chat's administrators"; fixed deleters, or `None`
+    /// for "the approvers".
+    pub fn new(fixed: Option<Vec<UserId>>, deleters: Option<Vec<UserId>>) -> Self {
         Self {
             fixed: fixed.map(|ids| ids.into_iter().collect()),
+            deleters: deleters.map(|ids| ids.into_iter().collect()),
             admins: Mutex::new(None),
         }
     }
@@ -56,11 +60,24 @@ impl Approvers {
         }
     }
 
+    /// Whether `user` may delete an application in `chat`: listed in `DELETE_IDS`, or an
+    /// approver when that is unset.
+    pub async fn may_delete<R: Requester>(&self, bot: &R, chat: ChatId, user: UserId) -> bool {
+        match &self.deleters {
+            Some(deleters) => deleters.contains(&user),
+            None => self.is_approver(bot, chat, user).await,
+        }
+    }
+
     /// A description for `/status` and logs.
     pub fn describe(&self) -> String {
-        match &self.fixed {
+        let approvers = match &self.fixed {
             Some(ids) => format!("{} listed in APPROVER_IDS", ids.len()),
             None => "the team chat's administrators".to_owned(),
+        };
+        match &self.deleters {
+            Some(ids) => format!("{approvers}; {} may delete (DELETE_IDS)", ids.len()),
+            None => approvers,
         }
     }
 }
