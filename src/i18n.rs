@@ -138,6 +138,11 @@ pub struct Texts {
     // callback answers
     pub alert_not_approver: &'static str,
     pub alert_not_deleter: &'static str,
+    /// A waiting card's line on the applicant's past.
+    pub history_first: &'static str,
+    pub history_before_approved: &'static str,
+    pub history_before_refused: &'static str,
+    pub history_before_deleted: &'static str,
     pub alert_invalid: &'static str,
     /// Why a press was refused: someone holds the card (since when), or what already happened.
     pub alert_held_deciding: &'static str,
@@ -404,6 +409,10 @@ static ZH: Texts = Texts {
     button_delete: "🗑 删除",
     alert_not_approver: "只有审批人可以处理插件申请。",
     alert_not_deleter: "只有 DELETE_IDS 中列出的人可以删除插件申请。",
+    history_first: "🆕 首次申请（没有更早的审批记录）",
+    history_before_approved: "🕘 曾经申请过：{date} 由 {name} 通过，之后在微信后台被更改",
+    history_before_refused: "🕘 曾经申请过：{date} 被 {name} 拒绝——{reason}",
+    history_before_deleted: "🕘 曾经申请过：{date} 被 {name} 删除",
     alert_invalid: "这个按钮已失效。",
     alert_held_deciding: "{name} 自 {time} 起正在{action}这个申请，请等待结果。",
     alert_held_choosing: "{name} 自 {time} 起正在选择拒绝理由。",
@@ -550,6 +559,10 @@ static EN: Texts = Texts {
     button_delete: "🗑 Delete",
     alert_not_approver: "Only approvers can decide on plugin applications.",
     alert_not_deleter: "Only the people listed in DELETE_IDS can delete plugin applications.",
+    history_first: "🆕 First application (no earlier decision on record)",
+    history_before_approved: "🕘 Applied before: approved {date} by {name}, later changed in the console",
+    history_before_refused: "🕘 Applied before: rejected {date} by {name} — {reason}",
+    history_before_deleted: "🕘 Applied before: deleted {date} by {name}",
     alert_invalid: "This button is no longer valid.",
     alert_held_deciding: "{name} has been deciding this since {time} ({action}): wait for the outcome.",
     alert_held_choosing: "{name} has been choosing a reason to reject it since {time}.",

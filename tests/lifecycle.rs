@@ -1928,3 +1928,61 @@ async fn a_lost_approval_is_never_called_not_applied_when_a_poll_recorded_the_re
     );
     assert_eq!(app.wechat_calls("dev_agree"), 1);
 }
+
+/// Today's date as the cards show it (the test bot runs in UTC).
+fn today() -> String {
+    jiff::Timestamp::now()
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .strftime("%Y-%m-%d")
+        .to_string()
+}
+
+/// `appid`'s card that offers a decision (its newest card once it re-applied).
+fn deciding_card(app: &TestApp, appid: &str) -> Option<FakeMessage> {
+    cards_in(app, TEAM, appid)
+        .into_iter()
+        .find(|m| button_labels(m).iter().any(|l| l.starts_with('✅')))
+}
+
+#[tokio::test]
+async fn a_reapplicants_card_recalls_the_last_decision_and_a_first_card_says_it_is_the_first() {
+    let app = TestApp::spawn(2).await;
+    let [refused, approved] = [app.appids()[0].clone(), app.appids()[1].clone()];
+    let first = app.card(&refused).plain_text;
+    assert!(
+        first.contains("\n🆕 First application (no earlier decision on record)\n"),
+        "{first}"
+    );
+
+    app.command(BOB, &format!("/reject {refused} Sells <tickets> & more"))
+        .await;
+    let decided = app.wait_card_text(&refused, "❌ Rejected by @bob").await;
+    assert!(
+        !decided.plain_text.contains("🆕") && !decided.plain_text.contains("🕘"),
+        "a decided card tells its outcome, not the past: {}",
+        decided.plain_text
+    );
+    app.press(ALICE, &approved, "✅");
+    app.wait_card_text(&approved, "✅ Approved by @alice").await;
+    let day = today();
+
+    reapplies(&app, &refused);
+    reapplies(&app, &approved);
+    app.command(ALICE, "/refresh").await;
+    let again = deciding_card(&app, &refused).expect("the re-applicant's new card");
+    assert!(
+        again.plain_text.contains(&format!(
+            "\n🕘 Applied before: rejected {day} by @bob — Sells <tickets> & more\n"
+        )),
+        "{}",
+        again.plain_text
+    );
+    let again = deciding_card(&app, &approved).expect("the re-applicant's new card");
+    assert!(
+        again.plain_text.contains(&format!(
+            "\n🕘 Applied before: approved {day} by @alice, later changed in the console\n"
+        )),
+        "{}",
+        again.plain_text
+    );
+}

@@ -332,6 +332,7 @@ async fn decide(
                 reasons: &app.settings.reject_reasons,
                 lang: app.lang(),
                 tz: &app.settings.time_zone,
+                before: stored.before.as_ref(),
             };
             view.outcome_line()
         }

@@ -48,7 +48,7 @@ pub struct AuditResult<'a> {
 }
 
 /// One decision attempt with its latest result, for `/history`.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HistoryEntry {
     /// When the attempt started (unix seconds).
     pub at: i64,

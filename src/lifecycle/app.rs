@@ -359,6 +359,7 @@ impl App {
             reasons: &self.settings.reject_reasons,
             lang: self.settings.lang,
             tz: &self.settings.time_zone,
+            before: stored.before.as_ref(),
         }
     }
 

@@ -21,6 +21,9 @@ pub struct StoredApplicant {
     pub gone: bool,
     /// The applicant clock's tick when this record was last written.
     pub touched: i64,
+    /// The newest decision the bot made on it that took effect, from the audit log: what a
+    /// re-applicant's card recalls. Loaded by [`Store::applicant`] only (`None` in lists).
+    pub before: Option<crate::domain::audit::HistoryEntry>,
 }
 
 /// A listed applicant with its card in the chat asked about, for `/pending` and `/list`.
@@ -85,6 +88,7 @@ impl TryFrom<ApplicantRow> for StoredApplicant {
             },
             gone: row.gone,
             touched: row.touched,
+            before: None,
         })
     }
 }
@@ -156,7 +160,11 @@ impl Store {
                 .bind(appid.as_str())
                 .fetch_optional(pool)
                 .await?;
-            row.map(StoredApplicant::try_from).transpose()
+            let Some(mut stored) = row.map(StoredApplicant::try_from).transpose()? else {
+                return Ok(None);
+            };
+            stored.before = self.last_done(appid).await?;
+            Ok(Some(stored))
         })
     }
 

@@ -91,6 +91,18 @@ impl Store {
         })
     }
 
+    /// The newest decision on `appid` that took effect (its latest result is `ok`), if any.
+    pub async fn last_done(&self, appid: &AppId) -> StoreResult<Option<HistoryEntry>> {
+        on_pool!(self, pool, {
+            let row = sql::audit::LAST_DONE
+                .query::<DB>()
+                .bind(appid.as_str())
+                .fetch_optional(pool)
+                .await?;
+            Ok(row.map(HistoryEntry::from))
+        })
+    }
+
     /// Attempts with their latest result, newest first.
     pub async fn history(
         &self,

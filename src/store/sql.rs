@@ -596,6 +596,13 @@ statements! {
         ATTEMPT_AT: Scalar<i64> = "SELECT at FROM audit WHERE id = ?";
         LAST_ATTEMPT: Scalar<Option<i64>> =
             "SELECT MAX(id) FROM audit WHERE appid = ? AND attempt_id IS NULL";
+        /// The newest attempt on an applicant that took effect. Binds: appid.
+        LAST_DONE: Rows<HistoryRow> = "SELECT a.at, a.appid, a.action, a.actor_name, a.via, a.reason,
+                    r.result, r.errcode, r.detail
+             FROM audit a
+             JOIN audit r ON r.id = (SELECT MAX(id) FROM audit WHERE attempt_id = a.id)
+             WHERE a.attempt_id IS NULL AND a.appid = ? AND r.result = 'ok'
+             ORDER BY a.id DESC LIMIT 1";
         /// Binds: appid twice (NULL: every applicant), limit.
         HISTORY: Rows<HistoryRow> = "SELECT a.at, a.appid, a.action, a.actor_name, a.via, a.reason,
                     COALESCE(r.result, 'in-flight') AS result, r.errcode, r.detail

@@ -8,6 +8,7 @@ use teloxide::types::{InlineKeyboardButton, InlineKeyboardMarkup};
 
 use crate::domain::action::Action;
 use crate::domain::applicant::{Applicant, ApplyStatus};
+use crate::domain::audit::HistoryEntry;
 use crate::domain::card::{Card, CardState, Note};
 use crate::i18n::{Lang, Texts, fill};
 use crate::telegram::callback::{Press, reason_key};
@@ -134,6 +135,9 @@ pub struct CardView<'a> {
     pub lang: Lang,
     /// Time zone for display.
     pub tz: &'a jiff::tz::TimeZone,
+    /// The newest decision the bot made on this applicant that took effect
+    /// ([`crate::store::StoredApplicant::before`]), recalled while it waits for a decision.
+    pub before: Option<&'a HistoryEntry>,
 }
 
 impl CardView<'_> {
@@ -176,6 +180,9 @@ impl CardView<'_> {
         if let Some(links) = self.links_html() {
             let _ = writeln!(s, "{links}");
         }
+        if let Some(line) = self.history_line() {
+            let _ = writeln!(s, "{line}");
+        }
         s.push('\n');
         s.push_str(&self.outcome_line());
         if let Some(moved) = &self.card.moved {
@@ -190,6 +197,50 @@ impl CardView<'_> {
             ));
         }
         s
+    }
+
+    /// What the store knows of the applicant's past, shown while a decision is open: the last
+    /// decision the bot made on it that took effect, or that there is none on record.
+    fn history_line(&self) -> Option<String> {
+        let t = self.lang.texts();
+        let open = matches!(
+            self.card.state,
+            CardState::Open | CardState::ChoosingReason | CardState::AwaitingReason
+        );
+        if !open || self.gone || !self.applicant.status.is_decidable() {
+            return None;
+        }
+        let Some(before) = self.before else {
+            return Some(t.history_first.to_owned());
+        };
+        let template = match before.action {
+            Action::Approve => t.history_before_approved,
+            Action::Reject => t.history_before_refused,
+            Action::Delete => t.history_before_deleted,
+        };
+        let date = match jiff::Timestamp::from_second(before.at) {
+            Ok(ts) => ts
+                .to_zoned(self.tz.clone())
+                .strftime("%Y-%m-%d")
+                .to_string(),
+            Err(_) => t.time_unknown.to_owned(),
+        };
+        let reason = before
+            .reason
+            .as_deref()
+            .map(|r| escape(&clean(r, 200, false)))
+            .unwrap_or_default();
+        Some(fill(
+            template,
+            &[
+                ("date", &date),
+                (
+                    "name",
+                    &name_html(before.actor_name.as_deref().unwrap_or_default()),
+                ),
+                ("reason", &reason),
+            ],
+        ))
     }
 
     /// The first five categories, `first › second`, cleaned and escaped.
@@ -627,6 +678,7 @@ mod tests {
             reasons: &[],
             lang: Lang::En,
             tz: &tz,
+            before: None,
         };
         let text = view.text();
         assert!(text.contains("&lt;script&gt;"));
@@ -664,6 +716,7 @@ mod tests {
             reasons: &[],
             lang: Lang::En,
             tz: &tz,
+            before: None,
         };
 
         let text = view.text();
@@ -685,6 +738,7 @@ mod tests {
                 reasons: &reasons,
                 lang: Lang::En,
                 tz: &tz,
+                before: None,
             }
             .keyboard()
             .inline_keyboard
