@@ -86,7 +86,7 @@ Environment variables (also read from .env in the working directory; the environ
   BOT_LANG  chat language, zh (default) or en
   REJECT_REASONS  preset refusal reasons, |-separated
   TZ  time zone for times in the chat: Asia/Shanghai, UTC+8 or POSIX CST-8 (default: the system's)
-  REMIND_AFTER_HOURS  remind of applicants pending longer (default 24; 0: never)
+  REMIND_AFTER_HOURS  remind of applicants pending longer, in hours, decimals allowed (default 24; 0: never)
   METRICS_ADDR  serve /metrics and /healthz here, e.g. 127.0.0.1:9100 (default: off)
   TELEGRAM_WEBHOOK_URL  public HTTPS URL for webhook mode (default: long polling)
   TELEGRAM_WEBHOOK_LISTEN  local address of the webhook (default 0.0.0.0:8443)
@@ -283,7 +283,7 @@ impl Settings {
             Some(list) => p.check(reject_reasons(&list)),
         };
         let time_zone = p.check(time_zone(var));
-        let remind_hours = p.check(number(var, "REMIND_AFTER_HOURS", 24, 0, 24 * 365));
+        let remind_after = p.check(hours(var, "REMIND_AFTER_HOURS", 24.0, 24 * 365));
         let metrics_addr = p.check(
             var("METRICS_ADDR")
                 .map(|v| parse_addr("METRICS_ADDR", &v))
@@ -312,7 +312,7 @@ impl Settings {
             Some(delete_ids),
             Some(reject_reasons),
             Some(time_zone),
-            Some(remind_hours),
+            Some(remind_after),
             Some(metrics_addr),
             Some(webhook),
             Some(telegram_throttle),
@@ -332,7 +332,7 @@ impl Settings {
             delete_ids,
             reject_reasons,
             time_zone,
-            remind_hours,
+            remind_after,
             metrics_addr,
             webhook,
             telegram_throttle,
@@ -370,7 +370,7 @@ impl Settings {
             lang,
             reject_reasons,
             time_zone,
-            remind_after: (remind_hours > 0).then(|| Duration::from_secs(remind_hours * 3600)),
+            remind_after,
             metrics_addr,
             webhook,
         })
@@ -731,6 +731,33 @@ fn parse_url(var: &'static str, value: &str) -> Result<Url, ConfigError> {
     Ok(url)
 }
 
+/// A number of hours, decimals allowed (`0.5` is half an hour), from 0 to `max`, to the second;
+/// 0 means never (`None`).
+fn hours(
+    var: Var<'_>,
+    name: &'static str,
+    default: f64,
+    max: u32,
+) -> Result<Option<Duration>, ConfigError> {
+    let raw = var(name);
+    let hours = match raw.as_deref().map(str::trim) {
+        None => default,
+        Some(text) => match text.parse::<f64>() {
+            Ok(h) if h.is_finite() && (0.0..=f64::from(max)).contains(&h) => h,
+            _ => {
+                return Err(ConfigError::new(
+                    name,
+                    format!(
+                        "'{text}' is not a number of hours from 0 to {max} (decimals allowed: 0.5 is half an hour)"
+                    ),
+                ));
+            }
+        },
+    };
+    let seconds = (hours * 3600.0).round() as u64;
+    Ok((seconds > 0).then(|| Duration::from_secs(seconds)))
+}
+
 fn number(
     var: Var<'_>,
     name: &'static str,
@@ -917,6 +944,8 @@ mod tests {
             ("TELOXIDE_TOKEN", "nocolon"),
             ("METRICS_ADDR", "localhost"),
             ("REMIND_AFTER_HOURS", "-2"),
+            ("REMIND_AFTER_HOURS", "NaN"),
+            ("REMIND_AFTER_HOURS", "1,5"),
             ("TELEGRAM_WEBHOOK_URL", "ftp://example.com/hook"),
             ("REPLICA_NAME", "bot one"),
             ("LEASE_SECS", "2"),
@@ -979,6 +1008,16 @@ mod tests {
         let s = load(&vars).unwrap();
         assert_eq!(s.remind_after, None);
         assert_eq!(s.metrics_addr, Some("127.0.0.1:9100".parse().unwrap()));
+        for (hours, seconds) in [("0.5", 1800), (" 1.25 ", 4500), ("2", 7200)] {
+            let mut vars = base();
+            vars.insert("REMIND_AFTER_HOURS", hours);
+            let s = load(&vars).unwrap();
+            assert_eq!(
+                s.remind_after,
+                Some(Duration::from_secs(seconds)),
+                "{hours}"
+            );
+        }
         let webhook = s.webhook.unwrap();
         assert_eq!(webhook.listen, "0.0.0.0:8443".parse().unwrap());
         use secrecy::ExposeSecret;

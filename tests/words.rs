@@ -482,3 +482,49 @@ async fn a_refused_press_says_who_holds_the_card_since_when_or_what_already_happ
     assert_eq!(app.wechat_calls("dev_agree"), 0);
     assert_eq!(app.wechat_calls("dev_refuse"), 1);
 }
+
+#[tokio::test]
+async fn a_half_hour_reminder_says_half_an_hour_and_minutes_waited() {
+    let mut app = zh(0).await;
+    app.remind_settle = Duration::from_secs(1);
+    app.vars.insert("REMIND_AFTER_HOURS", "0.5".to_owned());
+    let now = jiff::Timestamp::now().as_second();
+    app.wx.sandbox.add_applicant(NewApplicant {
+        create_time: Some(now - 40 * 60),
+        ..NewApplicant::default()
+    });
+    // Waited 20 minutes: not yet due.
+    app.wx.sandbox.add_applicant(NewApplicant {
+        create_time: Some(now - 20 * 60),
+        ..NewApplicant::default()
+    });
+    app.start().await;
+    app.wait_cards(2).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    // The next check (a restart runs one at once) finds the cards settled.
+    app.restart().await;
+    let reminder = |app: &TestApp| {
+        app.tg
+            .fake
+            .bot_messages(TEAM)
+            .into_iter()
+            .find(|m| m.plain_text.starts_with('⏰'))
+    };
+    let reminded = app
+        .tg
+        .fake
+        .wait_until(WAIT, |_| reminder(&app).is_some())
+        .await;
+    assert!(reminded, "a reminder after half an hour");
+    let text = reminder(&app).expect("reminder").plain_text;
+    assert!(
+        text.starts_with("⏰ 以下 1 份插件申请已等待超过 0.5 小时"),
+        "{text}"
+    );
+    // Minutes, rounded up as every duration the chat reads.
+    assert!(
+        text.contains("，已等待 40 分钟") || text.contains("，已等待 41 分钟"),
+        "{text}"
+    );
+    app.stop().await;
+}

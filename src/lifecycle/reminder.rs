@@ -19,6 +19,13 @@ pub const CHECK_EVERY: Duration = Duration::from_secs(600);
 /// One applicant is mentioned at most once in this long.
 pub const REMIND_EVERY_SECS: i64 = 24 * 3600;
 
+/// `after` in hours as people write them: `24`, `0.5`, `1.25` (to the hundredth).
+fn hours_text(after: Duration) -> String {
+    let hundredths = (after.as_secs() * 100 + 1800) / 3600;
+    let text = format!("{}.{:02}", hundredths / 100, hundredths % 100);
+    text.trim_end_matches('0').trim_end_matches('.').to_owned()
+}
+
 /// Posts one reminder listing the pending applicants older than `REMIND_AFTER_HOURS` that were
 /// not mentioned in the last day (the first [`LISTED`] by name, the rest counted); returns how
 /// many it reminded of (0 when none are due, or when reminders are off).
@@ -42,17 +49,20 @@ pub async fn remind(app: &App) -> Result<usize, StoreError> {
     let t = app.texts();
     let mut text = fill(
         t.reminder_header,
-        &[
-            ("n", &due.len().to_string()),
-            ("hours", &(after.as_secs() / 3600).to_string()),
-        ],
+        &[("n", &due.len().to_string()), ("hours", &hours_text(after))],
     );
     let listed = &due[..due.len().min(LISTED)];
     for due in listed {
         let (card, a, since) = (&due.card, &due.applicant.applicant, due.since);
         let hours = ((now - since).max(0) / 3600).to_string();
         let days = ((now - since).max(0) / 86_400).to_string();
-        let waited = if now - since < 2 * 86_400 {
+        let waited = if now - since < 3600 {
+            // Reminders may come after half an hour (`REMIND_AFTER_HOURS=0.5`).
+            crate::telegram::view::format_duration(
+                Duration::from_secs((now - since).max(0) as u64),
+                t,
+            )
+        } else if now - since < 2 * 86_400 {
             fill(t.waited_hours, &[("n", &hours)])
         } else {
             fill(t.waited_days, &[("n", &days)])
@@ -98,4 +108,23 @@ pub async fn remind(app: &App) -> Result<usize, StoreError> {
 /// Whether the poller should look for due reminders now.
 pub fn check_due(last: Option<Instant>) -> bool {
     last.is_none_or(|at| at.elapsed() >= CHECK_EVERY)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hours_read_as_configured() {
+        for (secs, text) in [
+            (86_400, "24"),
+            (1800, "0.5"),
+            (4500, "1.25"),
+            (3600, "1"),
+            (36_000, "10"),
+            (60, "0.02"),
+        ] {
+            assert_eq!(hours_text(Duration::from_secs(secs)), text, "{secs}");
+        }
+    }
 }
