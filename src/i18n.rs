@@ -247,6 +247,7 @@ pub struct Texts {
     pub status_telegram_conflict: &'static str,
     /// A `/status` line while WeChat seems to ignore `page` (full pages bring no new applicant).
     pub status_paging_broken: &'static str,
+    pub status_oldest: &'static str,
     // issue 21
     /// A command's decision that does not apply: `{appid}` (HTML), its `{status}`, the `{action}`.
     pub cmd_not_applicable: &'static str,
@@ -496,6 +497,7 @@ static ZH: Texts = Texts {
     reason_too_long_prompt: "{name}，理由太长了（最多 {max} 个字），请回复这条消息再写一次。",
     anonymous_cannot_decide: "匿名管理员无法审批插件申请：机器人无法识别您的身份。请关闭「匿名」后以本人身份发送（按钮不受影响）。",
     team_chat_upgraded: "⚠️ 团队群已升级为超级群，新的 ID 是 <code>{id}</code>。Telegram 不再接受旧 ID：请把 TEAM_CHAT_ID 改为 {id} 并重启机器人。旧群里的卡片不会迁移过来。",
+    status_oldest: "等待最久：{name} <code>{appid}</code>，已等待 {waited}（自 {since} 起）",
     status_paging_broken: "⚠️ 微信的分页似乎失效了：连续两个满页都没有新的申请者。申请列表可能不完整。",
     status_telegram_conflict: "⚠️ 另一个实例正在用同一个机器人令牌接收更新（自 {since} 起 {n} 次 409 冲突），只能运行一个实例。",
     cmd_not_applicable: "{appid} 当前为「{status}」，无法{action}。",
@@ -646,6 +648,7 @@ static EN: Texts = Texts {
     reason_too_long_prompt: "{name}, that reason is too long (at most {max} characters); please reply to this message again.",
     anonymous_cannot_decide: "Anonymous admins cannot decide on plugin applications: the bot cannot tell who you are. Turn off \"Remain anonymous\" and post as yourself (buttons work either way).",
     team_chat_upgraded: "⚠️ The team chat was upgraded to a supergroup; its new id is <code>{id}</code>. Telegram refuses the old id: set TEAM_CHAT_ID={id} and restart the bot. Cards in the old chat are not carried over.",
+    status_oldest: "Waiting longest: {name} <code>{appid}</code>, for {waited} (since {since})",
     status_paging_broken: "⚠️ WeChat's paging looks broken: two full pages in a row brought no new applicant. The list may be incomplete.",
     status_telegram_conflict: "⚠️ Another instance is long-polling this bot's token ({n} × 409 Conflict since {since}); only one may run.",
     cmd_not_applicable: "{appid} is {status} now: “{action}” cannot be done to it.",

@@ -144,7 +144,14 @@ async fn status_speaks_the_chat_language() {
     assert!(plain.contains("已缓存"), "{plain}");
     assert!(plain.contains("后刷新"), "{plain}");
     assert!(plain.contains("小时") || plain.contains("分钟"), "{plain}");
-    let english = plain
+    // The line naming the applicant that waits longest quotes its name and appid as they are.
+    assert!(plain.contains("\n等待最久："), "{plain}");
+    let ours: String = plain
+        .lines()
+        .filter(|l| !l.starts_with("等待最久："))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let english = ours
         .split(|c: char| !c.is_ascii_alphabetic())
         .filter(|w| w.len() > 2 && !["stable", "UTC"].contains(w))
         .collect::<Vec<_>>();
@@ -331,4 +338,47 @@ async fn list_without_a_status_has_a_header_of_its_own() {
     assert!(reply.starts_with("All applications (2):"), "{reply}");
     assert!(!reply.contains(",  ") && !reply.contains(" ()"), "{reply}");
     app.stop().await;
+}
+
+#[tokio::test]
+async fn status_names_the_applicant_waiting_longest_and_for_how_long() {
+    let mut app = TestApp::new(0).await;
+    let now = jiff::Timestamp::now().as_second();
+    let oldest = app.wx.sandbox.add_applicant(NewApplicant {
+        nickname: Some("<Oldest> & Co".into()),
+        create_time: Some(now - 3 * 3600),
+        ..NewApplicant::default()
+    });
+    app.wx.sandbox.add_applicant(NewApplicant {
+        create_time: Some(now - 3600),
+        ..NewApplicant::default()
+    });
+    // Decided long ago: waits for nobody.
+    app.wx.sandbox.add_applicant(NewApplicant {
+        status: Some(2),
+        create_time: Some(now - 30 * 3600),
+        ..NewApplicant::default()
+    });
+    app.start().await;
+    app.wait_cards(2).await;
+
+    let plain = app.command(ALICE, "/status").await.plain_text;
+    let line = plain
+        .lines()
+        .find(|l| l.starts_with("Waiting longest: "))
+        .unwrap_or_else(|| panic!("no line on the oldest applicant in {plain}"));
+    assert!(
+        line.starts_with(&format!(
+            "Waiting longest: <Oldest> & Co {oldest}, for 3 h "
+        )),
+        "{line}"
+    );
+    assert!(line.contains("(since ") && line.contains("UTC)"), "{line}");
+
+    app.command(ALICE, &format!("/approve {oldest}")).await;
+    let plain = app.command(ALICE, "/status").await.plain_text;
+    assert!(
+        plain.contains("Waiting longest: ") && !plain.contains(&oldest),
+        "the next one waits longest now: {plain}"
+    );
 }

@@ -621,6 +621,25 @@ async fn status(app: &App) -> anyhow::Result<String> {
             ("cards", &counts.cards.to_string()),
         ],
     );
+    if let Some(oldest) = &counts.oldest {
+        let waited = (crate::domain::now_secs() - oldest.since).max(0) as u64;
+        text.push('\n');
+        text.push_str(&fill(
+            t.status_oldest,
+            &[
+                ("name", &nickname_html(oldest.nickname.as_deref(), t)),
+                ("appid", &escape(&oldest.appid)),
+                (
+                    "waited",
+                    &crate::telegram::view::format_duration(
+                        std::time::Duration::from_secs(waited),
+                        t,
+                    ),
+                ),
+                ("since", &when(Some(oldest.since))),
+            ],
+        ));
+    }
     if let Some(conflict) = app.telegram_conflicts.current(crate::domain::now_secs()) {
         text.push('\n');
         text.push_str(&fill(

@@ -46,6 +46,17 @@ pub struct StatusCounts {
     pub other: i64,
     /// Live cards: sent, and their message not deleted.
     pub cards: i64,
+    /// The pending applicant that has waited longest, if any.
+    pub oldest: Option<Waiting>,
+}
+
+/// A pending applicant and since when it waits.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Waiting {
+    pub appid: String,
+    pub nickname: Option<String>,
+    /// Applied (WeChat's `create_time`), or first seen when WeChat gave no time (unix seconds).
+    pub since: i64,
 }
 
 row! {
@@ -97,6 +108,15 @@ row! {
     /// The id of the card joined to a row, if any.
     pub(super) struct CardRef {
         card_id: Option<i64>,
+    }
+}
+
+row! {
+    /// The pending applicant that has waited longest.
+    pub(super) struct OldestRow {
+        appid: String,
+        nickname: Option<String>,
+        since: i64,
     }
 }
 
@@ -296,6 +316,15 @@ impl Store {
                 .bind(chat_id)
                 .fetch_one(pool)
                 .await?;
+            counts.oldest = sql::applicants::OLDEST_PENDING
+                .query::<DB>()
+                .fetch_optional(pool)
+                .await?
+                .map(|r| Waiting {
+                    appid: r.appid,
+                    nickname: r.nickname,
+                    since: r.since,
+                });
             Ok(counts)
         })
     }

@@ -212,7 +212,7 @@ mod sql;
 
 pub use lease::LeaseState;
 
-pub use applicants::{Listed, StatusCounts, StoredApplicant};
+pub use applicants::{Listed, StatusCounts, StoredApplicant, Waiting};
 pub use cards::{DecisionClaim, DueReminder};
 pub use copy::{Copied, postgres_url};
 

@@ -396,6 +396,10 @@ statements! {
              LEFT JOIN cards c ON c.appid = a.appid AND c.chat_id = $1
              WHERE a.gone = FALSE AND ($2::BIGINT IS NULL OR a.status = $3)
              ORDER BY COALESCE(a.applied_at, a.first_seen), a.appid";
+        OLDEST_PENDING: Rows<OldestRow> = "SELECT appid, nickname,
+                    COALESCE(applied_at, first_seen) AS since
+             FROM applicants WHERE gone = FALSE AND status = 1
+             ORDER BY COALESCE(applied_at, first_seen), appid LIMIT 1";
         COUNT_BY_STATUS: Rows<StatusCount> =
             "SELECT status, COUNT(*) AS n FROM applicants WHERE gone = FALSE GROUP BY status";
     }
