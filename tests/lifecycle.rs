@@ -1986,3 +1986,41 @@ async fn a_reapplicants_card_recalls_the_last_decision_and_a_first_card_says_it_
         again.plain_text
     );
 }
+
+#[tokio::test]
+async fn an_applicant_that_vanishes_while_a_decision_holds_its_card_is_closed_once_the_decision_fails()
+ {
+    let mut app = TestApp::new(1).await;
+    // WeChat answers within the timeout, only slowly.
+    app.vars.insert("WECHAT_TIMEOUT_SECS", "6".to_owned());
+    app.start().await;
+    app.wait_cards(1).await;
+    let appid = app.appids()[0].clone();
+    // Gone from WeChat (a console delete), not yet noticed; ✅ goes out to a WeChat that takes
+    // seconds to say it has no such applicant.
+    app.wx.sandbox.remove_applicant(&appid);
+    app.wx.sandbox.inject(wx_fault(
+        "dev_agree",
+        Fault::Delay(Duration::from_secs(3)),
+        1,
+    ));
+    app.press(ALICE, &appid, "✅");
+    let deciding = until(|| app.wechat_calls("dev_agree") == 1).await;
+    assert!(deciding, "the approval went out");
+    // Two listings prove the absence while the decision holds the card.
+    app.command(BOB, "/refresh").await;
+    app.command(BOB, "/refresh").await;
+    let answered = app.wait_card_text(&appid, "failed").await;
+    assert!(
+        answered.plain_text.contains("89"),
+        "WeChat's own answer: {}",
+        answered.plain_text
+    );
+
+    // A later listing settles the card the decision left: the applicant is gone.
+    app.command(BOB, "/refresh").await;
+    app.wait_card_text(&appid, "No longer in WeChat's application list")
+        .await;
+    assert_eq!(offering_decision(&app, &appid), 0);
+    assert_eq!(app.wechat_calls("dev_agree"), 1);
+}

@@ -526,12 +526,15 @@ async fn vanish(
         report.changed += 1;
     }
     if let Some(card) = app.store.card_for(app.chat.0, appid).await?
-        && !card_agrees(&card, ApplyStatus::Pending, true)
+        && (card.state == CardState::Deciding || !card_agrees(&card, ApplyStatus::Pending, true))
     {
         let note = Note::Gone { at: now_secs() };
-        if close_card(app, card.id, ApplyStatus::Pending, true, &note).await? {
-            report.updated_cards += 1;
+        if !close_card(app, card.id, ApplyStatus::Pending, true, &note).await? {
+            // Held by a decision, or changed under this poll: the next listing without it
+            // looks again (its absence stays proven).
+            return Ok(());
         }
+        report.updated_cards += 1;
     }
     app.seen.remove(appid);
     Ok(())
@@ -540,7 +543,8 @@ async fn vanish(
 /// Closes the card of an applicant that is no longer pending (`gone`: no longer listed) with
 /// `note`, unless it already tells the truth. Under the card's lock, so a send in progress
 /// finishes first: a card still unsent is taken back, a sent one is settled by compare-and-swap.
-/// Returns whether the card now agrees with the record.
+/// Returns whether the card now agrees with the record (`false` while a decision holds it, or when
+/// it changed under this poll: the next poll looks again).
 async fn close_card(
     app: &App,
     card_id: i64,
@@ -554,6 +558,11 @@ async fn close_card(
             return Ok(true);
         };
         match card.state {
+            // Claimed since this poll read its cards: the decision re-reads or settles it, but
+            // one that fails puts the card back as it was (✅/❌ for a status this poll has just
+            // recorded as decided), and no later poll would look again at a record it finds
+            // unchanged. Not carded: the next poll looks again.
+            CardState::Deciding => return Ok(false),
             _ if card_agrees(&card, status, gone) => return Ok(true),
             CardState::Sending => {
                 app.store.abandon_card(card.id).await?;
