@@ -9,13 +9,6 @@ use std::time::Duration;
 use common::*;
 use wxplugin_bot::testbed::sandbox::{Fault, NewApplicant};
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
 fn reminders(app: &TestApp) -> Vec<wxplugin_bot::testbed::fake_telegram::FakeMessage> {
     app.tg
         .fake
@@ -118,33 +111,6 @@ async fn reminders_follow_bot_lang_and_can_be_turned_off() {
     assert!(reminders(&quiet).is_empty());
     quiet.stop().await;
     app.stop().await;
-}
-
-async fn get(url: &str) -> (u16, String) {
-    let response = reqwest::get(url).await.expect("GET");
-    let status = response.status().as_u16();
-    (status, response.text().await.expect("body"))
-}
-
-/// The address the binary printed for its metrics.
-async fn metrics_base(process: &BotProcess) -> String {
-    for _ in 0..100 {
-        let printed = process.printed();
-        if let Some(rest) = printed.split("metrics on http://").nth(1)
-            && let Some(addr) = rest.split("/metrics").next()
-        {
-            return format!("http://{addr}");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("no metrics address printed: {}", process.printed());
-}
-
-fn metric(text: &str, series: &str) -> Option<f64> {
-    text.lines()
-        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
 }
 
 #[tokio::test]

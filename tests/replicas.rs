@@ -461,11 +461,17 @@ async fn a_leader_paused_past_its_lease_is_fenced_when_it_wakes_and_stands_by() 
     );
     assert_eq!(health["ok"].as_bool(), Some(true), "a standby is healthy");
     assert_eq!(
-        metric(&get(&format!("{a_base}/metrics")).await, "wxplugin_leader"),
+        metric(
+            &get(&format!("{a_base}/metrics")).await.1,
+            "wxplugin_leader"
+        ),
         Some(1.0)
     );
     assert_eq!(
-        metric(&get(&format!("{b_base}/metrics")).await, "wxplugin_leader"),
+        metric(
+            &get(&format!("{b_base}/metrics")).await.1,
+            "wxplugin_leader"
+        ),
         Some(0.0)
     );
 
@@ -498,7 +504,10 @@ async fn a_leader_paused_past_its_lease_is_fenced_when_it_wakes_and_stands_by() 
         "the old leader says who leads now: {health}"
     );
     assert_eq!(
-        metric(&get(&format!("{a_base}/metrics")).await, "wxplugin_leader"),
+        metric(
+            &get(&format!("{a_base}/metrics")).await.1,
+            "wxplugin_leader"
+        ),
         Some(0.0)
     );
     let status = app.command(ALICE, "/status").await.plain_text;
@@ -511,38 +520,8 @@ async fn a_leader_paused_past_its_lease_is_fenced_when_it_wakes_and_stands_by() 
     b.terminate();
 }
 
-/// The address a process printed for its metrics.
-async fn metrics_base(process: &BotProcess) -> String {
-    for _ in 0..100 {
-        let printed = process.printed();
-        if let Some(rest) = printed.split("metrics on http://").nth(1)
-            && let Some(addr) = rest.split("/metrics").next()
-        {
-            return format!("http://{addr}");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("no metrics address printed: {}", process.printed());
-}
-
-async fn get(url: &str) -> String {
-    reqwest::get(url)
-        .await
-        .expect("GET")
-        .text()
-        .await
-        .expect("body")
-}
-
 async fn healthz(base: &str) -> serde_json::Value {
-    serde_json::from_str(&get(&format!("{base}/healthz")).await).expect("/healthz is JSON")
-}
-
-fn metric(text: &str, series: &str) -> Option<f64> {
-    text.lines()
-        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
+    serde_json::from_str(&get(&format!("{base}/healthz")).await.1).expect("/healthz is JSON")
 }
 
 fn a_printed_or(app: &TestApp) -> String {
@@ -621,13 +600,6 @@ fn rand_millis(n: usize, below: u64) -> u64 {
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_usize(n);
     h.finish() % below.max(1)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
 }
 
 #[tokio::test]

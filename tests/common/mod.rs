@@ -543,3 +543,40 @@ impl TestApp {
 pub fn armed(m: &FakeMessage) -> bool {
     !m.buttons.is_empty() || m.history.len() > 1
 }
+
+/// A free TCP port on the loopback interface (for a listener the bot binds itself).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// GETs `url`: its HTTP status and body.
+pub async fn get(url: &str) -> (u16, String) {
+    let response = reqwest::get(url).await.expect("GET");
+    let status = response.status().as_u16();
+    (status, response.text().await.expect("body"))
+}
+
+/// The address a bot process printed for its metrics.
+pub async fn metrics_base(process: &BotProcess) -> String {
+    for _ in 0..100 {
+        let printed = process.printed();
+        if let Some(rest) = printed.split("metrics on http://").nth(1)
+            && let Some(addr) = rest.split("/metrics").next()
+        {
+            return format!("http://{addr}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("no metrics address printed: {}", process.printed());
+}
+
+/// The value of one series (name and labels, as printed) in a Prometheus text exposition.
+pub fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
