@@ -1639,6 +1639,89 @@ async fn a_delete_that_meets_a_re_application_leaves_it_a_card() {
     );
 }
 
+/// The same re-application, recorded by a poll while a 🗑 holds the card: the poll met the card
+/// `deciding` and took it for carded; the delete was refused (89243) and its re-read, finding the
+/// application the store already held, closed the card as "changed outside the bot: now pending"
+/// — and no later poll looked again, as its memory said carded (the simulation's seed 76396).
+/// Two guards, each enough here: a poll that meets a held card leaves it for the next poll, and
+/// a decision that finds its applicant pending again hands it to the poll as a re-application.
+/// Seen failing with both removed.
+#[tokio::test]
+async fn a_re_application_a_poll_records_while_a_delete_holds_the_card_gets_a_card() {
+    let mut app = TestApp::new(1).await;
+    // The poller's own timer, at its shortest: the poll must come while the press is handled,
+    // which holds the chat's queue (a /refresh would wait behind it).
+    app.vars.insert("POLL_INTERVAL_SECS", "5".to_owned());
+    // WeChat answers within the timeout, only slowly.
+    app.vars.insert("WECHAT_TIMEOUT_SECS", "6".to_owned());
+    app.start().await;
+    app.wait_cards(1).await;
+    let appid = app.appids()[0].clone();
+    app.wx.sandbox.set_status(&appid, 3);
+    app.command(ALICE, "/refresh").await;
+    app.wait_card_text(&appid, "now rejected").await;
+    // The claim is slow (a busy disk): a timer poll lists the re-application below, reads the
+    // card while it is still closed, waits for the claim to commit, records the application and
+    // then meets the card held by the delete.
+    let pool = db(&app).await;
+    // Shorter than the write window on PostgreSQL (5 s from the claim), longer than the second
+    // between the press and the next timer poll.
+    slow_attempts(&app, &pool, Duration::from_millis(4500)).await;
+    // And WeChat slow to refuse the delete, so that the poll meets the card held.
+    app.wx.sandbox.inject(wx_fault(
+        "dev_delete",
+        Fault::Delay(Duration::from_secs(2)),
+        1,
+    ));
+    // A second before a timer poll, so that it comes while the claim is held.
+    let listed = app.wechat_calls("dev_apply_list");
+    let polled = until(|| app.wechat_calls("dev_apply_list") > listed).await;
+    assert!(polled, "the poller's timer polls");
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    app.press(ALICE, &appid, "🗑");
+    // Applied again a moment ago: newer than the first application, older than the delete.
+    let again = jiff::Timestamp::now().as_second() - 2;
+    app.wx.sandbox.update_applicant(&appid, |a| {
+        a.status = 1;
+        a.create_time = again;
+    });
+    let deleting = until(|| app.wechat_calls("dev_delete") == 1).await;
+    assert!(deleting, "the delete went out");
+    // WeChat refuses the delete (89243: pending again) and the decision lets the card go.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while card_state(&pool, &appid).await == "deciding" {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the delete never ended"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // The next polls card the re-application, and the old message says a newer card replaces it.
+    let offered = app
+        .tg
+        .fake
+        .wait_until(WAIT, |_| {
+            offering_decision(&app, &appid) == 1
+                && app.cards().iter().any(|m| {
+                    m.plain_text
+                        .contains("a newer card below replaces this one")
+                })
+        })
+        .await;
+    let shown: Vec<String> = app
+        .cards()
+        .iter()
+        .map(|m| m.plain_text.lines().last().unwrap_or_default().to_owned())
+        .collect();
+    assert!(offered, "no card offers a decision; cards say {shown:?}");
+    assert!(
+        !shown.iter().any(|l| l.contains("now pending")),
+        "{shown:?}"
+    );
+    assert_eq!(app.wechat_calls("dev_delete"), 1);
+}
+
 /// The same `/delete` refused as 89243 (the applicant applied again), when the re-read after it
 /// comes back empty: one listing is no proof of absence, and WeChat said it did nothing, so the
 /// card says the delete failed, never that the applicant left WeChat's list (the simulation's

@@ -376,6 +376,10 @@ async fn resolve(
         (Some(a), _) if s.action.applies_to(a.status) => {
             not_applied(app, s, a, maybe_applied, error).await
         }
+        // Pending again where this decision does not apply (a delete): the applicant applied
+        // again, and a poll may have recorded that application before this re-read (seed 76396).
+        // Its card is the poll's to post, as for any re-application, never "now pending" here.
+        (Some(a), _) if a.status.is_decidable() => reapplied(app, s, maybe_applied, error).await,
         (Some(a), _) => moved_elsewhere(app, s, a, maybe_applied, error).await,
         // WeChat itself says it has no such applicant (89242 on a delete): gone for good.
         (None, None)

@@ -404,7 +404,23 @@ async fn apply_changes(
                         .is_some_and(|c| c.message_gone);
                 }
                 Ok(false) => {
-                    carded = true;
+                    // Carded only if a card offers ✅/❌ now. No card was sent because a decision
+                    // holds it (whose outcome may close it), its card in a former chat is not
+                    // settled yet, or it was decided since: the next poll looks again, or the
+                    // decision's close would leave a pending applicant without buttons for good
+                    // (the simulation's seed 76396).
+                    carded = app
+                        .store
+                        .card_for(app.chat.0, &appid)
+                        .await?
+                        .is_some_and(|c| {
+                            matches!(
+                                c.state,
+                                CardState::Open
+                                    | CardState::ChoosingReason
+                                    | CardState::AwaitingReason
+                            ) && !c.message_gone
+                        });
                     if let Some(card) = card
                         && card.message_id.is_some()
                     {
