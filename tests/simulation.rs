@@ -832,6 +832,11 @@ struct World {
     moved_at: Option<Instant>,
     /// When the last spell of a broken WeChat may end: quiescence waits for it.
     spells_until: Instant,
+    /// When every listing that hides applicants (empty, truncated) ends: the first such fault
+    /// opens one glitch window and later ones share it, as two glitches back to back are one
+    /// longer glitch, which the absence proof does not claim to outlast (seed 73033: two
+    /// empty answers 4 s apart, every listing between them refused by a quota pause).
+    hiding_until: Option<Instant>,
     /// When the last store fault ends, if there was one.
     disk_failing_until: Option<Instant>,
     /// The fake's flood refusals when the first life ended.
@@ -902,6 +907,7 @@ impl World {
             pauses: 0,
             first_life_refusals: None,
             spells_until: Instant::now(),
+            hiding_until: None,
             disk_failing_until: None,
             chat: TEAM,
             moved_at: None,
@@ -1419,16 +1425,32 @@ impl World {
                     rule.skip = 0;
                 }
                 let (rule_target, rule_fault) = (rule.target.clone(), rule.fault.clone());
+                // A glitch is short in time, not only in calls: four listing calls spread over a
+                // quota pause could otherwise span the absence proof, which by design no glitch
+                // outlasts (README, "One truth"). What is left of it ends within GLITCH_FOR —
+                // and a listing that hides applicants within the schedule's one glitch window.
+                let hides = matches!(
+                    fault,
+                    Fault::EmptyList | Fault::EmptyListArray | Fault::Truncate(_)
+                );
+                let now = Instant::now();
+                let ends = if hides {
+                    *self.hiding_until.get_or_insert(now + GLITCH_FOR)
+                } else {
+                    now + GLITCH_FOR
+                };
+                if ends <= now {
+                    return format!(
+                        "WeChat fault on {target}: {fault:?} ×{times} after {skip} not injected: the schedule's glitch window for hiding listings is over"
+                    );
+                }
                 sandbox.inject(rule);
                 if at_next_fetch {
                     sandbox.revoke_tokens();
                 }
-                // A glitch is short in time, not only in calls: four listing calls spread over a
-                // quota pause could otherwise span the absence proof, which by design no glitch
-                // outlasts (README, "One truth"). What is left of it ends within GLITCH_FOR.
                 let sandbox = sandbox.clone();
                 tokio::spawn(async move {
-                    tokio::time::sleep(GLITCH_FOR).await;
+                    tokio::time::sleep_until(ends.into()).await;
                     sandbox.drop_faults(&rule_target, &rule_fault);
                 });
                 format!("WeChat fault on {target}: {fault:?} ×{times} after {skip}")
@@ -1671,6 +1693,20 @@ impl World {
             Duration::ZERO
         };
         let quiet_from = Instant::now() + takeover + 2 * ABSENCE_PROOF + Duration::from_millis(500);
+        // Counted from the first listing of the quiet, not from the start: a start can be held
+        // 10 s before it polls (teloxide holds a card edit that met a Telegram 5xx as the last
+        // life left it), and quiet declared 2 s into the polls left an absence unproven (seed
+        // 76323).
+        let listings = |app: &TestApp| {
+            app.wx
+                .sandbox
+                .calls()
+                .iter()
+                .filter(|c| c.action.as_deref() == Some("dev_apply_list"))
+                .count()
+        };
+        let listed_before = listings(&self.app);
+        let mut first_listing: Option<Instant> = None;
         let mut stable = 0;
         let mut unreadable: Option<String> = None;
         // `/refresh` answers once its poll has sent the cards it brought: at Telegram's pace
@@ -1724,10 +1760,16 @@ impl World {
                     true
                 }
             };
+            if first_listing.is_none() && listings(&self.app) > listed_before {
+                first_listing = Some(Instant::now());
+            }
+            let proven = first_listing.is_some_and(|f| {
+                Instant::now() >= f + 2 * ABSENCE_PROOF + Duration::from_millis(500)
+            });
             if before == self.fingerprint() && !deciding {
                 unreadable = None;
                 stable += 1;
-                if stable >= 2 && Instant::now() >= quiet_from {
+                if stable >= 2 && Instant::now() >= quiet_from && proven {
                     break;
                 }
             } else {
