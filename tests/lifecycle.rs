@@ -1276,6 +1276,101 @@ async fn a_replaced_card_whose_edit_failed_for_a_while_is_marked_by_the_sweep() 
 }
 
 #[tokio::test]
+async fn a_replaced_card_left_in_a_former_team_chat_is_still_marked_replaced() {
+    // The simulation's seeds 84663 and 87034: an applicant decided, then applied again; the old
+    // message's "replaced" edit had not gone through when the team chat moved, and the sweep
+    // that retries it looked only at the new chat, so the old message kept its outcome and 🗑
+    // in the chat the team left, recorded by no card.
+    let mut app = TestApp::spawn(1).await;
+    let appid = app.appids()[0].clone();
+    app.wx.sandbox.set_status(&appid, 3);
+    app.command(ALICE, "/refresh").await;
+    app.wait_card_text(&appid, "Changed outside the bot").await;
+    let old = app.card(&appid).message_id;
+
+    // Every edit of the old message meets a 429 for as long as this chat is the team's.
+    app.tg
+        .fake
+        .refuse_edits_of(TEAM, old, TgFault::RetryAfter(1), 1_000);
+    reapplies(&app, &appid);
+    let refresh = app.tg.fake.user_sends(TEAM, ALICE, "/refresh");
+    let answered = app
+        .tg
+        .fake
+        .wait_until(Duration::from_secs(40), |f| {
+            f.bot_messages(TEAM)
+                .iter()
+                .any(|m| m.reply_to == Some(refresh))
+        })
+        .await;
+    assert!(answered, "/refresh was never answered");
+    assert!(
+        cards_in(&app, TEAM, &appid)
+            .iter()
+            .any(|m| m.message_id != old),
+        "the re-applicant has its new card"
+    );
+    let before = app.tg.fake.message(TEAM, old).expect("old card");
+    assert!(
+        before.plain_text.contains("Changed outside the bot"),
+        "{}",
+        before.plain_text
+    );
+    app.stop().await;
+
+    // Telegram takes edits again; the team now works in another chat.
+    app.tg
+        .fake
+        .refuse_edits_of(TEAM, old, TgFault::RetryAfter(1), 0);
+    app.vars.insert("TEAM_CHAT_ID", OTHER_CHAT.to_string());
+    app.restart_stopped().await;
+
+    let carded = app
+        .tg
+        .fake
+        .wait_until(WAIT, |_| {
+            let cards = cards_in(&app, OTHER_CHAT, &appid);
+            cards.len() == 1 && armed(&cards[0])
+        })
+        .await;
+    assert!(carded, "the new chat has the re-applicant's card");
+    let marked = app
+        .tg
+        .fake
+        .wait_until(WAIT, |f| {
+            f.message(TEAM, old)
+                .is_some_and(|m| m.plain_text.contains("Pending again"))
+        })
+        .await;
+    let shown = app.tg.fake.message(TEAM, old).expect("old card");
+    assert!(
+        marked,
+        "the old message was never marked: {}",
+        shown.plain_text
+    );
+    assert!(
+        shown.buttons.iter().flatten().next().is_none(),
+        "{:?}",
+        shown.buttons
+    );
+    // The card it was replaced by says where the team went.
+    for m in cards_in(&app, TEAM, &appid)
+        .iter()
+        .filter(|m| m.message_id != old)
+    {
+        let closed = app
+            .tg
+            .fake
+            .wait_until(WAIT, |f| {
+                f.message(TEAM, m.message_id)
+                    .is_some_and(|m| m.plain_text.contains("The team chat moved to"))
+            })
+            .await;
+        assert!(closed, "{}", m.plain_text);
+    }
+}
+
+#[tokio::test]
 async fn a_refresh_that_read_the_card_before_a_claim_cannot_reopen_it() {
     // 🔄 Refresh clears a failure note by compare-and-swap on the version it read. Staged: the
     // refresh reads the card while a command's claim is written but not yet committed (the

@@ -321,7 +321,7 @@ impl App {
             }
         }
         // Old messages of re-applicants whose "replaced" edit failed for a reason that may pass.
-        let replaced = self.store.cards_to_supersede(self.chat.0).await?;
+        let replaced = self.store.cards_to_supersede().await?;
         for card in &replaced {
             if let Err(e) = self.supersede(card.id).await {
                 tracing::warn!(card = card.id, error = %e, "could not mark a replaced card");

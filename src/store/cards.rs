@@ -319,9 +319,17 @@ impl Store {
         })
     }
 
-    /// Cards of a chat whose old message still has to say that a newer card replaced it.
-    pub async fn cards_to_supersede(&self, chat_id: i64) -> StoreResult<Vec<Card>> {
-        self.cards_by(&sql::cards::TO_SUPERSEDE, chat_id).await
+    /// Cards whose old message still has to say that a newer card replaced it, in every chat
+    /// (a team chat that moved keeps its old messages true).
+    pub async fn cards_to_supersede(&self) -> StoreResult<Vec<Card>> {
+        on_pool!(self, pool, {
+            cards(
+                sql::cards::TO_SUPERSEDE
+                    .query::<DB>()
+                    .fetch_all(pool)
+                    .await?,
+            )
+        })
     }
 
     /// Records that `message_id`, the card's old message, now says a newer card replaced it (or

@@ -487,9 +487,10 @@ statements! {
         postgres: "SELECT COUNT(*) FROM cards
              WHERE chat_id != $1 AND appid = $2
                AND (state = 'deciding' OR (note::JSONB ->> 'kind') = 'unknown')";
-        /// Cards whose old message still waits to say a newer card replaced it.
+        /// Cards whose old message still waits to say a newer card replaced it, in every chat:
+        /// one left in a former team chat is marked there too.
         TO_SUPERSEDE: Rows<CardRow> = "SELECT * FROM cards
-             WHERE chat_id = ? AND previous_message_id IS NOT NULL AND state != 'sending'
+             WHERE previous_message_id IS NOT NULL AND state != 'sending'
              ORDER BY id";
         /// Binds: card, the old message.
         SUPERSEDED: Exec = "UPDATE cards SET previous_message_id = NULL
