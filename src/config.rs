@@ -72,6 +72,7 @@ Environment variables (also read from .env in the working directory; the environ
   TELEGRAM_TIMEOUT_SECS  whole-request timeout for Telegram calls (default 30)
   APPROVER_IDS  comma-separated Telegram user ids who may decide (default: the chat's admins)
   DELETE_IDS  comma-separated Telegram user ids who may delete (default: the approvers)
+  APPROVALS_REQUIRED  distinct approvers whose ✅ it takes to approve, 1 to 10 (default 1)
   WECHAT_API_BASE  WeChat's API root (default https://api.weixin.qq.com)
   WECHAT_TOKEN_MODE  stable (default), classic or file
   WECHAT_ACCESS_TOKEN_FILE  with file: where the central token service writes the token
@@ -149,6 +150,9 @@ pub struct Settings {
     pub reject_reasons: Vec<String>,
     /// `TZ`: how times are shown.
     pub time_zone: jiff::tz::TimeZone,
+    /// `APPROVALS_REQUIRED`: how many distinct approvers' ✅ an approval takes (1: the first
+    /// ✅ approves; more: each ✅ is a vote until that many have voted).
+    pub approvals_required: u32,
     /// `REMIND_AFTER_HOURS`: pending applicants older than this are listed in a reminder
     /// (`None`: reminders off, with 0).
     pub remind_after: Option<Duration>,
@@ -267,6 +271,7 @@ impl Settings {
         let team_chat_id = p.check(team_chat_id(var));
         let approvers = p.check(user_ids(var, "APPROVER_IDS"));
         let delete_ids = p.check(user_ids(var, "DELETE_IDS"));
+        let approvals_required = p.check(number(var, "APPROVALS_REQUIRED", 1, 1, 10));
         let lang = p
             .check(
                 var("BOT_LANG")
@@ -310,6 +315,7 @@ impl Settings {
             Some(team_chat_id),
             Some(approvers),
             Some(delete_ids),
+            Some(approvals_required),
             Some(reject_reasons),
             Some(time_zone),
             Some(remind_after),
@@ -330,6 +336,7 @@ impl Settings {
             team_chat_id,
             approvers,
             delete_ids,
+            approvals_required,
             reject_reasons,
             time_zone,
             remind_after,
@@ -368,6 +375,7 @@ impl Settings {
             replica,
             lease: Duration::from_secs(lease),
             lang,
+            approvals_required: approvals_required as u32,
             reject_reasons,
             time_zone,
             remind_after,
@@ -934,6 +942,9 @@ mod tests {
             ("APPROVER_IDS", "1,x"),
             ("DELETE_IDS", "alice"),
             ("DELETE_IDS", " , "),
+            ("APPROVALS_REQUIRED", "0"),
+            ("APPROVALS_REQUIRED", "11"),
+            ("APPROVALS_REQUIRED", "two"),
             ("BOT_LANG", "fr"),
             ("WECHAT_TOKEN_MODE", "magic"),
             ("WECHAT_API_BASE", "not a url"),

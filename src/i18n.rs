@@ -283,6 +283,22 @@ pub struct Texts {
     pub aside: &'static str,
     /// A press on a stray copy of a card (sent twice around a restart): its buttons are removed.
     pub alert_stray: &'static str,
+    // quorum (`APPROVALS_REQUIRED` of 2 or more): `{n}` votes of `{needed}`
+    /// ✅ while votes are gathered.
+    pub button_approve_votes: &'static str,
+    /// Takes the presser's own vote back (the ↩ is relied on by outside checks).
+    pub button_withdraw: &'static str,
+    /// The votes so far on an open card; `{names}` are the voters.
+    pub line_votes: &'static str,
+    pub toast_voted: &'static str,
+    pub toast_withdrawn: &'static str,
+    pub alert_already_voted: &'static str,
+    pub alert_not_voted: &'static str,
+    /// `/approve` that was counted as a vote; `{appid}` is the applicant (HTML).
+    pub cmd_voted: &'static str,
+    pub cmd_already_voted: &'static str,
+    pub history_vote: &'static str,
+    pub history_withdrawn: &'static str,
 }
 
 /// The demo's chat page, around the chat: its own words in the same two languages. `hint` is
@@ -520,6 +536,17 @@ static ZH: Texts = Texts {
     list_all_none: "还没有任何申请。",
     aside: "（{text}）",
     alert_stray: "这是重启时多发的一张重复卡片，它的按钮已移除。请在这个申请最新的卡片上处理。",
+    button_approve_votes: "✅ 通过（{n}/{needed}）",
+    button_withdraw: "↩ 撤回我的赞成",
+    line_votes: "👍 {n}/{needed} · {names}",
+    toast_voted: "👍 已记下你的赞成：{n}/{needed}，还需 {left} 位审批人。",
+    toast_withdrawn: "↩ 已撤回你的赞成：{n}/{needed}。",
+    alert_already_voted: "你已经赞成过了（{n}/{needed}），还需要其他审批人的 ✅。",
+    alert_not_voted: "你在这张卡片上没有可撤回的赞成。",
+    cmd_voted: "👍 {appid}：已记下你的赞成，{n}/{needed}，还需 {left} 位审批人。",
+    cmd_already_voted: "{appid}：你已经赞成过了（{n}/{needed}），还需要其他审批人。",
+    history_vote: "👍 赞成",
+    history_withdrawn: "↩ 撤回赞成",
 };
 
 static EN: Texts = Texts {
@@ -671,6 +698,17 @@ static EN: Texts = Texts {
     list_all_none: "No applications yet.",
     aside: " ({text})",
     alert_stray: "This is an extra copy of a card, sent twice around a restart; its buttons are gone. Decide on the applicant's newest card.",
+    button_approve_votes: "✅ Approve ({n}/{needed})",
+    button_withdraw: "↩ Withdraw my vote",
+    line_votes: "👍 {n}/{needed} · {names}",
+    toast_voted: "👍 Your vote counts: {n}/{needed}. It takes {left} more approver(s).",
+    toast_withdrawn: "↩ Your vote is withdrawn: {n}/{needed}.",
+    alert_already_voted: "You have already voted for this one ({n}/{needed}); it takes another approver's ✅.",
+    alert_not_voted: "You have no vote on this card to withdraw.",
+    cmd_voted: "👍 {appid}: your vote counts, {n}/{needed}; it takes {left} more approver(s).",
+    cmd_already_voted: "{appid}: you have already voted ({n}/{needed}); it takes another approver.",
+    history_vote: "👍 voted",
+    history_withdrawn: "↩ vote withdrawn",
 };
 
 #[cfg(test)]

@@ -125,12 +125,12 @@ proptest! {
         let card = Card {
             id: 1, chat_id: -1, appid: applicant.appid.clone(), message_id: Some(1), state,
             actor: Some(wxplugin_bot::domain::card::Actor { id: 1, name: "<@evil&>".into() }),
-            action: None, reason: None, note: None, prompt_message_id: None, message_gone: false, previous_message_id: None, moved: None, version: 1, changed_at: 0,
+            action: None, reason: None, note: None, prompt_message_id: None, message_gone: false, previous_message_id: None, moved: None, votes: Vec::new(), version: 1, changed_at: 0,
         };
         let reasons = vec!["<too> & \"vague\"".to_owned()];
         let tz = jiff::tz::TimeZone::UTC;
         for lang in [Lang::Zh, Lang::En] {
-            let view = CardView { applicant: &applicant, gone: false, card: &card, reasons: &reasons, lang, tz: &tz, before: None };
+            let view = CardView { applicant: &applicant, gone: false, card: &card, reasons: &reasons, lang, tz: &tz, before: None, approvals_required: 1 };
             let plain = html_to_plain(&view.text());
             prop_assert!(plain.is_ok(), "{:?}", plain);
             prop_assert!(plain.unwrap().chars().count() <= 4096);

@@ -17,6 +17,7 @@ use crate::domain::card::Actor;
 use crate::i18n::{Texts, fill};
 use crate::lifecycle::app::{App, no_preview};
 use crate::lifecycle::decision::{self, Outcome};
+use crate::lifecycle::quorum::{self, Ballot};
 use crate::telegram::html::{TEXT_MAX_UTF16, clean, escape, nickname_html, telegram_len};
 use crate::telegram::limiter::Lane;
 use crate::telegram::view::{CardView, errcode_text, format_time, status_name};
@@ -298,7 +299,34 @@ async fn decide(
             None,
         ));
     };
-    let outcome = decision::decide(app, &card, actor, action, reason, Via::Command).await?;
+    let outcome = if action == Action::Approve {
+        let appid_html = format!("<code>{}</code>", escape(appid.as_str()));
+        let filled = |template: &str, count: usize, needed: u32| {
+            fill(
+                template,
+                &[
+                    ("appid", &appid_html),
+                    ("n", &count.to_string()),
+                    ("needed", &needed.to_string()),
+                    ("left", &(needed as usize).saturating_sub(count).to_string()),
+                ],
+            )
+        };
+        match quorum::approve(app, &card, actor, Via::Command).await? {
+            Ballot::Decide(begun) => decision::finish(app, begun).await?,
+            Ballot::Counted { count, needed } => {
+                if let Err(e) = app.refresh_card(card.id).await {
+                    tracing::warn!(card = card.id, error = %e, "could not show a vote on the card");
+                }
+                return Ok(filled(t.cmd_voted, count, needed));
+            }
+            Ballot::AlreadyVoted { count, needed } => {
+                return Ok(filled(t.cmd_already_voted, count, needed));
+            }
+        }
+    } else {
+        decision::decide(app, &card, actor, action, reason, Via::Command).await?
+    };
     let line = match outcome {
         Outcome::Busy(_) => {
             escape(&crate::chat::presses::refusal(app, card.id, Some(action)).await?)
@@ -333,6 +361,7 @@ async fn decide(
                 lang: app.lang(),
                 tz: &app.settings.time_zone,
                 before: stored.before.as_ref(),
+                approvals_required: app.settings.approvals_required,
             };
             view.outcome_line()
         }
@@ -548,6 +577,8 @@ fn history_line(app: &App, e: &crate::domain::audit::HistoryEntry) -> String {
         AuditOutcome::Error => t.history_error,
         AuditOutcome::Unknown => t.history_unknown,
         AuditOutcome::InFlight => t.history_in_flight,
+        AuditOutcome::Vote => t.history_vote,
+        AuditOutcome::Withdrawn => t.history_withdrawn,
     };
     let mut line = format!(
         "\n• {when} {who} {action} <code>{}</code> → {result}",

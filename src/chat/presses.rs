@@ -13,6 +13,7 @@ use crate::domain::card::{Actor, Card, CardState, Note};
 use crate::i18n::fill;
 use crate::lifecycle::app::App;
 use crate::lifecycle::decision::{self, Begin};
+use crate::lifecycle::quorum::{self, Ballot, Withdrawal};
 use crate::telegram::callback::{Press, reason_by_key};
 use crate::telegram::html::{clean, escape, nickname_html};
 use crate::telegram::limiter::Lane;
@@ -150,7 +151,33 @@ pub(crate) async fn on_press(app: Arc<App>, q: CallbackQuery) -> HandlerResult {
     };
     let t = app.texts();
     match press {
-        Press::Approve(_) => decide_answering(&app, &q, &card, &actor, Action::Approve, None).await,
+        Press::Approve(_) => match quorum::approve(&app, &card, &actor, Via::Button).await? {
+            Ballot::Decide(begun) => answer_begun(&app, &q, &card, Action::Approve, begun).await,
+            Ballot::Counted { count, needed } => {
+                let text = fill_votes(t.toast_voted, count, needed);
+                courtesy(toast(&app, &q, &text).await);
+                app.refresh_card(card.id).await?;
+                Ok(())
+            }
+            Ballot::AlreadyVoted { count, needed } => {
+                let text = fill_votes(t.alert_already_voted, count, needed);
+                courtesy(alert(&app, &q, text).await);
+                Ok(())
+            }
+        },
+        Press::Withdraw(_) => match quorum::withdraw(&app, &card, &actor, Via::Button).await? {
+            Withdrawal::Withdrawn { count, needed } => {
+                let text = fill_votes(t.toast_withdrawn, count, needed);
+                courtesy(toast(&app, &q, &text).await);
+                app.refresh_card(card.id).await?;
+                Ok(())
+            }
+            Withdrawal::NotVoted => {
+                courtesy(alert(&app, &q, t.alert_not_voted.to_owned()).await);
+                Ok(())
+            }
+            Withdrawal::Closed => refuse(&app, &q, &card, Some(Action::Approve)).await,
+        },
         Press::Delete(_) => decide_answering(&app, &q, &card, &actor, Action::Delete, None).await,
         Press::Reason(_, key) => {
             let Some(reason) = reason_by_key(&app.settings.reject_reasons, key).cloned() else {
@@ -294,8 +321,34 @@ async fn decide_answering(
     action: Action,
     reason: Option<String>,
 ) -> HandlerResult {
+    let begun = decision::begin(app, card, actor, action, reason, Via::Button).await?;
+    answer_begun(app, q, card, action, begun).await
+}
+
+/// A quorum text with `{n}` votes of `{needed}` filled in, and the `{left}` still wanted.
+pub(crate) fn fill_votes(template: &str, count: usize, needed: u32) -> String {
+    let left = (needed as usize).saturating_sub(count);
+    fill(
+        template,
+        &[
+            ("n", &count.to_string()),
+            ("needed", &needed.to_string()),
+            ("left", &left.to_string()),
+        ],
+    )
+}
+
+/// Answers a press by what its claim came to: the decision goes ahead (the press answered
+/// beside it), or the presser is told why not.
+async fn answer_begun(
+    app: &App,
+    q: &CallbackQuery,
+    card: &Card,
+    action: Action,
+    begun: Begin,
+) -> HandlerResult {
     let t = app.texts();
-    match decision::begin(app, card, actor, action, reason, Via::Button).await? {
+    match begun {
         Begin::Claimed(claim) => {
             // The answer and the WeChat call go together: a paced answer (the overall budget
             // spent, a 429 pause) must not hold up the decision itself.

@@ -34,6 +34,10 @@ pub enum AuditOutcome {
     /// No result row yet: the call is under way, or a crash cut it short. Never written.
     #[sqlx(rename = "in-flight")]
     InFlight,
+    /// A ✅ counted towards the quorum: no attempt, nothing asked of WeChat.
+    Vote,
+    /// A vote its voter took back.
+    Withdrawn,
 }
 
 /// The result of an attempt, appended to the audit log beside what it settles.

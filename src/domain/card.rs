@@ -106,6 +106,17 @@ pub enum Note {
     },
 }
 
+/// An approver's ✅ on a card while a quorum (`APPROVALS_REQUIRED` of 2 or more) is gathered.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Vote {
+    /// The voter's Telegram user id: one vote per person.
+    pub id: u64,
+    /// As the card shows it.
+    pub name: String,
+    /// When the vote was cast (unix seconds).
+    pub at: i64,
+}
+
 /// Where the team chat went, shown on a card left behind in the chat it moved from.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Moved {
@@ -147,6 +158,8 @@ pub struct Card {
     pub previous_message_id: Option<i32>,
     /// Closed because the team chat moved elsewhere.
     pub moved: Option<Moved>,
+    /// Approvers' ✅ gathered towards the quorum, in the order cast (distinct people).
+    pub votes: Vec<Vote>,
     /// Bumped by every change; the message shows the version last edited in.
     pub version: i64,
     /// When the row last changed (unix seconds): for a held card, when its holder took it.

@@ -360,6 +360,7 @@ impl App {
             lang: self.settings.lang,
             tz: &self.settings.time_zone,
             before: stored.before.as_ref(),
+            approvals_required: self.settings.approvals_required,
         }
     }
 

@@ -150,7 +150,12 @@ pub async fn begin(
     let asked = std::time::Instant::now();
     let claimed = app
         .store
-        .claim_for_decision(card.id, action.starting_states(), &attempt)
+        .claim_for_decision(
+            card.id,
+            action.starting_states(),
+            &attempt,
+            votes_needed(app, action),
+        )
         .await?;
     let Some(claimed) = claimed else {
         let now = app.store.card(card.id).await?;
@@ -186,6 +191,15 @@ pub async fn begin(
         until: app.store.is_postgres().then(|| asked + WRITE_WINDOW),
         _hold: hold,
     }))
+}
+
+/// The stored votes a card must hold for `action` to be claimed: the quorum for an approval
+/// when `APPROVALS_REQUIRED` is 2 or more, else none (the first ✅ decides).
+pub fn votes_needed(app: &App, action: Action) -> u32 {
+    match action {
+        Action::Approve if app.settings.approvals_required > 1 => app.settings.approvals_required,
+        _ => 0,
+    }
 }
 
 /// How long a WeChat write may take before the card shows who is deciding.
@@ -250,7 +264,12 @@ pub async fn decide(
     reason: Option<String>,
     via: Via,
 ) -> Result<Outcome, StoreError> {
-    match begin(app, card, actor, action, reason, via).await? {
+    finish(app, begin(app, card, actor, action, reason, via).await?).await
+}
+
+/// Carries out what [`begin`] answered: the decision when it claimed the card, else why not.
+pub async fn finish(app: &App, begun: Begin) -> Result<Outcome, StoreError> {
+    match begun {
         Begin::Claimed(claim) => execute(app, claim).await,
         Begin::Busy(name) => Ok(Outcome::Busy(name)),
         Begin::NotApplicable => Ok(Outcome::NotApplicable),

@@ -1,10 +1,12 @@
 //! The lifecycle of an applicant's card: the shared [`app::App`], the poller that keeps cards in
-//! line with WeChat's list, decisions from claim to recorded outcome, reminders, and health. It
-//! uses the store, the WeChat client and the Telegram transport, and knows no chat handler.
+//! line with WeChat's list, decisions from claim to recorded outcome (and the quorum of votes an
+//! approval may need), reminders, and health. It uses the store, the WeChat client and the
+//! Telegram transport, and knows no chat handler.
 
 pub mod app;
 pub mod decision;
 pub mod health;
 pub mod leader;
 pub mod poller;
+pub mod quorum;
 pub mod reminder;

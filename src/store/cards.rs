@@ -5,8 +5,8 @@ use super::sql;
 use super::{Store, StoreError, StoreResult, StoredApplicant};
 use crate::domain::action::Action;
 use crate::domain::applicant::{AppId, ApplyStatus};
-use crate::domain::audit::{Attempt, AuditResult};
-use crate::domain::card::{Actor, Card, CardState, Moved, Note};
+use crate::domain::audit::{Attempt, AuditOutcome, AuditResult};
+use crate::domain::card::{Actor, Card, CardState, Moved, Note, Vote};
 use crate::domain::now_secs;
 
 /// What a decision's claim won: the attempt logged for it and the card's version as claimed
@@ -44,6 +44,7 @@ row! {
         previous_message_id: Option<i32>,
         version: i64,
         moved: Option<String>,
+        votes: String,
         updated_at: i64,
     }
 }
@@ -72,6 +73,8 @@ impl TryFrom<CardRow> for Card {
                     .map_err(|e| corrupt(format!("card {} moved {m:?}: {e}", row.id)))
             })
             .transpose()?;
+        let votes = serde_json::from_str::<Vec<Vote>>(&row.votes)
+            .map_err(|e| corrupt(format!("card {} votes {:?}: {e}", row.id, row.votes)))?;
         let actor = match (row.actor_id, row.actor_name) {
             (Some(id), Some(name)) => Some(Actor {
                 id: id as u64,
@@ -93,6 +96,7 @@ impl TryFrom<CardRow> for Card {
             message_gone: row.message_gone,
             previous_message_id: row.previous_message_id,
             moved,
+            votes,
             version: row.version,
             changed_at: row.updated_at,
         })
@@ -460,6 +464,7 @@ impl Store {
                 actor,
                 action,
                 reason,
+                votes_needed: 0,
             };
             Ok(claim_with!(pool, card_id, &claim))
         })
@@ -502,11 +507,14 @@ impl Store {
     /// Claims a card for a decision and appends the attempt to the audit log in one transaction.
     /// Returns what the claim won, or `None` when the card was not in one of `from` (someone else
     /// holds it, or it moved on): of simultaneous callers exactly one gets it.
+    /// `votes_needed`: the stored votes the card must hold in the same statement (the quorum
+    /// for an approval, else 0), so no approval is claimed on fewer.
     pub async fn claim_for_decision(
         &self,
         card_id: i64,
         from: &[CardState],
         attempt: &Attempt<'_>,
+        votes_needed: u32,
     ) -> StoreResult<Option<DecisionClaim>> {
         on_pool!(self, pool, {
             let mut tx = pool.begin().await?;
@@ -517,6 +525,7 @@ impl Store {
                 actor: attempt.actor,
                 action: Some(attempt.action),
                 reason: attempt.reason,
+                votes_needed,
             };
             let Some(version) = claim_with!(&mut *tx, card_id, &claim) else {
                 tx.rollback().await?;
@@ -525,6 +534,54 @@ impl Store {
             let attempt = attempt_with!(&mut *tx, attempt);
             tx.commit().await?;
             Ok(Some(DecisionClaim { attempt, version }))
+        })
+    }
+
+    /// Sets an open card's votes from the version its voter read, and appends the vote or
+    /// withdrawal (`result`) to the audit log, in one transaction. Returns whether it was set:
+    /// a card that moved meanwhile (another vote, a decision) is read again by the caller.
+    pub async fn set_votes(
+        &self,
+        card_id: i64,
+        version: i64,
+        votes: &[Vote],
+        change: &VoteChange<'_>,
+    ) -> StoreResult<bool> {
+        let json = serde_json::to_string(votes).map_err(|e| StoreError::Corrupt {
+            table: "cards",
+            detail: format!("votes of card {card_id}: {e}"),
+        })?;
+        on_pool!(self, pool, {
+            let mut tx = pool.begin().await?;
+            let set = sql::cards::SET_VOTES
+                .query::<DB>()
+                .bind(&json)
+                .bind(now_secs())
+                .bind(card_id)
+                .bind(version)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if set != 1 {
+                tx.rollback().await?;
+                return Ok(false);
+            }
+            sql::audit::VOTE
+                .query::<DB>()
+                .bind(now_secs())
+                .bind(change.appid.as_str())
+                .bind(change.actor.id as i64)
+                .bind(&change.actor.name)
+                .bind(change.via)
+                .bind(if change.withdrawn {
+                    AuditOutcome::Withdrawn
+                } else {
+                    AuditOutcome::Vote
+                })
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(true)
         })
     }
 
@@ -618,6 +675,17 @@ impl Store {
     }
 }
 
+/// A vote cast or withdrawn, as the audit log records it.
+#[derive(Clone, Copy, Debug)]
+pub struct VoteChange<'a> {
+    pub appid: &'a AppId,
+    pub actor: &'a Actor,
+    /// A button or a command.
+    pub via: crate::domain::action::Via,
+    /// Taken back rather than cast.
+    pub withdrawn: bool,
+}
+
 /// A claim's compare-and-swap: from one of `from` to `to`, recording who and what.
 struct Claiming<'a> {
     from: &'a [CardState],
@@ -625,6 +693,8 @@ struct Claiming<'a> {
     actor: &'a Actor,
     action: Option<Action>,
     reason: Option<&'a str>,
+    /// Stored votes the card must hold (0 but for an approval under a quorum).
+    votes_needed: u32,
 }
 
 #[cfg(test)]
@@ -721,7 +791,7 @@ mod tests {
             reason: None,
         };
         let claim = store
-            .claim_for_decision(card.id, &[CardState::Open], &attempt)
+            .claim_for_decision(card.id, &[CardState::Open], &attempt, 0)
             .await
             .expect("claim")
             .expect("the claim wins");
@@ -770,5 +840,84 @@ mod tests {
         );
         let history = store.history(Some(&appid), 10).await.expect("history");
         assert_eq!(history[0].result, AuditOutcome::Ok, "and the audit result");
+    }
+
+    #[tokio::test]
+    async fn an_approval_is_claimed_only_on_as_many_stored_votes_as_the_quorum() {
+        let (store, appid, card) = store_with_a_card().await;
+        let (alice, bob) = (
+            alice(),
+            Actor {
+                id: 2,
+                name: "@bob".to_owned(),
+            },
+        );
+        let vote = |actor: &Actor| Vote {
+            id: actor.id,
+            name: actor.name.clone(),
+            at: 1,
+        };
+        let cast = |actor| VoteChange {
+            appid: &appid,
+            actor,
+            via: Via::Button,
+            withdrawn: false,
+        };
+        let attempt = Attempt {
+            appid: &appid,
+            action: Action::Approve,
+            actor: &bob,
+            via: Via::Button,
+            reason: None,
+        };
+        let one = [vote(&alice)];
+        assert!(
+            store
+                .set_votes(card.id, card.version, &one, &cast(&alice))
+                .await
+                .expect("vote")
+        );
+        // A vote from a version read before it is refused: Bob must read Alice's first.
+        assert!(
+            !store
+                .set_votes(card.id, card.version, &[vote(&bob)], &cast(&bob))
+                .await
+                .expect("stale vote"),
+            "a vote from an old version was taken"
+        );
+        let short = store
+            .claim_for_decision(card.id, &[CardState::Open], &attempt, 2)
+            .await
+            .expect("claim");
+        assert_eq!(short, None, "an approval was claimed on one vote of two");
+        let now = store.card(card.id).await.expect("read").expect("card");
+        assert_eq!(now.votes, one);
+        let two = [vote(&alice), vote(&bob)];
+        assert!(
+            store
+                .set_votes(now.id, now.version, &two, &cast(&bob))
+                .await
+                .expect("vote")
+        );
+        let claimed = store
+            .claim_for_decision(card.id, &[CardState::Open], &attempt, 2)
+            .await
+            .expect("claim");
+        assert!(claimed.is_some(), "two votes of two did not claim");
+        // A card being decided takes no more votes (nor withdrawals).
+        let deciding = store.card(card.id).await.expect("read").expect("card");
+        assert!(
+            !store
+                .set_votes(deciding.id, deciding.version, &one, &cast(&bob))
+                .await
+                .expect("late withdrawal"),
+            "a vote changed on a card being decided"
+        );
+        let history = store.history(Some(&appid), 10).await.expect("history");
+        let votes = history
+            .iter()
+            .filter(|e| e.result == AuditOutcome::Vote)
+            .count();
+        assert_eq!(votes, 2, "each vote is in the audit log: {history:?}");
     }
 }

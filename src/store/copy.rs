@@ -50,6 +50,7 @@ row! {
         reminded_at: Option<i64>,
         previous_message_id: Option<i32>,
         moved: Option<String>,
+        votes: String,
     }
 }
 
@@ -175,6 +176,7 @@ impl Store {
                     .bind(c.reminded_at)
                     .bind(c.previous_message_id)
                     .bind(&c.moved)
+                    .bind(&c.votes)
                     .execute(&mut *tx)
                     .await?;
             }

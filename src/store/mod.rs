@@ -193,7 +193,8 @@ macro_rules! claim_with {
                     .bind(claim.action)
                     .bind(claim.reason)
                     .bind($crate::domain::now_secs())
-                    .bind($card_id);
+                    .bind($card_id)
+                    .bind(i64::from(claim.votes_needed));
                 for state in slots {
                     query = query.bind(state);
                 }
@@ -213,7 +214,7 @@ mod sql;
 pub use lease::LeaseState;
 
 pub use applicants::{Listed, StatusCounts, StoredApplicant, Waiting};
-pub use cards::{DecisionClaim, DueReminder};
+pub use cards::{DecisionClaim, DueReminder, VoteChange};
 pub use copy::{Copied, postgres_url};
 
 /// Store failures: the database, or a row that no longer parses.
@@ -782,11 +783,11 @@ mod tests {
         };
 
         let claimed = store
-            .claim_for_decision(card.id, Action::Reject.starting_states(), &attempt)
+            .claim_for_decision(card.id, Action::Reject.starting_states(), &attempt, 0)
             .await
             .expect("claim");
         let again = store
-            .claim_for_decision(card.id, Action::Reject.starting_states(), &attempt)
+            .claim_for_decision(card.id, Action::Reject.starting_states(), &attempt, 0)
             .await
             .expect("second claim");
         let claimed = claimed.expect("the first claim wins");

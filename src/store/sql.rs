@@ -430,7 +430,7 @@ statements! {
                      THEN cards.message_id ELSE cards.previous_message_id END,
                  actor_id = NULL, actor_name = NULL, action = NULL, reason = NULL, note = NULL,
                  prompt_message_id = NULL, message_gone = FALSE, reminded_at = NULL, moved = NULL,
-                 version = cards.version + 1, updated_at = excluded.updated_at
+                 votes = '[]', version = cards.version + 1, updated_at = excluded.updated_at
              WHERE (?5 IS NULL OR cards.version = ?5)
                AND (cards.state = 'closed'
                 OR (cards.message_gone = TRUE
@@ -445,7 +445,7 @@ statements! {
                      THEN cards.message_id ELSE cards.previous_message_id END,
                  actor_id = NULL, actor_name = NULL, action = NULL, reason = NULL, note = NULL,
                  prompt_message_id = NULL, message_gone = FALSE, reminded_at = NULL, moved = NULL,
-                 version = cards.version + 1, updated_at = excluded.updated_at
+                 votes = '[]', version = cards.version + 1, updated_at = excluded.updated_at
              WHERE ($5::BIGINT IS NULL OR cards.version = $5)
                AND (cards.state = 'closed'
                 OR (cards.message_gone = TRUE
@@ -519,7 +519,8 @@ statements! {
         /// one whose applicant has such a card (or one being decided) in a former team chat.
         CLAIM: Scalar<i64> = concat!(
             "UPDATE cards SET state = ?, actor_id = ?, actor_name = ?, action = ?, reason = ?,
-                 version = version + 1, updated_at = ? WHERE id = ? AND ", state_in!(), "
+                 version = version + 1, updated_at = ? WHERE id = ?
+               AND json_array_length(votes) >= ? AND ", state_in!(), "
                AND (note IS NULL OR json_extract(note, '$.kind') != 'unknown')
                AND NOT EXISTS (SELECT 1 FROM cards AS o
                    WHERE o.appid = cards.appid AND o.chat_id != cards.chat_id
@@ -528,12 +529,22 @@ statements! {
         ),
         postgres: "UPDATE cards SET state = $1, actor_id = $2, actor_name = $3, action = $4,
                  reason = $5, version = version + 1, updated_at = $6
-             WHERE id = $7 AND state IN ($8, $9, $10, $11, $12, $13)
+             WHERE id = $7 AND json_array_length(votes::JSON) >= $8
+               AND state IN ($9, $10, $11, $12, $13, $14)
                AND (note IS NULL OR (note::JSONB ->> 'kind') != 'unknown')
                AND NOT EXISTS (SELECT 1 FROM cards AS o
                    WHERE o.appid = cards.appid AND o.chat_id != cards.chat_id
                      AND (o.state = 'deciding' OR (o.note::JSONB ->> 'kind') = 'unknown'))
              RETURNING version";
+        /// Binds: votes (JSON), now, card, version. A vote is cast or withdrawn only on an open
+        /// card at the version its voter read: never one being decided, nor one whose last
+        /// outcome is unknown.
+        SET_VOTES: Exec = "UPDATE cards SET votes = ?, version = version + 1, updated_at = ?
+             WHERE id = ? AND version = ? AND state = 'open'
+               AND (note IS NULL OR json_extract(note, '$.kind') != 'unknown')",
+        postgres: "UPDATE cards SET votes = $1, version = version + 1, updated_at = $2
+             WHERE id = $3 AND version = $4 AND state = 'open'
+               AND (note IS NULL OR (note::JSONB ->> 'kind') != 'unknown')";
         /// Binds: state, note, now, card, version.
         SETTLE: Exec = "UPDATE cards SET state = ?, note = ?, prompt_message_id = NULL,
                  version = version + 1, updated_at = ? WHERE id = ? AND version = ?";
@@ -569,8 +580,9 @@ statements! {
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
         PUT_CARD: Exec = "INSERT INTO cards (id, chat_id, appid, message_id, state, actor_id,
                  actor_name, action, reason, note, prompt_message_id, message_gone, created_at,
-                 updated_at, version, shown_version, reminded_at, previous_message_id, moved)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+                 updated_at, version, shown_version, reminded_at, previous_message_id, moved,
+                 votes)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
         PUT_AUDIT: Exec = "INSERT INTO audit (id, at, appid, action, actor_id, actor_name, via,
                  reason, result, errcode, detail, attempt_id)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
@@ -594,29 +606,38 @@ statements! {
                  result, errcode, detail, attempt_id)
              SELECT ?, appid, action, actor_id, actor_name, via, reason, ?, ?, ?, id
              FROM audit WHERE id = ?";
+        /// Binds: now, appid, actor id, actor name, via, result (`vote` or `withdrawn`). A vote
+        /// is no attempt: nothing was asked of WeChat.
+        VOTE: Exec = "INSERT INTO audit (at, appid, action, actor_id, actor_name, via, result)
+             VALUES (?, ?, 'approve', ?, ?, ?, ?)";
         OPEN_ATTEMPT: Scalar<i64> = "SELECT a.id FROM audit a
-             WHERE a.appid = ? AND a.attempt_id IS NULL
+             WHERE a.appid = ? AND a.attempt_id IS NULL AND a.result = 'attempt'
                AND NOT EXISTS (SELECT 1 FROM audit r WHERE r.attempt_id = a.id)
              ORDER BY a.id DESC LIMIT 1";
         ATTEMPT_AT: Scalar<i64> = "SELECT at FROM audit WHERE id = ?";
         LAST_ATTEMPT: Scalar<Option<i64>> =
-            "SELECT MAX(id) FROM audit WHERE appid = ? AND attempt_id IS NULL";
+            "SELECT MAX(id) FROM audit WHERE appid = ? AND attempt_id IS NULL
+               AND result = 'attempt'";
         /// The newest attempt on an applicant that took effect. Binds: appid.
         LAST_DONE: Rows<HistoryRow> = "SELECT a.at, a.appid, a.action, a.actor_name, a.via, a.reason,
                     r.result, r.errcode, r.detail
              FROM audit a
              JOIN audit r ON r.id = (SELECT MAX(id) FROM audit WHERE attempt_id = a.id)
-             WHERE a.attempt_id IS NULL AND a.appid = ? AND r.result = 'ok'
+             WHERE a.attempt_id IS NULL AND a.result = 'attempt' AND a.appid = ?
+               AND r.result = 'ok'
              ORDER BY a.id DESC LIMIT 1";
-        /// Binds: appid twice (NULL: every applicant), limit.
+        /// Binds: appid twice (NULL: every applicant), limit. Attempts with their latest
+        /// result, and votes and withdrawals as they are.
         HISTORY: Rows<HistoryRow> = "SELECT a.at, a.appid, a.action, a.actor_name, a.via, a.reason,
-                    COALESCE(r.result, 'in-flight') AS result, r.errcode, r.detail
+                    CASE WHEN a.result != 'attempt' THEN a.result
+                         ELSE COALESCE(r.result, 'in-flight') END AS result, r.errcode, r.detail
              FROM audit a
              LEFT JOIN audit r ON r.id = (SELECT MAX(id) FROM audit WHERE attempt_id = a.id)
              WHERE a.attempt_id IS NULL AND (? IS NULL OR a.appid = ?)
              ORDER BY a.id DESC LIMIT ?",
         postgres: "SELECT a.at, a.appid, a.action, a.actor_name, a.via, a.reason,
-                    COALESCE(r.result, 'in-flight') AS result, r.errcode, r.detail
+                    CASE WHEN a.result != 'attempt' THEN a.result
+                         ELSE COALESCE(r.result, 'in-flight') END AS result, r.errcode, r.detail
              FROM audit a
              LEFT JOIN audit r ON r.id = (SELECT MAX(id) FROM audit WHERE attempt_id = a.id)
              WHERE a.attempt_id IS NULL AND ($1::TEXT IS NULL OR a.appid = $2)

@@ -22,6 +22,8 @@ pub enum Press {
     Refresh(i64),
     /// 🗑 Delete a refused or timed-out applicant.
     Delete(i64),
+    /// ↩ Take back one's own ✅ vote (quorum).
+    Withdraw(i64),
 }
 
 /// Telegram's limit on callback data.
@@ -38,7 +40,8 @@ impl Press {
             | Self::Cancel(id)
             | Self::Retry(id)
             | Self::Refresh(id)
-            | Self::Delete(id) => id,
+            | Self::Delete(id)
+            | Self::Withdraw(id) => id,
         }
     }
 
@@ -53,6 +56,7 @@ impl Press {
             Self::Retry(id) => format!("rt:{id}"),
             Self::Refresh(id) => format!("rf:{id}"),
             Self::Delete(id) => format!("dl:{id}"),
+            Self::Withdraw(id) => format!("wd:{id}"),
         }
     }
 
@@ -78,6 +82,7 @@ impl Press {
             ("rt", None) => Self::Retry(id),
             ("rf", None) => Self::Refresh(id),
             ("dl", None) => Self::Delete(id),
+            ("wd", None) => Self::Withdraw(id),
             _ => return None,
         };
         // Reject non-canonical spellings ("ap:+1", "ap:01") so one card has one encoding.
@@ -114,6 +119,7 @@ mod tests {
                 Press::Retry(id),
                 Press::Refresh(id),
                 Press::Delete(id),
+                Press::Withdraw(id),
             ] {
                 let data = press.encode();
                 assert!(data.len() <= CALLBACK_DATA_MAX, "{data}");

@@ -138,6 +138,8 @@ pub struct CardView<'a> {
     /// The newest decision the bot made on this applicant that took effect
     /// ([`crate::store::StoredApplicant::before`]), recalled while it waits for a decision.
     pub before: Option<&'a HistoryEntry>,
+    /// `APPROVALS_REQUIRED`: with 2 or more the card shows the votes gathered.
+    pub approvals_required: u32,
 }
 
 impl CardView<'_> {
@@ -183,6 +185,9 @@ impl CardView<'_> {
         if let Some(line) = self.history_line() {
             let _ = writeln!(s, "{line}");
         }
+        if let Some(line) = self.votes_line() {
+            let _ = writeln!(s, "{line}");
+        }
         s.push('\n');
         s.push_str(&self.outcome_line());
         if let Some(moved) = &self.card.moved {
@@ -197,6 +202,30 @@ impl CardView<'_> {
             ));
         }
         s
+    }
+
+    /// The votes gathered towards the quorum, while the card takes them: `👍 1/2 · Alice`.
+    fn votes_line(&self) -> Option<String> {
+        let t = self.lang.texts();
+        let open = matches!(
+            self.card.state,
+            CardState::Open | CardState::ChoosingReason | CardState::AwaitingReason
+        );
+        if self.approvals_required < 2 || self.card.votes.is_empty() || !open {
+            return None;
+        }
+        if self.gone || !self.applicant.status.is_decidable() {
+            return None;
+        }
+        let names: Vec<String> = self.card.votes.iter().map(|v| name_html(&v.name)).collect();
+        Some(fill(
+            t.line_votes,
+            &[
+                ("n", &self.card.votes.len().to_string()),
+                ("needed", &self.approvals_required.to_string()),
+                ("names", &names.join(t.list_sep)),
+            ],
+        ))
     }
 
     /// What the store knows of the applicant's past, shown while a decision is open: the last
@@ -552,10 +581,24 @@ impl CardView<'_> {
         // After an unknown outcome the write may have happened: no decision until re-read.
         let unsettled = matches!(self.card.note, Some(Note::Unknown { .. }));
         if self.card.state == CardState::Open && status.is_decidable() && !unsettled {
+            let approve = if self.approvals_required > 1 {
+                fill(
+                    t.button_approve_votes,
+                    &[
+                        ("n", &self.card.votes.len().to_string()),
+                        ("needed", &self.approvals_required.to_string()),
+                    ],
+                )
+            } else {
+                t.button_approve.to_owned()
+            };
             rows.push(vec![
-                button(t.button_approve, Press::Approve(id)),
+                button(&approve, Press::Approve(id)),
                 button(t.button_reject, Press::Reject(id)),
             ]);
+            if self.approvals_required > 1 && !self.card.votes.is_empty() {
+                rows.push(vec![button(t.button_withdraw, Press::Withdraw(id))]);
+            }
         }
         if status.is_deletable() && self.card.state == CardState::Closed {
             rows.push(vec![button(t.button_delete, Press::Delete(id))]);
@@ -660,6 +703,7 @@ mod tests {
             prompt_message_id: None,
             previous_message_id: None,
             moved: None,
+            votes: Vec::new(),
             message_gone: false,
             version: 0,
             changed_at: 0,
@@ -679,6 +723,7 @@ mod tests {
             lang: Lang::En,
             tz: &tz,
             before: None,
+            approvals_required: 1,
         };
         let text = view.text();
         assert!(text.contains("&lt;script&gt;"));
@@ -717,6 +762,7 @@ mod tests {
             lang: Lang::En,
             tz: &tz,
             before: None,
+            approvals_required: 1,
         };
 
         let text = view.text();
@@ -739,6 +785,7 @@ mod tests {
                 lang: Lang::En,
                 tz: &tz,
                 before: None,
+                approvals_required: 1,
             }
             .keyboard()
             .inline_keyboard
