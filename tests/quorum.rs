@@ -198,3 +198,21 @@ async fn a_status_change_elsewhere_settles_the_card_and_keeps_the_votes_in_the_l
         "{history}"
     );
 }
+
+#[tokio::test]
+async fn a_vote_of_someone_no_longer_an_approver_does_not_complete_the_quorum() {
+    let mut app = quorum_app(1, 2).await;
+    let appid = app.appids()[0].clone();
+    app.press(ALICE, &appid, "✅");
+    app.wait_card_text(&appid, "👍 1/2 · @alice").await;
+    // Alice leaves the approvers; Eve joins.
+    app.vars.insert("APPROVER_IDS", format!("{BOB},{EVE}"));
+    app.restart().await;
+    let (text, _) = press_answer(&app, EVE, &appid, "✅").await;
+    assert!(text.contains("1/2"), "{text}");
+    assert_eq!(app.wechat_calls("dev_agree"), 0);
+    assert_eq!(app.status(&appid), Some(1));
+    app.press(BOB, &appid, "✅");
+    app.wait_card_text(&appid, "Approved by @bob").await;
+    assert_eq!(app.wechat_calls("dev_agree"), 1);
+}

@@ -100,9 +100,22 @@ pub async fn approve(
             }
             tracing::info!(appid = %now.appid, by = %actor.name, votes = votes.len(), needed, "vote");
         }
-        if votes.len() < needed as usize {
+        // Only the votes of people who are approvers now count: someone taken off
+        // `APPROVER_IDS` (or no longer a chat admin) since voting does not complete a quorum.
+        // (When Telegram cannot be asked, a vote counts as not an approver's: the claim waits.)
+        let mut counted = 0;
+        for vote in &votes {
+            if app
+                .approvers
+                .is_approver(&app.bot, app.chat, teloxide::types::UserId(vote.id))
+                .await
+            {
+                counted += 1;
+            }
+        }
+        if counted < needed as usize {
             return Ok(Ballot::Counted {
-                count: votes.len(),
+                count: counted,
                 needed,
             });
         }
