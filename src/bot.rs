@@ -102,6 +102,10 @@ pub async fn serve(app: Arc<App>, shutdown: CancellationToken) -> anyhow::Result
         Ok(led) => led,
         Err(e) => Err(anyhow::anyhow!("the lease's task failed: {e}")),
     };
+    // Undo windows end their waits at the stop (their deadlines are stored); a write one has
+    // begun is finished and recorded.
+    app.windows.close();
+    app.windows.wait().await;
     app.store.close().await;
     received.context("the dispatcher could not start")?;
     led?;

@@ -261,11 +261,12 @@ async fn migrate_db(from: &str, to: &str) -> anyhow::Result<()> {
     store.close().await;
     let copied = copied?;
     println!(
-        "copied into {}: {} applicants, {} cards, {} audit rows, clock at {}",
+        "copied into {}: {} applicants, {} cards, {} audit rows, {} subscribers, clock at {}",
         crate::store::without_password(to),
         copied.applicants,
         copied.cards,
         copied.audit,
+        copied.subscribers,
         copied.tick
     );
     Ok(())

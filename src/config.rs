@@ -73,6 +73,7 @@ Environment variables (also read from .env in the working directory; the environ
   APPROVER_IDS  comma-separated Telegram user ids who may decide (default: the chat's admins)
   DELETE_IDS  comma-separated Telegram user ids who may delete (default: the approvers)
   APPROVALS_REQUIRED  distinct approvers whose ✅ it takes to approve, 1 to 10 (default 1)
+  UNDO_SECS  seconds an approval or rejection waits, undoable, before it goes to WeChat (default 0: none)
   WECHAT_API_BASE  WeChat's API root (default https://api.weixin.qq.com)
   WECHAT_TOKEN_MODE  stable (default), classic or file
   WECHAT_ACCESS_TOKEN_FILE  with file: where the central token service writes the token
@@ -88,6 +89,7 @@ Environment variables (also read from .env in the working directory; the environ
   REJECT_REASONS  preset refusal reasons, |-separated
   TZ  time zone for times in the chat: Asia/Shanghai, UTC+8 or POSIX CST-8 (default: the system's)
   REMIND_AFTER_HOURS  remind of applicants pending longer, in hours, decimals allowed (default 24; 0: never)
+  ESCALATE_AFTER_HOURS  name every approver for applicants pending longer, in hours, decimals allowed (default 0: never)
   METRICS_ADDR  serve /metrics and /healthz here, e.g. 127.0.0.1:9100 (default: off)
   TELEGRAM_WEBHOOK_URL  public HTTPS URL for webhook mode (default: long polling)
   TELEGRAM_WEBHOOK_LISTEN  local address of the webhook (default 0.0.0.0:8443)
@@ -153,9 +155,15 @@ pub struct Settings {
     /// `APPROVALS_REQUIRED`: how many distinct approvers' ✅ an approval takes (1: the first
     /// ✅ approves; more: each ✅ is a vote until that many have voted).
     pub approvals_required: u32,
+    /// `UNDO_SECS`: how long a decision waits, with ↩ Undo on its card, before its WeChat write
+    /// goes out (`None`: at once, with 0).
+    pub undo_window: Option<Duration>,
     /// `REMIND_AFTER_HOURS`: pending applicants older than this are listed in a reminder
     /// (`None`: reminders off, with 0).
     pub remind_after: Option<Duration>,
+    /// `ESCALATE_AFTER_HOURS`: applicants waiting longer (from their application time) are
+    /// escalated once, naming every approver and messaging subscribers (`None`: never).
+    pub escalate_after: Option<Duration>,
     /// `METRICS_ADDR`: where `/metrics` and `/healthz` are served (`None`: not served).
     pub metrics_addr: Option<SocketAddr>,
     /// `TELEGRAM_WEBHOOK_URL` and friends: receive updates by webhook instead of long polling.
@@ -272,6 +280,7 @@ impl Settings {
         let approvers = p.check(user_ids(var, "APPROVER_IDS"));
         let delete_ids = p.check(user_ids(var, "DELETE_IDS"));
         let approvals_required = p.check(number(var, "APPROVALS_REQUIRED", 1, 1, 10));
+        let undo_secs = p.check(number(var, "UNDO_SECS", 0, 0, 600));
         let lang = p
             .check(
                 var("BOT_LANG")
@@ -289,6 +298,7 @@ impl Settings {
         };
         let time_zone = p.check(time_zone(var));
         let remind_after = p.check(hours(var, "REMIND_AFTER_HOURS", 24.0, 24 * 365));
+        let escalate_after = p.check(hours(var, "ESCALATE_AFTER_HOURS", 0.0, 24 * 365));
         let metrics_addr = p.check(
             var("METRICS_ADDR")
                 .map(|v| parse_addr("METRICS_ADDR", &v))
@@ -316,9 +326,11 @@ impl Settings {
             Some(approvers),
             Some(delete_ids),
             Some(approvals_required),
+            Some(undo_secs),
             Some(reject_reasons),
             Some(time_zone),
             Some(remind_after),
+            Some(escalate_after),
             Some(metrics_addr),
             Some(webhook),
             Some(telegram_throttle),
@@ -337,9 +349,11 @@ impl Settings {
             approvers,
             delete_ids,
             approvals_required,
+            undo_secs,
             reject_reasons,
             time_zone,
             remind_after,
+            escalate_after,
             metrics_addr,
             webhook,
             telegram_throttle,
@@ -376,9 +390,11 @@ impl Settings {
             lease: Duration::from_secs(lease),
             lang,
             approvals_required: approvals_required as u32,
+            undo_window: (undo_secs > 0).then(|| Duration::from_secs(undo_secs)),
             reject_reasons,
             time_zone,
             remind_after,
+            escalate_after,
             metrics_addr,
             webhook,
         })
@@ -945,6 +961,8 @@ mod tests {
             ("APPROVALS_REQUIRED", "0"),
             ("APPROVALS_REQUIRED", "11"),
             ("APPROVALS_REQUIRED", "two"),
+            ("UNDO_SECS", "601"),
+            ("UNDO_SECS", "-5"),
             ("BOT_LANG", "fr"),
             ("WECHAT_TOKEN_MODE", "magic"),
             ("WECHAT_API_BASE", "not a url"),
@@ -957,6 +975,8 @@ mod tests {
             ("REMIND_AFTER_HOURS", "-2"),
             ("REMIND_AFTER_HOURS", "NaN"),
             ("REMIND_AFTER_HOURS", "1,5"),
+            ("ESCALATE_AFTER_HOURS", "soon"),
+            ("ESCALATE_AFTER_HOURS", "-1"),
             ("TELEGRAM_WEBHOOK_URL", "ftp://example.com/hook"),
             ("REPLICA_NAME", "bot one"),
             ("LEASE_SECS", "2"),

@@ -175,6 +175,8 @@ pub struct Texts {
     pub cmd_history: &'static str,
     pub cmd_status: &'static str,
     pub cmd_chatid: &'static str,
+    pub cmd_subscribe: &'static str,
+    pub cmd_unsubscribe: &'static str,
     pub pending_none: &'static str,
     pub pending_header: &'static str,
     pub list_none: &'static str,
@@ -299,6 +301,39 @@ pub struct Texts {
     pub cmd_already_voted: &'static str,
     pub history_vote: &'static str,
     pub history_withdrawn: &'static str,
+    // the undo window (`UNDO_SECS`)
+    /// A decision waiting out its window: `{name}`, `{action}`, `{time}` it goes out, `{in}`.
+    pub line_scheduled: &'static str,
+    /// After [`Texts::line_scheduled`] when a restart took the wait up again.
+    pub line_resumed: &'static str,
+    /// After a decided line whose write went out at start, its window having ended meanwhile.
+    pub line_late: &'static str,
+    /// Takes a scheduled decision back (the ↩ is relied on by outside checks).
+    pub button_undo: &'static str,
+    pub toast_scheduled: &'static str,
+    pub toast_undone: &'static str,
+    pub alert_nothing_to_undo: &'static str,
+    /// A press on a card whose decision waits out its window: `{name}`, `{action}`, `{due}`.
+    pub alert_held_scheduled: &'static str,
+    pub history_scheduled: &'static str,
+    pub history_undone: &'static str,
+    // escalation (`ESCALATE_AFTER_HOURS`) and direct messages (`/subscribe`)
+    pub escalation_header: &'static str,
+    /// `{mentions}`: a text mention of each approver.
+    pub escalation_approvers: &'static str,
+    pub subscribe_private_only: &'static str,
+    pub subscribe_not_approver: &'static str,
+    pub subscribed: &'static str,
+    pub unsubscribed: &'static str,
+    pub not_subscribed: &'static str,
+    /// `{name}`, `{appid}`, `{card}` (a link to it, or where it is).
+    pub dm_new_card: &'static str,
+    /// As [`Texts::dm_new_card`], with `{waited}`.
+    pub dm_escalation: &'static str,
+    /// `{link}`: the card's `t.me/c/…` address.
+    pub dm_card_link: &'static str,
+    /// `{chat}`: the team chat's name, where no link is possible (a basic group).
+    pub card_in_chat: &'static str,
 }
 
 /// The demo's chat page, around the chat: its own words in the same two languages. `hint` is
@@ -460,6 +495,8 @@ static ZH: Texts = Texts {
     cmd_history: "审批记录：/history [appid]",
     cmd_status: "机器人状态",
     cmd_chatid: "显示当前聊天的 ID",
+    cmd_subscribe: "（私聊）新卡片和升级提醒私信给我",
+    cmd_unsubscribe: "（私聊）不再私信我",
     pending_none: "没有待审核的申请。",
     pending_header: "待审核的申请（{n}）：",
     list_none: "没有「{status}」的申请。",
@@ -547,6 +584,27 @@ static ZH: Texts = Texts {
     cmd_already_voted: "{appid}：你已经赞成过了（{n}/{needed}），还需要其他审批人。",
     history_vote: "👍 赞成",
     history_withdrawn: "↩ 撤回赞成",
+    line_scheduled: "⏳ {name} 的{action}将于 {time}（{in}后）发送给微信，按 ↩ 撤销 可收回",
+    line_resumed: "（重启后继续计时）",
+    line_late: "（撤销时限在机器人停止期间已过，启动时发出）",
+    button_undo: "↩ 撤销",
+    toast_scheduled: "⏳ 将在 {in}后{action}；按卡片上的 ↩ 撤销 可收回。",
+    toast_undone: "↩ 已撤销：没有发送给微信。",
+    alert_nothing_to_undo: "这张卡片上没有等待发送的决定。",
+    alert_held_scheduled: "{name} 的{action}决定将于 {due} 发送给微信；按 ↩ 撤销 可收回。",
+    history_scheduled: "⏳ 等待发送",
+    history_undone: "↩ 已撤销",
+    escalation_header: "🚨 以下 {n} 份插件申请已等待超过 {hours} 小时仍未处理（无人处理的申请会被微信判为超时）：",
+    escalation_approvers: "请审批人处理：{mentions}",
+    subscribe_private_only: "请在与我的私聊中发送 /subscribe：提醒会私信给你。",
+    subscribe_not_approver: "只有审批人可以订阅私信提醒。",
+    subscribed: "🔔 已订阅：每张新的申请卡片和每次升级提醒都会私信给你。发送 /unsubscribe 可取消。",
+    unsubscribed: "🔕 已取消订阅，不会再私信你。",
+    not_subscribed: "你还没有订阅。",
+    dm_new_card: "🧩 新的插件使用申请：{name} <code>{appid}</code> · {card}",
+    dm_escalation: "🚨 已等待 {waited} 仍未处理：{name} <code>{appid}</code> · {card}",
+    dm_card_link: "<a href=\"{link}\">查看卡片</a>",
+    card_in_chat: "卡片在「{chat}」中",
 };
 
 static EN: Texts = Texts {
@@ -622,6 +680,8 @@ static EN: Texts = Texts {
     cmd_history: "decision history: /history [appid]",
     cmd_status: "bot status",
     cmd_chatid: "show this chat's id",
+    cmd_subscribe: "(private chat) message me about new cards and escalations",
+    cmd_unsubscribe: "(private chat) stop messaging me",
     pending_none: "No pending applications.",
     pending_header: "Pending applications ({n}):",
     list_none: "No {status} applications.",
@@ -709,6 +769,27 @@ static EN: Texts = Texts {
     cmd_already_voted: "{appid}: you have already voted ({n}/{needed}); it takes another approver.",
     history_vote: "👍 voted",
     history_withdrawn: "↩ vote withdrawn",
+    line_scheduled: "⏳ {name}: {action} goes to WeChat at {time} (in {in}) unless someone presses ↩ Undo",
+    line_resumed: " (resumed after a restart)",
+    line_late: " (sent at start: its undo window ended while the bot was stopped)",
+    button_undo: "↩ Undo",
+    toast_scheduled: "⏳ {action} in {in}; ↩ Undo on the card takes it back.",
+    toast_undone: "↩ Undone: nothing was sent to WeChat.",
+    alert_nothing_to_undo: "Nothing on this card is waiting to be sent.",
+    alert_held_scheduled: "{name}'s decision ({action}) goes to WeChat at {due}; ↩ Undo takes it back.",
+    history_scheduled: "⏳ scheduled",
+    history_undone: "↩ undone",
+    escalation_header: "🚨 Waiting over {hours} h with no decision ({n}); WeChat times applications out if nobody decides:",
+    escalation_approvers: "Approvers, please decide: {mentions}",
+    subscribe_private_only: "Send /subscribe to me in a private chat: the messages go there.",
+    subscribe_not_approver: "Only approvers can subscribe to direct messages.",
+    subscribed: "🔔 Subscribed: you get a direct message for each new application card and each escalation. /unsubscribe stops them.",
+    unsubscribed: "🔕 Unsubscribed: no more direct messages.",
+    not_subscribed: "You were not subscribed.",
+    dm_new_card: "🧩 New plugin application: {name} <code>{appid}</code> · {card}",
+    dm_escalation: "🚨 Waiting {waited} with no decision: {name} <code>{appid}</code> · {card}",
+    dm_card_link: "<a href=\"{link}\">open the card</a>",
+    card_in_chat: "the card is in {chat}",
 };
 
 #[cfg(test)]

@@ -125,7 +125,7 @@ proptest! {
         let card = Card {
             id: 1, chat_id: -1, appid: applicant.appid.clone(), message_id: Some(1), state,
             actor: Some(wxplugin_bot::domain::card::Actor { id: 1, name: "<@evil&>".into() }),
-            action: None, reason: None, note: None, prompt_message_id: None, message_gone: false, previous_message_id: None, moved: None, votes: Vec::new(), version: 1, changed_at: 0,
+            action: None, reason: None, note: None, prompt_message_id: None, message_gone: false, previous_message_id: None, moved: None, votes: Vec::new(), due_at: None, resumed: false, version: 1, changed_at: 0,
         };
         let reasons = vec!["<too> & \"vague\"".to_owned()];
         let tz = jiff::tz::TimeZone::UTC;

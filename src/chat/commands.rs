@@ -49,6 +49,10 @@ pub enum Command {
     Status,
     /// This chat's id.
     Chatid,
+    /// Direct messages for new cards and escalations (in a private chat).
+    Subscribe,
+    /// No more direct messages.
+    Unsubscribe,
 }
 
 /// The command list registered with `setMyCommands`.
@@ -64,6 +68,8 @@ pub fn bot_commands(t: &Texts) -> Vec<BotCommand> {
         ("history", t.cmd_history),
         ("status", t.cmd_status),
         ("chatid", t.cmd_chatid),
+        ("subscribe", t.cmd_subscribe),
+        ("unsubscribe", t.cmd_unsubscribe),
     ]
     .into_iter()
     .map(|(c, d)| BotCommand::new(c, d))
@@ -86,6 +92,14 @@ pub async fn on_command(app: Arc<App>, message: Message, me: Me) -> HandlerResul
     if command == Command::Chatid {
         let id = message.chat.id.0.to_string();
         return reply(&app, &message, fill(t.chat_id_is, &[("id", &id)])).await;
+    }
+    if matches!(command, Command::Subscribe | Command::Unsubscribe) {
+        return reply(
+            &app,
+            &message,
+            subscription(&app, &message, &command).await?,
+        )
+        .await;
     }
     if message.chat.id != app.chat {
         if let Some(new) = team_chat_upgraded_to(&app).await
@@ -118,6 +132,8 @@ pub async fn on_command(app: Arc<App>, message: Message, me: Me) -> HandlerResul
     }
     let answer = match command {
         Command::Help | Command::Start => help(t),
+        // Answered before the team-chat check: they belong in a private chat.
+        Command::Subscribe | Command::Unsubscribe => subscription(&app, &message, &command).await?,
         Command::Pending => listing(&app, Some(ApplyStatus::Pending)).await?,
         Command::List(arg) => {
             let arg = arg.trim();
@@ -245,6 +261,31 @@ fn help(t: &Texts) -> String {
     out
 }
 
+/// `/subscribe` and `/unsubscribe`: only in a private chat with the bot (the messages go there),
+/// and subscribing only for approvers of the team chat.
+async fn subscription(app: &App, message: &Message, command: &Command) -> anyhow::Result<String> {
+    let t = app.texts();
+    let Some(user) = message.from.as_ref().filter(|_| message.chat.is_private()) else {
+        return Ok(escape(t.subscribe_private_only));
+    };
+    if *command == Command::Unsubscribe {
+        let was = app.store.unsubscribe(user.id.0 as i64).await?;
+        tracing::info!(user = user.id.0, was, "unsubscribed from direct messages");
+        return Ok(escape(if was {
+            t.unsubscribed
+        } else {
+            t.not_subscribed
+        }));
+    }
+    if !app.approvers.is_approver(&app.bot, app.chat, user.id).await {
+        return Ok(escape(t.subscribe_not_approver));
+    }
+    let name = crate::telegram::actor(user).name;
+    app.store.subscribe(user.id.0 as i64, &name).await?;
+    tracing::info!(user = user.id.0, "subscribed to direct messages");
+    Ok(escape(t.subscribed))
+}
+
 /// Parses the single appid argument, or says how to use the command.
 fn one_appid(arg: &str, t: &Texts, usage: &str) -> Result<AppId, String> {
     let arg = arg.trim();
@@ -264,7 +305,7 @@ fn one_appid(arg: &str, t: &Texts, usage: &str) -> Result<AppId, String> {
 
 /// A decision by command: the same claim and card as a button press.
 async fn decide(
-    app: &App,
+    app: &Arc<App>,
     appid: &AppId,
     actor: &Actor,
     action: Action,
@@ -346,7 +387,7 @@ async fn decide(
             };
             return Ok(not_applicable(app, appid, status, action, known));
         }
-        Outcome::Done | Outcome::Failed(_) | Outcome::Unknown => {
+        Outcome::Done | Outcome::Failed(_) | Outcome::Unknown | Outcome::Scheduled(_) => {
             let (Some(card), Some(stored)) = (
                 app.store.card(card.id).await?,
                 app.store.applicant(appid).await?,
@@ -579,6 +620,8 @@ fn history_line(app: &App, e: &crate::domain::audit::HistoryEntry) -> String {
         AuditOutcome::InFlight => t.history_in_flight,
         AuditOutcome::Vote => t.history_vote,
         AuditOutcome::Withdrawn => t.history_withdrawn,
+        AuditOutcome::Scheduled => t.history_scheduled,
+        AuditOutcome::Undone => t.history_undone,
     };
     let mut line = format!(
         "\n• {when} {who} {action} <code>{}</code> → {result}",

@@ -239,6 +239,23 @@ pub(crate) async fn on_press(app: Arc<App>, q: CallbackQuery) -> HandlerResult {
             courtesy(toast(&app, &q, t.toast_refreshed).await);
             refresh_one(&app, &card).await
         }
+        Press::Undo(_) => {
+            if app.store.undo_scheduled(&card, &actor, Via::Button).await? {
+                tracing::info!(appid = %card.appid, by = %actor.name, "a scheduled decision undone");
+                courtesy(toast(&app, &q, t.toast_undone).await);
+                app.refresh_card(card.id).await?;
+                return Ok(());
+            }
+            // The window ended (the decision is being made or made), or a poll settled it.
+            match app.store.card(card.id).await? {
+                Some(now) if now.state == CardState::Open => {
+                    courtesy(alert(&app, &q, t.alert_nothing_to_undo.to_owned()).await);
+                    Ok(())
+                }
+                Some(now) => refuse(&app, &q, &now, now.action).await,
+                None => Ok(()),
+            }
+        }
     }
 }
 
@@ -314,7 +331,7 @@ pub(crate) async fn refusal(
 /// Answers the press at once, then makes the decision. The answer's fate does not decide
 /// whether the decision is made.
 async fn decide_answering(
-    app: &App,
+    app: &Arc<App>,
     q: &CallbackQuery,
     card: &Card,
     actor: &Actor,
@@ -341,7 +358,7 @@ pub(crate) fn fill_votes(template: &str, count: usize, needed: u32) -> String {
 /// Answers a press by what its claim came to: the decision goes ahead (the press answered
 /// beside it), or the presser is told why not.
 async fn answer_begun(
-    app: &App,
+    app: &Arc<App>,
     q: &CallbackQuery,
     card: &Card,
     action: Action,
@@ -358,6 +375,22 @@ async fn answer_begun(
             );
             courtesy(answered);
             decided?;
+            Ok(())
+        }
+        Begin::Scheduled(window) => {
+            let text = fill(
+                t.toast_scheduled,
+                &[
+                    ("action", crate::telegram::view::action_name(action, t)),
+                    (
+                        "in",
+                        &crate::telegram::view::format_duration(window.remaining(), t),
+                    ),
+                ],
+            );
+            decision::open_window(app, window);
+            courtesy(toast(app, q, &text).await);
+            app.refresh_card(card.id).await?;
             Ok(())
         }
         Begin::Busy(_) => refuse(app, q, card, Some(action)).await,

@@ -38,6 +38,10 @@ pub enum AuditOutcome {
     Vote,
     /// A vote its voter took back.
     Withdrawn,
+    /// A decision made, waiting out the undo window: nothing asked of WeChat yet.
+    Scheduled,
+    /// A scheduled decision taken back within its window: nothing was sent.
+    Undone,
 }
 
 /// The result of an attempt, appended to the audit log beside what it settles.

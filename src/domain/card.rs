@@ -19,6 +19,9 @@ pub enum CardState {
     ChoosingReason,
     /// Waiting for a typed reason (a ForceReply prompt is out).
     AwaitingReason,
+    /// Decided by a person, waiting out the undo window (`UNDO_SECS`) before its WeChat write
+    /// goes out; ↩ Undo puts it back.
+    Scheduled,
     /// Claimed: a WeChat call is in flight.
     Deciding,
     /// Decided or changed elsewhere; at most 🗑 Delete remains.
@@ -48,6 +51,9 @@ pub enum Note {
         at: i64,
         /// The refusal reason.
         reason: Option<String>,
+        /// Sent at start: its undo window ended while the bot was stopped.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        late: bool,
     },
     /// The decision failed; nothing changed.
     Failed {
@@ -160,6 +166,10 @@ pub struct Card {
     pub moved: Option<Moved>,
     /// Approvers' ✅ gathered towards the quorum, in the order cast (distinct people).
     pub votes: Vec<Vote>,
+    /// While scheduled: when the undo window ends and the write goes out (unix milliseconds).
+    pub due_at: Option<i64>,
+    /// While scheduled: its wait was taken up again after a restart.
+    pub resumed: bool,
     /// Bumped by every change; the message shows the version last edited in.
     pub version: i64,
     /// When the row last changed (unix seconds): for a held card, when its holder took it.

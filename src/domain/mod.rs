@@ -11,3 +11,8 @@ pub mod card;
 pub fn now_secs() -> i64 {
     jiff::Timestamp::now().as_second()
 }
+
+/// Now, in unix milliseconds (an undo window's deadline).
+pub fn now_millis() -> i64 {
+    jiff::Timestamp::now().as_millisecond()
+}

@@ -18,11 +18,12 @@ use crate::config::Settings;
 use crate::domain::applicant::{AppId, Applicant, ApplyStatus};
 use crate::domain::card::{Card, CardState, Note};
 use crate::domain::now_secs;
-use crate::i18n::{Lang, Texts};
+use crate::i18n::{Lang, Texts, fill};
 use crate::lifecycle::health::PollHealth;
 use crate::store::{Store, StoredApplicant};
 use crate::telegram::approver::Approvers;
 use crate::telegram::conflicts::TelegramConflicts;
+use crate::telegram::html::{escape, nickname_html};
 use crate::telegram::limiter::{Lane, Limits, SendLimiter};
 use crate::telegram::view::CardView;
 use crate::wechat::WeChatClient;
@@ -193,6 +194,10 @@ pub struct App {
     pub telegram_conflicts: TelegramConflicts,
     /// Whether this replica leads (polls WeChat), among those sharing the database.
     pub leadership: crate::lifecycle::leader::Leadership,
+    /// The tasks waiting out decisions' undo windows; a graceful stop waits for them.
+    pub windows: tokio_util::task::TaskTracker,
+    /// The undo windows (card, deadline) a task of this process waits on.
+    pub window_cards: DashMap<(i64, i64), ()>,
 }
 
 /// A failure talking to Telegram about a card.
@@ -259,6 +264,8 @@ impl App {
             started_at: now_secs(),
             telegram_conflicts: TelegramConflicts::default(),
             leadership,
+            windows: tokio_util::task::TaskTracker::new(),
+            window_cards: DashMap::new(),
         })
     }
 
@@ -473,6 +480,7 @@ impl App {
         {
             tracing::warn!(card = card.id, error = %e, "could not mark the replaced card; will try again after the next poll");
         }
+        self.notify_new_card(appid, sent.id.0).await;
         Ok(true)
     }
 
@@ -774,6 +782,89 @@ impl App {
                     return result;
                 }
                 Ok(_) => return result,
+            }
+        }
+    }
+
+    /// Where a card is, for a message outside the team chat: a link to it in a supergroup, else
+    /// the team chat's name (a basic group's messages cannot be linked to).
+    pub async fn card_pointer(&self, message_id: Option<i32>) -> String {
+        let t = self.texts();
+        if let Some(link) = message_id.and_then(|m| self.message_link(m)) {
+            return fill(t.dm_card_link, &[("link", &escape(&link))]);
+        }
+        let title = match self.bot.get_chat(self.chat).await {
+            Ok(chat) => chat.title().map(str::to_owned),
+            Err(_) => None,
+        }
+        .unwrap_or_else(|| self.chat.0.to_string());
+        fill(
+            t.card_in_chat,
+            &[(
+                "chat",
+                &escape(&crate::telegram::html::clean(&title, 128, false)),
+            )],
+        )
+    }
+
+    /// Tells every subscriber (`/subscribe`) of a new card.
+    async fn notify_new_card(&self, appid: &AppId, message_id: i32) {
+        let subscribers = match self.store.subscribers().await {
+            Ok(s) if s.is_empty() => return,
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read who subscribed to direct messages");
+                return;
+            }
+        };
+        let t = self.texts();
+        let nickname = match self.store.applicant(appid).await {
+            Ok(Some(stored)) => stored.applicant.nickname,
+            _ => None,
+        };
+        let html = fill(
+            t.dm_new_card,
+            &[
+                ("name", &nickname_html(nickname.as_deref(), t)),
+                ("appid", &escape(appid.as_str())),
+                ("card", &self.card_pointer(Some(message_id)).await),
+            ],
+        );
+        self.message_subscribers(&subscribers, &html).await;
+    }
+
+    /// Sends `html` to each of `subscribers` in their private chat, paced as any message. One
+    /// who blocked the bot (403) is recorded once and not messaged again; any other failure is
+    /// logged and the rest still get theirs.
+    pub async fn message_subscribers(&self, subscribers: &[crate::store::Subscriber], html: &str) {
+        for subscriber in subscribers {
+            let chat = ChatId(subscriber.user_id);
+            let sent = self
+                .paced(chat, Lane::Card, || {
+                    self.bot
+                        .send_message(chat, html.to_owned())
+                        .parse_mode(ParseMode::Html)
+                        .link_preview_options(no_preview())
+                        .send()
+                })
+                .await;
+            match sent {
+                Ok(_) => {}
+                Err(RequestError::Api(ApiError::BotBlocked)) => {
+                    match self.store.mark_blocked(subscriber.user_id).await {
+                        Ok(true) => tracing::info!(
+                            user = subscriber.user_id,
+                            "a subscriber blocked the bot; no more direct messages to them"
+                        ),
+                        Ok(false) => {}
+                        Err(e) => {
+                            tracing::warn!(error = %e, "could not record a subscriber who blocked the bot");
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(user = subscriber.user_id, error = %e, "could not send a direct message");
+                }
             }
         }
     }

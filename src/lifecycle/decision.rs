@@ -12,6 +12,7 @@ use crate::domain::now_secs;
 use crate::lifecycle::app::{App, Hold};
 use crate::store::StoreError;
 use crate::wechat::WeChatError;
+use std::sync::Arc;
 
 /// What became of a decision.
 #[derive(Debug)]
@@ -28,6 +29,8 @@ pub enum Outcome {
     NotApplicable,
     /// The last decision's outcome is still unknown: nothing is decided until it is re-read.
     Unsettled,
+    /// It waits out its undo window for this long; ↩ Undo takes it back.
+    Scheduled(std::time::Duration),
 }
 
 /// Errcodes that mean "the applicant is not in the state you think": re-read the truth.
@@ -95,6 +98,8 @@ struct Settling {
     /// Cut off before WeChat's answer was recorded (a restart, a failed store write): a re-read
     /// that shows the status aimed at cannot tell this write from the console's.
     interrupted: bool,
+    /// Sent at start: its undo window ended while the bot was stopped (the card says so).
+    late: bool,
 }
 
 /// The result of trying to claim a card for a decision.
@@ -108,6 +113,29 @@ pub enum Begin {
     NotApplicable,
     /// The last decision's outcome is unknown; re-read first.
     Unsettled,
+    /// The decision waits out its undo window (`UNDO_SECS`); [`open_window`] sends it after.
+    Scheduled(Window),
+}
+
+/// A decision waiting out its undo window: nothing is asked of WeChat until `due` (unix ms),
+/// and ↩ Undo before then puts the card back.
+#[derive(Debug)]
+pub struct Window {
+    card_id: i64,
+    due: i64,
+    via: Via,
+    /// The window ended while the bot was stopped: the write goes out at once, and says so.
+    late: bool,
+    /// Already entered in [`App::window_cards`] before it was stored, so the poll's look for
+    /// windows nobody waits on never takes it for a resumed one.
+    reserved: bool,
+}
+
+impl Window {
+    /// How long until the write goes out.
+    pub fn remaining(&self) -> std::time::Duration {
+        std::time::Duration::from_millis((self.due - crate::domain::now_millis()).max(0) as u64)
+    }
 }
 
 /// Claims `card` for a decision (atomically: of simultaneous callers exactly one wins) and logs
@@ -145,6 +173,37 @@ pub async fn begin(
         via,
         reason: reason.as_deref(),
     };
+    if let Some(window) = app.settings.undo_window
+        && action != Action::Delete
+    {
+        // The deciding press: the write waits out the undo window (a delete is not a decision
+        // on the application, and has no window).
+        let due = crate::domain::now_millis() + window.as_millis() as i64;
+        app.window_cards.insert((card.id, due), ());
+        let scheduled = app
+            .store
+            .schedule_decision(
+                card.id,
+                action.starting_states(),
+                &attempt,
+                votes_needed(app, action),
+                due,
+            )
+            .await;
+        if matches!(scheduled, Ok(Some(_))) {
+            tracing::info!(appid = %card.appid, action = action.as_str(), by = %actor.name, "decision scheduled");
+            return Ok(Begin::Scheduled(Window {
+                card_id: card.id,
+                due,
+                via,
+                late: false,
+                reserved: true,
+            }));
+        }
+        app.window_cards.remove(&(card.id, due));
+        scheduled?;
+        return refused(app, card).await;
+    }
     // Counted from before the claim is asked for: the window never outlasts what another
     // replica reading the claim's time allows for.
     let asked = std::time::Instant::now();
@@ -155,27 +214,11 @@ pub async fn begin(
             action.starting_states(),
             &attempt,
             votes_needed(app, action),
+            None,
         )
         .await?;
     let Some(claimed) = claimed else {
-        let now = app.store.card(card.id).await?;
-        return Ok(match now {
-            Some(c) if c.state == CardState::Deciding => {
-                Begin::Busy(c.actor.map(|a| a.name).unwrap_or_default())
-            }
-            Some(c) if matches!(c.note, Some(Note::Unknown { .. })) => Begin::Unsettled,
-            // Its card in a former team chat is being decided or has an unknown outcome: the
-            // claim refused this one in the same statement, so no second write can follow.
-            Some(_)
-                if app
-                    .store
-                    .unsettled_elsewhere(card.chat_id, &card.appid)
-                    .await? =>
-            {
-                Begin::Unsettled
-            }
-            _ => Begin::NotApplicable,
-        });
+        return refused(app, card).await;
     };
     Ok(Begin::Claimed(Claim {
         settling: Settling {
@@ -187,10 +230,33 @@ pub async fn begin(
             reason,
             attempt: Some(claimed.attempt),
             interrupted: false,
+            late: false,
         },
         until: app.store.is_postgres().then(|| asked + WRITE_WINDOW),
         _hold: hold,
     }))
+}
+
+/// Why a claim on `card` lost, from the card as it is now.
+async fn refused(app: &App, card: &Card) -> Result<Begin, StoreError> {
+    let now = app.store.card(card.id).await?;
+    Ok(match now {
+        Some(c) if matches!(c.state, CardState::Deciding | CardState::Scheduled) => {
+            Begin::Busy(c.actor.map(|a| a.name).unwrap_or_default())
+        }
+        Some(c) if matches!(c.note, Some(Note::Unknown { .. })) => Begin::Unsettled,
+        // Its card in a former team chat is being decided or has an unknown outcome: the
+        // claim refused this one in the same statement, so no second write can follow.
+        Some(_)
+            if app
+                .store
+                .unsettled_elsewhere(card.chat_id, &card.appid)
+                .await? =>
+        {
+            Begin::Unsettled
+        }
+        _ => Begin::NotApplicable,
+    })
 }
 
 /// The stored votes a card must hold for `action` to be claimed: the quorum for an approval
@@ -257,7 +323,7 @@ pub async fn execute(app: &App, claim: Claim) -> Result<Outcome, StoreError> {
 
 /// [`begin`] then [`execute`]: a whole decision, for commands.
 pub async fn decide(
-    app: &App,
+    app: &Arc<App>,
     card: &Card,
     actor: &Actor,
     action: Action,
@@ -267,14 +333,140 @@ pub async fn decide(
     finish(app, begin(app, card, actor, action, reason, via).await?).await
 }
 
-/// Carries out what [`begin`] answered: the decision when it claimed the card, else why not.
-pub async fn finish(app: &App, begun: Begin) -> Result<Outcome, StoreError> {
+/// Carries out what [`begin`] answered: the decision when it claimed the card (or its undo
+/// window, in a task of its own), else why not.
+pub async fn finish(app: &Arc<App>, begun: Begin) -> Result<Outcome, StoreError> {
     match begun {
         Begin::Claimed(claim) => execute(app, claim).await,
+        Begin::Scheduled(window) => {
+            let left = window.remaining();
+            open_window(app, window);
+            Ok(Outcome::Scheduled(left))
+        }
         Begin::Busy(name) => Ok(Outcome::Busy(name)),
         Begin::NotApplicable => Ok(Outcome::NotApplicable),
         Begin::Unsettled => Ok(Outcome::Unsettled),
     }
+}
+
+/// Waits out a scheduled decision's undo window in a task of its own, then claims the card and
+/// makes the decision — unless ↩ Undo (or a poll that found the status changed elsewhere) moved
+/// the card first: the claim from `scheduled` is a compare-and-swap, so exactly one of them
+/// wins. The tasks are tracked ([`App::windows`]): a graceful stop ends their waits at once (the
+/// stored deadline resumes at the next start) and waits for a write one has begun.
+pub fn open_window(app: &Arc<App>, window: Window) {
+    let key = (window.card_id, window.due);
+    if !window.reserved && app.window_cards.insert(key, ()).is_some() {
+        // This process already waits on it.
+        return;
+    }
+    let app = Arc::clone(app);
+    app.windows.clone().spawn(async move {
+        let card_id = window.card_id;
+        if let Err(e) = run_window(&app, window).await {
+            tracing::warn!(card = card_id, error = %e, "a decision's undo window ended in a store failure; the next start or poll takes it up");
+        }
+        app.window_cards.remove(&key);
+    });
+}
+
+async fn run_window(app: &App, window: Window) -> Result<(), StoreError> {
+    tokio::select! {
+        () = app.stopping.cancelled() => return Ok(()),
+        () = tokio::time::sleep(window.remaining()) => {}
+    }
+    if app.stopping.is_cancelled() {
+        return Ok(());
+    }
+    let hold = app.holds.hold(window.card_id);
+    let Some(card) = app.store.card(window.card_id).await? else {
+        return Ok(());
+    };
+    let (CardState::Scheduled, Some(action), Some(actor), true) = (
+        card.state,
+        card.action,
+        card.actor.clone(),
+        card.due_at == Some(window.due),
+    ) else {
+        // Undone (and perhaps decided again, with a window of its own), or settled by a poll:
+        // nothing to send here.
+        return Ok(());
+    };
+    let attempt = Attempt {
+        appid: &card.appid,
+        action,
+        actor: &actor,
+        via: window.via,
+        reason: card.reason.as_deref(),
+    };
+    let asked = std::time::Instant::now();
+    let Some(claimed) = app
+        .store
+        .claim_for_decision(
+            card.id,
+            &[CardState::Scheduled],
+            &attempt,
+            votes_needed(app, action),
+            Some(window.due),
+        )
+        .await?
+    else {
+        // ↩ Undo or a poll won the compare-and-swap: nothing is sent.
+        return Ok(());
+    };
+    let claim = Claim {
+        settling: Settling {
+            card_id: card.id,
+            version: claimed.version,
+            appid: card.appid.clone(),
+            action,
+            actor: actor.clone(),
+            reason: card.reason.clone(),
+            attempt: Some(claimed.attempt),
+            interrupted: false,
+            late: window.late,
+        },
+        until: app.store.is_postgres().then(|| asked + WRITE_WINDOW),
+        _hold: hold,
+    };
+    execute(app, claim).await?;
+    Ok(())
+}
+
+/// Takes up every undo window no task of this process waits on: after a restart (or when
+/// another replica that waited on one is gone). A window still running resumes from its stored
+/// deadline and its card says it was resumed; one that ended while nobody waited goes out at
+/// once, and its outcome says so. Run by the leader after each poll.
+pub async fn resume_windows(app: &Arc<App>) -> Result<usize, StoreError> {
+    let mut resumed = 0;
+    for card in app.store.scheduled_cards().await? {
+        let Some(due) = card.due_at else {
+            continue;
+        };
+        if app.window_cards.contains_key(&(card.id, due)) {
+            continue;
+        }
+        let late = due <= crate::domain::now_millis();
+        if !late
+            && app.store.mark_resumed(card.id).await?
+            && let Err(e) = app.refresh_card(card.id).await
+        {
+            tracing::warn!(card = card.id, error = %e, "could not show a resumed undo window");
+        }
+        tracing::info!(card = card.id, appid = %card.appid, late, "taking up an undo window");
+        open_window(
+            app,
+            Window {
+                card_id: card.id,
+                due,
+                via: Via::Button,
+                late,
+                reserved: false,
+            },
+        );
+        resumed += 1;
+    }
+    Ok(resumed)
 }
 
 /// Whether a failed write may still have taken effect: its answer was lost, or a resend after
@@ -656,6 +848,7 @@ async fn confirm(
             by: s.actor.name.clone(),
             at: now_secs(),
             reason: s.reason.clone(),
+            late: s.late,
         };
         (note, result, detail)
     };
@@ -737,6 +930,7 @@ pub async fn recover_abandoned(app: &App) -> Result<usize, StoreError> {
             reason: card.reason.clone(),
             attempt,
             interrupted: true,
+            late: false,
         };
         let cause = WeChatError::OutcomeUnknown {
             action: "restart",
@@ -809,6 +1003,7 @@ pub async fn settle_unknown(
         reason: card.reason.clone(),
         attempt,
         interrupted: false,
+        late: false,
     };
     match listed {
         Some(listed) => {

@@ -234,8 +234,10 @@ async fn close_moved_cards(app: &App) -> Result<usize, PollError> {
     };
     let mut closed = 0;
     for card in left {
-        let unsettled =
-            card.state == CardState::Deciding || matches!(card.note, Some(Note::Unknown { .. }));
+        // A decision in flight or waiting out its undo window still writes through: settled
+        // first, then closed for the move.
+        let unsettled = matches!(card.state, CardState::Deciding | CardState::Scheduled)
+            || matches!(card.note, Some(Note::Unknown { .. }));
         if unsettled || app.stopping.is_cancelled() {
             continue;
         }
@@ -602,9 +604,14 @@ async fn close_card(
 /// one whose outcome is unknown is settled from a later listing; one still being sent is not yet
 /// the truth.
 pub fn card_agrees(card: &Card, status: ApplyStatus, gone: bool) -> bool {
+    // A decision waiting out its undo window stands for a pending applicant like an open card:
+    // a status changed elsewhere meanwhile closes it, and its window then sends nothing.
     let offers_decision = matches!(
         card.state,
-        CardState::Open | CardState::ChoosingReason | CardState::AwaitingReason
+        CardState::Open
+            | CardState::ChoosingReason
+            | CardState::AwaitingReason
+            | CardState::Scheduled
     );
     match card.state {
         CardState::Deciding => true,
@@ -779,11 +786,20 @@ async fn note_health(app: &App, error: Option<&PollError>) {
 pub async fn run(app: std::sync::Arc<App>, interval: Duration, shutdown: CancellationToken) {
     let mut reminders_checked = None;
     loop {
-        match poll_once(&app).await {
+        let polled = poll_once(&app).await;
+        // Undo windows nobody here waits on (a restart, a replica gone): after the poll, which
+        // closes the card of an applicant decided elsewhere meanwhile.
+        if let Err(e) = crate::lifecycle::decision::resume_windows(&app).await {
+            tracing::warn!(error = %e, "could not look for undo windows to take up");
+        }
+        match polled {
             Ok(_) if crate::lifecycle::reminder::check_due(reminders_checked) => {
                 reminders_checked = Some(std::time::Instant::now());
                 if let Err(e) = crate::lifecycle::reminder::remind(&app).await {
                     tracing::warn!(error = %e, "could not look for applicants to remind of");
+                }
+                if let Err(e) = crate::lifecycle::reminder::escalate(&app).await {
+                    tracing::warn!(error = %e, "could not look for applicants to escalate");
                 }
             }
             // A failed poll was logged, once, where it was noted (note_health).

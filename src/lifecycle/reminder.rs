@@ -1,13 +1,15 @@
 //! Stale applicants: WeChat times an application out if nobody decides, so pending applicants
 //! older than `REMIND_AFTER_HOURS` are listed in the team chat, each at most once a day, with
-//! links to their cards, once their cards have been up for a while (`remind_settle`).
+//! links to their cards, once their cards have been up for a while (`remind_settle`); those older
+//! than `ESCALATE_AFTER_HOURS` are escalated once, naming every approver and messaging the
+//! approvers who subscribed.
 
 use std::time::{Duration, Instant};
 
 use crate::domain::now_secs;
 use crate::i18n::fill;
 use crate::lifecycle::app::App;
-use crate::store::StoreError;
+use crate::store::{DueReminder, StoreError};
 use crate::telegram::html::{escape, nickname_html};
 
 /// At most this many applicants per reminder; the rest are counted.
@@ -53,34 +55,8 @@ pub async fn remind(app: &App) -> Result<usize, StoreError> {
     );
     let listed = &due[..due.len().min(LISTED)];
     for due in listed {
-        let (card, a, since) = (&due.card, &due.applicant.applicant, due.since);
-        let hours = ((now - since).max(0) / 3600).to_string();
-        let days = ((now - since).max(0) / 86_400).to_string();
-        let waited = if now - since < 3600 {
-            // Reminders may come after half an hour (`REMIND_AFTER_HOURS=0.5`).
-            crate::telegram::view::format_duration(
-                Duration::from_secs((now - since).max(0) as u64),
-                t,
-            )
-        } else if now - since < 2 * 86_400 {
-            fill(t.waited_hours, &[("n", &hours)])
-        } else {
-            fill(t.waited_days, &[("n", &days)])
-        };
-        let name = nickname_html(a.nickname.as_deref(), t);
-        let name = match card.message_id.and_then(|m| app.message_link(m)) {
-            Some(link) => format!("<a href=\"{}\">{name}</a>", escape(&link)),
-            None => format!("<b>{name}</b>"),
-        };
         text.push('\n');
-        text.push_str(&fill(
-            t.reminder_line,
-            &[
-                ("name", &name),
-                ("appid", &escape(a.appid.as_str())),
-                ("waited", &waited),
-            ],
-        ));
+        text.push_str(&due_line(app, due, now));
     }
     if due.len() > listed.len() {
         text.push('\n');
@@ -101,6 +77,128 @@ pub async fn remind(app: &App) -> Result<usize, StoreError> {
         listed = listed.len(),
         counted = ids.len(),
         "reminded the team of waiting applicants"
+    );
+    Ok(ids.len())
+}
+
+/// How long an applicant has waited since `since`, as people say it.
+fn waited_text(now: i64, since: i64, t: &crate::i18n::Texts) -> String {
+    let waited = (now - since).max(0);
+    if waited < 3600 {
+        // Reminders may come after half an hour (`REMIND_AFTER_HOURS=0.5`).
+        crate::telegram::view::format_duration(Duration::from_secs(waited as u64), t)
+    } else if waited < 2 * 86_400 {
+        fill(t.waited_hours, &[("n", &(waited / 3600).to_string())])
+    } else {
+        fill(t.waited_days, &[("n", &(waited / 86_400).to_string())])
+    }
+}
+
+/// One applicant's line in a reminder or an escalation: its name linked to its card, its appid
+/// and how long it has waited.
+fn due_line(app: &App, due: &DueReminder, now: i64) -> String {
+    let t = app.texts();
+    let (card, a) = (&due.card, &due.applicant.applicant);
+    let name = nickname_html(a.nickname.as_deref(), t);
+    let name = match card.message_id.and_then(|m| app.message_link(m)) {
+        Some(link) => format!("<a href=\"{}\">{name}</a>", escape(&link)),
+        None => format!("<b>{name}</b>"),
+    };
+    fill(
+        t.reminder_line,
+        &[
+            ("name", &name),
+            ("appid", &escape(a.appid.as_str())),
+            ("waited", &waited_text(now, due.since, t)),
+        ],
+    )
+}
+
+/// Escalates, once per application, the pending applicants that have waited longer than
+/// `ESCALATE_AFTER_HOURS` since they applied (else since first seen): one message in the team
+/// chat naming every approver with a text mention (which works for people without a
+/// username), and a direct message per applicant to each subscriber. Returns how many it
+/// escalated (0 when none are due, or when escalation is off).
+pub async fn escalate(app: &App) -> Result<usize, StoreError> {
+    let Some(after) = app.settings.escalate_after else {
+        return Ok(0);
+    };
+    let now = now_secs();
+    let due = app
+        .store
+        .due_escalations(
+            app.chat.0,
+            now - after.as_secs() as i64,
+            now - app.settings.remind_settle.as_secs() as i64,
+        )
+        .await?;
+    if due.is_empty() {
+        return Ok(0);
+    }
+    let t = app.texts();
+    let mut text = fill(
+        t.escalation_header,
+        &[("n", &due.len().to_string()), ("hours", &hours_text(after))],
+    );
+    let listed = &due[..due.len().min(LISTED)];
+    for due in listed {
+        text.push('\n');
+        text.push_str(&due_line(app, due, now));
+    }
+    if due.len() > listed.len() {
+        text.push('\n');
+        text.push_str(&fill(
+            t.reminder_more,
+            &[("n", &(due.len() - listed.len()).to_string())],
+        ));
+    }
+    let mentions: Vec<String> = app
+        .approvers
+        .list(&app.bot, app.chat)
+        .await
+        .into_iter()
+        .map(|(id, name)| {
+            format!(
+                "<a href=\"tg://user?id={}\">{}</a>",
+                id.0,
+                escape(&crate::telegram::html::clean(&name, 64, false))
+            )
+        })
+        .collect();
+    if !mentions.is_empty() {
+        text.push_str("\n\n");
+        text.push_str(&fill(
+            t.escalation_approvers,
+            &[("mentions", &mentions.join(" "))],
+        ));
+    }
+    if !app.announce(text).await {
+        return Ok(0);
+    }
+    let ids: Vec<i64> = due.iter().map(|due| due.card.id).collect();
+    app.store.mark_escalated(&ids, now).await?;
+    let subscribers = app.store.subscribers().await?;
+    for due in &due {
+        if subscribers.is_empty() {
+            break;
+        }
+        let a = &due.applicant.applicant;
+        let html = fill(
+            t.dm_escalation,
+            &[
+                ("name", &nickname_html(a.nickname.as_deref(), t)),
+                ("appid", &escape(a.appid.as_str())),
+                ("waited", &waited_text(now, due.since, t)),
+                ("card", &app.card_pointer(due.card.message_id).await),
+            ],
+        );
+        app.message_subscribers(&subscribers, &html).await;
+    }
+    tracing::info!(
+        escalated = ids.len(),
+        approvers = mentions.len(),
+        subscribers = subscribers.len(),
+        "escalated applicants waiting too long"
     );
     Ok(ids.len())
 }

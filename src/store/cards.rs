@@ -45,6 +45,8 @@ row! {
         version: i64,
         moved: Option<String>,
         votes: String,
+        due_at: Option<i64>,
+        resumed: bool,
         updated_at: i64,
     }
 }
@@ -97,6 +99,8 @@ impl TryFrom<CardRow> for Card {
             previous_message_id: row.previous_message_id,
             moved,
             votes,
+            due_at: row.due_at,
+            resumed: row.resumed,
             version: row.version,
             changed_at: row.updated_at,
         })
@@ -128,6 +132,56 @@ fn state_slots(from: &[CardState]) -> Option<[CardState; 6]> {
 }
 
 impl Store {
+    /// Cards in `chat_id` of applicants still pending since before `applied_before` (or first
+    /// seen then) and first seen before `seen_before`, never escalated, oldest first.
+    pub async fn due_escalations(
+        &self,
+        chat_id: i64,
+        applied_before: i64,
+        seen_before: i64,
+    ) -> StoreResult<Vec<DueReminder>> {
+        on_pool!(self, pool, {
+            let rows = sql::cards::DUE_ESCALATIONS
+                .query::<DB>()
+                .bind(chat_id)
+                .bind(applied_before)
+                .bind(seen_before)
+                .fetch_all(pool)
+                .await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for DueRow { card_id, since } in rows {
+                let Some(card) = self.card(card_id).await? else {
+                    continue;
+                };
+                if let Some(applicant) = self.applicant(&card.appid).await? {
+                    out.push(DueReminder {
+                        card,
+                        applicant,
+                        since,
+                    });
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    /// Records that the cards `ids` were escalated at `at`.
+    pub async fn mark_escalated(&self, ids: &[i64], at: i64) -> StoreResult<()> {
+        on_pool!(self, pool, {
+            let mut tx = pool.begin().await?;
+            for id in ids {
+                sql::cards::MARK_ESCALATED
+                    .query::<DB>()
+                    .bind(at)
+                    .bind(*id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
     /// Cards in `chat_id` of applicants still pending since before `applied_before` (or first
     /// seen then, when WeChat gave no time) and not reminded of since `reminded_before`, oldest
     /// first.
@@ -465,6 +519,8 @@ impl Store {
                 action,
                 reason,
                 votes_needed: 0,
+                due_at: None,
+                expect_due: None,
             };
             Ok(claim_with!(pool, card_id, &claim))
         })
@@ -508,13 +564,15 @@ impl Store {
     /// Returns what the claim won, or `None` when the card was not in one of `from` (someone else
     /// holds it, or it moved on): of simultaneous callers exactly one gets it.
     /// `votes_needed`: the stored votes the card must hold in the same statement (the quorum
-    /// for an approval, else 0), so no approval is claimed on fewer.
+    /// for an approval, else 0), so no approval is claimed on fewer. `expect_due`: at an undo
+    /// window's end, the deadline the scheduled card must still have.
     pub async fn claim_for_decision(
         &self,
         card_id: i64,
         from: &[CardState],
         attempt: &Attempt<'_>,
         votes_needed: u32,
+        expect_due: Option<i64>,
     ) -> StoreResult<Option<DecisionClaim>> {
         on_pool!(self, pool, {
             let mut tx = pool.begin().await?;
@@ -526,6 +584,8 @@ impl Store {
                 action: Some(attempt.action),
                 reason: attempt.reason,
                 votes_needed,
+                due_at: None,
+                expect_due,
             };
             let Some(version) = claim_with!(&mut *tx, card_id, &claim) else {
                 tx.rollback().await?;
@@ -534,6 +594,105 @@ impl Store {
             let attempt = attempt_with!(&mut *tx, attempt);
             tx.commit().await?;
             Ok(Some(DecisionClaim { attempt, version }))
+        })
+    }
+
+    /// Claims a card for a decision that waits out its undo window: to `scheduled` until `due_at`
+    /// (unix ms), with the same checks as [`Store::claim_for_decision`] (state, quorum, no
+    /// unknown outcome here or unsettled decision elsewhere), and a `scheduled` audit row, in one
+    /// transaction. Returns the card's version, or `None` when the claim lost.
+    pub async fn schedule_decision(
+        &self,
+        card_id: i64,
+        from: &[CardState],
+        attempt: &Attempt<'_>,
+        votes_needed: u32,
+        due_at: i64,
+    ) -> StoreResult<Option<i64>> {
+        on_pool!(self, pool, {
+            let mut tx = pool.begin().await?;
+            let claim = Claiming {
+                from,
+                to: CardState::Scheduled,
+                actor: attempt.actor,
+                action: Some(attempt.action),
+                reason: attempt.reason,
+                votes_needed,
+                due_at: Some(due_at),
+                expect_due: None,
+            };
+            let Some(version) = claim_with!(&mut *tx, card_id, &claim) else {
+                tx.rollback().await?;
+                return Ok(None);
+            };
+            let mark = Mark {
+                appid: attempt.appid,
+                action: attempt.action,
+                actor: attempt.actor,
+                via: attempt.via,
+                reason: attempt.reason,
+                result: AuditOutcome::Scheduled,
+            };
+            mark_with!(&mut *tx, &mark);
+            tx.commit().await?;
+            Ok(Some(version))
+        })
+    }
+
+    /// ↩ Undo: puts a scheduled decision's card back to open (its votes as they were) and logs
+    /// who undid what, in one transaction. Returns whether this caller did it: `false` once the
+    /// window's end claimed the card, or a poll settled it.
+    pub async fn undo_scheduled(
+        &self,
+        card: &Card,
+        actor: &Actor,
+        via: crate::domain::action::Via,
+    ) -> StoreResult<bool> {
+        on_pool!(self, pool, {
+            let mut tx = pool.begin().await?;
+            let undone = sql::cards::UNDO
+                .query::<DB>()
+                .bind(now_secs())
+                .bind(card.id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if undone != 1 {
+                tx.rollback().await?;
+                return Ok(false);
+            }
+            let mark = Mark {
+                appid: &card.appid,
+                action: card.action.unwrap_or(Action::Approve),
+                actor,
+                via,
+                reason: card.reason.as_deref(),
+                result: AuditOutcome::Undone,
+            };
+            mark_with!(&mut *tx, &mark);
+            tx.commit().await?;
+            Ok(true)
+        })
+    }
+
+    /// Decisions waiting out their undo window, in every chat.
+    pub async fn scheduled_cards(&self) -> StoreResult<Vec<Card>> {
+        on_pool!(self, pool, {
+            cards(sql::cards::SCHEDULED.query::<DB>().fetch_all(pool).await?)
+        })
+    }
+
+    /// Marks a scheduled card's wait as taken up again after a restart. Returns whether it
+    /// changed (it was scheduled and not yet marked).
+    pub async fn mark_resumed(&self, card_id: i64) -> StoreResult<bool> {
+        on_pool!(self, pool, {
+            Ok(sql::cards::RESUMED
+                .query::<DB>()
+                .bind(card_id)
+                .execute(pool)
+                .await?
+                .rows_affected()
+                == 1)
         })
     }
 
@@ -566,20 +725,19 @@ impl Store {
                 tx.rollback().await?;
                 return Ok(false);
             }
-            sql::audit::VOTE
-                .query::<DB>()
-                .bind(now_secs())
-                .bind(change.appid.as_str())
-                .bind(change.actor.id as i64)
-                .bind(&change.actor.name)
-                .bind(change.via)
-                .bind(if change.withdrawn {
+            let mark = Mark {
+                appid: change.appid,
+                action: Action::Approve,
+                actor: change.actor,
+                via: change.via,
+                reason: None,
+                result: if change.withdrawn {
                     AuditOutcome::Withdrawn
                 } else {
                     AuditOutcome::Vote
-                })
-                .execute(&mut *tx)
-                .await?;
+                },
+            };
+            mark_with!(&mut *tx, &mark);
             tx.commit().await?;
             Ok(true)
         })
@@ -675,6 +833,16 @@ impl Store {
     }
 }
 
+/// An audit row that is no attempt (a vote, a withdrawal, a decision scheduled or undone).
+pub(super) struct Mark<'a> {
+    pub appid: &'a AppId,
+    pub action: Action,
+    pub actor: &'a Actor,
+    pub via: crate::domain::action::Via,
+    pub reason: Option<&'a str>,
+    pub result: AuditOutcome,
+}
+
 /// A vote cast or withdrawn, as the audit log records it.
 #[derive(Clone, Copy, Debug)]
 pub struct VoteChange<'a> {
@@ -695,6 +863,10 @@ struct Claiming<'a> {
     reason: Option<&'a str>,
     /// Stored votes the card must hold (0 but for an approval under a quorum).
     votes_needed: u32,
+    /// When a decision claimed into `scheduled` goes out (unix ms); `None` for any other state.
+    due_at: Option<i64>,
+    /// The due the card must still have (an undo window's own end claiming it); `None`: any.
+    expect_due: Option<i64>,
 }
 
 #[cfg(test)]
@@ -791,7 +963,7 @@ mod tests {
             reason: None,
         };
         let claim = store
-            .claim_for_decision(card.id, &[CardState::Open], &attempt, 0)
+            .claim_for_decision(card.id, &[CardState::Open], &attempt, 0, None)
             .await
             .expect("claim")
             .expect("the claim wins");
@@ -806,6 +978,7 @@ mod tests {
             by: actor.name.clone(),
             at: 2,
             reason: None,
+            late: false,
         };
 
         let settled = store
@@ -886,7 +1059,7 @@ mod tests {
             "a vote from an old version was taken"
         );
         let short = store
-            .claim_for_decision(card.id, &[CardState::Open], &attempt, 2)
+            .claim_for_decision(card.id, &[CardState::Open], &attempt, 2, None)
             .await
             .expect("claim");
         assert_eq!(short, None, "an approval was claimed on one vote of two");
@@ -900,7 +1073,7 @@ mod tests {
                 .expect("vote")
         );
         let claimed = store
-            .claim_for_decision(card.id, &[CardState::Open], &attempt, 2)
+            .claim_for_decision(card.id, &[CardState::Open], &attempt, 2, None)
             .await
             .expect("claim");
         assert!(claimed.is_some(), "two votes of two did not claim");

@@ -51,6 +51,19 @@ row! {
         previous_message_id: Option<i32>,
         moved: Option<String>,
         votes: String,
+        due_at: Option<i64>,
+        resumed: bool,
+        escalated_at: Option<i64>,
+    }
+}
+
+row! {
+    /// Every column of a subscriber, as stored.
+    pub(super) struct SubscriberCopy {
+        user_id: i64,
+        name: String,
+        subscribed_at: i64,
+        blocked_at: Option<i64>,
     }
 }
 
@@ -81,6 +94,8 @@ pub struct Copied {
     pub cards: usize,
     /// Audit rows.
     pub audit: usize,
+    /// Approvers subscribed to direct messages.
+    pub subscribers: usize,
     /// The applicant clock.
     pub tick: i64,
 }
@@ -116,6 +131,10 @@ impl Store {
                 .fetch_all(&mut *source)
                 .await?;
             let audit = sql::copy::AUDIT
+                .query::<DB>()
+                .fetch_all(&mut *source)
+                .await?;
+            let subscribers = sql::copy::SUBSCRIBERS
                 .query::<DB>()
                 .fetch_all(&mut *source)
                 .await?;
@@ -177,6 +196,9 @@ impl Store {
                     .bind(c.previous_message_id)
                     .bind(&c.moved)
                     .bind(&c.votes)
+                    .bind(c.due_at)
+                    .bind(c.resumed)
+                    .bind(c.escalated_at)
                     .execute(&mut *tx)
                     .await?;
             }
@@ -198,6 +220,16 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
             }
+            for r in &subscribers {
+                sql::copy::PUT_SUBSCRIBER
+                    .query::<Postgres>()
+                    .bind(r.user_id)
+                    .bind(&r.name)
+                    .bind(r.subscribed_at)
+                    .bind(r.blocked_at)
+                    .execute(&mut *tx)
+                    .await?;
+            }
             sql::copy::SET_CLOCK
                 .query::<Postgres>()
                 .bind(tick)
@@ -212,6 +244,7 @@ impl Store {
                 applicants: applicants.len(),
                 cards: cards.len(),
                 audit: audit.len(),
+                subscribers: subscribers.len(),
                 tick,
             })
         })

@@ -141,6 +141,25 @@ macro_rules! attempt_with {
     }};
 }
 
+/// Appends a [`cards::Mark`]: an audit row that is no attempt.
+macro_rules! mark_with {
+    ($e:expr, $mark:expr) => {{
+        let mark: &$crate::store::cards::Mark<'_> = $mark;
+        $crate::store::sql::audit::MARK
+            .query::<DB>()
+            .bind($crate::domain::now_secs())
+            .bind(mark.appid.as_str())
+            .bind(mark.action)
+            .bind(mark.actor.id as i64)
+            .bind(&mark.actor.name)
+            .bind(mark.via)
+            .bind(mark.reason)
+            .bind(mark.result)
+            .execute($e)
+            .await?;
+    }};
+}
+
 /// Appends a result of attempt `attempt_id`.
 macro_rules! result_with {
     ($e:expr, $attempt_id:expr, $result:expr, $errcode:expr, $detail:expr) => {{
@@ -192,13 +211,14 @@ macro_rules! claim_with {
                     .bind(&claim.actor.name)
                     .bind(claim.action)
                     .bind(claim.reason)
+                    .bind(claim.due_at)
                     .bind($crate::domain::now_secs())
                     .bind($card_id)
                     .bind(i64::from(claim.votes_needed));
                 for state in slots {
                     query = query.bind(state);
                 }
-                query.fetch_optional($e).await?
+                query.bind(claim.expect_due).fetch_optional($e).await?
             }
         }
     }};
@@ -210,12 +230,14 @@ mod cards;
 mod copy;
 mod lease;
 mod sql;
+mod subscribers;
 
 pub use lease::LeaseState;
 
 pub use applicants::{Listed, StatusCounts, StoredApplicant, Waiting};
 pub use cards::{DecisionClaim, DueReminder, VoteChange};
 pub use copy::{Copied, postgres_url};
+pub use subscribers::Subscriber;
 
 /// Store failures: the database, or a row that no longer parses.
 #[derive(Debug, thiserror::Error)]
@@ -783,11 +805,11 @@ mod tests {
         };
 
         let claimed = store
-            .claim_for_decision(card.id, Action::Reject.starting_states(), &attempt, 0)
+            .claim_for_decision(card.id, Action::Reject.starting_states(), &attempt, 0, None)
             .await
             .expect("claim");
         let again = store
-            .claim_for_decision(card.id, Action::Reject.starting_states(), &attempt, 0)
+            .claim_for_decision(card.id, Action::Reject.starting_states(), &attempt, 0, None)
             .await
             .expect("second claim");
         let claimed = claimed.expect("the first claim wins");

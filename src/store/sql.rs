@@ -220,7 +220,9 @@ macro_rules! statements {
                 #[allow(unused_imports)]
                 use super::{Exec, Joined, Rows, Scalar};
                 #[allow(unused_imports)]
-                use crate::store::{applicants::*, audit::*, cards::*, copy::*, lease::*};
+                use crate::store::{
+                    applicants::*, audit::*, cards::*, copy::*, lease::*, subscribers::*,
+                };
                 $(
                     $(#[doc = $doc])*
                     pub(in crate::store) static $name: $ty =
@@ -413,12 +415,24 @@ statements! {
             "SELECT c.id AS card_id, COALESCE(a.applied_at, a.first_seen) AS since
              FROM cards c JOIN applicants a ON a.appid = c.appid
              WHERE c.chat_id = ? AND a.gone = FALSE AND a.status = 1
-               AND c.state NOT IN ('sending', 'closed')
+               AND c.state NOT IN ('sending', 'closed', 'scheduled')
                AND COALESCE(a.applied_at, a.first_seen) <= ?
                AND (c.reminded_at IS NULL OR c.reminded_at <= ?)
                AND a.first_seen <= ?
              ORDER BY COALESCE(a.applied_at, a.first_seen), a.appid";
         MARK_REMINDED: Exec = "UPDATE cards SET reminded_at = ? WHERE id = ?";
+        /// Binds: chat, waiting since at most, first seen at most. Pending applicants with a
+        /// live card that have waited long enough and were never escalated.
+        DUE_ESCALATIONS: Rows<DueRow> =
+            "SELECT c.id AS card_id, COALESCE(a.applied_at, a.first_seen) AS since
+             FROM cards c JOIN applicants a ON a.appid = c.appid
+             WHERE c.chat_id = ? AND a.gone = FALSE AND a.status = 1
+               AND c.state NOT IN ('sending', 'closed', 'scheduled')
+               AND COALESCE(a.applied_at, a.first_seen) <= ?
+               AND c.escalated_at IS NULL
+               AND a.first_seen <= ?
+             ORDER BY COALESCE(a.applied_at, a.first_seen), a.appid";
+        MARK_ESCALATED: Exec = "UPDATE cards SET escalated_at = ? WHERE id = ?";
         /// Binds: chat, appid, now, now, the version the caller read (NULL: no row expected).
         /// A reused row's version moves on, so nothing that read it before can settle the new
         /// card; its live old message waits in `previous_message_id` to be superseded.
@@ -430,7 +444,7 @@ statements! {
                      THEN cards.message_id ELSE cards.previous_message_id END,
                  actor_id = NULL, actor_name = NULL, action = NULL, reason = NULL, note = NULL,
                  prompt_message_id = NULL, message_gone = FALSE, reminded_at = NULL, moved = NULL,
-                 votes = '[]', version = cards.version + 1, updated_at = excluded.updated_at
+                 votes = '[]', escalated_at = NULL, version = cards.version + 1, updated_at = excluded.updated_at
              WHERE (?5 IS NULL OR cards.version = ?5)
                AND (cards.state = 'closed'
                 OR (cards.message_gone = TRUE
@@ -445,7 +459,7 @@ statements! {
                      THEN cards.message_id ELSE cards.previous_message_id END,
                  actor_id = NULL, actor_name = NULL, action = NULL, reason = NULL, note = NULL,
                  prompt_message_id = NULL, message_gone = FALSE, reminded_at = NULL, moved = NULL,
-                 votes = '[]', version = cards.version + 1, updated_at = excluded.updated_at
+                 votes = '[]', escalated_at = NULL, version = cards.version + 1, updated_at = excluded.updated_at
              WHERE ($5::BIGINT IS NULL OR cards.version = $5)
                AND (cards.state = 'closed'
                 OR (cards.message_gone = TRUE
@@ -474,19 +488,19 @@ statements! {
         /// unknown: it may still write through, and is settled first.
         MOVE: Exec = "UPDATE cards SET state = 'closed', prompt_message_id = NULL, moved = ?,
                  version = version + 1, updated_at = ?
-             WHERE id = ? AND version = ? AND state NOT IN ('sending', 'deciding')
+             WHERE id = ? AND version = ? AND state NOT IN ('sending', 'deciding', 'scheduled')
                AND (note IS NULL OR json_extract(note, '$.kind') != 'unknown')",
         postgres: "UPDATE cards SET state = 'closed', prompt_message_id = NULL, moved = $1,
                  version = version + 1, updated_at = $2
-             WHERE id = $3 AND version = $4 AND state NOT IN ('sending', 'deciding')
+             WHERE id = $3 AND version = $4 AND state NOT IN ('sending', 'deciding', 'scheduled')
                AND (note IS NULL OR (note::JSONB ->> 'kind') != 'unknown')";
         /// Binds: chat, appid.
         UNSETTLED_ELSEWHERE: Scalar<i64> = "SELECT COUNT(*) FROM cards
              WHERE chat_id != ? AND appid = ?
-               AND (state = 'deciding' OR json_extract(note, '$.kind') = 'unknown')",
+               AND (state IN ('deciding', 'scheduled') OR json_extract(note, '$.kind') = 'unknown')",
         postgres: "SELECT COUNT(*) FROM cards
              WHERE chat_id != $1 AND appid = $2
-               AND (state = 'deciding' OR (note::JSONB ->> 'kind') = 'unknown')";
+               AND (state IN ('deciding', 'scheduled') OR (note::JSONB ->> 'kind') = 'unknown')";
         /// Cards whose old message still waits to say a newer card replaced it, in every chat:
         /// one left in a former team chat is marked there too.
         TO_SUPERSEDE: Rows<CardRow> = "SELECT * FROM cards
@@ -499,6 +513,16 @@ statements! {
             "SELECT * FROM cards WHERE chat_id = ? AND state = 'sending' ORDER BY id";
         /// In every chat: a decision left in a former team chat is settled too.
         DECIDING: Rows<CardRow> = "SELECT * FROM cards WHERE state = 'deciding' ORDER BY id";
+        /// In every chat: decisions waiting out their undo window.
+        SCHEDULED: Rows<CardRow> = "SELECT * FROM cards WHERE state = 'scheduled' ORDER BY id";
+        /// Binds: now, card. ↩ Undo: a scheduled decision back to an open card (its votes as
+        /// they were), only while it is still scheduled.
+        UNDO: Exec = "UPDATE cards SET state = 'open', due_at = NULL, resumed = FALSE,
+                 prompt_message_id = NULL, version = version + 1, updated_at = ?
+             WHERE id = ? AND state = 'scheduled'";
+        /// Binds: card. A scheduled decision whose wait a restart took up again.
+        RESUMED: Exec = "UPDATE cards SET resumed = TRUE, version = version + 1
+             WHERE id = ? AND state = 'scheduled' AND resumed = FALSE";
         /// In every chat, as `DECIDING`.
         UNKNOWN: Rows<CardRow> = "SELECT * FROM cards WHERE state != 'deciding'
                AND json_extract(note, '$.kind') = 'unknown' ORDER BY id",
@@ -514,27 +538,34 @@ statements! {
              WHERE chat_id = ? AND prompt_message_id = ? AND state = 'awaiting_reason'";
         AWAITING_REASON: Scalar<i64> =
             "SELECT id FROM cards WHERE chat_id = ? AND state = 'awaiting_reason'";
-        /// Binds: to, actor id, actor name, action, reason, now, card, six `from` slots. A card
-        /// whose last outcome is unknown is never claimed: the write may have happened; nor is
-        /// one whose applicant has such a card (or one being decided) in a former team chat.
+        /// Binds: to, actor id, actor name, action, reason, due (to `scheduled`, else NULL),
+        /// now, card, votes needed, six `from` slots, the due a scheduled card must still have
+        /// (NULL: any). A card whose last outcome is unknown is never claimed: the write may have
+        /// happened; nor is one whose applicant has such a card (or one being decided or
+        /// scheduled) in a former team chat; nor an approval on fewer stored votes than needed;
+        /// nor, at an undo window's end, a card undone and decided again (its due moved on).
         CLAIM: Scalar<i64> = concat!(
             "UPDATE cards SET state = ?, actor_id = ?, actor_name = ?, action = ?, reason = ?,
-                 version = version + 1, updated_at = ? WHERE id = ?
+                 due_at = ?, resumed = FALSE, version = version + 1, updated_at = ? WHERE id = ?
                AND json_array_length(votes) >= ? AND ", state_in!(), "
+               AND COALESCE(due_at, 0) = COALESCE(?, COALESCE(due_at, 0))
                AND (note IS NULL OR json_extract(note, '$.kind') != 'unknown')
                AND NOT EXISTS (SELECT 1 FROM cards AS o
                    WHERE o.appid = cards.appid AND o.chat_id != cards.chat_id
-                     AND (o.state = 'deciding' OR json_extract(o.note, '$.kind') = 'unknown'))
+                     AND (o.state IN ('deciding', 'scheduled')
+                          OR json_extract(o.note, '$.kind') = 'unknown'))
              RETURNING version"
         ),
         postgres: "UPDATE cards SET state = $1, actor_id = $2, actor_name = $3, action = $4,
-                 reason = $5, version = version + 1, updated_at = $6
-             WHERE id = $7 AND json_array_length(votes::JSON) >= $8
-               AND state IN ($9, $10, $11, $12, $13, $14)
+                 reason = $5, due_at = $6, resumed = FALSE, version = version + 1, updated_at = $7
+             WHERE id = $8 AND json_array_length(votes::JSON) >= $9
+               AND state IN ($10, $11, $12, $13, $14, $15)
+               AND COALESCE(due_at, 0) = COALESCE($16::BIGINT, COALESCE(due_at, 0))
                AND (note IS NULL OR (note::JSONB ->> 'kind') != 'unknown')
                AND NOT EXISTS (SELECT 1 FROM cards AS o
                    WHERE o.appid = cards.appid AND o.chat_id != cards.chat_id
-                     AND (o.state = 'deciding' OR (o.note::JSONB ->> 'kind') = 'unknown'))
+                     AND (o.state IN ('deciding', 'scheduled')
+                          OR (o.note::JSONB ->> 'kind') = 'unknown'))
              RETURNING version";
         /// Binds: votes (JSON), now, card, version. A vote is cast or withdrawn only on an open
         /// card at the version its voter read: never one being decided, nor one whose last
@@ -574,6 +605,7 @@ statements! {
         /// whose clock moved) is refused.
         ROWS: Scalar<i64> = "SELECT (SELECT COUNT(*) FROM applicants)
                  + (SELECT COUNT(*) FROM cards) + (SELECT COUNT(*) FROM audit)
+                 + (SELECT COUNT(*) FROM subscribers)
                  + (SELECT tick FROM clock WHERE id = 1)";
         PUT_APPLICANT: Exec = "INSERT INTO applicants (appid, status, nickname, avatar_url, reason,
                  apply_url, applied_at, categories, first_seen, updated_at, gone, touched)
@@ -581,8 +613,11 @@ statements! {
         PUT_CARD: Exec = "INSERT INTO cards (id, chat_id, appid, message_id, state, actor_id,
                  actor_name, action, reason, note, prompt_message_id, message_gone, created_at,
                  updated_at, version, shown_version, reminded_at, previous_message_id, moved,
-                 votes)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+                 votes, due_at, resumed, escalated_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+        SUBSCRIBERS: Rows<SubscriberCopy> = "SELECT * FROM subscribers ORDER BY user_id";
+        PUT_SUBSCRIBER: Exec = "INSERT INTO subscribers (user_id, name, subscribed_at, blocked_at)
+             VALUES (?, ?, ?, ?)";
         PUT_AUDIT: Exec = "INSERT INTO audit (id, at, appid, action, actor_id, actor_name, via,
                  reason, result, errcode, detail, attempt_id)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
@@ -593,6 +628,21 @@ statements! {
                      COALESCE((SELECT MAX(id) FROM cards), 0) + 1, false),
                  setval(pg_get_serial_sequence('audit', 'id'),
                      COALESCE((SELECT MAX(id) FROM audit), 0) + 1, false)";
+    }
+
+    /// Approvers who get a direct message for each new card and each escalation.
+    mod subscribers {
+        /// Binds: user, name, now. Subscribing again (after blocking the bot) starts afresh.
+        SUBSCRIBE: Exec = "INSERT INTO subscribers (user_id, name, subscribed_at)
+             VALUES (?, ?, ?)
+             ON CONFLICT (user_id) DO UPDATE SET name = excluded.name,
+                 subscribed_at = excluded.subscribed_at, blocked_at = NULL";
+        UNSUBSCRIBE: Exec = "DELETE FROM subscribers WHERE user_id = ?";
+        ACTIVE: Rows<SubscriberRow> = "SELECT user_id, name FROM subscribers
+             WHERE blocked_at IS NULL ORDER BY user_id";
+        /// Binds: now, user. Recorded once: a user already marked keeps the first time.
+        BLOCKED: Exec = "UPDATE subscribers SET blocked_at = ?
+             WHERE user_id = ? AND blocked_at IS NULL";
     }
 
     /// The append-only audit log: an attempt row (its `result` is `attempt`) before WeChat is
@@ -606,10 +656,10 @@ statements! {
                  result, errcode, detail, attempt_id)
              SELECT ?, appid, action, actor_id, actor_name, via, reason, ?, ?, ?, id
              FROM audit WHERE id = ?";
-        /// Binds: now, appid, actor id, actor name, via, result (`vote` or `withdrawn`). A vote
-        /// is no attempt: nothing was asked of WeChat.
-        VOTE: Exec = "INSERT INTO audit (at, appid, action, actor_id, actor_name, via, result)
-             VALUES (?, ?, 'approve', ?, ?, ?, ?)";
+        /// Binds: now, appid, action, actor id, actor name, via, reason, result (`vote`,
+        /// `withdrawn`, `scheduled`, `undone`). A mark is no attempt: nothing was asked of WeChat.
+        MARK: Exec = "INSERT INTO audit (at, appid, action, actor_id, actor_name, via, reason,
+                 result) VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
         OPEN_ATTEMPT: Scalar<i64> = "SELECT a.id FROM audit a
              WHERE a.appid = ? AND a.attempt_id IS NULL AND a.result = 'attempt'
                AND NOT EXISTS (SELECT 1 FROM audit r WHERE r.attempt_id = a.id)

@@ -69,6 +69,46 @@ impl Approvers {
         }
     }
 
+    /// Every approver with a name to mention them by (`APPROVER_IDS` named by Telegram as members
+    /// of `chat`, or the chat's administrators), for an escalation. Someone Telegram will not
+    /// name is still listed, by id; when the administrators cannot be read, nobody.
+    pub async fn list<R: Requester>(&self, bot: &R, chat: ChatId) -> Vec<(UserId, String)> {
+        let named = |user: &teloxide::types::User| {
+            let name = user.full_name();
+            if name.trim().is_empty() {
+                user.id.0.to_string()
+            } else {
+                name
+            }
+        };
+        match &self.fixed {
+            Some(ids) => {
+                let mut ids: Vec<UserId> = ids.iter().copied().collect();
+                ids.sort_unstable_by_key(|id| id.0);
+                let mut out = Vec::with_capacity(ids.len());
+                for id in ids {
+                    let name = match bot.get_chat_member(chat, id).await {
+                        Ok(member) => named(&member.user),
+                        Err(_) => id.0.to_string(),
+                    };
+                    out.push((id, name));
+                }
+                out
+            }
+            None => match bot.get_chat_administrators(chat).await {
+                Ok(members) => members
+                    .iter()
+                    .filter(|m| !m.user.is_bot)
+                    .map(|m| (m.user.id, named(&m.user)))
+                    .collect(),
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not read the team chat's administrators to name them");
+                    Vec::new()
+                }
+            },
+        }
+    }
+
     /// A description for `/status` and logs.
     pub fn describe(&self) -> String {
         let approvers = match &self.fixed {

@@ -24,6 +24,8 @@ pub enum Press {
     Delete(i64),
     /// ↩ Take back one's own ✅ vote (quorum).
     Withdraw(i64),
+    /// ↩ Take back a decision waiting out its undo window.
+    Undo(i64),
 }
 
 /// Telegram's limit on callback data.
@@ -41,7 +43,8 @@ impl Press {
             | Self::Retry(id)
             | Self::Refresh(id)
             | Self::Delete(id)
-            | Self::Withdraw(id) => id,
+            | Self::Withdraw(id)
+            | Self::Undo(id) => id,
         }
     }
 
@@ -57,6 +60,7 @@ impl Press {
             Self::Refresh(id) => format!("rf:{id}"),
             Self::Delete(id) => format!("dl:{id}"),
             Self::Withdraw(id) => format!("wd:{id}"),
+            Self::Undo(id) => format!("ud:{id}"),
         }
     }
 
@@ -83,6 +87,7 @@ impl Press {
             ("rf", None) => Self::Refresh(id),
             ("dl", None) => Self::Delete(id),
             ("wd", None) => Self::Withdraw(id),
+            ("ud", None) => Self::Undo(id),
             _ => return None,
         };
         // Reject non-canonical spellings ("ap:+1", "ap:01") so one card has one encoding.
@@ -120,6 +125,7 @@ mod tests {
                 Press::Refresh(id),
                 Press::Delete(id),
                 Press::Withdraw(id),
+                Press::Undo(id),
             ] {
                 let data = press.encode();
                 assert!(data.len() <= CALLBACK_DATA_MAX, "{data}");

@@ -30,6 +30,21 @@ pub fn format_time(at: i64, tz: &jiff::tz::TimeZone) -> String {
     }
 }
 
+/// [`format_time`] to the second: when an undo window ends.
+pub fn format_time_seconds(at: i64, tz: &jiff::tz::TimeZone) -> String {
+    match jiff::Timestamp::from_second(at) {
+        Ok(ts) => {
+            let zoned = ts.to_zoned(tz.clone());
+            format!(
+                "{} {}",
+                zoned.strftime("%H:%M:%S"),
+                utc_offset(zoned.offset().seconds())
+            )
+        }
+        Err(_) => at.to_string(),
+    }
+}
+
 /// A UTC offset as people read it, never an abbreviation that means several zones (`CST` is
 /// China, US Central and Cuba): `UTC`, `UTC+8`, `UTC+5:30`, `UTC-3`.
 pub fn utc_offset(seconds: i32) -> String {
@@ -211,6 +226,7 @@ impl CardView<'_> {
             self.card.state,
             CardState::Open | CardState::ChoosingReason | CardState::AwaitingReason
         );
+        let open = open || self.card.state == CardState::Scheduled;
         if self.approvals_required < 2 || self.card.votes.is_empty() || !open {
             return None;
         }
@@ -347,6 +363,22 @@ impl CardView<'_> {
         };
         match card.state {
             CardState::Deciding => return held(t.alert_held_deciding),
+            CardState::Scheduled => {
+                return fill(
+                    t.alert_held_scheduled,
+                    &[
+                        ("name", &holder),
+                        (
+                            "action",
+                            card.action.map(|a| action_name(a, t)).unwrap_or_default(),
+                        ),
+                        (
+                            "due",
+                            &format_time_seconds(card.due_at.unwrap_or_default() / 1000, self.tz),
+                        ),
+                    ],
+                );
+            }
             CardState::ChoosingReason => return held(t.alert_held_choosing),
             CardState::AwaitingReason => return held(t.alert_held_awaiting),
             _ => {}
@@ -400,6 +432,29 @@ impl CardView<'_> {
                 t.line_deciding,
                 &[("name", &actor), ("action", action)],
             )),
+            CardState::Scheduled => {
+                let due = card.due_at.unwrap_or_default();
+                let left = (due - crate::domain::now_millis()).max(0) as u64;
+                let mut line = fill(
+                    t.line_scheduled,
+                    &[
+                        ("name", &actor),
+                        ("action", action),
+                        ("time", &format_time_seconds(due / 1000, self.tz)),
+                        (
+                            "in",
+                            &format_duration(std::time::Duration::from_millis(left), t),
+                        ),
+                    ],
+                );
+                if card.resumed {
+                    line.push_str(t.line_resumed);
+                }
+                if let Some(reason) = &card.reason {
+                    let _ = write!(line, " — {}", escape(&clean(reason, 300, false)));
+                }
+                Some(line)
+            }
             CardState::ChoosingReason => Some(fill(t.line_choosing, &[("name", &actor)])),
             CardState::AwaitingReason => Some(fill(t.line_awaiting, &[("name", &actor)])),
             _ => None,
@@ -416,6 +471,7 @@ impl CardView<'_> {
                 by,
                 at,
                 reason,
+                late,
             } => {
                 let template = match action {
                     Action::Approve => t.line_approved,
@@ -426,14 +482,18 @@ impl CardView<'_> {
                     .as_deref()
                     .map(|r| escape(&clean(r, 300, false)))
                     .unwrap_or_default();
-                fill(
+                let mut line = fill(
                     template,
                     &[
                         ("name", &name_html(by)),
                         ("time", &time(*at)),
                         ("reason", &reason),
                     ],
-                )
+                );
+                if *late {
+                    line.push_str(t.line_late);
+                }
+                line
             }
             Note::Failed {
                 action,
@@ -543,6 +603,7 @@ impl CardView<'_> {
             // Left in a former team chat: decisions are made in the new one.
             _ if self.card.moved.is_some() => vec![],
             CardState::Sending | CardState::Deciding => vec![],
+            CardState::Scheduled => vec![vec![button(t.button_undo, Press::Undo(id))]],
             CardState::ChoosingReason => self.reason_rows(),
             CardState::AwaitingReason => vec![vec![button(t.button_cancel, Press::Cancel(id))]],
             CardState::Open | CardState::Closed if self.gone => vec![],
@@ -704,6 +765,8 @@ mod tests {
             previous_message_id: None,
             moved: None,
             votes: Vec::new(),
+            due_at: None,
+            resumed: false,
             message_gone: false,
             version: 0,
             changed_at: 0,
@@ -752,6 +815,7 @@ mod tests {
             by: "🦀".repeat(70),
             at: 1_536_305_096,
             reason: Some("🚫".repeat(500)),
+            late: false,
         });
         let tz = jiff::tz::TimeZone::UTC;
         let view = CardView {

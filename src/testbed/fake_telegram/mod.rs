@@ -214,6 +214,8 @@ struct Chat {
     admins: Vec<i64>,
     anonymous_admins: Vec<i64>,
     kicked: bool,
+    /// A private chat whose user blocked the bot: every call about it is refused with 403.
+    blocked: bool,
     next_message_id: i32,
     messages: Vec<FakeMessage>,
     sends: VecDeque<Instant>,
@@ -484,6 +486,15 @@ impl FakeTelegram {
         if let Some(chat) = self.world().chats.get_mut(&chat_id) {
             chat.admins = user_ids.to_vec();
         }
+    }
+
+    /// The user of a private chat blocks the bot (Telegram then answers every send there with
+    /// 403 "Forbidden: bot was blocked by the user").
+    pub fn block_bot(&self, user_id: i64) {
+        if let Some(chat) = self.world().chats.get_mut(&user_id) {
+            chat.blocked = true;
+        }
+        self.changed(None);
     }
 
     /// Removes the bot from a chat: every later call about it is refused.
@@ -994,6 +1005,7 @@ impl Chat {
             admins: Vec::new(),
             anonymous_admins: Vec::new(),
             kicked: false,
+            blocked: false,
             next_message_id: 1,
             messages: Vec::new(),
             sends: VecDeque::new(),
@@ -1291,6 +1303,9 @@ impl World {
                 403,
                 "Forbidden: bot was kicked from the supergroup chat",
             ));
+        }
+        if chat.blocked {
+            return Err(ApiError::new(403, "Forbidden: bot was blocked by the user"));
         }
         Ok((chat_id, chat))
     }
