@@ -68,11 +68,11 @@ pub async fn serve(app: Arc<App>, shutdown: CancellationToken) -> anyhow::Result
     };
     // A stop ends every wait for Telegram's budgets at once: a burst of paced cards takes
     // minutes, and the unit gives a stop 30 s before SIGKILL.
-    let stopping = app.stopping.clone();
+    let stopping = Arc::clone(&app);
     let stop_signal = shutdown.clone();
     tokio::spawn(async move {
         stop_signal.cancelled().await;
-        stopping.cancel();
+        stopping.stop_waiting();
     });
     let me = start_up(&app).await?;
     // The first step of the lease comes before any update is taken: a replica that leads has

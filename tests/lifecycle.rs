@@ -1004,6 +1004,37 @@ async fn a_stop_during_a_paced_burst_ends_within_seconds_with_every_sent_card_re
 }
 
 #[tokio::test]
+async fn a_stop_while_a_poll_edits_cards_through_429s_ends_within_one_grace() {
+    // The simulation's seed 93423: a stop came while a poll was closing cards whose edits met
+    // 429s one after another; each wait after the stop got a grace of its own, so the poll went
+    // on card after card and the stop took 23 s. The grace is one deadline from the stop.
+    let mut app = TestApp::spawn(6).await;
+    for id in app.appids() {
+        app.wx.sandbox.set_status(&id, 3);
+    }
+    app.tg
+        .fake
+        .inject(tg_fault("editMessageText", TgFault::RetryAfter(2), 1_000));
+    app.tg.fake.user_sends(TEAM, ALICE, "/refresh");
+    let refused = || {
+        app.tg
+            .fake
+            .calls()
+            .iter()
+            .filter(|c| c.method == "editMessageText" && c.error_code == Some(429))
+            .count()
+    };
+    let waiting = until(|| refused() >= 2).await;
+    assert!(waiting, "the poll's edits never met a 429");
+    let stopping = std::time::Instant::now();
+    app.stop().await;
+    let took = stopping.elapsed();
+    // The grace (5 s) and the last call on the wire, not one grace per card.
+    assert!(took < Duration::from_secs(8), "the stop took {took:?}");
+    app.tg.fake.clear_faults();
+}
+
+#[tokio::test]
 async fn a_press_is_answered_while_an_edit_of_its_card_waits_out_a_429() {
     let app = TestApp::spawn(1).await;
     let appid = app.appids()[0].clone();

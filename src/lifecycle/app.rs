@@ -198,6 +198,8 @@ pub struct App {
     pub windows: tokio_util::task::TaskTracker,
     /// The undo windows (card, deadline) a task of this process waits on.
     pub window_cards: DashMap<(i64, i64), ()>,
+    /// When a wait first saw the stop: the grace of every wait is counted from it.
+    stopped_at: std::sync::OnceLock<tokio::time::Instant>,
 }
 
 /// A failure talking to Telegram about a card.
@@ -266,6 +268,7 @@ impl App {
             leadership,
             windows: tokio_util::task::TaskTracker::new(),
             window_cards: DashMap::new(),
+            stopped_at: std::sync::OnceLock::new(),
         })
     }
 
@@ -695,12 +698,22 @@ impl App {
         }
     }
 
+    /// Asks every wait for Telegram to end: new cards at once, the rest within [`STOP_GRACE`]
+    /// from now.
+    pub fn stop_waiting(&self) {
+        self.stopped_at.get_or_init(tokio::time::Instant::now);
+        self.stopping.cancel();
+    }
+
     /// Resolves once a wait in `lane` must end because the bot is stopping: at once for new
-    /// cards, after [`STOP_GRACE`] for the rest.
+    /// cards, for the rest once [`STOP_GRACE`] has passed since the stop — one deadline for every
+    /// wait, however many come one after another (a poll closing card after card through 429s
+    /// would otherwise get a fresh grace for each: the simulation's seed 93423).
     async fn stopped_for(&self, lane: Lane) {
         self.stopping.cancelled().await;
         if lane != Lane::Card {
-            tokio::time::sleep(STOP_GRACE).await;
+            let stopped_at = *self.stopped_at.get_or_init(tokio::time::Instant::now);
+            tokio::time::sleep_until(stopped_at + STOP_GRACE).await;
         }
     }
 
