@@ -148,21 +148,27 @@ impl Store {
                 .bind(seen_before)
                 .fetch_all(pool)
                 .await?;
-            let mut out = Vec::with_capacity(rows.len());
-            for DueRow { card_id, since } in rows {
-                let Some(card) = self.card(card_id).await? else {
-                    continue;
-                };
-                if let Some(applicant) = self.applicant(&card.appid).await? {
-                    out.push(DueReminder {
-                        card,
-                        applicant,
-                        since,
-                    });
-                }
-            }
-            Ok(out)
+            self.due_cards(rows).await
         })
+    }
+
+    /// Each due row with its card and applicant (a row whose card or applicant went meanwhile is
+    /// left out).
+    async fn due_cards(&self, rows: Vec<DueRow>) -> StoreResult<Vec<DueReminder>> {
+        let mut out = Vec::with_capacity(rows.len());
+        for DueRow { card_id, since } in rows {
+            let Some(card) = self.card(card_id).await? else {
+                continue;
+            };
+            if let Some(applicant) = self.applicant(&card.appid).await? {
+                out.push(DueReminder {
+                    card,
+                    applicant,
+                    since,
+                });
+            }
+        }
+        Ok(out)
     }
 
     /// Records that the cards `ids` were escalated at `at`.
@@ -201,20 +207,7 @@ impl Store {
                 .bind(seen_before)
                 .fetch_all(pool)
                 .await?;
-            let mut out = Vec::with_capacity(rows.len());
-            for DueRow { card_id, since } in rows {
-                let Some(card) = self.card(card_id).await? else {
-                    continue;
-                };
-                if let Some(applicant) = self.applicant(&card.appid).await? {
-                    out.push(DueReminder {
-                        card,
-                        applicant,
-                        since,
-                    });
-                }
-            }
-            Ok(out)
+            self.due_cards(rows).await
         })
     }
 
