@@ -32,12 +32,22 @@
 //!   3.5-6 s, waking stale. Drawn from a generator of their own, so every other schedule is
 //!   what it was.
 //!
+//! - the approval policy (issue 19), from a generator of its own: about one schedule in four
+//!   needs two approvers' ✅ (`APPROVALS_REQUIRED=2`), with pairs of votes on one applicant, a
+//!   voter pressing ✅ twice, a non-approver's ✅ and ↩ Withdraw; about one in four waits out an
+//!   undo window of 0.3-2.5 s before each approval or refusal, with ↩ Undo pressed by the
+//!   decider, the other approver or a non-approver, within the window or just past it.
+//!
 //! Checked besides issue 10's and 16's invariants: a graceful stop ends within [`STOP_BOUND`];
 //! the AppSecret never reaches the recorder; no text is refused as too long; `/delete` of a
 //! never-carded applicant is not answered "cannot be done"; cards are judged per chat, and the
 //! chat the team left shows only closed cards (the moved line, no ✅/❌), and the new chat offered
 //! no ✅/❌ while the old chat's card showed a decision in progress or unknown; flood-paced lives
-//! earn at most [`FLOOD_REFUSALS_TOLERATED`] refusals and a burst over 20 has its digest. Each was
+//! earn at most [`FLOOD_REFUSALS_TOLERATED`] refusals and a burst over 20 has its digest; and
+//! the policy's promises ([`World::check_policy`]): no approval attempt (so no `dev_agree`)
+//! without two distinct approvers' standing votes, no vote stored for a non-approver, no write
+//! for a decision that was undone, one write per decision, every press answered as a vote, a
+//! withdrawal, a scheduled or undone decision backed by its audit row. Each was
 //! seen to fail with its guard in `src/` broken (see the commit messages).
 //!
 //! `SIM_SCHEDULES=<n>` runs n schedules (seeds `SIM_BASE_SEED`.., default 1..), `SIM_SEED=<n>`
@@ -148,6 +158,10 @@ enum Button {
     Delete,
     Retry,
     Refresh,
+    /// ↩ Withdraw my vote (quorum schedules).
+    Withdraw,
+    /// ↩ Undo on a card waiting out its undo window (undo schedules).
+    Undo,
 }
 
 /// A slash command about an applicant.
@@ -285,6 +299,12 @@ struct Plan {
     /// with names of their own and a lease of [`TWO_LIVES_LEASE`]; restarts and pauses act on
     /// the leader, and a restarted life comes back as a new replica.
     two_lives: bool,
+    /// `APPROVALS_REQUIRED` (issue 19): 1, or 2 in about one schedule in four, whose ✅ are
+    /// votes until both approvers have voted.
+    approvals_required: u32,
+    /// `UNDO_SECS` (issue 19), in about one schedule in four: every decision but a delete waits
+    /// this long with ↩ Undo before its write.
+    undo: Option<Duration>,
 }
 
 fn pick<T: Copy>(rng: &mut fastrand::Rng, items: &[T]) -> T {
@@ -394,6 +414,18 @@ impl Plan {
                 );
             }
         }
+        // The approval policy (issue 19), from a generator of its own too: a quorum of two and
+        // an undo window, each in about one schedule in four, with presses that exercise them
+        // put between the steps drawn above.
+        let mut policy = fastrand::Rng::with_seed(seed.wrapping_mul(0xD1B5_4A32_D192_ED03) ^ 0x19);
+        let approvals_required = if policy.u8(..4) == 0 { 2 } else { 1 };
+        let undo = (policy.u8(..4) == 0).then(|| Duration::from_millis(policy.u64(300..=2_500)));
+        if approvals_required > 1 {
+            Self::add_votes(&mut policy, &mut steps);
+        }
+        if let Some(window) = undo {
+            Self::add_undos(&mut policy, &mut steps, window);
+        }
         Self {
             seed,
             applicants,
@@ -407,6 +439,126 @@ impl Plan {
             remind_after,
             approvers_from_admins,
             two_lives,
+            approvals_required,
+            undo,
+        }
+    }
+
+    /// Quorum schedules: pairs of ✅ by both approvers on one applicant (the second one decides),
+    /// a withdrawal now and then between them or after, and ✅ pressed twice by one voter.
+    fn add_votes(rng: &mut fastrand::Rng, steps: &mut Vec<Timed>) {
+        for _ in 0..rng.usize(2..=6) {
+            let target = rng.u8(..);
+            let (first, second) = if rng.bool() {
+                (ALICE, BOB)
+            } else {
+                (BOB, ALICE)
+            };
+            let press = |who, button| Step::Press {
+                who,
+                target,
+                button,
+                older: false,
+            };
+            let mut run = vec![press(first, Button::Approve)];
+            match rng.u8(..6) {
+                // The same voter again: an alert, not a second vote.
+                0 => run.push(press(first, Button::Approve)),
+                // Taken back before the second vote: it does not decide.
+                1 => run.push(press(first, Button::Withdraw)),
+                // Someone who is not an approver votes: refused.
+                2 => run.push(press(EVE, Button::Approve)),
+                _ => {}
+            }
+            run.push(press(second, Button::Approve));
+            if rng.u8(..4) == 0 {
+                run.push(press(pick(rng, &[first, second]), Button::Withdraw));
+            }
+            let at = rng.usize(..=steps.len());
+            let run: Vec<Timed> = run
+                .into_iter()
+                .map(|step| Timed {
+                    gap_ms: rng.u64(0..=250),
+                    step,
+                })
+                .collect();
+            steps.splice(at..at, run);
+        }
+        // And stray withdrawals anywhere.
+        for _ in 0..rng.usize(0..=2) {
+            let at = rng.usize(..=steps.len());
+            steps.insert(
+                at,
+                Timed {
+                    gap_ms: rng.u64(0..=60),
+                    step: Step::Press {
+                        who: pick(rng, &[ALICE, BOB, EVE]),
+                        target: rng.u8(..),
+                        button: Button::Withdraw,
+                        older: false,
+                    },
+                },
+            );
+        }
+    }
+
+    /// Undo schedules: ↩ Undo after some deciding presses (within the window or just past it,
+    /// by the decider, the other approver or a non-approver), and now and then anywhere.
+    fn add_undos(rng: &mut fastrand::Rng, steps: &mut Vec<Timed>, window: Duration) {
+        let window_ms = window.as_millis() as u64;
+        let mut i = 0;
+        while i < steps.len() {
+            let undo = match steps[i].step {
+                Step::Press {
+                    who,
+                    target,
+                    button: Button::Approve | Button::Preset(_),
+                    ..
+                } if rng.u8(..3) == 0 => Some((who, target)),
+                Step::Command {
+                    who,
+                    target,
+                    command: Cmd::Approve | Cmd::Reject,
+                } if rng.u8(..4) == 0 => Some((who, target)),
+                _ => None,
+            };
+            if let Some((decider, target)) = undo {
+                let who = match rng.u8(..8) {
+                    0 => EVE,
+                    1..=2 if decider == ALICE => BOB,
+                    1..=2 => ALICE,
+                    _ => decider,
+                };
+                steps.insert(
+                    i + 1,
+                    Timed {
+                        gap_ms: rng.u64(0..=window_ms + 300),
+                        step: Step::Press {
+                            who,
+                            target,
+                            button: Button::Undo,
+                            older: false,
+                        },
+                    },
+                );
+                i += 1;
+            }
+            i += 1;
+        }
+        for _ in 0..rng.usize(0..=2) {
+            let at = rng.usize(..=steps.len());
+            steps.insert(
+                at,
+                Timed {
+                    gap_ms: rng.u64(0..=60),
+                    step: Step::Press {
+                        who: pick(rng, &[ALICE, BOB]),
+                        target: rng.u8(..),
+                        button: Button::Undo,
+                        older: false,
+                    },
+                },
+            );
         }
     }
 
@@ -625,6 +777,13 @@ impl Plan {
                 "  two lives at once (a leader and a standby, lease {TWO_LIVES_LEASE:?})"
             );
         }
+        if self.approvals_required > 1 || self.undo.is_some() {
+            let _ = writeln!(
+                s,
+                "  APPROVALS_REQUIRED {}, undo window {:?}",
+                self.approvals_required, self.undo
+            );
+        }
         for (i, t) in self.steps.iter().enumerate() {
             let _ = writeln!(s, "  {i:>2}. +{:>2} ms {:?}", t.gap_ms, t.step);
         }
@@ -775,9 +934,56 @@ struct PressLog {
     query: String,
     who: i64,
     appid: String,
+    /// `approve`, `reject` or `delete`; `withdraw` and `undo` for ↩ presses.
     action: &'static str,
     /// A preset's reason, as its label shows it.
     reason: Option<String>,
+}
+
+/// How much of the approval policy (issue 19) the schedules exercised, from their audit logs:
+/// what a run of thousands reports beside its violations.
+#[derive(Clone, Copy, Debug, Default)]
+struct PolicyTally {
+    quorum_schedules: usize,
+    undo_schedules: usize,
+    votes: usize,
+    withdrawn: usize,
+    /// Approvals WeChat took after a quorum of two.
+    quorum_approvals: usize,
+    scheduled: usize,
+    undone: usize,
+    /// Attempts made when an undo window ended.
+    window_writes: usize,
+}
+
+impl std::ops::AddAssign for PolicyTally {
+    fn add_assign(&mut self, o: Self) {
+        self.quorum_schedules += o.quorum_schedules;
+        self.undo_schedules += o.undo_schedules;
+        self.votes += o.votes;
+        self.withdrawn += o.withdrawn;
+        self.quorum_approvals += o.quorum_approvals;
+        self.scheduled += o.scheduled;
+        self.undone += o.undone;
+        self.window_writes += o.window_writes;
+    }
+}
+
+impl std::fmt::Display for PolicyTally {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} schedules with a quorum of 2 ({} votes, {} withdrawn, {} approvals by quorum), {} with an undo window ({} decisions scheduled, {} undone, {} sent when their window ended)",
+            self.quorum_schedules,
+            self.votes,
+            self.withdrawn,
+            self.quorum_approvals,
+            self.undo_schedules,
+            self.scheduled,
+            self.undone,
+            self.window_writes
+        )
+    }
 }
 
 /// What the invariants are about.
@@ -841,6 +1047,8 @@ struct World {
     disk_failing_until: Option<Instant>,
     /// The fake's flood refusals when the first life ended.
     first_life_refusals: Option<u64>,
+    /// What the approval policy's rows came to ([`World::check_policy`]).
+    tally: PolicyTally,
     log: Vec<String>,
     violations: Vec<Violation>,
 }
@@ -865,6 +1073,8 @@ impl World {
         // The daily quota (45009) rests polling this long: short, so a schedule gets past it.
         settings.quota_pause = Duration::from_secs(1);
         settings.remind_after = plan.remind_after;
+        settings.approvals_required = plan.approvals_required;
+        settings.undo_window = plan.undo;
         if plan.approvers_from_admins {
             settings.approvers = None;
             app.tg.fake.set_admins(TEAM, &[ALICE, BOB]);
@@ -906,6 +1116,7 @@ impl World {
             slowest_stop: Duration::ZERO,
             pauses: 0,
             first_life_refusals: None,
+            tally: PolicyTally::default(),
             spells_until: Instant::now(),
             hiding_until: None,
             disk_failing_until: None,
@@ -1265,6 +1476,8 @@ impl World {
                         let decision = match button {
                             Button::Approve => Some(("approve", None)),
                             Button::Delete => Some(("delete", None)),
+                            Button::Withdraw => Some(("withdraw", None)),
+                            Button::Undo => Some(("undo", None)),
                             Button::Preset(_) => {
                                 let reason = b.text.trim_start_matches("❌ ").to_owned();
                                 self.chosen
@@ -1753,7 +1966,10 @@ impl World {
             // is not quiet, whatever the chat shows.
             // A database that cannot be read is no sign of quiet either.
             let deciding = match read_db(&self.app.vars["DATABASE_URL"]).await {
-                Ok((cards, _)) => cards.iter().any(|c| c.state == "deciding"),
+                // Nor is a decision waiting out its undo window.
+                Ok((cards, _)) => cards
+                    .iter()
+                    .any(|c| c.state == "deciding" || c.state == "scheduled"),
                 Err(e) => {
                     self.note(format!("quiesce round {round}: database unreadable: {e}"));
                     unreadable = Some(e.to_string());
@@ -1823,7 +2039,10 @@ fn button_of(m: &FakeMessage, button: Button) -> Option<&FakeButton> {
     let t = texts();
     let buttons: Vec<_> = m.buttons.iter().flatten().collect();
     let found = match button {
-        Button::Approve => buttons.iter().find(|b| b.text == t.button_approve),
+        // "✅ Approve", or "✅ Approve (1/2)" while a quorum gathers.
+        Button::Approve => buttons.iter().find(|b| {
+            b.text == t.button_approve || b.text.starts_with(prefix(t.button_approve_votes))
+        }),
         Button::Reject => buttons.iter().find(|b| b.text == t.button_reject),
         Button::Preset(i) => {
             let presets: Vec<_> = buttons
@@ -1837,6 +2056,8 @@ fn button_of(m: &FakeMessage, button: Button) -> Option<&FakeButton> {
         Button::Delete => buttons.iter().find(|b| b.text == t.button_delete),
         Button::Retry => buttons.iter().find(|b| b.text == t.button_retry),
         Button::Refresh => buttons.iter().find(|b| b.text == t.button_refresh),
+        Button::Withdraw => buttons.iter().find(|b| b.text == t.button_withdraw),
+        Button::Undo => buttons.iter().find(|b| b.text == t.button_undo),
     };
     found.copied()
 }
@@ -1865,6 +2086,14 @@ struct AuditRow {
     result: String,
     errcode: Option<i64>,
     attempt_id: Option<i64>,
+}
+
+impl AuditRow {
+    /// An attempt: a WeChat write was about to be asked for. Votes, withdrawals and decisions
+    /// scheduled or undone are rows too (issue 19), with no attempt behind them.
+    fn is_attempt(&self) -> bool {
+        self.attempt_id.is_none() && self.result == "attempt"
+    }
 }
 
 /// A store fault a schedule stages: a trigger that fails some writes like a failing disk.
@@ -2288,6 +2517,7 @@ impl World {
         self.check_writes(&calls, &audit);
         self.check_audit_against_wechat(&calls, &audit);
         self.check_claimed_decisions(&audit);
+        self.check_policy(&audit);
         self.check_secret_stayed(&calls);
         self.check_texts_fit();
         self.check_flood();
@@ -2296,6 +2526,9 @@ impl World {
         for c in &cards {
             if c.state == "deciding" {
                 self.violation("card-left-deciding", Some(&c.appid), format!("{c:?}"));
+            }
+            if c.state == "scheduled" {
+                self.violation("card-left-scheduled", Some(&c.appid), format!("{c:?}"));
             }
             if c.state == "sending" && c.message_id.is_some() {
                 self.violation(
@@ -2623,7 +2856,7 @@ impl World {
             .rev()
             .filter_map(|r| r.attempt_id.map(|a| (a, r.id)))
             .collect();
-        for a in audit.iter().filter(|a| a.attempt_id.is_none()) {
+        for a in audit.iter().filter(|a| a.is_attempt()) {
             if let Some(&before) = open.get(a.appid.as_str())
                 && first_result.get(&before).is_none_or(|&r| r > a.id)
             {
@@ -2666,7 +2899,7 @@ impl World {
                 settled.insert(appid, index);
             }
         }
-        for a in audit.iter().filter(|a| a.attempt_id.is_none()) {
+        for a in audit.iter().filter(|a| a.is_attempt()) {
             if !audit.iter().any(|r| r.attempt_id == Some(a.id)) {
                 self.violation(
                     "attempt-without-result",
@@ -2703,7 +2936,7 @@ impl World {
                 .collect();
             let attempts: Vec<(&AuditRow, Option<&AuditRow>)> = audit
                 .iter()
-                .filter(|a| a.attempt_id.is_none() && a.appid == appid)
+                .filter(|a| a.is_attempt() && a.appid == appid)
                 .map(|a| (a, audit.iter().rev().find(|r| r.attempt_id == Some(a.id))))
                 .collect();
             if let Err(why) = tie_writes_to_attempts(&writes, &attempts) {
@@ -2717,32 +2950,50 @@ impl World {
     /// for carries a reason somebody chose for that applicant.
     fn check_claimed_decisions(&mut self, audit: &[AuditRow]) {
         let t = texts();
-        let taken_up: HashSet<String> = self
+        // What each press was answered, by the row of the audit log the answer promises: an
+        // attempt ("Working…"), or with the approval policy a vote, a withdrawal, a decision
+        // scheduled or one undone (issue 19).
+        let promised = |text: &str| -> Option<&'static str> {
+            if text == t.toast_working {
+                Some("attempt")
+            } else if text.starts_with(prefix(t.toast_voted)) {
+                Some("vote")
+            } else if text.starts_with(prefix(t.toast_withdrawn)) {
+                Some("withdrawn")
+            } else if text.starts_with(prefix(t.toast_scheduled)) {
+                Some("scheduled")
+            } else if text == t.toast_undone {
+                Some("undone")
+            } else {
+                None
+            }
+        };
+        let answers: HashMap<String, &'static str> = self
             .app
             .tg
             .fake
             .callback_answers()
             .into_iter()
-            .filter(|a| a.text.as_deref() == Some(t.toast_working))
-            .map(|a| a.callback_query_id)
+            .filter_map(|a| Some((a.callback_query_id, promised(a.text.as_deref()?)?)))
             .collect();
         let mut used: HashSet<i64> = HashSet::new();
         for p in self.presses.clone() {
-            if !taken_up.contains(&p.query) {
+            let Some(&result) = answers.get(&p.query) else {
                 continue;
-            }
-            let attempt = audit.iter().find(|a| {
+            };
+            let row = audit.iter().find(|a| {
                 a.attempt_id.is_none()
+                    && a.result == result
                     && !used.contains(&a.id)
                     && a.appid == p.appid
                     && a.actor_id == Some(p.who)
                     && a.via == "button"
-                    && a.action == p.action
+                    && (a.action == p.action || matches!(p.action, "withdraw" | "undo"))
                     && p.reason
                         .as_deref()
                         .is_none_or(|r| a.reason.as_deref().is_some_and(|ar| same_reason(ar, r)))
             });
-            match attempt {
+            match row {
                 Some(a) => {
                     used.insert(a.id);
                 }
@@ -2750,7 +3001,7 @@ impl World {
                     "taken-up-press-without-attempt",
                     Some(&p.appid),
                     format!(
-                        "{} pressed {} (reason {:?}) and was told \"Working…\", but the audit log has no such attempt",
+                        "{} pressed {} (reason {:?}) and was answered as if it made a row '{result}', but the audit log has none",
                         p.who, p.action, p.reason
                     ),
                 ),
@@ -2758,7 +3009,7 @@ impl World {
         }
         for a in audit
             .iter()
-            .filter(|a| a.attempt_id.is_none() && a.action == "reject")
+            .filter(|a| a.is_attempt() && a.action == "reject")
         {
             let chosen = self.chosen.get(&a.appid);
             let ok = a.reason.as_deref().is_some_and(|r| {
@@ -2774,6 +3025,143 @@ impl World {
                     ),
                 );
             }
+        }
+    }
+
+    /// The approval policy (issue 19), from the audit log, on every schedule: a vote is an
+    /// approver's; no approval attempt without the quorum's distinct voters standing (their
+    /// votes since the applicant's last decision that took effect, less those withdrawn); with
+    /// an undo window, every approval or refusal attempt ends a window of its own (a `scheduled`
+    /// row of the same person and action before it, with neither ↩ Undo nor another attempt
+    /// between), so an undone decision is never sent and a decision is sent once — every WeChat
+    /// write belongs to an attempt ([`World::check_audit_against_wechat`]); and no such rows
+    /// where the policy is off.
+    fn check_policy(&mut self, audit: &[AuditRow]) {
+        /// Where an applicant's latest undo window stands.
+        enum Window<'a> {
+            Waiting(&'a AuditRow),
+            Undone(&'a AuditRow),
+            Sent,
+        }
+        let needed = self.plan.approvals_required as usize;
+        let undo = self.plan.undo.is_some();
+        let mut found: Vec<(&'static str, String, String)> = Vec::new();
+        let mut appids: Vec<&str> = audit.iter().map(|a| a.appid.as_str()).collect();
+        appids.sort_unstable();
+        appids.dedup();
+        let tally = &mut self.tally;
+        for appid in appids {
+            let mut voters: std::collections::BTreeSet<i64> = std::collections::BTreeSet::new();
+            let mut window: Option<Window<'_>> = None;
+            for a in audit
+                .iter()
+                .filter(|a| a.appid == appid && a.attempt_id.is_none())
+            {
+                let what = format!(
+                    "audit row {} ({} {} by {:?} via {})",
+                    a.id, a.result, a.action, a.actor_id, a.via
+                );
+                match a.result.as_str() {
+                    "vote" | "withdrawn" if needed < 2 => {
+                        found.push(("policy-row-without-policy", appid.to_owned(), what));
+                    }
+                    "scheduled" | "undone" if !undo => {
+                        found.push(("policy-row-without-policy", appid.to_owned(), what));
+                    }
+                    "vote" => {
+                        tally.votes += 1;
+                        match a.actor_id {
+                            Some(id) if id == ALICE || id == BOB => {
+                                voters.insert(id);
+                            }
+                            _ => found.push(("vote-by-non-approver", appid.to_owned(), what)),
+                        }
+                    }
+                    "withdrawn" => {
+                        tally.withdrawn += 1;
+                        if let Some(id) = a.actor_id {
+                            voters.remove(&id);
+                        }
+                    }
+                    "scheduled" => {
+                        tally.scheduled += 1;
+                        window = Some(Window::Waiting(a));
+                    }
+                    "undone" => {
+                        tally.undone += 1;
+                        match window {
+                            Some(Window::Waiting(s)) => window = Some(Window::Undone(s)),
+                            _ => found.push((
+                                "undone-without-scheduled",
+                                appid.to_owned(),
+                                format!("{what}: no decision was waiting out its window"),
+                            )),
+                        }
+                    }
+                    "attempt" => {
+                        let result = audit.iter().rev().find(|r| r.attempt_id == Some(a.id));
+                        let took = result.is_some_and(|r| r.result == "ok");
+                        if a.action == "approve" && needed >= 2 {
+                            if voters.len() < needed {
+                                found.push((
+                                    "approval-without-quorum",
+                                    appid.to_owned(),
+                                    format!(
+                                        "{what}: {} standing vote(s) of {needed} ({voters:?})",
+                                        voters.len()
+                                    ),
+                                ));
+                            } else if took {
+                                tally.quorum_approvals += 1;
+                            }
+                        }
+                        if undo && a.action != "delete" {
+                            match window {
+                                Some(Window::Waiting(s))
+                                    if s.action == a.action && s.actor_id == a.actor_id =>
+                                {
+                                    window = Some(Window::Sent);
+                                    tally.window_writes += 1;
+                                }
+                                Some(Window::Waiting(s)) => found.push((
+                                    "write-not-the-scheduled-decision",
+                                    appid.to_owned(),
+                                    format!(
+                                        "{what}, but row {} scheduled {} by {:?}",
+                                        s.id, s.action, s.actor_id
+                                    ),
+                                )),
+                                Some(Window::Undone(s)) => found.push((
+                                    "write-for-undone-decision",
+                                    appid.to_owned(),
+                                    format!(
+                                        "{what} after the decision scheduled in row {} was undone",
+                                        s.id
+                                    ),
+                                )),
+                                Some(Window::Sent) => found.push((
+                                    "second-write-for-one-decision",
+                                    appid.to_owned(),
+                                    format!("{what}: its window's decision was already attempted"),
+                                )),
+                                None => found.push((
+                                    "write-without-undo-window",
+                                    appid.to_owned(),
+                                    format!("{what}: no decision of it was scheduled"),
+                                )),
+                            }
+                        }
+                        if took {
+                            // Decided: a later application gathers votes of its own.
+                            voters.clear();
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        for (invariant, appid, detail) in found {
+            self.violation(invariant, Some(&appid), detail);
         }
     }
 
@@ -3011,6 +3399,13 @@ impl World {
         let t = texts();
         let deciding_suffix = t.line_deciding.rsplit('}').next().unwrap_or_default();
         let unknown = prefix(t.line_unknown);
+        // " goes to WeChat at ": a decision waiting out its undo window is unsettled too.
+        let scheduled = t
+            .line_scheduled
+            .split('}')
+            .nth(2)
+            .and_then(|p| p.split('{').next())
+            .unwrap_or(t.line_scheduled);
         let old = self.app.tg.fake.messages(TEAM);
         let new = self.app.tg.fake.messages(OTHER_CHAT);
         let mut found = Vec::new();
@@ -3037,7 +3432,10 @@ impl World {
                         continue;
                     };
                     let line = shown.plain_text.lines().last().unwrap_or_default();
-                    if line.starts_with(unknown) || line.ends_with(deciding_suffix) {
+                    if line.starts_with(unknown)
+                        || line.ends_with(deciding_suffix)
+                        || line.contains(scheduled)
+                    {
                         found.push((
                             appid.clone(),
                             format!(
@@ -3276,11 +3674,23 @@ impl World {
 
 /// Runs one schedule to its checks; returns its violations and, when there are any, the report,
 /// how many cards fell in the documented duplicate window, and how many kills there were.
-async fn simulate(seed: u64) -> (u64, Vec<Violation>, String, usize, usize, Duration) {
+async fn simulate(
+    seed: u64,
+) -> (
+    u64,
+    Vec<Violation>,
+    String,
+    usize,
+    usize,
+    Duration,
+    PolicyTally,
+) {
     let plan = Plan::new(seed);
     let mut world = World::new(plan).await;
     world.run().await;
     world.check().await;
+    world.tally.quorum_schedules = usize::from(world.plan.approvals_required > 1);
+    world.tally.undo_schedules = usize::from(world.plan.undo.is_some());
     let report = if world.violations.is_empty() && std::env::var_os("SIM_SHOW").is_none() {
         String::new()
     } else {
@@ -3293,6 +3703,7 @@ async fn simulate(seed: u64) -> (u64, Vec<Violation>, String, usize, usize, Dura
         world.windows,
         world.kills.len(),
         world.slowest_stop,
+        world.tally,
     )
 }
 
@@ -3354,6 +3765,7 @@ fn randomized_schedules_keep_one_truth_per_applicant() {
                         0,
                         0,
                         Duration::ZERO,
+                        PolicyTally::default(),
                     ),
                 }
             })
@@ -3368,8 +3780,16 @@ fn randomized_schedules_keep_one_truth_per_applicant() {
     let mut results = results;
     results.sort_by_key(|(seed, ..)| *seed);
     let windows: usize = results.iter().map(|(_, _, _, w, ..)| w).sum();
-    let kills: usize = results.iter().map(|(_, _, _, _, k, _)| k).sum();
-    let slowest_stop = results.iter().map(|(.., s)| *s).max().unwrap_or_default();
+    let kills: usize = results.iter().map(|(_, _, _, _, k, ..)| k).sum();
+    let slowest_stop = results
+        .iter()
+        .map(|(.., s, _)| *s)
+        .max()
+        .unwrap_or_default();
+    let mut policy = PolicyTally::default();
+    for (.., tally) in &results {
+        policy += *tally;
+    }
     let is_known = |v: &Violation| KNOWN.iter().any(|(name, _)| *name == v.invariant);
     let mut known: BTreeMap<&'static str, Vec<u64>> = BTreeMap::new();
     for (seed, violations, report, ..) in &results {
@@ -3397,7 +3817,7 @@ fn randomized_schedules_keep_one_truth_per_applicant() {
         }
     }
     let mut summary = format!(
-        "simulation: {total} schedules in {:.0?}, {} with violations; {windows} cards in the documented duplicate window, each tied to one of {kills} kills; slowest graceful stop {slowest_stop:.1?} (bound {STOP_BOUND:?})\n",
+        "simulation: {total} schedules in {:.0?}, {} with violations; {windows} cards in the documented duplicate window, each tied to one of {kills} kills; slowest graceful stop {slowest_stop:.1?} (bound {STOP_BOUND:?}); {policy}\n",
         started.elapsed(),
         failed.len()
     );
