@@ -683,9 +683,13 @@ impl App {
         if lane == Lane::Card && self.stopping.is_cancelled() {
             return Err(stopping());
         }
+        // The stop first: once its grace is over, a budget that happens to be free too must not
+        // win the pick (seed 206801: an edit sent after the grace met a 5xx, which teloxide
+        // holds 10 s, and the stop took 20.8 s).
         tokio::select! {
-            () = budget => Ok(()),
+            biased;
             () = self.stopped_for(lane) => Err(stopping()),
+            () = budget => Ok(()),
         }
     }
 
@@ -693,8 +697,9 @@ impl App {
     /// over.
     async fn pause(&self, wait: Duration) -> Result<(), RequestError> {
         tokio::select! {
-            () = tokio::time::sleep(wait) => Ok(()),
+            biased;
             () = self.stopped_for(Lane::Decision) => Err(stopping()),
+            () = tokio::time::sleep(wait) => Ok(()),
         }
     }
 
