@@ -485,21 +485,7 @@ impl Plan {
             steps.splice(at..at, run);
         }
         // And stray withdrawals anywhere.
-        for _ in 0..rng.usize(0..=2) {
-            let at = rng.usize(..=steps.len());
-            steps.insert(
-                at,
-                Timed {
-                    gap_ms: rng.u64(0..=60),
-                    step: Step::Press {
-                        who: pick(rng, &[ALICE, BOB, EVE]),
-                        target: rng.u8(..),
-                        button: Button::Withdraw,
-                        older: false,
-                    },
-                },
-            );
-        }
+        Self::add_stray_presses(rng, steps, &[ALICE, BOB, EVE], Button::Withdraw);
     }
 
     /// Undo schedules: ↩ Undo after some deciding presses (within the window or just past it,
@@ -545,6 +531,16 @@ impl Plan {
             }
             i += 1;
         }
+        Self::add_stray_presses(rng, steps, &[ALICE, BOB], Button::Undo);
+    }
+
+    /// Up to two presses of `button` by one of `people` on any applicant, anywhere in the steps.
+    fn add_stray_presses(
+        rng: &mut fastrand::Rng,
+        steps: &mut Vec<Timed>,
+        people: &[i64],
+        button: Button,
+    ) {
         for _ in 0..rng.usize(0..=2) {
             let at = rng.usize(..=steps.len());
             steps.insert(
@@ -552,9 +548,9 @@ impl Plan {
                 Timed {
                     gap_ms: rng.u64(0..=60),
                     step: Step::Press {
-                        who: pick(rng, &[ALICE, BOB]),
+                        who: pick(rng, people),
                         target: rng.u8(..),
-                        button: Button::Undo,
+                        button,
                         older: false,
                     },
                 },
