@@ -67,6 +67,12 @@ pub fn button_labels(message: &FakeMessage) -> Vec<String> {
 /// How long a test waits for something the bot should do promptly.
 pub const WAIT: Duration = Duration::from_secs(10);
 
+/// How long a test waits for the reply to a command. A reply is paced behind whatever the
+/// command set off before it: a /refresh that brings back three cards answers after their six
+/// calls, which in a group chat go out 3 s apart once the burst is spent — about 10 s on an idle
+/// machine, so [`WAIT`] alone failed under CI's load.
+pub const REPLY_WAIT: Duration = Duration::from_secs(30);
+
 pub struct TestApp {
     pub tg: RunningFakeTelegram,
     pub wx: RunningSandbox,
@@ -381,7 +387,7 @@ impl TestApp {
         let ok = self
             .tg
             .fake
-            .wait_until(WAIT, |f| {
+            .wait_until(REPLY_WAIT, |f| {
                 f.bot_messages(chat).iter().any(|m| m.reply_to == Some(id))
             })
             .await;
