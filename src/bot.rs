@@ -117,11 +117,13 @@ pub async fn serve(app: Arc<App>, shutdown: CancellationToken) -> anyhow::Result
 /// command list is registered.
 async fn start_up(app: &App) -> anyhow::Result<Me> {
     let me = app
+        .desk
         .bot
         .get_me()
         .await
         .context("Telegram refused the bot (check TELOXIDE_TOKEN and TELOXIDE_API_URL)")?;
     if let Err(e) = app
+        .desk
         .bot
         .set_my_commands(commands::bot_commands(app.texts()))
         .await
@@ -144,7 +146,7 @@ async fn begin_term(app: &App, epoch: i64) -> anyhow::Result<()> {
             "reconciled decisions interrupted by the last stop"
         );
     }
-    let refreshed = app.refresh_stale_cards().await?;
+    let refreshed = app.desk.refresh_stale_cards().await?;
     if refreshed > 0 {
         tracing::info!(
             refreshed,
@@ -266,7 +268,7 @@ async fn lead(
 
 /// The update dispatcher over the chat's handler tree.
 fn dispatcher(app: &Arc<App>) -> BotDispatcher {
-    Dispatcher::builder(app.bot.clone(), schema())
+    Dispatcher::builder(app.desk.bot.clone(), schema())
         .dependencies(dptree::deps![Arc::clone(app)])
         // Presses on different cards must not wait for each other's WeChat calls; the store's
         // atomic claim keeps presses on one card apart.
@@ -328,7 +330,7 @@ async fn listen(
     match &app.settings.webhook {
         None => {
             if !app.leadership.leads() {
-                tracing::info!(replica = %app.leadership.me, bot = %me.username(), chat = app.chat.0, store = app.store.backend(), "bot started as a standby (long polling): it reads updates once it leads");
+                tracing::info!(replica = %app.leadership.me, bot = %me.username(), chat = app.desk.chat.0, store = app.store.backend(), "bot started as a standby (long polling): it reads updates once it leads");
             }
             shutdown.cancelled().await;
             Ok(())
@@ -387,13 +389,13 @@ async fn listen_by_polling(
         .telegram_timeout
         .saturating_sub(Duration::from_secs(2))
         .clamp(Duration::from_secs(1), Duration::from_secs(10));
-    let mut listener = Polling::builder(app.bot.clone())
+    let mut listener = Polling::builder(app.desk.bot.clone())
         .timeout(long_poll)
         .delete_webhook()
         .await
         .build();
     stop_listener_too(&mut listener, shutdown);
-    tracing::info!(bot = %me.username(), chat = app.chat.0, approvers = %app.approvers.describe(), store = app.store.backend(), "bot started (long polling)");
+    tracing::info!(bot = %me.username(), chat = app.desk.chat.0, approvers = %app.approvers.describe(), store = app.store.backend(), "bot started (long polling)");
     let errors = CountingErrorHandler::new("getUpdates failed", Arc::clone(app));
     Ok(dispatcher
         .try_dispatch_with_listener(listener, errors)
@@ -425,7 +427,8 @@ async fn listen_by_webhook(
     if app.store.is_postgres() {
         // Replicas share the webhook: each registers it, and none removes it when it stops (the
         // others still serve it; a long-polling start removes it first anyway).
-        app.bot
+        app.desk
+            .bot
             .set_webhook(webhook.url.clone())
             .secret_token(webhook.secret.expose_secret().to_owned())
             .await
@@ -446,7 +449,7 @@ async fn listen_by_webhook(
         .await;
     }
     let (mut listener, stopped, router) =
-        teloxide::update_listeners::webhooks::axum_to_router(app.bot.clone(), options)
+        teloxide::update_listeners::webhooks::axum_to_router(app.desk.bot.clone(), options)
             .await
             .context("Telegram refused the webhook (setWebhook)")?;
     stop_listener_too(&mut listener, shutdown);
@@ -489,7 +492,7 @@ where
         tracing::info!("metrics on http://{bound}/metrics, health on http://{bound}/healthz");
     }
     listen::spawn_http(tcp, router, stopped, "webhook", connections);
-    tracing::info!(bot = %me.username(), chat = app.chat.0, approvers = %app.approvers.describe(), store = app.store.backend(), url = %webhook.url, listen = %bound, "bot started (webhook)");
+    tracing::info!(bot = %me.username(), chat = app.desk.chat.0, approvers = %app.approvers.describe(), store = app.store.backend(), url = %webhook.url, listen = %bound, "bot started (webhook)");
     let errors = CountingErrorHandler::new("getUpdates failed", Arc::clone(app));
     Ok(dispatcher
         .try_dispatch_with_listener(listener, errors)

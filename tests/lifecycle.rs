@@ -1055,7 +1055,7 @@ async fn once_a_stops_grace_is_over_nothing_more_is_sent() {
     tokio::time::sleep(Duration::from_millis(600)).await;
     let stopped = std::time::Instant::now();
     app.stop().await;
-    let grace_over = stopped + wxplugin_bot::lifecycle::app::STOP_GRACE;
+    let grace_over = stopped + wxplugin_bot::lifecycle::desk::STOP_GRACE;
     let late: Vec<_> = app
         .tg
         .fake

@@ -15,8 +15,9 @@ use crate::domain::applicant::{AppId, ApplyStatus};
 use crate::domain::audit::AuditOutcome;
 use crate::domain::card::Actor;
 use crate::i18n::{Texts, fill};
-use crate::lifecycle::app::{App, no_preview};
+use crate::lifecycle::app::App;
 use crate::lifecycle::decision::{self, Outcome};
+use crate::lifecycle::desk::no_preview;
 use crate::lifecycle::quorum::{self, Ballot};
 use crate::telegram::html::{TEXT_MAX_UTF16, clean, escape, nickname_html, telegram_len};
 use crate::telegram::limiter::Lane;
@@ -101,7 +102,7 @@ pub async fn on_command(app: Arc<App>, message: Message, me: Me) -> HandlerResul
         )
         .await;
     }
-    if message.chat.id != app.chat {
+    if message.chat.id != app.desk.chat {
         if let Some(new) = team_chat_upgraded_to(&app).await
             && new == message.chat.id
         {
@@ -124,10 +125,19 @@ pub async fn on_command(app: Arc<App>, message: Message, me: Me) -> HandlerResul
         return reply(&app, &message, escape(t.anonymous_cannot_decide)).await;
     }
     if matches!(command, Command::Delete(_)) {
-        if !app.approvers.may_delete(&app.bot, app.chat, user.id).await {
+        if !app
+            .approvers
+            .may_delete(&app.desk.bot, app.desk.chat, user.id)
+            .await
+        {
             return reply(&app, &message, escape(t.not_deleter_command)).await;
         }
-    } else if decides && !app.approvers.is_approver(&app.bot, app.chat, user.id).await {
+    } else if decides
+        && !app
+            .approvers
+            .is_approver(&app.desk.bot, app.desk.chat, user.id)
+            .await
+    {
         return reply(&app, &message, escape(t.not_approver_command)).await;
     }
     let answer = match command {
@@ -192,7 +202,7 @@ pub async fn on_command(app: Arc<App>, message: Message, me: Me) -> HandlerResul
         },
         Command::History(arg) => history(&app, arg.trim()).await?,
         Command::Status => status(&app).await?,
-        Command::Chatid => fill(t.chat_id_is, &[("id", &app.chat.0.to_string())]),
+        Command::Chatid => fill(t.chat_id_is, &[("id", &app.desk.chat.0.to_string())]),
     };
     reply(&app, &message, answer).await
 }
@@ -202,10 +212,10 @@ pub async fn on_command(app: Arc<App>, message: Message, me: Me) -> HandlerResul
 /// (getChat on the configured id answers `migrate_to_chat_id`). Logged and counted like every
 /// other call refused for it.
 async fn team_chat_upgraded_to(app: &App) -> Option<ChatId> {
-    if app.chat.0 >= 0 || app.chat.0 <= -1_000_000_000_000 {
+    if app.desk.chat.0 >= 0 || app.desk.chat.0 <= -1_000_000_000_000 {
         return None;
     }
-    match app.bot.get_chat(app.chat).await {
+    match app.desk.bot.get_chat(app.desk.chat).await {
         Err(e @ teloxide::RequestError::MigrateToChatId(new)) => {
             crate::telegram::record_error(&e);
             Some(new)
@@ -237,15 +247,17 @@ async fn reply(app: &App, message: &Message, html: String) -> HandlerResult {
         return Ok(());
     }
     // A person is waiting for this answer: it goes before new cards.
-    app.paced(message.chat.id, Lane::Decision, || {
-        app.bot
-            .send_message(message.chat.id, html.clone())
-            .parse_mode(ParseMode::Html)
-            .link_preview_options(no_preview())
-            .reply_parameters(ReplyParameters::new(message.id).allow_sending_without_reply())
-            .send()
-    })
-    .await?;
+    app.desk
+        .paced(message.chat.id, Lane::Decision, || {
+            app.desk
+                .bot
+                .send_message(message.chat.id, html.clone())
+                .parse_mode(ParseMode::Html)
+                .link_preview_options(no_preview())
+                .reply_parameters(ReplyParameters::new(message.id).allow_sending_without_reply())
+                .send()
+        })
+        .await?;
     Ok(())
 }
 
@@ -277,7 +289,11 @@ async fn subscription(app: &App, message: &Message, command: &Command) -> anyhow
             t.not_subscribed
         }));
     }
-    if !app.approvers.is_approver(&app.bot, app.chat, user.id).await {
+    if !app
+        .approvers
+        .is_approver(&app.desk.bot, app.desk.chat, user.id)
+        .await
+    {
         return Ok(escape(t.subscribe_not_approver));
     }
     let name = crate::telegram::actor(user).name;
@@ -320,16 +336,16 @@ async fn decide(
     };
     if action.applies_to(stored.applicant.status) && action != Action::Delete {
         // A pending applicant always gets its card before a decision, so the decision shows on it.
-        if let Err(e) = app.ensure_card(appid).await {
+        if let Err(e) = app.desk.ensure_card(appid).await {
             tracing::warn!(appid = %appid, error = %e, "could not post the card before a command decision");
         }
     }
     // An applicant refused or timed out before the bot first saw it pending never had a card:
     // the decision goes by WeChat's state all the same, on a card that is only a record.
     let card = if action.applies_to(stored.applicant.status) {
-        app.store.card_or_record(app.chat.0, appid).await?
+        app.store.card_or_record(app.desk.chat.0, appid).await?
     } else {
-        app.store.card_for(app.chat.0, appid).await?
+        app.store.card_for(app.desk.chat.0, appid).await?
     };
     let Some(card) = card else {
         return Ok(not_applicable(
@@ -356,7 +372,7 @@ async fn decide(
         match quorum::approve(app, &card, actor, Via::Command).await? {
             Ballot::Decide(begun) => decision::finish(app, begun).await?,
             Ballot::Counted { count, needed } => {
-                if let Err(e) = app.refresh_card(card.id).await {
+                if let Err(e) = app.desk.refresh_card(card.id).await {
                     tracing::warn!(card = card.id, error = %e, "could not show a vote on the card");
                 }
                 return Ok(filled(t.cmd_voted, count, needed));
@@ -381,7 +397,7 @@ async fn decide(
                 .map_or(stored.applicant.status, |n| n.applicant.status);
             let known = match (app.store.card(card.id).await?, now) {
                 (Some(card), Some(now)) if card.note.is_some() => {
-                    Some(app.view(&now, &card).outcome_line())
+                    Some(app.desk.view(&now, &card).outcome_line())
                 }
                 _ => None,
             };
@@ -407,7 +423,7 @@ async fn decide(
             view.outcome_line()
         }
     };
-    let link = card.message_id.and_then(|m| app.message_link(m));
+    let link = card.message_id.and_then(|m| app.desk.message_link(m));
     let appid_html = match link {
         Some(link) => format!("<a href=\"{link}\">{}</a>", escape(appid.as_str())),
         None => format!("<code>{}</code>", escape(appid.as_str())),
@@ -464,7 +480,10 @@ fn appid_error_text(e: &crate::domain::applicant::AppIdError, t: &Texts) -> Stri
 /// first (the first WeChat times out).
 async fn listing(app: &App, status: Option<ApplyStatus>) -> anyhow::Result<String> {
     let t = app.texts();
-    let rows = app.store.applicants_with_cards(app.chat.0, status).await?;
+    let rows = app
+        .store
+        .applicants_with_cards(app.desk.chat.0, status)
+        .await?;
     let status_label = status.map(|s| status_name(s, t)).unwrap_or_default();
     if rows.is_empty() {
         return Ok(match status {
@@ -495,7 +514,7 @@ async fn listing(app: &App, status: Option<ApplyStatus>) -> anyhow::Result<Strin
         let link = match card
             .as_ref()
             .and_then(|c| c.message_id)
-            .and_then(|m| app.message_link(m))
+            .and_then(|m| app.desk.message_link(m))
         {
             Some(url) => format!("<a href=\"{url}\">{}</a>", t.card_link),
             None if card.as_ref().is_some_and(|c| c.message_id.is_some()) => String::new(),
@@ -644,9 +663,14 @@ fn history_line(app: &App, e: &crate::domain::audit::HistoryEntry) -> String {
 
 async fn status(app: &App) -> anyhow::Result<String> {
     let t = app.texts();
-    let health = app.health.lock().map(|h| h.clone()).unwrap_or_default();
-    let counts = app.store.counts(app.chat.0).await?;
-    let token = app.wechat.tokens().state().await;
+    let health = app
+        .poller
+        .health
+        .lock()
+        .map(|h| h.clone())
+        .unwrap_or_default();
+    let counts = app.store.counts(app.desk.chat.0).await?;
+    let token = app.poller.wechat.tokens().state().await;
     let when = |at: Option<i64>| {
         at.map_or_else(
             || t.status_never.to_owned(),
@@ -733,7 +757,7 @@ async fn status(app: &App) -> anyhow::Result<String> {
             &[("until", &when(Some(until)))],
         ));
     }
-    if app.wechat.paging_broken() {
+    if app.poller.wechat.paging_broken() {
         text.push('\n');
         text.push_str(t.status_paging_broken);
     }

@@ -28,27 +28,31 @@ struct Pressed {
 /// overall flood budget, in the decision lane: a person is waiting.
 async fn alert(app: &App, q: &CallbackQuery, text: String) -> HandlerResult {
     let text = callback_text(&text);
-    app.paced_global(Lane::Decision, || {
-        app.bot
-            .answer_callback_query(q.id.clone())
-            .text(text.clone())
-            .show_alert(true)
-            .send()
-    })
-    .await?;
+    app.desk
+        .paced_global(Lane::Decision, || {
+            app.desk
+                .bot
+                .answer_callback_query(q.id.clone())
+                .text(text.clone())
+                .show_alert(true)
+                .send()
+        })
+        .await?;
     Ok(())
 }
 
 /// Answers a press with a short toast.
 async fn toast(app: &App, q: &CallbackQuery, text: &str) -> HandlerResult {
     let text = callback_text(text);
-    app.paced_global(Lane::Decision, || {
-        app.bot
-            .answer_callback_query(q.id.clone())
-            .text(text.clone())
-            .send()
-    })
-    .await?;
+    app.desk
+        .paced_global(Lane::Decision, || {
+            app.desk
+                .bot
+                .answer_callback_query(q.id.clone())
+                .text(text.clone())
+                .send()
+        })
+        .await?;
     Ok(())
 }
 
@@ -72,17 +76,17 @@ async fn check_press(app: &App, q: &CallbackQuery) -> anyhow::Result<Option<(Pre
     };
     let press = q.data.as_deref().and_then(Press::decode);
     let card = match press {
-        Some(p) => app.settled_card(p.card_id()).await?,
+        Some(p) => app.desk.settled_card(p.card_id()).await?,
         None => None,
     };
     let genuine = match (&press, &card, message) {
         (Some(_), Some(card), Some((chat, message_id))) => {
-            chat == app.chat && card.chat_id == chat.0 && card.message_id == Some(message_id.0)
+            chat == app.desk.chat && card.chat_id == chat.0 && card.message_id == Some(message_id.0)
         }
         _ => false,
     };
     if let (Some(card), Some((chat, message_id)), false) = (&card, message, genuine)
-        && chat == app.chat
+        && chat == app.desk.chat
         && card.chat_id == chat.0
         && !app.store.knows_message(chat.0, message_id.0).await?
     {
@@ -95,8 +99,10 @@ async fn check_press(app: &App, q: &CallbackQuery) -> anyhow::Result<Option<(Pre
             "a press on a stray copy of a card; removing its buttons"
         );
         let removed = app
+            .desk
             .paced(chat, Lane::Decision, || {
-                app.bot
+                app.desk
+                    .bot
                     .edit_message_reply_markup(chat, message_id)
                     .reply_markup(teloxide::types::InlineKeyboardMarkup::default())
                     .send()
@@ -116,13 +122,13 @@ async fn check_press(app: &App, q: &CallbackQuery) -> anyhow::Result<Option<(Pre
     let (allowed, refused) = match press {
         Press::Delete(_) => (
             app.approvers
-                .may_delete(&app.bot, app.chat, q.from.id)
+                .may_delete(&app.desk.bot, app.desk.chat, q.from.id)
                 .await,
             t.alert_not_deleter,
         ),
         _ => (
             app.approvers
-                .is_approver(&app.bot, app.chat, q.from.id)
+                .is_approver(&app.desk.bot, app.desk.chat, q.from.id)
                 .await,
             t.alert_not_approver,
         ),
@@ -156,7 +162,7 @@ pub(crate) async fn on_press(app: Arc<App>, q: CallbackQuery) -> HandlerResult {
             Ballot::Counted { count, needed } => {
                 let text = fill_votes(t.toast_voted, count, needed);
                 courtesy(toast(&app, &q, &text).await);
-                app.refresh_card(card.id).await?;
+                app.desk.refresh_card(card.id).await?;
                 Ok(())
             }
             Ballot::AlreadyVoted { count, needed } => {
@@ -169,7 +175,7 @@ pub(crate) async fn on_press(app: Arc<App>, q: CallbackQuery) -> HandlerResult {
             Withdrawal::Withdrawn { count, needed } => {
                 let text = fill_votes(t.toast_withdrawn, count, needed);
                 courtesy(toast(&app, &q, &text).await);
-                app.refresh_card(card.id).await?;
+                app.desk.refresh_card(card.id).await?;
                 Ok(())
             }
             Withdrawal::NotVoted => {
@@ -183,7 +189,7 @@ pub(crate) async fn on_press(app: Arc<App>, q: CallbackQuery) -> HandlerResult {
             let Some(reason) = reason_by_key(&app.settings.reject_reasons, key).cloned() else {
                 // The reasons changed since the button was drawn: show the current ones.
                 courtesy(alert(&app, &q, t.alert_reason_gone.to_owned()).await);
-                app.refresh_card(card.id).await?;
+                app.desk.refresh_card(card.id).await?;
                 return Ok(());
             };
             if card.state != CardState::ChoosingReason {
@@ -206,7 +212,7 @@ pub(crate) async fn on_press(app: Arc<App>, q: CallbackQuery) -> HandlerResult {
         Press::Reject(_) => {
             let from = [CardState::Open];
             if reason_step(&app, &q, &card, &actor, &from, CardState::ChoosingReason).await? {
-                app.refresh_card(card.id).await?;
+                app.desk.refresh_card(card.id).await?;
             }
             Ok(())
         }
@@ -225,14 +231,16 @@ pub(crate) async fn on_press(app: Arc<App>, q: CallbackQuery) -> HandlerResult {
             courtesy(toast(&app, &q, t.toast_cancelled).await);
             if let Some(prompt) = card.prompt_message_id {
                 let _ = app
-                    .paced(app.chat, Lane::Decision, || {
-                        app.bot
-                            .delete_message(app.chat, teloxide::types::MessageId(prompt))
+                    .desk
+                    .paced(app.desk.chat, Lane::Decision, || {
+                        app.desk
+                            .bot
+                            .delete_message(app.desk.chat, teloxide::types::MessageId(prompt))
                             .send()
                     })
                     .await;
             }
-            app.refresh_card(card.id).await?;
+            app.desk.refresh_card(card.id).await?;
             Ok(())
         }
         Press::Refresh(_) => {
@@ -243,7 +251,7 @@ pub(crate) async fn on_press(app: Arc<App>, q: CallbackQuery) -> HandlerResult {
             if app.store.undo_scheduled(&card, &actor, Via::Button).await? {
                 tracing::info!(appid = %card.appid, by = %actor.name, "a scheduled decision undone");
                 courtesy(toast(&app, &q, t.toast_undone).await);
-                app.refresh_card(card.id).await?;
+                app.desk.refresh_card(card.id).await?;
                 return Ok(());
             }
             // The window ended (the decision is being made or made), or a poll settled it.
@@ -325,7 +333,7 @@ pub(crate) async fn refusal(
     let Some(stored) = app.store.applicant(&card.appid).await? else {
         return Ok(app.texts().alert_invalid.to_owned());
     };
-    Ok(app.view(&stored, &card).refusal(action))
+    Ok(app.desk.view(&stored, &card).refusal(action))
 }
 
 /// Answers the press at once, then makes the decision. The answer's fate does not decide
@@ -390,18 +398,18 @@ async fn answer_begun(
             );
             decision::open_window(app, window);
             courtesy(toast(app, q, &text).await);
-            app.refresh_card(card.id).await?;
+            app.desk.refresh_card(card.id).await?;
             Ok(())
         }
         Begin::Busy(_) => refuse(app, q, card, Some(action)).await,
         Begin::Unsettled => {
             courtesy(alert(app, q, t.alert_unsettled.to_owned()).await);
-            app.refresh_card(card.id).await?;
+            app.desk.refresh_card(card.id).await?;
             Ok(())
         }
         Begin::NotApplicable => {
             refuse(app, q, card, Some(action)).await?;
-            app.refresh_card(card.id).await?;
+            app.desk.refresh_card(card.id).await?;
             Ok(())
         }
     }
@@ -420,12 +428,14 @@ async fn ask_for_reason(app: &App, card: &Card, actor: &Actor) -> HandlerResult 
             ("appid", &escape(card.appid.as_str())),
         ],
     );
-    let guard = app.lock_card(card.id).await;
+    let guard = app.desk.lock_card(card.id).await;
     let prompt = app
-        .paced(app.chat, Lane::Decision, || {
+        .desk
+        .paced(app.desk.chat, Lane::Decision, || {
             let mut request = app
+                .desk
                 .bot
-                .send_message(app.chat, text.clone())
+                .send_message(app.desk.chat, text.clone())
                 .parse_mode(ParseMode::Html)
                 .reply_markup(ForceReply::new().selective());
             if let Some(message_id) = card.message_id {
@@ -439,7 +449,7 @@ async fn ask_for_reason(app: &App, card: &Card, actor: &Actor) -> HandlerResult 
         .await?;
     app.store.set_prompt(card.id, prompt.id.0).await?;
     drop(guard);
-    app.refresh_card(card.id).await?;
+    app.desk.refresh_card(card.id).await?;
     Ok(())
 }
 
@@ -452,30 +462,40 @@ pub(crate) async fn on_reply(app: Arc<App>, message: Message, me: Me) -> Handler
     ) else {
         return Ok(());
     };
-    if message.chat.id != app.chat || replied.from.as_ref().is_none_or(|u| u.id != me.id) {
+    if message.chat.id != app.desk.chat || replied.from.as_ref().is_none_or(|u| u.id != me.id) {
         return Ok(());
     }
-    let mut card = app.store.card_by_prompt(app.chat.0, replied.id.0).await?;
+    let mut card = app
+        .store
+        .card_by_prompt(app.desk.chat.0, replied.id.0)
+        .await?;
     if card.is_none() {
         // The prompt may be out but not yet recorded: wait for the cards awaiting a reason.
-        for waiting in app.store.awaiting_reason_cards(app.chat.0).await? {
-            drop(app.lock_card(waiting).await);
+        for waiting in app.store.awaiting_reason_cards(app.desk.chat.0).await? {
+            drop(app.desk.lock_card(waiting).await);
         }
-        card = app.store.card_by_prompt(app.chat.0, replied.id.0).await?;
+        card = app
+            .store
+            .card_by_prompt(app.desk.chat.0, replied.id.0)
+            .await?;
     }
     let Some(card) = card else {
         return Ok(());
     };
     let t = app.texts();
     if posted_anonymously(&message) {
-        app.paced(app.chat, Lane::Decision, || {
-            app.bot
-                .send_message(app.chat, escape(t.anonymous_cannot_decide))
-                .parse_mode(ParseMode::Html)
-                .reply_parameters(ReplyParameters::new(message.id).allow_sending_without_reply())
-                .send()
-        })
-        .await?;
+        app.desk
+            .paced(app.desk.chat, Lane::Decision, || {
+                app.desk
+                    .bot
+                    .send_message(app.desk.chat, escape(t.anonymous_cannot_decide))
+                    .parse_mode(ParseMode::Html)
+                    .reply_parameters(
+                        ReplyParameters::new(message.id).allow_sending_without_reply(),
+                    )
+                    .send()
+            })
+            .await?;
         return Ok(());
     }
     let Some(actor) = card.actor.as_ref().filter(|a| a.id == from.id.0) else {
@@ -488,7 +508,7 @@ pub(crate) async fn on_reply(app: Arc<App>, message: Message, me: Me) -> Handler
     if reason.chars().count() > REASON_MAX_CHARS {
         // The new prompt becomes the card's prompt (recorded under the card's lock, like the
         // first), so the reply to it is the reason.
-        let guard = app.lock_card(card.id).await;
+        let guard = app.desk.lock_card(card.id).await;
         let text = fill(
             t.reason_too_long_prompt,
             &[
@@ -497,9 +517,11 @@ pub(crate) async fn on_reply(app: Arc<App>, message: Message, me: Me) -> Handler
             ],
         );
         let prompt = app
-            .paced(app.chat, Lane::Decision, || {
-                app.bot
-                    .send_message(app.chat, text.clone())
+            .desk
+            .paced(app.desk.chat, Lane::Decision, || {
+                app.desk
+                    .bot
+                    .send_message(app.desk.chat, text.clone())
                     .parse_mode(ParseMode::Html)
                     .reply_parameters(
                         ReplyParameters::new(message.id).allow_sending_without_reply(),
@@ -512,7 +534,11 @@ pub(crate) async fn on_reply(app: Arc<App>, message: Message, me: Me) -> Handler
         drop(guard);
         return Ok(());
     }
-    if !app.approvers.is_approver(&app.bot, app.chat, from.id).await {
+    if !app
+        .approvers
+        .is_approver(&app.desk.bot, app.desk.chat, from.id)
+        .await
+    {
         return Ok(());
     }
     let actor = crate::telegram::actor(from);
@@ -545,6 +571,6 @@ pub(crate) async fn refresh_one(app: &App, card: &Card) -> HandlerResult {
             .settle_card(now.id, now.version, now.state, None)
             .await?;
     }
-    app.refresh_card(card.id).await?;
+    app.desk.refresh_card(card.id).await?;
     Ok(())
 }

@@ -281,13 +281,14 @@ pub async fn execute(app: &App, claim: Claim) -> Result<Outcome, StoreError> {
     tracing::info!(appid = %s.appid, action = s.action.as_str(), by = %s.actor.name, "deciding");
     let work = async {
         let result = match s.action {
-            Action::Approve => app.wechat.agree_before(&s.appid, until).await,
+            Action::Approve => app.poller.wechat.agree_before(&s.appid, until).await,
             Action::Reject => {
-                app.wechat
+                app.poller
+                    .wechat
                     .refuse_before(&s.appid, s.reason.as_deref().unwrap_or_default(), until)
                     .await
             }
-            Action::Delete => app.wechat.delete_before(&s.appid, until).await,
+            Action::Delete => app.poller.wechat.delete_before(&s.appid, until).await,
         };
         crate::telemetry::decision(
             s.action.as_str(),
@@ -308,14 +309,14 @@ pub async fn execute(app: &App, claim: Claim) -> Result<Outcome, StoreError> {
         outcome = &mut work => outcome,
         () = tokio::time::sleep(SHOW_DECIDING_AFTER) => {
             let show = async {
-                if let Err(e) = app.refresh_card(s.card_id).await {
+                if let Err(e) = app.desk.refresh_card(s.card_id).await {
                     tracing::warn!(card = s.card_id, error = %e, "could not show who is deciding");
                 }
             };
             tokio::join!(&mut work, show).0
         }
     }?;
-    if let Err(e) = app.refresh_card(s.card_id).await {
+    if let Err(e) = app.desk.refresh_card(s.card_id).await {
         tracing::warn!(card = s.card_id, error = %e, "could not edit the card after a decision");
     }
     Ok(outcome)
@@ -449,7 +450,7 @@ pub async fn resume_windows(app: &Arc<App>) -> Result<usize, StoreError> {
         let late = due <= crate::domain::now_millis();
         if !late
             && app.store.mark_resumed(card.id).await?
-            && let Err(e) = app.refresh_card(card.id).await
+            && let Err(e) = app.desk.refresh_card(card.id).await
         {
             tracing::warn!(card = card.id, error = %e, "could not show a resumed undo window");
         }
@@ -517,7 +518,7 @@ async fn settle(
 /// Re-reads WeChat's list to learn what is true after an unclear or stale-state answer, and
 /// shows it: the decision took effect, did not, or the status moved elsewhere.
 async fn reconcile(app: &App, s: &Settling, error: WeChatError) -> Result<Outcome, StoreError> {
-    let listed = match app.wechat.list_all_checked().await {
+    let listed = match app.poller.wechat.list_all_checked().await {
         Ok(listing) => listing,
         Err(read_error) => {
             tracing::warn!(appid = %s.appid, error = %read_error, "could not re-read the status after an unclear answer");
@@ -761,7 +762,7 @@ async fn deleted(
     error: Option<WeChatError>,
 ) -> Result<Outcome, StoreError> {
     app.store.mark_gone(&s.appid).await?;
-    app.seen.remove(&s.appid);
+    app.poller.forget(&s.appid);
     close(app, s, &Note::Gone { at: now_secs() }, error).await
 }
 
@@ -797,9 +798,7 @@ async fn record(
 /// Updates the poller's memory with what a re-read found, so the next poll does not take it for
 /// news.
 fn remember(app: &App, a: &Applicant) {
-    if let Some(mut seen) = app.seen.get_mut(&a.appid) {
-        seen.remember(a);
-    }
+    app.poller.remember(a);
 }
 
 /// The card says the outcome is unknown and offers no decision; the applicant's record takes the
@@ -870,12 +869,10 @@ async fn confirm(
     }
     match status {
         Some(status) => {
-            if let Some(mut seen) = app.seen.get_mut(&s.appid) {
-                seen.status = status;
-            }
+            app.poller.remember_status(&s.appid, status);
         }
         None => {
-            app.seen.remove(&s.appid);
+            app.poller.forget(&s.appid);
         }
     }
     Ok(())
@@ -942,8 +939,8 @@ pub async fn recover_abandoned(app: &App) -> Result<usize, StoreError> {
         reconcile(app, &s, cause).await?;
         look_again(app, &card.appid);
         // A card in a former team chat is edited once, when it is closed for the move.
-        if card.chat_id == app.chat.0
-            && let Err(e) = app.refresh_card(card.id).await
+        if card.chat_id == app.desk.chat.0
+            && let Err(e) = app.desk.refresh_card(card.id).await
         {
             tracing::warn!(card = card.id, error = %e, "could not edit a reconciled card");
         }
@@ -1026,7 +1023,5 @@ pub async fn settle_unknown(
 /// the poll and may now need something only the poll does (a new message for a card whose
 /// message a person deleted).
 fn look_again(app: &App, appid: &AppId) {
-    if let Some(mut seen) = app.seen.get_mut(appid) {
-        seen.carded = false;
-    }
+    app.poller.look_again(appid);
 }

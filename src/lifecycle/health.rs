@@ -53,7 +53,7 @@ pub struct Health {
 
 /// The bot's health now.
 pub fn health(app: &App) -> Health {
-    let (last_ok_at, last_error) = match app.health.lock() {
+    let (last_ok_at, last_error) = match app.poller.health.lock() {
         Ok(h) => (h.last_ok_at, h.last_error.clone()),
         Err(_) => (None, Some("health state poisoned".to_owned())),
     };

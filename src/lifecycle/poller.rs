@@ -4,7 +4,11 @@
 //! sleeping loop ([`run`]) so tests drive it step by step.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
+
+use dashmap::DashMap;
+use tokio::sync::Mutex;
 
 use teloxide::prelude::Requester;
 use tokio_util::sync::CancellationToken;
@@ -14,10 +18,186 @@ use crate::domain::applicant::{AppId, Applicant, ApplyStatus};
 use crate::domain::card::{Card, CardState, Note};
 use crate::domain::now_secs;
 use crate::i18n::fill;
-use crate::lifecycle::app::{App, Seen};
+use crate::lifecycle::app::App;
+use crate::lifecycle::desk::MessageGone;
+use crate::lifecycle::health::PollHealth;
+use crate::store::Store;
 use crate::telegram::html::{escape, nickname_html};
 use crate::telegram::view::{format_time, wechat_error_text};
+use crate::wechat::WeChatClient;
 use crate::wechat::WeChatError;
+
+/// One plugin's poller: its WeChat client, what it remembers of the last listing, its health,
+/// and the lock that keeps its polls one at a time. Decisions and the desk tell it what they
+/// changed through its methods.
+pub struct Poller {
+    /// The plugin's WeChat side.
+    pub wechat: WeChatClient,
+    /// What the last listings said, per applicant (shared with the desk's hook).
+    seen: Arc<DashMap<AppId, Seen>>,
+    /// Poll health for `/status` and outage announcements.
+    pub health: std::sync::Mutex<PollHealth>,
+    /// One poll at a time (the loop and `/refresh`).
+    pub poll_lock: Mutex<()>,
+}
+
+impl Poller {
+    /// A poller that has listed nothing yet.
+    pub fn new(wechat: WeChatClient) -> Self {
+        Self {
+            wechat,
+            seen: Arc::default(),
+            health: std::sync::Mutex::new(PollHealth::default()),
+            poll_lock: Mutex::new(()),
+        }
+    }
+
+    /// What a desk calls when a card's message turns out deleted: the next poll posts the
+    /// applicant's card again.
+    pub fn on_message_gone(&self) -> MessageGone {
+        let seen = Arc::clone(&self.seen);
+        Box::new(move |appid| {
+            if let Some(mut seen) = seen.get_mut(appid) {
+                seen.carded = false;
+            }
+        })
+    }
+
+    /// Forgets `appid`: the next listing that has it is news.
+    pub fn forget(&self, appid: &AppId) {
+        self.seen.remove(appid);
+    }
+
+    /// Takes `applicant` as listed (a decision re-read it), so the next poll does not take the
+    /// change for news.
+    pub fn remember(&self, applicant: &Applicant) {
+        if let Some(mut seen) = self.seen.get_mut(&applicant.appid) {
+            seen.remember(applicant);
+        }
+    }
+
+    /// Takes `status` as `appid`'s listed status.
+    pub fn remember_status(&self, appid: &AppId, status: ApplyStatus) {
+        if let Some(mut seen) = self.seen.get_mut(appid) {
+            seen.status = status;
+        }
+    }
+
+    /// Makes the next poll look at `appid`'s card again, even if its listing is unchanged.
+    pub fn look_again(&self, appid: &AppId) {
+        if let Some(mut seen) = self.seen.get_mut(appid) {
+            seen.carded = false;
+        }
+    }
+
+    /// Loads what the poller remembers from the store and from the cards of `chat`, so the first
+    /// poll after a restart only acts on what changed while the bot was down — and on every card
+    /// that does not agree with its record (a crash between recording a listing and settling a
+    /// card). An absence proven before the restart counts as `absence_proof_after` old.
+    pub async fn warm_up(
+        &self,
+        store: &Store,
+        chat: i64,
+        absence_proof_after: Duration,
+    ) -> Result<(), crate::store::StoreError> {
+        // A replica taking the lease again forgets what it saw in its last term.
+        self.seen.clear();
+        let cards: HashMap<AppId, Card> = store
+            .cards(chat)
+            .await?
+            .into_iter()
+            .map(|c| (c.appid.clone(), c))
+            .collect();
+        for stored in store.applicants().await? {
+            let card = cards.get(&stored.applicant.appid);
+            let status = stored.applicant.status;
+            let carded = match card {
+                Some(c) => card_agrees(c, status, stored.gone),
+                None => !status.is_decidable() || stored.gone,
+            };
+            if stored.gone && carded {
+                continue;
+            }
+            // A gone applicant whose card still offers something: one more listing without it
+            // settles the card.
+            let missed = if stored.gone { MISSING_PROOF - 1 } else { 0 };
+            let mut seen = Seen::new(&stored.applicant, carded, missed);
+            if stored.gone {
+                // Its absence was proven before the restart.
+                seen.missing_since = std::time::Instant::now().checked_sub(absence_proof_after);
+            }
+            self.seen.insert(stored.applicant.appid.clone(), seen);
+        }
+        Ok(())
+    }
+}
+
+/// What the poller remembers of an applicant between polls, so an idle poll touches neither the
+/// database nor Telegram. Its status and a fingerprint of the rest, not the whole applicant: with
+/// 10,000 applicants known, their texts and links were most of the bot's memory.
+#[derive(Clone, Debug)]
+pub struct Seen {
+    /// The status as last listed.
+    pub status: ApplyStatus,
+    /// [`fingerprint`] of the rest as last listed.
+    pub rest: u64,
+    /// Whether its card agrees with it (sent, recorded, telling its status), or it needs none.
+    pub carded: bool,
+    /// Listings in a row that did not include it: one missing listing is no proof it is gone.
+    pub missed: u8,
+    /// When the first of those listings began: the proof needs listings far enough apart that
+    /// one glitch of WeChat's cannot be all of them.
+    pub missing_since: Option<std::time::Instant>,
+    /// Listings in a row that showed it pending again after a decision, with no newer
+    /// application time: a stale answer looks exactly like this, so it needs the same proof as
+    /// an absence before its card is re-opened.
+    pub relisted: u8,
+    /// When the first of those listings began.
+    pub relisted_since: Option<std::time::Instant>,
+}
+
+impl Seen {
+    /// Remembers `applicant` as listed.
+    pub fn new(applicant: &Applicant, carded: bool, missed: u8) -> Self {
+        Self {
+            status: applicant.status,
+            rest: fingerprint(applicant),
+            carded,
+            missed,
+            missing_since: None,
+            relisted: 0,
+            relisted_since: None,
+        }
+    }
+
+    /// Whether `applicant` is what was last listed (a 64-bit hash stands for everything but the
+    /// status: a change goes unnoticed only if two listings collide, about 1 in 2^64).
+    pub fn lists(&self, applicant: &Applicant) -> bool {
+        self.status == applicant.status && self.rest == fingerprint(applicant)
+    }
+
+    /// Takes `applicant` as the last listing.
+    pub fn remember(&mut self, applicant: &Applicant) {
+        self.status = applicant.status;
+        self.rest = fingerprint(applicant);
+    }
+}
+
+/// A hash of everything an applicant's listing says besides its appid and status. foldhash with
+/// a fixed seed: a poll hashes every applicant it lists (10,000 applicants' texts in a few
+/// milliseconds, where SipHash took over ten), and nothing here needs resistance to chosen
+/// collisions — the status, the one thing a decision depends on, is compared as it is.
+pub fn fingerprint(a: &Applicant) -> u64 {
+    use std::hash::{BuildHasher, Hash, Hasher};
+    let mut h = foldhash::fast::FixedState::with_seed(0).build_hasher();
+    (&a.nickname, &a.avatar_url, &a.reason, &a.apply_url).hash(&mut h);
+    a.applied_at.hash(&mut h);
+    a.categories.len().hash(&mut h);
+    for c in &a.categories {
+        (&c.first, &c.second).hash(&mut h);
+    }
+    h.finish()
+}
 
 /// What one poll did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -100,7 +280,7 @@ pub async fn poll_once(app: &App) -> Result<PollReport, PollError> {
 }
 
 async fn poll_locked(app: &App) -> Result<PollReport, PollError> {
-    let _one_at_a_time = app.poll_lock.lock().await;
+    let _one_at_a_time = app.poller.poll_lock.lock().await;
     // Only the leader polls: two replicas' polls would race on every card. Asked after the lock,
     // so a poll that waited on another does not outlive the lease.
     if !app.leadership.leads() {
@@ -121,7 +301,7 @@ async fn poll_locked(app: &App) -> Result<PollReport, PollError> {
     let listed = tokio::select! {
         biased;
         () = app.stopping.cancelled() => return Err(PollError::Stopping),
-        listed = app.wechat.list_all_checked() => listed,
+        listed = app.poller.wechat.list_all_checked() => listed,
     };
     if let Err(e) = &listed
         && e.errcode() == Some(crate::wechat::DAILY_QUOTA)
@@ -142,7 +322,7 @@ async fn poll_locked(app: &App) -> Result<PollReport, PollError> {
     let mut present = HashMap::with_capacity(listed.len());
     let mut changed = Vec::new();
     for applicant in listed {
-        let unchanged = match app.seen.get_mut(&applicant.appid) {
+        let unchanged = match app.poller.seen.get_mut(&applicant.appid) {
             Some(mut seen) => {
                 seen.missed = 0;
                 seen.missing_since = None;
@@ -169,6 +349,7 @@ async fn poll_locked(app: &App) -> Result<PollReport, PollError> {
     // A WeChat that ignores `page` hides everyone past the first page: this listing proves no
     // absence (judged by this listing itself; another may have finished since).
     let missing: Vec<AppId> = app
+        .poller
         .seen
         .iter_mut()
         .filter(|_| complete)
@@ -196,7 +377,7 @@ async fn poll_locked(app: &App) -> Result<PollReport, PollError> {
     }
     // Any edit a failure swallowed (a 429 past its retries, a 5xx, a timeout) is redone now: a
     // read of the store when there is none.
-    report.updated_cards += app.refresh_stale_cards().await.unwrap_or(0);
+    report.updated_cards += app.desk.refresh_stale_cards().await.unwrap_or(0);
     if report
         != (PollReport {
             listed: report.listed,
@@ -216,11 +397,11 @@ async fn poll_locked(app: &App) -> Result<PollReport, PollError> {
 /// then closed; until then the new chat offers no buttons for that applicant. Returns how many
 /// it closed.
 async fn close_moved_cards(app: &App) -> Result<usize, PollError> {
-    let left = app.store.cards_elsewhere(app.chat.0).await?;
+    let left = app.store.cards_elsewhere(app.desk.chat.0).await?;
     if left.is_empty() {
         return Ok(0);
     }
-    let title = match app.bot.get_chat(app.chat).await {
+    let title = match app.desk.bot.get_chat(app.desk.chat).await {
         Ok(chat) => chat.title().map(str::to_owned),
         Err(e) => {
             tracing::info!(error = %e, "could not read the team chat's title");
@@ -228,7 +409,7 @@ async fn close_moved_cards(app: &App) -> Result<usize, PollError> {
         }
     };
     let moved = crate::domain::card::Moved {
-        to: app.chat.0,
+        to: app.desk.chat.0,
         title,
         at: now_secs(),
     };
@@ -242,7 +423,7 @@ async fn close_moved_cards(app: &App) -> Result<usize, PollError> {
             continue;
         }
         let version = {
-            let _sending_done = app.lock_card(card.id).await;
+            let _sending_done = app.desk.lock_card(card.id).await;
             let Some(card) = app.store.card(card.id).await? else {
                 continue;
             };
@@ -259,7 +440,7 @@ async fn close_moved_cards(app: &App) -> Result<usize, PollError> {
             tracing::info!(
                 card = card.id,
                 from = card.chat_id,
-                to = app.chat.0,
+                to = app.desk.chat.0,
                 "closed a card of a former team chat"
             );
             refresh(app, card.id).await;
@@ -293,7 +474,7 @@ async fn settle_unknown_outcomes(
         }
         if crate::lifecycle::decision::settle_unknown(app, &card, listed).await? {
             // A card in a former team chat is edited once, when it is closed for the move.
-            if card.chat_id == app.chat.0 {
+            if card.chat_id == app.desk.chat.0 {
                 refresh(app, card.id).await;
             }
             settled += 1;
@@ -311,7 +492,7 @@ async fn announce_burst(app: &App, listed: &[Applicant]) {
     let new: Vec<&Applicant> = listed
         .iter()
         .filter(|a| a.status.is_decidable())
-        .filter(|a| app.seen.get(&a.appid).is_none_or(|s| !s.carded))
+        .filter(|a| app.poller.seen.get(&a.appid).is_none_or(|s| !s.carded))
         .collect();
     if new.len() <= DIGEST_AFTER {
         return;
@@ -319,8 +500,8 @@ async fn announce_burst(app: &App, listed: &[Applicant]) {
     let t = app.texts();
     // The digest itself goes first, then each card: its message, and the edit that adds its
     // buttons once the message is recorded.
-    let eta = app.limiter.estimate(
-        app.chat.0,
+    let eta = app.desk.limiter.estimate(
+        app.desk.chat.0,
         u32::try_from(2 * new.len() + 1).unwrap_or(u32::MAX),
     );
     let mut text = fill(
@@ -342,7 +523,7 @@ async fn announce_burst(app: &App, listed: &[Applicant]) {
         t.digest_more,
         &[("n", &(new.len() - DIGEST_AFTER).to_string())],
     ));
-    app.announce(text).await;
+    app.desk.announce(text).await;
 }
 
 /// Above this many changed applicants in one poll, what the store knows is read in two queries
@@ -393,7 +574,7 @@ async fn apply_changes(
         // the next poll posts the card again.
         let mut rerender = None;
         if applicant.status.is_decidable() {
-            match app.ensure_card(&appid).await {
+            match app.desk.ensure_card(&appid).await {
                 Ok(true) => {
                     report.new_cards += 1;
                     // A person may have deleted the message before its buttons were added (the
@@ -401,7 +582,7 @@ async fn apply_changes(
                     // again. Read from the store, which that edit wrote before this returned.
                     carded = !app
                         .store
-                        .card_for(app.chat.0, &appid)
+                        .card_for(app.desk.chat.0, &appid)
                         .await?
                         .is_some_and(|c| c.message_gone);
                 }
@@ -413,7 +594,7 @@ async fn apply_changes(
                     // (the simulation's seed 76396).
                     carded = app
                         .store
-                        .card_for(app.chat.0, &appid)
+                        .card_for(app.desk.chat.0, &appid)
                         .await?
                         .is_some_and(|c| {
                             matches!(
@@ -430,8 +611,8 @@ async fn apply_changes(
                         rerender = Some(card.id);
                     }
                 }
-                Err(crate::lifecycle::app::CardError::Telegram(e))
-                    if crate::lifecycle::app::is_stopping(&e) => {}
+                Err(crate::lifecycle::desk::CardError::Telegram(e))
+                    if crate::lifecycle::desk::is_stopping(&e) => {}
                 Err(e) => {
                     tracing::warn!(appid = %appid, error = %e, "could not post a card; will try again next poll")
                 }
@@ -450,7 +631,9 @@ async fn apply_changes(
                 report.updated_cards += 1;
             }
         }
-        app.seen.insert(appid, Seen::new(&applicant, carded, 0));
+        app.poller
+            .seen
+            .insert(appid, Seen::new(&applicant, carded, 0));
         if let Some(card_id) = rerender {
             refresh(app, card_id).await;
         }
@@ -493,7 +676,7 @@ async fn hold_unproven_relistings(
             kept.push(applicant);
             continue;
         }
-        let proven = match app.seen.get_mut(&applicant.appid) {
+        let proven = match app.poller.seen.get_mut(&applicant.appid) {
             Some(mut seen) => {
                 seen.relisted = seen.relisted.saturating_add(1);
                 let since = *seen.relisted_since.get_or_insert(listing_began);
@@ -516,12 +699,12 @@ async fn hold_unproven_relistings(
 async fn known_cards(app: &App, changed: &[Applicant]) -> Result<HashMap<AppId, Card>, PollError> {
     let mut cards = HashMap::new();
     if changed.len() > BULK_AFTER {
-        for c in app.store.cards(app.chat.0).await? {
+        for c in app.store.cards(app.desk.chat.0).await? {
             cards.insert(c.appid.clone(), c);
         }
     } else {
         for a in changed {
-            if let Some(c) = app.store.card_for(app.chat.0, &a.appid).await? {
+            if let Some(c) = app.store.card_for(app.desk.chat.0, &a.appid).await? {
                 cards.insert(a.appid.clone(), c);
             }
         }
@@ -543,7 +726,7 @@ async fn vanish(
         }
         report.changed += 1;
     }
-    if let Some(card) = app.store.card_for(app.chat.0, appid).await?
+    if let Some(card) = app.store.card_for(app.desk.chat.0, appid).await?
         && (card.state == CardState::Deciding || !card_agrees(&card, ApplyStatus::Pending, true))
     {
         let note = Note::Gone { at: now_secs() };
@@ -554,7 +737,7 @@ async fn vanish(
         }
         report.updated_cards += 1;
     }
-    app.seen.remove(appid);
+    app.poller.seen.remove(appid);
     Ok(())
 }
 
@@ -571,7 +754,7 @@ async fn close_card(
     note: &Note,
 ) -> Result<bool, PollError> {
     let settled = {
-        let _sending_done = app.lock_card(card_id).await;
+        let _sending_done = app.desk.lock_card(card_id).await;
         let Some(card) = app.store.card(card_id).await? else {
             return Ok(true);
         };
@@ -646,14 +829,18 @@ pub fn card_agrees(card: &Card, status: ApplyStatus, gone: bool) -> bool {
 }
 
 async fn refresh(app: &App, card_id: i64) {
-    if let Err(e) = app.refresh_card(card_id).await {
+    if let Err(e) = app.desk.refresh_card(card_id).await {
         tracing::warn!(card = card_id, error = %e, "could not edit a card");
     }
 }
 
 /// When polling may resume after a 45009, if it is resting.
 pub fn quota_paused_until(app: &App) -> Option<i64> {
-    app.health.lock().ok().and_then(|h| h.quota_paused_until)
+    app.poller
+        .health
+        .lock()
+        .ok()
+        .and_then(|h| h.quota_paused_until)
 }
 
 /// A failed poll in the chat's language: WeChat's errcode and its meaning, or what the store
@@ -685,7 +872,7 @@ pub fn poll_error_text(error: &PollError, lang: crate::i18n::Lang) -> String {
 async fn note_quota(app: &App, e: &WeChatError) {
     let now = now_secs();
     let message = {
-        let Ok(mut health) = app.health.lock() else {
+        let Ok(mut health) = app.poller.health.lock() else {
             return;
         };
         health.last_poll_at = Some(now);
@@ -705,7 +892,7 @@ async fn note_quota(app: &App, e: &WeChatError) {
         })
     };
     if let Some(message) = message {
-        app.announce(message).await;
+        app.desk.announce(message).await;
     }
 }
 
@@ -715,7 +902,7 @@ async fn note_health(app: &App, error: Option<&PollError>) {
     let now = now_secs();
     let t = app.texts();
     let message = {
-        let Ok(mut health) = app.health.lock() else {
+        let Ok(mut health) = app.poller.health.lock() else {
             return;
         };
         health.last_poll_at = Some(now);
@@ -778,7 +965,7 @@ async fn note_health(app: &App, error: Option<&PollError>) {
         }
     };
     if let Some(message) = message {
-        app.announce(message).await;
+        app.desk.announce(message).await;
     }
 }
 

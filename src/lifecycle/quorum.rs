@@ -107,7 +107,11 @@ pub async fn approve(
         for vote in &votes {
             if app
                 .approvers
-                .is_approver(&app.bot, app.chat, teloxide::types::UserId(vote.id))
+                .is_approver(
+                    &app.desk.bot,
+                    app.desk.chat,
+                    teloxide::types::UserId(vote.id),
+                )
                 .await
             {
                 counted += 1;

@@ -39,7 +39,7 @@ pub async fn remind(app: &App) -> Result<usize, StoreError> {
     let due = app
         .store
         .due_reminders(
-            app.chat.0,
+            app.desk.chat.0,
             now - after.as_secs() as i64,
             now - REMIND_EVERY_SECS,
             now - app.settings.remind_settle.as_secs() as i64,
@@ -65,7 +65,7 @@ pub async fn remind(app: &App) -> Result<usize, StoreError> {
             &[("n", &(due.len() - listed.len()).to_string())],
         ));
     }
-    if !app.announce(text).await {
+    if !app.desk.announce(text).await {
         return Ok(0);
     }
     // Those past the first LISTED were counted in the message: they were reminded of too, or 45
@@ -100,7 +100,7 @@ fn due_line(app: &App, due: &DueReminder, now: i64) -> String {
     let t = app.texts();
     let (card, a) = (&due.card, &due.applicant.applicant);
     let name = nickname_html(a.nickname.as_deref(), t);
-    let name = match card.message_id.and_then(|m| app.message_link(m)) {
+    let name = match card.message_id.and_then(|m| app.desk.message_link(m)) {
         Some(link) => format!("<a href=\"{}\">{name}</a>", escape(&link)),
         None => format!("<b>{name}</b>"),
     };
@@ -127,7 +127,7 @@ pub async fn escalate(app: &App) -> Result<usize, StoreError> {
     let due = app
         .store
         .due_escalations(
-            app.chat.0,
+            app.desk.chat.0,
             now - after.as_secs() as i64,
             now - app.settings.remind_settle.as_secs() as i64,
         )
@@ -154,7 +154,7 @@ pub async fn escalate(app: &App) -> Result<usize, StoreError> {
     }
     let mentions: Vec<String> = app
         .approvers
-        .list(&app.bot, app.chat)
+        .list(&app.desk.bot, app.desk.chat)
         .await
         .into_iter()
         .map(|(id, name)| {
@@ -172,7 +172,7 @@ pub async fn escalate(app: &App) -> Result<usize, StoreError> {
             &[("mentions", &mentions.join(" "))],
         ));
     }
-    if !app.announce(text).await {
+    if !app.desk.announce(text).await {
         return Ok(0);
     }
     let ids: Vec<i64> = due.iter().map(|due| due.card.id).collect();
@@ -189,10 +189,10 @@ pub async fn escalate(app: &App) -> Result<usize, StoreError> {
                 ("name", &nickname_html(a.nickname.as_deref(), t)),
                 ("appid", &escape(a.appid.as_str())),
                 ("waited", &waited_text(now, due.since, t)),
-                ("card", &app.card_pointer(due.card.message_id).await),
+                ("card", &app.desk.card_pointer(due.card.message_id).await),
             ],
         );
-        app.message_subscribers(&subscribers, &html).await;
+        app.desk.message_subscribers(&subscribers, &html).await;
     }
     tracing::info!(
         escalated = ids.len(),
