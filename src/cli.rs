@@ -80,6 +80,10 @@ enum Command {
         /// Seed for the generated applicants.
         #[arg(long, default_value_t = 42)]
         seed: u64,
+        /// Answer as WeChat does inside Cloud Run's cloud call: calls need no access token and
+        /// answers carry x-openapi-seqid (for WECHAT_TOKEN_MODE=cloudrun).
+        #[arg(long)]
+        cloud_run: bool,
     },
 }
 
@@ -225,12 +229,14 @@ pub async fn main() -> ExitCode {
             applicants,
             arrive_every_secs,
             seed,
+            cloud_run,
         } => {
             let config = SandboxConfig {
                 applicants,
                 seed,
                 arrival_every: (arrive_every_secs > 0)
                     .then(|| Duration::from_secs(arrive_every_secs)),
+                cloud_run,
                 ..SandboxConfig::default()
             };
             sandbox(addr, config).await
@@ -337,6 +343,20 @@ async fn check_wechat(settings: &Settings) -> Result<String, String> {
         Ok(page) => {
             let pending = page.iter().filter(|a| a.status.is_decidable()).count();
             let token = wechat.tokens().state().await;
+            if wechat.tokens().mode().is_cloud_run() {
+                if wechat.answered_outside_cloud_run() {
+                    return Err(
+                        "wechat: WeChat answered without x-openapi-seqid: this is not going \
+                         through Cloud Run's cloud call (WECHAT_TOKEN_MODE=cloudrun works only \
+                         inside WeChat Cloud Run, with WECHAT_API_BASE=http://api.weixin.qq.com)"
+                            .to_owned(),
+                    );
+                }
+                return Ok(format!(
+                    "wechat: cloud call ok (mode cloudrun, no token); first page has {} applicants, {pending} pending",
+                    page.len()
+                ));
+            }
             Ok(format!(
                 "wechat: token ok (mode {}); first page has {} applicants, {pending} pending",
                 token.mode,

@@ -66,7 +66,7 @@ Environment variables (also read from .env in the working directory; the environ
   TELOXIDE_TOKEN  bot token from @BotFather (required)
   TEAM_CHAT_ID  the team chat's id; /chatid tells it (required)
   WECHAT_APPID  the plugin's AppID (required)
-  WECHAT_SECRET  its AppSecret, never logged (required)
+  WECHAT_SECRET  its AppSecret, never logged (required, but with WECHAT_TOKEN_MODE=cloudrun)
   TELOXIDE_API_URL  Bot API root (default: Telegram's)
   TELEGRAM_THROTTLE  telegram (default) or off, for a fake Bot API only
   TELEGRAM_TIMEOUT_SECS  whole-request timeout for Telegram calls (default 30)
@@ -74,8 +74,8 @@ Environment variables (also read from .env in the working directory; the environ
   DELETE_IDS  comma-separated Telegram user ids who may delete (default: the approvers)
   APPROVALS_REQUIRED  distinct approvers whose ✅ it takes to approve, 1 to 10 (default 1)
   UNDO_SECS  seconds an approval or rejection waits, undoable, before it goes to WeChat (default 0: none)
-  WECHAT_API_BASE  WeChat's API root (default https://api.weixin.qq.com)
-  WECHAT_TOKEN_MODE  stable (default), classic or file
+  WECHAT_API_BASE  WeChat's API root (default https://api.weixin.qq.com; with cloudrun http://api.weixin.qq.com)
+  WECHAT_TOKEN_MODE  stable (default), classic, file, or cloudrun (inside WeChat Cloud Run: no token, no secret)
   WECHAT_ACCESS_TOKEN_FILE  with file: where the central token service writes the token
   WECHAT_TIMEOUT_SECS  WeChat request timeout (default 10)
   WECHAT_PAGE_SIZE  applicants per page (default 50)
@@ -488,14 +488,24 @@ fn wechat(var: Var<'_>, p: &Problems) -> Option<WeChatConfig> {
             .map(|_| appid)
             .map_err(|e| ConfigError::new("WECHAT_APPID", e.to_string()))
     }));
-    let secret = p
-        .check(required(var, "WECHAT_SECRET"))
-        .map(SecretString::from);
+    let token_mode = p.check(token_mode(var));
+    let cloud_run = token_mode.as_ref().is_some_and(TokenMode::is_cloud_run);
+    // Cloud Run's cloud call holds the credential: no AppSecret is needed or read.
+    let secret = if cloud_run {
+        Some(SecretString::from(String::new()))
+    } else {
+        p.check(required(var, "WECHAT_SECRET"))
+            .map(SecretString::from)
+    };
+    let default_base = if cloud_run {
+        CLOUD_RUN_API_BASE
+    } else {
+        DEFAULT_API_BASE
+    };
     let base = p.check(parse_url(
         "WECHAT_API_BASE",
-        &var("WECHAT_API_BASE").unwrap_or_else(|| DEFAULT_API_BASE.to_owned()),
+        &var("WECHAT_API_BASE").unwrap_or_else(|| default_base.to_owned()),
     ));
-    let token_mode = p.check(token_mode(var));
     let timeout = p.check(number(var, "WECHAT_TIMEOUT_SECS", 10, 1, 300));
     let page_size = p.check(number(var, "WECHAT_PAGE_SIZE", 50, 1, 1000));
     let mut wechat = WeChatConfig::new(base?, appid?, secret?);
@@ -505,6 +515,9 @@ fn wechat(var: Var<'_>, p: &Problems) -> Option<WeChatConfig> {
     wechat.retry = RetryPolicy::default();
     Some(wechat)
 }
+
+/// Where calls go inside WeChat Cloud Run: plain HTTP, which the platform's cloud call carries.
+pub const CLOUD_RUN_API_BASE: &str = "http://api.weixin.qq.com";
 
 /// `WECHAT_TOKEN_MODE`; `file` needs the file's path too.
 fn token_mode(var: Var<'_>) -> Result<TokenMode, ConfigError> {
@@ -520,9 +533,10 @@ fn token_mode(var: Var<'_>) -> Result<TokenMode, ConfigError> {
             })?;
             Ok(TokenMode::File(PathBuf::from(path)))
         }
+        "cloudrun" => Ok(TokenMode::CloudRun),
         other => Err(ConfigError::new(
             "WECHAT_TOKEN_MODE",
-            format!("'{other}' is not one of stable, classic, file"),
+            format!("'{other}' is not one of stable, classic, file, cloudrun"),
         )),
     }
 }
@@ -1006,6 +1020,24 @@ mod tests {
         let mut vars = base();
         vars.insert("WECHAT_TOKEN_MODE", "file");
         assert_eq!(load(&vars).unwrap_err().var, "WECHAT_ACCESS_TOKEN_FILE");
+    }
+
+    #[test]
+    fn cloud_run_needs_no_secret_and_calls_plain_http_by_default() {
+        let mut vars = base();
+        vars.remove("WECHAT_SECRET");
+        vars.insert("WECHAT_TOKEN_MODE", "cloudrun");
+        let s = load(&vars).unwrap();
+        assert_eq!(s.wechat.token_mode, TokenMode::CloudRun);
+        assert_eq!(s.wechat.base_url.as_str(), "http://api.weixin.qq.com/");
+        vars.insert("WECHAT_API_BASE", "http://127.0.0.1:8900");
+        assert_eq!(
+            load(&vars).unwrap().wechat.base_url.as_str(),
+            "http://127.0.0.1:8900/"
+        );
+        // Every other mode still needs the AppSecret.
+        vars.insert("WECHAT_TOKEN_MODE", "stable");
+        assert_eq!(load(&vars).unwrap_err().var, "WECHAT_SECRET");
     }
 
     #[test]

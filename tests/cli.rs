@@ -130,6 +130,62 @@ async fn check_reads_one_page_and_telegram_and_never_prints_a_secret() {
     }
 }
 
+/// `check` in `cloudrun` mode, with no `WECHAT_SECRET` at all, against `wx`.
+async fn check_cloud_run(wx: &RunningSandbox, tg: &RunningFakeTelegram) -> Output {
+    let base = wx.base_url.clone();
+    let api = tg.api_url.to_string();
+    tokio::task::spawn_blocking(move || {
+        valid(&mut bot(), &base)
+            .env_remove("WECHAT_SECRET")
+            .env("WECHAT_TOKEN_MODE", "cloudrun")
+            .env("TELOXIDE_TOKEN", FAKE_BOT_TOKEN)
+            .env("TELOXIDE_API_URL", api)
+            .env("TEAM_CHAT_ID", TEAM.to_string())
+            .arg("check")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn check_in_cloud_run_mode_reads_through_the_cloud_call_or_says_why_not() {
+    let cloud = Sandbox::spawn(SandboxConfig {
+        applicants: 2,
+        cloud_run: true,
+        ..SandboxConfig::default()
+    })
+    .await
+    .unwrap();
+    let (outside, tg) = world(2).await;
+
+    let inside = check_cloud_run(&cloud, &tg).await;
+    let elsewhere = check_cloud_run(&outside, &tg).await;
+
+    let stdout = String::from_utf8_lossy(&inside.stdout);
+    assert!(
+        inside.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&inside.stderr)
+    );
+    assert!(
+        stdout.contains("wechat: cloud call ok (mode cloudrun, no token); first page has 2 applicants, 2 pending"),
+        "{stdout}"
+    );
+    assert_eq!(cloud.sandbox.stats().stable_token_requests, 0);
+    // Outside Cloud Run the call goes without a token: 41001, with what to switch on.
+    assert_eq!(elsewhere.status.code(), Some(1));
+    let problems = problems(&elsewhere);
+    assert!(
+        problems.iter().any(|l| l.contains("41001"))
+            && problems
+                .iter()
+                .any(|l| l.starts_with("hint:") && l.contains("开放接口服务")),
+        "{problems:#?}"
+    );
+}
+
 #[tokio::test]
 async fn check_explains_a_wechat_refusal() {
     let (wx, tg) = world(8).await;

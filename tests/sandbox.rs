@@ -208,7 +208,7 @@ async fn bad_credentials_and_missing_tokens_get_wechats_codes() {
 
     assert_eq!(bad_appid["errcode"], 40013);
     assert_eq!(bad_secret["errcode"], 40125);
-    assert_eq!(no_token["errcode"], 40001);
+    assert_eq!(no_token["errcode"], 41001, "{no_token}");
     assert!(no_token["errmsg"].as_str().unwrap().contains("rid:"));
 }
 

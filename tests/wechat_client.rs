@@ -1232,3 +1232,107 @@ async fn a_token_answer_of_the_wrong_shape_never_echoes_its_values() {
         assert!(matches!(err, WeChatError::Decode { .. }), "{body}: {err:?}");
     }
 }
+
+/// A sandbox answering as WeChat does inside Cloud Run's cloud call, and a client in `cloudrun`
+/// mode pointed at it.
+async fn cloud_run(applicants: usize) -> (RunningSandbox, WeChatClient) {
+    let sb = Sandbox::spawn(SandboxConfig {
+        applicants,
+        cloud_run: true,
+        ..SandboxConfig::default()
+    })
+    .await
+    .expect("sandbox starts");
+    let client = client_with(&sb, |c| {
+        c.token_mode = TokenMode::CloudRun;
+        c.secret = SecretString::from(String::new());
+    });
+    (sb, client)
+}
+
+#[tokio::test]
+async fn cloud_run_mode_calls_with_no_token_and_fetches_none() {
+    let (sb, client) = cloud_run(3).await;
+    let listed = client.list_all().await.unwrap();
+    assert_eq!(appids(&listed), sandbox_appids(&sb));
+    let appid = AppId::parse(listed[0].appid.as_str()).unwrap();
+    client.agree(&appid).await.unwrap();
+    assert_eq!(status_of(&sb, &appid), Some(2));
+    let stats = sb.sandbox.stats();
+    assert_eq!(
+        (stats.stable_token_requests, stats.classic_token_requests),
+        (0, 0),
+        "no token is fetched in cloudrun mode"
+    );
+    assert!(!client.answered_outside_cloud_run());
+    assert_eq!(client.tokens().state().await.mode, "cloudrun");
+}
+
+#[tokio::test]
+async fn cloud_run_mode_outside_cloud_run_is_41001_with_what_to_do() {
+    // The same client against a WeChat that is not Cloud Run's: the call has no token.
+    let sb = sandbox(1).await;
+    let client = client_with(&sb, |c| c.token_mode = TokenMode::CloudRun);
+    let error = client.list_all().await.unwrap_err();
+    assert_eq!(error.errcode(), Some(41001), "{error}");
+    assert!(error.is_config_error());
+    assert!(
+        error.hint().unwrap_or_default().contains("开放接口服务"),
+        "{error:?}"
+    );
+    assert_eq!(
+        calls_of(&sb, "dev_apply_list"),
+        1,
+        "a config error is not retried"
+    );
+}
+
+#[tokio::test]
+async fn cloud_run_whitelist_and_readiness_errors_say_what_to_do() {
+    let (sb, client) = cloud_run(1).await;
+    sb.sandbox
+        .inject(wx_fault("dev_apply_list", Fault::Errcode(85107), 1));
+    let error = client.list_all().await.unwrap_err();
+    assert_eq!(error.errcode(), Some(85107));
+    assert!(error.is_config_error());
+    assert!(
+        error.hint().unwrap_or_default().contains("/wxa/devplugin"),
+        "{error:?}"
+    );
+    assert!(
+        error
+            .meaning(Lang::Zh)
+            .unwrap_or_default()
+            .contains("微信令牌"),
+        "{error:?}"
+    );
+
+    sb.sandbox
+        .inject(wx_fault("dev_apply_list", Fault::Errcode(85113), 1));
+    let error = client.list_all().await.unwrap_err();
+    assert_eq!(error.errcode(), Some(85113));
+    assert!(!error.is_config_error(), "not ready yet passes by itself");
+    assert!(
+        error
+            .meaning(Lang::En)
+            .unwrap_or_default()
+            .contains("not ready"),
+        "{error:?}"
+    );
+    // Once ready, the same client lists.
+    assert_eq!(client.list_all().await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_success_without_the_cloud_calls_header_is_noticed() {
+    // A WeChat that answers errcode 0 but is not Cloud Run's cloud call (no x-openapi-seqid).
+    let sb = sandbox(0).await;
+    let client = client_with(&sb, |c| c.token_mode = TokenMode::CloudRun);
+    sb.sandbox.inject(wx_fault(
+        "dev_apply_list",
+        Fault::Body(r#"{"errcode":0,"errmsg":"ok","apply_list":[]}"#.to_owned()),
+        1,
+    ));
+    assert!(client.list_all().await.unwrap().is_empty());
+    assert!(client.answered_outside_cloud_run());
+}

@@ -8,7 +8,7 @@ use crate::i18n::Lang;
 pub const TOKEN_ERRCODES: [i64; 3] = [40001, 40014, 42001];
 
 /// Codes that mean the operator configured something wrong; retrying cannot help.
-pub const CONFIG_ERRCODES: [i64; 4] = [40013, 40125, 40164, 48001];
+pub const CONFIG_ERRCODES: [i64; 6] = [40013, 40125, 40164, 41001, 48001, 85107];
 
 /// WeChat's "system busy". Writes are sent again on it, but nothing public promises that a write
 /// answered -1 was not applied, so a resend's stale-state answer is read as "probably applied".
@@ -61,6 +61,11 @@ const TABLE: &[Errcode] = &[
         en: "the calling IP is not on the account's IP whitelist",
     },
     Errcode {
+        code: 41001,
+        zh: "缺少 access_token 参数",
+        en: "access token missing",
+    },
+    Errcode {
         code: 42001,
         zh: "access_token 超时",
         en: "access token expired",
@@ -89,6 +94,16 @@ const TABLE: &[Errcode] = &[
         code: 61007,
         zh: "接口未授权给第三方平台",
         en: "API not authorized for the third-party platform",
+    },
+    Errcode {
+        code: 85107,
+        zh: "接口不在云托管微信令牌权限的白名单中",
+        en: "this API is not on the Cloud Run environment's WeChat token whitelist",
+    },
+    Errcode {
+        code: 85113,
+        zh: "云托管的开放接口服务尚未就绪，请几分钟后再试",
+        en: "Cloud Run's cloud call is not ready yet; try again in a few minutes",
     },
     Errcode {
         code: 89236,
@@ -161,6 +176,15 @@ pub fn config_hint(code: i64) -> Option<&'static str> {
         40125 => Some("WECHAT_SECRET is not this mini-program's AppSecret"),
         40013 => Some("WECHAT_APPID is not a valid AppID"),
         48001 => Some("this account is not authorized for the plugin API"),
+        41001 => Some(
+            "the call carried no access token: with WECHAT_TOKEN_MODE=cloudrun, switch on \
+             开放接口服务 for this Cloud Run service and deploy a new version (one built before it \
+             was switched on calls without it)",
+        ),
+        85107 => Some(
+            "add /wxa/devplugin to the Cloud Run environment's WeChat token whitelist \
+             (云托管控制台 → 云调用 → 微信令牌权限配置)",
+        ),
         _ => None,
     }
 }
@@ -176,6 +200,12 @@ pub fn config_hint_in(code: i64, lang: Lang) -> Option<&'static str> {
             40125 => Some("WECHAT_SECRET 不是这个小程序的 AppSecret"),
             40013 => Some("WECHAT_APPID 不是有效的 AppID"),
             48001 => Some("这个账号没有插件管理接口的权限"),
+            41001 => Some(
+                "调用没有带 access_token：使用 WECHAT_TOKEN_MODE=cloudrun 时，请为这个云托管服务开启开放接口服务并部署新版本（开启之前构建的版本不会带上它）",
+            ),
+            85107 => Some(
+                "请把 /wxa/devplugin 加入云托管环境的微信令牌白名单（云托管控制台 → 云调用 → 微信令牌权限配置）",
+            ),
             _ => None,
         },
     }
@@ -207,8 +237,8 @@ mod tests {
     #[test]
     fn every_code_in_the_docs_has_both_languages() {
         let documented = [
-            -1, 40001, 40013, 40014, 40125, 40164, 42001, 45009, 45011, 47001, 48001, 61007, 89236,
-            89237, 89238, 89239, 89240, 89241, 89242, 89243, 89044, 89244,
+            -1, 40001, 40013, 40014, 40125, 40164, 41001, 42001, 45009, 45011, 47001, 48001, 61007,
+            85107, 85113, 89236, 89237, 89238, 89239, 89240, 89241, 89242, 89243, 89044, 89244,
         ];
         for code in documented {
             let zh = meaning(code, Lang::Zh).unwrap_or_default();

@@ -187,7 +187,12 @@ pub struct WeChatClient {
     max_pages: u32,
     retry: RetryPolicy,
     paging: Arc<PagingSeen>,
+    /// Cloud Run mode: whether a successful answer without `x-openapi-seqid` was logged (once).
+    not_cloud_logged: Arc<AtomicBool>,
 }
+
+/// The header Cloud Run's cloud call puts on every answer it carried.
+const CLOUD_CALL_HEADER: &str = "x-openapi-seqid";
 
 impl WeChatClient {
     /// Builds the client and its token provider.
@@ -221,12 +226,19 @@ impl WeChatClient {
             max_pages: config.max_pages.max(1),
             retry: config.retry,
             paging: Arc::default(),
+            not_cloud_logged: Arc::default(),
         })
     }
 
     /// The token provider, for `/status` and `check`.
     pub fn tokens(&self) -> &TokenProvider {
         &self.tokens
+    }
+
+    /// Whether, in Cloud Run mode, WeChat answered a call without `x-openapi-seqid`: the calls
+    /// do not go through Cloud Run's cloud call.
+    pub fn answered_outside_cloud_run(&self) -> bool {
+        self.not_cloud_logged.load(Ordering::Relaxed)
     }
 
     /// The page size `list_all` uses.
@@ -546,8 +558,9 @@ impl WeChatClient {
         decode: Decoder<T>,
     ) -> Result<T, WeChatError> {
         let mut url = self.endpoint.clone();
-        url.query_pairs_mut()
-            .append_pair("access_token", token.expose());
+        if let Some(token) = token.expose() {
+            url.query_pairs_mut().append_pair("access_token", token);
+        }
         let response = self
             .http
             .post(url)
@@ -556,6 +569,7 @@ impl WeChatClient {
             .await
             .map_err(WeChatError::from_reqwest)
             .inspect_err(|e| crate::telemetry::wechat_call(request.action, e.metric_label()))?;
+        let through_cloud = response.headers().contains_key(CLOUD_CALL_HEADER);
         let value = match read_body(response).await {
             Ok((status, bytes)) => decode(status, &bytes),
             Err(e) => Err(e),
@@ -568,6 +582,15 @@ impl WeChatClient {
         );
         let value = value?;
         tracing::debug!(action = request.action, "WeChat answered ok");
+        if token.expose().is_none()
+            && !through_cloud
+            && !self.not_cloud_logged.swap(true, Ordering::Relaxed)
+        {
+            tracing::warn!(
+                action = request.action,
+                "WeChat answered without x-openapi-seqid: this is not going through Cloud Run's cloud call (WECHAT_TOKEN_MODE=cloudrun works only inside WeChat Cloud Run, with WECHAT_API_BASE=http://api.weixin.qq.com)"
+            );
+        }
         Ok(value)
     }
 }

@@ -28,6 +28,9 @@ pub enum TokenMode {
     Classic,
     /// Read from a file another service keeps fresh (`WECHAT_ACCESS_TOKEN_FILE`).
     File(PathBuf),
+    /// No token at all: inside WeChat Cloud Run with 开放接口服务 switched on, the platform adds
+    /// the credential to calls made to `http://api.weixin.qq.com` (its "cloud call").
+    CloudRun,
 }
 
 impl TokenMode {
@@ -37,22 +40,29 @@ impl TokenMode {
             Self::Stable => "stable",
             Self::Classic => "classic",
             Self::File(_) => "file",
+            Self::CloudRun => "cloudrun",
         }
+    }
+
+    /// Whether calls carry no token (Cloud Run's cloud call adds the credential).
+    pub fn is_cloud_run(&self) -> bool {
+        matches!(self, Self::CloudRun)
     }
 }
 
 /// A token handed to one call, with the generation that lets [`TokenProvider::invalidate`] tell
-/// whether the cached token is still this one.
+/// whether the cached token is still this one. In Cloud Run mode there is none to hand.
 #[derive(Clone)]
 pub struct AccessToken {
-    secret: SecretString,
+    secret: Option<SecretString>,
     generation: u64,
 }
 
 impl AccessToken {
-    /// The token itself, for the query string. Never log it.
-    pub fn expose(&self) -> &str {
-        self.secret.expose_secret()
+    /// The token itself, for the query string (`None`: the call goes without one, through Cloud
+    /// Run's cloud call). Never log it.
+    pub fn expose(&self) -> Option<&str> {
+        self.secret.as_ref().map(|s| s.expose_secret())
     }
 }
 
@@ -118,8 +128,19 @@ impl TokenProvider {
         })
     }
 
+    /// The mode tokens come from.
+    pub fn mode(&self) -> &TokenMode {
+        &self.mode
+    }
+
     /// A valid token: the cached one, or one fetched now. Concurrent callers wait for a single fetch.
     pub async fn token(&self) -> Result<AccessToken, WeChatError> {
+        if self.mode.is_cloud_run() {
+            return Ok(AccessToken {
+                secret: None,
+                generation: 0,
+            });
+        }
         let mut cache = self.cache.lock().await;
         if let Some(cached) = cache.as_ref()
             && self.still_fresh(cached).await
@@ -189,6 +210,11 @@ impl TokenProvider {
                 crate::telemetry::token_refresh("file", read.is_ok());
                 return read;
             }
+            TokenMode::CloudRun => {
+                return Err(WeChatError::InvalidRequest(
+                    "Cloud Run's cloud call needs no token".into(),
+                ));
+            }
         };
         crate::telemetry::token_refresh(self.mode.name(), result.is_ok());
         let (token, expires_in) = result?;
@@ -201,7 +227,7 @@ impl TokenProvider {
         );
         Ok(Cached {
             token: AccessToken {
-                secret: SecretString::from(token),
+                secret: Some(SecretString::from(token)),
                 generation,
             },
             refresh_at: Some(Instant::now() + refresh_after(expires_in)),
@@ -262,7 +288,7 @@ impl TokenProvider {
         tracing::info!(path = %path.display(), "read the access token file");
         Ok(Cached {
             token: AccessToken {
-                secret: SecretString::from(token),
+                secret: Some(SecretString::from(token)),
                 generation,
             },
             refresh_at: None,

@@ -90,18 +90,22 @@ pub struct TestApp {
 impl TestApp {
     /// Sandbox with `applicants` pending applicants, fake Telegram with the team; bot not started.
     pub async fn new(applicants: usize) -> Self {
+        Self::with_sandbox(SandboxConfig {
+            applicants,
+            ..SandboxConfig::default()
+        })
+        .await
+    }
+
+    /// [`TestApp::new`] with a sandbox set up as `sandbox` says.
+    pub async fn with_sandbox(sandbox: SandboxConfig) -> Self {
         if std::env::var_os("TEST_LOG").is_some() {
             let _ = tracing_subscriber::fmt()
                 .with_env_filter("info,wxplugin_bot=debug")
                 .with_test_writer()
                 .try_init();
         }
-        let wx = Sandbox::spawn(SandboxConfig {
-            applicants,
-            ..SandboxConfig::default()
-        })
-        .await
-        .expect("sandbox starts");
+        let wx = Sandbox::spawn(sandbox).await.expect("sandbox starts");
         let tg = FakeTelegram::spawn().await.expect("fake Telegram starts");
         tg.fake.add_group(TEAM, "Plugin team");
         tg.fake.add_group(OTHER_CHAT, "Somewhere else");

@@ -68,6 +68,8 @@ pub mod errcode {
     pub const INVALID_SECRET: i64 = 40125;
     /// The caller's IP is not whitelisted.
     pub const IP_NOT_WHITELISTED: i64 = 40164;
+    /// The call carried no access token (and did not come through Cloud Run's cloud call).
+    pub const TOKEN_MISSING: i64 = 41001;
     /// The access token expired.
     pub const TOKEN_EXPIRED: i64 = 42001;
     /// The daily quota is used up.
@@ -86,6 +88,10 @@ pub mod errcode {
     pub const NOT_LISTED: i64 = 89242;
     /// Delete on a pending applicant.
     pub const PENDING_NOT_DELETABLE: i64 = 89243;
+    /// Cloud Run: the path is not on the environment's 微信令牌 whitelist.
+    pub const CLOUD_NOT_WHITELISTED: i64 = 85107;
+    /// Cloud Run: the cloud call is not ready yet (just after a first deploy).
+    pub const CLOUD_NOT_READY: i64 = 85113;
 }
 
 /// How the sandbox is set up.
@@ -103,6 +109,10 @@ pub struct SandboxConfig {
     pub token_ttl: Duration,
     /// A new pending applicant arrives on this period.
     pub arrival_every: Option<Duration>,
+    /// Serve as WeChat does inside Cloud Run with 开放接口服务 on: a devplugin call with no
+    /// `access_token` is accepted (the platform's cloud call adds the credential), and every
+    /// devplugin answer carries `x-openapi-seqid`. Off, a call without a token gets 41001.
+    pub cloud_run: bool,
 }
 
 impl Default for SandboxConfig {
@@ -114,6 +124,7 @@ impl Default for SandboxConfig {
             seed: 42,
             token_ttl: Duration::from_secs(7200),
             arrival_every: None,
+            cloud_run: false,
         }
     }
 }
@@ -312,6 +323,8 @@ struct World {
     classic: Option<String>,
     faults: Vec<FaultRule>,
     paging: Paging,
+    /// [`SandboxConfig::cloud_run`].
+    cloud_run: bool,
     stats: SandboxStats,
     calls: Vec<RecordedCall>,
     /// Writes being handled per appid, for [`SandboxStats::overlapping_writes`].
@@ -329,7 +342,10 @@ impl World {
     }
 
     fn token_error(&self, token: Option<&str>) -> Option<i64> {
-        let Some(token) = token.and_then(|t| self.tokens.get(t)) else {
+        let Some(token) = token else {
+            return (!self.cloud_run).then_some(errcode::TOKEN_MISSING);
+        };
+        let Some(token) = self.tokens.get(token) else {
             return Some(errcode::INVALID_CREDENTIAL);
         };
         match token.state {
@@ -453,6 +469,7 @@ impl Sandbox {
             classic: None,
             faults: Vec::new(),
             paging: Paging::default(),
+            cloud_run: config.cloud_run,
             stats: SandboxStats::default(),
             calls: Vec::new(),
             writing: HashMap::new(),
@@ -702,6 +719,7 @@ fn errmsg(code: i64) -> String {
         errcode::IP_NOT_WHITELISTED => {
             "invalid ip 203.0.113.7 ipv6 ::ffff:203.0.113.7, not in whitelist"
         }
+        errcode::TOKEN_MISSING => "access_token missing",
         errcode::TOKEN_EXPIRED => "access_token expired",
         errcode::DAILY_QUOTA => "reach max api daily quota limit",
         errcode::RATE_LIMITED => "api minute-quota reach limit  mustslower  retry next minute",
@@ -711,6 +729,8 @@ fn errmsg(code: i64) -> String {
         errcode::ONLY_REFUSED_OR_EXPIRED => "only refused or expired applications can be deleted",
         errcode::NOT_LISTED => "appid not in the application list",
         errcode::PENDING_NOT_DELETABLE => "pending applications cannot be deleted",
+        errcode::CLOUD_NOT_WHITELISTED => "api not in the wxcloud token whitelist",
+        errcode::CLOUD_NOT_READY => "cloudbase_token is not ready yet",
         _ => "error",
     };
     format!("{text} rid: {}", rid())
@@ -1007,7 +1027,13 @@ async fn devplugin(
         });
         (answer, delay, writing)
     };
-    let answer = after(answer, delay).await;
+    let mut answer = after(answer, delay).await;
+    if sb.inner.config.cloud_run {
+        answer.headers_mut().insert(
+            "x-openapi-seqid",
+            header::HeaderValue::from_str(&rid()).unwrap_or(header::HeaderValue::from_static("0")),
+        );
+    }
     if is_list {
         let answered = Instant::now();
         let mut state = sb.state();
