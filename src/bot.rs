@@ -53,7 +53,10 @@ pub fn telegram_bot(settings: &Settings) -> anyhow::Result<Bot> {
 pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
     settings.register_secrets();
     let store = Store::open(&settings.database_url).await?;
-    let wechat = WeChatClient::new(settings.wechat.clone())?;
+    let wechat = WeChatClient::with_keeper(
+        settings.wechat.clone(),
+        Arc::new(crate::lifecycle::poller::KeptInStore(store.clone())),
+    )?;
     let bot = telegram_bot(&settings)?;
     let app = App::new(settings, wechat, store, bot);
     serve(app, shutdown).await

@@ -15,7 +15,7 @@ use crate::redact::{RedactingStderr, redact};
 use crate::report::one_line_anyhow;
 use crate::store::{DatabaseState, Store, StoreError};
 use crate::testbed::sandbox::{Sandbox, SandboxConfig};
-use crate::wechat::WeChatClient;
+use crate::wechat::{TokenMode, WeChatClient};
 
 /// Telegram chat-ops for WeChat mini-program plugin applications.
 #[derive(Parser, Debug)]
@@ -267,12 +267,13 @@ async fn migrate_db(from: &str, to: &str) -> anyhow::Result<()> {
     store.close().await;
     let copied = copied?;
     println!(
-        "copied into {}: {} applicants, {} cards, {} audit rows, {} subscribers, clock at {}",
+        "copied into {}: {} applicants, {} cards, {} audit rows, {} subscribers, {} kept refresh tokens, clock at {}",
         crate::store::without_password(to),
         copied.applicants,
         copied.cards,
         copied.audit,
         copied.subscribers,
+        copied.authorizers,
         copied.tick
     );
     Ok(())
@@ -336,9 +337,50 @@ async fn check_database(settings: &Settings) -> Result<String, String> {
     }
 }
 
-/// WeChat's side of `check`: a token and the first page of applicants.
+/// WeChat's side of `check`: a token and the first page of applicants. In authorizer mode the
+/// refresh token WeChat may return with the authorizer token must be kept, so the whole chain is
+/// run only on a database the bot has made (it keeps the token there); before that, the chain is
+/// checked up to the component token and the rest left to the bot's first start.
 async fn check_wechat(settings: &Settings) -> Result<String, String> {
-    let wechat = WeChatClient::new(settings.wechat.clone()).map_err(|e| format!("wechat: {e}"))?;
+    let config = settings.wechat.clone();
+    let store = match &config.token_mode {
+        TokenMode::Authorizer(_) => match Store::inspect(&settings.database_url).await {
+            Ok(DatabaseState::Ready { pending: 0, .. }) => {
+                Store::open(&settings.database_url).await.ok()
+            }
+            _ => None,
+        },
+        _ => None,
+    };
+    let wechat = match (&config.token_mode, &store) {
+        (_, Some(store)) => WeChatClient::with_keeper(
+            config,
+            std::sync::Arc::new(crate::lifecycle::poller::KeptInStore(store.clone())),
+        ),
+        _ => WeChatClient::new(config),
+    }
+    .map_err(|e| format!("wechat: {e}"))?;
+    let checked = if matches!(wechat.tokens().mode(), TokenMode::Authorizer(_)) && store.is_none() {
+        match wechat.tokens().component_token_ok().await {
+            Ok(_) => Ok(
+                "wechat: component token ok (mode authorizer); the authorizer token is left \
+                 to the bot's first start, which keeps the refresh token WeChat returns with it \
+                 in a database this version has made"
+                    .to_owned(),
+            ),
+            Err(e) => Err(wechat_problem(&e)),
+        }
+    } else {
+        read_first_page(&wechat).await
+    };
+    if let Some(store) = store {
+        store.close().await;
+    }
+    checked
+}
+
+/// `check`'s line for the first page of applicants.
+async fn read_first_page(wechat: &WeChatClient) -> Result<String, String> {
     match wechat.apply_list(1, wechat.page_size()).await {
         Ok(page) => {
             let pending = page.iter().filter(|a| a.status.is_decidable()).count();
@@ -363,18 +405,21 @@ async fn check_wechat(settings: &Settings) -> Result<String, String> {
                 page.len()
             ))
         }
-        Err(e) => {
-            let mut line = format!("wechat: {e}");
-            // In English like every other line of check, whatever BOT_LANG the chat speaks.
-            if let Some(meaning) = e.meaning(crate::i18n::Lang::En) {
-                line.push_str(&format!(" — {meaning}"));
-            }
-            if let Some(hint) = e.hint() {
-                line.push_str(&format!("\nhint: {hint}"));
-            }
-            Err(line)
-        }
+        Err(e) => Err(wechat_problem(&e)),
     }
+}
+
+/// A WeChat failure as `check` prints it: the error, its meaning, and what to do.
+fn wechat_problem(e: &crate::wechat::WeChatError) -> String {
+    let mut line = format!("wechat: {e}");
+    // In English like every other line of check, whatever BOT_LANG the chat speaks.
+    if let Some(meaning) = e.meaning(crate::i18n::Lang::En) {
+        line.push_str(&format!(" — {meaning}"));
+    }
+    if let Some(hint) = e.hint() {
+        line.push_str(&format!("\nhint: {hint}"));
+    }
+    line
 }
 
 /// Telegram's side of `check`: getMe (is the token good?), then getChat and getChatMember for

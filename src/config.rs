@@ -11,7 +11,7 @@ use secrecy::SecretString;
 use teloxide::types::{ChatId, UserId};
 
 use crate::i18n::Lang;
-use crate::wechat::{DEFAULT_API_BASE, RetryPolicy, TokenMode, WeChatConfig};
+use crate::wechat::{Authorizer, DEFAULT_API_BASE, RetryPolicy, TokenMode, WeChatConfig};
 
 /// A configuration problem: which variable, and what is wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -66,7 +66,7 @@ Environment variables (also read from .env in the working directory; the environ
   TELOXIDE_TOKEN  bot token from @BotFather (required)
   TEAM_CHAT_ID  the team chat's id; /chatid tells it (required)
   WECHAT_APPID  the plugin's AppID (required)
-  WECHAT_SECRET  its AppSecret, never logged (required, but with WECHAT_TOKEN_MODE=cloudrun)
+  WECHAT_SECRET  its AppSecret, never logged (required, but not with WECHAT_TOKEN_MODE=authorizer or cloudrun)
   TELOXIDE_API_URL  Bot API root (default: Telegram's)
   TELEGRAM_THROTTLE  telegram (default) or off, for a fake Bot API only
   TELEGRAM_TIMEOUT_SECS  whole-request timeout for Telegram calls (default 30)
@@ -75,8 +75,12 @@ Environment variables (also read from .env in the working directory; the environ
   APPROVALS_REQUIRED  distinct approvers whose ✅ it takes to approve, 1 to 10 (default 1)
   UNDO_SECS  seconds an approval or rejection waits, undoable, before it goes to WeChat (default 0: none)
   WECHAT_API_BASE  WeChat's API root (default https://api.weixin.qq.com; with cloudrun http://api.weixin.qq.com)
-  WECHAT_TOKEN_MODE  stable (default), classic, file, or cloudrun (inside WeChat Cloud Run: no token, no secret)
+  WECHAT_TOKEN_MODE  stable (default), classic, file, authorizer (a third-party platform for the owner) or cloudrun (inside WeChat Cloud Run: no token, no secret)
   WECHAT_ACCESS_TOKEN_FILE  with file: where the central token service writes the token
+  WECHAT_COMPONENT_APPID  with authorizer: the third-party platform's component AppID
+  WECHAT_COMPONENT_SECRET  with authorizer: its component AppSecret, never logged
+  WECHAT_COMPONENT_TICKET_FILE  with authorizer: where the platform's receiver writes the latest component_verify_ticket
+  WECHAT_AUTHORIZER_REFRESH_TOKEN  with authorizer: the owner's refresh token (the one WeChat returns is kept in the database)
   WECHAT_TIMEOUT_SECS  WeChat request timeout (default 10)
   WECHAT_PAGE_SIZE  applicants per page (default 50)
   POLL_INTERVAL_SECS  seconds between polls (default 60)
@@ -240,6 +244,10 @@ impl Settings {
     pub fn register_secrets(&self) {
         use secrecy::ExposeSecret;
         crate::redact::register_secret(self.wechat.secret.expose_secret());
+        if let TokenMode::Authorizer(platform) = &self.wechat.token_mode {
+            crate::redact::register_secret(platform.component_secret.expose_secret());
+            crate::redact::register_secret(platform.refresh_token.expose_secret());
+        }
         crate::redact::register_secret(self.telegram_token.expose_secret());
         if let Some(webhook) = &self.webhook {
             crate::redact::register_secret(webhook.secret.expose_secret());
@@ -488,14 +496,22 @@ fn wechat(var: Var<'_>, p: &Problems) -> Option<WeChatConfig> {
             .map(|_| appid)
             .map_err(|e| ConfigError::new("WECHAT_APPID", e.to_string()))
     }));
-    let token_mode = p.check(token_mode(var));
+    let token_mode = token_mode(var, p);
     let cloud_run = token_mode.as_ref().is_some_and(TokenMode::is_cloud_run);
-    // Cloud Run's cloud call holds the credential: no AppSecret is needed or read.
-    let secret = if cloud_run {
-        Some(SecretString::from(String::new()))
-    } else {
-        p.check(required(var, "WECHAT_SECRET"))
-            .map(SecretString::from)
+    // Cloud Run's cloud call holds the credential, and a platform acting for the owner never
+    // has the AppSecret: one set anyway is a mix-up worth stopping on. Judged by the mode's name,
+    // so a mode missing its other variables does not ask for the AppSecret too.
+    let secret = match var("WECHAT_TOKEN_MODE").as_deref() {
+        Some(mode @ ("cloudrun" | "authorizer")) => match var("WECHAT_SECRET") {
+            Some(_) => p.check::<SecretString>(Err(ConfigError::new(
+                "WECHAT_SECRET",
+                format!("is not used with WECHAT_TOKEN_MODE={mode}: remove it"),
+            ))),
+            None => Some(SecretString::from(String::new())),
+        },
+        _ => p
+            .check(required(var, "WECHAT_SECRET"))
+            .map(SecretString::from),
     };
     let default_base = if cloud_run {
         CLOUD_RUN_API_BASE
@@ -519,25 +535,42 @@ fn wechat(var: Var<'_>, p: &Problems) -> Option<WeChatConfig> {
 /// Where calls go inside WeChat Cloud Run: plain HTTP, which the platform's cloud call carries.
 pub const CLOUD_RUN_API_BASE: &str = "http://api.weixin.qq.com";
 
-/// `WECHAT_TOKEN_MODE`; `file` needs the file's path too.
-fn token_mode(var: Var<'_>) -> Result<TokenMode, ConfigError> {
+/// `WECHAT_TOKEN_MODE`; `file` needs the file's path too, `authorizer` the platform's four
+/// variables (each missing one noted in `p`).
+fn token_mode(var: Var<'_>, p: &Problems) -> Option<TokenMode> {
+    let needed = |name: &'static str, mode: &str| {
+        p.check(var(name).filter(|v| !v.trim().is_empty()).ok_or_else(|| {
+            ConfigError::new(name, format!("is required when WECHAT_TOKEN_MODE={mode}"))
+        }))
+    };
     match var("WECHAT_TOKEN_MODE").as_deref().unwrap_or("stable") {
-        "stable" => Ok(TokenMode::Stable),
-        "classic" => Ok(TokenMode::Classic),
-        "file" => {
-            let path = var("WECHAT_ACCESS_TOKEN_FILE").ok_or_else(|| {
-                ConfigError::new(
-                    "WECHAT_ACCESS_TOKEN_FILE",
-                    "is required when WECHAT_TOKEN_MODE=file",
+        "stable" => Some(TokenMode::Stable),
+        "classic" => Some(TokenMode::Classic),
+        "file" => needed("WECHAT_ACCESS_TOKEN_FILE", "file")
+            .map(|path| TokenMode::File(PathBuf::from(path))),
+        "authorizer" => {
+            let component_appid = needed("WECHAT_COMPONENT_APPID", "authorizer").and_then(|id| {
+                p.check(
+                    crate::domain::applicant::AppId::parse(&id)
+                        .map(|_| id)
+                        .map_err(|e| ConfigError::new("WECHAT_COMPONENT_APPID", e.to_string())),
                 )
-            })?;
-            Ok(TokenMode::File(PathBuf::from(path)))
+            });
+            let component_secret = needed("WECHAT_COMPONENT_SECRET", "authorizer");
+            let ticket_file = needed("WECHAT_COMPONENT_TICKET_FILE", "authorizer");
+            let refresh_token = needed("WECHAT_AUTHORIZER_REFRESH_TOKEN", "authorizer");
+            Some(TokenMode::Authorizer(Authorizer {
+                component_appid: component_appid?,
+                component_secret: SecretString::from(component_secret?),
+                ticket_file: PathBuf::from(ticket_file?),
+                refresh_token: SecretString::from(refresh_token?),
+            }))
         }
-        "cloudrun" => Ok(TokenMode::CloudRun),
-        other => Err(ConfigError::new(
+        "cloudrun" => Some(TokenMode::CloudRun),
+        other => p.check(Err(ConfigError::new(
             "WECHAT_TOKEN_MODE",
-            format!("'{other}' is not one of stable, classic, file, cloudrun"),
-        )),
+            format!("'{other}' is not one of stable, classic, file, authorizer, cloudrun"),
+        ))),
     }
 }
 
@@ -1035,8 +1068,47 @@ mod tests {
             load(&vars).unwrap().wechat.base_url.as_str(),
             "http://127.0.0.1:8900/"
         );
-        // Every other mode still needs the AppSecret.
+        // Every other mode still needs the AppSecret, and Cloud Run refuses one.
         vars.insert("WECHAT_TOKEN_MODE", "stable");
+        assert_eq!(load(&vars).unwrap_err().var, "WECHAT_SECRET");
+        vars.insert("WECHAT_TOKEN_MODE", "cloudrun");
+        vars.insert("WECHAT_SECRET", "an-app-secret");
+        let error = load(&vars).unwrap_err();
+        assert_eq!(error.var, "WECHAT_SECRET");
+        assert!(
+            error
+                .to_string()
+                .contains("not used with WECHAT_TOKEN_MODE=cloudrun"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn authorizer_mode_names_every_missing_variable_at_once() {
+        let mut vars = base();
+        vars.remove("WECHAT_SECRET");
+        vars.insert("WECHAT_TOKEN_MODE", "authorizer");
+        let all = Settings::from_vars(|k| vars.get(k).map(|v| (*v).to_owned()))
+            .err()
+            .unwrap();
+        let named: Vec<&str> = all.0.iter().map(|e| e.var).collect();
+        assert_eq!(
+            named,
+            [
+                "WECHAT_COMPONENT_APPID",
+                "WECHAT_COMPONENT_SECRET",
+                "WECHAT_COMPONENT_TICKET_FILE",
+                "WECHAT_AUTHORIZER_REFRESH_TOKEN"
+            ]
+        );
+        vars.insert("WECHAT_COMPONENT_APPID", "wx5a4db0c0ffee0c01");
+        vars.insert("WECHAT_COMPONENT_SECRET", "component-secret");
+        vars.insert("WECHAT_COMPONENT_TICKET_FILE", "/run/platform/ticket");
+        vars.insert("WECHAT_AUTHORIZER_REFRESH_TOKEN", "refreshtoken@@@1");
+        let s = load(&vars).unwrap();
+        assert_eq!(s.wechat.token_mode.name(), "authorizer");
+        // The owner's AppSecret is never the platform's to have.
+        vars.insert("WECHAT_SECRET", "an-app-secret");
         assert_eq!(load(&vars).unwrap_err().var, "WECHAT_SECRET");
     }
 

@@ -186,6 +186,94 @@ async fn check_in_cloud_run_mode_reads_through_the_cloud_call_or_says_why_not() 
     );
 }
 
+/// `check` in authorizer mode (no `WECHAT_SECRET`), its ticket file and database in `dir`.
+async fn check_platform(
+    wx: &RunningSandbox,
+    tg: &RunningFakeTelegram,
+    dir: &std::path::Path,
+) -> Output {
+    let base = wx.base_url.clone();
+    let api = tg.api_url.to_string();
+    let defaults = SandboxConfig::default();
+    let ticket_file = dir.join("ticket");
+    std::fs::write(&ticket_file, wx.sandbox.ticket()).unwrap();
+    let refresh = wx.sandbox.authorizer_refresh_token().unwrap();
+    let database = format!("sqlite:{}", dir.join("bot.db").display());
+    tokio::task::spawn_blocking(move || {
+        valid(&mut bot(), &base)
+            .env_remove("WECHAT_SECRET")
+            .env("WECHAT_TOKEN_MODE", "authorizer")
+            .env("WECHAT_COMPONENT_APPID", defaults.component_appid)
+            .env("WECHAT_COMPONENT_SECRET", defaults.component_secret)
+            .env("WECHAT_COMPONENT_TICKET_FILE", ticket_file)
+            .env("WECHAT_AUTHORIZER_REFRESH_TOKEN", refresh)
+            .env("DATABASE_URL", database)
+            .env("TELOXIDE_TOKEN", FAKE_BOT_TOKEN)
+            .env("TELOXIDE_API_URL", api)
+            .env("TEAM_CHAT_ID", TEAM.to_string())
+            .arg("check")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn check_through_a_platform_trades_the_refresh_token_only_where_it_can_keep_the_new_one() {
+    let (wx, tg) = world(2).await;
+    let dir = tempfile::tempdir().unwrap();
+
+    // No database yet: the chain up to the component token, and the owner's refresh token
+    // left alone for the bot's first start.
+    let before = check_platform(&wx, &tg, dir.path()).await;
+    let stdout = String::from_utf8_lossy(&before.stdout);
+    assert!(
+        before.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&before.stderr)
+    );
+    assert!(
+        stdout.contains("wechat: component token ok (mode authorizer); the authorizer token is left to the bot's first start"),
+        "{stdout}"
+    );
+    assert_eq!(wx.sandbox.stats().authorizer_token_requests, 0);
+
+    // The bot's database exists: the whole chain, and the refresh token WeChat returned kept.
+    let url = format!("sqlite:{}", dir.path().join("bot.db").display());
+    wxplugin_bot::store::Store::open(&url)
+        .await
+        .unwrap()
+        .close()
+        .await;
+    let configured = wx.sandbox.authorizer_refresh_token().unwrap();
+    let after = check_platform(&wx, &tg, dir.path()).await;
+    let stdout = String::from_utf8_lossy(&after.stdout);
+    assert!(
+        after.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&after.stderr)
+    );
+    assert!(
+        stdout
+            .contains("wechat: token ok (mode authorizer); first page has 2 applicants, 2 pending"),
+        "{stdout}"
+    );
+    let store = wxplugin_bot::store::Store::open(&url).await.unwrap();
+    let kept = store
+        .authorizer_refresh_token(&SandboxConfig::default().appid, &configured)
+        .await
+        .unwrap();
+    store.close().await;
+    assert_ne!(kept, configured, "WeChat handed out a new refresh token");
+    assert_eq!(Some(kept), wx.sandbox.authorizer_refresh_token());
+    assert_eq!(wx.sandbox.stats().authorizer_token_requests, 1);
+    // Nothing secret printed.
+    let printed = format!("{stdout}{}", String::from_utf8_lossy(&after.stderr));
+    assert!(!printed.contains(&SandboxConfig::default().component_secret));
+    assert!(!printed.contains("refreshtoken@@@"), "{printed}");
+}
+
 #[tokio::test]
 async fn check_explains_a_wechat_refusal() {
     let (wx, tg) = world(8).await;

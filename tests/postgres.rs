@@ -152,6 +152,19 @@ async fn migrate_db_copies_every_row_and_the_clock_into_an_empty_postgres() {
     };
     let (mut app, approved, refused) = a_team_with_history().await;
     let target = server.database("moved").await;
+    // A third-party platform's refresh token, kept as the bot keeps it.
+    let store = wxplugin_bot::store::Store::open(&app.vars["DATABASE_URL"])
+        .await
+        .expect("the team's database");
+    store
+        .authorizer_refresh_token("wx5a4db0c0ffee0001", "refreshtoken@@@configured")
+        .await
+        .expect("taken");
+    store
+        .keep_refresh_token("wx5a4db0c0ffee0001", "refreshtoken@@@returned")
+        .await
+        .expect("kept");
+    store.close().await;
 
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_wxplugin-bot"))
         .args(["migrate-db", "--to", &target])
@@ -166,11 +179,13 @@ async fn migrate_db_copies_every_row_and_the_clock_into_an_empty_postgres() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(said.contains("3 applicants, 3 cards"), "{said}");
+    assert!(said.contains("1 kept refresh tokens"), "{said}");
     for (table, order) in [
         ("applicants", "appid"),
         ("cards", "id"),
         ("audit", "id"),
         ("clock", "id"),
+        ("authorizers", "authorizer_appid"),
     ] {
         let (lite, pg) = rows_of(&app.vars["DATABASE_URL"], &target, table, order).await;
         assert!(

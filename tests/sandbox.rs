@@ -718,3 +718,143 @@ async fn the_hostile_answers_of_issue_22_are_injected_over_the_control_api() {
         json!({"errcode": 0, "errmsg": "ok", "apply_list": "nobody"})
     );
 }
+
+/// `POST` `body` to the sandbox's `path`, the JSON answer back (`Null` for an empty one).
+async fn post(sb: &RunningSandbox, path: &str, body: Value) -> Value {
+    let text = reqwest::Client::new()
+        .post(format!("{}{path}", sb.base_url))
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    serde_json::from_str(&text).unwrap_or(Value::Null)
+}
+
+#[tokio::test]
+async fn the_platforms_chain_answers_as_wechat_does_and_its_control_api_plays_the_owner() {
+    let sb = sandbox(1).await;
+    let d = SandboxConfig::default();
+    let state: Value = reqwest::get(format!("{}/__sandbox/platform", sb.base_url))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ticket = state["component_verify_ticket"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let refresh = state["authorizer_refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let component = |ticket: &str| json!({"component_appid": d.component_appid, "component_appsecret": d.component_secret, "component_verify_ticket": ticket});
+
+    // Ticket → component token → authorizer token → devplugin.
+    let answer = post(
+        &sb,
+        "/cgi-bin/component/api_component_token",
+        component(&ticket),
+    )
+    .await;
+    let component_token = answer["component_access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(answer["expires_in"], 7200);
+    let exchange = |refresh: &str| json!({"component_appid": d.component_appid, "authorizer_appid": d.appid, "authorizer_refresh_token": refresh});
+    let authorizer_path =
+        format!("/cgi-bin/component/api_authorizer_token?component_access_token={component_token}");
+    let answer = post(&sb, &authorizer_path, exchange(&refresh)).await;
+    let token = answer["authorizer_access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let rotated = answer["authorizer_refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_ne!(rotated, refresh, "a new refresh token with every use");
+    let listed = devplugin(
+        &sb,
+        &token,
+        json!({"action": "dev_apply_list", "page": 1, "num": 10}),
+    )
+    .await;
+    assert_eq!(listed["errcode"], 0, "{listed}");
+    assert_eq!(listed["apply_list"].as_array().unwrap().len(), 1);
+
+    // The replaced refresh token, an unknown ticket, an expired one, a revoked authorization.
+    assert_eq!(
+        post(&sb, &authorizer_path, exchange(&refresh)).await["errcode"],
+        61023
+    );
+    assert_eq!(
+        post(
+            &sb,
+            "/cgi-bin/component/api_component_token",
+            component("made-up")
+        )
+        .await["errcode"],
+        61006
+    );
+    post(&sb, "/__sandbox/platform/tickets/expire", Value::Null).await;
+    assert_eq!(
+        post(
+            &sb,
+            "/cgi-bin/component/api_component_token",
+            component(&ticket)
+        )
+        .await["errcode"],
+        61005
+    );
+    let fresh = post(&sb, "/__sandbox/platform/ticket", Value::Null).await;
+    let fresh = fresh["component_verify_ticket"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_ne!(fresh, ticket);
+    assert!(
+        post(
+            &sb,
+            "/cgi-bin/component/api_component_token",
+            component(&fresh)
+        )
+        .await["component_access_token"]
+            .is_string()
+    );
+    post(&sb, "/__sandbox/platform/revoke", Value::Null).await;
+    assert_eq!(
+        post(&sb, &authorizer_path, exchange(&rotated)).await["errcode"],
+        61023
+    );
+    let again = post(&sb, "/__sandbox/platform/authorize", Value::Null).await;
+    let again = again["authorizer_refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        post(&sb, &authorizer_path, exchange(&again)).await["authorizer_access_token"].is_string()
+    );
+    // A component token the sandbox never issued.
+    assert_eq!(
+        post(
+            &sb,
+            "/cgi-bin/component/api_authorizer_token?component_access_token=nope",
+            exchange(&again)
+        )
+        .await["errcode"],
+        40001
+    );
+    let stats = sb.sandbox.stats();
+    assert_eq!(
+        (
+            stats.component_token_requests,
+            stats.authorizer_token_requests
+        ),
+        (4, 5)
+    );
+}

@@ -17,7 +17,8 @@ use wxplugin_bot::testbed::sandbox::{
     Fault, FaultRule, NewApplicant, Paging, RunningSandbox, Sandbox, SandboxConfig,
 };
 use wxplugin_bot::wechat::{
-    RetryPolicy, TokenMode, TransportKind, WeChatClient, WeChatConfig, WeChatError,
+    Authorizer, RefreshTokenKeeper, RetryPolicy, TokenMode, TransportKind, WeChatClient,
+    WeChatConfig, WeChatError,
 };
 
 async fn sandbox(applicants: usize) -> RunningSandbox {
@@ -1335,4 +1336,148 @@ async fn a_success_without_the_cloud_calls_header_is_noticed() {
     ));
     assert!(client.list_all().await.unwrap().is_empty());
     assert!(client.answered_outside_cloud_run());
+}
+
+/// Records what the chain hands it to keep, and answers with the newest kept token (or the
+/// configured one): a store, without the database.
+#[derive(Default)]
+struct Kept(std::sync::Mutex<Vec<String>>);
+
+impl RefreshTokenKeeper for Kept {
+    fn current<'a>(
+        &'a self,
+        _: &'a str,
+        configured: &'a str,
+    ) -> wxplugin_bot::wechat::Kept<'a, String> {
+        let newest = self.0.lock().unwrap().last().cloned();
+        Box::pin(async move { Ok(newest.unwrap_or_else(|| configured.to_owned())) })
+    }
+
+    fn keep<'a>(&'a self, _: &'a str, token: &'a str) -> wxplugin_bot::wechat::Kept<'a, ()> {
+        self.0.lock().unwrap().push(token.to_owned());
+        Box::pin(async { Ok(()) })
+    }
+}
+
+/// A client in authorizer mode against `sb`, its ticket file in `dir` holding the sandbox's
+/// ticket, and the owner's refresh token as the sandbox has it now.
+fn platform_client(
+    sb: &RunningSandbox,
+    dir: &tempfile::TempDir,
+    keeper: Arc<Kept>,
+) -> (WeChatClient, std::path::PathBuf) {
+    let defaults = SandboxConfig::default();
+    let ticket_file = dir.path().join("ticket");
+    std::fs::write(&ticket_file, format!("  {}\n", sb.sandbox.ticket())).unwrap();
+    let mut config = config(sb);
+    config.secret = SecretString::from(String::new());
+    config.token_mode = TokenMode::Authorizer(Authorizer {
+        component_appid: defaults.component_appid,
+        component_secret: SecretString::from(defaults.component_secret),
+        ticket_file: ticket_file.clone(),
+        refresh_token: SecretString::from(sb.sandbox.authorizer_refresh_token().unwrap()),
+    });
+    (
+        WeChatClient::with_keeper(config, keeper).unwrap(),
+        ticket_file,
+    )
+}
+
+#[tokio::test]
+async fn authorizer_mode_fetches_each_token_once_and_keeps_the_refresh_token_returned() {
+    let sb = sandbox(3).await;
+    let dir = tempfile::tempdir().unwrap();
+    let keeper = Arc::new(Kept::default());
+    let (client, _) = platform_client(&sb, &dir, Arc::clone(&keeper));
+
+    // Ten calls at once: one component token, one authorizer token.
+    let lists = futures::future::join_all((0..10).map(|_| client.list_all())).await;
+    for list in lists {
+        assert_eq!(list.unwrap().len(), 3);
+    }
+    let stats = sb.sandbox.stats();
+    assert_eq!(
+        (
+            stats.component_token_requests,
+            stats.authorizer_token_requests
+        ),
+        (1, 1)
+    );
+    assert_eq!(
+        stats.stable_token_requests + stats.classic_token_requests,
+        0
+    );
+    // The sandbox rotated the refresh token; the one returned is kept.
+    let rotated = sb.sandbox.authorizer_refresh_token().unwrap();
+    assert_eq!(*keeper.0.lock().unwrap(), std::slice::from_ref(&rotated));
+
+    // The authorizer token is refused: a new one is bought with the kept refresh token (the
+    // configured one no longer works), the component token still cached.
+    sb.sandbox.revoke_tokens();
+    assert_eq!(client.list_all().await.unwrap().len(), 3);
+    let stats = sb.sandbox.stats();
+    assert_eq!(
+        (
+            stats.component_token_requests,
+            stats.authorizer_token_requests
+        ),
+        (1, 2)
+    );
+    assert_eq!(keeper.0.lock().unwrap().len(), 2);
+    assert_ne!(sb.sandbox.authorizer_refresh_token().unwrap(), rotated);
+}
+
+#[tokio::test]
+async fn a_replaced_ticket_file_is_read_when_a_component_token_is_next_needed() {
+    let sb = sandbox(1).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (client, ticket_file) = platform_client(&sb, &dir, Arc::new(Kept::default()));
+    assert_eq!(client.list_all().await.unwrap().len(), 1);
+
+    // Hours pass: every token WeChat issued has expired and so has the ticket in the file.
+    sb.sandbox.expire_tickets();
+    sb.sandbox.advance_clock(Duration::from_secs(3 * 3600));
+    let error = client.list_all().await.unwrap_err();
+    assert_eq!(error.errcode(), Some(61005), "{error}");
+    assert!(error.is_config_error());
+    assert!(
+        error.hint().unwrap_or_default().contains("ticket receiver"),
+        "{error:?}"
+    );
+
+    // The platform's receiver writes the newly pushed ticket: taken at the next call.
+    let fresh = sb.sandbox.push_ticket();
+    std::fs::write(&ticket_file, &fresh).unwrap();
+    assert_eq!(client.list_all().await.unwrap().len(), 1);
+
+    // A ticket WeChat never pushed.
+    sb.sandbox.advance_clock(Duration::from_secs(3 * 3600));
+    std::fs::write(&ticket_file, "not-a-ticket").unwrap();
+    assert_eq!(client.list_all().await.unwrap_err().errcode(), Some(61006));
+    // An empty file names the file and the receiver.
+    std::fs::write(&ticket_file, "\n \n").unwrap();
+    let error = client.list_all().await.unwrap_err();
+    assert!(matches!(error, WeChatError::TicketFile { .. }), "{error:?}");
+    assert!(error.to_string().contains("ticket receiver"), "{error}");
+}
+
+#[tokio::test]
+async fn a_revoked_authorization_is_61023_with_what_the_owner_must_do() {
+    let sb = sandbox(1).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (client, _) = platform_client(&sb, &dir, Arc::new(Kept::default()));
+    assert_eq!(client.list_all().await.unwrap().len(), 1);
+
+    sb.sandbox.revoke_authorization();
+    sb.sandbox.revoke_tokens();
+    let error = client.list_all().await.unwrap_err();
+    assert_eq!(error.errcode(), Some(61023), "{error}");
+    assert!(error.is_config_error());
+    assert!(
+        error
+            .hint()
+            .unwrap_or_default()
+            .contains("WECHAT_AUTHORIZER_REFRESH_TOKEN"),
+        "{error:?}"
+    );
 }

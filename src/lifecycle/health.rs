@@ -23,6 +23,9 @@ pub struct PollHealth {
     pub failing_since: Option<i64>,
     /// Whether the chat was told about the current outage.
     pub outage_announced: bool,
+    /// Whether the chat was told, in this outage, that the platform's refresh token is refused
+    /// (61023), which it is told even after another alert.
+    pub reauthorize_announced: bool,
     /// No polls before this (unix seconds): WeChat's daily quota is used up.
     pub quota_paused_until: Option<i64>,
 }

@@ -27,6 +27,38 @@ use crate::telegram::view::{format_time, wechat_error_text};
 use crate::wechat::WeChatClient;
 use crate::wechat::WeChatError;
 
+/// Keeps a third-party platform's refresh token in the store, so a restart (or another replica)
+/// uses the one WeChat returned last.
+pub struct KeptInStore(pub Store);
+
+impl crate::wechat::RefreshTokenKeeper for KeptInStore {
+    fn current<'a>(
+        &'a self,
+        authorizer_appid: &'a str,
+        configured: &'a str,
+    ) -> crate::wechat::Kept<'a, String> {
+        Box::pin(async move {
+            self.0
+                .authorizer_refresh_token(authorizer_appid, configured)
+                .await
+                .map_err(|e| e.to_string())
+        })
+    }
+
+    fn keep<'a>(
+        &'a self,
+        authorizer_appid: &'a str,
+        token: &'a str,
+    ) -> crate::wechat::Kept<'a, ()> {
+        Box::pin(async move {
+            self.0
+                .keep_refresh_token(authorizer_appid, token)
+                .await
+                .map_err(|e| e.to_string())
+        })
+    }
+}
+
 /// One plugin's poller: its WeChat client, what it remembers of the last listing, its health,
 /// and the lock that keeps its polls one at a time. Decisions and the desk tell it what they
 /// changed through its methods.
@@ -914,6 +946,7 @@ async fn note_health(app: &App, error: Option<&PollError>) {
                 let since = health.failing_since.take();
                 health.failures_in_row = 0;
                 health.outage_announced = false;
+                health.reauthorize_announced = false;
                 was_announced.then(|| {
                     let minutes = since.map_or(0, |s| (now - s).max(0) / 60);
                     fill(t.poll_recovered, &[("minutes", &minutes.to_string())])
@@ -922,6 +955,27 @@ async fn note_health(app: &App, error: Option<&PollError>) {
             Some(PollError::WeChat(e)) if e.errcode() == Some(crate::wechat::DAILY_QUOTA) => {
                 // Told by note_quota when the listing came back.
                 None
+            }
+            Some(PollError::WeChat(e))
+                if e.errcode() == Some(crate::wechat::REFRESH_TOKEN_INVALID) =>
+            {
+                // Only a person can mend this: said at once and once, on its own (not the
+                // failed-polls alert beside it), and shown by /status with what to do.
+                tracing::error!(error = %e, "the third-party platform's refresh token is refused (61023): the plugin's owner must authorize the platform again");
+                health.last_error = Some(crate::report::one_line(e));
+                let mut text = wechat_error_text(e, app.lang());
+                if let Some(hint) =
+                    crate::wechat::config_hint_in(crate::wechat::REFRESH_TOKEN_INVALID, app.lang())
+                {
+                    text.push_str(&fill(t.aside, &[("text", hint)]));
+                }
+                health.last_error_text = Some(text);
+                health.failures_in_row += 1;
+                health.failing_since.get_or_insert(now);
+                let first = !health.reauthorize_announced;
+                health.reauthorize_announced = true;
+                health.outage_announced = true;
+                first.then(|| t.reauthorize.to_owned())
             }
             Some(e) => {
                 let line = match e {

@@ -11,6 +11,16 @@ use super::{Store, StoreError, StoreResult, sql, without_password};
 use crate::report::one_line;
 
 row! {
+    /// Every column of a kept refresh token.
+    pub(super) struct AuthorizerCopy {
+        authorizer_appid: String,
+        configured: String,
+        refresh_token: String,
+        updated_at: i64,
+    }
+}
+
+row! {
     /// Every column of an applicant, as stored.
     pub(super) struct ApplicantCopy {
         appid: String,
@@ -96,6 +106,8 @@ pub struct Copied {
     pub audit: usize,
     /// Approvers subscribed to direct messages.
     pub subscribers: usize,
+    /// Third-party platforms' kept refresh tokens.
+    pub authorizers: usize,
     /// The applicant clock.
     pub tick: i64,
 }
@@ -135,6 +147,10 @@ impl Store {
                 .fetch_all(&mut *source)
                 .await?;
             let subscribers = sql::copy::SUBSCRIBERS
+                .query::<DB>()
+                .fetch_all(&mut *source)
+                .await?;
+            let authorizers = sql::copy::AUTHORIZERS
                 .query::<DB>()
                 .fetch_all(&mut *source)
                 .await?;
@@ -230,6 +246,16 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
             }
+            for r in &authorizers {
+                sql::copy::PUT_AUTHORIZER
+                    .query::<Postgres>()
+                    .bind(&r.authorizer_appid)
+                    .bind(&r.configured)
+                    .bind(&r.refresh_token)
+                    .bind(r.updated_at)
+                    .execute(&mut *tx)
+                    .await?;
+            }
             sql::copy::SET_CLOCK
                 .query::<Postgres>()
                 .bind(tick)
@@ -245,6 +271,7 @@ impl Store {
                 cards: cards.len(),
                 audit: audit.len(),
                 subscribers: subscribers.len(),
+                authorizers: authorizers.len(),
                 tick,
             })
         })

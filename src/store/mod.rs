@@ -226,6 +226,7 @@ macro_rules! claim_with {
 
 mod applicants;
 mod audit;
+mod authorizers;
 mod cards;
 mod copy;
 mod lease;

@@ -221,7 +221,8 @@ macro_rules! statements {
                 use super::{Exec, Joined, Rows, Scalar};
                 #[allow(unused_imports)]
                 use crate::store::{
-                    applicants::*, audit::*, cards::*, copy::*, lease::*, subscribers::*,
+                    applicants::*, audit::*, authorizers::*, cards::*, copy::*, lease::*,
+                    subscribers::*,
                 };
                 $(
                     $(#[doc = $doc])*
@@ -605,7 +606,7 @@ statements! {
         /// whose clock moved) is refused.
         ROWS: Scalar<i64> = "SELECT (SELECT COUNT(*) FROM applicants)
                  + (SELECT COUNT(*) FROM cards) + (SELECT COUNT(*) FROM audit)
-                 + (SELECT COUNT(*) FROM subscribers)
+                 + (SELECT COUNT(*) FROM subscribers) + (SELECT COUNT(*) FROM authorizers)
                  + (SELECT tick FROM clock WHERE id = 1)";
         PUT_APPLICANT: Exec = "INSERT INTO applicants (appid, status, nickname, avatar_url, reason,
                  apply_url, applied_at, categories, first_seen, updated_at, gone, touched)
@@ -618,6 +619,10 @@ statements! {
         SUBSCRIBERS: Rows<SubscriberCopy> = "SELECT * FROM subscribers ORDER BY user_id";
         PUT_SUBSCRIBER: Exec = "INSERT INTO subscribers (user_id, name, subscribed_at, blocked_at)
              VALUES (?, ?, ?, ?)";
+        AUTHORIZERS: Rows<AuthorizerCopy> = "SELECT * FROM authorizers ORDER BY authorizer_appid";
+        PUT_AUTHORIZER: Exec = "INSERT INTO authorizers
+                 (authorizer_appid, configured, refresh_token, updated_at)
+             VALUES (?, ?, ?, ?)";
         PUT_AUDIT: Exec = "INSERT INTO audit (id, at, appid, action, actor_id, actor_name, via,
                  reason, result, errcode, detail, attempt_id)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
@@ -628,6 +633,26 @@ statements! {
                      COALESCE((SELECT MAX(id) FROM cards), 0) + 1, false),
                  setval(pg_get_serial_sequence('audit', 'id'),
                      COALESCE((SELECT MAX(id) FROM audit), 0) + 1, false)";
+    }
+
+    /// A third-party platform's refresh token per authorizer, kept across restarts.
+    mod authorizers {
+        READ: Rows<AuthorizerRow> = "SELECT configured, refresh_token FROM authorizers
+             WHERE authorizer_appid = ?";
+        /// Binds: authorizer, configured, now. The configured token, taken afresh.
+        TAKE_CONFIGURED: Exec = "INSERT INTO authorizers
+                 (authorizer_appid, configured, refresh_token, updated_at)
+             VALUES (?1, ?2, ?2, ?3)
+             ON CONFLICT (authorizer_appid) DO UPDATE SET configured = excluded.configured,
+                 refresh_token = excluded.refresh_token, updated_at = excluded.updated_at",
+        postgres: "INSERT INTO authorizers
+                 (authorizer_appid, configured, refresh_token, updated_at)
+             VALUES ($1, $2, $2, $3)
+             ON CONFLICT (authorizer_appid) DO UPDATE SET configured = excluded.configured,
+                 refresh_token = excluded.refresh_token, updated_at = excluded.updated_at";
+        /// Binds: refresh token, now, authorizer.
+        KEEP: Exec = "UPDATE authorizers SET refresh_token = ?, updated_at = ?
+             WHERE authorizer_appid = ?";
     }
 
     /// Approvers who get a direct message for each new card and each escalation.

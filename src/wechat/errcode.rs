@@ -8,7 +8,13 @@ use crate::i18n::Lang;
 pub const TOKEN_ERRCODES: [i64; 3] = [40001, 40014, 42001];
 
 /// Codes that mean the operator configured something wrong; retrying cannot help.
-pub const CONFIG_ERRCODES: [i64; 6] = [40013, 40125, 40164, 41001, 48001, 85107];
+pub const CONFIG_ERRCODES: [i64; 11] = [
+    40013, 40125, 40164, 41001, 48001, 61004, 61005, 61006, 61011, 61023, 85107,
+];
+
+/// A third-party platform's refresh token is no longer valid: the plugin's owner must authorize
+/// the platform again. Announced once, on its own.
+pub const REFRESH_TOKEN_INVALID: i64 = 61023;
 
 /// WeChat's "system busy". Writes are sent again on it, but nothing public promises that a write
 /// answered -1 was not applied, so a resend's stale-state answer is read as "probably applied".
@@ -91,9 +97,34 @@ const TABLE: &[Errcode] = &[
         en: "API not authorized for this account",
     },
     Errcode {
+        code: 61004,
+        zh: "调用方 IP 不在第三方平台的白名单中",
+        en: "the calling IP is not on the third-party platform's whitelist",
+    },
+    Errcode {
+        code: 61005,
+        zh: "component_verify_ticket 已过期",
+        en: "the component_verify_ticket has expired",
+    },
+    Errcode {
+        code: 61006,
+        zh: "component_verify_ticket 无效",
+        en: "the component_verify_ticket is invalid",
+    },
+    Errcode {
         code: 61007,
         zh: "接口未授权给第三方平台",
         en: "API not authorized for the third-party platform",
+    },
+    Errcode {
+        code: 61011,
+        zh: "无效的第三方平台",
+        en: "invalid third-party platform (component AppID)",
+    },
+    Errcode {
+        code: 61023,
+        zh: "授权方的 refresh_token 已失效",
+        en: "the authorizer's refresh token is no longer valid",
     },
     Errcode {
         code: 85107,
@@ -185,6 +216,19 @@ pub fn config_hint(code: i64) -> Option<&'static str> {
             "add /wxa/devplugin to the Cloud Run environment's WeChat token whitelist \
              (云托管控制台 → 云调用 → 微信令牌权限配置)",
         ),
+        61004 => Some(
+            "add this server's public IP to the third-party platform's whitelist \
+             (open.weixin.qq.com → 第三方平台 → 开发资料 → 白名单IP)",
+        ),
+        61005 | 61006 => Some(
+            "check the platform's ticket receiver: WECHAT_COMPONENT_TICKET_FILE must hold the \
+             latest component_verify_ticket WeChat pushed (every 10 minutes)",
+        ),
+        61011 => Some("WECHAT_COMPONENT_APPID is not this third-party platform's AppID"),
+        61023 => Some(
+            "the plugin's owner must authorize the third-party platform again; then set \
+             WECHAT_AUTHORIZER_REFRESH_TOKEN to the new authorizer_refresh_token and restart",
+        ),
         _ => None,
     }
 }
@@ -205,6 +249,16 @@ pub fn config_hint_in(code: i64, lang: Lang) -> Option<&'static str> {
             ),
             85107 => Some(
                 "请把 /wxa/devplugin 加入云托管环境的微信令牌白名单（云托管控制台 → 云调用 → 微信令牌权限配置）",
+            ),
+            61004 => Some(
+                "请把本服务器的公网 IP 加入第三方平台的白名单（open.weixin.qq.com → 第三方平台 → 开发资料 → 白名单IP）",
+            ),
+            61005 | 61006 => Some(
+                "请检查第三方平台的票据接收服务：WECHAT_COMPONENT_TICKET_FILE 应保存微信最新推送的 component_verify_ticket（每 10 分钟推送一次）",
+            ),
+            61011 => Some("WECHAT_COMPONENT_APPID 不是这个第三方平台的 AppID"),
+            61023 => Some(
+                "需要插件所有者重新授权第三方平台；之后把新的 authorizer_refresh_token 填入 WECHAT_AUTHORIZER_REFRESH_TOKEN 并重启",
             ),
             _ => None,
         },
@@ -237,8 +291,9 @@ mod tests {
     #[test]
     fn every_code_in_the_docs_has_both_languages() {
         let documented = [
-            -1, 40001, 40013, 40014, 40125, 40164, 41001, 42001, 45009, 45011, 47001, 48001, 61007,
-            85107, 85113, 89236, 89237, 89238, 89239, 89240, 89241, 89242, 89243, 89044, 89244,
+            -1, 40001, 40013, 40014, 40125, 40164, 41001, 42001, 45009, 45011, 47001, 48001, 61004,
+            61005, 61006, 61007, 61011, 61023, 85107, 85113, 89236, 89237, 89238, 89239, 89240,
+            89241, 89242, 89243, 89044, 89244,
         ];
         for code in documented {
             let zh = meaning(code, Lang::Zh).unwrap_or_default();

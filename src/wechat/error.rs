@@ -98,6 +98,9 @@ pub enum WeChatError {
     /// The token file (mode `file`) could not be used.
     #[error("access token file {path}: {reason}")]
     TokenFile { path: String, reason: String },
+    /// The `component_verify_ticket` file (mode `authorizer`) could not be used.
+    #[error("component_verify_ticket file {path}: {reason} (check the platform's ticket receiver)")]
+    TicketFile { path: String, reason: String },
 }
 
 /// Most characters of any text from outside (an errmsg, what a body held, a `Location`) that an
@@ -207,7 +210,7 @@ impl WeChatError {
     /// Whether this is an operator's configuration mistake (IP whitelist, AppSecret, AppID).
     pub fn is_config_error(&self) -> bool {
         matches!(self, Self::Api { code, .. } if errcode::CONFIG_ERRCODES.contains(code))
-            || matches!(self, Self::TokenFile { .. })
+            || matches!(self, Self::TokenFile { .. } | Self::TicketFile { .. })
     }
 
     /// What an operator should do, for configuration errors.

@@ -11,6 +11,7 @@
 //! A WeChat that ignores `page` is recognised by full pages that bring nobody new.
 
 mod answer;
+mod authorizer;
 mod errcode;
 mod error;
 mod token;
@@ -30,7 +31,8 @@ use crate::domain::applicant::{AppId, Applicant};
 #[cfg(test)]
 use crate::domain::applicant::{ApplyStatus, Category};
 
-pub use errcode::{DAILY_QUOTA, config_hint_in, meaning as errcode_meaning};
+pub use authorizer::{Authorizer, Kept, MemoryKeeper, RefreshTokenKeeper};
+pub use errcode::{DAILY_QUOTA, REFRESH_TOKEN_INVALID, config_hint_in, meaning as errcode_meaning};
 use errcode::{STALE_STATE, SYSTEM_BUSY};
 pub use error::{OUTSIDE_TEXT_MAX_CHARS, TransportKind, WeChatError, cut_outside_text};
 pub use token::{AccessToken, TokenMode, TokenProvider, TokenState};
@@ -195,8 +197,17 @@ pub struct WeChatClient {
 const CLOUD_CALL_HEADER: &str = "x-openapi-seqid";
 
 impl WeChatClient {
-    /// Builds the client and its token provider.
+    /// Builds the client and its token provider; in authorizer mode, a refresh token WeChat
+    /// returns lives as long as the process (see [`WeChatClient::with_keeper`]).
     pub fn new(config: WeChatConfig) -> Result<Self, WeChatError> {
+        Self::with_keeper(config, Arc::new(MemoryKeeper))
+    }
+
+    /// [`WeChatClient::new`], with `keeper` keeping the authorizer's refresh token across runs.
+    pub fn with_keeper(
+        config: WeChatConfig,
+        keeper: Arc<dyn RefreshTokenKeeper>,
+    ) -> Result<Self, WeChatError> {
         let http = reqwest::Client::builder()
             // Never follow: a redirected `stable_token` POST would carry the AppSecret to
             // wherever `Location` points. An answer that redirects is an error (`Redirect`).
@@ -217,6 +228,7 @@ impl WeChatClient {
             config.appid,
             config.secret,
             config.token_mode,
+            keeper,
         );
         Ok(Self {
             endpoint: token::join(&config.base_url, "wxa/devplugin"),

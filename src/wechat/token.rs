@@ -18,6 +18,7 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 use crate::wechat::WeChatError;
+use crate::wechat::authorizer::{Authorizer, AuthorizerChain, RefreshTokenKeeper};
 
 /// How the bot gets its access token (`WECHAT_TOKEN_MODE`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -28,6 +29,9 @@ pub enum TokenMode {
     Classic,
     /// Read from a file another service keeps fresh (`WECHAT_ACCESS_TOKEN_FILE`).
     File(PathBuf),
+    /// A third-party platform's authorizer token, bought with its component token and the
+    /// owner's refresh token (`WECHAT_TOKEN_MODE=authorizer`).
+    Authorizer(Authorizer),
     /// No token at all: inside WeChat Cloud Run with 开放接口服务 switched on, the platform adds
     /// the credential to calls made to `http://api.weixin.qq.com` (its "cloud call").
     CloudRun,
@@ -40,6 +44,7 @@ impl TokenMode {
             Self::Stable => "stable",
             Self::Classic => "classic",
             Self::File(_) => "file",
+            Self::Authorizer(_) => "authorizer",
             Self::CloudRun => "cloudrun",
         }
     }
@@ -100,6 +105,8 @@ pub struct TokenProvider {
     appid: String,
     secret: SecretString,
     mode: TokenMode,
+    /// The platform's chain, in authorizer mode.
+    chain: Option<AuthorizerChain>,
     cache: Mutex<Option<Cached>>,
     generation: AtomicU64,
     fetches: AtomicU64,
@@ -115,13 +122,19 @@ impl TokenProvider {
         appid: String,
         secret: SecretString,
         mode: TokenMode,
+        keeper: Arc<dyn RefreshTokenKeeper>,
     ) -> Arc<Self> {
+        let chain = match &mode {
+            TokenMode::Authorizer(config) => Some(AuthorizerChain::new(config.clone(), keeper)),
+            _ => None,
+        };
         Arc::new(Self {
             http,
             base,
             appid,
             secret,
             mode,
+            chain,
             cache: Mutex::new(None),
             generation: AtomicU64::new(0),
             fetches: AtomicU64::new(0),
@@ -168,6 +181,19 @@ impl TokenProvider {
         }
     }
 
+    /// In authorizer mode, fetches the platform's component token — the ticket file and the
+    /// platform's credentials — without trading the owner's refresh token; `Ok(false)` in any
+    /// other mode.
+    pub async fn component_token_ok(&self) -> Result<bool, WeChatError> {
+        match &self.chain {
+            Some(chain) => chain
+                .component_ready(&self.http, &self.base)
+                .await
+                .map(|()| true),
+            None => Ok(false),
+        }
+    }
+
     /// What the token looks like now, for `/status`.
     pub async fn state(&self) -> TokenState {
         let cache = self.cache.lock().await;
@@ -210,6 +236,16 @@ impl TokenProvider {
                 crate::telemetry::token_refresh("file", read.is_ok());
                 return read;
             }
+            TokenMode::Authorizer(_) => match &self.chain {
+                Some(chain) => {
+                    chain
+                        .authorizer_token(&self.http, &self.base, &self.appid)
+                        .await
+                }
+                None => Err(WeChatError::InvalidRequest(
+                    "authorizer mode without its chain".into(),
+                )),
+            },
             TokenMode::CloudRun => {
                 return Err(WeChatError::InvalidRequest(
                     "Cloud Run's cloud call needs no token".into(),
@@ -251,7 +287,7 @@ impl TokenProvider {
             .await
             .map_err(WeChatError::from_reqwest)?;
         let (status, bytes) = super::read_body(response).await?;
-        decode_token_answer(status, &bytes)
+        decode_token_answer(status, &bytes, "access_token").map(|a| (a.token, a.expires_in))
     }
 
     async fn fetch_classic(&self) -> Result<(String, u64), WeChatError> {
@@ -267,7 +303,7 @@ impl TokenProvider {
             .await
             .map_err(WeChatError::from_reqwest)?;
         let (status, bytes) = super::read_body(response).await?;
-        decode_token_answer(status, &bytes)
+        decode_token_answer(status, &bytes, "access_token").map(|a| (a.token, a.expires_in))
     }
 
     async fn read_file(&self, path: &PathBuf, generation: u64) -> Result<Cached, WeChatError> {
@@ -324,7 +360,7 @@ pub const MAX_TOKEN_LIFETIME_SECS: u64 = 7200;
 /// Refresh 5 minutes before expiry (the stable endpoint renews in its last 5 minutes), or at half
 /// the lifetime when the token has less than 10 minutes left. Lifetimes are capped at
 /// [`MAX_TOKEN_LIFETIME_SECS`], so the instant it gives never overflows.
-fn refresh_after(expires_in: u64) -> Duration {
+pub(crate) fn refresh_after(expires_in: u64) -> Duration {
     let expires_in = expires_in.min(MAX_TOKEN_LIFETIME_SECS);
     let secs = if expires_in > 600 {
         expires_in - 300
@@ -348,9 +384,24 @@ fn token_lifetime(value: &Value) -> Option<u64> {
     (secs >= 1.0).then(|| (secs.min(MAX_TOKEN_LIFETIME_SECS as f64)) as u64)
 }
 
-/// Reads a token answer. It is read as a JSON value and checked field by field, so no error
-/// quotes a value from it (serde's type errors would: the token itself, when it is not a string).
-fn decode_token_answer(status: u16, bytes: &[u8]) -> Result<(String, u64), WeChatError> {
+/// A token endpoint's answer.
+pub(crate) struct TokenAnswer {
+    /// The token.
+    pub token: String,
+    /// Its lifetime in seconds.
+    pub expires_in: u64,
+    /// `authorizer_refresh_token`, when the answer has one (the authorizer token's endpoint).
+    pub refresh_token: Option<String>,
+}
+
+/// Reads a token answer whose token is in `field`. It is read as a JSON value and checked field
+/// by field, so no error quotes a value from it (serde's type errors would: the token itself,
+/// when it is not a string).
+pub(crate) fn decode_token_answer(
+    status: u16,
+    bytes: &[u8],
+    field: &str,
+) -> Result<TokenAnswer, WeChatError> {
     if !(200..300).contains(&status) {
         return Err(WeChatError::Http { status });
     }
@@ -385,17 +436,17 @@ fn decode_token_answer(status: u16, bytes: &[u8]) -> Result<(String, u64), WeCha
             }
         },
     }
-    let token = match answer.get("access_token") {
+    let token = match answer.get(field) {
         Some(Value::String(token)) if !token.is_empty() => token.clone(),
         None | Some(Value::Null) | Some(Value::String(_)) => {
             return Err(WeChatError::decode(
                 status,
-                "the token answer has neither errcode nor access_token",
+                &format!("the token answer has neither errcode nor {field}"),
             ));
         }
         Some(other) => {
             return Err(bad(format!(
-                "access_token is {}, not a string",
+                "{field} is {}, not a string",
                 super::json_kind(other)
             )));
         }
@@ -412,7 +463,16 @@ fn decode_token_answer(status: u16, bytes: &[u8]) -> Result<(String, u64), WeCha
             ))
         })?,
     };
-    Ok((token, expires_in))
+    let refresh_token = answer
+        .get("authorizer_refresh_token")
+        .and_then(Value::as_str)
+        .filter(|t| !t.is_empty())
+        .map(str::to_owned);
+    Ok(TokenAnswer {
+        token,
+        expires_in,
+        refresh_token,
+    })
 }
 
 /// `base` + `path`, whether or not `base` ends in a slash.

@@ -27,6 +27,39 @@ pub(super) fn routes() -> Router<Sandbox> {
         .route("/paging", get(paging).post(set_paging))
         .route("/stats", get(stats))
         .route("/calls", get(calls))
+        .route("/platform", get(platform))
+        .route("/platform/ticket", post(push_ticket))
+        .route("/platform/tickets/expire", post(expire_tickets))
+        .route("/platform/revoke", post(revoke_authorization))
+        .route("/platform/authorize", post(authorize_again))
+}
+
+/// The third-party platform's side: the newest ticket (what the platform's receiver would have
+/// written) and the owner's current refresh token (`null`: authorization revoked).
+async fn platform(State(sb): State<Sandbox>) -> Response {
+    Json(json!({
+        "component_verify_ticket": sb.ticket(),
+        "authorizer_refresh_token": sb.authorizer_refresh_token(),
+    }))
+    .into_response()
+}
+
+async fn push_ticket(State(sb): State<Sandbox>) -> Response {
+    Json(json!({ "component_verify_ticket": sb.push_ticket() })).into_response()
+}
+
+async fn expire_tickets(State(sb): State<Sandbox>) -> StatusCode {
+    sb.expire_tickets();
+    StatusCode::NO_CONTENT
+}
+
+async fn revoke_authorization(State(sb): State<Sandbox>) -> StatusCode {
+    sb.revoke_authorization();
+    StatusCode::NO_CONTENT
+}
+
+async fn authorize_again(State(sb): State<Sandbox>) -> Response {
+    Json(json!({ "authorizer_refresh_token": sb.authorize_again() })).into_response()
 }
 
 fn bad(reason: impl Into<String>) -> Response {

@@ -18,6 +18,7 @@
 //!   `oversized` (`"n"` bytes) for any call, `apply_list` (`"value"`: any JSON where the list
 //!   belongs) for `dev_apply_list`. A fault matches only calls it applies to.
 
+mod component;
 mod control;
 mod seed;
 
@@ -88,6 +89,16 @@ pub mod errcode {
     pub const NOT_LISTED: i64 = 89242;
     /// Delete on a pending applicant.
     pub const PENDING_NOT_DELETABLE: i64 = 89243;
+    /// Third-party platform: the caller's IP is not on the platform's whitelist.
+    pub const PLATFORM_IP_NOT_WHITELISTED: i64 = 61004;
+    /// Third-party platform: the `component_verify_ticket` expired.
+    pub const TICKET_EXPIRED: i64 = 61005;
+    /// Third-party platform: the `component_verify_ticket` is not one WeChat pushed.
+    pub const TICKET_INVALID: i64 = 61006;
+    /// Third-party platform: not the platform's component AppID.
+    pub const INVALID_COMPONENT: i64 = 61011;
+    /// Third-party platform: the authorizer's refresh token is not valid (authorize again).
+    pub const REFRESH_TOKEN_INVALID: i64 = 61023;
     /// Cloud Run: the path is not on the environment's 微信令牌 whitelist.
     pub const CLOUD_NOT_WHITELISTED: i64 = 85107;
     /// Cloud Run: the cloud call is not ready yet (just after a first deploy).
@@ -109,6 +120,10 @@ pub struct SandboxConfig {
     pub token_ttl: Duration,
     /// A new pending applicant arrives on this period.
     pub arrival_every: Option<Duration>,
+    /// The third-party platform's component AppID (authorizer mode).
+    pub component_appid: String,
+    /// Its component AppSecret.
+    pub component_secret: String,
     /// Serve as WeChat does inside Cloud Run with 开放接口服务 on: a devplugin call with no
     /// `access_token` is accepted (the platform's cloud call adds the credential), and every
     /// devplugin answer carries `x-openapi-seqid`. Off, a call without a token gets 41001.
@@ -124,6 +139,8 @@ impl Default for SandboxConfig {
             seed: 42,
             token_ttl: Duration::from_secs(7200),
             arrival_every: None,
+            component_appid: "wx5a4db0c0ffee0c01".to_owned(),
+            component_secret: "sandbox-component-secret".to_owned(),
             cloud_run: false,
         }
     }
@@ -269,6 +286,10 @@ pub struct SandboxStats {
     pub stable_token_requests: u64,
     /// `GET /cgi-bin/token` requests.
     pub classic_token_requests: u64,
+    /// `POST /cgi-bin/component/api_component_token` requests.
+    pub component_token_requests: u64,
+    /// `POST /cgi-bin/component/api_authorizer_token` requests.
+    pub authorizer_token_requests: u64,
     /// `dev_apply_list` calls.
     pub apply_list: u64,
     /// `dev_agree` calls.
@@ -325,6 +346,8 @@ struct World {
     paging: Paging,
     /// [`SandboxConfig::cloud_run`].
     cloud_run: bool,
+    /// The third-party platform's tickets, component tokens and the authorizer's refresh token.
+    platform: component::Platform,
     stats: SandboxStats,
     calls: Vec<RecordedCall>,
     /// Writes being handled per appid, for [`SandboxStats::overlapping_writes`].
@@ -470,6 +493,7 @@ impl Sandbox {
             faults: Vec::new(),
             paging: Paging::default(),
             cloud_run: config.cloud_run,
+            platform: component::Platform::new(),
             stats: SandboxStats::default(),
             calls: Vec::new(),
             writing: HashMap::new(),
@@ -497,6 +521,14 @@ impl Sandbox {
         Router::new()
             .route("/cgi-bin/stable_token", post(stable_token))
             .route("/cgi-bin/token", get(classic_token))
+            .route(
+                "/cgi-bin/component/api_component_token",
+                post(component::component_token),
+            )
+            .route(
+                "/cgi-bin/component/api_authorizer_token",
+                post(component::authorizer_token),
+            )
             .route("/wxa/devplugin", post(devplugin))
             .nest("/__sandbox", control::routes())
             .with_state(self.clone())
@@ -729,6 +761,11 @@ fn errmsg(code: i64) -> String {
         errcode::ONLY_REFUSED_OR_EXPIRED => "only refused or expired applications can be deleted",
         errcode::NOT_LISTED => "appid not in the application list",
         errcode::PENDING_NOT_DELETABLE => "pending applications cannot be deleted",
+        errcode::PLATFORM_IP_NOT_WHITELISTED => "invalid ip 203.0.113.7, not in whitelist",
+        errcode::TICKET_EXPIRED => "component_verify_ticket is expired",
+        errcode::TICKET_INVALID => "component_verify_ticket is invalid",
+        errcode::INVALID_COMPONENT => "invalid component",
+        errcode::REFRESH_TOKEN_INVALID => "refresh_token is invalid",
         errcode::CLOUD_NOT_WHITELISTED => "api not in the wxcloud token whitelist",
         errcode::CLOUD_NOT_READY => "cloudbase_token is not ready yet",
         _ => "error",
