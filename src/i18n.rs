@@ -294,6 +294,8 @@ pub struct Texts {
     pub button_withdraw: &'static str,
     /// The votes so far on an open card; `{names}` are the voters.
     pub line_votes: &'static str,
+    /// After the votes line: votes of people no longer approvers, not counted.
+    pub votes_uncounted: &'static str,
     pub toast_voted: &'static str,
     pub toast_withdrawn: &'static str,
     pub alert_already_voted: &'static str,
@@ -579,6 +581,7 @@ static ZH: Texts = Texts {
     button_approve_votes: "✅ 通过（{n}/{needed}）",
     button_withdraw: "↩ 撤回我的赞成",
     line_votes: "👍 {n}/{needed} · {names}",
+    votes_uncounted: "（不计入：{names} 已不是审批人）",
     toast_voted: "👍 已记下你的赞成：{n}/{needed}，还需 {left} 位审批人。",
     toast_withdrawn: "↩ 已撤回你的赞成：{n}/{needed}。",
     alert_already_voted: "你已经赞成过了（{n}/{needed}），还需要其他审批人的 ✅。",
@@ -765,6 +768,7 @@ static EN: Texts = Texts {
     button_approve_votes: "✅ Approve ({n}/{needed})",
     button_withdraw: "↩ Withdraw my vote",
     line_votes: "👍 {n}/{needed} · {names}",
+    votes_uncounted: " (not counted: {names}, no longer an approver)",
     toast_voted: "👍 Your vote counts: {n}/{needed}. It takes {left} more approver(s).",
     toast_withdrawn: "↩ Your vote is withdrawn: {n}/{needed}.",
     alert_already_voted: "You have already voted for this one ({n}/{needed}); it takes another approver's ✅.",

@@ -211,6 +211,16 @@ async fn a_vote_of_someone_no_longer_an_approver_does_not_complete_the_quorum() 
     let (text, _) = press_answer(&app, EVE, &appid, "✅").await;
     assert!(text.contains("1/2"), "{text}");
     assert_eq!(app.wechat_calls("dev_agree"), 0);
+    // The card counts as the quorum does: Alice's vote stays in sight, apart and uncounted.
+    let card = app
+        .wait_card_text(&appid, "(not counted: @alice, no longer an approver)")
+        .await;
+    assert!(
+        card.plain_text.contains("👍 1/2 · Eve"),
+        "{}",
+        card.plain_text
+    );
+    assert_eq!(button_labels(&card)[0], "✅ Approve (1/2)");
     assert_eq!(app.status(&appid), Some(1));
     app.press(BOB, &appid, "✅");
     app.wait_card_text(&appid, "Approved by @bob").await;

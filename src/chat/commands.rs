@@ -419,6 +419,7 @@ async fn decide(
                 tz: &app.settings.time_zone,
                 before: stored.before.as_ref(),
                 approvals_required: app.settings.approvals_required,
+                uncounted: Vec::new(),
             };
             view.outcome_line()
         }

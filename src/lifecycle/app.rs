@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Settings;
 use crate::domain::now_secs;
 use crate::i18n::{Lang, Texts};
-use crate::lifecycle::desk::Desk;
+use crate::lifecycle::desk::{Desk, DeskParts};
 use crate::lifecycle::leader::Leadership;
 use crate::lifecycle::poller::Poller;
 use crate::store::Store;
@@ -69,7 +69,7 @@ pub struct App {
     /// The team chat's cards and messages.
     pub desk: Desk,
     /// Who may decide.
-    pub approvers: Approvers,
+    pub approvers: Arc<Approvers>,
     /// Cards held by decisions in flight.
     pub holds: Arc<Holds>,
     /// Fired when the bot is asked to stop (the desk's waits end with it: [`App::stop_waiting`]).
@@ -95,22 +95,26 @@ impl App {
         bot: teloxide::Bot,
     ) -> Arc<Self> {
         let settings = Arc::new(settings);
-        let approvers = Approvers::new(settings.approvers.clone(), settings.delete_ids.clone());
+        let approvers = Arc::new(Approvers::new(
+            settings.approvers.clone(),
+            settings.delete_ids.clone(),
+        ));
         let leadership = Arc::new(Leadership::new(settings.replica.clone(), settings.lease));
         if !store.is_postgres() {
             leadership.lead_when_unreachable();
         }
         let stopping = CancellationToken::new();
         let poller = Poller::new(wechat);
-        let desk = Desk::new(
-            Arc::clone(&settings),
-            store.clone(),
+        let desk = Desk::new(DeskParts {
+            settings: Arc::clone(&settings),
+            store: store.clone(),
             bot,
-            Desk::limiter_for(&settings),
-            Arc::clone(&leadership),
-            stopping.clone(),
-            poller.on_message_gone(),
-        );
+            limiter: Desk::limiter_for(&settings),
+            leadership: Arc::clone(&leadership),
+            approvers: Arc::clone(&approvers),
+            stopping: stopping.clone(),
+            on_message_gone: poller.on_message_gone(),
+        });
         Arc::new(Self {
             settings,
             store,

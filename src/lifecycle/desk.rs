@@ -23,6 +23,7 @@ use crate::domain::now_secs;
 use crate::i18n::{Lang, Texts, fill};
 use crate::lifecycle::leader::Leadership;
 use crate::store::{Store, StoredApplicant};
+use crate::telegram::approver::Approvers;
 use crate::telegram::html::{escape, nickname_html};
 use crate::telegram::limiter::{Lane, Limits, SendLimiter};
 use crate::telegram::view::CardView;
@@ -70,6 +71,8 @@ pub struct Desk {
     /// Whether this replica leads: only a leader sends new cards or (on PostgreSQL, long
     /// polling) edits them.
     leadership: Arc<Leadership>,
+    /// Who may decide: a vote of someone no longer among them is shown apart, uncounted.
+    approvers: Arc<Approvers>,
     card_locks: Arc<CardLocks>,
     /// One new card's message in flight at a time, from its send until its id is recorded: a
     /// command's card and the poller's are never on the wire together, so a kill leaves at most
@@ -115,19 +118,39 @@ pub const STOP_GRACE: Duration = Duration::from_secs(5);
 /// next poll sends it).
 const SEND_RETRIES: usize = 3;
 
+/// What a desk is made of: its chat's settings and what it shares with the rest of the process.
+pub struct DeskParts {
+    /// The settings; the desk serves `team_chat_id`.
+    pub settings: Arc<Settings>,
+    /// The store.
+    pub store: Store,
+    /// The bot.
+    pub bot: Bot,
+    /// The bot token's limiter (see [`Desk::limiter_for`]).
+    pub limiter: Arc<SendLimiter>,
+    /// The lease.
+    pub leadership: Arc<Leadership>,
+    /// Who may decide.
+    pub approvers: Arc<Approvers>,
+    /// The process's stop.
+    pub stopping: CancellationToken,
+    /// What the poller must hear of a deleted card message.
+    pub on_message_gone: MessageGone,
+}
+
 impl Desk {
-    /// A desk for `settings.team_chat_id`; nothing is sent yet. `limiter` paces the bot token's
-    /// calls (see [`Desk::limiter_for`]), `stopping` is the process's stop, `on_message_gone`
-    /// what the poller must hear of a deleted card message.
-    pub fn new(
-        settings: Arc<Settings>,
-        store: Store,
-        bot: Bot,
-        limiter: Arc<SendLimiter>,
-        leadership: Arc<Leadership>,
-        stopping: CancellationToken,
-        on_message_gone: MessageGone,
-    ) -> Self {
+    /// A desk for `parts.settings.team_chat_id`; nothing is sent yet.
+    pub fn new(parts: DeskParts) -> Self {
+        let DeskParts {
+            settings,
+            store,
+            bot,
+            limiter,
+            leadership,
+            approvers,
+            stopping,
+            on_message_gone,
+        } = parts;
         Self {
             chat: settings.team_chat_id,
             settings,
@@ -135,6 +158,7 @@ impl Desk {
             bot,
             limiter,
             leadership,
+            approvers,
             card_locks: Arc::default(),
             card_sends: Mutex::new(()),
             stopping,
@@ -214,6 +238,15 @@ impl Desk {
             tz: &self.settings.time_zone,
             before: stored.before.as_ref(),
             approvals_required: self.settings.approvals_required,
+            uncounted: card
+                .votes
+                .iter()
+                .filter(|v| {
+                    self.approvers
+                        .known_not_approver(teloxide::types::UserId(v.id))
+                })
+                .map(|v| v.id)
+                .collect(),
         }
     }
 

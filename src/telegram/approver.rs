@@ -21,6 +21,21 @@ pub struct Approvers {
 }
 
 impl Approvers {
+    /// Whether `user` is known, without asking Telegram, not to be an approver now: not in
+    /// `APPROVER_IDS`, or not among the chat's administrators as last read (while that answer is
+    /// fresh and not being refreshed). `false` when it cannot be told that way.
+    pub fn known_not_approver(&self, user: UserId) -> bool {
+        if let Some(fixed) = &self.fixed {
+            return !fixed.contains(&user);
+        }
+        match self.admins.try_lock() {
+            Ok(cache) => cache.as_ref().is_some_and(|(at, admins)| {
+                at.elapsed() < ADMIN_CACHE_TTL && !admins.contains(&user)
+            }),
+            Err(_) => false,
+        }
+    }
+
     /// Fixed approvers, or `None` for "the chat's administrators"; fixed deleters, or `None`
     /// for "the approvers".
     pub fn new(fixed: Option<Vec<UserId>>, deleters: Option<Vec<UserId>>) -> Self {

@@ -155,9 +155,21 @@ pub struct CardView<'a> {
     pub before: Option<&'a HistoryEntry>,
     /// `APPROVALS_REQUIRED`: with 2 or more the card shows the votes gathered.
     pub approvals_required: u32,
+    /// Voters on the card who are no longer approvers: their votes are shown apart and not
+    /// counted, as the quorum does not count them.
+    pub uncounted: Vec<u64>,
 }
 
 impl CardView<'_> {
+    /// The votes that count towards the quorum.
+    fn counted_votes(&self) -> usize {
+        self.card
+            .votes
+            .iter()
+            .filter(|v| !self.uncounted.contains(&v.id))
+            .count()
+    }
+
     /// The card's HTML text.
     pub fn text(&self) -> String {
         let t = self.lang.texts();
@@ -233,15 +245,30 @@ impl CardView<'_> {
         if self.gone || !self.applicant.status.is_decidable() {
             return None;
         }
-        let names: Vec<String> = self.card.votes.iter().map(|v| name_html(&v.name)).collect();
-        Some(fill(
+        let (counted, uncounted): (Vec<_>, Vec<_>) = self
+            .card
+            .votes
+            .iter()
+            .partition(|v| !self.uncounted.contains(&v.id));
+        let names = |votes: &[&crate::domain::card::Vote]| -> String {
+            votes
+                .iter()
+                .map(|v| name_html(&v.name))
+                .collect::<Vec<_>>()
+                .join(t.list_sep)
+        };
+        let mut line = fill(
             t.line_votes,
             &[
-                ("n", &self.card.votes.len().to_string()),
+                ("n", &counted.len().to_string()),
                 ("needed", &self.approvals_required.to_string()),
-                ("names", &names.join(t.list_sep)),
+                ("names", &names(&counted)),
             ],
-        ))
+        );
+        if !uncounted.is_empty() {
+            line.push_str(&fill(t.votes_uncounted, &[("names", &names(&uncounted))]));
+        }
+        Some(line)
     }
 
     /// What the store knows of the applicant's past, shown while a decision is open: the last
@@ -646,7 +673,7 @@ impl CardView<'_> {
                 fill(
                     t.button_approve_votes,
                     &[
-                        ("n", &self.card.votes.len().to_string()),
+                        ("n", &self.counted_votes().to_string()),
                         ("needed", &self.approvals_required.to_string()),
                     ],
                 )
@@ -787,6 +814,7 @@ mod tests {
             tz: &tz,
             before: None,
             approvals_required: 1,
+            uncounted: Vec::new(),
         };
         let text = view.text();
         assert!(text.contains("&lt;script&gt;"));
@@ -827,6 +855,7 @@ mod tests {
             tz: &tz,
             before: None,
             approvals_required: 1,
+            uncounted: Vec::new(),
         };
 
         let text = view.text();
@@ -850,6 +879,7 @@ mod tests {
                 tz: &tz,
                 before: None,
                 approvals_required: 1,
+                uncounted: Vec::new(),
             }
             .keyboard()
             .inline_keyboard
