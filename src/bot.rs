@@ -55,7 +55,7 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
     let store = Store::open(&settings.database_url).await?;
     let wechat = WeChatClient::with_keeper(
         settings.wechat.clone(),
-        Arc::new(crate::lifecycle::poller::KeptInStore(store.clone())),
+        Arc::new(crate::lifecycle::plugin::KeptInStore(store.clone())),
     )?;
     let bot = telegram_bot(&settings)?;
     let app = App::new(settings, wechat, store, bot);

@@ -355,7 +355,7 @@ async fn check_wechat(settings: &Settings) -> Result<String, String> {
     let wechat = match (&config.token_mode, &store) {
         (_, Some(store)) => WeChatClient::with_keeper(
             config,
-            std::sync::Arc::new(crate::lifecycle::poller::KeptInStore(store.clone())),
+            std::sync::Arc::new(crate::lifecycle::plugin::KeptInStore(store.clone())),
         ),
         _ => WeChatClient::new(config),
     }

@@ -14,7 +14,7 @@ use crate::domain::now_secs;
 use crate::i18n::{Lang, Texts};
 use crate::lifecycle::desk::{Desk, DeskParts};
 use crate::lifecycle::leader::Leadership;
-use crate::lifecycle::poller::Poller;
+use crate::lifecycle::plugin::Poller;
 use crate::store::Store;
 use crate::telegram::approver::Approvers;
 use crate::telegram::conflicts::TelegramConflicts;

@@ -1,34 +1,10 @@
-//! Whether the bot is doing its job: the poller's record of its last polls (for `/status` and for
-//! announcing an outage once) and the verdict `/healthz` gives from it.
+//! Whether the bot is doing its job: the verdict `/healthz` gives from the poller's record of its
+//! last polls ([`crate::lifecycle::plugin::PollHealth`]) and the lease.
 
 use std::time::Duration;
 
 use crate::domain::now_secs;
 use crate::lifecycle::app::App;
-
-/// Poll health, for `/status` and for announcing an outage once.
-#[derive(Clone, Debug, Default)]
-pub struct PollHealth {
-    /// When the last poll ran (unix seconds).
-    pub last_poll_at: Option<i64>,
-    /// When the last poll succeeded.
-    pub last_ok_at: Option<i64>,
-    /// The last poll error as the log and `/healthz` show it (English, for operators).
-    pub last_error: Option<String>,
-    /// The same error in the chat's language, for `/status`.
-    pub last_error_text: Option<String>,
-    /// Failed polls in a row.
-    pub failures_in_row: u32,
-    /// When the current run of failures began.
-    pub failing_since: Option<i64>,
-    /// Whether the chat was told about the current outage.
-    pub outage_announced: bool,
-    /// Whether the chat was told, in this outage, that the platform's refresh token is refused
-    /// (61023), which it is told even after another alert.
-    pub reauthorize_announced: bool,
-    /// No polls before this (unix seconds): WeChat's daily quota is used up.
-    pub quota_paused_until: Option<i64>,
-}
 
 /// What `/healthz` answers.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]

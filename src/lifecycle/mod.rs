@@ -9,6 +9,7 @@ pub mod decision;
 pub mod desk;
 pub mod health;
 pub mod leader;
+pub mod plugin;
 pub mod poller;
 pub mod quorum;
 pub mod reminder;

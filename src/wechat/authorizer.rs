@@ -18,7 +18,7 @@ use tokio::time::Instant;
 
 use crate::wechat::WeChatError;
 use crate::wechat::errcode::REFRESH_TOKEN_INVALID;
-use crate::wechat::token::{TokenAnswer, decode_token_answer, join, refresh_after};
+use crate::wechat::grant::{TokenAnswer, decode_token_answer, join, refresh_after};
 
 /// The platform's credentials (`WECHAT_TOKEN_MODE=authorizer`).
 #[derive(Clone, Debug)]

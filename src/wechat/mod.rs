@@ -14,6 +14,7 @@ mod answer;
 mod authorizer;
 mod errcode;
 mod error;
+mod grant;
 mod token;
 
 use std::collections::HashSet;
@@ -231,7 +232,7 @@ impl WeChatClient {
             keeper,
         );
         Ok(Self {
-            endpoint: token::join(&config.base_url, "wxa/devplugin"),
+            endpoint: grant::join(&config.base_url, "wxa/devplugin"),
             http,
             tokens,
             page_size: config.page_size,
