@@ -1481,3 +1481,67 @@ async fn a_revoked_authorization_is_61023_with_what_the_owner_must_do() {
         "{error:?}"
     );
 }
+
+/// [`Kept`], whose writes take a while: a database under load.
+struct SlowKept(Kept, Duration);
+
+impl RefreshTokenKeeper for SlowKept {
+    fn current<'a>(
+        &'a self,
+        authorizer_appid: &'a str,
+        configured: &'a str,
+    ) -> wxplugin_bot::wechat::Kept<'a, String> {
+        self.0.current(authorizer_appid, configured)
+    }
+
+    fn keep<'a>(
+        &'a self,
+        authorizer_appid: &'a str,
+        token: &'a str,
+    ) -> wxplugin_bot::wechat::Kept<'a, ()> {
+        Box::pin(async move {
+            tokio::time::sleep(self.1).await;
+            self.0.keep(authorizer_appid, token).await
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_replica_whose_refresh_token_another_just_traded_takes_the_newer_one() {
+    let sb = sandbox(1).await;
+    let dir = tempfile::tempdir().unwrap();
+    let shared = Arc::new(SlowKept(Kept::default(), Duration::from_millis(400)));
+    std::fs::write(dir.path().join("ticket"), sb.sandbox.ticket()).unwrap();
+    let replica = |keeper: Arc<SlowKept>| {
+        let defaults = SandboxConfig::default();
+        let mut config = config(&sb);
+        config.token_mode = TokenMode::Authorizer(Authorizer {
+            component_appid: defaults.component_appid,
+            component_secret: SecretString::from(defaults.component_secret),
+            ticket_file: dir.path().join("ticket"),
+            refresh_token: SecretString::from(sb.sandbox.authorizer_refresh_token().unwrap()),
+        });
+        WeChatClient::with_keeper(config, keeper).unwrap()
+    };
+    let first = replica(Arc::clone(&shared));
+    let second = replica(Arc::clone(&shared));
+
+    // The first trades the refresh token and is still writing the new one down when the second
+    // presents the old one.
+    let (a, b) = tokio::join!(first.list_all(), async {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        second.list_all().await
+    });
+
+    assert_eq!(a.unwrap().len(), 1);
+    assert_eq!(
+        b.unwrap().len(),
+        1,
+        "a refusal of a just-replaced token is no revocation"
+    );
+    assert_eq!(sb.sandbox.stats().authorizer_token_requests, 3);
+    assert_eq!(
+        shared.0.0.lock().unwrap().last().cloned(),
+        sb.sandbox.authorizer_refresh_token()
+    );
+}

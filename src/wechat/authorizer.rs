@@ -46,6 +46,11 @@ impl PartialEq for Authorizer {
 
 impl Eq for Authorizer {}
 
+/// How many times, and how far apart, a refused refresh token is looked up again in case another
+/// replica replaced it a moment ago.
+const REPLACED_LOOKS: usize = 3;
+const REPLACED_LOOK_EVERY: std::time::Duration = std::time::Duration::from_millis(300);
+
 /// What a [`RefreshTokenKeeper`] call returns.
 pub type Kept<'a, T> = Pin<Box<dyn Future<Output = Result<T, String>> + Send + 'a>>;
 
@@ -254,8 +259,19 @@ impl AuthorizerChain {
             } = match answer {
                 Err(e) if e.errcode() == Some(REFRESH_TOKEN_INVALID) && !retried => {
                     retried = true;
-                    let (again, _) = self.current_refresh(authorizer_appid).await;
-                    if again.expose_secret() == current.expose_secret() {
+                    // Another replica may have traded this token a moment ago and be about to
+                    // keep the new one: look a few times before calling it a revoked
+                    // authorization, which a person must mend.
+                    let mut replaced = false;
+                    for _ in 0..REPLACED_LOOKS {
+                        let (again, _) = self.current_refresh(authorizer_appid).await;
+                        if again.expose_secret() != current.expose_secret() {
+                            replaced = true;
+                            break;
+                        }
+                        tokio::time::sleep(REPLACED_LOOK_EVERY).await;
+                    }
+                    if !replaced {
                         return Err(e);
                     }
                     tracing::info!(
