@@ -120,6 +120,8 @@ pub struct Texts {
     pub line_awaiting: &'static str,
     // names
     pub status_pending: &'static str,
+    /// An applicant no longer in WeChat's list (deleted), where a status is named.
+    pub status_gone: &'static str,
     pub status_approved: &'static str,
     pub status_refused: &'static str,
     pub status_expired: &'static str,
@@ -449,6 +451,7 @@ static ZH: Texts = Texts {
     line_choosing: "❌ {name} 正在选择拒绝理由…",
     line_awaiting: "✍️ 等待 {name} 回复拒绝理由…",
     status_pending: "待审核",
+    status_gone: "已不在微信申请列表中",
     status_approved: "已通过",
     status_refused: "已拒绝",
     status_expired: "已超时",
@@ -636,6 +639,7 @@ static EN: Texts = Texts {
     line_choosing: "❌ {name} is choosing a reason…",
     line_awaiting: "✍️ Waiting for {name}'s reason…",
     status_pending: "pending",
+    status_gone: "no longer in WeChat's application list",
     status_approved: "approved",
     status_refused: "rejected",
     status_expired: "timed out",

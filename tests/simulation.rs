@@ -3527,7 +3527,19 @@ impl World {
                 .next()
                 .unwrap_or_default()
                 .replace("{appid}", &appid);
-            if !touched && reply.plain_text.starts_with(&refused) {
+            // Deleted by the bot itself meanwhile (an earlier /delete or 🗑 that took effect, which
+            // the reply names): nothing is left to delete, and saying so is the truth.
+            let deleted_by_bot = t
+                .line_deleted
+                .split("{name}")
+                .next()
+                .is_some_and(|prefix| reply.plain_text.contains(prefix))
+                && self.app.wx.sandbox.calls().iter().any(|c| {
+                    c.action.as_deref() == Some("dev_delete")
+                        && c.appid.as_deref() == Some(appid.as_str())
+                        && c.errcode == Some(0)
+                });
+            if !touched && !deleted_by_bot && reply.plain_text.starts_with(&refused) {
                 self.violation(
                     "delete-without-card-refused",
                     Some(&appid),

@@ -351,7 +351,7 @@ async fn decide(
         return Ok(not_applicable(
             app,
             appid,
-            stored.applicant.status,
+            Some(stored.applicant.status),
             action,
             None,
         ));
@@ -392,9 +392,13 @@ async fn decide(
         Outcome::NotApplicable => {
             // What the card knows of how it got there (who decided, when), if it knows.
             let now = app.store.applicant(appid).await?;
-            let status = now
-                .as_ref()
-                .map_or(stored.applicant.status, |n| n.applicant.status);
+            // Deleted meanwhile (by this very bot, as the card tells): its last status is no
+            // longer what it is.
+            let status = match &now {
+                Some(n) if n.gone => None,
+                Some(n) => Some(n.applicant.status),
+                None => Some(stored.applicant.status),
+            };
             let known = match (app.store.card(card.id).await?, now) {
                 (Some(card), Some(now)) if card.note.is_some() => {
                     Some(app.desk.view(&now, &card).outcome_line())
@@ -436,20 +440,22 @@ async fn decide(
 }
 
 /// The answer to a command's decision that cannot be made: the appid, its status in WeChat as
-/// last read, the action, and what the card records of how it got there (`known`).
+/// last read (`None`: no longer listed), the action, and what the card records of how it got
+/// there (`known`).
 fn not_applicable(
     app: &App,
     appid: &AppId,
-    status: ApplyStatus,
+    status: Option<ApplyStatus>,
     action: Action,
     known: Option<String>,
 ) -> String {
     let t = app.texts();
+    let status = status.map_or_else(|| t.status_gone.to_owned(), |s| status_name(s, t));
     let mut out = fill(
         t.cmd_not_applicable,
         &[
             ("appid", &format!("<code>{}</code>", escape(appid.as_str()))),
-            ("status", &escape(&status_name(status, t))),
+            ("status", &escape(&status)),
             ("action", crate::telegram::view::action_name(action, t)),
         ],
     );
