@@ -87,10 +87,14 @@ pub async fn serve(app: Arc<App>, shutdown: CancellationToken) -> anyhow::Result
                 app.store.follow().await;
                 None
             }
+            // As in a later term: a failure taking up the duties (a database error mid-way,
+            // such as a connection PostgreSQL ended) hands the lease on, and this replica goes on
+            // as a standby that tries again at the lease's next step.
             Err(e) => {
+                tracing::error!(error = %crate::report::one_line_anyhow(&e), "could not take up the leader's duties; handing the lease on");
+                app.store.follow().await;
                 app.leadership.release(&app.store).await;
-                app.store.close().await;
-                return Err(e);
+                None
             }
         },
         _ => None,
