@@ -64,6 +64,16 @@ async fn world(applicants: usize) -> (RunningSandbox, RunningFakeTelegram) {
 
 /// Runs `check` against both fakes, with `vars` on top of a valid configuration.
 async fn check(wx: &RunningSandbox, tg: &RunningFakeTelegram, vars: &[(&str, &str)]) -> Output {
+    check_with_secret(wx, tg, true, vars).await
+}
+
+/// [`check`], with `WECHAT_SECRET` left out unless `secret` (the modes that have none).
+async fn check_with_secret(
+    wx: &RunningSandbox,
+    tg: &RunningFakeTelegram,
+    secret: bool,
+    vars: &[(&str, &str)],
+) -> Output {
     let base = wx.base_url.clone();
     let api = tg.api_url.to_string();
     let vars: Vec<(String, String)> = vars
@@ -71,8 +81,12 @@ async fn check(wx: &RunningSandbox, tg: &RunningFakeTelegram, vars: &[(&str, &st
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
         .collect();
     tokio::task::spawn_blocking(move || {
-        valid(&mut bot(), &base)
-            .env("TELOXIDE_TOKEN", FAKE_BOT_TOKEN)
+        let mut cmd = bot();
+        valid(&mut cmd, &base);
+        if !secret {
+            cmd.env_remove("WECHAT_SECRET");
+        }
+        cmd.env("TELOXIDE_TOKEN", FAKE_BOT_TOKEN)
             .env("TELOXIDE_API_URL", api)
             .env("TEAM_CHAT_ID", TEAM.to_string())
             .envs(vars)
@@ -132,21 +146,7 @@ async fn check_reads_one_page_and_telegram_and_never_prints_a_secret() {
 
 /// `check` in `cloudrun` mode, with no `WECHAT_SECRET` at all, against `wx`.
 async fn check_cloud_run(wx: &RunningSandbox, tg: &RunningFakeTelegram) -> Output {
-    let base = wx.base_url.clone();
-    let api = tg.api_url.to_string();
-    tokio::task::spawn_blocking(move || {
-        valid(&mut bot(), &base)
-            .env_remove("WECHAT_SECRET")
-            .env("WECHAT_TOKEN_MODE", "cloudrun")
-            .env("TELOXIDE_TOKEN", FAKE_BOT_TOKEN)
-            .env("TELOXIDE_API_URL", api)
-            .env("TEAM_CHAT_ID", TEAM.to_string())
-            .arg("check")
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap()
+    check_with_secret(wx, tg, false, &[("WECHAT_TOKEN_MODE", "cloudrun")]).await
 }
 
 #[tokio::test]
@@ -192,31 +192,26 @@ async fn check_platform(
     tg: &RunningFakeTelegram,
     dir: &std::path::Path,
 ) -> Output {
-    let base = wx.base_url.clone();
-    let api = tg.api_url.to_string();
     let defaults = SandboxConfig::default();
     let ticket_file = dir.join("ticket");
     std::fs::write(&ticket_file, wx.sandbox.ticket()).unwrap();
     let refresh = wx.sandbox.authorizer_refresh_token().unwrap();
     let database = format!("sqlite:{}", dir.join("bot.db").display());
-    tokio::task::spawn_blocking(move || {
-        valid(&mut bot(), &base)
-            .env_remove("WECHAT_SECRET")
-            .env("WECHAT_TOKEN_MODE", "authorizer")
-            .env("WECHAT_COMPONENT_APPID", defaults.component_appid)
-            .env("WECHAT_COMPONENT_SECRET", defaults.component_secret)
-            .env("WECHAT_COMPONENT_TICKET_FILE", ticket_file)
-            .env("WECHAT_AUTHORIZER_REFRESH_TOKEN", refresh)
-            .env("DATABASE_URL", database)
-            .env("TELOXIDE_TOKEN", FAKE_BOT_TOKEN)
-            .env("TELOXIDE_API_URL", api)
-            .env("TEAM_CHAT_ID", TEAM.to_string())
-            .arg("check")
-            .output()
-            .unwrap()
-    })
+    let ticket_file = ticket_file.display().to_string();
+    check_with_secret(
+        wx,
+        tg,
+        false,
+        &[
+            ("WECHAT_TOKEN_MODE", "authorizer"),
+            ("WECHAT_COMPONENT_APPID", &defaults.component_appid),
+            ("WECHAT_COMPONENT_SECRET", &defaults.component_secret),
+            ("WECHAT_COMPONENT_TICKET_FILE", &ticket_file),
+            ("WECHAT_AUTHORIZER_REFRESH_TOKEN", &refresh),
+            ("DATABASE_URL", &database),
+        ],
+    )
     .await
-    .unwrap()
 }
 
 #[tokio::test]
