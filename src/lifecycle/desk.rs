@@ -307,15 +307,7 @@ impl Desk {
         if !self.leadership.leads() {
             return Ok(false);
         }
-        let sent = self
-            .paced(self.chat, Lane::Card, || {
-                self.bot
-                    .send_message(self.chat, text.clone())
-                    .parse_mode(ParseMode::Html)
-                    .link_preview_options(no_preview())
-                    .send()
-            })
-            .await?;
+        let sent = self.send_html(self.chat, &text).await?;
         let recorded = match self.store.card_sent(card.id, sent.id.0).await {
             Ok(recorded) => recorded,
             Err(e) if e.is_fenced() => {
@@ -596,18 +588,23 @@ impl Desk {
         }
     }
 
+    /// Sends a new HTML message (no link previews) to `chat`, paced in the card lane: a card, an
+    /// announcement, a direct message.
+    async fn send_html(&self, chat: ChatId, html: &str) -> Result<Message, RequestError> {
+        self.paced(chat, Lane::Card, || {
+            self.bot
+                .send_message(chat, html.to_owned())
+                .parse_mode(ParseMode::Html)
+                .link_preview_options(no_preview())
+                .send()
+        })
+        .await
+    }
+
     /// Sends a plain HTML message to the team chat (announcements), logging failure; whether it
     /// went out.
     pub async fn announce(&self, html: String) -> bool {
-        let sent = self
-            .paced(self.chat, Lane::Card, || {
-                self.bot
-                    .send_message(self.chat, html.clone())
-                    .parse_mode(ParseMode::Html)
-                    .link_preview_options(no_preview())
-                    .send()
-            })
-            .await;
+        let sent = self.send_html(self.chat, &html).await;
         if let Err(e) = sent {
             tracing::warn!(error = %e, "could not post an announcement to the team chat");
             return false;
@@ -731,15 +728,7 @@ impl Desk {
     pub async fn message_subscribers(&self, subscribers: &[crate::store::Subscriber], html: &str) {
         for subscriber in subscribers {
             let chat = ChatId(subscriber.user_id);
-            let sent = self
-                .paced(chat, Lane::Card, || {
-                    self.bot
-                        .send_message(chat, html.to_owned())
-                        .parse_mode(ParseMode::Html)
-                        .link_preview_options(no_preview())
-                        .send()
-                })
-                .await;
+            let sent = self.send_html(chat, html).await;
             match sent {
                 Ok(_) => {}
                 Err(RequestError::Api(ApiError::BotBlocked)) => {
