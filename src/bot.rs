@@ -77,6 +77,13 @@ pub async fn serve(app: Arc<App>, shutdown: CancellationToken) -> anyhow::Result
         stop_signal.cancelled().await;
         stopping.stop_waiting();
     });
+    // Rows an older version kept, from before plugins were named, are this plugin's: named
+    // before anything reads them.
+    let plugin = app.poller.plugin();
+    let claimed = app.store.claim_unnamed(plugin).await?;
+    if claimed > 0 {
+        tracing::info!(rows = claimed, plugin = %plugin, "rows kept from before plugins were named now belong to this plugin");
+    }
     let me = start_up(&app).await?;
     // The first step of the lease comes before any update is taken: a replica that leads has
     // settled what its last stop interrupted before a press can meet a stale card.

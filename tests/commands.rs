@@ -16,6 +16,7 @@ use wxplugin_bot::testbed::sandbox::{Fault, NewApplicant};
 /// far more than one message holds.
 async fn long_audit_log(app: &TestApp, appid: &AppId) {
     let store = Store::open(&app.vars["DATABASE_URL"]).await.unwrap();
+    let plugin = AppId::parse(&app.vars["WECHAT_APPID"]).unwrap();
     let actor = Actor {
         id: ALICE as u64,
         name: "Alice <the approver> & co".to_owned(),
@@ -24,6 +25,7 @@ async fn long_audit_log(app: &TestApp, appid: &AppId) {
     for i in 0..60 {
         let attempt = store
             .audit_attempt(&Attempt {
+                plugin: &plugin,
                 appid,
                 action: Action::Reject,
                 actor: &actor,
@@ -199,6 +201,7 @@ async fn emoji_heavy_lists_and_history_stay_within_telegrams_count() {
     }
     let appid = AppId::parse(&app.appids()[0]).unwrap();
     let store = Store::open(&app.vars["DATABASE_URL"]).await.unwrap();
+    let plugin = AppId::parse(&app.vars["WECHAT_APPID"]).unwrap();
     let actor = Actor {
         id: ALICE as u64,
         name: "🦀".repeat(64),
@@ -207,6 +210,7 @@ async fn emoji_heavy_lists_and_history_stay_within_telegrams_count() {
     for _ in 0..60 {
         let attempt = store
             .audit_attempt(&Attempt {
+                plugin: &plugin,
                 appid: &appid,
                 action: Action::Reject,
                 actor: &actor,

@@ -123,9 +123,21 @@ where
     Option<bool>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
     Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
 {
-    (0..row.len())
-        .map(|i| {
-            row.try_get::<Option<i64>, _>(i)
+    use sqlx::Column;
+    // By column name: the backends' tables may order their columns differently (PostgreSQL
+    // adds a column at the end where SQLite rebuilds the table).
+    let mut columns: Vec<(usize, &str)> = row
+        .columns()
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (i, c.name()))
+        .collect();
+    columns.sort_by_key(|(_, name)| *name);
+    columns
+        .into_iter()
+        .map(|(i, name)| {
+            let value = row
+                .try_get::<Option<i64>, _>(i)
                 .map(|v| format!("{v:?}"))
                 .or_else(|_| {
                     row.try_get::<Option<i32>, _>(i)
@@ -139,7 +151,8 @@ where
                     row.try_get::<Option<String>, _>(i)
                         .map(|v| format!("{v:?}"))
                 })
-                .unwrap_or_default()
+                .unwrap_or_default();
+            format!("{name}={value}")
         })
         .collect::<Vec<_>>()
         .join("|")
@@ -332,7 +345,7 @@ async fn a_leader_whose_lease_was_taken_over_cannot_write_and_a_replica_not_lead
         .expect("take")
         .expect("a free lease");
     old.lead(epoch).await.expect("lead");
-    old.touch(&appid).await.expect("the leader writes");
+    old.touch(&appid, &appid).await.expect("the leader writes");
 
     // The old leader is paused past its lease; another replica takes over.
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
@@ -345,7 +358,7 @@ async fn a_leader_whose_lease_was_taken_over_cannot_write_and_a_replica_not_lead
     new.lead(taken).await.expect("lead");
 
     let fenced = old
-        .touch(&appid)
+        .touch(&appid, &appid)
         .await
         .expect_err("the stale leader's write");
     assert!(fenced.is_fenced(), "refused by the fence: {fenced}");
@@ -353,12 +366,14 @@ async fn a_leader_whose_lease_was_taken_over_cannot_write_and_a_replica_not_lead
         !old.renew_lease("old", epoch, short).await.expect("renew"),
         "nor can it renew"
     );
-    new.touch(&appid).await.expect("the new leader writes");
+    new.touch(&appid, &appid)
+        .await
+        .expect("the new leader writes");
 
     // Stepped down, it writes as any replica deciding a press does: unfenced, guarded by the
     // compare-and-swaps of each operation.
     old.follow().await;
-    old.touch(&appid)
+    old.touch(&appid, &appid)
         .await
         .expect("a replica not leading writes");
     old.close().await;

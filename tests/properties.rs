@@ -123,7 +123,7 @@ proptest! {
         };
         let state = [CardState::Open, CardState::ChoosingReason, CardState::AwaitingReason, CardState::Deciding, CardState::Closed][state as usize];
         let card = Card {
-            id: 1, chat_id: -1, appid: applicant.appid.clone(), message_id: Some(1), state,
+            id: 1, chat_id: -1, plugin: applicant.appid.clone(), appid: applicant.appid.clone(), message_id: Some(1), state,
             actor: Some(wxplugin_bot::domain::card::Actor { id: 1, name: "<@evil&>".into() }),
             action: None, reason: None, note: None, prompt_message_id: None, message_gone: false, previous_message_id: None, moved: None, votes: Vec::new(), due_at: None, resumed: false, version: 1, changed_at: 0,
         };

@@ -328,7 +328,13 @@ async fn decide(
     reason: Option<String>,
 ) -> anyhow::Result<String> {
     let t = app.texts();
-    let Some(stored) = app.store.applicant(appid).await?.filter(|s| !s.gone) else {
+    let plugin = app.poller.plugin();
+    let Some(stored) = app
+        .store
+        .applicant(plugin, appid)
+        .await?
+        .filter(|s| !s.gone)
+    else {
         return Ok(fill(
             t.unknown_applicant,
             &[("appid", &escape(appid.as_str()))],
@@ -336,16 +342,18 @@ async fn decide(
     };
     if action.applies_to(stored.applicant.status) && action != Action::Delete {
         // A pending applicant always gets its card before a decision, so the decision shows on it.
-        if let Err(e) = app.desk.ensure_card(appid).await {
+        if let Err(e) = app.desk.ensure_card(plugin, appid).await {
             tracing::warn!(appid = %appid, error = %e, "could not post the card before a command decision");
         }
     }
     // An applicant refused or timed out before the bot first saw it pending never had a card:
     // the decision goes by WeChat's state all the same, on a card that is only a record.
     let card = if action.applies_to(stored.applicant.status) {
-        app.store.card_or_record(app.desk.chat.0, appid).await?
+        app.store
+            .card_or_record(app.desk.chat.0, plugin, appid)
+            .await?
     } else {
-        app.store.card_for(app.desk.chat.0, appid).await?
+        app.store.card_for(app.desk.chat.0, plugin, appid).await?
     };
     let Some(card) = card else {
         return Ok(not_applicable(
@@ -391,7 +399,7 @@ async fn decide(
         Outcome::Unsettled => escape(t.alert_unsettled),
         Outcome::NotApplicable => {
             // What the card knows of how it got there (who decided, when), if it knows.
-            let now = app.store.applicant(appid).await?;
+            let now = app.store.applicant(plugin, appid).await?;
             // Deleted meanwhile (by this very bot, as the card tells): its last status is no
             // longer what it is.
             let status = match &now {
@@ -410,7 +418,7 @@ async fn decide(
         Outcome::Done | Outcome::Failed(_) | Outcome::Unknown | Outcome::Scheduled(_) => {
             let (Some(card), Some(stored)) = (
                 app.store.card(card.id).await?,
-                app.store.applicant(appid).await?,
+                app.store.applicant(plugin, appid).await?,
             ) else {
                 return Ok(String::new());
             };
@@ -579,7 +587,7 @@ async fn history(app: &App, arg: &str) -> anyhow::Result<String> {
     };
     let entries = app
         .store
-        .history(appid.as_ref(), HISTORY_SCAN as i64)
+        .history(None, appid.as_ref(), HISTORY_SCAN as i64)
         .await?;
     if entries.is_empty() {
         return Ok(escape(t.history_none));
@@ -676,7 +684,10 @@ async fn status(app: &App) -> anyhow::Result<String> {
         .lock()
         .map(|h| h.clone())
         .unwrap_or_default();
-    let counts = app.store.counts(app.desk.chat.0).await?;
+    let counts = app
+        .store
+        .counts(app.poller.plugin(), app.desk.chat.0)
+        .await?;
     let token = app.poller.wechat.tokens().state().await;
     let when = |at: Option<i64>| {
         at.map_or_else(

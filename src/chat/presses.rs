@@ -330,7 +330,7 @@ pub(crate) async fn refusal(
     let Some(card) = app.store.card(card_id).await? else {
         return Ok(app.texts().alert_invalid.to_owned());
     };
-    let Some(stored) = app.store.applicant(&card.appid).await? else {
+    let Some(stored) = app.store.applicant(&card.plugin, &card.appid).await? else {
         return Ok(app.texts().alert_invalid.to_owned());
     };
     Ok(app.desk.view(&stored, &card).refusal(action))
@@ -418,7 +418,7 @@ async fn answer_begun(
 /// Sends the ForceReply prompt that asks the approver for a reason.
 async fn ask_for_reason(app: &App, card: &Card, actor: &Actor) -> HandlerResult {
     let t = app.texts();
-    let stored = app.store.applicant(&card.appid).await?;
+    let stored = app.store.applicant(&card.plugin, &card.appid).await?;
     let nickname = nickname_html(stored.and_then(|s| s.applicant.nickname).as_deref(), t);
     let text = fill(
         t.prompt_reason,

@@ -8,6 +8,8 @@ use crate::domain::card::Actor;
 /// A decision attempt as the audit log records it before WeChat is called.
 #[derive(Clone, Copy, Debug)]
 pub struct Attempt<'a> {
+    /// The plugin it concerns (its AppID).
+    pub plugin: &'a AppId,
     /// Whom it concerns.
     pub appid: &'a AppId,
     /// What is tried.
@@ -60,6 +62,8 @@ pub struct AuditResult<'a> {
 pub struct HistoryEntry {
     /// When the attempt started (unix seconds).
     pub at: i64,
+    /// The plugin it concerned (its AppID), as stored.
+    pub plugin: String,
     /// Whom it concerned, as stored.
     pub appid: String,
     pub action: Action,

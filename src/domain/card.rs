@@ -141,6 +141,8 @@ pub struct Card {
     pub id: i64,
     /// The chat it lives in.
     pub chat_id: i64,
+    /// The plugin its applicant applied to (that plugin's AppID).
+    pub plugin: AppId,
     /// Whose card it is.
     pub appid: AppId,
     /// The message, once sent.

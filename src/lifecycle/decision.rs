@@ -90,6 +90,8 @@ struct Settling {
     card_id: i64,
     /// The card's version as claimed: every later change is a compare-and-swap from it.
     version: i64,
+    /// The plugin the applicant applied to.
+    plugin: AppId,
     appid: AppId,
     action: Action,
     actor: Actor,
@@ -100,6 +102,16 @@ struct Settling {
     interrupted: bool,
     /// Sent at start: its undo window ended while the bot was stopped (the card says so).
     late: bool,
+}
+
+impl Settling {
+    /// The applicant it is about, as the store keys it.
+    fn whose(&self) -> crate::store::Whose<'_> {
+        crate::store::Whose {
+            plugin: &self.plugin,
+            appid: &self.appid,
+        }
+    }
 }
 
 /// The result of trying to claim a card for a decision.
@@ -150,7 +162,7 @@ pub async fn begin(
 ) -> Result<Begin, StoreError> {
     // Held before the claim is made, so no sweep can take the claimed card for abandoned.
     let hold = app.holds.hold(card.id);
-    let Some(stored) = app.store.applicant(&card.appid).await? else {
+    let Some(stored) = app.store.applicant(&card.plugin, &card.appid).await? else {
         return Ok(Begin::NotApplicable);
     };
     if stored.gone || !action.applies_to(stored.applicant.status) {
@@ -167,6 +179,7 @@ pub async fn begin(
         _ => None,
     };
     let attempt = Attempt {
+        plugin: &card.plugin,
         appid: &card.appid,
         action,
         actor,
@@ -224,6 +237,7 @@ pub async fn begin(
         settling: Settling {
             card_id: card.id,
             version: claimed.version,
+            plugin: card.plugin.clone(),
             appid: card.appid.clone(),
             action,
             actor: actor.clone(),
@@ -250,7 +264,7 @@ async fn refused(app: &App, card: &Card) -> Result<Begin, StoreError> {
         Some(_)
             if app
                 .store
-                .unsettled_elsewhere(card.chat_id, &card.appid)
+                .unsettled_elsewhere(card.chat_id, &card.plugin, &card.appid)
                 .await? =>
         {
             Begin::Unsettled
@@ -394,6 +408,7 @@ async fn run_window(app: &App, window: Window) -> Result<(), StoreError> {
         return Ok(());
     };
     let attempt = Attempt {
+        plugin: &card.plugin,
         appid: &card.appid,
         action,
         actor: &actor,
@@ -419,6 +434,7 @@ async fn run_window(app: &App, window: Window) -> Result<(), StoreError> {
         settling: Settling {
             card_id: card.id,
             version: claimed.version,
+            plugin: card.plugin.clone(),
             appid: card.appid.clone(),
             action,
             actor: actor.clone(),
@@ -565,7 +581,7 @@ async fn resolve(
     match (current, s.action.target_status()) {
         // It took effect.
         (Some(a), Some(target)) if a.status == target && maybe_applied => {
-            app.store.upsert_applicant(a).await?;
+            app.store.upsert_applicant(&s.plugin, a).await?;
             confirm(
                 app,
                 s,
@@ -639,7 +655,7 @@ async fn keep_reread(
     maybe_applied: bool,
     detail: &str,
 ) -> Result<(), StoreError> {
-    app.store.upsert_applicant(a).await?;
+    app.store.upsert_applicant(&s.plugin, a).await?;
     remember(app, a);
     if maybe_applied {
         record(app, s, AuditOutcome::Error, detail).await?;
@@ -693,7 +709,7 @@ async fn reapplied_since_claim(app: &App, s: &Settling, a: &Applicant) -> Result
     {
         return Ok(true);
     }
-    let stored = app.store.applicant(&s.appid).await?;
+    let stored = app.store.applicant(&s.plugin, &s.appid).await?;
     Ok(stored.is_some_and(
         |stored| matches!(stored.applicant.applied_at, Some(before) if applied > before),
     ))
@@ -761,7 +777,7 @@ async fn deleted(
     s: &Settling,
     error: Option<WeChatError>,
 ) -> Result<Outcome, StoreError> {
-    app.store.mark_gone(&s.appid).await?;
+    app.store.mark_gone(&s.plugin, &s.appid).await?;
     app.poller.forget(&s.appid);
     close(app, s, &Note::Gone { at: now_secs() }, error).await
 }
@@ -809,7 +825,7 @@ async fn unknown(app: &App, s: &Settling) -> Result<(), StoreError> {
         by: s.actor.name.clone(),
         at: now_secs(),
     };
-    app.store.touch(&s.appid).await?;
+    app.store.touch(&s.plugin, &s.appid).await?;
     record(app, s, AuditOutcome::Unknown, "WeChat could not be re-read").await?;
     app.store
         .settle_card(s.card_id, s.version, s.action.resting_state(), Some(&note))
@@ -861,7 +877,7 @@ async fn confirm(
     // meanwhile): a store that fails for a moment is waited out rather than losing it.
     let settled = durably(|| {
         app.store
-            .record_decision(s.card_id, s.version, &s.appid, status, &note, audit)
+            .record_decision(s.card_id, s.version, s.whose(), status, &note, audit)
     })
     .await?;
     if !settled {
@@ -911,7 +927,7 @@ pub async fn recover_abandoned(app: &App) -> Result<usize, StoreError> {
                 .await?;
             continue;
         };
-        let attempt = app.store.open_attempt(&card.appid).await?;
+        let attempt = app.store.open_attempt(&card.plugin, &card.appid).await?;
         if let Some(attempt) = attempt
             && !wait_out_the_write(app, attempt).await?
         {
@@ -921,6 +937,7 @@ pub async fn recover_abandoned(app: &App) -> Result<usize, StoreError> {
         let s = Settling {
             card_id: card.id,
             version: card.version,
+            plugin: card.plugin.clone(),
             appid: card.appid.clone(),
             action,
             actor,
@@ -990,10 +1007,11 @@ pub async fn settle_unknown(
     let (Some(Note::Unknown { action, .. }), Some(actor)) = (&card.note, card.actor.clone()) else {
         return Ok(false);
     };
-    let attempt = app.store.last_attempt(&card.appid).await?;
+    let attempt = app.store.last_attempt(&card.plugin, &card.appid).await?;
     let s = Settling {
         card_id: card.id,
         version: card.version,
+        plugin: card.plugin.clone(),
         appid: card.appid.clone(),
         action: *action,
         actor,

@@ -254,13 +254,17 @@ impl Desk {
     /// buttons, records the message, adds the buttons with an edit, and only then tells the
     /// message it replaces (a re-application) that a newer card stands for the applicant. Returns whether a message was sent. A failed send
     /// leaves the card in `sending`, and the next poll sends it again.
-    pub async fn ensure_card(&self, appid: &AppId) -> Result<bool, CardError> {
-        if self.store.unsettled_elsewhere(self.chat.0, appid).await? {
+    pub async fn ensure_card(&self, plugin: &AppId, appid: &AppId) -> Result<bool, CardError> {
+        if self
+            .store
+            .unsettled_elsewhere(self.chat.0, plugin, appid)
+            .await?
+        {
             // Its card in a former team chat may still write through (a decision in flight, an
             // unknown outcome): no buttons here until that is settled; the next poll looks again.
             return Ok(false);
         }
-        let card = match self.store.card_for(self.chat.0, appid).await? {
+        let card = match self.store.card_for(self.chat.0, plugin, appid).await? {
             Some(card) if card.state == CardState::Sending => card,
             Some(card) if card.state == CardState::Deciding => return Ok(false),
             Some(card) if card.state != CardState::Closed && !card.message_gone => {
@@ -270,7 +274,11 @@ impl Desk {
                 Some(card) => card,
                 None => return Ok(false),
             },
-            None => match self.store.begin_card(self.chat.0, appid, None).await? {
+            None => match self
+                .store
+                .begin_card(self.chat.0, plugin, appid, None)
+                .await?
+            {
                 Some(card) => card,
                 None => return Ok(false),
             },
@@ -283,7 +291,7 @@ impl Desk {
         if card.state != CardState::Sending {
             return Ok(false);
         }
-        let Some(stored) = self.store.applicant(appid).await? else {
+        let Some(stored) = self.store.applicant(plugin, appid).await? else {
             return Ok(false);
         };
         if stored.gone || !stored.applicant.status.is_decidable() {
@@ -351,7 +359,7 @@ impl Desk {
         {
             tracing::warn!(card = card.id, error = %e, "could not mark the replaced card; will try again after the next poll");
         }
-        self.notify_new_card(appid, sent.id.0).await;
+        self.notify_new_card(plugin, appid, sent.id.0).await;
         Ok(true)
     }
 
@@ -361,7 +369,7 @@ impl Desk {
     /// no re-application. Returns the card now being sent, or `None`.
     async fn reuse_card(&self, old: &Card) -> Result<Option<Card>, CardError> {
         let _judging = self.lock_card(old.id).await;
-        let Some(stored) = self.store.applicant(&old.appid).await? else {
+        let Some(stored) = self.store.applicant(&old.plugin, &old.appid).await? else {
             return Ok(None);
         };
         if stored.gone || !stored.applicant.status.is_decidable() {
@@ -370,7 +378,7 @@ impl Desk {
         // Compare-and-swap from the version judged: a card that moved since is not reused.
         Ok(self
             .store
-            .begin_card(old.chat_id, &old.appid, Some(old.version))
+            .begin_card(old.chat_id, &old.plugin, &old.appid, Some(old.version))
             .await?)
     }
 
@@ -484,7 +492,7 @@ impl Desk {
             let Some(card) = self.store.card(card_id).await? else {
                 return Ok(None);
             };
-            let Some(stored) = self.store.applicant(&card.appid).await? else {
+            let Some(stored) = self.store.applicant(&card.plugin, &card.appid).await? else {
                 return Ok(None);
             };
             let Some((message_id, text, keyboard)) = render(&card, &stored) else {
@@ -697,7 +705,7 @@ impl Desk {
     }
 
     /// Tells every subscriber (`/subscribe`) of a new card.
-    async fn notify_new_card(&self, appid: &AppId, message_id: i32) {
+    async fn notify_new_card(&self, plugin: &AppId, appid: &AppId, message_id: i32) {
         let subscribers = match self.store.subscribers().await {
             Ok(s) if s.is_empty() => return,
             Ok(s) => s,
@@ -707,7 +715,7 @@ impl Desk {
             }
         };
         let t = self.texts();
-        let nickname = match self.store.applicant(appid).await {
+        let nickname = match self.store.applicant(plugin, appid).await {
             Ok(Some(stored)) => stored.applicant.nickname,
             _ => None,
         };

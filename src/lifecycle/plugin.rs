@@ -99,6 +99,11 @@ impl Poller {
         }
     }
 
+    /// The plugin it polls (its AppID): the key its applicants are stored under.
+    pub fn plugin(&self) -> &AppId {
+        self.wechat.plugin()
+    }
+
     /// What a desk calls when a card's message turns out deleted: the next poll posts the
     /// applicant's card again.
     pub fn on_message_gone(&self) -> MessageGone {
@@ -153,9 +158,10 @@ impl Poller {
             .cards(chat)
             .await?
             .into_iter()
+            .filter(|c| c.plugin == *self.plugin())
             .map(|c| (c.appid.clone(), c))
             .collect();
-        for stored in store.applicants().await? {
+        for stored in store.applicants(self.plugin()).await? {
             let card = cards.get(&stored.applicant.appid);
             let status = stored.applicant.status;
             let carded = match card {

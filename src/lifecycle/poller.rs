@@ -279,7 +279,11 @@ async fn settle_unknown_outcomes(
 ) -> Result<usize, PollError> {
     let mut settled = 0;
     for card in app.store.unknown_cards().await? {
-        let Some(stored) = app.store.applicant(&card.appid).await? else {
+        // Another plugin's card is settled by that plugin's listing.
+        if card.plugin != *app.poller.plugin() {
+            continue;
+        }
+        let Some(stored) = app.store.applicant(&card.plugin, &card.appid).await? else {
             continue;
         };
         let listed = present.get(&card.appid);
@@ -369,7 +373,10 @@ async fn apply_changes(
                 .is_some_and(|c| c.state == CardState::Deciding)
         })
         .collect();
-    let written = app.store.record_listing(&changed, as_of).await?;
+    let written = app
+        .store
+        .record_listing(app.poller.plugin(), &changed, as_of)
+        .await?;
     report.changed += written.len();
     for applicant in changed {
         if app.stopping.is_cancelled() {
@@ -389,7 +396,7 @@ async fn apply_changes(
         // the next poll posts the card again.
         let mut rerender = None;
         if applicant.status.is_decidable() {
-            match app.desk.ensure_card(&appid).await {
+            match app.desk.ensure_card(app.poller.plugin(), &appid).await {
                 Ok(true) => {
                     report.new_cards += 1;
                     // A person may have deleted the message before its buttons were added (the
@@ -397,7 +404,7 @@ async fn apply_changes(
                     // again. Read from the store, which that edit wrote before this returned.
                     carded = !app
                         .store
-                        .card_for(app.desk.chat.0, &appid)
+                        .card_for(app.desk.chat.0, app.poller.plugin(), &appid)
                         .await?
                         .is_some_and(|c| c.message_gone);
                 }
@@ -409,7 +416,7 @@ async fn apply_changes(
                     // (the simulation's seed 76396).
                     carded = app
                         .store
-                        .card_for(app.desk.chat.0, &appid)
+                        .card_for(app.desk.chat.0, app.poller.plugin(), &appid)
                         .await?
                         .is_some_and(|c| {
                             matches!(
@@ -478,7 +485,11 @@ async fn hold_unproven_relistings(
             kept.push(applicant);
             continue;
         }
-        let Some(stored) = app.store.applicant(&applicant.appid).await? else {
+        let Some(stored) = app
+            .store
+            .applicant(app.poller.plugin(), &applicant.appid)
+            .await?
+        else {
             kept.push(applicant);
             continue;
         };
@@ -519,7 +530,11 @@ async fn known_cards(app: &App, changed: &[Applicant]) -> Result<HashMap<AppId, 
         }
     } else {
         for a in changed {
-            if let Some(c) = app.store.card_for(app.desk.chat.0, &a.appid).await? {
+            if let Some(c) = app
+                .store
+                .card_for(app.desk.chat.0, app.poller.plugin(), &a.appid)
+                .await?
+            {
                 cards.insert(a.appid.clone(), c);
             }
         }
@@ -533,15 +548,16 @@ async fn vanish(
     as_of: i64,
     report: &mut PollReport,
 ) -> Result<(), PollError> {
-    let stored = app.store.applicant(appid).await?;
+    let plugin = app.poller.plugin();
+    let stored = app.store.applicant(plugin, appid).await?;
     if stored.as_ref().is_some_and(|s| !s.gone) {
-        if !app.store.mark_gone_as_of(appid, as_of).await? {
+        if !app.store.mark_gone_as_of(plugin, appid, as_of).await? {
             // Re-read or decided since this poll began: not this poll's to judge.
             return Ok(());
         }
         report.changed += 1;
     }
-    if let Some(card) = app.store.card_for(app.desk.chat.0, appid).await?
+    if let Some(card) = app.store.card_for(app.desk.chat.0, plugin, appid).await?
         && (card.state == CardState::Deciding || !card_agrees(&card, ApplyStatus::Pending, true))
     {
         let note = Note::Gone { at: now_secs() };

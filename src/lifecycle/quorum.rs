@@ -45,7 +45,7 @@ async fn takes_votes(app: &App, card: &Card) -> Result<bool, StoreError> {
     }
     Ok(app
         .store
-        .applicant(&card.appid)
+        .applicant(&card.plugin, &card.appid)
         .await?
         .is_some_and(|s| !s.gone && Action::Approve.applies_to(s.applicant.status)))
 }
@@ -86,6 +86,7 @@ pub async fn approve(
                 at: now_secs(),
             });
             let change = VoteChange {
+                plugin: &now.plugin,
                 appid: &now.appid,
                 actor,
                 via,
@@ -166,6 +167,7 @@ pub async fn withdraw(
             .cloned()
             .collect();
         let change = VoteChange {
+            plugin: &now.plugin,
             appid: &now.appid,
             actor,
             via,

@@ -15,6 +15,8 @@ use crate::domain::now_secs;
 /// An applicant as stored, with bookkeeping.
 #[derive(Clone, Debug, PartialEq)]
 pub struct StoredApplicant {
+    /// The plugin it applied to (that plugin's AppID).
+    pub plugin: AppId,
     /// What WeChat last said.
     pub applicant: Applicant,
     /// Whether it has vanished from WeChat's list.
@@ -62,6 +64,7 @@ pub struct Waiting {
 row! {
     /// An `applicants` row as stored.
     pub(super) struct ApplicantRow {
+        plugin: String,
         appid: String,
         status: i64,
         nickname: Option<String>,
@@ -83,8 +86,10 @@ impl TryFrom<ApplicantRow> for StoredApplicant {
             table: "applicants",
             detail: format!("appid {:?}: {e}", row.appid),
         })?;
+        let plugin = super::plugin_of(&row.plugin, "applicants")?;
         let categories: Vec<Category> = serde_json::from_str(&row.categories).unwrap_or_default();
         Ok(Self {
+            plugin,
             applicant: Applicant {
                 appid,
                 status: ApplyStatus::from_code(row.status),
@@ -142,10 +147,10 @@ struct ApplicantJson<'a> {
     categories: String,
 }
 
-/// Writes applicants with `touched = tick` inside transaction `$tx`; with `only_older`, a
-/// record touched after `tick` is left alone. The appids written.
+/// Writes applicants of `$plugin` with `touched = tick` inside transaction `$tx`; with
+/// `only_older`, a record touched after `tick` is left alone. The appids written.
 macro_rules! upsert_with {
-    ($tx:expr, $list:expr, $tick:expr, $only_older:expr) => {{
+    ($tx:expr, $plugin:expr, $list:expr, $tick:expr, $only_older:expr) => {{
         let now = now_secs();
         let mut written = HashSet::new();
         for rows in upsert_slices($list) {
@@ -155,6 +160,7 @@ macro_rules! upsert_with {
                 .bind($tick)
                 .bind(rows)
                 .bind($only_older)
+                .bind($plugin.as_str())
                 .fetch_all(&mut *$tx)
                 .await?;
             written.extend(appids.iter().filter_map(|appid| AppId::parse(appid).ok()));
@@ -164,26 +170,35 @@ macro_rules! upsert_with {
 }
 
 impl Store {
-    /// Every stored applicant, to warm the poller's view at start.
-    pub async fn applicants(&self) -> StoreResult<Vec<StoredApplicant>> {
+    /// Every stored applicant of `plugin`, to warm its poller's view at start.
+    pub async fn applicants(&self, plugin: &AppId) -> StoreResult<Vec<StoredApplicant>> {
         on_pool!(self, pool, {
-            let rows = sql::applicants::ALL.query::<DB>().fetch_all(pool).await?;
+            let rows = sql::applicants::ALL
+                .query::<DB>()
+                .bind(plugin.as_str())
+                .fetch_all(pool)
+                .await?;
             rows.into_iter().map(StoredApplicant::try_from).collect()
         })
     }
 
-    /// One stored applicant.
-    pub async fn applicant(&self, appid: &AppId) -> StoreResult<Option<StoredApplicant>> {
+    /// One stored applicant of `plugin`.
+    pub async fn applicant(
+        &self,
+        plugin: &AppId,
+        appid: &AppId,
+    ) -> StoreResult<Option<StoredApplicant>> {
         on_pool!(self, pool, {
             let row = sql::applicants::ONE
                 .query::<DB>()
+                .bind(plugin.as_str())
                 .bind(appid.as_str())
                 .fetch_optional(pool)
                 .await?;
             let Some(mut stored) = row.map(StoredApplicant::try_from).transpose()? else {
                 return Ok(None);
             };
-            stored.before = self.last_done(appid).await?;
+            stored.before = self.last_done(plugin, appid).await?;
             Ok(Some(stored))
         })
     }
@@ -198,11 +213,11 @@ impl Store {
 
     /// Records what WeChat says about an applicant, learned just now (a re-read after a
     /// decision): it takes the next tick, so no poll that began earlier writes over it.
-    pub async fn upsert_applicant(&self, a: &Applicant) -> StoreResult<()> {
+    pub async fn upsert_applicant(&self, plugin: &AppId, a: &Applicant) -> StoreResult<()> {
         on_pool!(self, pool, {
             let mut tx = pool.begin().await?;
             let tick = tick_with!(&mut *tx);
-            upsert_with!(tx, std::slice::from_ref(a), tick, false);
+            upsert_with!(tx, plugin, std::slice::from_ref(a), tick, false);
             tx.commit().await?;
             Ok(())
         })
@@ -214,6 +229,7 @@ impl Store {
     /// Returns the appids written: only those may have their cards changed by this poll.
     pub async fn record_listing(
         &self,
+        plugin: &AppId,
         list: &[Applicant],
         as_of: i64,
     ) -> StoreResult<HashSet<AppId>> {
@@ -222,7 +238,7 @@ impl Store {
                 return Ok(HashSet::new());
             }
             let mut tx = pool.begin().await?;
-            let written = upsert_with!(tx, list, as_of, true);
+            let written = upsert_with!(tx, plugin, list, as_of, true);
             tx.commit().await?;
             Ok(written)
         })
@@ -230,13 +246,14 @@ impl Store {
 
     /// Takes the next tick for an applicant whose card now says its outcome is unknown, so only a
     /// listing begun after this moment may settle it.
-    pub async fn touch(&self, appid: &AppId) -> StoreResult<()> {
+    pub async fn touch(&self, plugin: &AppId, appid: &AppId) -> StoreResult<()> {
         on_pool!(self, pool, {
             let mut tx = pool.begin().await?;
             let tick = tick_with!(&mut *tx);
             sql::applicants::TOUCH
                 .query::<DB>()
                 .bind(tick)
+                .bind(plugin.as_str())
                 .bind(appid.as_str())
                 .execute(&mut *tx)
                 .await?;
@@ -247,11 +264,11 @@ impl Store {
 
     /// Marks an applicant as vanished from WeChat's list, as learned just now (a re-read after a
     /// deletion).
-    pub async fn mark_gone(&self, appid: &AppId) -> StoreResult<()> {
+    pub async fn mark_gone(&self, plugin: &AppId, appid: &AppId) -> StoreResult<()> {
         on_pool!(self, pool, {
             let mut tx = pool.begin().await?;
             let tick = tick_with!(&mut *tx);
-            let _marked = mark_gone_with!(&mut *tx, appid, tick, None);
+            let _marked = mark_gone_with!(&mut *tx, plugin, appid, tick, None);
             tx.commit().await?;
             Ok(())
         })
@@ -259,13 +276,19 @@ impl Store {
 
     /// Marks an applicant as vanished according to listings begun at clock reading `as_of`,
     /// unless its record is newer. Returns whether it was marked.
-    pub async fn mark_gone_as_of(&self, appid: &AppId, as_of: i64) -> StoreResult<bool> {
+    pub async fn mark_gone_as_of(
+        &self,
+        plugin: &AppId,
+        appid: &AppId,
+        as_of: i64,
+    ) -> StoreResult<bool> {
         on_pool!(self, pool, {
-            Ok(mark_gone_with!(pool, appid, as_of, Some(as_of)))
+            Ok(mark_gone_with!(pool, plugin, appid, as_of, Some(as_of)))
         })
     }
 
-    /// Listed applicants, optionally with one status, newest first, with their cards in `chat_id`.
+    /// Listed applicants of every plugin, optionally with one status, by plugin and oldest first,
+    /// with their cards in `chat_id`.
     pub async fn applicants_with_cards(
         &self,
         chat_id: i64,
@@ -294,11 +317,42 @@ impl Store {
         })
     }
 
-    /// Counts for `/status`.
-    pub async fn counts(&self, chat_id: i64) -> StoreResult<StatusCounts> {
+    /// Gives the rows kept from before plugins were named (an older version's database) to
+    /// `plugin`, the one plugin that version served: its applicants (their cards follow) and
+    /// its audit log, in one transaction. Returns how many rows it claimed (0 once done). On
+    /// the store's own pool whether or not this replica leads: it only names rows that no
+    /// statement of this version can read before they are named, and every replica of one
+    /// deployment names them alike.
+    pub async fn claim_unnamed(&self, plugin: &AppId) -> StoreResult<i64> {
+        on_base!(self, pool, {
+            let mut tx = pool.begin().await?;
+            let unnamed = sql::applicants::UNNAMED
+                .query::<DB>()
+                .fetch_one(&mut *tx)
+                .await?;
+            if unnamed > 0 {
+                for statement in [
+                    &sql::applicants::CLAIM_UNNAMED,
+                    &sql::applicants::CLAIM_UNNAMED_AUDIT,
+                ] {
+                    statement
+                        .query::<DB>()
+                        .bind(plugin.as_str())
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+            tx.commit().await?;
+            Ok(unnamed)
+        })
+    }
+
+    /// Counts of `plugin`'s applicants for `/status` (live cards: of every plugin in `chat_id`).
+    pub async fn counts(&self, plugin: &AppId, chat_id: i64) -> StoreResult<StatusCounts> {
         on_pool!(self, pool, {
             let rows = sql::applicants::COUNT_BY_STATUS
                 .query::<DB>()
+                .bind(plugin.as_str())
                 .fetch_all(pool)
                 .await?;
             let mut counts = StatusCounts::default();
@@ -318,6 +372,7 @@ impl Store {
                 .await?;
             counts.oldest = sql::applicants::OLDEST_PENDING
                 .query::<DB>()
+                .bind(plugin.as_str())
                 .fetch_optional(pool)
                 .await?
                 .map(|r| Waiting {

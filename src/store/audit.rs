@@ -11,6 +11,7 @@ row! {
     /// An attempt with its latest result.
     pub(super) struct HistoryRow {
         at: i64,
+        plugin: String,
         appid: String,
         action: Action,
         actor_name: Option<String>,
@@ -26,6 +27,7 @@ impl From<HistoryRow> for HistoryEntry {
     fn from(r: HistoryRow) -> Self {
         Self {
             at: r.at,
+            plugin: r.plugin,
             appid: r.appid,
             action: r.action,
             actor_name: r.actor_name,
@@ -59,10 +61,11 @@ impl Store {
     }
 
     /// The open attempt on `appid` with no result yet (a crash mid-decision), if any.
-    pub async fn open_attempt(&self, appid: &AppId) -> StoreResult<Option<i64>> {
+    pub async fn open_attempt(&self, plugin: &AppId, appid: &AppId) -> StoreResult<Option<i64>> {
         on_pool!(self, pool, {
             Ok(sql::audit::OPEN_ATTEMPT
                 .query::<DB>()
+                .bind(plugin.as_str())
                 .bind(appid.as_str())
                 .fetch_optional(pool)
                 .await?)
@@ -81,10 +84,11 @@ impl Store {
     }
 
     /// The latest attempt on `appid`, whatever its results.
-    pub async fn last_attempt(&self, appid: &AppId) -> StoreResult<Option<i64>> {
+    pub async fn last_attempt(&self, plugin: &AppId, appid: &AppId) -> StoreResult<Option<i64>> {
         on_pool!(self, pool, {
             Ok(sql::audit::LAST_ATTEMPT
                 .query::<DB>()
+                .bind(plugin.as_str())
                 .bind(appid.as_str())
                 .fetch_one(pool)
                 .await?)
@@ -92,10 +96,15 @@ impl Store {
     }
 
     /// The newest decision on `appid` that took effect (its latest result is `ok`), if any.
-    pub async fn last_done(&self, appid: &AppId) -> StoreResult<Option<HistoryEntry>> {
+    pub async fn last_done(
+        &self,
+        plugin: &AppId,
+        appid: &AppId,
+    ) -> StoreResult<Option<HistoryEntry>> {
         on_pool!(self, pool, {
             let row = sql::audit::LAST_DONE
                 .query::<DB>()
+                .bind(plugin.as_str())
                 .bind(appid.as_str())
                 .fetch_optional(pool)
                 .await?;
@@ -103,15 +112,19 @@ impl Store {
         })
     }
 
-    /// Attempts with their latest result, newest first.
+    /// Attempts with their latest result, newest first: of one plugin or all, of one applicant
+    /// or all.
     pub async fn history(
         &self,
+        plugin: Option<&AppId>,
         appid: Option<&AppId>,
         limit: i64,
     ) -> StoreResult<Vec<HistoryEntry>> {
         on_pool!(self, pool, {
             let rows = sql::audit::HISTORY
                 .query::<DB>()
+                .bind(plugin.map(AppId::as_str))
+                .bind(plugin.map(AppId::as_str))
                 .bind(appid.map(AppId::as_str))
                 .bind(appid.map(AppId::as_str))
                 .bind(limit)

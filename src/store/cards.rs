@@ -31,6 +31,7 @@ row! {
     pub(super) struct CardRow {
         id: i64,
         chat_id: i64,
+        plugin: String,
         appid: String,
         message_id: Option<i32>,
         state: CardState,
@@ -61,6 +62,7 @@ impl TryFrom<CardRow> for Card {
         };
         let appid =
             AppId::parse(&row.appid).map_err(|e| corrupt(format!("appid {:?}: {e}", row.appid)))?;
+        let plugin = super::plugin_of(&row.plugin, "cards")?;
         let note = row
             .note
             .map(|n| {
@@ -87,6 +89,7 @@ impl TryFrom<CardRow> for Card {
         Ok(Self {
             id: row.id,
             chat_id: row.chat_id,
+            plugin,
             appid,
             message_id: row.message_id,
             state: row.state,
@@ -160,7 +163,7 @@ impl Store {
             let Some(card) = self.card(card_id).await? else {
                 continue;
             };
-            if let Some(applicant) = self.applicant(&card.appid).await? {
+            if let Some(applicant) = self.applicant(&card.plugin, &card.appid).await? {
                 out.push(DueReminder {
                     card,
                     applicant,
@@ -228,7 +231,7 @@ impl Store {
         })
     }
 
-    /// Starts a card for `appid` in `chat_id`: writes it in state `sending` before anything is
+    /// Starts a card for `plugin`'s applicant `appid` in `chat_id`: writes it in state `sending` before anything is
     /// sent. Returns `None` when a card that still stands exists (never two live cards); a closed
     /// card (the applicant is pending again) or a live one whose message a person deleted is
     /// reused for the new message — only if it is still at `read_version`, the version the
@@ -237,6 +240,7 @@ impl Store {
     pub async fn begin_card(
         &self,
         chat_id: i64,
+        plugin: &AppId,
         appid: &AppId,
         read_version: Option<i64>,
     ) -> StoreResult<Option<Card>> {
@@ -249,31 +253,38 @@ impl Store {
                 .bind(now)
                 .bind(now)
                 .bind(read_version)
+                .bind(plugin.as_str())
                 .execute(pool)
                 .await?
                 .rows_affected();
             if changed == 0 {
                 return Ok(None);
             }
-            self.card_for(chat_id, appid).await
+            self.card_for(chat_id, plugin, appid).await
         })
     }
 
     /// The card of `appid` in `chat_id`, written as a closed card without a message when there
     /// is none, so a command can decide on an applicant that never had a card (the decision's
     /// claim, audit attempt and outcome live on it, as on any card).
-    pub async fn card_or_record(&self, chat_id: i64, appid: &AppId) -> StoreResult<Option<Card>> {
+    pub async fn card_or_record(
+        &self,
+        chat_id: i64,
+        plugin: &AppId,
+        appid: &AppId,
+    ) -> StoreResult<Option<Card>> {
         on_pool!(self, pool, {
             let now = now_secs();
             sql::cards::RECORD_ONLY
                 .query::<DB>()
                 .bind(chat_id)
+                .bind(plugin.as_str())
                 .bind(appid.as_str())
                 .bind(now)
                 .bind(now)
                 .execute(pool)
                 .await?;
-            self.card_for(chat_id, appid).await
+            self.card_for(chat_id, plugin, appid).await
         })
     }
 
@@ -311,11 +322,17 @@ impl Store {
     /// Whether a card of `appid` in a chat other than `chat_id` may still be written through:
     /// a decision in flight there, or one whose outcome is unknown. The new team chat offers no
     /// buttons for it until that is settled.
-    pub async fn unsettled_elsewhere(&self, chat_id: i64, appid: &AppId) -> StoreResult<bool> {
+    pub async fn unsettled_elsewhere(
+        &self,
+        chat_id: i64,
+        plugin: &AppId,
+        appid: &AppId,
+    ) -> StoreResult<bool> {
         on_pool!(self, pool, {
             let n = sql::cards::UNSETTLED_ELSEWHERE
                 .query::<DB>()
                 .bind(chat_id)
+                .bind(plugin.as_str())
                 .bind(appid.as_str())
                 .fetch_one(pool)
                 .await?;
@@ -450,12 +467,18 @@ impl Store {
         })
     }
 
-    /// The card for an applicant in a chat.
-    pub async fn card_for(&self, chat_id: i64, appid: &AppId) -> StoreResult<Option<Card>> {
+    /// The card for `plugin`'s applicant in a chat.
+    pub async fn card_for(
+        &self,
+        chat_id: i64,
+        plugin: &AppId,
+        appid: &AppId,
+    ) -> StoreResult<Option<Card>> {
         on_pool!(self, pool, {
             let row = sql::cards::FOR_APPLICANT
                 .query::<DB>()
                 .bind(chat_id)
+                .bind(plugin.as_str())
                 .bind(appid.as_str())
                 .fetch_optional(pool)
                 .await?;
@@ -619,6 +642,7 @@ impl Store {
                 return Ok(None);
             };
             let mark = Mark {
+                plugin: attempt.plugin,
                 appid: attempt.appid,
                 action: attempt.action,
                 actor: attempt.actor,
@@ -655,6 +679,7 @@ impl Store {
                 return Ok(false);
             }
             let mark = Mark {
+                plugin: &card.plugin,
                 appid: &card.appid,
                 action: card.action.unwrap_or(Action::Approve),
                 actor,
@@ -719,6 +744,7 @@ impl Store {
                 return Ok(false);
             }
             let mark = Mark {
+                plugin: change.plugin,
                 appid: change.appid,
                 action: Action::Approve,
                 actor: change.actor,
@@ -743,11 +769,12 @@ impl Store {
         &self,
         card_id: i64,
         version: i64,
-        appid: &AppId,
+        whose: Whose<'_>,
         status: Option<ApplyStatus>,
         note: &Note,
         audit: Option<AuditResult<'_>>,
     ) -> StoreResult<bool> {
+        let Whose { plugin, appid } = whose;
         on_pool!(self, pool, {
             let mut tx = pool.begin().await?;
             let tick = tick_with!(&mut *tx);
@@ -758,12 +785,13 @@ impl Store {
                         .bind(status.code())
                         .bind(tick)
                         .bind(now_secs())
+                        .bind(plugin.as_str())
                         .bind(appid.as_str())
                         .execute(&mut *tx)
                         .await?;
                 }
                 None => {
-                    let _marked = mark_gone_with!(&mut *tx, appid, tick, None);
+                    let _marked = mark_gone_with!(&mut *tx, plugin, appid, tick, None);
                 }
             }
             let settled =
@@ -828,6 +856,7 @@ impl Store {
 
 /// An audit row that is no attempt (a vote, a withdrawal, a decision scheduled or undone).
 pub(super) struct Mark<'a> {
+    pub plugin: &'a AppId,
     pub appid: &'a AppId,
     pub action: Action,
     pub actor: &'a Actor,
@@ -836,9 +865,18 @@ pub(super) struct Mark<'a> {
     pub result: AuditOutcome,
 }
 
+/// Whose decision it was: the plugin the applicant applied to, and its appid.
+#[derive(Clone, Copy, Debug)]
+pub struct Whose<'a> {
+    pub plugin: &'a AppId,
+    pub appid: &'a AppId,
+}
+
 /// A vote cast or withdrawn, as the audit log records it.
 #[derive(Clone, Copy, Debug)]
 pub struct VoteChange<'a> {
+    /// The plugin the applicant applied to.
+    pub plugin: &'a AppId,
     pub appid: &'a AppId,
     pub actor: &'a Actor,
     /// A button or a command.
@@ -865,6 +903,15 @@ struct Claiming<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The plugin the tests' applicants applied to.
+    fn plugin() -> &'static crate::domain::applicant::AppId {
+        static PLUGIN: std::sync::OnceLock<crate::domain::applicant::AppId> =
+            std::sync::OnceLock::new();
+        PLUGIN.get_or_init(|| {
+            crate::domain::applicant::AppId::parse("wxplugin0000000001").expect("a plugin appid")
+        })
+    }
     use crate::domain::action::Via;
     use crate::domain::applicant::{Applicant, ApplyStatus};
     use crate::domain::audit::AuditOutcome;
@@ -874,20 +921,23 @@ mod tests {
         let store = Store::in_memory().await.expect("store");
         let appid = AppId::parse("wx1234567890abcdef").expect("appid");
         store
-            .upsert_applicant(&Applicant {
-                appid: appid.clone(),
-                status: ApplyStatus::Pending,
-                nickname: None,
-                avatar_url: None,
-                reason: None,
-                apply_url: None,
-                applied_at: None,
-                categories: Vec::new(),
-            })
+            .upsert_applicant(
+                plugin(),
+                &Applicant {
+                    appid: appid.clone(),
+                    status: ApplyStatus::Pending,
+                    nickname: None,
+                    avatar_url: None,
+                    reason: None,
+                    apply_url: None,
+                    applied_at: None,
+                    categories: Vec::new(),
+                },
+            )
             .await
             .expect("applicant");
         let card = store
-            .begin_card(-1, &appid, None)
+            .begin_card(-1, plugin(), &appid, None)
             .await
             .expect("begin")
             .expect("a new card");
@@ -949,6 +999,7 @@ mod tests {
         let (store, appid, card) = store_with_a_card().await;
         let actor = alice();
         let attempt = Attempt {
+            plugin: plugin(),
             appid: &appid,
             action: Action::Approve,
             actor: &actor,
@@ -978,7 +1029,10 @@ mod tests {
             .record_decision(
                 card.id,
                 claim.version,
-                &appid,
+                Whose {
+                    plugin: plugin(),
+                    appid: &appid,
+                },
                 Some(ApplyStatus::Approved),
                 &decided,
                 Some(AuditResult {
@@ -998,13 +1052,20 @@ mod tests {
         let after = store.card(card.id).await.expect("read").expect("card");
         assert_eq!(after.note, Some(elsewhere));
         assert_eq!(after.version, claim.version + 1);
-        let stored = store.applicant(&appid).await.expect("read").expect("row");
+        let stored = store
+            .applicant(plugin(), &appid)
+            .await
+            .expect("read")
+            .expect("row");
         assert_eq!(
             stored.applicant.status,
             ApplyStatus::Approved,
             "the status is kept"
         );
-        let history = store.history(Some(&appid), 10).await.expect("history");
+        let history = store
+            .history(Some(plugin()), Some(&appid), 10)
+            .await
+            .expect("history");
         assert_eq!(history[0].result, AuditOutcome::Ok, "and the audit result");
     }
 
@@ -1024,12 +1085,14 @@ mod tests {
             at: 1,
         };
         let cast = |actor| VoteChange {
+            plugin: plugin(),
             appid: &appid,
             actor,
             via: Via::Button,
             withdrawn: false,
         };
         let attempt = Attempt {
+            plugin: plugin(),
             appid: &appid,
             action: Action::Approve,
             actor: &bob,
@@ -1079,7 +1142,10 @@ mod tests {
                 .expect("late withdrawal"),
             "a vote changed on a card being decided"
         );
-        let history = store.history(Some(&appid), 10).await.expect("history");
+        let history = store
+            .history(Some(plugin()), Some(&appid), 10)
+            .await
+            .expect("history");
         let votes = history
             .iter()
             .filter(|e| e.result == AuditOutcome::Vote)

@@ -23,6 +23,7 @@ row! {
 row! {
     /// Every column of an applicant, as stored.
     pub(super) struct ApplicantCopy {
+        plugin: String,
         appid: String,
         status: i64,
         nickname: Option<String>,
@@ -43,6 +44,7 @@ row! {
     pub(super) struct CardCopy {
         id: i64,
         chat_id: i64,
+        plugin: String,
         appid: String,
         message_id: Option<i32>,
         state: String,
@@ -82,6 +84,7 @@ row! {
     pub(super) struct AuditCopy {
         id: i64,
         at: i64,
+        plugin: String,
         appid: String,
         action: String,
         actor_id: Option<i64>,
@@ -174,6 +177,7 @@ impl Store {
             for a in &applicants {
                 sql::copy::PUT_APPLICANT
                     .query::<Postgres>()
+                    .bind(&a.plugin)
                     .bind(&a.appid)
                     .bind(a.status)
                     .bind(&a.nickname)
@@ -194,6 +198,7 @@ impl Store {
                     .query::<Postgres>()
                     .bind(c.id)
                     .bind(c.chat_id)
+                    .bind(&c.plugin)
                     .bind(&c.appid)
                     .bind(c.message_id)
                     .bind(&c.state)
@@ -223,6 +228,7 @@ impl Store {
                     .query::<Postgres>()
                     .bind(r.id)
                     .bind(r.at)
+                    .bind(&r.plugin)
                     .bind(&r.appid)
                     .bind(&r.action)
                     .bind(r.actor_id)

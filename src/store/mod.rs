@@ -106,12 +106,13 @@ macro_rules! tick_with {
 /// Marks an applicant gone with `touched = tick`; with `as_of`, only if its record is no
 /// newer. Whether it was marked.
 macro_rules! mark_gone_with {
-    ($e:expr, $appid:expr, $tick:expr, $as_of:expr) => {{
+    ($e:expr, $plugin:expr, $appid:expr, $tick:expr, $as_of:expr) => {{
         let as_of: Option<i64> = $as_of;
         let done = $crate::store::sql::applicants::MARK_GONE
             .query::<DB>()
             .bind($tick)
             .bind($crate::domain::now_secs())
+            .bind($plugin.as_str())
             .bind($appid.as_str())
             .bind(as_of)
             .bind(as_of)
@@ -129,6 +130,7 @@ macro_rules! attempt_with {
         let id: i64 = $crate::store::sql::audit::ATTEMPT
             .query::<DB>()
             .bind($crate::domain::now_secs())
+            .bind(attempt.plugin.as_str())
             .bind(attempt.appid.as_str())
             .bind(attempt.action)
             .bind(attempt.actor.id as i64)
@@ -148,6 +150,7 @@ macro_rules! mark_with {
         $crate::store::sql::audit::MARK
             .query::<DB>()
             .bind($crate::domain::now_secs())
+            .bind(mark.plugin.as_str())
             .bind(mark.appid.as_str())
             .bind(mark.action)
             .bind(mark.actor.id as i64)
@@ -236,7 +239,7 @@ mod subscribers;
 pub use lease::LeaseState;
 
 pub use applicants::{Listed, StatusCounts, StoredApplicant, Waiting};
-pub use cards::{DecisionClaim, DueReminder, VoteChange};
+pub use cards::{DecisionClaim, DueReminder, VoteChange, Whose};
 pub use copy::{Copied, postgres_url};
 pub use subscribers::Subscriber;
 
@@ -294,6 +297,19 @@ pub enum StoreError {
 
 /// Shorthand.
 pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A stored plugin key as the plugin's AppID. `''` marks a row from before plugins were named
+/// that [`Store::claim_unnamed`] has not yet given to a plugin.
+fn plugin_of(stored: &str, table: &'static str) -> StoreResult<crate::domain::applicant::AppId> {
+    crate::domain::applicant::AppId::parse(stored).map_err(|e| StoreError::Corrupt {
+        table,
+        detail: if stored.is_empty() {
+            "a row from before plugins were named, not yet claimed for a plugin".to_owned()
+        } else {
+            format!("plugin {stored:?}: {e}")
+        },
+    })
+}
 
 impl StoreError {
     /// Whether the operator must change something before a restart can help (the database
@@ -696,6 +712,15 @@ mod url_tests {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The plugin the tests' applicants applied to.
+    fn plugin() -> &'static crate::domain::applicant::AppId {
+        static PLUGIN: std::sync::OnceLock<crate::domain::applicant::AppId> =
+            std::sync::OnceLock::new();
+        PLUGIN.get_or_init(|| {
+            crate::domain::applicant::AppId::parse("wxplugin0000000001").expect("a plugin appid")
+        })
+    }
     use crate::domain::action::{Action, Via};
     use crate::domain::applicant::{AppId, Applicant, ApplyStatus, Category};
     use crate::domain::audit::{Attempt, AuditOutcome};
@@ -728,22 +753,25 @@ mod tests {
 
         let as_of = store.clock().await.expect("clock");
         let written = store
-            .record_listing(&[a.clone(), b.clone()], as_of)
+            .record_listing(plugin(), &[a.clone(), b.clone()], as_of)
             .await
             .expect("listing");
         let mut newer = a.clone();
         newer.status = ApplyStatus::Approved;
-        store.upsert_applicant(&newer).await.expect("re-read");
+        store
+            .upsert_applicant(plugin(), &newer)
+            .await
+            .expect("re-read");
         let stale = store
-            .record_listing(std::slice::from_ref(&a), as_of)
+            .record_listing(plugin(), std::slice::from_ref(&a), as_of)
             .await
             .expect("stale listing");
 
         assert_eq!(written.len(), 2);
         assert!(stale.is_empty(), "an older poll wrote over a newer record");
-        let stored = store.applicant(&a.appid).await.expect("read");
+        let stored = store.applicant(plugin(), &a.appid).await.expect("read");
         assert_eq!(stored.map(|s| s.applicant), Some(newer));
-        let stored = store.applicant(&b.appid).await.expect("read");
+        let stored = store.applicant(plugin(), &b.appid).await.expect("read");
         assert_eq!(stored.map(|s| s.applicant), Some(b));
     }
 
@@ -755,9 +783,13 @@ mod tests {
         a.reason = Some("x\u{0}y \\u0000".to_owned());
         a.categories[0].second = "效\u{0}率".to_owned();
 
-        store.upsert_applicant(&a).await.expect("written");
+        store.upsert_applicant(plugin(), &a).await.expect("written");
 
-        let stored = store.applicant(&a.appid).await.expect("read").expect("row");
+        let stored = store
+            .applicant(plugin(), &a.appid)
+            .await
+            .expect("read")
+            .expect("row");
         assert_eq!(stored.applicant.nickname.as_deref(), Some("ab"));
         assert_eq!(stored.applicant.reason.as_deref(), Some("xy \\u0000"));
         assert_eq!(stored.applicant.categories[0].second, "效率");
@@ -771,13 +803,16 @@ mod tests {
             .collect();
 
         let as_of = store.clock().await.expect("clock");
-        let written = store.record_listing(&list, as_of).await.expect("listing");
+        let written = store
+            .record_listing(plugin(), &list, as_of)
+            .await
+            .expect("listing");
 
         assert_eq!(written.len(), list.len());
-        let stored = store.applicants().await.expect("read");
+        let stored = store.applicants(plugin()).await.expect("read");
         assert_eq!(stored.len(), list.len());
         for a in [&list[0], &list[255], &list[256], &list[699]] {
-            let s = store.applicant(&a.appid).await.expect("read");
+            let s = store.applicant(plugin(), &a.appid).await.expect("read");
             assert_eq!(s.map(|s| s.applicant).as_ref(), Some(a));
         }
     }
@@ -786,9 +821,12 @@ mod tests {
     async fn typed_values_round_trip_through_cards_and_the_audit_log() {
         let store = Store::in_memory().await.expect("store");
         let a = applicant("wx1234567890abcdef", "n");
-        store.upsert_applicant(&a).await.expect("applicant");
+        store
+            .upsert_applicant(plugin(), &a)
+            .await
+            .expect("applicant");
         let card = store
-            .begin_card(-1, &a.appid, None)
+            .begin_card(-1, plugin(), &a.appid, None)
             .await
             .expect("begin")
             .expect("a new card");
@@ -798,6 +836,7 @@ mod tests {
             name: "@alice".to_owned(),
         };
         let attempt = Attempt {
+            plugin: plugin(),
             appid: &a.appid,
             action: Action::Reject,
             actor: &actor,
@@ -824,7 +863,10 @@ mod tests {
         assert_eq!(card.state, CardState::Deciding);
         assert_eq!(card.action, Some(Action::Reject));
         assert_eq!(card.version, claimed.version);
-        let history = store.history(Some(&a.appid), 10).await.expect("history");
+        let history = store
+            .history(Some(plugin()), Some(&a.appid), 10)
+            .await
+            .expect("history");
         assert_eq!(history.len(), 1);
         assert_eq!(history[0].action, Action::Reject);
         assert_eq!(history[0].via, Via::Button);
@@ -842,6 +884,7 @@ mod tests {
         };
         store
             .audit_attempt(&Attempt {
+                plugin: plugin(),
                 appid: &appid,
                 action: Action::Approve,
                 actor: &actor,
@@ -851,7 +894,7 @@ mod tests {
             .await
             .expect("attempt");
 
-        let history = store.history(None, 10).await.expect("history");
+        let history = store.history(None, None, 10).await.expect("history");
 
         assert_eq!(history.len(), 1);
         assert_eq!(history[0].result, AuditOutcome::InFlight);
@@ -862,9 +905,12 @@ mod tests {
     async fn a_reused_card_moves_to_a_new_version_and_only_from_the_version_judged() {
         let store = Store::in_memory().await.expect("store");
         let a = applicant("wx1234567890abcdef", "n");
-        store.upsert_applicant(&a).await.expect("applicant");
+        store
+            .upsert_applicant(plugin(), &a)
+            .await
+            .expect("applicant");
         let card = store
-            .begin_card(-1, &a.appid, None)
+            .begin_card(-1, plugin(), &a.appid, None)
             .await
             .expect("begin")
             .expect("a new card");
@@ -880,12 +926,12 @@ mod tests {
 
         // Judged at an older version: not reused.
         let stale = store
-            .begin_card(-1, &a.appid, Some(open.version))
+            .begin_card(-1, plugin(), &a.appid, Some(open.version))
             .await
             .expect("begin");
         assert!(stale.is_none(), "a card reused from a version it had left");
         let reused = store
-            .begin_card(-1, &a.appid, Some(closed.version))
+            .begin_card(-1, plugin(), &a.appid, Some(closed.version))
             .await
             .expect("begin")
             .expect("reused");

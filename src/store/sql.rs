@@ -348,63 +348,79 @@ statements! {
 
     /// Applicants as WeChat last listed them.
     mod applicants {
-        ALL: Rows<ApplicantRow> = "SELECT * FROM applicants ORDER BY applied_at DESC, appid";
-        ONE: Rows<ApplicantRow> = "SELECT * FROM applicants WHERE appid = ?";
+        /// Binds: plugin.
+        ALL: Rows<ApplicantRow> =
+            "SELECT * FROM applicants WHERE plugin = ? ORDER BY applied_at DESC, appid";
+        /// Binds: plugin, appid.
+        ONE: Rows<ApplicantRow> = "SELECT * FROM applicants WHERE plugin = ? AND appid = ?";
         /// Binds: now, tick, the applicants as a JSON array of [`ApplicantJson`], whether to
-        /// write only over records no newer than `tick`.
-        UPSERT: Scalar<String> = "INSERT INTO applicants (appid, status, nickname, avatar_url,
-                 reason, apply_url, applied_at, categories, first_seen, updated_at, gone, touched)
-             SELECT json_extract(value, '$.appid'), json_extract(value, '$.status'),
+        /// write only over records no newer than `tick`, the plugin they applied to.
+        UPSERT: Scalar<String> = "INSERT INTO applicants (plugin, appid, status, nickname,
+                 avatar_url, reason, apply_url, applied_at, categories, first_seen, updated_at,
+                 gone, touched)
+             SELECT ?5, json_extract(value, '$.appid'), json_extract(value, '$.status'),
                  json_extract(value, '$.nickname'), json_extract(value, '$.avatar_url'),
                  json_extract(value, '$.reason'), json_extract(value, '$.apply_url'),
                  json_extract(value, '$.applied_at'), json_extract(value, '$.categories'),
                  ?1, ?1, FALSE, ?2
              FROM json_each(?3) WHERE true
-             ON CONFLICT (appid) DO UPDATE SET status = excluded.status,
+             ON CONFLICT (plugin, appid) DO UPDATE SET status = excluded.status,
                  nickname = excluded.nickname, avatar_url = excluded.avatar_url,
                  reason = excluded.reason, apply_url = excluded.apply_url,
                  applied_at = excluded.applied_at, categories = excluded.categories,
                  updated_at = excluded.updated_at, gone = FALSE, touched = excluded.touched
              WHERE ?4 = FALSE OR applicants.touched <= excluded.touched
              RETURNING appid",
-        postgres: "INSERT INTO applicants (appid, status, nickname, avatar_url,
-                 reason, apply_url, applied_at, categories, first_seen, updated_at, gone, touched)
-             SELECT v ->> 'appid', (v ->> 'status')::BIGINT, v ->> 'nickname',
+        postgres: "INSERT INTO applicants (plugin, appid, status, nickname,
+                 avatar_url, reason, apply_url, applied_at, categories, first_seen, updated_at,
+                 gone, touched)
+             SELECT $5::TEXT, v ->> 'appid', (v ->> 'status')::BIGINT, v ->> 'nickname',
                  v ->> 'avatar_url', v ->> 'reason', v ->> 'apply_url',
                  (v ->> 'applied_at')::BIGINT, v ->> 'categories',
                  $1::BIGINT, $1::BIGINT, FALSE, $2::BIGINT
              FROM jsonb_array_elements($3::TEXT::JSONB) AS v
-             ON CONFLICT (appid) DO UPDATE SET status = excluded.status,
+             ON CONFLICT (plugin, appid) DO UPDATE SET status = excluded.status,
                  nickname = excluded.nickname, avatar_url = excluded.avatar_url,
                  reason = excluded.reason, apply_url = excluded.apply_url,
                  applied_at = excluded.applied_at, categories = excluded.categories,
                  updated_at = excluded.updated_at, gone = FALSE, touched = excluded.touched
              WHERE $4::BOOLEAN = FALSE OR applicants.touched <= excluded.touched
              RETURNING appid";
-        TOUCH: Exec = "UPDATE applicants SET touched = ? WHERE appid = ?";
-        SET_STATUS: Exec =
-            "UPDATE applicants SET status = ?, touched = ?, updated_at = ? WHERE appid = ?";
-        /// Binds: tick, now, appid, `as_of` twice (NULL: unconditionally).
+        /// Binds: tick, plugin, appid.
+        TOUCH: Exec = "UPDATE applicants SET touched = ? WHERE plugin = ? AND appid = ?";
+        /// Binds: status, tick, now, plugin, appid.
+        SET_STATUS: Exec = "UPDATE applicants SET status = ?, touched = ?, updated_at = ?
+             WHERE plugin = ? AND appid = ?";
+        /// Binds: tick, now, plugin, appid, `as_of` twice (NULL: unconditionally).
         MARK_GONE: Exec = "UPDATE applicants SET gone = TRUE, touched = ?, updated_at = ?
-             WHERE appid = ? AND (? IS NULL OR touched <= ?)",
+             WHERE plugin = ? AND appid = ? AND (? IS NULL OR touched <= ?)",
         postgres: "UPDATE applicants SET gone = TRUE, touched = $1, updated_at = $2
-             WHERE appid = $3 AND ($4::BIGINT IS NULL OR touched <= $5)";
+             WHERE plugin = $3 AND appid = $4 AND ($5::BIGINT IS NULL OR touched <= $6)";
         /// Binds: chat, status code twice (NULL: any status).
         LISTED_WITH_CARDS: Rows<Joined<ApplicantRow, CardRef>> =
             "SELECT a.*, c.id AS card_id FROM applicants a
-             LEFT JOIN cards c ON c.appid = a.appid AND c.chat_id = ?
+             LEFT JOIN cards c ON c.plugin = a.plugin AND c.appid = a.appid AND c.chat_id = ?
              WHERE a.gone = FALSE AND (? IS NULL OR a.status = ?)
-             ORDER BY COALESCE(a.applied_at, a.first_seen), a.appid",
+             ORDER BY a.plugin, COALESCE(a.applied_at, a.first_seen), a.appid",
         postgres: "SELECT a.*, c.id AS card_id FROM applicants a
-             LEFT JOIN cards c ON c.appid = a.appid AND c.chat_id = $1
+             LEFT JOIN cards c ON c.plugin = a.plugin AND c.appid = a.appid AND c.chat_id = $1
              WHERE a.gone = FALSE AND ($2::BIGINT IS NULL OR a.status = $3)
-             ORDER BY COALESCE(a.applied_at, a.first_seen), a.appid";
+             ORDER BY a.plugin, COALESCE(a.applied_at, a.first_seen), a.appid";
+        /// Binds: plugin.
         OLDEST_PENDING: Rows<OldestRow> = "SELECT appid, nickname,
                     COALESCE(applied_at, first_seen) AS since
-             FROM applicants WHERE gone = FALSE AND status = 1
+             FROM applicants WHERE plugin = ? AND gone = FALSE AND status = 1
              ORDER BY COALESCE(applied_at, first_seen), appid LIMIT 1";
-        COUNT_BY_STATUS: Rows<StatusCount> =
-            "SELECT status, COUNT(*) AS n FROM applicants WHERE gone = FALSE GROUP BY status";
+        /// Binds: plugin.
+        COUNT_BY_STATUS: Rows<StatusCount> = "SELECT status, COUNT(*) AS n FROM applicants
+             WHERE plugin = ? AND gone = FALSE GROUP BY status";
+        /// Rows left from before plugins were named (plugin ''), in applicants and the audit log.
+        UNNAMED: Scalar<i64> = "SELECT (SELECT COUNT(*) FROM applicants WHERE plugin = '')
+                 + (SELECT COUNT(*) FROM audit WHERE plugin = '')";
+        /// Binds: plugin. Their cards follow (ON UPDATE CASCADE).
+        CLAIM_UNNAMED: Exec = "UPDATE applicants SET plugin = ? WHERE plugin = ''";
+        /// Binds: plugin.
+        CLAIM_UNNAMED_AUDIT: Exec = "UPDATE audit SET plugin = ? WHERE plugin = ''";
     }
 
     /// The card posted for each applicant in a chat.
@@ -414,7 +430,7 @@ statements! {
         /// Binds: chat, applied before, reminded before, first seen before.
         DUE_REMINDERS: Rows<DueRow> =
             "SELECT c.id AS card_id, COALESCE(a.applied_at, a.first_seen) AS since
-             FROM cards c JOIN applicants a ON a.appid = c.appid
+             FROM cards c JOIN applicants a ON a.plugin = c.plugin AND a.appid = c.appid
              WHERE c.chat_id = ? AND a.gone = FALSE AND a.status = 1
                AND c.state NOT IN ('sending', 'closed', 'scheduled')
                AND COALESCE(a.applied_at, a.first_seen) <= ?
@@ -426,7 +442,7 @@ statements! {
         /// live card that have waited long enough and were never escalated.
         DUE_ESCALATIONS: Rows<DueRow> =
             "SELECT c.id AS card_id, COALESCE(a.applied_at, a.first_seen) AS since
-             FROM cards c JOIN applicants a ON a.appid = c.appid
+             FROM cards c JOIN applicants a ON a.plugin = c.plugin AND a.appid = c.appid
              WHERE c.chat_id = ? AND a.gone = FALSE AND a.status = 1
                AND c.state NOT IN ('sending', 'closed', 'scheduled')
                AND COALESCE(a.applied_at, a.first_seen) <= ?
@@ -434,12 +450,12 @@ statements! {
                AND a.first_seen <= ?
              ORDER BY COALESCE(a.applied_at, a.first_seen), a.appid";
         MARK_ESCALATED: Exec = "UPDATE cards SET escalated_at = ? WHERE id = ?";
-        /// Binds: chat, appid, now, now, the version the caller read (NULL: no row expected).
+        /// Binds: chat, appid, now, now, the version the caller read (NULL: no row expected), plugin.
         /// A reused row's version moves on, so nothing that read it before can settle the new
         /// card; its live old message waits in `previous_message_id` to be superseded.
-        BEGIN: Exec = "INSERT INTO cards (chat_id, appid, state, created_at, updated_at)
-             VALUES (?1, ?2, 'sending', ?3, ?4)
-             ON CONFLICT (chat_id, appid) DO UPDATE SET state = 'sending', message_id = NULL,
+        BEGIN: Exec = "INSERT INTO cards (chat_id, plugin, appid, state, created_at, updated_at)
+             VALUES (?1, ?6, ?2, 'sending', ?3, ?4)
+             ON CONFLICT (chat_id, plugin, appid) DO UPDATE SET state = 'sending', message_id = NULL,
                  previous_message_id = CASE
                      WHEN cards.message_id IS NOT NULL AND cards.message_gone = FALSE
                      THEN cards.message_id ELSE cards.previous_message_id END,
@@ -452,9 +468,9 @@ statements! {
                     AND cards.state IN ('open', 'choosing_reason', 'awaiting_reason')
                     -- An unknown outcome stays until a listing settles it: no fresh buttons.
                     AND (cards.note IS NULL OR json_extract(cards.note, '$.kind') != 'unknown')))",
-        postgres: "INSERT INTO cards (chat_id, appid, state, created_at, updated_at)
-             VALUES ($1, $2, 'sending', $3, $4)
-             ON CONFLICT (chat_id, appid) DO UPDATE SET state = 'sending', message_id = NULL,
+        postgres: "INSERT INTO cards (chat_id, plugin, appid, state, created_at, updated_at)
+             VALUES ($1, $6, $2, 'sending', $3, $4)
+             ON CONFLICT (chat_id, plugin, appid) DO UPDATE SET state = 'sending', message_id = NULL,
                  previous_message_id = CASE
                      WHEN cards.message_id IS NOT NULL AND cards.message_gone = FALSE
                      THEN cards.message_id ELSE cards.previous_message_id END,
@@ -469,11 +485,11 @@ statements! {
                     AND (cards.note IS NULL OR (cards.note::JSONB ->> 'kind') != 'unknown')))";
         /// A row reused for a re-application takes its old message back (still showing the
         /// last outcome; the bump has it re-rendered from the record).
-        /// Binds: chat, appid, now, now. A card that is only a record, never a message: what a
+        /// Binds: chat, plugin, appid, now, now. A card that is only a record, never a message: what a
         /// command's decision claims when the applicant never had a card (refused or timed out
         /// before the bot first saw it pending).
-        RECORD_ONLY: Exec = "INSERT INTO cards (chat_id, appid, state, created_at, updated_at)
-             VALUES (?, ?, 'closed', ?, ?) ON CONFLICT (chat_id, appid) DO NOTHING";
+        RECORD_ONLY: Exec = "INSERT INTO cards (chat_id, plugin, appid, state, created_at, updated_at)
+             VALUES (?, ?, ?, 'closed', ?, ?) ON CONFLICT (chat_id, plugin, appid) DO NOTHING";
         ABANDON: Exec = "UPDATE cards SET state = 'closed',
                  message_id = COALESCE(message_id, previous_message_id), previous_message_id = NULL,
                  version = version + 1, updated_at = ?
@@ -495,12 +511,12 @@ statements! {
                  version = version + 1, updated_at = $2
              WHERE id = $3 AND version = $4 AND state NOT IN ('sending', 'deciding', 'scheduled')
                AND (note IS NULL OR (note::JSONB ->> 'kind') != 'unknown')";
-        /// Binds: chat, appid.
+        /// Binds: chat, plugin, appid.
         UNSETTLED_ELSEWHERE: Scalar<i64> = "SELECT COUNT(*) FROM cards
-             WHERE chat_id != ? AND appid = ?
+             WHERE chat_id != ? AND plugin = ? AND appid = ?
                AND (state IN ('deciding', 'scheduled') OR json_extract(note, '$.kind') = 'unknown')",
         postgres: "SELECT COUNT(*) FROM cards
-             WHERE chat_id != $1 AND appid = $2
+             WHERE chat_id != $1 AND plugin = $2 AND appid = $3
                AND (state IN ('deciding', 'scheduled') OR (note::JSONB ->> 'kind') = 'unknown')";
         /// Cards whose old message still waits to say a newer card replaced it, in every chat:
         /// one left in a former team chat is marked there too.
@@ -534,7 +550,9 @@ statements! {
         /// card it replaced, or its reason prompt.
         KNOWS_MESSAGE: Scalar<i64> = "SELECT COUNT(*) FROM cards WHERE chat_id = ?1
              AND (message_id = ?2 OR previous_message_id = ?2 OR prompt_message_id = ?2)";
-        FOR_APPLICANT: Rows<CardRow> = "SELECT * FROM cards WHERE chat_id = ? AND appid = ?";
+        /// Binds: chat, plugin, appid.
+        FOR_APPLICANT: Rows<CardRow> =
+            "SELECT * FROM cards WHERE chat_id = ? AND plugin = ? AND appid = ?";
         BY_PROMPT: Rows<CardRow> = "SELECT * FROM cards
              WHERE chat_id = ? AND prompt_message_id = ? AND state = 'awaiting_reason'";
         AWAITING_REASON: Scalar<i64> =
@@ -552,7 +570,8 @@ statements! {
                AND COALESCE(due_at, 0) = COALESCE(?, COALESCE(due_at, 0))
                AND (note IS NULL OR json_extract(note, '$.kind') != 'unknown')
                AND NOT EXISTS (SELECT 1 FROM cards AS o
-                   WHERE o.appid = cards.appid AND o.chat_id != cards.chat_id
+                   WHERE o.plugin = cards.plugin AND o.appid = cards.appid
+                     AND o.chat_id != cards.chat_id
                      AND (o.state IN ('deciding', 'scheduled')
                           OR json_extract(o.note, '$.kind') = 'unknown'))
              RETURNING version"
@@ -564,7 +583,8 @@ statements! {
                AND COALESCE(due_at, 0) = COALESCE($16::BIGINT, COALESCE(due_at, 0))
                AND (note IS NULL OR (note::JSONB ->> 'kind') != 'unknown')
                AND NOT EXISTS (SELECT 1 FROM cards AS o
-                   WHERE o.appid = cards.appid AND o.chat_id != cards.chat_id
+                   WHERE o.plugin = cards.plugin AND o.appid = cards.appid
+                     AND o.chat_id != cards.chat_id
                      AND (o.state IN ('deciding', 'scheduled')
                           OR (o.note::JSONB ->> 'kind') = 'unknown'))
              RETURNING version";
@@ -599,7 +619,7 @@ statements! {
     /// Moving a team's state from SQLite into an empty PostgreSQL (`migrate-db`): every column of
     /// every row read on one side, written with its own id on the other.
     mod copy {
-        APPLICANTS: Rows<ApplicantCopy> = "SELECT * FROM applicants ORDER BY appid";
+        APPLICANTS: Rows<ApplicantCopy> = "SELECT * FROM applicants ORDER BY plugin, appid";
         CARDS: Rows<CardCopy> = "SELECT * FROM cards ORDER BY id";
         AUDIT: Rows<AuditCopy> = "SELECT * FROM audit ORDER BY id";
         /// How many rows the three tables hold, and the clock: a target that is not empty (or
@@ -608,14 +628,14 @@ statements! {
                  + (SELECT COUNT(*) FROM cards) + (SELECT COUNT(*) FROM audit)
                  + (SELECT COUNT(*) FROM subscribers) + (SELECT COUNT(*) FROM authorizers)
                  + (SELECT tick FROM clock WHERE id = 1)";
-        PUT_APPLICANT: Exec = "INSERT INTO applicants (appid, status, nickname, avatar_url, reason,
-                 apply_url, applied_at, categories, first_seen, updated_at, gone, touched)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
-        PUT_CARD: Exec = "INSERT INTO cards (id, chat_id, appid, message_id, state, actor_id,
+        PUT_APPLICANT: Exec = "INSERT INTO applicants (plugin, appid, status, nickname, avatar_url,
+                 reason, apply_url, applied_at, categories, first_seen, updated_at, gone, touched)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+        PUT_CARD: Exec = "INSERT INTO cards (id, chat_id, plugin, appid, message_id, state, actor_id,
                  actor_name, action, reason, note, prompt_message_id, message_gone, created_at,
                  updated_at, version, shown_version, reminded_at, previous_message_id, moved,
                  votes, due_at, resumed, escalated_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
         SUBSCRIBERS: Rows<SubscriberCopy> = "SELECT * FROM subscribers ORDER BY user_id";
         PUT_SUBSCRIBER: Exec = "INSERT INTO subscribers (user_id, name, subscribed_at, blocked_at)
              VALUES (?, ?, ?, ?)";
@@ -623,9 +643,9 @@ statements! {
         PUT_AUTHORIZER: Exec = "INSERT INTO authorizers
                  (authorizer_appid, configured, refresh_token, updated_at)
              VALUES (?, ?, ?, ?)";
-        PUT_AUDIT: Exec = "INSERT INTO audit (id, at, appid, action, actor_id, actor_name, via,
-                 reason, result, errcode, detail, attempt_id)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+        PUT_AUDIT: Exec = "INSERT INTO audit (id, at, plugin, appid, action, actor_id, actor_name,
+                 via, reason, result, errcode, detail, attempt_id)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
         SET_CLOCK: Exec = "UPDATE clock SET tick = ? WHERE id = 1";
         /// New ids continue after the copied ones (SQLite's AUTOINCREMENT needs nothing).
         CONTINUE_IDS: Exec = "SELECT 1",
@@ -673,50 +693,55 @@ statements! {
     /// The append-only audit log: an attempt row (its `result` is `attempt`) before WeChat is
     /// called, and result rows pointing back to it.
     mod audit {
-        /// Binds: now, appid, action, actor id, actor name, via, reason.
-        ATTEMPT: Scalar<i64> = "INSERT INTO audit (at, appid, action, actor_id, actor_name, via,
-                 reason, result) VALUES (?, ?, ?, ?, ?, ?, ?, 'attempt') RETURNING id";
+        /// Binds: now, plugin, appid, action, actor id, actor name, via, reason.
+        ATTEMPT: Scalar<i64> = "INSERT INTO audit (at, plugin, appid, action, actor_id,
+                 actor_name, via, reason, result)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'attempt') RETURNING id";
         /// Binds: now, result, errcode, detail, attempt.
-        RESULT: Exec = "INSERT INTO audit (at, appid, action, actor_id, actor_name, via, reason,
-                 result, errcode, detail, attempt_id)
-             SELECT ?, appid, action, actor_id, actor_name, via, reason, ?, ?, ?, id
+        RESULT: Exec = "INSERT INTO audit (at, plugin, appid, action, actor_id, actor_name, via,
+                 reason, result, errcode, detail, attempt_id)
+             SELECT ?, plugin, appid, action, actor_id, actor_name, via, reason, ?, ?, ?, id
              FROM audit WHERE id = ?";
-        /// Binds: now, appid, action, actor id, actor name, via, reason, result (`vote`,
+        /// Binds: now, plugin, appid, action, actor id, actor name, via, reason, result (`vote`,
         /// `withdrawn`, `scheduled`, `undone`). A mark is no attempt: nothing was asked of WeChat.
-        MARK: Exec = "INSERT INTO audit (at, appid, action, actor_id, actor_name, via, reason,
-                 result) VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
+        MARK: Exec = "INSERT INTO audit (at, plugin, appid, action, actor_id, actor_name, via,
+                 reason, result) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)";
+        /// Binds: plugin, appid.
         OPEN_ATTEMPT: Scalar<i64> = "SELECT a.id FROM audit a
-             WHERE a.appid = ? AND a.attempt_id IS NULL AND a.result = 'attempt'
+             WHERE a.plugin = ? AND a.appid = ? AND a.attempt_id IS NULL AND a.result = 'attempt'
                AND NOT EXISTS (SELECT 1 FROM audit r WHERE r.attempt_id = a.id)
              ORDER BY a.id DESC LIMIT 1";
         ATTEMPT_AT: Scalar<i64> = "SELECT at FROM audit WHERE id = ?";
+        /// Binds: plugin, appid.
         LAST_ATTEMPT: Scalar<Option<i64>> =
-            "SELECT MAX(id) FROM audit WHERE appid = ? AND attempt_id IS NULL
+            "SELECT MAX(id) FROM audit WHERE plugin = ? AND appid = ? AND attempt_id IS NULL
                AND result = 'attempt'";
-        /// The newest attempt on an applicant that took effect. Binds: appid.
-        LAST_DONE: Rows<HistoryRow> = "SELECT a.at, a.appid, a.action, a.actor_name, a.via, a.reason,
+        /// The newest attempt on an applicant that took effect. Binds: plugin, appid.
+        LAST_DONE: Rows<HistoryRow> = "SELECT a.at, a.plugin, a.appid, a.action, a.actor_name, a.via, a.reason,
                     r.result, r.errcode, r.detail
              FROM audit a
              JOIN audit r ON r.id = (SELECT MAX(id) FROM audit WHERE attempt_id = a.id)
-             WHERE a.attempt_id IS NULL AND a.result = 'attempt' AND a.appid = ?
+             WHERE a.attempt_id IS NULL AND a.result = 'attempt' AND a.plugin = ? AND a.appid = ?
                AND r.result = 'ok'
              ORDER BY a.id DESC LIMIT 1";
-        /// Binds: appid twice (NULL: every applicant), limit. Attempts with their latest
+        /// Binds: plugin twice (NULL: every plugin), appid twice (NULL: every applicant), limit. Attempts with their latest
         /// result, and votes and withdrawals as they are.
-        HISTORY: Rows<HistoryRow> = "SELECT a.at, a.appid, a.action, a.actor_name, a.via, a.reason,
+        HISTORY: Rows<HistoryRow> = "SELECT a.at, a.plugin, a.appid, a.action, a.actor_name, a.via, a.reason,
                     CASE WHEN a.result != 'attempt' THEN a.result
                          ELSE COALESCE(r.result, 'in-flight') END AS result, r.errcode, r.detail
              FROM audit a
              LEFT JOIN audit r ON r.id = (SELECT MAX(id) FROM audit WHERE attempt_id = a.id)
-             WHERE a.attempt_id IS NULL AND (? IS NULL OR a.appid = ?)
+             WHERE a.attempt_id IS NULL AND (? IS NULL OR a.plugin = ?)
+               AND (? IS NULL OR a.appid = ?)
              ORDER BY a.id DESC LIMIT ?",
-        postgres: "SELECT a.at, a.appid, a.action, a.actor_name, a.via, a.reason,
+        postgres: "SELECT a.at, a.plugin, a.appid, a.action, a.actor_name, a.via, a.reason,
                     CASE WHEN a.result != 'attempt' THEN a.result
                          ELSE COALESCE(r.result, 'in-flight') END AS result, r.errcode, r.detail
              FROM audit a
              LEFT JOIN audit r ON r.id = (SELECT MAX(id) FROM audit WHERE attempt_id = a.id)
-             WHERE a.attempt_id IS NULL AND ($1::TEXT IS NULL OR a.appid = $2)
-             ORDER BY a.id DESC LIMIT $3";
+             WHERE a.attempt_id IS NULL AND ($1::TEXT IS NULL OR a.plugin = $2)
+               AND ($3::TEXT IS NULL OR a.appid = $4)
+             ORDER BY a.id DESC LIMIT $5";
     }
 }
 

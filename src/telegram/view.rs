@@ -781,6 +781,7 @@ mod tests {
         Card {
             id: 7,
             chat_id: -100,
+            plugin: AppId::parse("wxplugin0000000001").unwrap(),
             appid: AppId::parse("wx1234567890abcdef").unwrap(),
             message_id: Some(1),
             state,

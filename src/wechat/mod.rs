@@ -183,6 +183,8 @@ struct Failure {
 /// learnt about paging.
 #[derive(Clone)]
 pub struct WeChatClient {
+    /// The plugin it manages (its AppID, `WECHAT_APPID`).
+    plugin: AppId,
     http: reqwest::Client,
     endpoint: Url,
     tokens: Arc<TokenProvider>,
@@ -204,6 +206,11 @@ impl WeChatClient {
         Self::with_keeper(config, Arc::new(MemoryKeeper))
     }
 
+    /// The plugin this client manages: the key its applicants are stored under.
+    pub fn plugin(&self) -> &AppId {
+        &self.plugin
+    }
+
     /// [`WeChatClient::new`], with `keeper` keeping the authorizer's refresh token across runs.
     pub fn with_keeper(
         config: WeChatConfig,
@@ -223,6 +230,8 @@ impl WeChatClient {
                 "page size must be at least 1".into(),
             ));
         }
+        let plugin = AppId::parse(&config.appid)
+            .map_err(|e| WeChatError::InvalidRequest(format!("the plugin's AppID: {e}")))?;
         let tokens = TokenProvider::new(
             http.clone(),
             config.base_url.clone(),
@@ -232,6 +241,7 @@ impl WeChatClient {
             keeper,
         );
         Ok(Self {
+            plugin,
             endpoint: grant::join(&config.base_url, "wxa/devplugin"),
             http,
             tokens,
