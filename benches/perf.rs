@@ -6,7 +6,9 @@
 //! `cargo bench --bench perf` runs it at full scale and prints a Markdown table. Under
 //! `cargo test` it runs at a small scale as a smoke test (the same checks, fewer samples).
 //! `PERF_ONLY=poll cargo bench --bench perf` stops after the poll measurements (seconds, not
-//! minutes), for profiling the poll; `PERF_ONLY=card` after the poll → card latency. Latencies are taken at the boundaries: the instant the
+//! minutes), for profiling the poll; `PERF_ONLY=card` after the poll → card latency;
+//! `PERF_ONLY=plugins` measures many plugins in one bot alone (idle polls' CPU and memory, and
+//! time to card in one plugin while another's WeChat times out). Latencies are taken at the boundaries: the instant the
 //! sandbox finished answering a list call, the instant the fake Bot API handled a call.
 
 use std::collections::HashMap;
@@ -44,6 +46,11 @@ struct Scale {
     card_samples: usize,
     idle_polls: usize,
     interval_samples: usize,
+    /// Plugins in one bot, and applicants of each (`PERF_ONLY=plugins`).
+    plugins: usize,
+    per_plugin: usize,
+    /// Newcomers carded while another plugin's WeChat times out.
+    slow_samples: usize,
 }
 
 const FULL: Scale = Scale {
@@ -55,6 +62,9 @@ const FULL: Scale = Scale {
     card_samples: 50,
     idle_polls: 10,
     interval_samples: 6,
+    plugins: 50,
+    per_plugin: 200,
+    slow_samples: 6,
 };
 const SMOKE: Scale = Scale {
     name: "smoke",
@@ -65,6 +75,9 @@ const SMOKE: Scale = Scale {
     card_samples: 3,
     idle_polls: 2,
     interval_samples: 1,
+    plugins: 3,
+    per_plugin: 10,
+    slow_samples: 1,
 };
 
 fn main() {
@@ -397,6 +410,13 @@ async fn run(scale: Scale) {
         language_code: None,
     });
     let mut rows: Vec<(String, String)> = Vec::new();
+
+    // Many plugins in one bot, alone.
+    if std::env::var("PERF_ONLY").is_ok_and(|v| v == "plugins") {
+        plugins_section(&tg, dir.path(), &scale, &mut rows).await;
+        print_table(&scale, rows);
+        return;
+    }
 
     // The burst alone (minutes, not a quarter of an hour), for profiling the limiter.
     if std::env::var("PERF_ONLY").is_ok_and(|v| v == "burst") {
@@ -827,6 +847,153 @@ async fn burst_section(
         ms(percentile(&mut to_edit, 50.0)),
     ));
     rows.push(("— p99".into(), ms(percentile(&mut to_edit, 99.0))));
+    drop(bot);
+}
+
+/// Many plugins in one bot (`PERF_ONLY=plugins`): `plugins` sandboxes of `per_plugin`
+/// applicants each, configured by one `PLUGINS_FILE`, polled every 5 s with Telegram's limits off.
+/// Measures the first cards, idle polls' CPU and the bot's memory, then the time to card of a
+/// newcomer in one plugin while another's WeChat answers only after its timeout.
+async fn plugins_section(
+    tg: &RunningFakeTelegram,
+    dir: &Path,
+    scale: &Scale,
+    rows: &mut Vec<(String, String)>,
+) {
+    const INTERVAL: u64 = 5;
+    let mut sandboxes = Vec::with_capacity(scale.plugins);
+    let mut file = String::new();
+    let mut vars: HashMap<String, String> = HashMap::new();
+    for i in 0..scale.plugins {
+        let appid = format!("wxbench{i:011x}");
+        let wx = Sandbox::spawn(SandboxConfig {
+            appid: appid.clone(),
+            secret: format!("bench-secret-{i}"),
+            applicants: scale.per_plugin,
+            seed: 1_000 + i as u64,
+            ..SandboxConfig::default()
+        })
+        .await
+        .expect("sandbox");
+        file.push_str(&format!(
+            "[[plugin]]\nname = \"P{i:02}\"\nappid = \"{appid}\"\nsecret_env = \"BENCH_SECRET_{i}\"\napi_base = \"{}\"\n\n",
+            wx.base_url
+        ));
+        vars.insert(format!("BENCH_SECRET_{i}"), format!("bench-secret-{i}"));
+        sandboxes.push(wx);
+    }
+    let plugins_file = dir.join("plugins.toml");
+    std::fs::write(&plugins_file, file).expect("plugins file");
+    for (k, v) in [
+        ("TELOXIDE_TOKEN", FAKE_BOT_TOKEN.to_owned()),
+        ("TELOXIDE_API_URL", tg.api_url.to_string()),
+        ("TELEGRAM_THROTTLE", "off".to_owned()),
+        ("PLUGINS_FILE", plugins_file.display().to_string()),
+        ("WECHAT_PAGE_SIZE", PAGE.to_string()),
+        ("WECHAT_TIMEOUT_SECS", "2".to_owned()),
+        ("TEAM_CHAT_ID", TEAM.to_string()),
+        ("APPROVER_IDS", ALICE.to_string()),
+        ("POLL_INTERVAL_SECS", INTERVAL.to_string()),
+        (
+            "DATABASE_URL",
+            format!("sqlite:{}", dir.join("bot.db").display()),
+        ),
+        ("BOT_LANG", "en".to_owned()),
+        ("TZ", "UTC".to_owned()),
+        ("RUST_LOG", "warn".to_owned()),
+    ] {
+        vars.insert(k.to_owned(), v);
+    }
+    let log = std::fs::File::create(dir.join("bot-plugins.log")).expect("log");
+    let child = Command::new(env!("CARGO_BIN_EXE_wxplugin-bot"))
+        .env_clear()
+        .envs(&vars)
+        .current_dir(dir)
+        .arg("run")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("log"))
+        .stderr(log)
+        .spawn()
+        .expect("the bot binary starts");
+    let bot = Bot {
+        child,
+        dir: dir.to_path_buf(),
+    };
+    let total = scale.plugins * scale.per_plugin;
+    let started = Instant::now();
+    let carded = tg
+        .fake
+        .wait_until(CARDS_WAIT, |f| {
+            f.bot_messages(TEAM)
+                .iter()
+                .filter(|m| !m.buttons.is_empty())
+                .count()
+                >= total
+        })
+        .await;
+    assert!(carded, "the first cards of {total} applicants never all arrived");
+    rows.push((
+        format!(
+            "{} plugins × {} applicants, `TELEGRAM_THROTTLE=off`: start → every card's buttons",
+            scale.plugins, scale.per_plugin
+        ),
+        format!("{:.1} s", started.elapsed().as_secs_f64()),
+    ));
+
+    // Idle: every plugin polled every interval, nothing new.
+    tokio::time::sleep(Duration::from_secs(INTERVAL)).await;
+    let calls = |sandboxes: &[RunningSandbox]| -> u64 { sandboxes.iter().map(list_calls).sum() };
+    let (cpu_before, calls_before, telegram_before) =
+        (bot.cpu(), calls(&sandboxes), telegram_side_effects(&tg.fake));
+    let idle = Duration::from_secs(INTERVAL * scale.idle_polls as u64);
+    tokio::time::sleep(idle).await;
+    let cpu = bot.cpu().saturating_sub(cpu_before);
+    // A listing reads every page and the empty one after the last.
+    let pages = scale.per_plugin.div_ceil(PAGE) + 1;
+    let rounds = (calls(&sandboxes) - calls_before) as f64 / (scale.plugins * pages) as f64;
+    rows.push((
+        format!("— idle, every plugin polled every {INTERVAL} s, over {} s: CPU", idle.as_secs()),
+        format!(
+            "{:.2} % of one core ({} ms; about {rounds:.0} listings of each plugin)",
+            cpu.as_secs_f64() / idle.as_secs_f64() * 100.0,
+            cpu.as_millis()
+        ),
+    ));
+    assert_eq!(
+        telegram_side_effects(&tg.fake),
+        telegram_before,
+        "idle polls sent nothing to Telegram"
+    );
+    rows.push(("— resident memory, idle".into(), format!("{:.1} MiB", bot.rss_mib())));
+
+    // A newcomer of plugin 0 while plugin 1's WeChat answers only after its 2 s timeout (each
+    // listing fails after its retries).
+    sandboxes[1].sandbox.inject(wxplugin_bot::testbed::sandbox::FaultRule {
+        target: wxplugin_bot::testbed::sandbox::FaultTarget::Action("dev_apply_list".into()),
+        fault: wxplugin_bot::testbed::sandbox::Fault::Delay(Duration::from_secs(30)),
+        times: 1_000_000,
+        skip: 0,
+    });
+    let mut to_card = Vec::with_capacity(scale.slow_samples);
+    for _ in 0..scale.slow_samples {
+        let appid = sandboxes[0].sandbox.add_applicant(NewApplicant::default());
+        let applied = Instant::now();
+        let shown = tg
+            .fake
+            .wait_until(WAIT, |f| armed_in(&f.calls(), &appid).is_some())
+            .await;
+        assert!(shown, "a newcomer was never carded while another plugin timed out");
+        let at = armed_in(&tg.fake.calls(), &appid).expect("armed");
+        to_card.push(at.saturating_duration_since(applied));
+    }
+    let max = to_card.iter().max().copied().unwrap_or_default();
+    rows.push((
+        format!(
+            "— a newcomer applies → its card's buttons, while another plugin's WeChat times out ({} samples, polls every {INTERVAL} s): p50 / max",
+            scale.slow_samples
+        ),
+        format!("{} / {}", ms(percentile(&mut to_card, 50.0)), ms(max)),
+    ));
     drop(bot);
 }
 

@@ -53,13 +53,38 @@ pub fn telegram_bot(settings: &Settings) -> anyhow::Result<Bot> {
 pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
     settings.register_secrets();
     let store = Store::open(&settings.database_url).await?;
-    let wechat = WeChatClient::with_keeper(
-        settings.wechat.clone(),
-        Arc::new(crate::lifecycle::plugin::KeptInStore(store.clone())),
-    )?;
+    let clients = settings
+        .plugins
+        .iter()
+        .map(|plugin| {
+            WeChatClient::with_keeper(
+                plugin.wechat.clone(),
+                Arc::new(crate::lifecycle::plugin::KeptInStore(store.clone())),
+            )
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let bot = telegram_bot(&settings)?;
-    let app = App::new(settings, wechat, store, bot);
+    let app = App::new(settings, clients, store, bot);
     serve(app, shutdown).await
+}
+
+/// Rows an older version kept, from before plugins were named, belong to the one plugin it
+/// served: named for the plugin before anything reads them when the bot serves one. Beside
+/// several, which one they belong to cannot be told, and the start stops saying what to do.
+async fn name_kept_rows(app: &App) -> anyhow::Result<()> {
+    if let [only] = app.plugins.as_slice() {
+        let claimed = app.store.claim_unnamed(only.plugin()).await?;
+        if claimed > 0 {
+            tracing::info!(rows = claimed, plugin = %only.name, "rows kept from before plugins were named now belong to this plugin");
+        }
+        return Ok(());
+    }
+    let unnamed = app.store.unnamed_rows().await?;
+    anyhow::ensure!(
+        unnamed == 0,
+        "the database holds {unnamed} rows from before plugins were named, which belong to the one plugin the older version served; start once with only that plugin (WECHAT_APPID, or a PLUGINS_FILE naming it alone) to name them, then with every plugin"
+    );
+    Ok(())
 }
 
 /// Runs an already wired [`App`] (tests and the demo build their own).
@@ -77,13 +102,7 @@ pub async fn serve(app: Arc<App>, shutdown: CancellationToken) -> anyhow::Result
         stop_signal.cancelled().await;
         stopping.stop_waiting();
     });
-    // Rows an older version kept, from before plugins were named, are this plugin's: named
-    // before anything reads them.
-    let plugin = app.poller.plugin();
-    let claimed = app.store.claim_unnamed(plugin).await?;
-    if claimed > 0 {
-        tracing::info!(rows = claimed, plugin = %plugin, "rows kept from before plugins were named now belong to this plugin");
-    }
+    name_kept_rows(&app).await?;
     let me = start_up(&app).await?;
     // The first step of the lease comes before any update is taken: a replica that leads has
     // settled what its last stop interrupted before a press can meet a stale card.
@@ -153,7 +172,10 @@ async fn start_up(app: &App) -> anyhow::Result<Me> {
 async fn begin_term(app: &App, epoch: i64) -> anyhow::Result<()> {
     app.store.lead(epoch).await?;
     app.warm_up().await?;
-    let recovered = decision::recover_abandoned(app).await?;
+    let mut recovered = 0;
+    for poller in &app.plugins {
+        recovered += decision::recover_abandoned(app, poller.plugin()).await?;
+    }
     if recovered > 0 {
         tracing::info!(
             recovered,
@@ -192,11 +214,19 @@ async fn begin_term_renewing(app: &App, epoch: i64) -> anyhow::Result<bool> {
 /// A term's duties once begun, until `term` ends: the poller (with reminders) and, in
 /// long-polling mode, reading Telegram's updates, which only one process may do.
 async fn run_term(app: Arc<App>, me: Me, term: CancellationToken) -> anyhow::Result<()> {
-    let poller = tokio::spawn(crate::lifecycle::poller::run(
-        Arc::clone(&app),
-        app.settings.poll_interval,
-        term.clone(),
-    ));
+    app.reminders_afresh();
+    let pollers: Vec<_> = app
+        .plugins
+        .iter()
+        .map(|poller| {
+            tokio::spawn(crate::lifecycle::poller::run(
+                Arc::clone(&app),
+                poller.plugin().clone(),
+                app.settings.poll_interval,
+                term.clone(),
+            ))
+        })
+        .collect();
     let received = if app.settings.webhook.is_none() {
         let mut dispatcher = dispatcher(&app);
         stop_on(&dispatcher, &term);
@@ -206,7 +236,9 @@ async fn run_term(app: Arc<App>, me: Me, term: CancellationToken) -> anyhow::Res
         Ok(())
     };
     term.cancel();
-    let _ = poller.await;
+    for poller in pollers {
+        let _ = poller.await;
+    }
     received
 }
 

@@ -303,11 +303,27 @@ fn exit_code(error: &anyhow::Error) -> ExitCode {
 async fn check(settings: Settings) -> anyhow::Result<()> {
     println!("configuration: ok");
     let mut problems = Vec::new();
-    for found in [
-        check_database(&settings).await,
-        check_wechat(&settings).await,
-        check_telegram(&settings).await,
-    ] {
+    let mut found = vec![check_database(&settings).await];
+    for plugin in &settings.plugins {
+        // A plugin named in PLUGINS_FILE is named on each of its lines (the single plugin of
+        // the WECHAT_* variables needs no name).
+        let named = |line: String| {
+            if plugin.name == plugin.wechat.appid {
+                line
+            } else {
+                line.replacen("wechat: ", &format!("wechat ({}): ", plugin.name), 1)
+                    .replace("\nhint: ", &format!("\nhint ({}): ", plugin.name))
+            }
+        };
+        found.push(
+            check_wechat(&settings, plugin)
+                .await
+                .map(named)
+                .map_err(named),
+        );
+    }
+    found.push(check_telegram(&settings).await);
+    for found in found {
         match found {
             Ok(line) => println!("{}", redact(&line)),
             Err(problem) => problems.push(problem),
@@ -341,8 +357,11 @@ async fn check_database(settings: &Settings) -> Result<String, String> {
 /// refresh token WeChat may return with the authorizer token must be kept, so the whole chain is
 /// run only on a database the bot has made (it keeps the token there); before that, the chain is
 /// checked up to the component token and the rest left to the bot's first start.
-async fn check_wechat(settings: &Settings) -> Result<String, String> {
-    let config = settings.wechat.clone();
+async fn check_wechat(
+    settings: &Settings,
+    plugin: &crate::config::PluginSettings,
+) -> Result<String, String> {
+    let config = plugin.wechat.clone();
     let store = match &config.token_mode {
         TokenMode::Authorizer(_) => match Store::inspect(&settings.database_url).await {
             Ok(DatabaseState::Ready { pending: 0, .. }) => {

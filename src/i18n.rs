@@ -193,6 +193,13 @@ pub struct Texts {
     pub delete_usage: &'static str,
     pub bad_appid: &'static str,
     pub unknown_applicant: &'static str,
+    /// Heads a card, an alert, a `/status` block or a listing group when the bot serves several
+    /// plugins (`{name}`).
+    pub plugin_line: &'static str,
+    /// A bare appid that waits in several plugins (`{appid}`, `{choices}`: one command each).
+    pub ambiguous_plugin: &'static str,
+    /// A command naming a plugin the bot does not serve (`{name}`, `{names}`).
+    pub unknown_plugin: &'static str,
     pub not_approver_command: &'static str,
     pub not_deleter_command: &'static str,
     pub no_card_link: &'static str,
@@ -514,6 +521,9 @@ static ZH: Texts = Texts {
     delete_usage: "用法：/delete <appid>",
     bad_appid: "「{input}」不是有效的 AppID：{why}",
     unknown_applicant: "找不到申请者 {appid}。可以先 /refresh 再试。",
+    plugin_line: "📦 插件：<b>{name}</b>",
+    ambiguous_plugin: "{appid} 申请了不止一个插件，请写明是哪个：{choices}",
+    unknown_plugin: "没有名为「{name}」的插件。本机器人管理的插件：{names}",
     not_approver_command: "只有审批人可以处理插件申请。",
     not_deleter_command: "只有 DELETE_IDS 中列出的人可以删除插件申请。",
     no_card_link: "（无卡片）",
@@ -702,6 +712,9 @@ static EN: Texts = Texts {
     delete_usage: "Usage: /delete <appid>",
     bad_appid: "'{input}' is not a valid AppID: {why}",
     unknown_applicant: "No applicant {appid} is known. Try /refresh first.",
+    plugin_line: "📦 Plugin: <b>{name}</b>",
+    ambiguous_plugin: "{appid} applied to more than one plugin; say which: {choices}",
+    unknown_plugin: "No plugin is called '{name}'. The plugins this bot serves: {names}",
     not_approver_command: "Only approvers can decide on plugin applications.",
     not_deleter_command: "Only the people listed in DELETE_IDS can delete plugin applications.",
     no_card_link: "(no card)",

@@ -88,27 +88,40 @@ fn describe() {
     use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
     describe_gauge!(
         APPLICANTS,
-        "Applicants in the last successful poll, by status"
+        "Applicants in the last successful poll, by plugin and status"
     );
-    describe_counter!(CARDS_POSTED, "Cards posted to the team chat");
+    describe_counter!(CARDS_POSTED, "Cards posted to the team chat, by plugin");
     describe_gauge!(
         BUILD_INFO,
         "Always 1; the version label names the running build"
     );
-    describe_counter!(DECISIONS, "Decisions carried out, by action and result");
+    describe_counter!(
+        DECISIONS,
+        "Decisions carried out, by plugin, action and result"
+    );
     describe_counter!(
         WECHAT_CALLS,
-        "WeChat devplugin calls, by action and errcode"
+        "WeChat devplugin calls, by plugin, action and errcode"
     );
-    describe_counter!(POLLS, "Polls of WeChat's applicant list, by result");
-    describe_histogram!(POLL_DURATION, Unit::Seconds, "How long polls take");
+    describe_counter!(
+        POLLS,
+        "Polls of WeChat's applicant list, by plugin and result"
+    );
+    describe_histogram!(
+        POLL_DURATION,
+        Unit::Seconds,
+        "How long polls take, by plugin"
+    );
     describe_gauge!(
         LAST_POLL_OK,
         Unit::Seconds,
-        "Unix time of the last successful poll"
+        "Unix time of each plugin's last successful poll"
     );
     describe_counter!(TELEGRAM_ERRORS, "Failed Telegram calls, by kind");
-    describe_counter!(TOKEN_REFRESHES, "Access token fetches, by mode and result");
+    describe_counter!(
+        TOKEN_REFRESHES,
+        "Access token fetches, by plugin, mode and result"
+    );
     describe_counter!(REMINDERS, "Stale-applicant reminders posted");
     describe_counter!(
         WEBHOOK_REFUSED,
@@ -132,25 +145,27 @@ fn describe() {
 
 /// Records one devplugin call's answer: `errcode` is "0", WeChat's code, or what failed instead
 /// (`transport`, `http_503`, `decode`).
-pub fn wechat_call(action: &str, errcode: String) {
-    metrics::counter!(WECHAT_CALLS, "action" => action.to_owned(), "errcode" => errcode)
+pub fn wechat_call(plugin: &str, action: &str, errcode: String) {
+    metrics::counter!(WECHAT_CALLS, "plugin" => plugin.to_owned(), "action" => action.to_owned(), "errcode" => errcode)
         .increment(1);
 }
 
 /// Records an access token fetch.
-pub fn token_refresh(mode: &'static str, ok: bool) {
+pub fn token_refresh(plugin: &str, mode: &'static str, ok: bool) {
     let result = if ok { "ok" } else { "error" };
-    metrics::counter!(TOKEN_REFRESHES, "mode" => mode, "result" => result).increment(1);
+    metrics::counter!(TOKEN_REFRESHES, "plugin" => plugin.to_owned(), "mode" => mode, "result" => result)
+        .increment(1);
 }
 
 /// Records a decision's result: `ok`, `error` (WeChat said no) or `unknown` (no reliable answer).
-pub fn decision(action: &'static str, result: &'static str) {
-    metrics::counter!(DECISIONS, "action" => action, "result" => result).increment(1);
+pub fn decision(plugin: &str, action: &'static str, result: &'static str) {
+    metrics::counter!(DECISIONS, "plugin" => plugin.to_owned(), "action" => action, "result" => result)
+        .increment(1);
 }
 
 /// Records a posted card.
-pub fn card_posted() {
-    metrics::counter!(CARDS_POSTED).increment(1);
+pub fn card_posted(plugin: &str) {
+    metrics::counter!(CARDS_POSTED, "plugin" => plugin.to_owned()).increment(1);
 }
 
 /// Records a posted reminder.
@@ -180,19 +195,21 @@ pub fn team_chat_upgraded() {
 }
 
 /// Records a finished poll: `ok`, `error` or `paused` (WeChat's daily quota).
-pub fn poll(result: &'static str, took: Duration) {
-    metrics::counter!(POLLS, "result" => result).increment(1);
-    metrics::histogram!(POLL_DURATION).record(took.as_secs_f64());
+pub fn poll(plugin: &str, result: &'static str, took: Duration) {
+    metrics::counter!(POLLS, "plugin" => plugin.to_owned(), "result" => result).increment(1);
+    metrics::histogram!(POLL_DURATION, "plugin" => plugin.to_owned()).record(took.as_secs_f64());
     if result == "ok" {
-        metrics::gauge!(LAST_POLL_OK).set(jiff::Timestamp::now().as_second() as f64);
+        metrics::gauge!(LAST_POLL_OK, "plugin" => plugin.to_owned())
+            .set(jiff::Timestamp::now().as_second() as f64);
     }
 }
 
 /// Records what a successful poll listed: a count for every status name (every known status,
 /// so a count that drops to zero shows zero).
-pub fn applicants_listed(counts: &[(&'static str, usize)]) {
+pub fn applicants_listed(plugin: &str, counts: &[(&'static str, usize)]) {
     for (status, n) in counts {
-        metrics::gauge!(APPLICANTS, "status" => *status).set(*n as f64);
+        metrics::gauge!(APPLICANTS, "plugin" => plugin.to_owned(), "status" => *status)
+            .set(*n as f64);
     }
 }
 

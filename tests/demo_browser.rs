@@ -211,6 +211,8 @@ async fn a_person_decides_in_the_demo_page_in_real_chromium() {
         addr: "127.0.0.1:0".parse().expect("address"),
         applicants: 3,
         arrive_every: None,
+        // The second plugin is served beside, with nobody waiting: the cards are Maps'.
+        second_plugin_applicants: 0,
         ..DemoConfig::default()
     })
     .await

@@ -135,14 +135,20 @@ async fn metrics_count_what_the_bot_did_and_health_follows_polls() {
     let (status, text) = get(&format!("{base}/metrics")).await;
     assert_eq!(status, 200);
     assert_eq!(
-        metric(&text, "wxplugin_cards_posted_total"),
+        metric(
+            &text,
+            &format!(r#"wxplugin_cards_posted_total{{plugin="{}"}}"#, plugin())
+        ),
         Some(2.0),
         "{text}"
     );
     assert_eq!(
         metric(
             &text,
-            r#"wxplugin_decisions_total{action="approve",result="ok"}"#
+            &format!(
+                r#"wxplugin_decisions_total{{plugin="{}",action="approve",result="ok"}}"#,
+                plugin()
+            )
         ),
         Some(1.0),
         "{text}"
@@ -150,47 +156,89 @@ async fn metrics_count_what_the_bot_did_and_health_follows_polls() {
     assert_eq!(
         metric(
             &text,
-            r#"wxplugin_decisions_total{action="approve",result="error"}"#
+            &format!(
+                r#"wxplugin_decisions_total{{plugin="{}",action="approve",result="error"}}"#,
+                plugin()
+            )
         ),
         Some(1.0)
     );
     assert_eq!(
         metric(
             &text,
-            r#"wxplugin_wechat_calls_total{action="dev_agree",errcode="89237"}"#
+            &format!(
+                r#"wxplugin_wechat_calls_total{{plugin="{}",action="dev_agree",errcode="89237"}}"#,
+                plugin()
+            )
         ),
         Some(1.0)
     );
     let list_calls = metric(
         &text,
-        r#"wxplugin_wechat_calls_total{action="dev_apply_list",errcode="0"}"#,
+        &format!(
+            r#"wxplugin_wechat_calls_total{{plugin="{}",action="dev_apply_list",errcode="0"}}"#,
+            plugin()
+        ),
     )
     .expect("list calls counted");
     assert_eq!(list_calls as usize, app.wechat_calls("dev_apply_list"));
     assert_eq!(
-        metric(&text, r#"wxplugin_applicants{status="pending"}"#),
+        metric(
+            &text,
+            &format!(
+                r#"wxplugin_applicants{{plugin="{}",status="pending"}}"#,
+                plugin()
+            )
+        ),
         Some(1.0),
         "{text}"
     );
     assert_eq!(
-        metric(&text, r#"wxplugin_applicants{status="approved"}"#),
+        metric(
+            &text,
+            &format!(
+                r#"wxplugin_applicants{{plugin="{}",status="approved"}}"#,
+                plugin()
+            )
+        ),
         Some(1.0)
     );
     assert_eq!(
         metric(
             &text,
-            r#"wxplugin_token_refreshes_total{mode="stable",result="ok"}"#
+            &format!(
+                r#"wxplugin_token_refreshes_total{{plugin="{}",mode="stable",result="ok"}}"#,
+                plugin()
+            )
         ),
         Some(1.0)
     );
-    assert!(metric(&text, r#"wxplugin_polls_total{result="ok"}"#).is_some_and(|n| n >= 2.0));
-    assert!(text.contains("wxplugin_poll_duration_seconds_bucket{le=\"0.1\"}"));
+    assert!(
+        metric(
+            &text,
+            &format!(
+                r#"wxplugin_polls_total{{plugin="{}",result="ok"}}"#,
+                plugin()
+            )
+        )
+        .is_some_and(|n| n >= 2.0)
+    );
+    assert!(text.contains(&format!(
+        r#"wxplugin_poll_duration_seconds_bucket{{plugin="{}",le="0.1"}}"#,
+        plugin()
+    )));
     let (status, body) = get(&format!("{base}/healthz")).await;
     assert_eq!(status, 200, "{body}");
     let health: serde_json::Value = serde_json::from_str(&body).expect("JSON");
     assert_eq!(health["ok"], true);
     assert!(!text.contains(FAKE_BOT_TOKEN_SECRET_PART));
     drop(process);
+}
+
+/// The plugin the test apps serve: metrics label it by its name, its AppID when the
+/// `WECHAT_*` variables configure it.
+fn plugin() -> String {
+    wxplugin_bot::testbed::sandbox::SandboxConfig::default().appid
 }
 
 /// The secret half of the fake bot token: it must never appear in anything the bot serves.
@@ -238,12 +286,21 @@ async fn health_fails_when_wechat_has_not_been_read_for_three_intervals() {
     assert!(
         metric(
             &text,
-            r#"wxplugin_wechat_calls_total{action="dev_apply_list",errcode="http_502"}"#
+            &format!(r#"wxplugin_wechat_calls_total{{plugin="{}",action="dev_apply_list",errcode="http_502"}}"#, plugin())
         )
         .is_some_and(|n| n >= 1.0),
         "{text}"
     );
-    assert!(metric(&text, r#"wxplugin_polls_total{result="error"}"#).is_some_and(|n| n >= 1.0));
+    assert!(
+        metric(
+            &text,
+            &format!(
+                r#"wxplugin_polls_total{{plugin="{}",result="error"}}"#,
+                plugin()
+            )
+        )
+        .is_some_and(|n| n >= 1.0)
+    );
     drop(process);
 }
 
@@ -774,15 +831,35 @@ async fn a_poll_the_database_cannot_record_is_a_failed_poll() {
         "{body}"
     );
     assert_eq!(
-        metric(&metrics, r#"wxplugin_polls_total{result="ok"}"#),
+        metric(
+            &metrics,
+            &format!(
+                r#"wxplugin_polls_total{{plugin="{}",result="ok"}}"#,
+                plugin()
+            )
+        ),
         None,
         "{metrics}"
     );
     assert!(
-        metric(&metrics, r#"wxplugin_polls_total{result="error"}"#).is_some_and(|n| n >= 3.0),
+        metric(
+            &metrics,
+            &format!(
+                r#"wxplugin_polls_total{{plugin="{}",result="error"}}"#,
+                plugin()
+            )
+        )
+        .is_some_and(|n| n >= 3.0),
         "{metrics}"
     );
-    let failed_polls = metric(&metrics, r#"wxplugin_polls_total{result="error"}"#).unwrap_or(0.0);
+    let failed_polls = metric(
+        &metrics,
+        &format!(
+            r#"wxplugin_polls_total{{plugin="{}",result="error"}}"#,
+            plugin()
+        ),
+    )
+    .unwrap_or(0.0);
     let logged = printed.matches("poll failed").count();
     // Each failed poll once (a poll may end between the metrics and the log's reading).
     assert!(

@@ -6,9 +6,12 @@
 mod common;
 
 use std::path::Path;
+use std::time::Duration;
 
 use common::*;
 use sqlx::Connection;
+use wxplugin_bot::testbed::fake_telegram::FakeMessage;
+use wxplugin_bot::testbed::sandbox::{Fault, NewApplicant};
 
 /// The last migration of the schema before plugins were named, per backend.
 const LAST_UNNAMED_SQLITE: i64 = 10;
@@ -172,4 +175,291 @@ async fn a_database_from_before_plugins_were_named_is_opened_with_nothing_lost()
                 .expect("counted");
         assert_eq!(unnamed, 0, "{table} rows not named for the plugin");
     }
+}
+
+/// The first plugin's name: the test app's own sandbox.
+const MAPS: &str = "Maps";
+/// The second plugin's name: a sandbox of its own, as a plugin whose `api_base` points at
+/// another WeChat endpoint has.
+const PAY: &str = "Pay";
+/// The second plugin's AppID.
+const PAY_APPID: &str = "wx5a4db0c0ffee0002";
+
+/// The second plugin's WeChat, with `applicants` pending.
+async fn pay_sandbox(applicants: usize) -> wxplugin_bot::testbed::sandbox::RunningSandbox {
+    wxplugin_bot::testbed::sandbox::Sandbox::spawn(wxplugin_bot::testbed::sandbox::SandboxConfig {
+        appid: PAY_APPID.to_owned(),
+        secret: "pay-sandbox-secret".to_owned(),
+        applicants,
+        seed: 7,
+        ..wxplugin_bot::testbed::sandbox::SandboxConfig::default()
+    })
+    .await
+    .expect("the second sandbox starts")
+}
+
+/// Configures `app` by a `PLUGINS_FILE` of two plugins — its own sandbox as Maps, `pay` as
+/// Pay — in place of the single plugin's variables; their AppSecrets come from variables the
+/// file names.
+fn serve_two_plugins(app: &mut TestApp, pay: &wxplugin_bot::testbed::sandbox::RunningSandbox) {
+    let maps = wxplugin_bot::testbed::sandbox::SandboxConfig::default();
+    let file = format!(
+        r#"[[plugin]]
+name = "{MAPS}"
+appid = "{}"
+secret_env = "MAPS_SECRET"
+api_base = "{}"
+
+[[plugin]]
+name = "{PAY}"
+appid = "{PAY_APPID}"
+secret_env = "PAY_SECRET"
+api_base = "{}"
+"#,
+        maps.appid, app.wx.base_url, pay.base_url
+    );
+    let path = app.db.path().join("plugins.toml");
+    std::fs::write(&path, file).expect("plugins file written");
+    for var in ["WECHAT_APPID", "WECHAT_SECRET", "WECHAT_API_BASE"] {
+        app.vars.remove(var);
+    }
+    app.vars.insert("PLUGINS_FILE", path.display().to_string());
+    app.vars.insert("MAPS_SECRET", maps.secret);
+    app.vars
+        .insert("PAY_SECRET", "pay-sandbox-secret".to_owned());
+}
+
+/// The live card of `appid` in the team chat under `plugin`'s name.
+fn card_of(app: &TestApp, plugin: &str, appid: &str) -> Option<FakeMessage> {
+    app.cards().into_iter().find(|m| {
+        m.plain_text.contains(appid) && m.plain_text.contains(&format!("Plugin: {plugin}\n"))
+    })
+}
+
+/// Waits until `plugin`'s card of `appid` shows `needle`.
+async fn wait_card_of(app: &TestApp, plugin: &str, appid: &str, needle: &str) -> FakeMessage {
+    let shown = app
+        .tg
+        .fake
+        .wait_until(WAIT, |_| {
+            card_of(app, plugin, appid).is_some_and(|m| m.plain_text.contains(needle) && armed(&m))
+        })
+        .await;
+    assert!(
+        shown,
+        "{plugin}'s card of {appid} never showed {needle:?}: {:?}",
+        card_of(app, plugin, appid).map(|m| m.plain_text)
+    );
+    card_of(app, plugin, appid).expect("the card")
+}
+
+#[tokio::test]
+async fn two_plugins_in_one_chat_each_decide_only_their_own_applicants() {
+    let mut app = TestApp::new(2).await;
+    let pay = pay_sandbox(1).await;
+    let maps_ids = app.appids();
+    let both = maps_ids[0].clone();
+    // The same mini-program applied to both plugins.
+    pay.sandbox.add_applicant(NewApplicant {
+        appid: Some(both.clone()),
+        ..NewApplicant::default()
+    });
+    serve_two_plugins(&mut app, &pay);
+    app.start().await;
+    app.wait_cards(4).await;
+
+    // Every card names its plugin; the shared appid has one card per plugin.
+    for card in app.cards() {
+        assert!(
+            card.plain_text.contains(&format!("Plugin: {MAPS}\n"))
+                || card.plain_text.contains(&format!("Plugin: {PAY}\n")),
+            "{}",
+            card.plain_text
+        );
+    }
+    let pays = card_of(&app, PAY, &both).expect("Pay's card of the shared applicant");
+    assert!(card_of(&app, MAPS, &both).is_some(), "Maps' card of it");
+
+    // Approving it for Pay approves it in Pay's WeChat only.
+    app.tg
+        .fake
+        .user_presses(TEAM, pays.message_id, ALICE, "✅")
+        .expect("✅ on Pay's card");
+    wait_card_of(&app, PAY, &both, "Approved by @alice").await;
+    assert_eq!(pay.sandbox.applicant(&both).map(|a| a.status), Some(2));
+    assert_eq!(app.status(&both), Some(1), "still pending for Maps");
+    let maps_card = card_of(&app, MAPS, &both).expect("Maps' card");
+    assert!(
+        button_labels(&maps_card)
+            .iter()
+            .any(|b| b.starts_with('✅')),
+        "Maps' card still offers a decision: {:?}",
+        maps_card.buttons
+    );
+
+    // A bare appid listed by both plugins asks which; naming the plugin decides it there.
+    let asked = app.command(ALICE, &format!("/approve {both}")).await;
+    assert!(
+        asked
+            .plain_text
+            .contains(&format!("/approve {MAPS} {both}"))
+            && asked.plain_text.contains(&format!("/approve {PAY} {both}")),
+        "{}",
+        asked.plain_text
+    );
+    assert_eq!(
+        app.status(&both),
+        Some(1),
+        "nothing decided on an ambiguous command"
+    );
+    let unknown = app.command(ALICE, &format!("/approve Mpas {both}")).await;
+    assert!(
+        unknown.plain_text.contains("No plugin is called 'Mpas'"),
+        "{}",
+        unknown.plain_text
+    );
+    app.command(ALICE, &format!("/approve {MAPS} {both}")).await;
+    wait_card_of(&app, MAPS, &both, "Approved by @alice").await;
+    assert_eq!(app.status(&both), Some(2));
+    // A bare appid only one plugin lists needs no name.
+    let only_pay = pay
+        .sandbox
+        .applicants()
+        .into_iter()
+        .map(|a| a.appid)
+        .find(|a| *a != both)
+        .expect("Pay's own applicant");
+    app.command(ALICE, &format!("/reject {only_pay} not for us"))
+        .await;
+    wait_card_of(&app, PAY, &only_pay, "Rejected by @alice").await;
+    assert_eq!(pay.sandbox.applicant(&only_pay).map(|a| a.status), Some(3));
+
+    // The commands that read say which plugin each line is about.
+    let pending = app.command(ALICE, "/pending").await;
+    assert!(
+        pending.plain_text.contains(&format!("Plugin: {MAPS}"))
+            && pending.plain_text.contains(&maps_ids[1]),
+        "{}",
+        pending.plain_text
+    );
+    let status = app.command(ALICE, "/status").await;
+    for name in [MAPS, PAY] {
+        assert!(
+            status.plain_text.contains(&format!("Plugin: {name}")),
+            "{}",
+            status.plain_text
+        );
+    }
+    let history = app.command(ALICE, &format!("/history {PAY}")).await;
+    assert!(
+        history.plain_text.contains(&format!("{both} · {PAY}"))
+            && !history.plain_text.contains(&format!("· {MAPS}")),
+        "{}",
+        history.plain_text
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn one_plugins_slow_wechat_never_holds_up_anothers_newcomer() {
+    let mut app = TestApp::new(1).await;
+    let pay = pay_sandbox(1).await;
+    serve_two_plugins(&mut app, &pay);
+    app.vars.insert("POLL_INTERVAL_SECS", "5".to_owned());
+    // Maps' WeChat answers its listings, but only after 20 s each (within the 30 s timeout).
+    app.vars.insert("WECHAT_TIMEOUT_SECS", "30".to_owned());
+    app.start().await;
+    app.wait_cards(2).await;
+    app.wx.sandbox.inject(wx_fault(
+        "dev_apply_list",
+        Fault::Delay(Duration::from_secs(20)),
+        1000,
+    ));
+
+    let newcomer = pay.sandbox.add_applicant(NewApplicant::default());
+    let since = std::time::Instant::now();
+    let carded = app
+        .tg
+        .fake
+        .wait_until(Duration::from_secs(30), |_| {
+            card_of(&app, PAY, &newcomer).is_some_and(|m| armed(&m))
+        })
+        .await;
+    let took = since.elapsed();
+
+    assert!(carded, "Pay's newcomer was never carded");
+    assert!(
+        took <= Duration::from_secs(10),
+        "carded after {took:?}: more than two poll intervals while Maps' WeChat was slow"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn healthz_fails_when_one_plugins_polls_fail_and_names_it() {
+    let mut app = TestApp::new(1).await;
+    let pay = pay_sandbox(1).await;
+    serve_two_plugins(&mut app, &pay);
+    let process = app
+        .start_process(
+            1,
+            &[
+                ("METRICS_ADDR", "127.0.0.1:0"),
+                ("POLL_INTERVAL_SECS", "5"),
+                ("POLL_ALERT_AFTER", "100"),
+            ],
+        )
+        .await;
+    let base = metrics_base(&process).await;
+    app.wait_cards(2).await;
+    let (status, _) = get(&format!("{base}/healthz")).await;
+    assert_eq!(status, 200);
+    pay.sandbox
+        .inject(wx_fault("any", Fault::Http(502), 10_000));
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
+    let (status, body) = loop {
+        let (status, body) = get(&format!("{base}/healthz")).await;
+        if status != 200 || tokio::time::Instant::now() > deadline {
+            break (status, body);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+
+    assert_eq!(status, 503, "{body}");
+    let health: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    assert!(
+        health["last_error"]
+            .as_str()
+            .is_some_and(|e| e.starts_with(&format!("plugin {PAY}: ")) && e.contains("502")),
+        "{body}"
+    );
+    let plugins = health["plugins"].as_array().expect("each plugin's health");
+    let ok_of = |name: &str| {
+        plugins
+            .iter()
+            .find(|p| p["name"] == name)
+            .map(|p| p["ok"].clone())
+    };
+    assert_eq!(ok_of(MAPS), Some(serde_json::Value::Bool(true)), "{body}");
+    assert_eq!(ok_of(PAY), Some(serde_json::Value::Bool(false)), "{body}");
+    // Metrics tell the plugins apart.
+    let (_, text) = get(&format!("{base}/metrics")).await;
+    assert!(
+        metric(
+            &text,
+            &format!(r#"wxplugin_polls_total{{plugin="{PAY}",result="error"}}"#)
+        )
+        .is_some_and(|n| n >= 1.0),
+        "{text}"
+    );
+    assert!(
+        metric(
+            &text,
+            &format!(r#"wxplugin_polls_total{{plugin="{MAPS}",result="ok"}}"#)
+        )
+        .is_some_and(|n| n >= 1.0),
+        "{text}"
+    );
+    drop(process);
 }

@@ -130,7 +130,7 @@ proptest! {
         let reasons = vec!["<too> & \"vague\"".to_owned()];
         let tz = jiff::tz::TimeZone::UTC;
         for lang in [Lang::Zh, Lang::En] {
-            let view = CardView { applicant: &applicant, gone: false, card: &card, reasons: &reasons, lang, tz: &tz, before: None, approvals_required: 1, uncounted: Vec::new() };
+            let view = CardView { applicant: &applicant, gone: false, card: &card, reasons: &reasons, lang, tz: &tz, before: None, approvals_required: 1, uncounted: Vec::new(), plugin: Some("<i>Maps</i> &amp co") };
             let plain = html_to_plain(&view.text());
             prop_assert!(plain.is_ok(), "{:?}", plain);
             prop_assert!(plain.unwrap().chars().count() <= 4096);

@@ -156,15 +156,32 @@ pub async fn on_command(app: Arc<App>, message: Message, me: Me) -> HandlerResul
                 }
             }
         }
-        Command::Approve(arg) => match one_appid(&arg, t, t.approve_usage) {
-            Ok(appid) => decide(&app, &appid, &actor, Action::Approve, None).await?,
-            Err(usage) => usage,
-        },
-        Command::Delete(arg) => match one_appid(&arg, t, t.delete_usage) {
-            Ok(appid) => decide(&app, &appid, &actor, Action::Delete, None).await?,
-            Err(usage) => usage,
-        },
+        Command::Approve(arg) => {
+            let (plugin, arg) = named_plugin(&app, &arg);
+            match one_appid(arg, t, t.approve_usage) {
+                Ok(appid) => match which_plugin(&app, plugin, &appid, "approve").await? {
+                    Ok(plugin) => {
+                        decide(&app, &plugin, &appid, &actor, Action::Approve, None).await?
+                    }
+                    Err(answer) => answer,
+                },
+                Err(usage) => usage,
+            }
+        }
+        Command::Delete(arg) => {
+            let (plugin, arg) = named_plugin(&app, &arg);
+            match one_appid(arg, t, t.delete_usage) {
+                Ok(appid) => match which_plugin(&app, plugin, &appid, "delete").await? {
+                    Ok(plugin) => {
+                        decide(&app, &plugin, &appid, &actor, Action::Delete, None).await?
+                    }
+                    Err(answer) => answer,
+                },
+                Err(usage) => usage,
+            }
+        }
         Command::Reject(arg) => {
+            let (plugin, arg) = named_plugin(&app, &arg);
             let arg = arg.trim();
             let (first, rest) = arg.split_once(char::is_whitespace).unwrap_or((arg, ""));
             let reason = clean(rest, usize::MAX, false);
@@ -181,30 +198,64 @@ pub async fn on_command(app: Arc<App>, message: Message, me: Me) -> HandlerResul
                 )
             } else {
                 match one_appid(first, t, t.reject_usage) {
-                    Ok(appid) => decide(&app, &appid, &actor, Action::Reject, Some(reason)).await?,
+                    Ok(appid) => match which_plugin(&app, plugin, &appid, "reject").await? {
+                        Ok(plugin) => {
+                            decide(&app, &plugin, &appid, &actor, Action::Reject, Some(reason))
+                                .await?
+                        }
+                        Err(answer) => answer,
+                    },
                     Err(usage) => usage,
                 }
             }
         }
-        Command::Refresh => match crate::lifecycle::poller::poll_once(&app).await {
-            Ok(report) => fill(
-                t.refresh_done,
-                &[
-                    ("n", &report.listed.to_string()),
-                    ("new", &report.new_cards.to_string()),
-                    ("updated", &report.updated_cards.to_string()),
-                ],
-            ),
-            Err(e) => fill(
-                t.refresh_failed,
-                &[("error", &escape(&describe_error(&app, &e)))],
-            ),
-        },
+        Command::Refresh => refresh(&app).await,
         Command::History(arg) => history(&app, arg.trim()).await?,
         Command::Status => status(&app).await?,
         Command::Chatid => fill(t.chat_id_is, &[("id", &app.desk.chat.0.to_string())]),
     };
     reply(&app, &message, answer).await
+}
+
+/// `/refresh`: every plugin's WeChat read at once. One plugin says what it found or why it
+/// could not; several say it each on a line under its name.
+async fn refresh(app: &App) -> String {
+    let t = app.texts();
+    let polls = futures::future::join_all(app.plugins.iter().map(|poller| async move {
+        (
+            poller,
+            crate::lifecycle::poller::poll_once(app, poller).await,
+        )
+    }))
+    .await;
+    let lines: Vec<String> = polls
+        .into_iter()
+        .map(|(poller, polled)| {
+            let line = match polled {
+                Ok(report) => fill(
+                    t.refresh_done,
+                    &[
+                        ("n", &report.listed.to_string()),
+                        ("new", &report.new_cards.to_string()),
+                        ("updated", &report.updated_cards.to_string()),
+                    ],
+                ),
+                Err(e) => fill(
+                    t.refresh_failed,
+                    &[("error", &escape(&describe_error(app, &e)))],
+                ),
+            };
+            if app.several_plugins() {
+                format!(
+                    "{}\n{line}",
+                    fill(t.plugin_line, &[("name", &escape(&poller.name))])
+                )
+            } else {
+                line
+            }
+        })
+        .collect();
+    lines.join("\n")
 }
 
 /// The supergroup the team chat became, when Telegram says so. Only a basic group (an id without
@@ -319,16 +370,114 @@ fn one_appid(arg: &str, t: &Texts, usage: &str) -> Result<AppId, String> {
     })
 }
 
+/// A command's leading plugin name, if its first word names a plugin the bot serves (by name,
+/// in any case, or by AppID), and the rest of the argument. A plugin's name never reads as an
+/// appid (the configuration refuses one that does), so `/approve <appid>` is never taken for a
+/// name; a first word that names no plugin is left for the appid.
+fn named_plugin<'a>(app: &'a App, arg: &'a str) -> (Option<Result<AppId, String>>, &'a str) {
+    let arg = arg.trim();
+    let Some((first, rest)) = arg.split_once(char::is_whitespace) else {
+        return (None, arg);
+    };
+    if let Some(poller) = app
+        .plugins
+        .iter()
+        .find(|p| p.name.eq_ignore_ascii_case(first) || p.plugin().as_str() == first)
+    {
+        return (Some(Ok(poller.plugin().clone())), rest.trim_start());
+    }
+    // Two words where one is wanted: a name the bot does not know, when several plugins are
+    // served and the second word is the appid (`/approve Mpas wx…`).
+    let second = rest.split_whitespace().next().unwrap_or_default();
+    let looks_like_appid = |word: &str| word.starts_with("wx") && AppId::parse(word).is_ok();
+    if app.several_plugins() && !looks_like_appid(first) && looks_like_appid(second) {
+        let t = app.texts();
+        let names: Vec<String> = app
+            .plugins
+            .iter()
+            .map(|p| format!("<code>{}</code>", escape(&p.name)))
+            .collect();
+        return (
+            Some(Err(fill(
+                t.unknown_plugin,
+                &[
+                    ("name", &escape(&clean(first, 40, false))),
+                    ("names", &names.join(", ")),
+                ],
+            ))),
+            rest.trim_start(),
+        );
+    }
+    (None, arg)
+}
+
+/// The plugin a decision by command is about: the one it names, else the only one the bot
+/// serves, else the one plugin `appid` is listed in. Several: the answer lists one command per
+/// plugin (`command` without its slash).
+async fn which_plugin(
+    app: &App,
+    named: Option<Result<AppId, String>>,
+    appid: &AppId,
+    command: &str,
+) -> anyhow::Result<Result<AppId, String>> {
+    match named {
+        Some(named) => return Ok(named),
+        None if !app.several_plugins() => {
+            if let Some(only) = app.plugins.first() {
+                return Ok(Ok(only.plugin().clone()));
+            }
+        }
+        None => {}
+    }
+    let mut listed = Vec::new();
+    for poller in &app.plugins {
+        if app
+            .store
+            .applicant(poller.plugin(), appid)
+            .await?
+            .is_some_and(|s| !s.gone)
+        {
+            listed.push(poller);
+        }
+    }
+    Ok(match listed.as_slice() {
+        [one] => Ok(one.plugin().clone()),
+        [] => Err(fill(
+            app.texts().unknown_applicant,
+            &[("appid", &escape(appid.as_str()))],
+        )),
+        several => {
+            let choices: Vec<String> = several
+                .iter()
+                .map(|p| {
+                    format!(
+                        "\n<code>/{command} {} {}</code>",
+                        escape(&p.name),
+                        escape(appid.as_str())
+                    )
+                })
+                .collect();
+            Err(fill(
+                app.texts().ambiguous_plugin,
+                &[
+                    ("appid", &format!("<code>{}</code>", escape(appid.as_str()))),
+                    ("choices", &choices.concat()),
+                ],
+            ))
+        }
+    })
+}
+
 /// A decision by command: the same claim and card as a button press.
 async fn decide(
     app: &Arc<App>,
+    plugin: &AppId,
     appid: &AppId,
     actor: &Actor,
     action: Action,
     reason: Option<String>,
 ) -> anyhow::Result<String> {
     let t = app.texts();
-    let plugin = app.poller.plugin();
     let Some(stored) = app
         .store
         .applicant(plugin, appid)
@@ -432,6 +581,7 @@ async fn decide(
                 before: stored.before.as_ref(),
                 approvals_required: app.settings.approvals_required,
                 uncounted: Vec::new(),
+                plugin: app.settings.plugin_name(plugin.as_str()),
             };
             view.outcome_line()
         }
@@ -523,8 +673,17 @@ async fn listing(app: &App, status: Option<ApplyStatus>) -> anyhow::Result<Strin
     let more = |n: usize| fill(t.list_more, &[("n", &n.to_string())]);
     let mut used = telegram_len(&out) + telegram_len(&format!("\n{}", more(rows.len())));
     let mut shown = 0;
+    // Grouped by plugin (the rows come in plugin order), each group under its name.
+    let mut group: Option<&AppId> = None;
     for row in rows.iter().take(LIST_MAX_LINES) {
         let (a, card) = (&row.applicant.applicant, &row.card);
+        let header = match app.settings.plugin_name(row.applicant.plugin.as_str()) {
+            Some(name) if group != Some(&row.applicant.plugin) => {
+                format!("\n{}", fill(t.plugin_line, &[("name", &escape(name))]))
+            }
+            _ => String::new(),
+        };
+        group = Some(&row.applicant.plugin);
         let name = nickname_html(a.nickname.as_deref(), t);
         let link = match card
             .as_ref()
@@ -541,7 +700,7 @@ async fn listing(app: &App, status: Option<ApplyStatus>) -> anyhow::Result<Strin
             String::new()
         };
         let line = format!(
-            "\n• <b>{name}</b> <code>{}</code>{status_part} {link}",
+            "{header}\n• <b>{name}</b> <code>{}</code>{status_part} {link}",
             escape(a.appid.as_str())
         );
         let len = telegram_len(&line);
@@ -569,6 +728,15 @@ const HISTORY_SCAN: usize = 1000;
 /// line saying how many were left out. Never longer than Telegram takes, so it always arrives.
 async fn history(app: &App, arg: &str) -> anyhow::Result<String> {
     let t = app.texts();
+    // A plugin's name, alone or before an appid, keeps to that plugin.
+    let arg = arg.trim();
+    let (first, rest) = arg.split_once(char::is_whitespace).unwrap_or((arg, ""));
+    let (plugin, arg) = match app.plugins.iter().find(|p| {
+        !first.is_empty() && (p.name.eq_ignore_ascii_case(first) || p.plugin().as_str() == first)
+    }) {
+        Some(poller) => (Some(poller.plugin().clone()), rest.trim()),
+        None => (None, arg),
+    };
     let appid = if arg.is_empty() {
         None
     } else {
@@ -587,7 +755,7 @@ async fn history(app: &App, arg: &str) -> anyhow::Result<String> {
     };
     let entries = app
         .store
-        .history(None, appid.as_ref(), HISTORY_SCAN as i64)
+        .history(plugin.as_ref(), appid.as_ref(), HISTORY_SCAN as i64)
         .await?;
     if entries.is_empty() {
         return Ok(escape(t.history_none));
@@ -657,8 +825,18 @@ fn history_line(app: &App, e: &crate::domain::audit::HistoryEntry) -> String {
         AuditOutcome::Scheduled => t.history_scheduled,
         AuditOutcome::Undone => t.history_undone,
     };
+    let of_plugin = if app.several_plugins() {
+        let name = app
+            .plugins
+            .iter()
+            .find(|p| p.plugin().as_str() == e.plugin)
+            .map_or(e.plugin.as_str(), |p| p.name.as_str());
+        format!(" · {}", escape(name))
+    } else {
+        String::new()
+    };
     let mut line = format!(
-        "\n• {when} {who} {action} <code>{}</code> → {result}",
+        "\n• {when} {who} {action} <code>{}</code>{of_plugin} → {result}",
         escape(&e.appid),
     );
     if let Some(code) = e.errcode {
@@ -676,25 +854,54 @@ fn history_line(app: &App, e: &crate::domain::audit::HistoryEntry) -> String {
     line
 }
 
+/// `/status`: each plugin's polls, token and applicants (under its name when there are
+/// several), then Telegram's conflicts and the replicas, once.
 async fn status(app: &App) -> anyhow::Result<String> {
     let t = app.texts();
-    let health = app
-        .poller
-        .health
-        .lock()
-        .map(|h| h.clone())
-        .unwrap_or_default();
-    let counts = app
-        .store
-        .counts(app.poller.plugin(), app.desk.chat.0)
-        .await?;
-    let token = app.poller.wechat.tokens().state().await;
     let when = |at: Option<i64>| {
         at.map_or_else(
             || t.status_never.to_owned(),
             |s| format_time(s, &app.settings.time_zone),
         )
     };
+    let mut blocks = Vec::with_capacity(app.plugins.len());
+    for poller in &app.plugins {
+        let block = plugin_status(app, poller, &when).await?;
+        blocks.push(if app.several_plugins() {
+            format!(
+                "{}\n{block}",
+                fill(t.plugin_line, &[("name", &escape(&poller.name))])
+            )
+        } else {
+            block
+        });
+    }
+    let mut text = blocks.join("\n\n");
+    if let Some(conflict) = app.telegram_conflicts.current(crate::domain::now_secs()) {
+        text.push('\n');
+        text.push_str(&fill(
+            t.status_telegram_conflict,
+            &[
+                ("n", &conflict.count.to_string()),
+                ("since", &when(Some(conflict.since))),
+            ],
+        ));
+    }
+    text.push('\n');
+    text.push_str(&replica_line(app, &when));
+    Ok(text)
+}
+
+/// One plugin's part of `/status`.
+async fn plugin_status(
+    app: &App,
+    poller: &crate::lifecycle::plugin::Poller,
+    when: &(dyn Fn(Option<i64>) -> String + Sync),
+) -> anyhow::Result<String> {
+    let t = app.texts();
+    let health = poller.health.lock().map(|h| h.clone()).unwrap_or_default();
+    let counts = app.store.counts(poller.plugin(), app.desk.chat.0).await?;
+    let token = poller.wechat.tokens().state().await;
     let mut token_text = format!(
         "{} · {}",
         token.mode,
@@ -756,16 +963,6 @@ async fn status(app: &App) -> anyhow::Result<String> {
             ],
         ));
     }
-    if let Some(conflict) = app.telegram_conflicts.current(crate::domain::now_secs()) {
-        text.push('\n');
-        text.push_str(&fill(
-            t.status_telegram_conflict,
-            &[
-                ("n", &conflict.count.to_string()),
-                ("since", &when(Some(conflict.since))),
-            ],
-        ));
-    }
     if let Some(until) = health.quota_paused_until
         && crate::domain::now_secs() < until
     {
@@ -775,12 +972,10 @@ async fn status(app: &App) -> anyhow::Result<String> {
             &[("until", &when(Some(until)))],
         ));
     }
-    if app.poller.wechat.paging_broken() {
+    if poller.wechat.paging_broken() {
         text.push('\n');
         text.push_str(t.status_paging_broken);
     }
-    text.push('\n');
-    text.push_str(&replica_line(app, &when));
     Ok(text)
 }
 

@@ -556,7 +556,13 @@ pub(crate) async fn on_reply(app: Arc<App>, message: Message, me: Me) -> Handler
 
 /// 🔄 Refresh: re-read WeChat; if nothing changed, clear a failure note so the card is plain again.
 pub(crate) async fn refresh_one(app: &App, card: &Card) -> HandlerResult {
-    if crate::lifecycle::poller::poll_once(app).await.is_err() {
+    let Some(poller) = app.poller(&card.plugin) else {
+        return Ok(());
+    };
+    if crate::lifecycle::poller::poll_once(app, poller)
+        .await
+        .is_err()
+    {
         // The poll logged its failure, once.
         return Ok(());
     }

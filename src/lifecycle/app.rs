@@ -1,8 +1,7 @@
-//! The running bot's shared context: one plugin's [`Poller`] (its WeChat client and what it
-//! remembers between polls) and one team chat's [`Desk`] (its cards and messages), with what
-//! both answer to — the settings, the store, the approvers, the lease, and the decisions in
-//! flight. A second plugin is a second poller, a second chat a second desk; what passes between
-//! them goes through their methods.
+//! The running bot's shared context: a [`Poller`] per plugin (its WeChat client and what it
+//! remembers between polls) and the team chat's [`Desk`] (its cards and messages), with what
+//! all answer to — the settings, the store, the approvers, the lease, and the decisions in
+//! flight. What passes between them goes through their methods.
 
 use std::sync::Arc;
 
@@ -10,6 +9,7 @@ use dashmap::DashMap;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Settings;
+use crate::domain::applicant::AppId;
 use crate::domain::now_secs;
 use crate::i18n::{Lang, Texts};
 use crate::lifecycle::desk::{Desk, DeskParts};
@@ -64,8 +64,9 @@ pub struct App {
     pub settings: Arc<Settings>,
     /// Persistent state.
     pub store: Store,
-    /// The plugin's WeChat side: its client, poll health and what its poller remembers.
-    pub poller: Poller,
+    /// Each plugin's WeChat side, in the order configured: its client, poll health and what its
+    /// poller remembers.
+    pub plugins: Vec<Poller>,
     /// The team chat's cards and messages.
     pub desk: Desk,
     /// Who may decide.
@@ -84,13 +85,16 @@ pub struct App {
     pub windows: tokio_util::task::TaskTracker,
     /// The undo windows (card, deadline) a task of this process waits on.
     pub window_cards: DashMap<(i64, i64), ()>,
+    /// When reminders were last looked for (by whichever plugin's poll came first).
+    reminders_checked: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
 impl App {
-    /// Wires the context together; nothing is sent yet.
+    /// Wires the context together, a poller for each client (one per plugin, named as the
+    /// settings name the plugin of its AppID); nothing is sent yet.
     pub fn new(
         settings: Settings,
-        wechat: WeChatClient,
+        clients: Vec<WeChatClient>,
         store: Store,
         bot: teloxide::Bot,
     ) -> Arc<Self> {
@@ -104,7 +108,28 @@ impl App {
             leadership.lead_when_unreachable();
         }
         let stopping = CancellationToken::new();
-        let poller = Poller::new(wechat);
+        let plugins: Vec<Poller> = clients
+            .into_iter()
+            .map(|wechat| {
+                let name = settings
+                    .plugins
+                    .iter()
+                    .find(|p| p.wechat.appid == wechat.plugin().as_str())
+                    .map_or_else(|| wechat.plugin().to_string(), |p| p.name.clone());
+                Poller::new(name, wechat)
+            })
+            .collect();
+        // A deleted card message tells its own plugin's poller.
+        let hooks: Vec<(AppId, crate::lifecycle::desk::MessageGone)> = plugins
+            .iter()
+            .map(|p| (p.plugin().clone(), p.on_message_gone()))
+            .collect();
+        let on_message_gone: crate::lifecycle::desk::MessageGone =
+            Box::new(move |plugin, appid| {
+                for (_, hook) in hooks.iter().filter(|(p, _)| p == plugin) {
+                    hook(plugin, appid);
+                }
+            });
         let desk = Desk::new(DeskParts {
             settings: Arc::clone(&settings),
             store: store.clone(),
@@ -113,12 +138,12 @@ impl App {
             leadership: Arc::clone(&leadership),
             approvers: Arc::clone(&approvers),
             stopping: stopping.clone(),
-            on_message_gone: poller.on_message_gone(),
+            on_message_gone,
         });
         Arc::new(Self {
             settings,
             store,
-            poller,
+            plugins,
             desk,
             approvers,
             holds: Arc::default(),
@@ -128,6 +153,7 @@ impl App {
             leadership,
             windows: tokio_util::task::TaskTracker::new(),
             window_cards: DashMap::new(),
+            reminders_checked: std::sync::Mutex::new(None),
         })
     }
 
@@ -145,13 +171,48 @@ impl App {
     /// restart only acts on what changed while the bot was down — and on every card that does
     /// not agree with its record (a crash between recording a listing and settling a card).
     pub async fn warm_up(&self) -> Result<(), crate::store::StoreError> {
-        self.poller
-            .warm_up(
-                &self.store,
-                self.desk.chat.0,
-                self.settings.absence_proof_after,
-            )
-            .await
+        for poller in &self.plugins {
+            poller
+                .warm_up(
+                    &self.store,
+                    self.desk.chat.0,
+                    self.settings.absence_proof_after,
+                )
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// The poller of `plugin` (its AppID), if the bot serves it.
+    pub fn poller(&self, plugin: &AppId) -> Option<&Poller> {
+        self.plugins.iter().find(|p| p.plugin() == plugin)
+    }
+
+    /// Whether reminders are due to be looked for; if so, marks them looked for now, so one
+    /// plugin's poll takes them and the others' do not.
+    pub fn reminders_due(&self) -> bool {
+        let mut checked = self
+            .reminders_checked
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if !crate::lifecycle::reminder::check_due(*checked) {
+            return false;
+        }
+        *checked = Some(std::time::Instant::now());
+        true
+    }
+
+    /// Looks for reminders at the next successful poll (a term begins).
+    pub fn reminders_afresh(&self) {
+        *self
+            .reminders_checked
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    /// Whether the bot serves more than one plugin: then cards and messages name the plugin.
+    pub fn several_plugins(&self) -> bool {
+        self.plugins.len() > 1
     }
 
     /// Asks every wait for Telegram to end: new cards at once, the rest within

@@ -294,17 +294,18 @@ pub async fn execute(app: &App, claim: Claim) -> Result<Outcome, StoreError> {
     } = claim;
     tracing::info!(appid = %s.appid, action = s.action.as_str(), by = %s.actor.name, "deciding");
     let work = async {
-        let result = match s.action {
-            Action::Approve => app.poller.wechat.agree_before(&s.appid, until).await,
-            Action::Reject => {
-                app.poller
-                    .wechat
+        let result = match (app.poller(&s.plugin), s.action) {
+            (None, _) => Err(no_longer_served(&s.plugin)),
+            (Some(p), Action::Approve) => p.wechat.agree_before(&s.appid, until).await,
+            (Some(p), Action::Reject) => {
+                p.wechat
                     .refuse_before(&s.appid, s.reason.as_deref().unwrap_or_default(), until)
                     .await
             }
-            Action::Delete => app.poller.wechat.delete_before(&s.appid, until).await,
+            (Some(p), Action::Delete) => p.wechat.delete_before(&s.appid, until).await,
         };
         crate::telemetry::decision(
+            app.settings.plugin_label(s.plugin.as_str()),
             s.action.as_str(),
             match &result {
                 Ok(()) => "ok",
@@ -454,9 +455,12 @@ async fn run_window(app: &App, window: Window) -> Result<(), StoreError> {
 /// another replica that waited on one is gone). A window still running resumes from its stored
 /// deadline and its card says it was resumed; one that ended while nobody waited goes out at
 /// once, and its outcome says so. Run by the leader after each poll.
-pub async fn resume_windows(app: &Arc<App>) -> Result<usize, StoreError> {
+pub async fn resume_windows(app: &Arc<App>, plugin: &AppId) -> Result<usize, StoreError> {
     let mut resumed = 0;
     for card in app.store.scheduled_cards().await? {
+        if card.plugin != *plugin {
+            continue;
+        }
         let Some(due) = card.due_at else {
             continue;
         };
@@ -534,7 +538,11 @@ async fn settle(
 /// Re-reads WeChat's list to learn what is true after an unclear or stale-state answer, and
 /// shows it: the decision took effect, did not, or the status moved elsewhere.
 async fn reconcile(app: &App, s: &Settling, error: WeChatError) -> Result<Outcome, StoreError> {
-    let listed = match app.poller.wechat.list_all_checked().await {
+    let listing = match app.poller(&s.plugin) {
+        Some(poller) => poller.wechat.list_all_checked().await,
+        None => Err(no_longer_served(&s.plugin)),
+    };
+    let listed = match listing {
         Ok(listing) => listing,
         Err(read_error) => {
             tracing::warn!(appid = %s.appid, error = %read_error, "could not re-read the status after an unclear answer");
@@ -656,7 +664,7 @@ async fn keep_reread(
     detail: &str,
 ) -> Result<(), StoreError> {
     app.store.upsert_applicant(&s.plugin, a).await?;
-    remember(app, a);
+    remember(app, &s.plugin, a);
     if maybe_applied {
         record(app, s, AuditOutcome::Error, detail).await?;
     }
@@ -747,7 +755,7 @@ async fn reapplied(
             note.as_ref(),
         )
         .await?;
-    look_again(app, &s.appid);
+    look_again(app, &s.plugin, &s.appid);
     Ok(if maybe_applied {
         Outcome::Unknown
     } else {
@@ -778,7 +786,9 @@ async fn deleted(
     error: Option<WeChatError>,
 ) -> Result<Outcome, StoreError> {
     app.store.mark_gone(&s.plugin, &s.appid).await?;
-    app.poller.forget(&s.appid);
+    if let Some(poller) = app.poller(&s.plugin) {
+        poller.forget(&s.appid);
+    }
     close(app, s, &Note::Gone { at: now_secs() }, error).await
 }
 
@@ -813,8 +823,10 @@ async fn record(
 
 /// Updates the poller's memory with what a re-read found, so the next poll does not take it for
 /// news.
-fn remember(app: &App, a: &Applicant) {
-    app.poller.remember(a);
+fn remember(app: &App, plugin: &AppId, a: &Applicant) {
+    if let Some(poller) = app.poller(plugin) {
+        poller.remember(a);
+    }
 }
 
 /// The card says the outcome is unknown and offers no decision; the applicant's record takes the
@@ -883,13 +895,10 @@ async fn confirm(
     if !settled {
         tracing::warn!(card = s.card_id, appid = %s.appid, "a decision was recorded but its card had moved on");
     }
-    match status {
-        Some(status) => {
-            app.poller.remember_status(&s.appid, status);
-        }
-        None => {
-            app.poller.forget(&s.appid);
-        }
+    match (app.poller(&s.plugin), status) {
+        (Some(poller), Some(status)) => poller.remember_status(&s.appid, status),
+        (Some(poller), None) => poller.forget(&s.appid),
+        (None, _) => {}
     }
     Ok(())
 }
@@ -913,11 +922,11 @@ async fn fail(app: &App, s: &Settling, error: &WeChatError) -> Result<(), StoreE
 /// a restart, or abandoned by a decision whose store write failed. Each is re-read from WeChat,
 /// so its card shows the truth and the audit log gets the result that was swallowed. Runs at
 /// start and after every poll. Returns how many it settled.
-pub async fn recover_abandoned(app: &App) -> Result<usize, StoreError> {
+pub async fn recover_abandoned(app: &App, plugin: &AppId) -> Result<usize, StoreError> {
     let cards = app.store.deciding_cards().await?;
     let mut count = 0;
     for card in cards {
-        if app.holds.is_held(card.id) {
+        if card.plugin != *plugin || app.holds.is_held(card.id) {
             continue;
         }
         count += 1;
@@ -954,7 +963,7 @@ pub async fn recover_abandoned(app: &App) -> Result<usize, StoreError> {
             )),
         };
         reconcile(app, &s, cause).await?;
-        look_again(app, &card.appid);
+        look_again(app, &card.plugin, &card.appid);
         // A card in a former team chat is edited once, when it is closed for the move.
         if card.chat_id == app.desk.chat.0
             && let Err(e) = app.desk.refresh_card(card.id).await
@@ -972,7 +981,14 @@ async fn wait_out_the_write(app: &App, attempt: i64) -> Result<bool, StoreError>
     let Some(at) = app.store.attempt_at(attempt).await? else {
         return Ok(true);
     };
-    let timeout = app.settings.wechat.request_timeout.as_secs() as i64;
+    let timeout = app
+        .settings
+        .plugins
+        .iter()
+        .map(|p| p.wechat.request_timeout)
+        .max()
+        .unwrap_or_default()
+        .as_secs() as i64;
     // Another replica's decision may still be sending within its window; the attempt's time is
     // that replica's clock (replicas' clocks agree within a second, as NTP keeps them).
     let window = if app.store.is_postgres() {
@@ -1033,13 +1049,22 @@ pub async fn settle_unknown(
                 .await?;
         }
     }
-    look_again(app, &card.appid);
+    look_again(app, &card.plugin, &card.appid);
     Ok(true)
 }
 
 /// Has the next poll look at an applicant again, whatever it lists: its card was settled outside
 /// the poll and may now need something only the poll does (a new message for a card whose
 /// message a person deleted).
-fn look_again(app: &App, appid: &AppId) {
-    app.poller.look_again(appid);
+fn look_again(app: &App, plugin: &AppId, appid: &AppId) {
+    if let Some(poller) = app.poller(plugin) {
+        poller.look_again(appid);
+    }
+}
+
+/// What a decision on a plugin the bot no longer serves meets: nothing is sent to WeChat.
+fn no_longer_served(plugin: &AppId) -> WeChatError {
+    WeChatError::InvalidRequest(format!(
+        "plugin {plugin} is no longer among the plugins this bot serves"
+    ))
 }

@@ -49,9 +49,9 @@ impl Drop for CardGuard {
     }
 }
 
-/// What a desk calls when it finds a card's message deleted: the applicant's poller must post
-/// the card again rather than take it for shown.
-pub type MessageGone = Box<dyn Fn(&AppId) + Send + Sync>;
+/// What a desk calls when it finds a card's message deleted (with the plugin and the
+/// applicant): the applicant's poller must post the card again rather than take it for shown.
+pub type MessageGone = Box<dyn Fn(&AppId, &AppId) + Send + Sync>;
 
 /// One team chat's cards and messages.
 pub struct Desk {
@@ -247,6 +247,7 @@ impl Desk {
                 })
                 .map(|v| v.id)
                 .collect(),
+            plugin: self.settings.plugin_name(card.plugin.as_str()),
         }
     }
 
@@ -347,7 +348,7 @@ impl Desk {
             return Ok(false);
         }
         drop(guard);
-        crate::telemetry::card_posted();
+        crate::telemetry::card_posted(self.settings.plugin_label(plugin.as_str()));
         tracing::info!(appid = %appid, card = card.id, message_id = sent.id.0, "posted a card");
         // The row now says its message shows an older state than it holds: if this edit fails
         // or the bot stops first, the sweep after the next poll (or the next start) adds them.
@@ -457,7 +458,7 @@ impl Desk {
                 self.store.mark_message_gone(card_id).await?;
                 // A pending applicant must not be left without buttons: its poller posts the
                 // card again at its next poll.
-                (self.on_message_gone)(&card.appid);
+                (self.on_message_gone)(&card.plugin, &card.appid);
             }
         }
         Ok(())

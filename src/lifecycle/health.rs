@@ -1,5 +1,6 @@
-//! Whether the bot is doing its job: the verdict `/healthz` gives from the poller's record of its
-//! last polls ([`crate::lifecycle::plugin::PollHealth`]) and the lease.
+//! Whether the bot is doing its job: the verdict `/healthz` gives from each plugin's poller's
+//! record of its last polls ([`crate::lifecycle::plugin::PollHealth`]) and the lease. One
+//! plugin whose polls fail makes the bot unhealthy, and the answer says which.
 
 use std::time::Duration;
 
@@ -28,21 +29,77 @@ pub struct Health {
     pub leader: Option<String>,
     /// Since when it leads (unix seconds).
     pub leader_since: Option<i64>,
+    /// Each plugin's polls, in the order configured.
+    pub plugins: Vec<PluginHealth>,
+}
+
+/// One plugin's polls, as `/healthz` lists them.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct PluginHealth {
+    /// The plugin's name.
+    pub name: String,
+    /// Whether its polls succeed.
+    pub ok: bool,
+    /// Unix time of its last successful poll.
+    pub last_ok_at: Option<i64>,
+    /// Seconds since then (or since start, before the first).
+    pub age_secs: i64,
+    /// Its last poll error, redacted.
+    pub last_error: Option<String>,
 }
 
 /// The bot's health now.
 pub fn health(app: &App) -> Health {
-    let (last_ok_at, last_error) = match app.poller.health.lock() {
-        Ok(h) => (h.last_ok_at, h.last_error.clone()),
-        Err(_) => (None, Some("health state poisoned".to_owned())),
+    let now = now_secs();
+    let plugins: Vec<PluginHealth> = app
+        .plugins
+        .iter()
+        .map(|poller| {
+            let (last_ok_at, last_error) = match poller.health.lock() {
+                Ok(h) => (h.last_ok_at, h.last_error.clone()),
+                Err(_) => (None, Some("health state poisoned".to_owned())),
+            };
+            let one = health_at(
+                now,
+                app.started_at,
+                last_ok_at,
+                last_error,
+                app.settings.poll_interval,
+            );
+            PluginHealth {
+                name: poller.name.clone(),
+                ok: one.ok,
+                last_ok_at: one.last_ok_at,
+                age_secs: one.age_secs,
+                last_error: one.last_error,
+            }
+        })
+        .collect();
+    // The bot is as healthy as its least healthy plugin: the top-level figures are that
+    // plugin's, its error named when there are several.
+    let worst = plugins.iter().max_by_key(|p| (!p.ok, p.age_secs)).cloned();
+    let several = plugins.len() > 1;
+    let (last_ok_at, last_error) = match &worst {
+        Some(w) => (
+            w.last_ok_at,
+            w.last_error.as_ref().map(|e| {
+                if several {
+                    format!("plugin {}: {e}", w.name)
+                } else {
+                    e.clone()
+                }
+            }),
+        ),
+        None => (None, None),
     };
     let mut health = health_at(
-        now_secs(),
+        now,
         app.started_at,
         last_ok_at,
         last_error,
         app.settings.poll_interval,
     );
+    health.plugins = plugins;
     let view = app.leadership.view();
     health.replica = app.leadership.me.clone();
     health.leading = app.leadership.leads();
@@ -82,6 +139,7 @@ pub fn health_at(
         leading: false,
         leader: None,
         leader_since: None,
+        plugins: Vec::new(),
     }
 }
 

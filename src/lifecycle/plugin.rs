@@ -77,6 +77,8 @@ pub struct PollHealth {
 /// and the lock that keeps its polls one at a time. Decisions and the desk tell it what they
 /// changed through its methods.
 pub struct Poller {
+    /// The plugin's name: on cards, in commands, metrics and the log.
+    pub name: String,
     /// The plugin's WeChat side.
     pub wechat: WeChatClient,
     /// What the last listings said, per applicant: the poll's own to read and write (shared
@@ -90,8 +92,9 @@ pub struct Poller {
 
 impl Poller {
     /// A poller that has listed nothing yet.
-    pub fn new(wechat: WeChatClient) -> Self {
+    pub fn new(name: String, wechat: WeChatClient) -> Self {
         Self {
+            name,
             wechat,
             seen: Arc::default(),
             health: std::sync::Mutex::new(PollHealth::default()),
@@ -108,7 +111,7 @@ impl Poller {
     /// applicant's card again.
     pub fn on_message_gone(&self) -> MessageGone {
         let seen = Arc::clone(&self.seen);
-        Box::new(move |appid| {
+        Box::new(move |_plugin, appid| {
             if let Some(mut seen) = seen.get_mut(appid) {
                 seen.carded = false;
             }

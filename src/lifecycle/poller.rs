@@ -14,7 +14,7 @@ use crate::domain::card::{Card, CardState, Note};
 use crate::domain::now_secs;
 use crate::i18n::fill;
 use crate::lifecycle::app::App;
-use crate::lifecycle::plugin::{MISSING_PROOF, Seen, card_agrees};
+use crate::lifecycle::plugin::{MISSING_PROOF, Poller, Seen, card_agrees};
 use crate::telegram::html::{escape, nickname_html};
 use crate::telegram::view::{format_time, wechat_error_text};
 use crate::wechat::WeChatError;
@@ -76,9 +76,9 @@ fn status_counts(listed: &[Applicant]) -> Vec<(&'static str, usize)> {
 }
 
 /// Reads WeChat's list once and brings cards in line with it.
-pub async fn poll_once(app: &App) -> Result<PollReport, PollError> {
+pub async fn poll_once(app: &App, poller: &Poller) -> Result<PollReport, PollError> {
     let started = std::time::Instant::now();
-    let result = poll_locked(app).await;
+    let result = poll_locked(app, poller).await;
     let label = match &result {
         Ok(_) => "ok",
         Err(PollError::QuotaPaused { .. }) => "paused",
@@ -86,12 +86,14 @@ pub async fn poll_once(app: &App) -> Result<PollReport, PollError> {
         Err(PollError::Standby { .. }) => "standby",
         Err(_) => "error",
     };
-    crate::telemetry::poll(label, started.elapsed());
+    crate::telemetry::poll(&poller.name, label, started.elapsed());
     // Judged on the whole poll, not on the listing alone: a listing the store could not record
     // (a read-only or full disk) leaves the bot as blind as one WeChat did not send.
     match &result {
-        Ok(_) => note_health(app, None).await,
-        Err(e @ (PollError::WeChat(_) | PollError::Store(_))) => note_health(app, Some(e)).await,
+        Ok(_) => note_health(app, poller, None).await,
+        Err(e @ (PollError::WeChat(_) | PollError::Store(_))) => {
+            note_health(app, poller, Some(e)).await
+        }
         Err(PollError::QuotaPaused { .. } | PollError::Stopping | PollError::Standby { .. }) => {}
     }
     // The listing and everything built from it are dropped by now.
@@ -99,8 +101,8 @@ pub async fn poll_once(app: &App) -> Result<PollReport, PollError> {
     result
 }
 
-async fn poll_locked(app: &App) -> Result<PollReport, PollError> {
-    let _one_at_a_time = app.poller.poll_lock.lock().await;
+async fn poll_locked(app: &App, poller: &Poller) -> Result<PollReport, PollError> {
+    let _one_at_a_time = poller.poll_lock.lock().await;
     // Only the leader polls: two replicas' polls would race on every card. Asked after the lock,
     // so a poll that waited on another does not outlive the lease.
     if !app.leadership.leads() {
@@ -108,7 +110,7 @@ async fn poll_locked(app: &App) -> Result<PollReport, PollError> {
             leader: app.leadership.view().leader.map(|(name, _)| name),
         });
     }
-    if let Some(until) = quota_paused_until(app)
+    if let Some(until) = quota_paused_until(poller)
         && now_secs() < until
     {
         return Err(PollError::QuotaPaused { until });
@@ -121,28 +123,28 @@ async fn poll_locked(app: &App) -> Result<PollReport, PollError> {
     let listed = tokio::select! {
         biased;
         () = app.stopping.cancelled() => return Err(PollError::Stopping),
-        listed = app.poller.wechat.list_all_checked() => listed,
+        listed = poller.wechat.list_all_checked() => listed,
     };
     if let Err(e) = &listed
         && e.errcode() == Some(crate::wechat::DAILY_QUOTA)
     {
         // Rest at once, so a `/refresh` racing this poll does not spend more of the quota.
-        note_quota(app, e).await;
+        note_quota(app, poller, e).await;
     }
     let crate::wechat::Listing {
         applicants: listed,
         complete,
     } = listed?;
-    crate::telemetry::applicants_listed(&status_counts(&listed));
+    crate::telemetry::applicants_listed(&poller.name, &status_counts(&listed));
     let mut report = PollReport {
         listed: listed.len(),
         ..PollReport::default()
     };
-    announce_burst(app, &listed).await;
+    announce_burst(app, poller, &listed).await;
     let mut present = HashMap::with_capacity(listed.len());
     let mut changed = Vec::new();
     for applicant in listed {
-        let unchanged = match app.poller.seen.get_mut(&applicant.appid) {
+        let unchanged = match poller.seen.get_mut(&applicant.appid) {
             Some(mut seen) => {
                 seen.missed = 0;
                 seen.missing_since = None;
@@ -160,7 +162,7 @@ async fn poll_locked(app: &App) -> Result<PollReport, PollError> {
         }
         present.insert(applicant.appid.clone(), applicant);
     }
-    apply_changes(app, changed, as_of, listing_began, &mut report).await?;
+    apply_changes(app, poller, changed, as_of, listing_began, &mut report).await?;
     if app.stopping.is_cancelled() {
         // What is left (absences, unknown outcomes, the sweep, stale edits) is judged at the
         // next start, from the store.
@@ -168,8 +170,7 @@ async fn poll_locked(app: &App) -> Result<PollReport, PollError> {
     }
     // A WeChat that ignores `page` hides everyone past the first page: this listing proves no
     // absence (judged by this listing itself; another may have finished since).
-    let missing: Vec<AppId> = app
-        .poller
+    let missing: Vec<AppId> = poller
         .seen
         .iter_mut()
         .filter(|_| complete)
@@ -183,15 +184,15 @@ async fn poll_locked(app: &App) -> Result<PollReport, PollError> {
         })
         .collect();
     for appid in missing {
-        vanish(app, &appid, as_of, &mut report).await?;
+        vanish(app, poller, &appid, as_of, &mut report).await?;
     }
-    report.updated_cards += settle_unknown_outcomes(app, &present, as_of).await?;
-    match crate::lifecycle::decision::recover_abandoned(app).await {
+    report.updated_cards += settle_unknown_outcomes(app, poller, &present, as_of).await?;
+    match crate::lifecycle::decision::recover_abandoned(app, poller.plugin()).await {
         Ok(0) => {}
         Ok(n) => report.updated_cards += n,
         Err(e) => tracing::warn!(error = %e, "could not settle abandoned decisions"),
     }
-    match close_moved_cards(app).await {
+    match close_moved_cards(app, poller).await {
         Ok(n) => report.updated_cards += n,
         Err(e) => tracing::warn!(error = %e, "could not close the cards of a former team chat"),
     }
@@ -216,8 +217,14 @@ async fn poll_locked(app: &App) -> Result<PollReport, PollError> {
 /// outcome is unknown is settled first (by the sweep and the listing, in every chat), and only
 /// then closed; until then the new chat offers no buttons for that applicant. Returns how many
 /// it closed.
-async fn close_moved_cards(app: &App) -> Result<usize, PollError> {
-    let left = app.store.cards_elsewhere(app.desk.chat.0).await?;
+async fn close_moved_cards(app: &App, poller: &Poller) -> Result<usize, PollError> {
+    let left: Vec<Card> = app
+        .store
+        .cards_elsewhere(app.desk.chat.0)
+        .await?
+        .into_iter()
+        .filter(|card| card.plugin == *poller.plugin())
+        .collect();
     if left.is_empty() {
         return Ok(0);
     }
@@ -274,13 +281,14 @@ async fn close_moved_cards(app: &App) -> Result<usize, PollError> {
 /// after the outcome was recorded and that lists their applicant. Returns how many changed.
 async fn settle_unknown_outcomes(
     app: &App,
+    poller: &Poller,
     present: &HashMap<AppId, Applicant>,
     as_of: i64,
 ) -> Result<usize, PollError> {
     let mut settled = 0;
     for card in app.store.unknown_cards().await? {
         // Another plugin's card is settled by that plugin's listing.
-        if card.plugin != *app.poller.plugin() {
+        if card.plugin != *poller.plugin() {
             continue;
         }
         let Some(stored) = app.store.applicant(&card.plugin, &card.appid).await? else {
@@ -302,16 +310,27 @@ async fn settle_unknown_outcomes(
     Ok(settled)
 }
 
+/// A message about one plugin's polls, under the plugin's name when the bot serves several.
+fn named(app: &App, poller: &Poller, html: String) -> String {
+    match app.settings.plugin_name(poller.plugin().as_str()) {
+        Some(name) => format!(
+            "{}\n{html}",
+            fill(app.texts().plugin_line, &[("name", &escape(name))])
+        ),
+        None => html,
+    }
+}
+
 /// More new applicants than one minute of Telegram's group budget: their cards take minutes to
 /// arrive, so the chat first gets one message listing them.
 pub const DIGEST_AFTER: usize = 20;
 
 /// Posts the digest when a poll brings more than [`DIGEST_AFTER`] applicants who need a card.
-async fn announce_burst(app: &App, listed: &[Applicant]) {
+async fn announce_burst(app: &App, poller: &Poller, listed: &[Applicant]) {
     let new: Vec<&Applicant> = listed
         .iter()
         .filter(|a| a.status.is_decidable())
-        .filter(|a| app.poller.seen.get(&a.appid).is_none_or(|s| !s.carded))
+        .filter(|a| poller.seen.get(&a.appid).is_none_or(|s| !s.carded))
         .collect();
     if new.len() <= DIGEST_AFTER {
         return;
@@ -342,7 +361,7 @@ async fn announce_burst(app: &App, listed: &[Applicant]) {
         t.digest_more,
         &[("n", &(new.len() - DIGEST_AFTER).to_string())],
     ));
-    app.desk.announce(text).await;
+    app.desk.announce(named(app, poller, text)).await;
 }
 
 /// Above this many changed applicants in one poll, what the store knows is read in two queries
@@ -354,6 +373,7 @@ const BULK_AFTER: usize = 32;
 /// (none touched since `as_of`) have their cards changed.
 async fn apply_changes(
     app: &App,
+    poller: &Poller,
     changed: Vec<Applicant>,
     as_of: i64,
     listing_began: std::time::Instant,
@@ -362,8 +382,8 @@ async fn apply_changes(
     if changed.is_empty() {
         return Ok(());
     }
-    let cards = known_cards(app, &changed).await?;
-    let changed = hold_unproven_relistings(app, changed, &cards, listing_began).await?;
+    let cards = known_cards(app, poller, &changed).await?;
+    let changed = hold_unproven_relistings(app, poller, changed, &cards, listing_began).await?;
     // A decision holds these cards; it re-reads and shows the truth itself. Look again next poll.
     let changed: Vec<Applicant> = changed
         .into_iter()
@@ -375,7 +395,7 @@ async fn apply_changes(
         .collect();
     let written = app
         .store
-        .record_listing(app.poller.plugin(), &changed, as_of)
+        .record_listing(poller.plugin(), &changed, as_of)
         .await?;
     report.changed += written.len();
     for applicant in changed {
@@ -396,7 +416,7 @@ async fn apply_changes(
         // the next poll posts the card again.
         let mut rerender = None;
         if applicant.status.is_decidable() {
-            match app.desk.ensure_card(app.poller.plugin(), &appid).await {
+            match app.desk.ensure_card(poller.plugin(), &appid).await {
                 Ok(true) => {
                     report.new_cards += 1;
                     // A person may have deleted the message before its buttons were added (the
@@ -404,7 +424,7 @@ async fn apply_changes(
                     // again. Read from the store, which that edit wrote before this returned.
                     carded = !app
                         .store
-                        .card_for(app.desk.chat.0, app.poller.plugin(), &appid)
+                        .card_for(app.desk.chat.0, poller.plugin(), &appid)
                         .await?
                         .is_some_and(|c| c.message_gone);
                 }
@@ -416,7 +436,7 @@ async fn apply_changes(
                     // (the simulation's seed 76396).
                     carded = app
                         .store
-                        .card_for(app.desk.chat.0, app.poller.plugin(), &appid)
+                        .card_for(app.desk.chat.0, poller.plugin(), &appid)
                         .await?
                         .is_some_and(|c| {
                             matches!(
@@ -453,9 +473,7 @@ async fn apply_changes(
                 report.updated_cards += 1;
             }
         }
-        app.poller
-            .seen
-            .insert(appid, Seen::new(&applicant, carded, 0));
+        poller.seen.insert(appid, Seen::new(&applicant, carded, 0));
         if let Some(card_id) = rerender {
             refresh(app, card_id).await;
         }
@@ -471,6 +489,7 @@ async fn apply_changes(
 /// buttons had offered a decision WeChat already has).
 async fn hold_unproven_relistings(
     app: &App,
+    poller: &Poller,
     changed: Vec<Applicant>,
     cards: &HashMap<AppId, Card>,
     listing_began: std::time::Instant,
@@ -487,7 +506,7 @@ async fn hold_unproven_relistings(
         }
         let Some(stored) = app
             .store
-            .applicant(app.poller.plugin(), &applicant.appid)
+            .applicant(poller.plugin(), &applicant.appid)
             .await?
         else {
             kept.push(applicant);
@@ -502,7 +521,7 @@ async fn hold_unproven_relistings(
             kept.push(applicant);
             continue;
         }
-        let proven = match app.poller.seen.get_mut(&applicant.appid) {
+        let proven = match poller.seen.get_mut(&applicant.appid) {
             Some(mut seen) => {
                 seen.relisted = seen.relisted.saturating_add(1);
                 let since = *seen.relisted_since.get_or_insert(listing_began);
@@ -522,7 +541,11 @@ async fn hold_unproven_relistings(
 }
 
 /// The cards of `changed`, by appid.
-async fn known_cards(app: &App, changed: &[Applicant]) -> Result<HashMap<AppId, Card>, PollError> {
+async fn known_cards(
+    app: &App,
+    poller: &Poller,
+    changed: &[Applicant],
+) -> Result<HashMap<AppId, Card>, PollError> {
     let mut cards = HashMap::new();
     if changed.len() > BULK_AFTER {
         for c in app.store.cards(app.desk.chat.0).await? {
@@ -532,7 +555,7 @@ async fn known_cards(app: &App, changed: &[Applicant]) -> Result<HashMap<AppId, 
         for a in changed {
             if let Some(c) = app
                 .store
-                .card_for(app.desk.chat.0, app.poller.plugin(), &a.appid)
+                .card_for(app.desk.chat.0, poller.plugin(), &a.appid)
                 .await?
             {
                 cards.insert(a.appid.clone(), c);
@@ -544,11 +567,12 @@ async fn known_cards(app: &App, changed: &[Applicant]) -> Result<HashMap<AppId, 
 
 async fn vanish(
     app: &App,
+    poller: &Poller,
     appid: &AppId,
     as_of: i64,
     report: &mut PollReport,
 ) -> Result<(), PollError> {
-    let plugin = app.poller.plugin();
+    let plugin = poller.plugin();
     let stored = app.store.applicant(plugin, appid).await?;
     if stored.as_ref().is_some_and(|s| !s.gone) {
         if !app.store.mark_gone_as_of(plugin, appid, as_of).await? {
@@ -568,7 +592,7 @@ async fn vanish(
         }
         report.updated_cards += 1;
     }
-    app.poller.seen.remove(appid);
+    poller.seen.remove(appid);
     Ok(())
 }
 
@@ -620,12 +644,8 @@ async fn refresh(app: &App, card_id: i64) {
 }
 
 /// When polling may resume after a 45009, if it is resting.
-pub fn quota_paused_until(app: &App) -> Option<i64> {
-    app.poller
-        .health
-        .lock()
-        .ok()
-        .and_then(|h| h.quota_paused_until)
+pub fn quota_paused_until(poller: &Poller) -> Option<i64> {
+    poller.health.lock().ok().and_then(|h| h.quota_paused_until)
 }
 
 /// A failed poll in the chat's language: WeChat's errcode and its meaning, or what the store
@@ -654,10 +674,10 @@ pub fn poll_error_text(error: &PollError, lang: crate::i18n::Lang) -> String {
 
 /// WeChat's daily quota is used up: not an outage (WeChat answers, and says to stop), so polling
 /// rests until the pause is over, and the chat is told once.
-async fn note_quota(app: &App, e: &WeChatError) {
+async fn note_quota(app: &App, poller: &Poller, e: &WeChatError) {
     let now = now_secs();
     let message = {
-        let Ok(mut health) = app.poller.health.lock() else {
+        let Ok(mut health) = poller.health.lock() else {
             return;
         };
         health.last_poll_at = Some(now);
@@ -677,17 +697,17 @@ async fn note_quota(app: &App, e: &WeChatError) {
         })
     };
     if let Some(message) = message {
-        app.desk.announce(message).await;
+        app.desk.announce(named(app, poller, message)).await;
     }
 }
 
 /// Tracks failures and tells the chat once when polls have failed `POLL_ALERT_AFTER` times in a
 /// row, and once when they recover. The one place a failed poll is logged.
-async fn note_health(app: &App, error: Option<&PollError>) {
+async fn note_health(app: &App, poller: &Poller, error: Option<&PollError>) {
     let now = now_secs();
     let t = app.texts();
     let message = {
-        let Ok(mut health) = app.poller.health.lock() else {
+        let Ok(mut health) = poller.health.lock() else {
             return;
         };
         health.last_poll_at = Some(now);
@@ -772,32 +792,38 @@ async fn note_health(app: &App, error: Option<&PollError>) {
         }
     };
     if let Some(message) = message {
-        app.desk.announce(message).await;
+        app.desk.announce(named(app, poller, message)).await;
     }
 }
 
-/// Polls every interval until `shutdown` fires; a poll in progress finishes first.
-pub async fn run(app: std::sync::Arc<App>, interval: Duration, shutdown: CancellationToken) {
-    let mut reminders_checked = None;
+/// Polls `plugin`'s WeChat every interval until `shutdown` fires; a poll in progress finishes
+/// first. Each plugin has a loop of its own: one plugin's outage, quota pause or slow answers
+/// never holds up another's polls or cards.
+pub async fn run(
+    app: std::sync::Arc<App>,
+    plugin: AppId,
+    interval: Duration,
+    shutdown: CancellationToken,
+) {
+    let Some(poller) = app.poller(&plugin) else {
+        return;
+    };
     loop {
-        let polled = poll_once(&app).await;
+        let polled = poll_once(&app, poller).await;
         // Undo windows nobody here waits on (a restart, a replica gone): after the poll, which
         // closes the card of an applicant decided elsewhere meanwhile.
-        if let Err(e) = crate::lifecycle::decision::resume_windows(&app).await {
-            tracing::warn!(error = %e, "could not look for undo windows to take up");
+        if let Err(e) = crate::lifecycle::decision::resume_windows(&app, &plugin).await {
+            tracing::warn!(plugin = %poller.name, error = %e, "could not look for undo windows to take up");
         }
-        match polled {
-            Ok(_) if crate::lifecycle::reminder::check_due(reminders_checked) => {
-                reminders_checked = Some(std::time::Instant::now());
-                if let Err(e) = crate::lifecycle::reminder::remind(&app).await {
-                    tracing::warn!(error = %e, "could not look for applicants to remind of");
-                }
-                if let Err(e) = crate::lifecycle::reminder::escalate(&app).await {
-                    tracing::warn!(error = %e, "could not look for applicants to escalate");
-                }
+        // Reminders cover every plugin's cards: whichever plugin's poll succeeds first once
+        // they are due sends them.
+        if polled.is_ok() && app.reminders_due() {
+            if let Err(e) = crate::lifecycle::reminder::remind(&app).await {
+                tracing::warn!(error = %e, "could not look for applicants to remind of");
             }
-            // A failed poll was logged, once, where it was noted (note_health).
-            Ok(_) | Err(_) => {}
+            if let Err(e) = crate::lifecycle::reminder::escalate(&app).await {
+                tracing::warn!(error = %e, "could not look for applicants to escalate");
+            }
         }
         if shutdown.is_cancelled() {
             break;
@@ -806,7 +832,7 @@ pub async fn run(app: std::sync::Arc<App>, interval: Duration, shutdown: Cancell
             tracing::warn!(error = %e, "WAL checkpoint failed");
         }
         // After a 45009 the next poll waits for the quota pause, not just the interval.
-        let rest = quota_paused_until(&app)
+        let rest = quota_paused_until(poller)
             .map(|until| Duration::from_secs((until - now_secs()).max(0) as u64))
             .unwrap_or_default()
             .max(interval);
@@ -815,5 +841,5 @@ pub async fn run(app: std::sync::Arc<App>, interval: Duration, shutdown: Cancell
             () = tokio::time::sleep(rest) => {}
         }
     }
-    tracing::info!("poller stopped");
+    tracing::info!(plugin = %poller.name, "poller stopped");
 }

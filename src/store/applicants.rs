@@ -317,6 +317,16 @@ impl Store {
         })
     }
 
+    /// How many rows kept from before plugins were named are not yet named for a plugin.
+    pub async fn unnamed_rows(&self) -> StoreResult<i64> {
+        on_base!(self, pool, {
+            Ok(sql::applicants::UNNAMED
+                .query::<DB>()
+                .fetch_one(pool)
+                .await?)
+        })
+    }
+
     /// Gives the rows kept from before plugins were named (an older version's database) to
     /// `plugin`, the one plugin that version served: its applicants (their cards follow) and
     /// its audit log, in one transaction. Returns how many rows it claimed (0 once done). On

@@ -158,6 +158,8 @@ pub struct CardView<'a> {
     /// Voters on the card who are no longer approvers: their votes are shown apart and not
     /// counted, as the quorum does not count them.
     pub uncounted: Vec<u64>,
+    /// The plugin's name, shown under the title when the bot serves several plugins.
+    pub plugin: Option<&'a str>,
 }
 
 impl CardView<'_> {
@@ -176,6 +178,9 @@ impl CardView<'_> {
         let a = self.applicant;
         let mut s = String::new();
         let _ = writeln!(s, "{}", t.card_title);
+        if let Some(name) = self.plugin {
+            let _ = writeln!(s, "{}", fill(t.plugin_line, &[("name", &escape(name))]));
+        }
         let _ = writeln!(
             s,
             "<b>{}</b> · <code>{}</code>",
@@ -816,6 +821,7 @@ mod tests {
             before: None,
             approvals_required: 1,
             uncounted: Vec::new(),
+            plugin: None,
         };
         let text = view.text();
         assert!(text.contains("&lt;script&gt;"));
@@ -857,6 +863,7 @@ mod tests {
             before: None,
             approvals_required: 1,
             uncounted: Vec::new(),
+            plugin: None,
         };
 
         let text = view.text();
@@ -881,6 +888,7 @@ mod tests {
                 before: None,
                 approvals_required: 1,
                 uncounted: Vec::new(),
+                plugin: None,
             }
             .keyboard()
             .inline_keyboard

@@ -101,11 +101,18 @@ pub(crate) struct AuthorizerChain {
     refresh: Mutex<Option<Refresh>>,
     /// Held for one exchange of a refresh token.
     exchanging: Mutex<()>,
+    /// The plugin's name, for the metrics.
+    name: String,
 }
 
 impl AuthorizerChain {
-    pub(crate) fn new(config: Authorizer, keeper: std::sync::Arc<dyn RefreshTokenKeeper>) -> Self {
+    pub(crate) fn new(
+        name: String,
+        config: Authorizer,
+        keeper: std::sync::Arc<dyn RefreshTokenKeeper>,
+    ) -> Self {
         Self {
+            name,
             config,
             keeper,
             component: Mutex::new(None),
@@ -177,7 +184,7 @@ impl AuthorizerChain {
             .map_err(WeChatError::from_reqwest)?;
         let (status, bytes) = super::read_body(response).await?;
         let answer = decode_token_answer(status, &bytes, "component_access_token");
-        crate::telemetry::token_refresh("component", answer.is_ok());
+        crate::telemetry::token_refresh(&self.name, "component", answer.is_ok());
         let TokenAnswer {
             token, expires_in, ..
         } = answer?;

@@ -80,6 +80,8 @@ pub struct WeChatConfig {
     pub base_url: Url,
     /// The plugin's AppID (`WECHAT_APPID`).
     pub appid: String,
+    /// The plugin's name, as metrics label its calls (the AppID unless configured).
+    pub name: String,
     /// Its AppSecret (`WECHAT_SECRET`).
     pub secret: SecretString,
     /// Where tokens come from (`WECHAT_TOKEN_MODE`).
@@ -102,6 +104,7 @@ impl WeChatConfig {
     pub fn new(base_url: Url, appid: String, secret: SecretString) -> Self {
         Self {
             base_url,
+            name: appid.clone(),
             appid,
             secret,
             token_mode: TokenMode::Stable,
@@ -185,6 +188,8 @@ struct Failure {
 pub struct WeChatClient {
     /// The plugin it manages (its AppID, `WECHAT_APPID`).
     plugin: AppId,
+    /// The plugin's name, as metrics label its calls.
+    name: String,
     http: reqwest::Client,
     endpoint: Url,
     tokens: Arc<TokenProvider>,
@@ -235,6 +240,7 @@ impl WeChatClient {
         let tokens = TokenProvider::new(
             http.clone(),
             config.base_url.clone(),
+            config.name.clone(),
             config.appid,
             config.secret,
             config.token_mode,
@@ -242,6 +248,7 @@ impl WeChatClient {
         );
         Ok(Self {
             plugin,
+            name: config.name,
             endpoint: grant::join(&config.base_url, "wxa/devplugin"),
             http,
             tokens,
@@ -591,13 +598,16 @@ impl WeChatClient {
             .send()
             .await
             .map_err(WeChatError::from_reqwest)
-            .inspect_err(|e| crate::telemetry::wechat_call(request.action, e.metric_label()))?;
+            .inspect_err(|e| {
+                crate::telemetry::wechat_call(&self.name, request.action, e.metric_label())
+            })?;
         let through_cloud = response.headers().contains_key(CLOUD_CALL_HEADER);
         let value = match read_body(response).await {
             Ok((status, bytes)) => decode(status, &bytes),
             Err(e) => Err(e),
         };
         crate::telemetry::wechat_call(
+            &self.name,
             request.action,
             value
                 .as_ref()

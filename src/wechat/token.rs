@@ -102,6 +102,8 @@ pub struct TokenState {
 pub struct TokenProvider {
     http: reqwest::Client,
     base: Url,
+    /// The plugin's name, for the metrics.
+    name: String,
     appid: String,
     secret: SecretString,
     mode: TokenMode,
@@ -119,18 +121,22 @@ impl TokenProvider {
     pub(crate) fn new(
         http: reqwest::Client,
         base: Url,
+        name: String,
         appid: String,
         secret: SecretString,
         mode: TokenMode,
         keeper: Arc<dyn RefreshTokenKeeper>,
     ) -> Arc<Self> {
         let chain = match &mode {
-            TokenMode::Authorizer(config) => Some(AuthorizerChain::new(config.clone(), keeper)),
+            TokenMode::Authorizer(config) => {
+                Some(AuthorizerChain::new(name.clone(), config.clone(), keeper))
+            }
             _ => None,
         };
         Arc::new(Self {
             http,
             base,
+            name,
             appid,
             secret,
             mode,
@@ -233,7 +239,7 @@ impl TokenProvider {
             TokenMode::Classic => self.fetch_classic().await,
             TokenMode::File(path) => {
                 let read = self.read_file(path, generation).await;
-                crate::telemetry::token_refresh("file", read.is_ok());
+                crate::telemetry::token_refresh(&self.name, "file", read.is_ok());
                 return read;
             }
             TokenMode::Authorizer(_) => match &self.chain {
@@ -252,7 +258,7 @@ impl TokenProvider {
                 ));
             }
         };
-        crate::telemetry::token_refresh(self.mode.name(), result.is_ok());
+        crate::telemetry::token_refresh(&self.name, self.mode.name(), result.is_ok());
         let (token, expires_in) = result?;
         crate::redact::register_access_token(&token);
         self.fetches.fetch_add(1, Ordering::Relaxed);

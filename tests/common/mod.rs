@@ -187,11 +187,13 @@ impl TestApp {
         // glitch met twice within seconds sets the real gap itself.
         settings.absence_proof_after = self.absence_proof_after;
         settings.remind_settle = self.remind_settle;
-        settings.wechat.retry = RetryPolicy {
-            min_delay: Duration::from_millis(1),
-            max_delay: Duration::from_millis(5),
-            max_retries: 2,
-        };
+        for plugin in &mut settings.plugins {
+            plugin.wechat.retry = RetryPolicy {
+                min_delay: Duration::from_millis(1),
+                max_delay: Duration::from_millis(5),
+                max_retries: 2,
+            };
+        }
         settings
     }
 

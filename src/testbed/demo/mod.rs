@@ -1,5 +1,6 @@
-//! `wxplugin-bot demo`: the whole bot in one process with nothing to configure. The WeChat
-//! sandbox (applicants arriving now and then), the fake Bot API and the real bot wired to both,
+//! `wxplugin-bot demo`: the whole bot in one process with nothing to configure. Two plugins'
+//! WeChat sandboxes (Maps, with applicants arriving now and then, and Pay), configured by a
+//! `PLUGINS_FILE` as a team would, the fake Bot API and the real bot wired to them,
 //! plus a small web page that shows the team chat live as Telegram would and lets a visitor
 //! press the buttons and type commands as an approver or as a team member who is not one.
 
@@ -30,6 +31,9 @@ use crate::testbed::fake_telegram::{
 use crate::testbed::sandbox::{RunningSandbox, Sandbox, SandboxConfig};
 use crate::wechat::WeChatClient;
 
+/// The second plugin's AppID in the demo.
+pub const SECOND_APPID: &str = "wx5a4db0c0ffee0002";
+
 /// The demo team chat.
 pub const TEAM_CHAT: i64 = -1_001_000_000_001;
 
@@ -53,6 +57,8 @@ pub struct DemoConfig {
     pub lang: String,
     /// Seed for the generated applicants.
     pub seed: u64,
+    /// Pending applicants of the second plugin (Pay) at start.
+    pub second_plugin_applicants: usize,
 }
 
 impl Default for DemoConfig {
@@ -63,6 +69,7 @@ impl Default for DemoConfig {
             arrive_every: Some(Duration::from_secs(40)),
             lang: "en".to_owned(),
             seed: 7,
+            second_plugin_applicants: 2,
         }
     }
 }
@@ -71,8 +78,10 @@ impl Default for DemoConfig {
 pub struct RunningDemo {
     /// The page, e.g. `http://127.0.0.1:8080/`.
     pub url: String,
-    /// The WeChat sandbox.
+    /// The first plugin's (Maps') WeChat sandbox.
     pub wechat: RunningSandbox,
+    /// The second plugin's (Pay's).
+    pub second: RunningSandbox,
     /// The fake Bot API.
     pub telegram: RunningFakeTelegram,
     stop: CancellationToken,
@@ -88,6 +97,7 @@ impl RunningDemo {
             None => Ok(()),
         };
         self.wechat.stop();
+        self.second.stop();
         self.telegram.stop();
         result
     }
@@ -111,6 +121,33 @@ pub async fn start(config: DemoConfig) -> anyhow::Result<RunningDemo> {
     let wechat = Sandbox::spawn(sandbox_config)
         .await
         .context("could not start the WeChat sandbox")?;
+    let second_config = SandboxConfig {
+        appid: SECOND_APPID.to_owned(),
+        secret: "sandbox-secret-pay".to_owned(),
+        applicants: config.second_plugin_applicants,
+        seed: config.seed + 1,
+        arrival_every: None,
+        ..SandboxConfig::default()
+    };
+    let second_secret = second_config.secret.clone();
+    let second = Sandbox::spawn(second_config)
+        .await
+        .context("could not start the second plugin's WeChat sandbox")?;
+    // The plugins as a team writes them; the AppSecrets stay in variables the file names.
+    let plugins_file = std::env::temp_dir().join(format!(
+        "wxplugin-bot-demo-{}-{}.toml",
+        std::process::id(),
+        wechat.addr.port()
+    ));
+    std::fs::write(
+        &plugins_file,
+        format!(
+            "[[plugin]]\nname = \"Maps\"\nappid = \"{appid}\"\nsecret_env = \"DEMO_MAPS_SECRET\"\napi_base = \"{}\"\n\n\
+             [[plugin]]\nname = \"Pay\"\nappid = \"{SECOND_APPID}\"\nsecret_env = \"DEMO_PAY_SECRET\"\napi_base = \"{}\"\n",
+            wechat.base_url, second.base_url
+        ),
+    )
+    .with_context(|| format!("cannot write {}", plugins_file.display()))?;
     let telegram = FakeTelegram::spawn()
         .await
         .context("could not start the fake Bot API")?;
@@ -138,9 +175,9 @@ pub async fn start(config: DemoConfig) -> anyhow::Result<RunningDemo> {
     let vars = [
         ("TELOXIDE_TOKEN", FAKE_BOT_TOKEN.to_owned()),
         ("TELOXIDE_API_URL", telegram.api_url.to_string()),
-        ("WECHAT_API_BASE", wechat.base_url.clone()),
-        ("WECHAT_APPID", appid),
-        ("WECHAT_SECRET", secret),
+        ("PLUGINS_FILE", plugins_file.display().to_string()),
+        ("DEMO_MAPS_SECRET", secret),
+        ("DEMO_PAY_SECRET", second_secret),
         ("TEAM_CHAT_ID", TEAM_CHAT.to_string()),
         ("APPROVER_IDS", approvers.join(",")),
         ("POLL_INTERVAL_SECS", "5".to_owned()),
@@ -153,12 +190,19 @@ pub async fn start(config: DemoConfig) -> anyhow::Result<RunningDemo> {
             .find(|(k, _)| *k == name)
             .map(|(_, v)| v.clone())
     })
-    .map_err(|e| anyhow::anyhow!("demo settings: {e}"))?;
+    .map_err(|e| anyhow::anyhow!("demo settings: {e}"));
+    // Read once, at start: the file is not needed after.
+    let _ = std::fs::remove_file(&plugins_file);
+    let settings = settings?;
     settings.register_secrets();
     let store = Store::in_memory().await?;
-    let client = WeChatClient::new(settings.wechat.clone())?;
+    let clients = settings
+        .plugins
+        .iter()
+        .map(|plugin| WeChatClient::new(plugin.wechat.clone()))
+        .collect::<Result<Vec<_>, _>>()?;
     let bot = crate::bot::telegram_bot(&settings)?;
-    let app = App::new(settings, client, store, bot);
+    let app = App::new(settings, clients, store, bot);
 
     let listener = tokio::net::TcpListener::bind(config.addr)
         .await
@@ -178,6 +222,7 @@ pub async fn start(config: DemoConfig) -> anyhow::Result<RunningDemo> {
     Ok(RunningDemo {
         url: format!("http://{bound}/"),
         wechat,
+        second,
         telegram,
         stop,
         bot: Some(bot),
@@ -188,7 +233,8 @@ pub async fn start(config: DemoConfig) -> anyhow::Result<RunningDemo> {
 pub async fn run(config: DemoConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
     let demo = start(config).await?;
     println!("wxplugin-bot demo: open {} in a browser", demo.url);
-    println!("  WeChat sandbox   {}", demo.wechat.base_url);
+    println!("  WeChat sandbox   {} (Maps)", demo.wechat.base_url);
+    println!("  WeChat sandbox   {} (Pay)", demo.second.base_url);
     println!("  fake Bot API     {}", demo.telegram.api_url);
     println!(
         "  metrics, health  {}metrics  {}healthz",

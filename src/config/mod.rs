@@ -13,6 +13,8 @@ use teloxide::types::{ChatId, UserId};
 use crate::i18n::Lang;
 use crate::wechat::{Authorizer, DEFAULT_API_BASE, RetryPolicy, TokenMode, WeChatConfig};
 
+mod plugins;
+
 /// A configuration problem: which variable, and what is wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{var}: {problem}")]
@@ -64,8 +66,9 @@ pub const REMIND_SETTLE: Duration = Duration::from_secs(15 * 60);
 pub const VARIABLES_HELP: &str = "\
 Environment variables (also read from .env in the working directory; the environment wins):
   TELOXIDE_TOKEN  bot token from @BotFather (required)
-  TEAM_CHAT_ID  the team chat's id; /chatid tells it (required)
-  WECHAT_APPID  the plugin's AppID (required)
+  TEAM_CHAT_ID  the team chat's id; /chatid tells it (required, but with PLUGINS_FILE only as the plugins' default)
+  PLUGINS_FILE  a TOML file of [[plugin]] tables, one per plugin the bot serves (instead of WECHAT_APPID and its variables)
+  WECHAT_APPID  the plugin's AppID (required without PLUGINS_FILE)
   WECHAT_SECRET  its AppSecret, never logged (required, but not with WECHAT_TOKEN_MODE=authorizer or cloudrun)
   TELOXIDE_API_URL  Bot API root (default: Telegram's)
   TELEGRAM_THROTTLE  telegram (default) or off, for a fake Bot API only
@@ -122,9 +125,10 @@ pub struct Settings {
     pub telegram_timeout: Duration,
     /// `TELEGRAM_THROTTLE`: `false` only against a fake Bot API (benchmarks), never Telegram.
     pub telegram_throttle: bool,
-    /// The WeChat side (`WECHAT_*`).
-    pub wechat: WeChatConfig,
-    /// `TEAM_CHAT_ID`: the one chat the bot works in.
+    /// The plugins served, in the order configured: `PLUGINS_FILE`'s, else the one the
+    /// `WECHAT_*` variables make.
+    pub plugins: Vec<PluginSettings>,
+    /// `TEAM_CHAT_ID` (else the first plugin's chat): the chat the bot works in.
     pub team_chat_id: ChatId,
     /// `APPROVER_IDS`; `None` means the team chat's administrators.
     pub approvers: Option<Vec<UserId>>,
@@ -174,6 +178,20 @@ pub struct Settings {
     pub webhook: Option<Webhook>,
 }
 
+/// One plugin the bot serves: who it is to WeChat, where its cards go and who decides on them.
+#[derive(Clone, Debug)]
+pub struct PluginSettings {
+    /// Unique; shown on cards, in commands, metrics and the audit log (the appid when the
+    /// `WECHAT_*` variables make the one plugin).
+    pub name: String,
+    /// Its WeChat side.
+    pub wechat: WeChatConfig,
+    /// Where its cards go (`team_chat_id`, default `TEAM_CHAT_ID`).
+    pub team_chat_id: ChatId,
+    /// Who decides (`approver_ids`, default `APPROVER_IDS`); `None`: the chat's administrators.
+    pub approvers: Option<Vec<UserId>>,
+}
+
 /// Webhook mode: Telegram POSTs updates to `url`, which reaches this process at `listen`.
 #[derive(Clone)]
 pub struct Webhook {
@@ -193,10 +211,22 @@ impl std::fmt::Debug for Settings {
                 "telegram_api_url",
                 &self.telegram_api_url.as_ref().map(Url::as_str),
             )
-            .field("wechat_api_base", &self.wechat.base_url.as_str())
-            .field("wechat_appid", &self.wechat.appid)
-            .field("wechat_secret", &"***")
-            .field("wechat_token_mode", &self.wechat.token_mode.name())
+            .field(
+                "plugins",
+                &self
+                    .plugins
+                    .iter()
+                    .map(|p| {
+                        format!(
+                            "{} {} {} {} secret ***",
+                            p.name,
+                            p.wechat.appid,
+                            p.wechat.base_url,
+                            p.wechat.token_mode.name()
+                        )
+                    })
+                    .collect::<Vec<_>>(),
+            )
             .field("team_chat_id", &self.team_chat_id.0)
             .field("approvers", &self.approvers)
             .field("delete_ids", &self.delete_ids)
@@ -240,13 +270,35 @@ pub fn default_reject_reasons(lang: Lang) -> Vec<String> {
 }
 
 impl Settings {
+    /// The name metrics label `plugin` (its AppID) with: its configured name, else the AppID.
+    pub fn plugin_label<'a>(&'a self, plugin: &'a str) -> &'a str {
+        self.plugins
+            .iter()
+            .find(|p| p.wechat.appid == plugin)
+            .map_or(plugin, |p| p.name.as_str())
+    }
+
+    /// The name of `plugin` (its AppID) to show beside its cards and messages: only when the
+    /// bot serves several plugins (one needs no naming).
+    pub fn plugin_name(&self, plugin: &str) -> Option<&str> {
+        if self.plugins.len() < 2 {
+            return None;
+        }
+        self.plugins
+            .iter()
+            .find(|p| p.wechat.appid == plugin)
+            .map(|p| p.name.as_str())
+    }
+
     /// Makes the log redactor mask the AppSecret and the bot token wherever they appear.
     pub fn register_secrets(&self) {
         use secrecy::ExposeSecret;
-        crate::redact::register_secret(self.wechat.secret.expose_secret());
-        if let TokenMode::Authorizer(platform) = &self.wechat.token_mode {
-            crate::redact::register_secret(platform.component_secret.expose_secret());
-            crate::redact::register_secret(platform.refresh_token.expose_secret());
+        for plugin in &self.plugins {
+            crate::redact::register_secret(plugin.wechat.secret.expose_secret());
+            if let TokenMode::Authorizer(platform) = &plugin.wechat.token_mode {
+                crate::redact::register_secret(platform.component_secret.expose_secret());
+                crate::redact::register_secret(platform.refresh_token.expose_secret());
+            }
         }
         crate::redact::register_secret(self.telegram_token.expose_secret());
         if let Some(webhook) = &self.webhook {
@@ -283,9 +335,48 @@ impl Settings {
                 .map(|v| parse_url("TELOXIDE_API_URL", &v))
                 .transpose(),
         );
-        let wechat = wechat(var, &p);
-        let team_chat_id = p.check(team_chat_id(var));
+        let plugins_file = var("PLUGINS_FILE");
+        let wechat = match &plugins_file {
+            None => wechat(var, &p),
+            Some(_) => {
+                if var("WECHAT_APPID").is_some() {
+                    p.check::<()>(Err(ConfigError::new(
+                        "PLUGINS_FILE",
+                        "is set beside WECHAT_APPID: choose one (the file, or the WECHAT_* variables for a single plugin)",
+                    )));
+                }
+                None
+            }
+        };
+        // With PLUGINS_FILE, TEAM_CHAT_ID is only the plugins' default.
+        let chat = match (&plugins_file, var("TEAM_CHAT_ID")) {
+            (Some(_), None) => Some(None),
+            _ => p.check(team_chat_id(var)).map(Some),
+        };
         let approvers = p.check(user_ids(var, "APPROVER_IDS"));
+        let plugins = match (&plugins_file, &wechat, chat, &approvers) {
+            (None, Some(wechat), Some(Some(chat)), Some(approvers)) => Some(vec![PluginSettings {
+                name: wechat.appid.clone(),
+                wechat: wechat.clone(),
+                team_chat_id: chat,
+                approvers: approvers.clone(),
+            }]),
+            (Some(path), _, Some(chat), Some(approvers)) => {
+                plugins::read(path, var, &get, chat, approvers, &p)
+            }
+            _ => None,
+        };
+        // Every plugin is carded in one chat and decided by one set of approvers (the file's
+        // plugins are refused otherwise): theirs, whatever the defaults say.
+        let (team_chat_id, approvers) = match (chat, &plugins) {
+            (_, Some(plugins)) if plugins_file.is_some() => (
+                plugins.first().map(|first| first.team_chat_id),
+                plugins.first().map(|first| first.approvers.clone()),
+            ),
+            (Some(Some(chat)), _) => (Some(chat), approvers),
+            _ => (None, approvers),
+        };
+
         let delete_ids = p.check(user_ids(var, "DELETE_IDS"));
         let approvals_required = p.check(number(var, "APPROVALS_REQUIRED", 1, 1, 10));
         let undo_secs = p.check(number(var, "UNDO_SECS", 0, 0, 600));
@@ -329,7 +420,7 @@ impl Settings {
         let (
             Some(telegram_token),
             Some(telegram_api_url),
-            Some(wechat),
+            Some(plugins),
             Some(team_chat_id),
             Some(approvers),
             Some(delete_ids),
@@ -352,7 +443,7 @@ impl Settings {
         ) = (
             telegram_token,
             telegram_api_url,
-            wechat,
+            plugins,
             team_chat_id,
             approvers,
             delete_ids,
@@ -384,7 +475,7 @@ impl Settings {
             telegram_api_url,
             telegram_throttle,
             telegram_timeout: Duration::from_secs(telegram_timeout),
-            wechat,
+            plugins,
             team_chat_id,
             approvers,
             delete_ids,
@@ -956,9 +1047,12 @@ mod tests {
         assert_eq!(s.database_url, "sqlite:wxplugin-bot.db");
         assert_eq!(s.lang, Lang::Zh);
         assert_eq!(s.reject_reasons, default_reject_reasons(Lang::Zh));
-        assert_eq!(s.wechat.token_mode, TokenMode::Stable);
-        assert_eq!(s.wechat.base_url.as_str(), "https://api.weixin.qq.com/");
-        assert_eq!(s.wechat.request_timeout, Duration::from_secs(10));
+        assert_eq!(s.plugins[0].wechat.token_mode, TokenMode::Stable);
+        assert_eq!(
+            s.plugins[0].wechat.base_url.as_str(),
+            "https://api.weixin.qq.com/"
+        );
+        assert_eq!(s.plugins[0].wechat.request_timeout, Duration::from_secs(10));
         assert!(s.approvers.is_none());
     }
 
@@ -1061,11 +1155,14 @@ mod tests {
         vars.remove("WECHAT_SECRET");
         vars.insert("WECHAT_TOKEN_MODE", "cloudrun");
         let s = load(&vars).unwrap();
-        assert_eq!(s.wechat.token_mode, TokenMode::CloudRun);
-        assert_eq!(s.wechat.base_url.as_str(), "http://api.weixin.qq.com/");
+        assert_eq!(s.plugins[0].wechat.token_mode, TokenMode::CloudRun);
+        assert_eq!(
+            s.plugins[0].wechat.base_url.as_str(),
+            "http://api.weixin.qq.com/"
+        );
         vars.insert("WECHAT_API_BASE", "http://127.0.0.1:8900");
         assert_eq!(
-            load(&vars).unwrap().wechat.base_url.as_str(),
+            load(&vars).unwrap().plugins[0].wechat.base_url.as_str(),
             "http://127.0.0.1:8900/"
         );
         // Every other mode still needs the AppSecret, and Cloud Run refuses one.
@@ -1106,7 +1203,7 @@ mod tests {
         vars.insert("WECHAT_COMPONENT_TICKET_FILE", "/run/platform/ticket");
         vars.insert("WECHAT_AUTHORIZER_REFRESH_TOKEN", "refreshtoken@@@1");
         let s = load(&vars).unwrap();
-        assert_eq!(s.wechat.token_mode.name(), "authorizer");
+        assert_eq!(s.plugins[0].wechat.token_mode.name(), "authorizer");
         // The owner's AppSecret is never the platform's to have.
         vars.insert("WECHAT_SECRET", "an-app-secret");
         assert_eq!(load(&vars).unwrap_err().var, "WECHAT_SECRET");
@@ -1126,7 +1223,10 @@ mod tests {
         assert_eq!(s.delete_ids, None, "deleting defaults to the approvers");
         assert_eq!(s.reject_reasons, vec!["a", "b", "c"]);
         assert_eq!(s.lang, Lang::En);
-        assert_eq!(s.wechat.token_mode, TokenMode::File("/run/wx/token".into()));
+        assert_eq!(
+            s.plugins[0].wechat.token_mode,
+            TokenMode::File("/run/wx/token".into())
+        );
         assert_eq!(s.time_zone.iana_name(), Some("Asia/Shanghai"));
     }
 
