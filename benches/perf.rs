@@ -931,7 +931,10 @@ async fn plugins_section(
                 >= total
         })
         .await;
-    assert!(carded, "the first cards of {total} applicants never all arrived");
+    assert!(
+        carded,
+        "the first cards of {total} applicants never all arrived"
+    );
     rows.push((
         format!(
             "{} plugins × {} applicants, `TELEGRAM_THROTTLE=off`: start → every card's buttons",
@@ -943,8 +946,11 @@ async fn plugins_section(
     // Idle: every plugin polled every interval, nothing new.
     tokio::time::sleep(Duration::from_secs(INTERVAL)).await;
     let calls = |sandboxes: &[RunningSandbox]| -> u64 { sandboxes.iter().map(list_calls).sum() };
-    let (cpu_before, calls_before, telegram_before) =
-        (bot.cpu(), calls(&sandboxes), telegram_side_effects(&tg.fake));
+    let (cpu_before, calls_before, telegram_before) = (
+        bot.cpu(),
+        calls(&sandboxes),
+        telegram_side_effects(&tg.fake),
+    );
     let idle = Duration::from_secs(INTERVAL * scale.idle_polls as u64);
     tokio::time::sleep(idle).await;
     let cpu = bot.cpu().saturating_sub(cpu_before);
@@ -952,7 +958,10 @@ async fn plugins_section(
     let pages = scale.per_plugin.div_ceil(PAGE) + 1;
     let rounds = (calls(&sandboxes) - calls_before) as f64 / (scale.plugins * pages) as f64;
     rows.push((
-        format!("— idle, every plugin polled every {INTERVAL} s, over {} s: CPU", idle.as_secs()),
+        format!(
+            "— idle, every plugin polled every {INTERVAL} s, over {} s: CPU",
+            idle.as_secs()
+        ),
         format!(
             "{:.2} % of one core ({} ms; about {rounds:.0} listings of each plugin)",
             cpu.as_secs_f64() / idle.as_secs_f64() * 100.0,
@@ -964,16 +973,21 @@ async fn plugins_section(
         telegram_before,
         "idle polls sent nothing to Telegram"
     );
-    rows.push(("— resident memory, idle".into(), format!("{:.1} MiB", bot.rss_mib())));
+    rows.push((
+        "— resident memory, idle".into(),
+        format!("{:.1} MiB", bot.rss_mib()),
+    ));
 
     // A newcomer of plugin 0 while plugin 1's WeChat answers only after its 2 s timeout (each
     // listing fails after its retries).
-    sandboxes[1].sandbox.inject(wxplugin_bot::testbed::sandbox::FaultRule {
-        target: wxplugin_bot::testbed::sandbox::FaultTarget::Action("dev_apply_list".into()),
-        fault: wxplugin_bot::testbed::sandbox::Fault::Delay(Duration::from_secs(30)),
-        times: 1_000_000,
-        skip: 0,
-    });
+    sandboxes[1]
+        .sandbox
+        .inject(wxplugin_bot::testbed::sandbox::FaultRule {
+            target: wxplugin_bot::testbed::sandbox::FaultTarget::Action("dev_apply_list".into()),
+            fault: wxplugin_bot::testbed::sandbox::Fault::Delay(Duration::from_secs(30)),
+            times: 1_000_000,
+            skip: 0,
+        });
     let mut to_card = Vec::with_capacity(scale.slow_samples);
     for _ in 0..scale.slow_samples {
         let appid = sandboxes[0].sandbox.add_applicant(NewApplicant::default());
@@ -982,7 +996,10 @@ async fn plugins_section(
             .fake
             .wait_until(WAIT, |f| armed_in(&f.calls(), &appid).is_some())
             .await;
-        assert!(shown, "a newcomer was never carded while another plugin timed out");
+        assert!(
+            shown,
+            "a newcomer was never carded while another plugin timed out"
+        );
         let at = armed_in(&tg.fake.calls(), &appid).expect("armed");
         to_card.push(at.saturating_duration_since(applied));
     }

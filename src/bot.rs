@@ -182,6 +182,13 @@ async fn begin_term(app: &App, epoch: i64) -> anyhow::Result<()> {
             "reconciled decisions interrupted by the last stop"
         );
     }
+    let unserved = app.close_unserved_cards().await?;
+    if unserved > 0 {
+        tracing::info!(
+            unserved,
+            "closed the cards of plugins this bot no longer serves"
+        );
+    }
     let refreshed = app.desk.refresh_stale_cards().await?;
     if refreshed > 0 {
         tracing::info!(

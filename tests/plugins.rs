@@ -463,3 +463,86 @@ async fn healthz_fails_when_one_plugins_polls_fail_and_names_it() {
     );
     drop(process);
 }
+
+#[tokio::test]
+async fn a_plugin_taken_out_of_the_file_has_its_cards_closed_and_nothing_sent_for_it() {
+    let mut app = TestApp::new(1).await;
+    let pay = pay_sandbox(1).await;
+    serve_two_plugins(&mut app, &pay);
+    app.start().await;
+    app.wait_cards(2).await;
+    let maps_appid = app.appids()[0].clone();
+    let pay_appid = pay.sandbox.applicants()[0].appid.clone();
+    app.stop().await;
+
+    // The service provider's client leaves: Pay is taken out of the file.
+    let path = app.vars["PLUGINS_FILE"].clone();
+    let file = std::fs::read_to_string(&path).expect("plugins file");
+    let maps_only = file
+        .split("\n\n")
+        .next()
+        .expect("the first plugin's table")
+        .to_owned();
+    std::fs::write(&path, maps_only).expect("rewritten");
+    app.restart_stopped().await;
+
+    let closed = app
+        .tg
+        .fake
+        .wait_until(WAIT, |_| {
+            app.card_for(&pay_appid).is_some_and(|m| {
+                m.plain_text
+                    .contains(&format!("This bot no longer serves plugin {PAY_APPID}"))
+                    && m.buttons.is_empty()
+            })
+        })
+        .await;
+    assert!(
+        closed,
+        "Pay's card: {:?}",
+        app.card_for(&pay_appid).map(|m| (m.plain_text, m.buttons))
+    );
+    // Maps' card still decides; nothing is listed or decided for Pay.
+    assert!(armed(&app.card(&maps_appid)));
+    let pending = app.command(ALICE, "/pending").await;
+    assert!(
+        pending.plain_text.contains(&maps_appid) && !pending.plain_text.contains(&pay_appid),
+        "{}",
+        pending.plain_text
+    );
+    let refused = app.command(ALICE, &format!("/approve {pay_appid}")).await;
+    assert!(
+        refused
+            .plain_text
+            .contains(&format!("No applicant {pay_appid} is known")),
+        "{}",
+        refused.plain_text
+    );
+    // A press forged with the old ✅'s data does nothing either.
+    let card = app.card(&pay_appid);
+    let id: i64 = sqlx::query_scalar("SELECT id FROM cards WHERE plugin = $1 AND appid = $2")
+        .bind(PAY_APPID)
+        .bind(&pay_appid)
+        .fetch_one(&app.database().await)
+        .await
+        .expect("Pay's card row");
+    let forged = app
+        .tg
+        .fake
+        .press_raw(TEAM, card.message_id, ALICE, &format!("ap:{id}"));
+    app.answer(&forged).await;
+    assert_eq!(
+        pay.sandbox.applicant(&pay_appid).map(|a| a.status),
+        Some(1),
+        "nothing was sent for Pay"
+    );
+    assert_eq!(
+        pay.sandbox
+            .calls()
+            .iter()
+            .filter(|c| c.action.as_deref() == Some("dev_agree"))
+            .count(),
+        0
+    );
+    app.stop().await;
+}

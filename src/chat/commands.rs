@@ -645,10 +645,14 @@ fn appid_error_text(e: &crate::domain::applicant::AppIdError, t: &Texts) -> Stri
 /// first (the first WeChat times out).
 async fn listing(app: &App, status: Option<ApplyStatus>) -> anyhow::Result<String> {
     let t = app.texts();
-    let rows = app
+    // The plugins the bot serves: one taken out of its configuration is decided elsewhere.
+    let rows: Vec<_> = app
         .store
         .applicants_with_cards(app.desk.chat.0, status)
-        .await?;
+        .await?
+        .into_iter()
+        .filter(|row| app.poller(&row.applicant.plugin).is_some())
+        .collect();
     let status_label = status.map(|s| status_name(s, t)).unwrap_or_default();
     if rows.is_empty() {
         return Ok(match status {

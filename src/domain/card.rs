@@ -110,6 +110,15 @@ pub enum Note {
         /// When the newer card was posted.
         at: i64,
     },
+    /// The bot no longer serves the applicant's plugin (taken out of its configuration): the
+    /// card offers nothing, and the applicant is decided in the WeChat console, or here again
+    /// once the plugin is served again.
+    Unserved {
+        /// The plugin's AppID.
+        plugin: String,
+        /// When the bot closed the card.
+        at: i64,
+    },
 }
 
 /// An approver's ✅ on a card while a quorum (`APPROVALS_REQUIRED` of 2 or more) is gathered.

@@ -183,6 +183,43 @@ impl App {
         Ok(())
     }
 
+    /// Closes the team chat's cards of plugins the bot no longer serves (taken out of its
+    /// configuration): nothing would be sent for them, so no card may offer it. A card waiting
+    /// out its undo window is closed before its write goes out; one being decided is left to
+    /// the decision. Each is a compare-and-swap from the version read; returns how many closed.
+    pub async fn close_unserved_cards(&self) -> Result<usize, crate::store::StoreError> {
+        use crate::domain::card::{CardState, Note};
+        let mut closed = 0;
+        for card in self.store.cards(self.desk.chat.0).await? {
+            let open = matches!(
+                card.state,
+                CardState::Open
+                    | CardState::ChoosingReason
+                    | CardState::AwaitingReason
+                    | CardState::Scheduled
+            );
+            if !open || self.poller(&card.plugin).is_some() {
+                continue;
+            }
+            let note = Note::Unserved {
+                plugin: card.plugin.to_string(),
+                at: now_secs(),
+            };
+            if self
+                .store
+                .settle_card(card.id, card.version, CardState::Closed, Some(&note))
+                .await?
+            {
+                tracing::info!(card = card.id, plugin = %card.plugin, appid = %card.appid, "closed the card of a plugin this bot no longer serves");
+                closed += 1;
+                if let Err(e) = self.desk.refresh_card(card.id).await {
+                    tracing::warn!(card = card.id, error = %e, "could not show that a card's plugin is no longer served");
+                }
+            }
+        }
+        Ok(closed)
+    }
+
     /// The poller of `plugin` (its AppID), if the bot serves it.
     pub fn poller(&self, plugin: &AppId) -> Option<&Poller> {
         self.plugins.iter().find(|p| p.plugin() == plugin)

@@ -160,6 +160,10 @@ pub async fn begin(
     reason: Option<String>,
     via: Via,
 ) -> Result<Begin, StoreError> {
+    // A plugin the bot no longer serves is decided in the WeChat console.
+    if app.poller(&card.plugin).is_none() {
+        return Ok(Begin::NotApplicable);
+    }
     // Held before the claim is made, so no sweep can take the claimed card for abandoned.
     let hold = app.holds.hold(card.id);
     let Some(stored) = app.store.applicant(&card.plugin, &card.appid).await? else {

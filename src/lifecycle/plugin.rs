@@ -300,7 +300,7 @@ pub fn card_agrees(card: &Card, status: ApplyStatus, gone: bool) -> bool {
             }
             Some(Note::Elsewhere { status: code, .. }) => *code == status.code(),
             Some(Note::Failed { .. } | Note::Unknown { .. }) => status.is_deletable(),
-            Some(Note::Gone { .. }) | Some(Note::Superseded { .. }) => false,
+            Some(Note::Gone { .. } | Note::Superseded { .. } | Note::Unserved { .. }) => false,
             None => true,
         },
     }

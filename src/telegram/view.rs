@@ -589,6 +589,10 @@ impl CardView<'_> {
             }
             Note::Gone { at } => fill(t.line_gone, &[("time", &time(*at))]),
             Note::Superseded { at } => fill(t.line_superseded, &[("time", &time(*at))]),
+            Note::Unserved { plugin, at } => fill(
+                t.line_unserved,
+                &[("plugin", &escape(plugin)), ("time", &time(*at))],
+            ),
         }
     }
 
@@ -671,6 +675,10 @@ impl CardView<'_> {
         let id = self.card.id;
         let status = self.applicant.status;
         let mut rows = Vec::new();
+        // Nothing is sent for a plugin the bot no longer serves.
+        if matches!(self.card.note, Some(Note::Unserved { .. })) {
+            return rows;
+        }
         // After an unknown outcome the write may have happened: no decision until re-read.
         let unsettled = matches!(self.card.note, Some(Note::Unknown { .. }));
         if self.card.state == CardState::Open && status.is_decidable() && !unsettled {
