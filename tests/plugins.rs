@@ -545,4 +545,23 @@ async fn a_plugin_taken_out_of_the_file_has_its_cards_closed_and_nothing_sent_fo
         0
     );
     app.stop().await;
+
+    // Put back, its applicant gets a card that decides again.
+    std::fs::write(&path, file).expect("restored");
+    app.restart_stopped().await;
+    let again = app
+        .tg
+        .fake
+        .wait_until(WAIT, |_| {
+            app.cards()
+                .iter()
+                .any(|m| m.plain_text.contains(&pay_appid) && armed(m))
+        })
+        .await;
+    assert!(
+        again,
+        "Pay's applicant was not carded again: {:?}",
+        app.cards()
+    );
+    app.stop().await;
 }
