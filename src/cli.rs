@@ -84,6 +84,10 @@ enum Command {
         /// answers carry x-openapi-seqid (for WECHAT_TOKEN_MODE=cloudrun).
         #[arg(long)]
         cloud_run: bool,
+        /// Serve this many plugins' WeChat, each with its own AppID, secret and applicants: the
+        /// first at the root, plugin k under /plugin/k (1 to 50).
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=50))]
+        plugins: u16,
     },
 }
 
@@ -230,6 +234,7 @@ pub async fn main() -> ExitCode {
             arrive_every_secs,
             seed,
             cloud_run,
+            plugins,
         } => {
             let config = SandboxConfig {
                 applicants,
@@ -239,7 +244,7 @@ pub async fn main() -> ExitCode {
                 cloud_run,
                 ..SandboxConfig::default()
             };
-            sandbox(addr, config).await
+            sandbox(addr, config, usize::from(plugins)).await
         }
     };
     match result {
@@ -561,10 +566,37 @@ async fn healthcheck(addr: Option<String>) -> anyhow::Result<()> {
     }
 }
 
-async fn sandbox(addr: SocketAddr, config: SandboxConfig) -> anyhow::Result<()> {
+async fn sandbox(addr: SocketAddr, config: SandboxConfig, plugins: usize) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
     println!("WeChat sandbox on http://{bound}");
+    if plugins > 1 {
+        // Each plugin's table for PLUGINS_FILE, its secret in the variable the table names.
+        println!("  serving {plugins} plugins; a PLUGINS_FILE for them:");
+        let mut sandboxes = Vec::with_capacity(plugins);
+        for k in 1..=plugins {
+            let plugin = Sandbox::plugin_config(&config, k);
+            let base = if k == 1 {
+                format!("http://{bound}")
+            } else {
+                format!("http://{bound}/plugin/{k}")
+            };
+            println!(
+                "\n[[plugin]]\nname = \"P{k}\"\nappid = \"{}\"\nsecret_env = \"P{k}_SECRET\"  # {}\napi_base = \"{base}\"",
+                plugin.appid, plugin.secret
+            );
+            sandboxes.push(Sandbox::new(plugin));
+        }
+        println!("\n  control API under /__sandbox/ (plugin k: /plugin/k/__sandbox/)");
+        let shutdown = shutdown_on_signal();
+        Sandbox::serve_several(
+            sandboxes,
+            listener,
+            async move { shutdown.cancelled().await },
+        )
+        .await?;
+        return Ok(());
+    }
     println!("  appid {}  secret {}", config.appid, config.secret);
     println!(
         "  point the bot at it with WECHAT_API_BASE=http://{bound}; control API under /__sandbox/"

@@ -977,3 +977,115 @@ fn a_database_directory_this_user_may_not_write_is_named_with_the_user() {
         );
     }
 }
+
+/// A free loopback port (bound and let go).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+#[tokio::test]
+async fn one_sandbox_serves_several_plugins_and_check_names_each_on_its_lines() {
+    let port = free_port();
+    let mut sandbox = bot()
+        .args([
+            "sandbox",
+            "--plugins",
+            "2",
+            "--applicants",
+            "3",
+            "--addr",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("the sandbox starts");
+    let up = async {
+        while tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(20), up)
+        .await
+        .expect("the sandbox listens");
+    let tg = FakeTelegram::spawn().await.unwrap();
+    tg.fake.add_group(TEAM, "Plugin team");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("plugins.toml");
+    let base = SandboxConfig {
+        applicants: 3,
+        ..SandboxConfig::default()
+    };
+    let mut toml = String::new();
+    let mut secrets = Vec::new();
+    for k in 1..=2 {
+        let plugin = Sandbox::plugin_config(&base, k);
+        let api_base = match k {
+            1 => format!("http://127.0.0.1:{port}"),
+            _ => format!("http://127.0.0.1:{port}/plugin/{k}"),
+        };
+        toml.push_str(&format!(
+            "[[plugin]]\nname = \"P{k}\"\nappid = \"{}\"\nsecret_env = \"P{k}_SECRET\"\napi_base = \"{api_base}\"\n\n",
+            plugin.appid
+        ));
+        secrets.push((format!("P{k}_SECRET"), plugin.secret));
+    }
+    std::fs::write(&file, toml).unwrap();
+    let run_check = |secrets: Vec<(String, String)>| {
+        let (api, file) = (tg.api_url.to_string(), file.display().to_string());
+        tokio::task::spawn_blocking(move || {
+            bot()
+                .env("TELOXIDE_TOKEN", FAKE_BOT_TOKEN)
+                .env("TELOXIDE_API_URL", api)
+                .env("TEAM_CHAT_ID", TEAM.to_string())
+                .env("PLUGINS_FILE", file)
+                .envs(secrets)
+                .arg("check")
+                .output()
+                .unwrap()
+        })
+    };
+
+    let output = run_check(secrets.clone()).await.unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for k in 1..=2 {
+        assert!(
+            stdout.contains(&format!(
+                "wechat (P{k}): token ok (mode stable); first page has 3 applicants, 3 pending"
+            )),
+            "{stdout}"
+        );
+    }
+
+    // P2's secret is wrong: the line that says so names P2, and P1 still passes.
+    let mut wrong = secrets.clone();
+    wrong[1].1 = "not-the-secret".to_owned();
+    let output = run_check(wrong).await.unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("wechat (P1): token ok"), "{stdout}");
+    let problems = problems(&output);
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.starts_with("wechat (P2): WeChat errcode")),
+        "{problems:#?}"
+    );
+    assert!(
+        !String::from_utf8_lossy(&output.stderr).contains("not-the-secret"),
+        "the secret stays out"
+    );
+    let _ = sandbox.kill();
+    let _ = sandbox.wait();
+}

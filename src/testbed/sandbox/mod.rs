@@ -541,29 +541,55 @@ impl Sandbox {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let stop = CancellationToken::new();
-        if let Some(every) = self.inner.config.arrival_every {
-            let sandbox = self.clone();
-            let stop = stop.clone();
-            tokio::spawn(async move {
-                let mut tick = tokio::time::interval(every);
-                tick.tick().await;
-                loop {
-                    tokio::select! {
-                        () = stop.cancelled() => break,
-                        _ = tick.tick() => {
-                            let appid = sandbox.add_applicant(NewApplicant::default());
-                            tracing::info!(%appid, "sandbox: a new applicant applied");
-                        }
-                    }
-                }
-            });
-        }
+        let sandbox = self.clone();
+        let arriving = stop.clone();
+        tokio::spawn(async move { sandbox.serve_arrivals(arriving).await });
         let router = self.router();
         let result = axum::serve(listener, router)
             .with_graceful_shutdown(shutdown)
             .await;
         stop.cancel();
         result
+    }
+
+    /// Serves several plugins' WeChat on one listener until `shutdown` fires: the first at the
+    /// root, plugin k (counting from 1) under `/plugin/k` — its `api_base` — each with its own
+    /// AppID, secret, tokens, applicants and control API. Applicants arrive at the first only.
+    pub async fn serve_several(
+        sandboxes: Vec<Sandbox>,
+        listener: tokio::net::TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let mut plugins = sandboxes.into_iter();
+        let Some(first) = plugins.next() else {
+            return Ok(());
+        };
+        let mut router = first.router();
+        for (k, sandbox) in plugins.enumerate() {
+            router = router.nest(&format!("/plugin/{}", k + 2), sandbox.router());
+        }
+        let stop = CancellationToken::new();
+        tokio::spawn(first.clone().serve_arrivals(stop.clone()));
+        let result = axum::serve(listener, router)
+            .with_graceful_shutdown(shutdown)
+            .await;
+        stop.cancel();
+        result
+    }
+
+    /// The configuration of plugin `k` (counting from 1) when one sandbox serves several:
+    /// `base`'s for the first, else an AppID and secret of its own and another seed.
+    pub fn plugin_config(base: &SandboxConfig, k: usize) -> SandboxConfig {
+        if k <= 1 {
+            return base.clone();
+        }
+        SandboxConfig {
+            appid: format!("wx5a4db0c0ffee{k:04x}"),
+            secret: format!("{}-{k}", base.secret),
+            seed: base.seed + k as u64,
+            arrival_every: None,
+            ..base.clone()
+        }
     }
 
     /// Binds 127.0.0.1 on a free port and serves in a task.
@@ -584,6 +610,24 @@ impl Sandbox {
             base_url: format!("http://{addr}"),
             stop,
         })
+    }
+
+    /// A new applicant every `arrival_every` until `stop` fires (nothing without it).
+    async fn serve_arrivals(self, stop: CancellationToken) {
+        let Some(every) = self.inner.config.arrival_every else {
+            return;
+        };
+        let mut tick = tokio::time::interval(every);
+        tick.tick().await;
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => break,
+                _ = tick.tick() => {
+                    let appid = self.add_applicant(NewApplicant::default());
+                    tracing::info!(%appid, "sandbox: a new applicant applied");
+                }
+            }
+        }
     }
 
     /// Adds an applicant at the head of the list; returns its appid.
