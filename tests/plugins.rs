@@ -202,6 +202,15 @@ async fn pay_sandbox(applicants: usize) -> wxplugin_bot::testbed::sandbox::Runni
 /// Pay — in place of the single plugin's variables; their AppSecrets come from variables the
 /// file names.
 fn serve_two_plugins(app: &mut TestApp, pay: &wxplugin_bot::testbed::sandbox::RunningSandbox) {
+    serve_two_plugins_with(app, pay, "");
+}
+
+/// [`serve_two_plugins`], with `pay_keys` (TOML lines) added to Pay's table.
+fn serve_two_plugins_with(
+    app: &mut TestApp,
+    pay: &wxplugin_bot::testbed::sandbox::RunningSandbox,
+    pay_keys: &str,
+) {
     let maps = wxplugin_bot::testbed::sandbox::SandboxConfig::default();
     let file = format!(
         r#"[[plugin]]
@@ -215,6 +224,7 @@ name = "{PAY}"
 appid = "{PAY_APPID}"
 secret_env = "PAY_SECRET"
 api_base = "{}"
+{pay_keys}
 "#,
         maps.appid, app.wx.base_url, pay.base_url
     );
@@ -563,5 +573,52 @@ async fn a_plugin_taken_out_of_the_file_has_its_cards_closed_and_nothing_sent_fo
         "Pay's applicant was not carded again: {:?}",
         app.cards()
     );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_plugin_with_approvers_of_its_own_is_decided_by_them_alone() {
+    let mut app = TestApp::new(1).await;
+    let pay = pay_sandbox(1).await;
+    // Maps: APPROVER_IDS (Alice and Bob); Pay: Bob alone.
+    serve_two_plugins_with(&mut app, &pay, &format!("approver_ids = [{BOB}]"));
+    app.start().await;
+    app.wait_cards(2).await;
+    let pay_appid = pay.sandbox.applicants()[0].appid.clone();
+    let maps_appid = app.appids()[0].clone();
+    let pays = card_of(&app, PAY, &pay_appid).expect("Pay's card");
+
+    // Alice decides for Maps, not for Pay: her ✅ on Pay's card and her command do nothing.
+    let pressed = app
+        .tg
+        .fake
+        .user_presses(TEAM, pays.message_id, ALICE, "✅")
+        .expect("✅ on Pay's card");
+    let (alert, _) = app.answer(&pressed).await;
+    assert!(
+        alert.as_deref().is_some_and(|a| a.contains("approver")),
+        "{alert:?}"
+    );
+    let refused = app
+        .command(ALICE, &format!("/approve {PAY} {pay_appid}"))
+        .await;
+    assert!(
+        refused
+            .plain_text
+            .contains("Only approvers can decide on plugin applications."),
+        "{}",
+        refused.plain_text
+    );
+    assert_eq!(pay.sandbox.applicant(&pay_appid).map(|a| a.status), Some(1));
+    app.press(ALICE, &maps_appid, "✅");
+    wait_card_of(&app, MAPS, &maps_appid, "Approved by @alice").await;
+
+    // Bob decides for Pay.
+    app.tg
+        .fake
+        .user_presses(TEAM, pays.message_id, BOB, "✅")
+        .expect("✅ on Pay's card");
+    wait_card_of(&app, PAY, &pay_appid, "Approved by @bob").await;
+    assert_eq!(pay.sandbox.applicant(&pay_appid).map(|a| a.status), Some(2));
     app.stop().await;
 }

@@ -127,7 +127,7 @@ pub async fn on_command(app: Arc<App>, message: Message, me: Me) -> HandlerResul
     if matches!(command, Command::Delete(_)) {
         if !app
             .approvers
-            .may_delete(&app.desk.bot, app.desk.chat, user.id)
+            .may_delete_any(&app.desk.bot, app.desk.chat, user.id)
             .await
         {
             return reply(&app, &message, escape(t.not_deleter_command)).await;
@@ -135,7 +135,7 @@ pub async fn on_command(app: Arc<App>, message: Message, me: Me) -> HandlerResul
     } else if decides
         && !app
             .approvers
-            .is_approver(&app.desk.bot, app.desk.chat, user.id)
+            .is_approver_of_any(&app.desk.bot, app.desk.chat, user.id)
             .await
     {
         return reply(&app, &message, escape(t.not_approver_command)).await;
@@ -342,7 +342,7 @@ async fn subscription(app: &App, message: &Message, command: &Command) -> anyhow
     }
     if !app
         .approvers
-        .is_approver(&app.desk.bot, app.desk.chat, user.id)
+        .is_approver_of_any(&app.desk.bot, app.desk.chat, user.id)
         .await
     {
         return Ok(escape(t.subscribe_not_approver));
@@ -478,6 +478,22 @@ async fn decide(
     reason: Option<String>,
 ) -> anyhow::Result<String> {
     let t = app.texts();
+    // The gate let anyone through who decides for some plugin: this one's approvers decide.
+    let approvers = app.approvers.of(plugin.as_str());
+    let user = teloxide::types::UserId(actor.id);
+    if action == Action::Delete {
+        if !approvers
+            .may_delete(&app.desk.bot, app.desk.chat, user)
+            .await
+        {
+            return Ok(escape(t.not_deleter_command));
+        }
+    } else if !approvers
+        .is_approver(&app.desk.bot, app.desk.chat, user)
+        .await
+    {
+        return Ok(escape(t.not_approver_command));
+    }
     let Some(stored) = app
         .store
         .applicant(plugin, appid)

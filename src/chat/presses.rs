@@ -122,12 +122,14 @@ async fn check_press(app: &App, q: &CallbackQuery) -> anyhow::Result<Option<(Pre
     let (allowed, refused) = match press {
         Press::Delete(_) => (
             app.approvers
+                .of(card.plugin.as_str())
                 .may_delete(&app.desk.bot, app.desk.chat, q.from.id)
                 .await,
             t.alert_not_deleter,
         ),
         _ => (
             app.approvers
+                .of(card.plugin.as_str())
                 .is_approver(&app.desk.bot, app.desk.chat, q.from.id)
                 .await,
             t.alert_not_approver,
@@ -536,6 +538,7 @@ pub(crate) async fn on_reply(app: Arc<App>, message: Message, me: Me) -> Handler
     }
     if !app
         .approvers
+        .of(card.plugin.as_str())
         .is_approver(&app.desk.bot, app.desk.chat, from.id)
         .await
     {

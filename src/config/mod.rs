@@ -366,15 +366,14 @@ impl Settings {
             }
             _ => None,
         };
-        // Every plugin is carded in one chat and decided by one set of approvers (the file's
-        // plugins are refused otherwise): theirs, whatever the defaults say.
-        let (team_chat_id, approvers) = match (chat, &plugins) {
-            (_, Some(plugins)) if plugins_file.is_some() => (
-                plugins.first().map(|first| first.team_chat_id),
-                plugins.first().map(|first| first.approvers.clone()),
-            ),
-            (Some(Some(chat)), _) => (Some(chat), approvers),
-            _ => (None, approvers),
+        // Every plugin is carded in one chat (the file's plugins are refused otherwise): theirs,
+        // whatever TEAM_CHAT_ID says.
+        let team_chat_id = match (chat, &plugins) {
+            (_, Some(plugins)) if plugins_file.is_some() => {
+                plugins.first().map(|first| first.team_chat_id)
+            }
+            (Some(Some(chat)), _) => Some(chat),
+            _ => None,
         };
 
         let delete_ids = p.check(user_ids(var, "DELETE_IDS"));

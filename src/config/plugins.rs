@@ -110,8 +110,8 @@ pub(super) fn read(
             None => whole = false,
         }
     }
-    // One team chat and one set of approvers serve every plugin in this version: a plugin of
-    // its own elsewhere is refused rather than quietly carded in the first plugin's chat.
+    // One team chat serves every plugin in this version: a plugin of its own elsewhere is
+    // refused rather than quietly carded in the first plugin's chat.
     if let Some(first) = plugins.first() {
         for plugin in &plugins[1..] {
             let at =
@@ -120,13 +120,6 @@ pub(super) fn read(
                 p.check::<()>(Err(at(
                     "team_chat_id",
                     "differs from the first plugin's: this version cards every plugin in one team chat (set TEAM_CHAT_ID, or the same team_chat_id on each)",
-                )));
-                whole = false;
-            }
-            if plugin.approvers != first.approvers {
-                p.check::<()>(Err(at(
-                    "approver_ids",
-                    "differ from the first plugin's: this version has one set of approvers for every plugin (set APPROVER_IDS, or the same approver_ids on each)",
                 )));
                 whole = false;
             }
@@ -513,7 +506,7 @@ token_mode = "cloudrun"
     }
 
     #[test]
-    fn every_plugin_shares_the_team_chat_and_the_approvers_for_now() {
+    fn every_plugin_shares_the_team_chat_for_now_and_may_have_approvers_of_its_own() {
         let file = r#"
 [[plugin]]
 name = "Maps"
@@ -536,15 +529,13 @@ approver_ids = [1001, 1002]
             "{problems:#?}"
         );
 
-        let same = file.replace("team_chat_id = -1009999999999\n", "");
-        let s = load(&same, &[]).expect("one chat, one set of approvers");
-        assert_eq!(
-            s.approvers,
-            Some(vec![
-                teloxide::types::UserId(1001),
-                teloxide::types::UserId(1002)
-            ]),
-            "the file's approvers are the bot's"
-        );
+        let same = file
+            .replace("team_chat_id = -1009999999999\n", "")
+            .replace("approver_ids = [1001, 1002]\n\n[[plugin]]", "\n[[plugin]]");
+        let s = load(&same, &[("APPROVER_IDS", "7")]).expect("one chat");
+        let ids = |ids: &[u64]| Some(ids.iter().map(|id| teloxide::types::UserId(*id)).collect());
+        assert_eq!(s.plugins[0].approvers, ids(&[7]), "APPROVER_IDS by default");
+        assert_eq!(s.plugins[1].approvers, ids(&[1001, 1002]), "its own");
+        assert_eq!(s.approvers, ids(&[7]));
     }
 }

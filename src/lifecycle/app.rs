@@ -16,7 +16,7 @@ use crate::lifecycle::desk::{Desk, DeskParts};
 use crate::lifecycle::leader::Leadership;
 use crate::lifecycle::plugin::Poller;
 use crate::store::Store;
-use crate::telegram::approver::Approvers;
+use crate::telegram::approver::{ApproverSets, Approvers};
 use crate::telegram::conflicts::TelegramConflicts;
 use crate::wechat::WeChatClient;
 
@@ -69,8 +69,8 @@ pub struct App {
     pub plugins: Vec<Poller>,
     /// The team chat's cards and messages.
     pub desk: Desk,
-    /// Who may decide.
-    pub approvers: Arc<Approvers>,
+    /// Who may decide, for each plugin.
+    pub approvers: Arc<ApproverSets>,
     /// Cards held by decisions in flight.
     pub holds: Arc<Holds>,
     /// Fired when the bot is asked to stop (the desk's waits end with it: [`App::stop_waiting`]).
@@ -99,9 +99,20 @@ impl App {
         bot: teloxide::Bot,
     ) -> Arc<Self> {
         let settings = Arc::new(settings);
-        let approvers = Arc::new(Approvers::new(
-            settings.approvers.clone(),
-            settings.delete_ids.clone(),
+        // A plugin of PLUGINS_FILE with approver_ids of its own has its own set.
+        let approvers = Arc::new(ApproverSets::new(
+            Approvers::new(settings.approvers.clone(), settings.delete_ids.clone()),
+            settings
+                .plugins
+                .iter()
+                .filter(|p| p.approvers != settings.approvers)
+                .map(|p| {
+                    (
+                        p.wechat.appid.clone(),
+                        Approvers::new(p.approvers.clone(), settings.delete_ids.clone()),
+                    )
+                })
+                .collect(),
         ));
         let leadership = Arc::new(Leadership::new(settings.replica.clone(), settings.lease));
         if !store.is_postgres() {

@@ -23,7 +23,7 @@ use crate::domain::now_secs;
 use crate::i18n::{Lang, Texts, fill};
 use crate::lifecycle::leader::Leadership;
 use crate::store::{Store, StoredApplicant};
-use crate::telegram::approver::Approvers;
+use crate::telegram::approver::ApproverSets;
 use crate::telegram::html::{escape, nickname_html};
 use crate::telegram::limiter::{Lane, Limits, SendLimiter};
 use crate::telegram::view::CardView;
@@ -72,7 +72,7 @@ pub struct Desk {
     /// polling) edits them.
     leadership: Arc<Leadership>,
     /// Who may decide: a vote of someone no longer among them is shown apart, uncounted.
-    approvers: Arc<Approvers>,
+    approvers: Arc<ApproverSets>,
     card_locks: Arc<CardLocks>,
     /// One new card's message in flight at a time, from its send until its id is recorded: a
     /// command's card and the poller's are never on the wire together, so a kill leaves at most
@@ -131,7 +131,7 @@ pub struct DeskParts {
     /// The lease.
     pub leadership: Arc<Leadership>,
     /// Who may decide.
-    pub approvers: Arc<Approvers>,
+    pub approvers: Arc<ApproverSets>,
     /// The process's stop.
     pub stopping: CancellationToken,
     /// What the poller must hear of a deleted card message.
@@ -243,6 +243,7 @@ impl Desk {
                 .iter()
                 .filter(|v| {
                     self.approvers
+                        .of(card.plugin.as_str())
                         .known_not_approver(teloxide::types::UserId(v.id))
                 })
                 .map(|v| v.id)

@@ -108,6 +108,7 @@ pub async fn approve(
         for vote in &votes {
             if app
                 .approvers
+                .of(now.plugin.as_str())
                 .is_approver(
                     &app.desk.bot,
                     app.desk.chat,

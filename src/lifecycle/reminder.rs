@@ -152,10 +152,22 @@ pub async fn escalate(app: &App) -> Result<usize, StoreError> {
             &[("n", &(due.len() - listed.len()).to_string())],
         ));
     }
-    let mentions: Vec<String> = app
-        .approvers
-        .list(&app.desk.bot, app.desk.chat)
-        .await
+    // The approvers of the plugins whose applicants are escalated, each named once.
+    let mut named: Vec<(teloxide::types::UserId, String)> = Vec::new();
+    let mut asked: Vec<&crate::telegram::approver::Approvers> = Vec::new();
+    for due in &due {
+        let set = app.approvers.of(due.card.plugin.as_str());
+        if asked.iter().any(|a| std::ptr::eq(*a, set)) {
+            continue;
+        }
+        asked.push(set);
+        for (id, name) in set.list(&app.desk.bot, app.desk.chat).await {
+            if !named.iter().any(|(n, _)| *n == id) {
+                named.push((id, name));
+            }
+        }
+    }
+    let mentions: Vec<String> = named
         .into_iter()
         .map(|(id, name)| {
             format!(

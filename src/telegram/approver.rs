@@ -3,6 +3,7 @@
 //! `DELETE_IDS`, or, when that is unset, the approvers. When in doubt, nobody.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use teloxide::prelude::*;
@@ -133,6 +134,74 @@ impl Approvers {
         match &self.deleters {
             Some(ids) => format!("{approvers}; {} may delete (DELETE_IDS)", ids.len()),
             None => approvers,
+        }
+    }
+}
+
+/// Who decides for each plugin: the default approvers (`APPROVER_IDS`, else the chat's
+/// administrators) and, for a plugin of `PLUGINS_FILE` with `approver_ids` of its own, those.
+pub struct ApproverSets {
+    default: Arc<Approvers>,
+    /// Plugins (by AppID) with approvers of their own.
+    own: Vec<(String, Arc<Approvers>)>,
+}
+
+impl ApproverSets {
+    /// The default set, and `own` sets for the plugins (by AppID) that have them.
+    pub fn new(default: Approvers, own: Vec<(String, Approvers)>) -> Self {
+        Self {
+            default: Arc::new(default),
+            own: own.into_iter().map(|(p, a)| (p, Arc::new(a))).collect(),
+        }
+    }
+
+    /// Who decides for `plugin` (its AppID).
+    pub fn of(&self, plugin: &str) -> &Approvers {
+        self.own
+            .iter()
+            .find(|(p, _)| p == plugin)
+            .map_or(&self.default, |(_, a)| a)
+    }
+
+    /// Every set, the default first: each asked once.
+    fn all(&self) -> impl Iterator<Item = &Approvers> {
+        std::iter::once(&*self.default).chain(self.own.iter().map(|(_, a)| &**a))
+    }
+
+    /// Whether `user` decides for any plugin in `chat`: the gate before a command names one.
+    pub async fn is_approver_of_any<R: Requester>(
+        &self,
+        bot: &R,
+        chat: ChatId,
+        user: UserId,
+    ) -> bool {
+        for set in self.all() {
+            if set.is_approver(bot, chat, user).await {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Whether `user` may delete for any plugin in `chat`.
+    pub async fn may_delete_any<R: Requester>(&self, bot: &R, chat: ChatId, user: UserId) -> bool {
+        for set in self.all() {
+            if set.may_delete(bot, chat, user).await {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// A description for `/status` and logs: the default set, and how many plugins have their
+    /// own.
+    pub fn describe(&self) -> String {
+        match self.own.len() {
+            0 => self.default.describe(),
+            n => format!(
+                "{}; {n} plugins with approver_ids of their own",
+                self.default.describe()
+            ),
         }
     }
 }
