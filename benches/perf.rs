@@ -198,7 +198,16 @@ fn start_bot_with(
         ("TZ", "UTC".to_owned()),
         ("RUST_LOG", "warn".to_owned()),
     ]);
-    let log = std::fs::File::create(dir.join(format!("bot-{interval_secs}.log"))).expect("log");
+    spawn_bot(dir, vars, &format!("bot-{interval_secs}.log"))
+}
+
+/// The release binary running with exactly `vars`, in `dir`, its output in `log`.
+fn spawn_bot<K: AsRef<std::ffi::OsStr>, V: AsRef<std::ffi::OsStr>>(
+    dir: &Path,
+    vars: impl IntoIterator<Item = (K, V)>,
+    log: &str,
+) -> Bot {
+    let log = std::fs::File::create(dir.join(log)).expect("log");
     let child = Command::new(env!("CARGO_BIN_EXE_wxplugin-bot"))
         .env_clear()
         .envs(vars)
@@ -904,21 +913,7 @@ async fn plugins_section(
     ] {
         vars.insert(k.to_owned(), v);
     }
-    let log = std::fs::File::create(dir.join("bot-plugins.log")).expect("log");
-    let child = Command::new(env!("CARGO_BIN_EXE_wxplugin-bot"))
-        .env_clear()
-        .envs(&vars)
-        .current_dir(dir)
-        .arg("run")
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().expect("log"))
-        .stderr(log)
-        .spawn()
-        .expect("the bot binary starts");
-    let bot = Bot {
-        child,
-        dir: dir.to_path_buf(),
-    };
+    let bot = spawn_bot(dir, &vars, "bot-plugins.log");
     let total = scale.plugins * scale.per_plugin;
     let started = Instant::now();
     let carded = tg

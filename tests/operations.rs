@@ -264,14 +264,7 @@ async fn health_fails_when_wechat_has_not_been_read_for_three_intervals() {
     app.wx
         .sandbox
         .inject(wx_fault("any", Fault::Http(502), 10_000));
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
-    let (status, body) = loop {
-        let (status, body) = get(&format!("{base}/healthz")).await;
-        if status != 200 || tokio::time::Instant::now() > deadline {
-            break (status, body);
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    };
+    let (status, body) = healthz_once_failing(&base).await;
     assert_eq!(status, 503, "{body}");
     let health: serde_json::Value = serde_json::from_str(&body).expect("JSON");
     assert_eq!(health["ok"], false);

@@ -157,28 +157,10 @@ pub async fn on_command(app: Arc<App>, message: Message, me: Me) -> HandlerResul
             }
         }
         Command::Approve(arg) => {
-            let (plugin, arg) = named_plugin(&app, &arg);
-            match one_appid(arg, t, t.approve_usage) {
-                Ok(appid) => match which_plugin(&app, plugin, &appid, "approve").await? {
-                    Ok(plugin) => {
-                        decide(&app, &plugin, &appid, &actor, Action::Approve, None).await?
-                    }
-                    Err(answer) => answer,
-                },
-                Err(usage) => usage,
-            }
+            decide_on_one(&app, &arg, &actor, Action::Approve, t.approve_usage).await?
         }
         Command::Delete(arg) => {
-            let (plugin, arg) = named_plugin(&app, &arg);
-            match one_appid(arg, t, t.delete_usage) {
-                Ok(appid) => match which_plugin(&app, plugin, &appid, "delete").await? {
-                    Ok(plugin) => {
-                        decide(&app, &plugin, &appid, &actor, Action::Delete, None).await?
-                    }
-                    Err(answer) => answer,
-                },
-                Err(usage) => usage,
-            }
+            decide_on_one(&app, &arg, &actor, Action::Delete, t.delete_usage).await?
         }
         Command::Reject(arg) => {
             let (plugin, arg) = named_plugin(&app, &arg);
@@ -466,6 +448,25 @@ async fn which_plugin(
             ))
         }
     })
+}
+
+/// `/approve` and `/delete`: `[plugin] <appid>`, then the decision (or how to use the command).
+async fn decide_on_one(
+    app: &Arc<App>,
+    arg: &str,
+    actor: &Actor,
+    action: Action,
+    usage: &str,
+) -> anyhow::Result<String> {
+    let (plugin, arg) = named_plugin(app, arg);
+    let appid = match one_appid(arg, app.texts(), usage) {
+        Ok(appid) => appid,
+        Err(usage) => return Ok(usage),
+    };
+    match which_plugin(app, plugin, &appid, action.as_str()).await? {
+        Ok(plugin) => decide(app, &plugin, &appid, actor, action, None).await,
+        Err(answer) => Ok(answer),
+    }
 }
 
 /// A decision by command: the same claim and card as a button press.

@@ -572,6 +572,18 @@ pub async fn get(url: &str) -> (u16, String) {
 }
 
 /// The address a bot process printed for its metrics.
+/// `/healthz` at `base` once it answers other than 200, or its last answer after 40 s.
+pub async fn healthz_once_failing(base: &str) -> (u16, String) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
+    loop {
+        let (status, body) = get(&format!("{base}/healthz")).await;
+        if status != 200 || tokio::time::Instant::now() > deadline {
+            return (status, body);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
 pub async fn metrics_base(process: &BotProcess) -> String {
     for _ in 0..100 {
         let printed = process.printed();
